@@ -1,0 +1,55 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// Targets keep the arrows one-way (design.md §2):
+// C libraries → WconvTensor → WconvFormats → WconvGraph → WconvRuntime → WconvTraining → wconv.
+let package = Package(
+    name: "wconv",
+    products: [
+        .library(name: "Wconv", targets: ["Wconv"]),
+        .executable(name: "wconv", targets: ["wconv"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // C libraries from Debian's packages, one wrapper target each.
+        .systemLibrary(name: "CWconvZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CWconvProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CWconvHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        // protoc-c output for schemas/onnx.proto, committed (tools/regenerate-onnx rebuilds it).
+        .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
+        .systemLibrary(name: "CWconvBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
+        .target(name: "CWconvImage", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+
+        // Core Library
+        .target(name: "WconvTensor", dependencies: [
+            .product(name: "Collections", package: "swift-collections"),
+        ]),
+        .target(name: "WconvFormats", dependencies: [
+            "WconvTensor", "CWconvZlib", "CWconvProtobufC", "CWconvONNX", "CWconvHDF5",
+            .product(name: "Collections", package: "swift-collections"),
+        ]),
+        .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats"]),
+        .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS"]),
+        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvGraph", "WconvRuntime", "CWconvImage"]),
+        .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining"]),
+
+        // Command line
+        .executableTarget(name: "wconv", dependencies: [
+            "Wconv",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Tests
+        .testTarget(name: "WconvTensorTests", dependencies: ["WconvTensor"]),
+        .testTarget(name: "WconvFormatsTests", dependencies: ["WconvFormats"]),
+        .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats"]),
+        .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats"]),
+        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats"]),
+        .testTarget(name: "WconvCLITests", dependencies: ["Wconv"]),
+    ]
+)

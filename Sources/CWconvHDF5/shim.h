@@ -1,0 +1,12 @@
+#include <hdf5.h>
+// HDF5's type and property-list ids (H5T_NATIVE_FLOAT, H5P_DEFAULT, ...) are macros that
+// expand to function calls or globals Swift cannot import; these inline functions expose them.
+static inline hid_t wconv_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t wconv_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t wconv_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t wconv_h5t_native_int32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t wconv_h5t_c_s1(void) { return H5T_C_S1; }
+static inline hid_t wconv_h5p_default(void) { return H5P_DEFAULT; }
+static inline hid_t wconv_h5s_all(void) { return H5S_ALL; }
+static inline hid_t wconv_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+static inline hid_t wconv_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }

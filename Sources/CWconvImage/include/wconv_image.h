@@ -1,0 +1,20 @@
+#ifndef WCONV_IMAGE_H
+#define WCONV_IMAGE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// Decoded 8-bit image, interleaved RGB (channels == 3). Free with wconv_image_free.
+typedef struct {
+    int width;
+    int height;
+    int channels;
+    uint8_t *pixels;
+} wconv_image;
+
+/// Decodes a PNG or JPEG held in memory into RGB8. Returns 0 on success; on failure a
+/// message is written to `error` (at most error_len bytes, NUL-terminated).
+int wconv_image_decode(const uint8_t *bytes, size_t len, wconv_image *out, char *error, size_t error_len);
+void wconv_image_free(wconv_image *img);
+/// Encodes RGB8 as PNG into a malloc'd buffer (caller frees with free()).
+int wconv_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *out_len, char *error, size_t error_len);
+#endif

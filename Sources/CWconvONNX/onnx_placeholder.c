@@ -1,0 +1,1 @@
+#include "cwconv_onnx.h"

@@ -1,0 +1,2 @@
+// Readers and writers: zip, pickle, PyTorch, safetensors, ONNX, HDF5/Keras. Filled in by the format issues.
+import WconvTensor

@@ -1,0 +1,2 @@
+// Kernels, executor and autograd over ModelGraph.
+import WconvGraph

@@ -1,0 +1,2 @@
+// Transfer learning: groups, optimizers, losses, data, trainer, evaluation.
+import WconvRuntime

@@ -1,0 +1,2 @@
+import XCTest
+final class WconvCLITestsPlaceholder: XCTestCase { func testTargetBuilds() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class WconvFormatsTestsPlaceholder: XCTestCase { func testTargetBuilds() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class WconvGraphTestsPlaceholder: XCTestCase { func testTargetBuilds() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class WconvRuntimeTestsPlaceholder: XCTestCase { func testTargetBuilds() {} }
