@@ -33,9 +33,9 @@ let package = Package(
             "WconvTensor", "CWconvZlib", "CWconvProtobufC", "CWconvONNX", "CWconvHDF5",
             .product(name: "Collections", package: "swift-collections"),
         ]),
-        .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats"]),
-        .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS"]),
-        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvGraph", "WconvRuntime", "CWconvImage"]),
+        .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining"]),
 
         // Command line

@@ -1,4 +1,4 @@
-import Collections
+import OrderedCollections
 import WconvTensor
 
 /// An op of the canonical vocabulary. A string-backed struct rather than an enum so that

@@ -1,4 +1,4 @@
-import Collections
+import OrderedCollections
 
 /// What a reader returns: named tensors in file order, plus what else the file said.
 public struct TensorBundle: Sendable {
