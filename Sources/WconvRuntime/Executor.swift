@@ -198,9 +198,17 @@ final class Executor {
         try plan(inputShapes: inputShapes)
         for info in graph.inputs {
             let t = inputs[info.name]!
-            let vals = t.dtype == .f32 ? t.floats() : t.converted(to: .f32).tensor.floats()
             let dst = ptrs[valueIds[info.name]!]!
-            vals.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: vals.count) }
+            let n = t.numel
+            if t.dtype == .f32 {
+                // One copy straight from the caller's bytes.
+                t.withContiguousBytes { raw in
+                    if n > 0 { UnsafeMutableRawPointer(dst).copyMemory(from: raw.baseAddress!, byteCount: n * 4) }
+                }
+            } else {
+                let vals = t.converted(to: .f32).tensor.floats()
+                vals.withUnsafeBufferPointer { if n > 0 { dst.update(from: $0.baseAddress!, count: n) } }
+            }
         }
     }
 
@@ -208,7 +216,8 @@ final class Executor {
     func tensor(_ vid: Int) -> Tensor? {
         guard let sh = shapes[vid], let p = ptrs[vid] else { return nil }
         let n = sh.reduce(1, *)
-        return Tensor(shape: sh, floats: Array(UnsafeBufferPointer(start: p, count: n)))
+        let storage = Storage(copying: UnsafeRawBufferPointer(start: p, count: n * 4))
+        return try? Tensor(dtype: .f32, shape: sh, storage: storage)
     }
 
     /// Runs every step. `training` selects batch statistics (per `bnMode`) and dropout masks.
@@ -280,6 +289,8 @@ final class Executor {
             adaptiveAvgPoolForward(x!, planes: planes, h: h, w: w, oh: oh, ow: ow, y)
         case .binary(let kind, let p):
             binaryForward(kind, x!, inp(1)!, p, y)
+            let act = nodes[st.node].fused
+            if act != .none { applyActivation(act, y, y, p.count) }
         case .concat(let lengths, let outer, let inner):
             concatForward((0..<st.inputs.count).map { UnsafePointer(inp($0)!) }, lengths: lengths, outer: outer, inner: inner, y)
         case .view:
