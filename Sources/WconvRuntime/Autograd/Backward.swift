@@ -9,6 +9,8 @@ final class GradientState {
     var grad: [Int: UnsafeMutablePointer<Float>] = [:]
     var gradCount: [Int: Int] = [:]
     var touched = Set<Int>()
+    /// Steps whose backward did work in the last pass (tests check frozen parts cost nothing).
+    var stepsRun = 0
 
     deinit { for p in grad.values { p.deallocate() } }
 
@@ -48,6 +50,7 @@ extension Executor {
         guard let outV = outs.first else { return }
         let needs = st.inputs.map { $0 >= 0 && gs.requiresGrad[$0] }
         guard needs.contains(true) else { return }
+        gs.stepsRun += 1
         let dy = UnsafePointer(gs.grad[root[outV]]!)
         func x(_ k: Int) -> UnsafeMutablePointer<Float>? { k < st.inputs.count && st.inputs[k] >= 0 ? ptrs[st.inputs[k]] : nil }
         func dx(_ k: Int) -> UnsafeMutablePointer<Float>? {

@@ -103,6 +103,7 @@ public final class TrainingSession {
         let ex = executor
         grads.requiresGrad = ex.computeRequiresGrad(trainableValues: trainableValues)
         grads.touched = []
+        grads.stepsRun = 0
         for (name, g) in outputGradients {
             guard let v = ex.id(name), let sh = ex.shapes[v] else {
                 throw WconvError(.usage, "gradient given for '\(name)', which is not a value of the graph")
@@ -121,6 +122,9 @@ public final class TrainingSession {
         // Trainable parameters no gradient reached get zeros, so optimizers see a defined buffer.
         for name in trainable { if let v = ex.id(name), let e = store[name] { _ = grads.buffer(ex.root[v], count: e.count) } }
     }
+
+    /// Number of nodes whose backward ran in the last `backward` (frozen parts contribute none).
+    public var lastBackwardNodeCount: Int { grads.stepsRun }
 
     /// The gradient of a trainable parameter from the last backward, or nil.
     public func gradientBuffer(named name: String) -> UnsafeMutableBufferPointer<Float>? {
