@@ -185,8 +185,10 @@ final class GraphBuilder {
             for i in g.outputs.indices {
                 if let s = shapes[g.outputs[i].name] {
                     // Batch (and sequence) dims follow the input; keep them dynamic.
-                    g.outputs[i].shape = s.enumerated().map { idx, d in
-                        outputShapeHint[g.outputs[i].name].flatMap { idx < $0.count ? $0[idx] : d } ?? (idx == 0 ? nil : d)
+                    if let hint = outputShapeHint[g.outputs[i].name], hint.count == s.count {
+                        g.outputs[i].shape = hint
+                    } else {
+                        g.outputs[i].shape = s.enumerated().map { idx, d in idx == 0 ? nil : d }
                     }
                 }
             }
