@@ -11,10 +11,22 @@ enum EfficientNetFamily: ArchitectureFamily {
     static let name = "efficientnet"
     static let stageStrides = [1, 2, 2, 2, 1, 2, 1]
     /// (stem width, total MBConv blocks) of torchvision's B0…B7, and their classifier dropout.
+    /// B1 and B2 share both; the head width (1280 vs 1408) tells them apart.
     static let variants: [(String, Int, Int, Double)] = [
         ("b0", 32, 16, 0.2), ("b1", 32, 23, 0.2), ("b2", 32, 23, 0.3), ("b3", 40, 26, 0.3),
         ("b4", 48, 32, 0.4), ("b5", 48, 39, 0.4), ("b6", 56, 45, 0.5), ("b7", 64, 55, 0.5),
     ]
+    /// torchvision's IMAGENET1K_V1 transforms per variant: (crop, resize), bicubic.
+    static let presets: [String: (Int, Int)] = [
+        "b0": (224, 256), "b1": (240, 256), "b2": (288, 288), "b3": (300, 320),
+        "b4": (380, 384), "b5": (456, 456), "b6": (528, 528), "b7": (600, 600),
+    ]
+
+    /// The variant's torchvision preset, or ImageNet defaults for custom widths.
+    static func preprocessing(_ variant: String?) -> Preprocessing {
+        guard let v = variant, let (crop, resize) = presets[v] else { return .imagenet }
+        return Preprocessing(inputSize: [crop, crop], resizeShorter: resize, interpolation: "bicubic")
+    }
 
     static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
         guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem (torchvision Conv2dNormActivation)") }
@@ -27,7 +39,8 @@ enum EfficientNetFamily: ArchitectureFamily {
         guard b.isConvNormAct("features.\(head)") else { throw RecognitionFailure("features.\(head) is not the 1×1 head conv") }
         let stem = try b.require("features.0.0.weight", rank: 4)
         let blockCount = stages.reduce(0) { $0 + b.children("features.\($1)").count }
-        let known = variants.first { $0.1 == stem[0] && $0.2 == blockCount }
+        let headWidth = b.shape("features.\(head).0.weight")?.first ?? 0
+        let known = variants.first { $0.1 == stem[0] && $0.2 == blockCount && ($0.0 != "b1" || headWidth == 1280) && ($0.0 != "b2" || headWidth == 1408) }
         let bnEps = ["b5", "b6", "b7"].contains(known?.0 ?? "") ? 1e-3 : 1e-5
         let bnMomentum = bnEps == 1e-3 ? 0.01 : 0.1
         if stages.count != stageStrides.count {
@@ -67,6 +80,6 @@ enum EfficientNetFamily: ArchitectureFamily {
                           ?? "widths/depths match no B0–B7 preset: custom EfficientNet, BatchNorm eps 1e-5 assumed")
         return try b.finish(inputs: [imageInput], outputs: [logits], family: name,
                             variant: known.map { "efficientnet_\($0.0)" } ?? "efficientnet (custom: stem \(stem[0]), \(blockCount) blocks)",
-                            preprocessing: .imagenet)
+                            preprocessing: preprocessing(known?.0))
     }
 }
