@@ -35,7 +35,7 @@ public enum CanonicalModel {
         for (name, t) in graph.parameters where graph.aliases[name] == nil { b.tensors[name] = t }
         b.aliases = graph.aliases
         let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         func json<T: Encodable>(_ v: T) -> String {
             // Encoding plain Codable structs of strings and numbers cannot fail.
             (try? enc.encode(v)).flatMap { String(data: $0, encoding: .utf8) } ?? "null"

@@ -213,6 +213,18 @@ final class RecognitionTests: XCTestCase {
         }
     }
 
+    func testHeadlessBackbonesOutputPooledFeatures() throws {
+        for (file, head, width) in [("resnet_basic.safetensors", "fc", 24), ("densenet.safetensors", "classifier", 20),
+                                    ("efficientnet.safetensors", "classifier.1", 48), ("vgg.safetensors", "classifier", 24 * 49)] {
+            var b = try Fixtures.readSafetensors(file)
+            for k in b.tensors.keys where k.hasPrefix(head + ".") { b.tensors[k] = nil }
+            let r = try ArchitectureRecognizer.recognizeDetailed(b)
+            XCTAssertEqual(r.graph.outputs.map(\.name), ["features"], file)
+            XCTAssertEqual(try r.graph.inferShapes(inputShapes: ["input": [2, 3, 48, 48]])["features"], [2, width], file)
+            XCTAssertTrue(r.evidence.contains { $0.contains("headless") }, file)
+        }
+    }
+
     func testWrongHeadShapeFailsNamingTheTensor() throws {
         var b = try Fixtures.readSafetensors("resnet_basic.safetensors")
         b.tensors["fc.weight"] = Tensor(zeros: [10, 25])

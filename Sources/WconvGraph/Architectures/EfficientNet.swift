@@ -71,11 +71,10 @@ enum EfficientNetFamily: ArchitectureFamily {
         }
         (x, c) = try b.convNormAct("features.\(head)", x, inChannels: c, act: .silu, eps: bnEps, momentum: bnMomentum)
         let pooled = b.poolFlatten(x)
-        let dropped = b.add("classifier.0", .dropout, [pooled], ["ratio": .float(known?.3 ?? 0.2)])
-        let (logits, classes) = try b.linear("classifier.1", dropped, inFeatures: c, output: "logits")
+        let (logits, _) = try b.headOrFeatures("classifier.1", pooled, inFeatures: c, dropout: known?.3 ?? 0.2, dropoutName: "classifier.0")
         b.evidence.append("stem features.0.0.weight \(stem), \(stages.count) MBConv stages (features.1..\(head - 1)), \(blockCount) blocks, head conv features.\(head) → \(c)")
         b.evidence += shapes
-        b.evidence.append("SiLU activations, squeeze-excitation (fc1/fc2) with sigmoid gate; classifier.1.weight [\(classes), \(c)]")
+        b.evidence.append("SiLU activations, squeeze-excitation (fc1/fc2) with sigmoid gate")
         b.evidence.append(known.map { "stem width \(stem[0]) and \($0.2) blocks match torchvision efficientnet_\($0.0) (BatchNorm eps \(bnEps))" }
                           ?? "widths/depths match no B0–B7 preset: custom EfficientNet, BatchNorm eps 1e-5 assumed")
         return try b.finish(inputs: [imageInput], outputs: [logits], family: name,

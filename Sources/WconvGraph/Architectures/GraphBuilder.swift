@@ -145,6 +145,20 @@ final class GraphBuilder {
         return add(prefix, .layerNorm, [x, prefix + ".weight", b], ["epsilon": .float(eps), "axis": .int(-1)], output: output)
     }
 
+    /// The classifier Linear at `prefix` when the file has one; otherwise (a backbone saved with its
+    /// head removed or replaced by Identity) the pooled features become the output `features`.
+    func headOrFeatures(_ prefix: String, _ x: String, inFeatures: Int, dropout: Double? = nil, dropoutName: String? = nil) throws -> (String, Int) {
+        guard has(prefix + ".weight") else {
+            evidence.append("no '\(prefix).weight': headless backbone, output is the \(inFeatures) pooled features")
+            return (add("features", .identity, [x], output: "features"), inFeatures)
+        }
+        var h = x
+        if let dropout { h = add(dropoutName ?? prefix + ".dropout", .dropout, [h], ["ratio": .float(dropout)]) }
+        let (logits, classes) = try linear(prefix, h, inFeatures: inFeatures, output: "logits")
+        evidence.append("head \(prefix).weight [\(classes), \(inFeatures)]: \(classes) classes")
+        return (logits, classes)
+    }
+
     func act(_ op: Op, _ name: String, _ x: String) -> String {
         if op == .hardSigmoid {
             // PyTorch's Hardsigmoid is relu6(x+3)/6; say so explicitly (ONNX's default alpha is 0.2).
