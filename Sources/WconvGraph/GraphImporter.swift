@@ -88,6 +88,18 @@ public enum GraphImporter {
                 }
             }
         }
+        // "Unless the file says otherwise": preprocessing and labels carried in the file's metadata
+        // (e.g. a safetensors written by another tool with wconv.preprocess) win over family defaults.
+        if !CanonicalModel.isCanonical(bundle) {
+            if let s = bundle.metadata[CanonicalModel.preprocessKey],
+               let p = try? JSONDecoder().decode(Preprocessing.self, from: Data(s.utf8)) {
+                graph.preprocessing = p
+                evidence.append("preprocessing from the file's \(CanonicalModel.preprocessKey) metadata")
+            }
+            if let s = bundle.metadata[CanonicalModel.labelsKey], let l = try? JSONDecoder().decode([String].self, from: Data(s.utf8)) {
+                graph.labels = l
+            }
+        }
         graph.provenance.sourceFile = graph.provenance.sourceFile ?? sourcePath
         graph.provenance.sourceSHA256 = graph.provenance.sourceSHA256 ?? sha256
         graph.provenance.sourceFormat = graph.provenance.sourceFormat ?? bundle.format

@@ -94,6 +94,30 @@ final class GraphValidationTests: XCTestCase {
         assertInvalid(g, mentions: ["'conv'", "height", "smaller than the kernel"])
     }
 
+    /// Attributes as an untrusted canonical file could carry them: extreme values never trap,
+    /// they fail validation (or pass when harmless).
+    func testHostileAttributesNeverCrash() {
+        let extremes = [Int.max, Int.min, -1, 0, 1 << 40, Int.max / 2]
+        let keys = ["strides", "pads", "kernel", "group", "dilations", "axis", "outputSize", "shape", "perm", "keepdims"]
+        var failures = 0
+        for node in 0..<5 {
+            for key in keys {
+                for v in extremes {
+                    var g = tiny()
+                    g.nodes[node].attributes[key] = key == "group" || key == "axis" || key == "keepdims" ? .int(v) : .ints([v, v, v, v])
+                    do { try g.validate() } catch { failures += 1 }
+                }
+            }
+        }
+        XCTAssertGreaterThan(failures, 50)
+        var g = tiny()
+        g.nodes[3] = GraphNode(name: "gap", op: .reshape, inputs: ["p"], outputs: ["g"], attributes: ["shape": .ints([Int.max, Int.max])])
+        assertInvalid(g, mentions: ["'gap'", "overflow"])
+        g = tiny()
+        g.nodes[2].attributes["strides"] = .ints([Int.max, Int.max])
+        assertInvalid(g, mentions: ["'pool'"])
+    }
+
     func testInputShapeMismatch() {
         XCTAssertThrowsError(try tiny().inferShapes(inputShapes: ["x": [1, 4, 16, 16]])) { e in
             XCTAssertTrue("\(e)".contains("'x'") && "\(e)".contains("[1, 4, 16, 16]"), "\(e)")

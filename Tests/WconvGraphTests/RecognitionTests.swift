@@ -240,3 +240,47 @@ enum ImportReportProbe {
         g.nodes.last { $0.op == .linear }.flatMap { g.parameters[$0.inputs[1]]?.shape[1] }
     }
 }
+
+/// Hostile shapes in otherwise well-formed state dicts: recognition fails with a reason or
+/// succeeds, but never traps.
+final class RecognitionRobustnessTests: XCTestCase {
+    func testMutatedShapesNeverCrash() throws {
+        let one = Storage(zeroedByteCount: 8)
+        let shapes: [[Int]] = [[], [0], [3], [1, 1], [0, 3, 3, 3], [5, 0, 1, 1], [1 << 40, 1], [7, 3, 3, 3], [2, 2, 2, 2, 2], [8, 1, 1 << 20, 1 << 20]]
+        var rng = SplitMix64(seed: 20261129)  // deterministic, so a failure reproduces
+        var outcomes = [0, 0]
+        for file in ["resnet_basic.safetensors", "efficientnet.safetensors", "mobilenet_v3_small.safetensors",
+                     "densenet.safetensors", "vgg_bn.safetensors", "bert_cls/model.safetensors"] {
+            let base = try Fixtures.readSafetensors(file)
+            let keys = Array(base.tensors.keys)
+            for _ in 0..<60 {
+                var b = base
+                for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                    let k = keys.randomElement(using: &rng)!
+                    let s = shapes.randomElement(using: &rng)!
+                    b.tensors[k] = try Tensor(dtype: .f32, shape: s, strides: s.map { _ in 0 }, storage: one)
+                }
+                do {
+                    _ = try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 4])
+                    outcomes[0] += 1
+                } catch let e as WconvError {
+                    XCTAssertFalse(e.message.isEmpty)
+                    outcomes[1] += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(outcomes[1], 0)
+    }
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -34,7 +34,7 @@ enum EfficientNetFamily: ArchitectureFamily {
             throw RecognitionFailure("no 'features.1.0.block.0.0.weight' (EfficientNet stages hold MBConv blocks at features.S.M.block)")
         }
         let top = b.children("features")
-        guard let head = top.last, top == Array(0...head) else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
+        guard let head = top.last, top.first == 0, top.count == head + 1 else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
         let stages = Array(top.dropFirst().dropLast())
         guard b.isConvNormAct("features.\(head)") else { throw RecognitionFailure("features.\(head) is not the 1×1 head conv") }
         let stem = try b.require("features.0.0.weight", rank: 4)

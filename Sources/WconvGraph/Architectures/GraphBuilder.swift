@@ -59,7 +59,8 @@ final class GraphBuilder {
         for key in tensors.keys where key.hasPrefix(p) {
             let rest = key.dropFirst(p.count)
             guard let dot = rest.firstIndex(of: ".") else { continue }
-            if let n = Int(rest[..<dot]), n >= 0 { found.insert(n) }
+            // Indices come from the file: bound them so index arithmetic can never overflow.
+            if let n = Int(rest[..<dot]), n >= 0, n < 1 << 20 { found.insert(n) }
         }
         return found.sorted()
     }

@@ -14,7 +14,7 @@ enum MobileNetV2Family: ArchitectureFamily {
         guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem") }
         guard b.hasModule("features.1.conv") else { throw RecognitionFailure("no 'features.1.conv' (MobileNetV2 blocks are features.N.conv.K)") }
         let top = b.children("features")
-        guard let last = top.last, top == Array(0...last) else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
+        guard let last = top.last, top.first == 0, top.count == last + 1 else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
         let blocks = Array(top.dropFirst().dropLast())
         guard blocks.allSatisfy({ b.hasModule("features.\($0).conv") }) else { throw RecognitionFailure("not every features.N (1..<\(last)) is an inverted residual 'conv' block") }
         let standard = blocks.count == 17
