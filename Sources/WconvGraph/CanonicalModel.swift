@@ -100,6 +100,8 @@ public enum CanonicalModel {
 extension ModelGraph {
     /// Restores a graph from a canonical bundle (a safetensors bundle carrying `wconv.graph`).
     public init(canonical bundle: TensorBundle) throws { self = try CanonicalModel.graph(from: bundle) }
+    /// Same as `init(canonical:)`: the bundle must carry `wconv.graph` metadata.
+    public init(bundle: TensorBundle) throws { self = try CanonicalModel.graph(from: bundle) }
 }
 
 /// `wconv.graph` JSON layout. Attributes are tagged (`{"i": 3}`, `{"fs": [0.1]}`) so integers
