@@ -123,13 +123,15 @@ public enum GraphImporter {
         }
         var ops: [String: Int] = [:]
         for n in graph.nodes { ops[n.op.rawValue, default: 0] += 1 }
-        let report = ImportReport(
+        var report = ImportReport(
             source: sourcePath, sourceSHA256: sha256, format: format, output: nil,
             architecture: graph.architecture, variant: graph.variant, evidence: evidence,
             weightsOnlyReason: weightsOnlyReason, familiesTried: tried, nodeCount: graph.nodes.count, opCounts: ops,
             inputs: graph.inputs, outputs: graph.outputs, tensors: entries,
             groups: graph.isWeightsOnly ? [] : LayerGrouping.groups(for: graph), head: ImportReport.findHead(graph),
             preprocessing: graph.preprocessing, warnings: bundle.warnings)
+        report.extras = Dictionary(bundle.extras.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        report.stubbedGlobals = bundle.stubbedGlobals
         return ImportResult(graph: graph, report: report)
     }
 
