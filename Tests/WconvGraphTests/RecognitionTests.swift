@@ -83,6 +83,23 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(try node(g, "classifier.1").inputs[1], "classifier.1.weight")
     }
 
+    func testEfficientNetV2FusedStages() throws {
+        let (r, m) = try recognise("efficientnet_v2")
+        let g = r.graph
+        XCTAssertTrue(g.variant?.hasPrefix("efficientnet_v2") ?? false, g.variant ?? "")
+        let stages = try XCTUnwrap(m["stages"] as? [Int])
+        let fused = try XCTUnwrap(m["fused_stages"] as? Int)
+        // Squeeze-excitation only in the MBConv stages.
+        XCTAssertEqual(count(g, .globalAvgPool), stages.dropFirst(fused).reduce(0, +))
+        XCTAssertEqual(count(g, .add), m["residual_blocks"] as? Int)
+        // V2-S strides [1,2,2,2,1,2]: the fused 3×3 of stage 2 strides, stage 5's depthwise does not.
+        XCTAssertEqual(try node(g, "features.2.0.block.0.0").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "features.2.0.block.0.0").int("group"), 1)
+        XCTAssertEqual(try node(g, "features.5.0.block.1.0").ints("strides"), [1, 1])
+        XCTAssertEqual(try node(g, "features.6.0.block.1.0").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "features.0.1").float("epsilon"), 1e-3)
+    }
+
     func testMobileNetV2() throws {
         let (r, m) = try recognise("mobilenet_v2")
         let g = r.graph
