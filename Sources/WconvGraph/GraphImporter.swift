@@ -80,12 +80,11 @@ public enum GraphImporter {
                 unused = r.unused
                 tried = r.tried.map { .init(family: $0.family, reason: $0.reason) }
             } catch let e as WconvError where arch == nil && e.kind == .invalidInput {
+                // Not recognised: keep the weights, say why for every family.
                 graph = weightsOnly(bundle)
                 weightsOnlyReason = e.message
-                tried = ArchitectureRecognizer.familyNames.map { f in
-                    let line = e.message.split(separator: "\n").first { $0.hasPrefix("  \(f): ") }
-                    return .init(family: f, reason: line.map { String($0.dropFirst(f.count + 4)) } ?? "")
-                }
+                let (_, attempts) = try ArchitectureRecognizer.attempt(bundle, configJSON: configJSON)
+                tried = attempts.map { .init(family: $0.family, reason: $0.reason) }
             }
         }
         // "Unless the file says otherwise": preprocessing and labels carried in the file's metadata
