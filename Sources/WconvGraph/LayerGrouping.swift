@@ -19,25 +19,34 @@ public enum LayerGrouping {
     /// Containers whose numbered children are stages: `layer1`, `features.N`, `encoder.layer.N`, …
     static let stageContainers: Set<String> = ["features", "layer", "layers", "blocks", "stages", "block", "encoder", "transformer"]
 
-    /// Groups in order of first appearance. Every parameter lands in exactly one group.
+    /// Groups in the order the graph first uses them (parameter order in a file is arbitrary:
+    /// safetensors sorts names). Every parameter lands in exactly one group.
     public static func groups(for graph: ModelGraph) -> [LayerGroup] {
         let mobile = ["efficientnet", "mobilenet_v2", "mobilenet_v3"].contains(graph.architecture ?? "")
         let vggStage = graph.architecture == "vgg" ? vggStages(graph) : [:]
-        var order: [String] = []
-        var groups: [String: LayerGroup] = [:]
-        var seenStage = false
+        // Position of each parameter in the computation; unused ones (BN counters) take their module's.
+        var position: [String: Int] = [:]
+        for (i, n) in graph.nodes.enumerated() { for name in n.inputs where position[name] == nil { position[name] = i } }
+        func pos(_ name: String) -> Int {
+            if let p = position[name] { return p }
+            let module = name.split(separator: ".").dropLast().joined(separator: ".")
+            return position[module + ".weight"] ?? position[module + ".running_mean"] ?? Int.max
+        }
+        var groups: [String: (LayerGroup, Int)] = [:]
         for name in graph.parameters.keys {
             var (gname, kind) = classify(name, mobile: mobile)
             if let s = vggStage[name] { (gname, kind) = ("features.stage\(s)", .stage) }
-            if kind == .stage { seenStage = true }
-            if kind == .other && !seenStage { kind = .stem; gname = "stem" }
-            if groups[gname] == nil {
-                order.append(gname)
-                groups[gname] = LayerGroup(name: gname, kind: kind, parameterNames: [])
-            }
-            groups[gname]?.parameterNames.append(name)
+            let p = pos(name)
+            if groups[gname] == nil { groups[gname] = (LayerGroup(name: gname, kind: kind, parameterNames: []), p) }
+            groups[gname]!.0.parameterNames.append(name)
+            groups[gname]!.1 = min(groups[gname]!.1, p)
         }
-        return order.compactMap { groups[$0] }
+        var ordered = groups.values.sorted { ($0.1, $0.0.name) < ($1.1, $1.0.name) }.map(\.0)
+        // Unclassified modules before the first stage belong to the stem.
+        if let firstStage = ordered.firstIndex(where: { $0.kind == .stage }) {
+            for i in 0..<firstStage where ordered[i].kind == .other { ordered[i].kind = .stem }
+        }
+        return ordered
     }
 
     static func classify(_ name: String, mobile: Bool) -> (String, LayerGroup.Kind) {

@@ -58,9 +58,10 @@ struct ImportCommand: ParsableCommand {
 
     /// `dir/NAME.ext` → `dir/NAME.wconv.safetensors`.
     static func defaultOutput(for path: String) -> String {
-        let url = URL(fileURLWithPath: path)
-        var base = url.deletingPathExtension().lastPathComponent
+        let p = path as NSString
+        var base = (p.lastPathComponent as NSString).deletingPathExtension
         if base.hasSuffix(".wconv") { base = String(base.dropLast(6)) }
-        return url.deletingLastPathComponent().appendingPathComponent(base + ".wconv.safetensors").path
+        let dir = p.deletingLastPathComponent
+        return dir.isEmpty ? base + ".wconv.safetensors" : (dir as NSString).appendingPathComponent(base + ".wconv.safetensors")
     }
 }

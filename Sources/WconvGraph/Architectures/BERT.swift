@@ -162,7 +162,7 @@ enum BERTFamily: ArchitectureFamily {
         if n > 0 { b.evidence.append("renamed \(n) LayerNorm gamma/beta tensors") }
         if !base.isEmpty { b.evidence.append("task-model prefix '\(base)' kept in parameter names") }
         b.evidence += s.notes
-        let variant = dim == 384 || (dim < 768 && layers.count <= 12 && config == nil) ? "bert (MiniLM-size, hidden \(dim))" : "bert (hidden \(dim), \(layers.count) layers)"
+        let variant = "bert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)"
         return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: variant,
                             preprocessing: nil, outputShapeHint: hints)
     }
@@ -207,7 +207,7 @@ enum DistilBERTFamily: ArchitectureFamily {
         }
         b.evidence.append("\(base)embeddings.word_embeddings.weight: hidden size \(dim), no token-type embeddings; \(layers.count) layers \(base)transformer.layer.N.attention.q_lin/k_lin/v_lin/out_lin")
         b.evidence += s.notes.map { $0.replacingOccurrences(of: "LayerNorm eps 1e-12", with: "LayerNorm eps 1e-12 (DistilBERT's fixed value)") }
-        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers)",
+        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)",
                             preprocessing: nil, outputShapeHint: hints)
     }
 }

@@ -59,7 +59,8 @@ final class GraphBuilder {
         for key in tensors.keys where key.hasPrefix(p) {
             let rest = key.dropFirst(p.count)
             guard let dot = rest.firstIndex(of: ".") else { continue }
-            if let n = Int(rest[..<dot]), n >= 0 { found.insert(n) }
+            // Indices come from the file: bound them so index arithmetic can never overflow.
+            if let n = Int(rest[..<dot]), n >= 0, n < 1 << 20 { found.insert(n) }
         }
         return found.sorted()
     }
@@ -145,6 +146,20 @@ final class GraphBuilder {
         return add(prefix, .layerNorm, [x, prefix + ".weight", b], ["epsilon": .float(eps), "axis": .int(-1)], output: output)
     }
 
+    /// The classifier Linear at `prefix` when the file has one; otherwise (a backbone saved with its
+    /// head removed or replaced by Identity) the pooled features become the output `features`.
+    func headOrFeatures(_ prefix: String, _ x: String, inFeatures: Int, dropout: Double? = nil, dropoutName: String? = nil) throws -> (String, Int) {
+        guard has(prefix + ".weight") else {
+            evidence.append("no '\(prefix).weight': headless backbone, output is the \(inFeatures) pooled features")
+            return (add("features", .identity, [x], output: "features"), inFeatures)
+        }
+        var h = x
+        if let dropout { h = add(dropoutName ?? prefix + ".dropout", .dropout, [h], ["ratio": .float(dropout)]) }
+        let (logits, classes) = try linear(prefix, h, inFeatures: inFeatures, output: "logits")
+        evidence.append("head \(prefix).weight [\(classes), \(inFeatures)]: \(classes) classes")
+        return (logits, classes)
+    }
+
     func act(_ op: Op, _ name: String, _ x: String) -> String {
         if op == .hardSigmoid {
             // PyTorch's Hardsigmoid is relu6(x+3)/6; say so explicitly (ONNX's default alpha is 0.2).
@@ -185,8 +200,10 @@ final class GraphBuilder {
             for i in g.outputs.indices {
                 if let s = shapes[g.outputs[i].name] {
                     // Batch (and sequence) dims follow the input; keep them dynamic.
-                    g.outputs[i].shape = s.enumerated().map { idx, d in
-                        outputShapeHint[g.outputs[i].name].flatMap { idx < $0.count ? $0[idx] : d } ?? (idx == 0 ? nil : d)
+                    if let hint = outputShapeHint[g.outputs[i].name], hint.count == s.count {
+                        g.outputs[i].shape = hint
+                    } else {
+                        g.outputs[i].shape = s.enumerated().map { idx, d in idx == 0 ? nil : d }
                     }
                 }
             }
