@@ -104,6 +104,11 @@ final class Executor {
             guard outShapes.count == en.node.outputs.count || (outShapes.count == 1 && en.node.outputs.count >= 1) else {
                 throw WconvError.invalid("node '\(en.node.name)': expected \(outShapes.count) outputs, graph lists \(en.node.outputs.count)")
             }
+            for sh in outShapes {
+                guard let n = try? Tensor.checkedNumel(sh), n <= 1 << 34 else {
+                    throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) would produce a tensor of shape \(sh), too large to allocate")
+                }
+            }
             let outs = en.node.outputs.prefix(outShapes.count).map { valueIds[$0]! }
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
             if case .view = kernel { rt[outs[0]] = rt[ins[0]] }

@@ -82,12 +82,21 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         return r
     }
     let act = en.fused
+    // Attributes come from files: bound them so no geometry arithmetic below can overflow.
+    // (Slice bounds may be Int.max-like "to the end" markers; they are clamped where used.)
+    for (key, value) in node.attributes where key != "starts" && key != "ends" {
+        let ints: [Int] = value.intsValue ?? []
+        if let bad = ints.first(where: { $0 > 1 << 32 || $0 < -(1 << 32) }) { throw fail("attribute \(key) value \(bad) is out of range") }
+    }
+    for case let sh? in s {
+        guard sh.allSatisfy({ $0 >= 0 }), (try? Tensor.checkedNumel(sh)) != nil else { throw fail("input shape \(sh) is invalid") }
+    }
 
     switch node.op {
     case .conv2d:
         let x = try shape(0), wt = try shape(1)
         guard x.count == 4 else { throw fail("conv2d expects NCHW input") }
-        guard wt.count == 4 else { throw fail("conv2d weight must be OIHW") }
+        guard wt.count == 4, wt.allSatisfy({ $0 > 0 }) else { throw fail("conv2d weight must be OIHW with positive dims") }
         let groups = node.int("group") ?? 1
         guard groups >= 1, x[1] % groups == 0, wt[0] % groups == 0, wt[1] * groups == x[1] else {
             throw fail("weight \(wt) with group \(groups) does not fit \(x[1]) input channels")
@@ -133,7 +142,7 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         let kernel = k.count == 1 ? [k[0], k[0]] : k
         guard kernel.count == 2, kernel.allSatisfy({ $0 > 0 }) else { throw fail("bad kernel \(k)") }
         let st = try pair("strides", kernel), p = try pads4(), d = try pair("dilations", [1, 1])
-        guard st.allSatisfy({ $0 > 0 }), p.allSatisfy({ $0 >= 0 }) else { throw fail("bad strides or pads") }
+        guard st.allSatisfy({ $0 > 0 }), d.allSatisfy({ $0 > 0 }), p.allSatisfy({ $0 >= 0 }) else { throw fail("strides and dilations must be positive, pads non-negative") }
         // PyTorch: pad must be at most half the kernel.
         guard p[0] * 2 <= kernel[0] * d[0] + 1, p[1] * 2 <= kernel[1] * d[1] + 1 else { throw fail("pads \(p) exceed half the kernel \(kernel)") }
         let g = PoolGeometry(n: x[0], c: x[1], h: x[2], w: x[3], kernel: kernel, strides: st, pads: p, dilations: d,
@@ -188,7 +197,8 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
             else if v == -1 { guard infer < 0 else { throw fail("shape \(t) has two -1") }; infer = i; out.append(1) }
             else if v > 0 { out.append(v) } else { throw fail("bad shape \(t)") }
         }
-        let total = x.reduce(1, *), known = out.reduce(1, *)
+        let total = x.reduce(1, *)
+        guard let known = try? Tensor.checkedNumel(out) else { throw fail("reshape target \(t) overflows") }
         if infer >= 0 {
             guard known > 0, total % known == 0 else { throw fail("cannot infer -1 in \(t) for \(total) elements") }
             out[infer] = total / known

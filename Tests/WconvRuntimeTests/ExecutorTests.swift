@@ -100,3 +100,24 @@ final class ExecutorTests: XCTestCase {
         XCTAssertNotEqual(p["bn1.running_mean"]!.floats(), g.parameters["bn1.running_mean"]!.floats(), "train forward updated running stats")
     }
 }
+
+final class HostileGraphTests: XCTestCase {
+    /// Attributes read from files cannot overflow the geometry or force huge allocations.
+    func testHostileAttributesAreRefused() throws {
+        let cases: [(Op, [String: AttributeValue], [(String, Tensor)])] = [
+            (.conv2d, ["pads": .ints([Int.max, 0, 0, 0])], [("w", Tensor(zeros: [2, 3, 1, 1]))]),
+            (.maxPool2d, ["kernel": .ints([3, 3]), "strides": .ints([Int.min, 1])], []),
+            (.reshape, ["shape": .ints([1 << 31, 1 << 31, 1 << 31])], []),
+            (.pad, ["pads": .ints([0, 0, 0, 1 << 32, 0, 0, 0, 1 << 32])], []),
+            (.adaptiveAvgPool2d, ["outputSize": .ints([1 << 30, 1 << 30])], []),
+            (.transpose, ["perm": .ints([0, 0, 1, 2])], []),
+            (.concat, ["axis": .int(9)], []),
+        ]
+        for (op, attrs, params) in cases {
+            let g = singleNodeGraph(op, attrs: attrs, inputShapes: [[1, 3, 4, 4]], params: params)
+            XCTAssertThrowsError(try InferenceSession(graph: g).run(["x": Tensor(zeros: [1, 3, 4, 4])]), "\(op)") { e in
+                XCTAssertTrue("\(e)".contains("n0"), "\(op): \(e)")
+            }
+        }
+    }
+}
