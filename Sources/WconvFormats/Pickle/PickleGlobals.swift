@@ -32,6 +32,8 @@ public final class PickleGlobal {
         case numpyDType
         case numpyReconstruct
         case copyregReconstructor
+        /// TorchScript `torch.jit._pickle.build_*list` / `restore_type_tag`: return their first argument.
+        case jitPassThrough
         /// Not in the table: classes become inert instances, calls become inert records.
         case unknown
     }
@@ -102,6 +104,12 @@ public final class PickleGlobal {
                  "_rebuild_wrapper_subclass", "_rebuild_device_tensor_from_numpy",
                  "_rebuild_device_tensor_from_cpu_tensor", "_rebuild_nested_tensor":
                 return .unsupportedTensorRebuild
+            default: return .unknown
+            }
+        case "torch.jit._pickle":
+            switch name {
+            case "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "build_complexlist", "restore_type_tag":
+                return .jitPassThrough
             default: return .unknown
             }
         case "torch._tensor":
@@ -208,7 +216,7 @@ public final class PickleGlobal {
             }
             return nil
         }
-        if harmlessExceptions.contains(qualified) { return nil }
+        if harmlessExceptions.contains(qualified) || classify(module: module, name: name) == .jitPassThrough { return nil }
         if dangerousRoots.contains(root) || dangerousRoots.contains(module) {
             return "module '\(module)' can run commands, import code or access files and the network"
         }

@@ -87,6 +87,8 @@ extension PickleMachine {
             return .bytes([])
         case .numpyScalar:
             return try numpyScalar(g, args)
+        case .jitPassThrough:
+            return args.first ?? .none
         case .numpyDType, .numpyReconstruct, .harmlessValue, .tensorClass, .parameterClass, .typedStorage,
              .untypedStorage, .torchDType, .copyregReconstructor:
             if g.kind == .copyregReconstructor, let cls = args.first {

@@ -59,6 +59,8 @@ public enum PyTorchReader {
         case .zip: return try readZip(file: file, options: options)
         case .legacyPickle: return try LegacyPyTorch.read(file: file, options: options)
         case .plainPickle:
+            // Decode anyway (inertly) so a hostile pickle is reported as such, not just as "not torch".
+            _ = try PickleDecoder.decode(file.buffer, context: "pickle")
             throw WconvError.invalid("this is a plain Python pickle, not a torch.save file (no legacy magic number, no zip container); wconv reads only PyTorch files", file: file.path)
         default:
             throw kind.refusal(path: file.path, size: file.size)
@@ -71,7 +73,7 @@ public enum PyTorchReader {
             throw WconvError.invalid("empty zip archive: no data.pkl, not a PyTorch file", file: file.path)
         }
         guard let slash = first.name.firstIndex(of: "/") else {
-            throw WconvError.invalid("zip archive whose first member '\(first.name)' has no folder; PyTorch files keep everything under '<name>/' (is this an .npz or another zip?)", file: file.path)
+            throw WconvError.invalid("zip archive whose first member '\(first.name)' has no folder, so this is not a PyTorch file (torch keeps everything under '<name>/'; is this an .npz or another zip?)", file: file.path)
         }
         let prefix = String(first.name[...slash])
         guard let pkl = zip.entry(named: prefix + "data.pkl") else {
@@ -81,7 +83,8 @@ public enum PyTorchReader {
         let isScript = zip.entry(named: prefix + "constants.pkl") != nil
         var byteSwap = false
         if let bo = zip.entry(named: prefix + "byteorder") {
-            let text = String(decoding: try zip.data(of: bo).buffer, as: UTF8.self).trimmingSpaces
+            let record = try zip.data(of: bo)
+            let text = withExtendedLifetime(record) { String(decoding: record.buffer, as: UTF8.self).trimmingSpaces }
             switch text {
             case "little": byteSwap = false
             case "big": byteSwap = true
@@ -103,7 +106,9 @@ public enum PyTorchReader {
             return s
         }
         let pklData = try zip.data(of: pkl)
-        let result = try PickleDecoder.decode(pklData.buffer, context: pkl.name, persistentLoad: table.persistentLoad)
+        let result = try withExtendedLifetime(pklData) {
+            try PickleDecoder.decode(pklData.buffer, context: pkl.name, persistentLoad: table.persistentLoad)
+        }
         var walker = TensorTreeWalker(path: file.path)
         if isScript { walker.scriptOrder = TorchScriptCode.declarations(zip: zip, prefix: prefix) }
         let found = try walker.extract(result.value, key: options.key)

@@ -295,7 +295,7 @@ struct TensorTreeWalker {
                 var g = ""
                 if case .dict(let g0)? = groups.items.first {
                     let keys = ["lr", "betas", "momentum", "eps", "weight_decay"]
-                    g = keys.compactMap { k in g0[k].map { "\(k)=\(summary($0, depth: 2))" } }.joined(separator: ", ")
+                    g = keys.compactMap { k in g0[k].map { "\(k)=\(summary($0, depth: 1))" } }.joined(separator: ", ")
                 }
                 return "optimizer state: \(state.count) parameters with state, \(counts.describe); \(groups.items.count) param group(s)" + (g.isEmpty ? "" : " (\(g))")
             }

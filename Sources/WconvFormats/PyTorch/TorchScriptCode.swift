@@ -7,7 +7,7 @@ enum TorchScriptCode {
         let codeDir = prefix + "code/"
         for e in zip.entries where e.name.hasPrefix(codeDir) && e.name.hasSuffix(".py") && e.uncompressedSize < (16 << 20) {
             guard let data = try? zip.data(of: e) else { continue }
-            let text = String(decoding: data.buffer, as: UTF8.self)
+            let text = withExtendedLifetime(data) { String(decoding: data.buffer, as: UTF8.self) }
             let module = e.name.dropFirst(codeDir.count).dropLast(3).replacingSlashes
             var current: String?
             for line in text.split(separator: "\n", omittingEmptySubsequences: true) {

@@ -21,6 +21,10 @@ final class TorchStorageTable {
 
     /// The persistent-load callback: `('storage', StorageClass, key, location, numel[, view_metadata])`.
     func persistentLoad(_ pid: PickleValue) throws -> PickleValue {
+        // Legacy full-module pickles reference module classes as ('module', cls, source_file, source).
+        if let items = pid.sequenceItems, items.count >= 2, items[0].asString == "module", case .global = items[1] {
+            return items[1]
+        }
         guard let items = pid.sequenceItems, items.count >= 5, items[0].asString == "storage" else {
             throw WconvError.invalid("persistent id is a \(pid.kindName), expected ('storage', type, key, location, size)")
         }
