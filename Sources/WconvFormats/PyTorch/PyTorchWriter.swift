@@ -115,7 +115,7 @@ public enum PyTorchWriter {
                 // Persistent id ('storage', StorageClass, key, 'cpu', numel)
                 enc.mark()
                 enc.string("storage")
-                if let cls = legacy { enc.global("torch", cls) } else { enc.global("torch", "UntypedStorage") }
+                if let cls = legacy { enc.global("torch", cls) } else { enc.global("torch.storage", "UntypedStorage") }
                 enc.string(String(p.key))
                 enc.string("cpu")
                 let bytes = recordBytes[p.key]!
