@@ -106,15 +106,16 @@ enum SafetensorsIndex {
         return bundle
     }
 
-    /// The index JSON as huggingface_hub writes it (`json.dumps(index, indent=2, sort_keys=True)`).
+    /// The index JSON exactly as huggingface_hub writes it (`json.dump(index, f, indent=2)`:
+    /// weight_map in shard order, ASCII escapes, no trailing newline).
     static func render(totalSize: Int, weightMap: [(String, String)]) -> String {
-        let sorted = weightMap.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
-        var s = "{\n  \"metadata\": {\n    \"total_size\": \(totalSize)\n  },\n  \"weight_map\": {"
-        for (i, (name, shard)) in sorted.enumerated() {
+        var s = "{\n  \"metadata\": {\n    \"total_size\": \(totalSize)\n  },\n  \"weight_map\": "
+        if weightMap.isEmpty { return s + "{}\n}" }
+        s += "{"
+        for (i, (name, shard)) in weightMap.enumerated() {
             s += (i == 0 ? "\n" : ",\n") + "    " + pythonQuoted(name) + ": " + pythonQuoted(shard)
         }
-        s += sorted.isEmpty ? "}\n}\n" : "\n  }\n}\n"
-        return s
+        return s + "\n  }\n}"
     }
 
     /// Python's `json.dumps` string escaping (ensure_ascii=True): non-ASCII as \uXXXX.
