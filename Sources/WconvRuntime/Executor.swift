@@ -1,0 +1,317 @@
+import Foundation
+import OrderedCollections
+import WconvGraph
+import WconvTensor
+
+/// The interpreter shared by `InferenceSession` and `TrainingSession`: value ids, compiled steps for
+/// the current input shapes, the buffer plan, and the forward pass.
+final class Executor {
+    let graph: ModelGraph
+    let nodes: [ExecNode]
+    let params: ParameterStore
+    /// Value names ↔ ids. Parameters, graph inputs and node outputs each get one id.
+    private(set) var valueIds: [String: Int] = [:]
+    private(set) var valueNames: [String] = []
+    /// Parameter name for value ids that are parameters.
+    private(set) var paramName: [Int: String] = [:]
+    /// True: every value keeps its own buffer (backward needs them); false: liveness-based reuse.
+    let keepAllValues: Bool
+
+    // Compiled for `plannedInputShapes`.
+    private(set) var plannedInputShapes: [[Int]]? = nil
+    private(set) var steps: [Step] = []
+    private(set) var shapes: [[Int]?] = []
+    private(set) var ptrs: [UnsafeMutablePointer<Float>?] = []
+    /// Root value whose buffer a value shares (itself unless it is a view).
+    private(set) var root: [Int] = []
+    private var arena: [UnsafeMutablePointer<Float>] = []
+    private(set) var arenaFloats = 0
+    /// Per-step saved state for backward (BN/LN statistics, dropout masks).
+    var aux: [Int: UnsafeMutablePointer<Float>] = [:]
+
+    let workspace = Workspace(), staging = Workspace(), staging2 = Workspace()
+    var rng = SplitMix64(seed: 0x5EED)
+    /// Per BN node name: how it behaves while training.
+    var bnMode: [String: BatchNormMode] = [:]
+
+    init(graph: ModelGraph, nodes: [ExecNode], params: ParameterStore, keepAllValues: Bool) throws {
+        self.graph = graph
+        self.nodes = nodes
+        self.params = params
+        self.keepAllValues = keepAllValues
+        guard !nodes.isEmpty else {
+            throw WconvError.invalid("the model has no graph (weights only): run and train need a recognised architecture or a graph-carrying format; try `wconv import --arch NAME`")
+        }
+        func id(_ name: String) -> Int {
+            if let i = valueIds[name] { return i }
+            valueIds[name] = valueNames.count
+            valueNames.append(name)
+            return valueNames.count - 1
+        }
+        for (name, _) in params.entries { paramName[id(name)] = name }
+        for input in graph.inputs { _ = id(input.name) }
+        var defined = Set(graph.inputs.map(\.name)).union(params.entries.keys)
+        for en in nodes {
+            for inp in en.node.inputs where !inp.isEmpty && !defined.contains(inp) {
+                throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) reads '\(inp)', which no earlier node, graph input or parameter provides")
+            }
+            for out in en.node.outputs {
+                guard paramName[valueIds[out] ?? -1] == nil else {
+                    throw WconvError.invalid("node '\(en.node.name)' writes '\(out)', which is also a parameter name")
+                }
+                _ = id(out); defined.insert(out)
+            }
+        }
+        for out in graph.outputs where !defined.contains(out.name) {
+            throw WconvError.invalid("graph output '\(out.name)' is not produced by any node")
+        }
+    }
+
+    deinit {
+        freeArena()
+    }
+
+    private func freeArena() {
+        for p in arena { p.deallocate() }
+        arena = []
+        for p in aux.values { p.deallocate() }
+        aux = [:]
+    }
+
+    func id(_ name: String) -> Int? { valueIds[name] }
+
+    /// Integer values of a constant parameter (reshape shapes, pads given as inputs).
+    private func intConstant(_ name: String) -> [Int]? {
+        guard let t = graph.parameters[name] else { return nil }
+        return t.doubles().map { Int($0) }
+    }
+
+    /// Compiles steps and plans buffers for these input shapes (no-op when already planned).
+    func plan(inputShapes: [[Int]]) throws {
+        if plannedInputShapes == inputShapes { return }
+        freeArena()
+        plannedInputShapes = nil
+        let nValues = valueNames.count
+        var shp = [[Int]?](repeating: nil, count: nValues)
+        for (vid, name) in paramName { shp[vid] = params[name]!.shape }
+        for (k, input) in graph.inputs.enumerated() { shp[valueIds[input.name]!] = inputShapes[k] }
+        var newSteps: [Step] = []
+        var rt = Array(0..<nValues)
+        for (ni, en) in nodes.enumerated() {
+            let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
+            let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
+            let (kernel, outShapes) = try compileNode(en, inputShapes: inShapes, intConstant: intConstant)
+            guard outShapes.count == en.node.outputs.count || (outShapes.count == 1 && en.node.outputs.count >= 1) else {
+                throw WconvError.invalid("node '\(en.node.name)': expected \(outShapes.count) outputs, graph lists \(en.node.outputs.count)")
+            }
+            let outs = en.node.outputs.prefix(outShapes.count).map { valueIds[$0]! }
+            for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
+            if case .view = kernel { rt[outs[0]] = rt[ins[0]] }
+            newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
+        }
+        // Last step reading each root buffer (graph outputs live to the end).
+        var lastUse = [Int](repeating: -1, count: nValues)
+        for (si, st) in newSteps.enumerated() {
+            for v in st.inputs where v >= 0 { lastUse[rt[v]] = max(lastUse[rt[v]], si) }
+            for v in st.outputs { lastUse[rt[v]] = max(lastUse[rt[v]], si) }
+        }
+        for out in graph.outputs { lastUse[rt[valueIds[out.name]!]] = Int.max }
+        // Assign buffers: params point into the store; activations get slots.
+        var p = [UnsafeMutablePointer<Float>?](repeating: nil, count: nValues)
+        for (vid, name) in paramName { p[vid] = params[name]!.pointer }
+        var slotCap: [Int] = []
+        var slotOf = [Int](repeating: -1, count: nValues)
+        var free: [Int] = []
+        func allocate(_ v: Int) {
+            let need = max(shp[v]?.reduce(1, *) ?? 0, 1)
+            if !keepAllValues, let best = free.filter({ slotCap[$0] >= need }).min(by: { slotCap[$0] < slotCap[$1] }) ?? free.max(by: { slotCap[$0] < slotCap[$1] }) {
+                free.removeAll { $0 == best }
+                slotCap[best] = max(slotCap[best], need)
+                slotOf[v] = best
+            } else {
+                slotCap.append(need)
+                slotOf[v] = slotCap.count - 1
+            }
+        }
+        for input in graph.inputs { allocate(valueIds[input.name]!) }
+        for (si, st) in newSteps.enumerated() {
+            for v in st.outputs where rt[v] == v { allocate(v) }
+            if keepAllValues { continue }
+            var released = Set<Int>()
+            for v in st.inputs + st.outputs where v >= 0 && paramName[rt[v]] == nil && lastUse[rt[v]] == si {
+                let r = rt[v]
+                if slotOf[r] >= 0 && !released.contains(r) { released.insert(r); free.append(slotOf[r]) }
+            }
+        }
+        var slotPtr: [UnsafeMutablePointer<Float>] = []
+        arenaFloats = 0
+        for cap in slotCap {
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: cap)
+            b.initialize(repeating: 0, count: cap)
+            slotPtr.append(b)
+            arenaFloats += cap
+        }
+        arena = slotPtr
+        for v in 0..<nValues where paramName[v] == nil {
+            let r = rt[v]
+            if slotOf[r] >= 0 { p[v] = slotPtr[slotOf[r]] } else if r != v { p[v] = p[r] }
+        }
+        // Saved state for backward and dropout masks.
+        for (si, st) in newSteps.enumerated() {
+            var n = 0
+            switch st.kernel {
+            case .batchNorm(_, let c, _, _, _, _): n = 2 * c
+            case .layerNorm(let rows, _, _): n = 2 * rows
+            case .dropout(_, let count): n = keepAllValues ? count : 0
+            default: break
+            }
+            if n > 0 {
+                let b = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                b.initialize(repeating: 0, count: n)
+                aux[si] = b
+            }
+        }
+        steps = newSteps
+        shapes = shp
+        ptrs = p
+        root = rt
+        plannedInputShapes = inputShapes
+    }
+
+    /// Validates and copies the caller's inputs into their buffers (plans for their shapes first).
+    func bindInputs(_ inputs: [String: Tensor]) throws {
+        var inputShapes: [[Int]] = []
+        for info in graph.inputs {
+            guard let t = inputs[info.name] else {
+                throw WconvError(.usage, "missing input '\(info.name)' (expected shape \(info.shape.map { $0.map(String.init) ?? "?" }))")
+            }
+            guard t.shape.count == info.shape.count, zip(t.shape, info.shape).allSatisfy({ $1 == nil || $0 == $1! }) else {
+                throw WconvError.invalid("input '\(info.name)' has shape \(t.shape), the model expects \(info.shape.map { $0.map(String.init) ?? "?" })")
+            }
+            inputShapes.append(t.shape)
+        }
+        for name in inputs.keys where !graph.inputs.contains(where: { $0.name == name }) {
+            throw WconvError(.usage, "unknown input '\(name)'; the model's inputs are \(graph.inputs.map(\.name))")
+        }
+        try plan(inputShapes: inputShapes)
+        for info in graph.inputs {
+            let t = inputs[info.name]!
+            let vals = t.dtype == .f32 ? t.floats() : t.converted(to: .f32).tensor.floats()
+            let dst = ptrs[valueIds[info.name]!]!
+            vals.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: vals.count) }
+        }
+    }
+
+    /// A copy of a value as a tensor.
+    func tensor(_ vid: Int) -> Tensor? {
+        guard let sh = shapes[vid], let p = ptrs[vid] else { return nil }
+        let n = sh.reduce(1, *)
+        return Tensor(shape: sh, floats: Array(UnsafeBufferPointer(start: p, count: n)))
+    }
+
+    /// Runs every step. `training` selects batch statistics (per `bnMode`) and dropout masks.
+    func forward(training: Bool) throws {
+        for si in steps.indices { try runStep(si, training: training) }
+    }
+
+    private func indices(_ vid: Int, bound: Int, node: String) throws -> [Int] {
+        let n = shapes[vid]!.reduce(1, *)
+        let p = ptrs[vid]!
+        var out = [Int](repeating: 0, count: n)
+        for i in 0..<n {
+            let f = p[i]
+            guard f.isFinite, f == f.rounded() else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
+            var v = Int(f)
+            if v < 0 { v += bound }
+            guard v >= 0 && v < bound else {
+                throw WconvError.invalid("node '\(node)': index \(Int(f)) out of range for a dimension of size \(bound)")
+            }
+            out[i] = v
+        }
+        return out
+    }
+
+    func runStep(_ si: Int, training: Bool) throws {
+        let st = steps[si]
+        @inline(__always) func inp(_ k: Int) -> UnsafeMutablePointer<Float>? {
+            k < st.inputs.count && st.inputs[k] >= 0 ? ptrs[st.inputs[k]] : nil
+        }
+        let x = inp(0)
+        let y = ptrs[st.outputs[0]]!
+        switch st.kernel {
+        case .conv(let g, let act):
+            conv2dForward(x!, g, weight: inp(1)!, bias: inp(2).map { UnsafePointer($0) }, activation: act, y,
+                          workspace: workspace, staging: staging)
+        case .batchNorm(let n, let c, let inner, let eps, let momentum, let act):
+            let name = nodes[st.node].node.name
+            let saved = aux[si]!
+            let mode = bnMode[name] ?? .train
+            if training && mode == .train {
+                batchNormTrainForward(x!, n: n, c: c, inner: inner, weight: inp(1), bias: inp(2),
+                                      runningMean: inp(3), runningVar: inp(4), momentum: momentum, epsilon: eps,
+                                      savedMean: saved, savedInvStd: saved + c, y)
+                applyActivation(act, y, y, n * c * inner)
+            } else {
+                guard let mean = inp(3), let variance = inp(4) else {
+                    throw WconvError.invalid("node '\(name)': batchNorm in eval mode needs running_mean and running_var")
+                }
+                for ch in 0..<c {
+                    saved[ch] = mean[ch]
+                    saved[c + ch] = Float(1 / (Double(variance[ch]) + Double(eps)).squareRoot())
+                }
+                let (scale, shift) = foldBatchNorm(weight: inp(1), bias: inp(2), mean: mean, variance: variance, epsilon: eps, c: c)
+                channelAffine(x!, n: n, c: c, inner: inner, scale: scale, shift: shift, activation: act, y)
+            }
+        case .affine(let n, let c, let inner, let act):
+            channelAffine(x!, n: n, c: c, inner: inner, scale: inp(1)!, shift: inp(2)!, activation: act, y)
+        case .linear(let rows, let inF, let outF, let act):
+            linearForward(x!, rows: rows, inF: inF, outF: outF, weight: inp(1)!, bias: inp(2).map { UnsafePointer($0) }, activation: act, y)
+        case .matmul(let p):
+            matmulForward(x!, inp(1)!, p, y)
+        case .activation(let act, let count):
+            applyActivation(act, x!, y, count)
+        case .maxPool(let g):
+            maxPoolForward(x!, g, y)
+        case .avgPool(let g):
+            avgPoolForward(x!, g, y)
+        case .adaptiveAvgPool(let planes, let h, let w, let oh, let ow):
+            adaptiveAvgPoolForward(x!, planes: planes, h: h, w: w, oh: oh, ow: ow, y)
+        case .binary(let kind, let p):
+            binaryForward(kind, x!, inp(1)!, p, y)
+        case .concat(let lengths, let outer, let inner):
+            concatForward((0..<st.inputs.count).map { UnsafePointer(inp($0)!) }, lengths: lengths, outer: outer, inner: inner, y)
+        case .view:
+            break
+        case .transpose(let shape, let perm):
+            transposeForward(x!, shape: shape, perm: perm, y)
+        case .dropout(let ratio, let count):
+            if training && ratio > 0, let mask = aux[si] {
+                dropoutMask(mask, count: count, ratio: ratio, rng: &rng)
+                Parallel.forRange(count) { r in for i in r { y[i] = x![i] * mask[i] } }
+            } else if UnsafePointer(y) != UnsafePointer(x!) {
+                y.update(from: x!, count: count)
+            }
+        case .layerNorm(let rows, let inner, let eps):
+            let saved = aux[si]!
+            layerNormForward(x!, rows: rows, inner: inner, weight: inp(1), bias: inp(2), epsilon: eps, y,
+                             savedMean: saved, savedInvStd: saved + rows)
+        case .gather(let outer, let axisLen, let inner, let di, let ii):
+            let idx = try indices(st.inputs[ii], bound: axisLen, node: nodes[st.node].node.name)
+            gatherForward(inp(di)!, outer: outer, axisLen: axisLen, inner: inner, indices: idx, y)
+        case .softmax(let outer, let axisLen, let inner):
+            softmaxForward(x!, outer: outer, axisLen: axisLen, inner: inner, y)
+        case .pad(let shape, let pads, let value):
+            padForward(x!, shape: shape, pads: pads, value: value, y)
+        }
+    }
+}
+
+/// How a BatchNorm node behaves in a training forward.
+public enum BatchNormMode: String, Sendable, Codable {
+    /// Batch statistics, running stats updated, affine trainable.
+    case train
+    /// Running (eval) statistics, affine parameters trainable.
+    case frozen
+    /// Running statistics and affine parameters frozen.
+    case frozenAffine
+}

@@ -1,0 +1,120 @@
+import Foundation
+import OrderedCollections
+import WconvGraph
+import WconvTensor
+
+/// Runs a graph forward in eval mode. Built once per model: parameters converted to f32, eval
+/// BatchNorm folded into the preceding convolution (or into a per-channel scale/shift), activations
+/// fused into conv/linear/BN epilogues, dropout removed. Buffers are planned once per input shape
+/// and reused between layers by liveness.
+public final class InferenceSession {
+    public let graph: ModelGraph
+    let executor: Executor
+    public let threads: Int
+
+    /// - Parameter threads: cores used by BLAS and by the runtime's own loops.
+    public init(graph: ModelGraph, threads: Int = 2) throws {
+        RuntimeThreads.configure(threads)
+        self.graph = graph
+        self.threads = threads
+        let store = ParameterStore(graph: graph)
+        let nodes = try InferenceSession.fuse(graph, store)
+        executor = try Executor(graph: graph, nodes: nodes, params: store, keepAllValues: false)
+    }
+
+    /// Runs the graph. Inputs by graph input name; returns every graph output by name.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        try executor.bindInputs(inputs)
+        try executor.forward(training: false)
+        var out: [String: Tensor] = [:]
+        for o in graph.outputs { out[o.name] = executor.tensor(executor.id(o.name)!) }
+        return out
+    }
+
+    /// Floats held by activation buffers for the last planned shape (the liveness plan's footprint).
+    public var plannedActivationFloats: Int { executor.arenaFloats }
+
+    /// Names of nodes after fusion, for tests and reports.
+    public var executedNodeCount: Int { executor.nodes.count }
+
+    /// Folds eval BN and activations into neighbouring nodes where the intermediate value has no
+    /// other reader and is not a graph output.
+    static func fuse(_ graph: ModelGraph, _ store: ParameterStore) throws -> [ExecNode] {
+        var readers: [String: Int] = [:]
+        for n in graph.nodes { for i in n.inputs where !i.isEmpty { readers[i, default: 0] += 1 } }
+        for o in graph.outputs { readers[o.name, default: 0] += 1 }
+        var producerIndex: [String: Int] = [:]
+        var out: [ExecNode] = []
+        var removed = Set<Int>()
+        func isParam(_ s: String) -> Bool { !s.isEmpty && store[s] != nil }
+
+        for (idx, node) in graph.nodes.enumerated() {
+            if removed.contains(idx) { continue }
+            var en = ExecNode(node: node)
+            if node.op == .dropout || node.op == .identity {
+                en.node.op = .identity
+            }
+            // BN over a conv's sole output: fold into the conv's weight and bias.
+            if node.op == .batchNorm, node.inputs.count >= 5, node.inputs[3...4].allSatisfy(isParam),
+               node.inputs[1...2].allSatisfy({ $0.isEmpty || isParam($0) }),
+               let pi = producerIndex[node.inputs[0]], out[pi].node.op == .conv2d, out[pi].fused == .none,
+               readers[node.inputs[0]] == 1, isParam(out[pi].node.inputs[1]) {
+                var conv = out[pi]
+                let w = store[conv.node.inputs[1]]!
+                let c = w.shape[0]
+                let mean = store[node.inputs[3]]!, variance = store[node.inputs[4]]!
+                guard mean.count == c, variance.count == c,
+                      node.inputs[1].isEmpty || store[node.inputs[1]]!.count == c,
+                      node.inputs[2].isEmpty || store[node.inputs[2]]!.count == c else {
+                    throw WconvError.invalid("node '\(node.name)': batchNorm parameters do not match the \(c) channels of conv '\(conv.node.name)'")
+                }
+                let (scale, shift) = foldBatchNorm(weight: node.inputs[1].isEmpty ? nil : UnsafePointer(store[node.inputs[1]]!.pointer),
+                                                   bias: node.inputs[2].isEmpty ? nil : UnsafePointer(store[node.inputs[2]]!.pointer),
+                                                   mean: mean.pointer, variance: variance.pointer,
+                                                   epsilon: Float(node.float("epsilon") ?? 1e-5), c: c)
+                let per = w.count / max(c, 1)
+                var fw = [Float](repeating: 0, count: w.count)
+                for o in 0..<c { for k in 0..<per { fw[o * per + k] = w.pointer[o * per + k] * scale[o] } }
+                var fb = shift
+                if conv.node.inputs.count > 2, isParam(conv.node.inputs[2]), let b = store[conv.node.inputs[2]], b.count == c {
+                    for o in 0..<c { fb[o] += b.pointer[o] * scale[o] }
+                }
+                let wName = "\(conv.node.name)::folded.weight", bName = "\(conv.node.name)::folded.bias"
+                store.add(wName, values: fw, shape: w.shape)
+                store.add(bName, values: fb, shape: [c])
+                conv.node.inputs = [conv.node.inputs[0], wName, bName]
+                conv.node.outputs = node.outputs
+                out[pi] = conv
+                for o in node.outputs { producerIndex[o] = pi }
+                continue
+            }
+            // Standalone eval BN: per-channel scale/shift computed once.
+            if node.op == .batchNorm, node.inputs.count >= 5, node.inputs[3...4].allSatisfy(isParam),
+               node.inputs[1...2].allSatisfy({ $0.isEmpty || isParam($0) }) {
+                let mean = store[node.inputs[3]]!, variance = store[node.inputs[4]]!
+                let c = mean.count
+                guard variance.count == c else { throw WconvError.invalid("node '\(node.name)': running_mean has \(c) values, running_var \(variance.count)") }
+                let (scale, shift) = foldBatchNorm(weight: node.inputs[1].isEmpty ? nil : UnsafePointer(store[node.inputs[1]]!.pointer),
+                                                   bias: node.inputs[2].isEmpty ? nil : UnsafePointer(store[node.inputs[2]]!.pointer),
+                                                   mean: mean.pointer, variance: variance.pointer,
+                                                   epsilon: Float(node.float("epsilon") ?? 1e-5), c: c)
+                store.add("\(node.name)::scale", values: scale, shape: [c])
+                store.add("\(node.name)::shift", values: shift, shape: [c])
+                en.node.inputs = [node.inputs[0], "\(node.name)::scale", "\(node.name)::shift"]
+                en.isAffine = true
+            }
+            // Activation over the sole output of a conv / affine BN / linear: fuse into its epilogue.
+            if let act = Activation.from(node), let pi = producerIndex[node.inputs[0]], readers[node.inputs[0]] == 1,
+               out[pi].fused == .none, [.conv2d, .linear].contains(out[pi].node.op) || out[pi].isAffine,
+               out[pi].node.outputs.count == 1 {
+                out[pi].fused = act
+                out[pi].node.outputs = node.outputs
+                for o in node.outputs { producerIndex[o] = pi }
+                continue
+            }
+            out.append(en)
+            for o in en.node.outputs { producerIndex[o] = out.count - 1 }
+        }
+        return out
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import WconvGraph
+
+/// Pointwise activations, applied standalone or fused into a conv / BN epilogue.
+enum Activation: Equatable {
+    case none, relu, relu6, silu, geluErf, geluTanh, hardSwish, hardSigmoid, sigmoid, tanh
+    case clip(Float, Float)
+
+    /// The activation an op denotes, or nil when the op is not a pointwise activation.
+    static func from(_ node: GraphNode) -> Activation? {
+        switch node.op {
+        case .relu: return .relu
+        case .relu6: return .relu6
+        case .silu: return .silu
+        case .gelu: return node.string("approximate") == "tanh" ? .geluTanh : .geluErf
+        case .hardSwish: return .hardSwish
+        case .hardSigmoid: return .hardSigmoid
+        case .sigmoid: return .sigmoid
+        case .tanh: return .tanh
+        case .clip:
+            let lo = node.float("min").map { Float($0) } ?? -Float.infinity
+            let hi = node.float("max").map { Float($0) } ?? Float.infinity
+            return .clip(lo, hi)
+        default: return nil
+        }
+    }
+
+    /// Applies the activation to `n` values from `x` into `y` (may alias).
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch self {
+        case .none:
+            if UnsafePointer(y) != x { y.update(from: x, count: n) }
+        case .relu:
+            for i in 0..<n { y[i] = max(x[i], 0) }
+        case .relu6:
+            for i in 0..<n { y[i] = min(max(x[i], 0), 6) }
+        case .clip(let lo, let hi):
+            for i in 0..<n { y[i] = min(max(x[i], lo), hi) }
+        case .silu:
+            for i in 0..<n { let v = x[i]; y[i] = v / (1 + expf(-v)) }
+        case .sigmoid:
+            for i in 0..<n { y[i] = 1 / (1 + expf(-x[i])) }
+        case .tanh:
+            for i in 0..<n { y[i] = tanhf(x[i]) }
+        case .geluErf:
+            for i in 0..<n { let v = x[i]; y[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
+        case .geluTanh:
+            for i in 0..<n {
+                let v = x[i]
+                y[i] = 0.5 * v * (1 + tanhf(0.79788456080286536 * (v + 0.044715 * v * v * v)))
+            }
+        case .hardSwish:
+            for i in 0..<n { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) / 6 }
+        case .hardSigmoid:
+            // PyTorch's hardsigmoid: relu6(x + 3) / 6 (ONNX's alpha=1/6, beta=0.5 is the same).
+            for i in 0..<n { y[i] = min(max(x[i] + 3, 0), 6) / 6 }
+        }
+    }
+
+    /// dx = dy · f'(x), accumulated into `dx` (`dx += …`). `x` is the activation's input.
+    func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch self {
+        case .none:
+            for i in 0..<n { dx[i] += dy[i] }
+        case .relu:
+            for i in 0..<n where x[i] > 0 { dx[i] += dy[i] }
+        case .relu6:
+            for i in 0..<n where x[i] > 0 && x[i] < 6 { dx[i] += dy[i] }
+        case .clip(let lo, let hi):
+            for i in 0..<n where x[i] >= lo && x[i] <= hi { dx[i] += dy[i] }
+        case .silu:
+            for i in 0..<n {
+                let s = 1 / (1 + expf(-x[i]))
+                dx[i] += dy[i] * s * (1 + x[i] * (1 - s))
+            }
+        case .sigmoid:
+            for i in 0..<n { let s = 1 / (1 + expf(-x[i])); dx[i] += dy[i] * s * (1 - s) }
+        case .tanh:
+            for i in 0..<n { let t = tanhf(x[i]); dx[i] += dy[i] * (1 - t * t) }
+        case .geluErf:
+            for i in 0..<n {
+                let v = x[i]
+                let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
+                let pdf = expf(-0.5 * v * v) * 0.39894228040143268
+                dx[i] += dy[i] * (cdf + v * pdf)
+            }
+        case .geluTanh:
+            for i in 0..<n {
+                let v = x[i]
+                let k: Float = 0.79788456080286536
+                let inner = k * (v + 0.044715 * v * v * v)
+                let t = tanhf(inner)
+                let dinner = k * (1 + 3 * 0.044715 * v * v)
+                dx[i] += dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * dinner)
+            }
+        case .hardSwish:
+            // PyTorch: 0 below -3, 1 above 3, (2x+3)/6 between (the boundary points take the inner formula's neighbours as torch does).
+            for i in 0..<n {
+                let v = x[i]
+                if v < -3 { continue }
+                if v > 3 { dx[i] += dy[i] } else { dx[i] += dy[i] * (2 * v + 3) / 6 }
+            }
+        case .hardSigmoid:
+            for i in 0..<n where x[i] > -3 && x[i] < 3 { dx[i] += dy[i] / 6 }
+        }
+    }
+
+    /// Whether backward can be computed from the output alone (lets fused epilogues keep only y).
+    var isReLUFamily: Bool {
+        switch self { case .relu, .relu6, .none: return true; default: return false }
+    }
+}
+
+/// Applies `act` over a buffer in parallel chunks.
+func applyActivation(_ act: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    if act == .none && UnsafePointer(y) == x { return }
+    Parallel.forRange(n, costPerItem: 4) { r in
+        act.apply(x + r.lowerBound, y + r.lowerBound, r.count)
+    }
+}
+
+func activationBackward(_ act: Activation, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ n: Int) {
+    Parallel.forRange(n, costPerItem: 4) { r in
+        act.backward(x: x + r.lowerBound, dy: dy + r.lowerBound, dx: dx + r.lowerBound, r.count)
+    }
+}

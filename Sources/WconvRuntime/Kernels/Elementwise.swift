@@ -1,0 +1,125 @@
+import Foundation
+
+enum BinaryKind { case add, sub, mul, div }
+
+/// Numpy broadcasting of two operands to one output, with dims coalesced so the inner loop is long.
+struct BroadcastPlan {
+    /// Coalesced output dims and operand strides (0 on broadcast dims).
+    var dims: [Int]
+    var sa: [Int]
+    var sb: [Int]
+    var outShape: [Int]
+    var count: Int
+
+    static func outputShape(_ a: [Int], _ b: [Int]) -> [Int]? {
+        let r = max(a.count, b.count)
+        var out = [Int](repeating: 1, count: r)
+        for i in 0..<r {
+            let da = i < r - a.count ? 1 : a[i - (r - a.count)]
+            let db = i < r - b.count ? 1 : b[i - (r - b.count)]
+            if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
+        }
+        return out
+    }
+
+    init?(_ a: [Int], _ b: [Int]) {
+        guard let out = BroadcastPlan.outputShape(a, b) else { return nil }
+        outShape = out
+        count = out.reduce(1, *)
+        let r = out.count
+        func strides(_ s: [Int]) -> [Int] {
+            let padded = [Int](repeating: 1, count: r - s.count) + s
+            var st = [Int](repeating: 0, count: r)
+            var acc = 1
+            for i in stride(from: r - 1, through: 0, by: -1) {
+                st[i] = padded[i] == 1 ? 0 : acc
+                acc *= padded[i]
+            }
+            return st
+        }
+        var d: [Int] = [], xa: [Int] = [], xb: [Int] = []
+        let fa = strides(a), fb = strides(b)
+        for i in 0..<r where out[i] != 1 {
+            if let last = d.last, xa.last! == fa[i] * out[i], xb.last! == fb[i] * out[i] {
+                d[d.count - 1] = last * out[i]
+                xa[xa.count - 1] = fa[i]
+                xb[xb.count - 1] = fb[i]
+            } else {
+                d.append(out[i]); xa.append(fa[i]); xb.append(fb[i])
+            }
+        }
+        if d.isEmpty { d = [1]; xa = [0]; xb = [0] }
+        dims = d; sa = xa; sb = xb
+    }
+
+    var inner: Int { dims.last! }
+    var rows: Int { count / max(inner, 1) }
+
+    /// Operand offsets of the first element of output row `row`.
+    @inline(__always)
+    func rowOffsets(_ row: Int) -> (Int, Int) {
+        var rem = row, oa = 0, ob = 0
+        var i = dims.count - 2
+        while i >= 0 {
+            let idx = rem % dims[i]
+            rem /= dims[i]
+            oa += idx * sa[i]; ob += idx * sb[i]
+            i -= 1
+        }
+        return (oa, ob)
+    }
+}
+
+func binaryForward(_ kind: BinaryKind, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                   _ p: BroadcastPlan, _ y: UnsafeMutablePointer<Float>) {
+    let inner = p.inner
+    let ia = p.sa.last!, ib = p.sb.last!
+    Parallel.forRange(p.rows, costPerItem: inner) { range in
+        for row in range {
+            let (oa, ob) = p.rowOffsets(row)
+            let pa = a + oa, pb = b + ob, py = y + row * inner
+            switch (kind, ia, ib) {
+            case (.add, 1, 1): for i in 0..<inner { py[i] = pa[i] + pb[i] }
+            case (.add, 1, 0): let v = pb[0]; for i in 0..<inner { py[i] = pa[i] + v }
+            case (.mul, 1, 1): for i in 0..<inner { py[i] = pa[i] * pb[i] }
+            case (.mul, 1, 0): let v = pb[0]; for i in 0..<inner { py[i] = pa[i] * v }
+            case (.mul, 0, 1): let v = pa[0]; for i in 0..<inner { py[i] = v * pb[i] }
+            case (.add, _, _): for i in 0..<inner { py[i] = pa[i * ia] + pb[i * ib] }
+            case (.sub, _, _): for i in 0..<inner { py[i] = pa[i * ia] - pb[i * ib] }
+            case (.mul, _, _): for i in 0..<inner { py[i] = pa[i * ia] * pb[i * ib] }
+            case (.div, _, _): for i in 0..<inner { py[i] = pa[i * ia] / pb[i * ib] }
+            }
+        }
+    }
+}
+
+/// Accumulates gradients of y = a ∘ b into da / db (each reduced over its broadcast dims).
+func binaryBackward(_ kind: BinaryKind, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                    _ p: BroadcastPlan, dy: UnsafePointer<Float>,
+                    da: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?) {
+    let inner = p.inner
+    let ia = p.sa.last!, ib = p.sb.last!
+    // An operand with the output's full size has no reduction: its rows are disjoint → parallel.
+    func run(_ target: UnsafeMutablePointer<Float>, isA: Bool) {
+        let full = isA ? !p.sa.contains(0) || p.dims == [1] : !p.sb.contains(0) || p.dims == [1]
+        let body: (Range<Int>) -> Void = { range in
+            for row in range {
+                let (oa, ob) = p.rowOffsets(row)
+                let pa = a + oa, pb = b + ob, g = dy + row * inner
+                let t = target + (isA ? oa : ob)
+                let st = isA ? ia : ib
+                switch kind {
+                case .add: for i in 0..<inner { t[i * st] += g[i] }
+                case .sub: if isA { for i in 0..<inner { t[i * st] += g[i] } } else { for i in 0..<inner { t[i * st] -= g[i] } }
+                case .mul: if isA { for i in 0..<inner { t[i * st] += g[i] * pb[i * ib] } } else { for i in 0..<inner { t[i * st] += g[i] * pa[i * ia] } }
+                case .div:
+                    if isA { for i in 0..<inner { t[i * st] += g[i] / pb[i * ib] } }
+                    else { for i in 0..<inner { let bv = pb[i * ib]; t[i * st] -= g[i] * pa[i * ia] / (bv * bv) } }
+                }
+            }
+        }
+        if full { Parallel.forRange(p.rows, costPerItem: inner, body) } else { body(0..<p.rows) }
+    }
+    if let da { run(da, isA: true) }
+    if let db { run(db, isA: false) }
+}

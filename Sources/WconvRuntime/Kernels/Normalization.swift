@@ -1,0 +1,89 @@
+import Foundation
+
+/// Layer norm over the trailing `inner` values of each of `rows` rows; saves mean and 1/σ per row.
+func layerNormForward(_ x: UnsafePointer<Float>, rows: Int, inner: Int, weight: UnsafePointer<Float>?,
+                      bias: UnsafePointer<Float>?, epsilon: Float, _ y: UnsafeMutablePointer<Float>,
+                      savedMean: UnsafeMutablePointer<Float>?, savedInvStd: UnsafeMutablePointer<Float>?) {
+    Parallel.forRange(rows, costPerItem: inner * 3) { range in
+        for r in range {
+            let p = x + r * inner, q = y + r * inner
+            var s = 0.0
+            for i in 0..<inner { s += Double(p[i]) }
+            let mean = s / Double(inner)
+            var sq = 0.0
+            for i in 0..<inner { let d = Double(p[i]) - mean; sq += d * d }
+            let inv = Float(1 / (sq / Double(inner) + Double(epsilon)).squareRoot())
+            let mf = Float(mean)
+            savedMean?[r] = mf
+            savedInvStd?[r] = inv
+            for i in 0..<inner {
+                var v = (p[i] - mf) * inv
+                if let weight { v *= weight[i] }
+                if let bias { v += bias[i] }
+                q[i] = v
+            }
+        }
+    }
+}
+
+func layerNormBackward(_ x: UnsafePointer<Float>, rows: Int, inner: Int, weight: UnsafePointer<Float>?,
+                       mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                       dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?) {
+    // Parameter gradients reduce over rows: serial over rows to keep one writer.
+    if dw != nil || db != nil {
+        for r in 0..<rows {
+            let p = x + r * inner, g = dy + r * inner
+            let m = mean[r], inv = invStd[r]
+            if let dw { for i in 0..<inner { dw[i] += g[i] * (p[i] - m) * inv } }
+            if let db { for i in 0..<inner { db[i] += g[i] } }
+        }
+    }
+    guard let dx else { return }
+    Parallel.forRange(rows, costPerItem: inner * 4) { range in
+        for r in range {
+            let p = x + r * inner, g = dy + r * inner, d = dx + r * inner
+            let m = mean[r], inv = invStd[r]
+            var s1: Float = 0, s2: Float = 0
+            for i in 0..<inner {
+                let gh = g[i] * (weight?[i] ?? 1)
+                s1 += gh; s2 += gh * (p[i] - m) * inv
+            }
+            let n = Float(inner)
+            for i in 0..<inner {
+                let gh = g[i] * (weight?[i] ?? 1)
+                let xhat = (p[i] - m) * inv
+                d[i] += inv * (gh - s1 / n - xhat * s2 / n)
+            }
+        }
+    }
+}
+
+/// Softmax along an axis: data viewed as [outer, axisLen, inner].
+func softmaxForward(_ x: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: Int, _ y: UnsafeMutablePointer<Float>) {
+    Parallel.forRange(outer * inner, costPerItem: axisLen * 3) { range in
+        for idx in range {
+            let o = idx / inner, i = idx % inner
+            let base = o * axisLen * inner + i
+            var mx = -Float.infinity
+            for a in 0..<axisLen { mx = max(mx, x[base + a * inner]) }
+            var s: Float = 0
+            for a in 0..<axisLen { let e = expf(x[base + a * inner] - mx); y[base + a * inner] = e; s += e }
+            let inv = 1 / s
+            for a in 0..<axisLen { y[base + a * inner] *= inv }
+        }
+    }
+}
+
+/// dx += y ⊙ (dy − Σ dy·y) from the saved output y.
+func softmaxBackward(_ y: UnsafePointer<Float>, dy: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: Int,
+                     dx: UnsafeMutablePointer<Float>) {
+    Parallel.forRange(outer * inner, costPerItem: axisLen * 3) { range in
+        for idx in range {
+            let o = idx / inner, i = idx % inner
+            let base = o * axisLen * inner + i
+            var s: Float = 0
+            for a in 0..<axisLen { s += dy[base + a * inner] * y[base + a * inner] }
+            for a in 0..<axisLen { let j = base + a * inner; dx[j] += y[j] * (dy[j] - s) }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Chunked parallel loops for the memory-bound kernels (elementwise, pooling, depthwise conv).
+/// One closure call per chunk, never per element.
+enum Parallel {
+    /// Number of chunks the work is split into (set by `RuntimeThreads.configure`).
+    nonisolated(unsafe) static var width: Int = 2
+
+    /// Runs `body` over `0..<count` split into at most `width` contiguous ranges; serial when the
+    /// work (count × costPerItem) is too small to pay for a thread hand-off.
+    @inline(__always)
+    static func forRange(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        let w = width
+        if w <= 1 || count < 2 || count &* max(costPerItem, 1) < 32_768 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let chunks = min(w, count)
+        DispatchQueue.concurrentPerform(iterations: chunks) { i in
+            let lo = count * i / chunks
+            let hi = count * (i + 1) / chunks
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}
+
+/// A grow-only scratch buffer reused across layers (im2col columns, GEMM staging).
+final class Workspace {
+    private(set) var pointer: UnsafeMutablePointer<Float>
+    private(set) var capacity: Int
+
+    init() {
+        capacity = 0
+        pointer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    }
+
+    /// A buffer of at least `count` floats; contents undefined.
+    func get(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            pointer.deallocate()
+            pointer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            capacity = count
+        }
+        return pointer
+    }
+
+    deinit { pointer.deallocate() }
+}

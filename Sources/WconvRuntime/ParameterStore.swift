@@ -1,0 +1,46 @@
+import OrderedCollections
+import WconvGraph
+import WconvTensor
+
+/// Float32 working copies of a graph's parameters and buffers, converted once at session build.
+/// Pointers stay valid for the store's lifetime (the trainer's optimizers update them in place).
+final class ParameterStore {
+    struct Entry {
+        var pointer: UnsafeMutablePointer<Float>
+        var count: Int
+        var shape: [Int]
+    }
+    private(set) var entries: OrderedDictionary<String, Entry> = [:]
+
+    init() {}
+
+    /// Copies every parameter of `graph` as f32 (aliases resolve to their target's values).
+    convenience init(graph: ModelGraph) {
+        self.init()
+        for (name, t) in graph.parameters { add(name, tensor: t) }
+        for (alias, target) in graph.aliases where entries[alias] == nil {
+            if let t = graph.parameters[target] { add(alias, tensor: t) }
+        }
+    }
+
+    func add(_ name: String, tensor: Tensor) {
+        let values = tensor.dtype == .f32 ? tensor.floats() : tensor.converted(to: .f32).tensor.floats()
+        add(name, values: values, shape: tensor.shape)
+    }
+
+    func add(_ name: String, values: [Float], shape: [Int]) {
+        if let old = entries[name] { old.pointer.deallocate() }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
+        values.withUnsafeBufferPointer { if let b = $0.baseAddress { p.update(from: b, count: values.count) } }
+        entries[name] = Entry(pointer: p, count: values.count, shape: shape)
+    }
+
+    subscript(name: String) -> Entry? { entries[name] }
+
+    func tensor(_ name: String) -> Tensor? {
+        guard let e = entries[name] else { return nil }
+        return Tensor(shape: e.shape, floats: Array(UnsafeBufferPointer(start: e.pointer, count: e.count)))
+    }
+
+    deinit { for e in entries.values { e.pointer.deallocate() } }
+}
