@@ -79,13 +79,15 @@ public struct TrainingConfig: Codable, Sendable {
     public var mmdKind: MMDKind = .mean
     /// Rebuild the optimizer with fresh state on unfreezing (the seed), or keep moments.
     public var keepOptimizerStateOnUnfreeze = false
+    /// Shuffle the training set each epoch (seeded); off gives the dataset order, as a reference run.
+    public var shuffle = true
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case mode, epochs, batchSize, optimizer, momentum, nesterov, eps, lr, backboneLR, layerLR, weightDecay,
              decayNormsAndBiases, bn, schedule, warmupEpochs, stepEpochs, stepGamma, labelSmoothing, classWeights,
-             head, dropout, seed, threads, groups, mmdWeight, mmdKind, keepOptimizerStateOnUnfreeze, beta1, beta2
+             head, dropout, seed, threads, groups, mmdWeight, mmdKind, keepOptimizerStateOnUnfreeze, beta1, beta2, shuffle
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -104,6 +106,7 @@ public struct TrainingConfig: Codable, Sendable {
         mmdWeight = try c.decode(Double.self, forKey: .mmdWeight); mmdKind = try c.decode(MMDKind.self, forKey: .mmdKind)
         keepOptimizerStateOnUnfreeze = try c.decode(Bool.self, forKey: .keepOptimizerStateOnUnfreeze)
         betas = (try c.decode(Double.self, forKey: .beta1), try c.decode(Double.self, forKey: .beta2))
+        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? true
     }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -120,6 +123,7 @@ public struct TrainingConfig: Codable, Sendable {
         try c.encode(mmdWeight, forKey: .mmdWeight); try c.encode(mmdKind, forKey: .mmdKind)
         try c.encode(keepOptimizerStateOnUnfreeze, forKey: .keepOptimizerStateOnUnfreeze)
         try c.encode(betas.0, forKey: .beta1); try c.encode(betas.1, forKey: .beta2)
+        try c.encode(shuffle, forKey: .shuffle)
     }
 
     public var optimizerKind: OptimizerKind {

@@ -421,8 +421,10 @@ public final class Trainer {
         }
         if let cache = caches["train"], cut != nil {
             var order = Array(0..<cache.count)
-            var rng = RNG(seed: config.seed, keys: UInt64(e), 0)
-            rng.shuffle(&order)
+            if config.shuffle {
+                var rng = RNG(seed: config.seed, keys: UInt64(e), 0)
+                rng.shuffle(&order)
+            }
             var s = 0
             while s < order.count {
                 let idx = Array(order[s..<min(s + config.batchSize, order.count)])
@@ -430,7 +432,7 @@ public final class Trainer {
                 s += config.batchSize
             }
         } else {
-            let loader = DataLoader(dataset: train, transform: trainTransform, batchSize: config.batchSize, shuffle: true, seed: config.seed, workers: 1)
+            let loader = DataLoader(dataset: train, transform: trainTransform, batchSize: config.batchSize, shuffle: config.shuffle, seed: config.seed, workers: 1)
             let stream = loader.batches(epoch: e)
             while let b = try stream.next() { try step(b.tensor, b.labels) }
         }
