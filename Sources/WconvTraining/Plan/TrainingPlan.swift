@@ -375,3 +375,10 @@ public func sci(_ x: Double) -> String {
     if abs(m) >= 9.995 { m /= 10; ee += 1 }
     return fmt(m, 1) + "e" + (ee < 0 ? "-" : "+") + (abs(ee) < 10 ? "0" : "") + String(abs(ee))
 }
+
+extension TrainingPlan {
+    /// Per-channel mean/std of up to 32 images after the model's normalisation (for `checkData`).
+    public static func channelStats(_ data: any LabelledDataset, preprocessing: Preprocessing, seed: UInt64) -> [(mean: Double, std: Double)]? {
+        Trainer.channelStats(data, preprocessing: preprocessing, seed: seed)
+    }
+}
