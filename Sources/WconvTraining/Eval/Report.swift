@@ -100,7 +100,7 @@ public enum TrainingReport {
     static func confusion(_ m: ClassificationMetrics) -> String {
         let n = m.classes.count
         let cell = max(22.0, min(48.0, 420.0 / Double(max(n, 1))))
-        let labelW = min(140.0, Double(m.classes.map(\.count).max() ?? 4) * 7 + 12)
+        let labelW = max(48.0, min(140.0, Double(m.classes.map(\.count).max() ?? 4) * 7 + 16))
         let W = labelW + cell * Double(n) + 10, H = labelW + cell * Double(n) + 10
         var s = "<svg width=\"\(Int(W))\" height=\"\(Int(H))\">"
         for i in 0..<n {
@@ -125,11 +125,11 @@ public enum TrainingReport {
         let metrics: [(String, [Double], String)] = [("precision", m.precision, "#3b6fd8"), ("recall", m.recall, "#e8663d"), ("F1", m.f1, "#2f9e58"), ("AUC", m.auc.map { $0 ?? .nan }, "#8e5bd6")]
         let group = 4 * 11.0 + 14, l = 40.0, t = 24.0, b = 56.0, H = 260.0
         let W = l + group * Double(n) + 20
-        var s = "<svg width=\"\(Int(max(W, 300)))\" height=\"\(Int(H))\">"
+        var s = "<svg width=\"\(Int(max(W, 400)))\" height=\"\(Int(H))\">"
         let ph = H - t - b
         for k in 0...4 {
             let y = t + ph * (1 - Double(k) / 4)
-            s += "<line x1=\"\(l)\" x2=\"\(W - 10)\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"#eceef2\"/><text x=\"\(l - 6)\" y=\"\(y + 4)\" font-size=\"11\" text-anchor=\"end\" fill=\"#667085\">\(fmt(Double(k) / 4, 2))</text>"
+            s += "<line x1=\"\(l)\" x2=\"\(max(W, 400) - 10)\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"#eceef2\"/><text x=\"\(l - 6)\" y=\"\(y + 4)\" font-size=\"11\" text-anchor=\"end\" fill=\"#667085\">\(fmt(Double(k) / 4, 2))</text>"
         }
         for c in 0..<n {
             for (k, (_, vals, color)) in metrics.enumerated() {
