@@ -13,7 +13,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Flag(help: "Print one JSON document on stdout.") var json = false
 
     func run() throws {
-        var graph = try CanonicalModel.load(path: model)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         let names = (0..<classes).map { "c\($0)" }
         let rep = try HeadReplacement.replace(graph, classes: names, dropout: 0, seed: 0)
         graph = rep.graph

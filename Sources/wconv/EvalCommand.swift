@@ -12,7 +12,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print one JSON document on stdout.") var json = false
 
     func run() throws {
-        let graph = try CanonicalModel.load(path: model)
+        let graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         let ds = try TrainingJob.dataset(data, classes: graph.labels)
         if let n = HeadReplacement.outputSize(graph), n != ds.classes.count {
             throw WconvError.invalid("the model predicts \(n) classes but the data has \(ds.classes.count) (\(ds.classes.prefix(8).joined(separator: ", "))); evaluate on data with the model's classes")

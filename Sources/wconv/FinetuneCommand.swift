@@ -22,7 +22,7 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let config = try training.config()
         let started = Date()
-        let graph = try CanonicalModel.load(path: model)
+        let graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: config.seed)
         let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }
         stderrLine(TrainingJob.summary(train, name: "training"))
@@ -54,7 +54,7 @@ struct FinetuneCommand: ParsableCommand {
         if let stop = result.stopped { throw WconvError(.runtime, "training stopped at " + stop) }
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
-        try CanonicalModel.save(out, to: output)
+        try ModelIO.save(out, to: output)
         stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
         if json {
             var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]
