@@ -116,7 +116,7 @@ public enum GraphImporter {
             architecture: graph.architecture, variant: graph.variant, evidence: evidence,
             weightsOnlyReason: weightsOnlyReason, familiesTried: tried, nodeCount: graph.nodes.count, opCounts: ops,
             inputs: graph.inputs, outputs: graph.outputs, tensors: entries,
-            groups: graph.isWeightsOnly ? [] : LayerGrouping.groups(for: graph), head: ImportReport.findHead(graph),
+            groups: graph.isWeightsOnly ? [] : ((try? LayerGrouping(graph: graph))?.groups ?? []), head: ImportReport.findHead(graph),
             preprocessing: graph.preprocessing, warnings: bundle.warnings)
         return ImportResult(graph: graph, report: report)
     }
