@@ -82,7 +82,8 @@ public enum ONNXReader {
         return nil
     }
 
-    static func int64Tensor(_ v: [Int], shape: [Int]) -> Tensor {
+    /// An owned int64 tensor.
+    public static func int64Tensor(_ v: [Int], shape: [Int]) -> Tensor {
         let s = Storage(array: v.map { Int64($0) })
         return try! Tensor(dtype: .i64, shape: shape, storage: s)  // sized from the same array: always fits
     }
