@@ -124,8 +124,16 @@ struct ONNXExportContext {
                                                  "pads": .ints(n.ints("pads") ?? [0, 0, 0, 0]), "dilations": .ints(n.ints("dilations") ?? [1, 1]),
                                                  "group": .int(n.int("group") ?? 1)], rank: 4)
         case .batchNorm:
-            add("BatchNormalization", n.name, n.inputs, [y], ["epsilon": .float(Float(n.float("epsilon") ?? 1e-5)),
-                                                               "momentum": .float(Float(1 - (n.float("momentum") ?? 0.1)))], rank: r)
+            var attrs: OrderedDictionary<String, ONNXAttribute> = ["epsilon": .float(Float(n.float("epsilon") ?? 1e-5)),
+                                                                   "momentum": .float(Float(1 - (n.float("momentum") ?? 0.1)))]
+            // Kept as the source said it (training-preserving exports): 1 means batch statistics.
+            var outputs = [y]
+            if let t = n.int("trainingMode") {
+                attrs["training_mode"] = .int(t)
+                // Opset 15+ requires the running-statistics outputs when training_mode is 1.
+                if t == 1 { outputs += [fresh(y + "/running_mean"), fresh(y + "/running_var")] }
+            }
+            add("BatchNormalization", n.name, n.inputs, outputs, attrs, rank: r)
         case .linear: emitLinear(n)
         case .matmul:
             add("MatMul", n.name, n.inputs, [y], rank: n.inputs.compactMap { rank($0) }.max())
