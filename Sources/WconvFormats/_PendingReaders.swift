@@ -4,12 +4,6 @@ import WconvTensor
 // branches. The lead deletes this file when those branches are merged; the signatures are the
 // contract ModelFile calls.
 
-public enum ONNXReader {
-    public static func read(path: String) throws -> TensorBundle {
-        throw WconvError(.runtime, "the ONNX reader is not merged yet", file: path)
-    }
-}
-
 public enum KerasReader {
     public static func read(path: String) throws -> TensorBundle {
         throw WconvError(.runtime, "the Keras reader is not merged yet", file: path)

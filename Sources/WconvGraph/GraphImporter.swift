@@ -28,8 +28,13 @@ public enum GraphImporter {
 
     static func builder(for format: String) -> FormatBuilder? {
         lock.lock(); defer { lock.unlock() }
-        return builders[format]
+        return builders[format] ?? builtInBuilders[format]
     }
+
+    /// The graph builders of the formats wconv reads with structure.
+    static let builtInBuilders: [String: FormatBuilder] = [
+        "onnx": { path, _ in try ONNXGraphBuilder.build(ONNXReader.readModel(path: path), path: path) },
+    ]
 
     /// Formats that carry a graph of their own; a bare-tensor recogniser is the wrong tool for them.
     static let structuredFormats: Set<String> = ["onnx", "keras-h5", "keras", "keras-v3"]

@@ -52,12 +52,13 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(back.provenance.notes["weightsOnlyReason"], r.report.weightsOnlyReason)
     }
 
-    func testStructuredFormatWithoutBuilderIsWeightsOnly() throws {
-        var b = TensorBundle(format: "onnx")
-        b.tensors["conv.weight"] = Tensor(zeros: [2, 3, 1, 1])
-        let r = try GraphImporter.importGraph(bundle: b, sourcePath: "m.onnx")
-        XCTAssertTrue(r.graph.isWeightsOnly)
-        XCTAssertTrue(r.report.weightsOnlyReason?.contains("onnx") ?? false)
+    func testONNXFileImportsThroughItsGraphBuilder() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../fixtures/onnx/resnet_ts_op17.onnx").standardized.path
+        let r = try GraphImporter.importGraph(path: path)
+        XCTAssertFalse(r.graph.isWeightsOnly)
+        XCTAssertTrue(r.graph.nodes.contains { $0.op == .conv2d })
+        XCTAssertTrue(r.report.evidence.first?.contains("onnx") ?? false)
     }
 
     func testCanonicalBundleIsRestoredNotRecognised() throws {

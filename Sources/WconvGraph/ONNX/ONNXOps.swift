@@ -37,8 +37,7 @@ extension Op {
     public static let squeeze: Op = "squeeze"
     /// attrs axis, split (sizes); one output per piece.
     public static let split: Op = "split"
-    /// attrs starts, ends, axes, steps (ONNX Slice clamping).
-    public static let slice: Op = "slice"
+    // slice: declared in OpVocabularyExtra.swift (ONNX Slice semantics).
     /// attrs to (a DType raw value: "f32", "i64", …).
     public static let cast: Op = "cast"
     /// Broadcast to a shape. inputs [x, shape(i64)].
