@@ -21,7 +21,7 @@ struct DiffCommand: ParsableCommand {
     @Option(help: "Relative tolerance.")
     var rtol: Double = 0
 
-    @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint A (and B).")
+    @Option(help: "Dotted path of the state dict inside whichever file is a PyTorch checkpoint.")
     var key: String?
 
     @Flag(help: "Print one JSON document on stdout.")
@@ -31,8 +31,11 @@ struct DiffCommand: ParsableCommand {
         guard atol >= 0, rtol >= 0, atol.isFinite, rtol.isFinite else {
             throw WconvError(.usage, "--atol and --rtol must be finite and non-negative")
         }
-        let ba = try ModelFile.load(path: a, key: key)
-        let bb = try ModelFile.load(path: b, key: key)
+        // --key applies to whichever of the two files is a PyTorch checkpoint.
+        let ka = try ModelFile.sniff(path: a).isPyTorch ? key : nil
+        let kb = try ModelFile.sniff(path: b).isPyTorch ? key : nil
+        let ba = try ModelFile.load(path: a, key: ka)
+        let bb = try ModelFile.load(path: b, key: kb)
         let result = TensorDiff.compare(ba, bb, atol: atol, rtol: rtol)
         if json {
             result.json(a: a, b: b, atol: atol, rtol: rtol).print()
