@@ -102,12 +102,13 @@ public enum ModelFile {
         if let slash = indexPath.lastIndex(of: "/") { dir = String(indexPath[...slash]) } else { dir = "" }
         var expected: [String: String] = [:]
         var order: [String] = []
+        var seenShards = Set<String>()
         for (name, shard) in index.weightMap {
             guard !shard.isEmpty, !shard.contains("/"), shard != "..", shard != "." else {
                 throw WconvError(.unsafe, "weight_map[\"\(name)\"] names shard \"\(shard)\"; shards must be plain file names in the index's directory", file: indexPath)
             }
             expected[name] = shard
-            if !order.contains(shard) { order.append(shard) }
+            if seenShards.insert(shard).inserted { order.append(shard) }
         }
         var bundle = TensorBundle(format: "pytorch-sharded")
         for shard in order {

@@ -108,6 +108,8 @@ struct ConvertCommand: ParsableCommand {
             let total = perTensor.reduce(into: ConversionReport()) { $0 += $1.1 }
             if !total.isLossless {
                 lines.append("  total: \(total.overflowed) overflowed, \(total.flushedToZero) flushed to zero")
+            } else if converted > 0 {
+                lines.append("  no value overflowed or was flushed to zero (values rounded to nearest even)")
             }
             report.append(("dtype", .object([
                 ("target", .string(targetDType.rawValue)), ("converted", .int(converted)),
@@ -118,6 +120,15 @@ struct ConvertCommand: ParsableCommand {
             ])))
         }
 
+        // Like huggingface_hub's save, create the output's directory when it is missing.
+        let parent = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        if !FileManager.default.fileExists(atPath: parent) {
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            } catch {
+                throw WconvError(.runtime, "cannot create the output directory \(parent): \(error.localizedDescription)")
+            }
+        }
         let files = try ModelFile.write(bundle, to: output, format: format, options: ModelWriteOptions(maxShardSize: shardLimit))
         let tied = bundle.aliases.count + bundle.sharedStorageGroups().reduce(0) { $0 + $1.count - 1 }
         lines.append("wrote \(files.count == 1 ? files[0] : "\(files.count - 1) shards + \(files.last!)") (\(format.rawValue)): \(bundle.tensors.count) tensors" + (tied > 0 ? ", tied tensors stored once" : ""))

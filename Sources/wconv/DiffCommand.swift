@@ -21,7 +21,7 @@ struct DiffCommand: ParsableCommand {
     @Option(help: "Relative tolerance.")
     var rtol: Double = 0
 
-    @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint A (and B).")
+    @Option(help: "Dotted path of the state dict inside whichever file is a PyTorch checkpoint.")
     var key: String?
 
     @Flag(help: "Print one JSON document on stdout.")
@@ -31,8 +31,11 @@ struct DiffCommand: ParsableCommand {
         guard atol >= 0, rtol >= 0, atol.isFinite, rtol.isFinite else {
             throw WconvError(.usage, "--atol and --rtol must be finite and non-negative")
         }
-        let ba = try ModelFile.load(path: a, key: key)
-        let bb = try ModelFile.load(path: b, key: key)
+        // --key applies to whichever of the two files is a PyTorch checkpoint.
+        let ka = try ModelFile.sniff(path: a).isPyTorch ? key : nil
+        let kb = try ModelFile.sniff(path: b).isPyTorch ? key : nil
+        let ba = try ModelFile.load(path: a, key: ka)
+        let bb = try ModelFile.load(path: b, key: kb)
         let result = TensorDiff.compare(ba, bb, atol: atol, rtol: rtol)
         if json {
             result.json(a: a, b: b, atol: atol, rtol: rtol).print()
@@ -87,7 +90,7 @@ struct TensorDiff {
             bar.advance(by: ta.byteCount)
             var e = Entry(name: name, dtypeA: ta.dtype, dtypeB: tb.dtype, shapeA: ta.shape, shapeB: tb.shape)
             if e.comparable {
-                if ta.dtype == tb.dtype && ta.bitwiseEqual(tb) {
+                if ta.dtype == tb.dtype && bytesEqual(ta, tb) {
                     e.bitExact = true
                 } else {
                     compareValues(ta, tb, atol: atol, rtol: rtol, into: &e)
@@ -98,6 +101,15 @@ struct TensorDiff {
         bar.finish()
         d.unexpected = b.tensors.keys.filter { a.tensors[$0] == nil }
         return d
+    }
+
+    /// memcmp of the C-order bytes (zero-copy for contiguous tensors).
+    private static func bytesEqual(_ a: Tensor, _ b: Tensor) -> Bool {
+        a.withContiguousBytes { x in
+            b.withContiguousBytes { y in
+                x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
+            }
+        }
     }
 
     /// Element-wise over values as Double (exact for every dtype wconv reads except i64 beyond 2^53).

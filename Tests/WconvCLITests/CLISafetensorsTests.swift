@@ -111,6 +111,16 @@ final class CLISafetensorsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/clash.safetensors"))
     }
 
+    func testNarrowingKeepsTiedTensorsTied() throws {
+        let out = dir + "/tied16.safetensors"
+        let c = try CLI.run(["convert", CLI.fixture("safetensors/valid/tied.safetensors"), out, "--dtype", "bf16", "--rename", "s/^emb\\./embed./"])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let tensors = try XCTUnwrap(try CLI.json(try CLI.run(["inspect", out, "--json"]))["tensors"] as? [[String: Any]])
+        let head = try XCTUnwrap(tensors.first { $0["name"] as? String == "head.weight" })
+        XCTAssertEqual(head["alias_of"] as? String, "embed.weight")
+        XCTAssertEqual(head["dtype"] as? String, "bf16")
+    }
+
     func testStripPrefixAuto() throws {
         let out = dir + "/stripped.safetensors"
         let r = try CLI.run(["convert", CLI.fixture("demo/tiny_cnn.safetensors"), out, "--strip-prefix", "auto"])

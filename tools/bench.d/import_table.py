@@ -12,15 +12,16 @@ def fmt_ms(s):
     return f"{s * 1000:9.2f}"
 
 
-print(f"{'what':44} {'min ms':>9} {'median ms':>9} {'peak RSS':>10} {'before':>9} {'load cost':>10}")
-print("-" * 96)
+print(f"{'what':44} {'min ms':>9} {'median ms':>9} {'peak RSS':>10} {'before':>9} {'load cost':>10} {'anon +':>9}")
+print("-" * 106)
 for r in rows:
     if "error" in r:
-        print(f"{r['label']:44} {'n/a: ' + r['error'][:60]}")
+        print(f"{r['label']:44} n/a: {r['error'][:100]}")
         continue
     cost = r["peak_rss"] - r["baseline_rss"]
-    print(f"{r['label']:44} {fmt_ms(r['min'])} {fmt_ms(r['median'])} {r['peak_rss'] / MiB:8.1f}Mi {r['baseline_rss'] / MiB:7.1f}Mi {cost / MiB:8.1f}Mi")
-print("load cost = peak RSS - RSS just before loading (after imports); mapped pages count only once touched.")
+    print(f"{r['label']:44} {fmt_ms(r['min'])} {fmt_ms(r['median'])} {r['peak_rss'] / MiB:8.1f}Mi {r['baseline_rss'] / MiB:7.1f}Mi {cost / MiB:8.1f}Mi {r['anon_delta'] / MiB:7.1f}Mi")
+print("load cost = peak RSS - RSS just before loading (after imports; file pages count once touched);")
+print("anon + = growth of anonymous memory (RssAnon) over the first load: what loading costs beyond the file mapping.")
 print()
 pairs = [
     ("wconv .safetensors", "safetensors.torch.load_file"),

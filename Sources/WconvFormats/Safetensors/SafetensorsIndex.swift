@@ -60,12 +60,13 @@ enum SafetensorsIndex {
         if let slash = indexPath.lastIndex(of: "/") { dir = String(indexPath[...slash]) } else { dir = "" }
 
         var shardOrder: [String] = []
+        var seenShards = Set<String>()
         var expected: [String: String] = [:]
         for (name, shard) in index.weightMap {
             guard !shard.isEmpty, !shard.contains("/"), !shard.contains("\\"), shard != ".", shard != ".." else {
                 throw WconvError(.unsafe, "weight_map[\"\(name)\"] names shard \"\(shard)\"; shards must be plain file names in the index's directory", file: indexPath)
             }
-            if !shardOrder.contains(shard) { shardOrder.append(shard) }
+            if seenShards.insert(shard).inserted { shardOrder.append(shard) }
             expected[name] = shard
         }
 

@@ -10,7 +10,8 @@ public enum SafetensorsReader {
     /// Reads a `.safetensors` file, or a sharded checkpoint through its `.index.json`.
     public static func read(path: String) throws -> TensorBundle {
         let file = try MappedFile(path: path)
-        if looksLikeIndex(file.buffer) {
+        // A binary header whose length's low byte happens to be `{` must not pass for an index.
+        if !sniff(file.buffer, fileSize: file.size) && looksLikeIndex(file.buffer) {
             return try SafetensorsIndex.read(indexPath: path, file: file)
         }
         return try read(mapped: file)
