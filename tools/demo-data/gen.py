@@ -21,7 +21,7 @@ from torchvision.models.resnet import BasicBlock
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 OUT = os.path.join(ROOT, "demo")
-S = 32
+S = 64
 rng = np.random.default_rng(1234)
 torch.manual_seed(1234)
 
@@ -46,27 +46,27 @@ def paint(img, mask, shift):
 
 def shape_mask(kind):
     yy, xx = np.mgrid[0:S, 0:S].astype(float)
-    cx, cy = rng.uniform(11, 21, size=2)
-    r = rng.uniform(6, 10)
+    cx, cy = rng.uniform(22, 42, size=2)
+    r = rng.uniform(12, 20)
     dx, dy = xx - cx, yy - cy
     d = np.sqrt(dx ** 2 + dy ** 2)
-    t = rng.uniform(1.5, 3)
+    t = rng.uniform(3, 6)
     if kind == "circle": return d < r
     if kind == "square": return (abs(dx) < r * 0.8) & (abs(dy) < r * 0.8)
     if kind == "triangle": return (dy < r * 0.7) & (dy > -r * 0.9 + 1.8 * abs(dx))
     if kind == "cross": return ((abs(dx) < t) & (abs(dy) < r)) | ((abs(dy) < t) & (abs(dx) < r))
-    if kind == "ring": return (d < r) & (d > r - t - 1)
-    if kind == "hstripes": return (np.floor(yy / 3) % 2 == 0) & (d < r + 3)
-    if kind == "vstripes": return (np.floor(xx / 3) % 2 == 0) & (d < r + 3)
-    if kind == "checker": return ((np.floor(xx / 4) + np.floor(yy / 4)) % 2 == 0) & (d < r + 3)
+    if kind == "ring": return (d < r) & (d > r - t - 2)
+    if kind == "hstripes": return (np.floor(yy / 6) % 2 == 0) & (d < r + 6)
+    if kind == "vstripes": return (np.floor(xx / 6) % 2 == 0) & (d < r + 6)
+    if kind == "checker": return ((np.floor(xx / 8) + np.floor(yy / 8)) % 2 == 0) & (d < r + 6)
     # target classes: new shapes made of the same strokes
     if kind == "diamond": return (abs(dx) + abs(dy)) < r
     if kind == "xmark": return ((abs(dx - dy) < t) | (abs(dx + dy) < t)) & (d < r)
-    if kind == "frame": return ((abs(dx) < r * 0.85) & (abs(dy) < r * 0.85)) & ~((abs(dx) < r * 0.85 - t - 1) & (abs(dy) < r * 0.85 - t - 1))
+    if kind == "frame": return ((abs(dx) < r * 0.85) & (abs(dy) < r * 0.85)) & ~((abs(dx) < r * 0.85 - t - 2) & (abs(dy) < r * 0.85 - t - 2))
     if kind == "dots":
         m = np.zeros((S, S), bool)
         for ox, oy in [(-1, -1), (1, -1), (-1, 1), (1, 1)]:
-            m |= np.sqrt((dx - ox * r * 0.55) ** 2 + (dy - oy * r * 0.55) ** 2) < 2.5
+            m |= np.sqrt((dx - ox * r * 0.55) ** 2 + (dy - oy * r * 0.55) ** 2) < 5
         return m
     raise ValueError(kind)
 
@@ -83,14 +83,15 @@ TARGET = ["diamond", "dots", "frame", "xmark"]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 class NarrowResNet(nn.Module):
-    """torchvision ResNet layout and names (conv1, bn1, layer1..4, fc) with small widths."""
+    """torchvision ResNet-10 layout, stem and names (conv1, bn1, layer1..4, fc) with small widths."""
     def __init__(self, widths=(16, 32, 64, 128), num_classes=8):
         super().__init__()
         self.inplanes = widths[0]
-        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        # torchvision's stem exactly: 7x7 stride-2 conv, BN, ReLU, 3x3 stride-2 max pool.
+        self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity()
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.layer1 = self._make(widths[0], 1)
         self.layer2 = self._make(widths[1], 2)
         self.layer3 = self._make(widths[2], 2)
