@@ -28,8 +28,13 @@ public enum GraphImporter {
 
     static func builder(for format: String) -> FormatBuilder? {
         lock.lock(); defer { lock.unlock() }
-        return builders[format]
+        return builders[format] ?? builtInBuilders[format]
     }
+
+    /// The graph builders of the formats wconv reads with structure.
+    static let builtInBuilders: [String: FormatBuilder] = [
+        "onnx": { path, _ in try ONNXGraphBuilder.build(ONNXReader.readModel(path: path), path: path) },
+    ]
 
     /// Formats that carry a graph of their own; a bare-tensor recogniser is the wrong tool for them.
     static let structuredFormats: Set<String> = ["onnx", "keras-h5", "keras", "keras-v3"]
@@ -127,7 +132,7 @@ public enum GraphImporter {
             architecture: graph.architecture, variant: graph.variant, evidence: evidence,
             weightsOnlyReason: weightsOnlyReason, familiesTried: tried, nodeCount: graph.nodes.count, opCounts: ops,
             inputs: graph.inputs, outputs: graph.outputs, tensors: entries,
-            groups: graph.isWeightsOnly ? [] : LayerGrouping.groups(for: graph), head: ImportReport.findHead(graph),
+            groups: graph.isWeightsOnly ? [] : ((try? LayerGrouping(graph: graph))?.groups ?? []), head: ImportReport.findHead(graph),
             preprocessing: graph.preprocessing, warnings: bundle.warnings)
         report.extras = Dictionary(bundle.extras.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
         report.stubbedGlobals = bundle.stubbedGlobals

@@ -88,7 +88,7 @@ public struct ImportReport: Codable, Sendable {
         } else if architecture != nil { s.append("preprocessing: none (not an image model)") }
         if !groups.isEmpty {
             s.append("layer groups:")
-            for g in groups { s.append("  \(g.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(g.name) (\(g.parameterNames.count) tensors)") }
+            for g in groups { s.append("  \(g.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(g.name) (\(g.parameters.count) parameters, \(g.buffers.count) buffers)") }
         }
         let used = tensors.filter { $0.status == "used" }.count
         let renamed = tensors.filter { $0.status == "renamed" }

@@ -1,10 +1,59 @@
 import ArgumentParser
+import Foundation
 import Wconv
 
 struct BenchTrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train")
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Measures training images/s: full fine-tuning and feature extraction (cached features) on synthetic batches.")
+
+    @Argument(help: "Model file (any supported format).") var model: String
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 16
+    @Option(help: "Timed steps per measurement (after one warm-up step).") var steps: Int = 3
+    @Option(help: "Classes of the new head.") var classes: Int = 10
+    @Option(help: "CPU threads.") var threads: Int = 2
+    @Flag(help: "Print one JSON document on stdout.") var json = false
 
     func run() throws {
-        throw WconvError(.runtime, "'wconv bench train' is not available in this build yet")
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        let names = (0..<classes).map { "c\($0)" }
+        let rep = try HeadReplacement.replace(graph, classes: names, dropout: 0, seed: 0)
+        graph = rep.graph
+        let p = graph.preprocessing ?? .imagenet
+        let h = p.inputSize.first ?? 224, w = p.inputSize.count > 1 ? p.inputSize[1] : h
+        var rng = RNG(seed: 1)
+        let x = Tensor(shape: [batchSize, 3, h, w], floats: (0..<(batchSize * 3 * h * w)).map { _ in Float(rng.normal()) })
+        let labels = (0..<batchSize).map { $0 % classes }
+        let grouping = try LayerGrouping(graph: graph)
+        let all = Set(grouping.groups.flatMap(\.parameters))
+        let head = Set(grouping.head.parameters)
+        var results: [String: Double] = [:]
+        for (name, trainable) in [("finetune", all), ("feature-extract (uncached)", head)] {
+            let s = try TrainingSession(graph: graph, trainable: trainable, threads: threads)
+            let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
+                                groups: [ParamGroup(name: "all", parameters: trainable.sorted(), lr: 1e-4, weightDecay: 0.01)])
+            func step() throws {
+                let out = try s.forward([graph.inputs[0].name: x], training: true)
+                let logits = out[graph.outputs[0].name]!
+                let (_, g) = try CrossEntropyLoss().loss(logits: logits.floats(), targets: labels, classes: classes)
+                let grads = try s.backward(outputGradients: [graph.outputs[0].name: Tensor(shape: logits.shape, floats: g)])
+                try opt.step(parameters: s, gradients: grads)
+            }
+            try step()
+            let t0 = Date()
+            for _ in 0..<steps { try step() }
+            results[name] = Double(batchSize * steps) / Date().timeIntervalSince(t0)
+        }
+        // Feature extraction with the cache: the frozen forward once, then only the head per epoch.
+        if let split = GraphCut.split(graph, at: rep.featureValue, rank: 2) {
+            var front = split.front
+            front.outputs = [ValueInfo(name: rep.featureValue, shape: [nil, nil])]
+            let inf = try InferenceSession(graph: front, threads: threads)
+            let t0 = Date()
+            for _ in 0..<steps { _ = try inf.run([graph.inputs[0].name: x]) }
+            results["frozen forward (once per image)"] = Double(batchSize * steps) / Date().timeIntervalSince(t0)
+        }
+        if json { try printJSON(["model": modelName(model), "batch_size": batchSize, "images_per_second": results]) } else {
+            print("training throughput, \(modelName(model)), batch \(batchSize), \(h)x\(w), \(threads) threads:")
+            for (k, v) in results.sorted(by: { $0.key < $1.key }) { print("  \(k.padding(toLength: 34, withPad: " ", startingAt: 0)) \(fmt(v, 1)) img/s") }
+        }
     }
 }

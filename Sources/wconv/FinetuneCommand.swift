@@ -1,10 +1,69 @@
 import ArgumentParser
+import Foundation
 import Wconv
 
 struct FinetuneCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "finetune", abstract: "Fine-tunes a model on a labelled dataset.")
+    static let configuration = CommandConfiguration(commandName: "finetune", abstract: "Fine-tunes a model on a labelled dataset and exports it with its labels and preprocessing.")
+
+    @Argument(help: "Model file (any supported format).") var model: String
+    @Option(help: "Training data: ImageFolder directory (one folder per class) or .npz with images/labels.") var data: String
+    @Option(help: "Validation data (same classes).") var val: String?
+    @Option(name: .customLong("val-split"), help: "Hold out this fraction of --data for validation (seeded, stratified).") var valSplit: Double?
+    @Option(name: .customLong("adapt-target"), help: "Unlabeled target-domain images for MMD domain adaptation.") var adaptTarget: String?
+    @OptionGroup var training: TrainingOptions
+    @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract where it is off so frozen features are cached).") var augment: Bool?
+    @Flag(name: .customLong("no-baseline"), help: "Skip the feature-extraction baseline that guards a fine-tuning run.") var noBaseline = false
+    @Option(name: .customLong("checkpoint-dir"), help: "Write an atomic checkpoint here after every epoch.") var checkpointDir: String?
+    @Option(help: "Resume from a checkpoint (last.safetensors) written with the same flags.") var resume: String?
+    @Option(name: .shortAndLong, help: "Output model: .safetensors | .pth | .onnx | .h5") var output: String
+    @Option(help: "Write an HTML training report.") var report: String?
+    @Flag(help: "Print the final metrics as JSON on stdout.") var json = false
 
     func run() throws {
-        throw WconvError(.runtime, "'wconv finetune' is not available in this build yet")
+        let config = try training.config()
+        let started = Date()
+        let graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: config.seed)
+        let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }
+        stderrLine(TrainingJob.summary(train, name: "training"))
+        if let v = valSet { stderrLine(TrainingJob.summary(v, name: "validation")) }
+        // Every image is decoded once before training: a bad file stops the run now, not in epoch 7.
+        try DatasetCheck.verifyAll(train, threads: config.threads)
+        if let v = valSet { try DatasetCheck.verifyAll(v, threads: config.threads) }
+        if let t = target { try DatasetCheck.verifyAll(t, threads: config.threads) }
+        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: augment)
+        trainer.checkpointDir = checkpointDir
+        trainer.computeBaseline = !noBaseline
+        if isatty(2) != 0 {
+            let total = train.count
+            trainer.progress = { seen, _, loss in
+                let w = 30, f = min(w, seen * w / max(total, 1))
+                let bar = String(repeating: "█", count: f) + String(repeating: "·", count: w - f)
+                FileHandle.standardError.write(Data("\r  \(bar) \(seen)/\(total)  loss \(fmt(loss, 4))   ".utf8))
+                if seen >= total { FileHandle.standardError.write(Data("\r".utf8 + Data(repeating: 0x20, count: w + 40) + Data("\r".utf8))) }
+            }
+        }
+        let result = try trainer.run(resume: resume)
+        let wall = Date().timeIntervalSince(started)
+        if let report {
+            let html = TrainingReport.html(result: result, plan: trainer.plan, title: "wconv fine-tuning: \(modelName(model))",
+                                           trainCount: train.count, valCount: valSet?.count, wallSeconds: wall)
+            try TrainingReport.write(html, to: report)
+            stderrLine("report: \(report)")
+        }
+        if let stop = result.stopped { throw WconvError(.runtime, "training stopped at " + stop) }
+        var out = result.graph
+        out.provenance.toolVersion = wconvVersion
+        try ModelIO.save(out, to: output)
+        stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
+        if json {
+            var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]
+            if let m = result.metrics, let d = try? JSONEncoder().encode(m), let mj = try? JSONSerialization.jsonObject(with: d) { obj["metrics"] = mj }
+            if let b = result.baselineAccuracy { obj["baseline_accuracy"] = b }
+            obj["mmd"] = result.mmd.map { ["kind": $0.kind.rawValue, "before": $0.before, "after": $0.after] }
+            try printJSON(obj)
+        } else if let m = result.metrics {
+            print(m.table(), terminator: "")
+        }
     }
 }

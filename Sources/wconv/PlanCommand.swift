@@ -1,10 +1,39 @@
 import ArgumentParser
+import Foundation
 import Wconv
 
 struct PlanCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "plan", abstract: "Prints the resolved training plan.")
+    static let configuration = CommandConfiguration(commandName: "plan", abstract: "Prints the resolved training plan (groups, trainable epochs, learning rates, BatchNorm policy, warnings) before any compute.")
+
+    @Argument(help: "Model file (any supported format).") var model: String
+    @Option(help: "Training data (ImageFolder directory or .npz) — gives the classes and enables the data checks.") var data: String?
+    @Option(help: "Number of classes (or a comma list of names) when no --data is given.") var classes: String?
+    @OptionGroup var training: TrainingOptions
+    @Flag(help: "Print the plan as JSON.") var json = false
 
     func run() throws {
-        throw WconvError(.runtime, "'wconv plan' is not available in this build yet")
+        let config = try training.config()
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        let classNames: [String]
+        var trainSet: (any LabelledDataset)?
+        if let data {
+            let d = try TrainingJob.dataset(data)
+            classNames = d.classes
+            trainSet = d
+        } else if let c = classes {
+            if let n = Int(c) { classNames = (0..<n).map(String.init) } else { classNames = c.split(separator: ",").map(String.init) }
+        } else if let l = graph.labels {
+            classNames = l
+        } else if let n = HeadReplacement.outputSize(graph) {
+            classNames = (0..<n).map(String.init)
+        } else {
+            throw WconvError(.usage, "give --data DIR or --classes N so the plan knows the number of classes")
+        }
+        let headSize = HeadReplacement.outputSize(graph)
+        if config.head == "new" { graph = try HeadReplacement.replace(graph, classes: classNames, dropout: config.dropout, seed: config.seed).graph }
+        var plan = try TrainingPlan(graph: graph, config: config, classes: classNames, modelName: modelName(model))
+        try plan.checkData(headOutputs: headSize, dataClasses: classNames.count,
+                           channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: graph.preprocessing ?? .imagenet, seed: config.seed) })
+        if json { try printJSON(plan.jsonObject()) } else { print(plan.render(), terminator: "") }
     }
 }

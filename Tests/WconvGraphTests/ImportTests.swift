@@ -52,12 +52,13 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(back.provenance.notes["weightsOnlyReason"], r.report.weightsOnlyReason)
     }
 
-    func testStructuredFormatWithoutBuilderIsWeightsOnly() throws {
-        var b = TensorBundle(format: "onnx")
-        b.tensors["conv.weight"] = Tensor(zeros: [2, 3, 1, 1])
-        let r = try GraphImporter.importGraph(bundle: b, sourcePath: "m.onnx")
-        XCTAssertTrue(r.graph.isWeightsOnly)
-        XCTAssertTrue(r.report.weightsOnlyReason?.contains("onnx") ?? false)
+    func testONNXFileImportsThroughItsGraphBuilder() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../fixtures/onnx/resnet_ts_op17.onnx").standardized.path
+        let r = try GraphImporter.importGraph(path: path)
+        XCTAssertFalse(r.graph.isWeightsOnly)
+        XCTAssertTrue(r.graph.nodes.contains { $0.op == .conv2d })
+        XCTAssertTrue(r.report.evidence.first?.contains("onnx") ?? false)
     }
 
     func testCanonicalBundleIsRestoredNotRecognised() throws {
@@ -82,23 +83,23 @@ final class ImportTests: XCTestCase {
 
     func testLayerGroups() throws {
         func groups(_ file: String, config: [String: Any]? = nil) throws -> [LayerGroup] {
-            LayerGrouping.groups(for: try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors(file), configJSON: config))
+            try LayerGrouping(graph: try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors(file), configJSON: config)).groups
         }
         for (file, stages) in [("resnet_basic.safetensors", ["layer1", "layer2", "layer3", "layer4"]),
-                               ("vgg_bn.safetensors", ["features.stage1", "features.stage2", "features.stage3"]),
-                               ("densenet.safetensors", ["features.denseblock1", "features.transition1", "features.denseblock2"]),
-                               ("bert_cls/model.safetensors", ["encoder.layer.0", "encoder.layer.1"])] {
+                               ("vgg_bn.safetensors", ["features.4", "features.8", "features.11"]),
+                               ("densenet.safetensors", ["features.denseblock1", "features.denseblock2"]),
+                               ("bert_cls/model.safetensors", ["bert.encoder.layer.0", "bert.encoder.layer.1"])] {
             let gs = try groups(file, config: Fixtures.config("bert_cls"))
-            XCTAssertEqual(gs.first?.kind, file.hasPrefix("vgg") ? .stage : .stem, file)
+            XCTAssertEqual(gs.first?.kind, .stem, file)
             XCTAssertEqual(gs.filter { $0.kind == .stage }.map(\.name), stages, file)
             XCTAssertEqual(gs.last?.kind, .head, file)
-            let all = gs.flatMap(\.parameterNames)
+            let all = gs.flatMap { $0.parameters + $0.buffers }
             XCTAssertEqual(all.count, Set(all).count, "each tensor in one group")
         }
         let eff = try groups("efficientnet.safetensors")
-        XCTAssertEqual(eff.first?.name, "stem")
-        XCTAssertEqual(eff.first?.parameterNames.first?.hasPrefix("features.0."), true)
-        XCTAssertEqual(eff.last?.parameterNames.sorted(), ["classifier.1.bias", "classifier.1.weight"])
+        XCTAssertEqual(eff.first?.kind, .stem)
+        XCTAssertEqual(eff.first?.parameters.first?.hasPrefix("features.0."), true)
+        XCTAssertEqual(eff.last?.parameters.sorted(), ["classifier.1.bias", "classifier.1.weight"])
     }
 
     func testSHA256() throws {

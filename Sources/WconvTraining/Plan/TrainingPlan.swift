@@ -1,0 +1,384 @@
+import Foundation
+import WconvGraph
+import WconvRuntime
+import WconvTensor
+
+/// How much of the network trains (the seed's three strategies, plus training from scratch).
+public enum TrainingMode: String, Codable, CaseIterable, Sendable {
+    /// Backbone frozen (eval-mode BN), only the (new) head trains.
+    case featureExtract = "feature-extract"
+    /// Everything trains, with discriminative LRs: backbone below head.
+    case finetune
+    /// The seed's ProgressiveUnfreezer: head only in epoch 1, then one more group per epoch from
+    /// the head down; the optimizer is rebuilt for the new trainable set each time.
+    case progressive
+    /// Everything re-initialised and trained at one LR (the seed's "from scratch" baseline).
+    case scratch
+
+    public var isFineTuning: Bool { self == .finetune || self == .progressive }
+}
+
+/// `--bn`: what BatchNorm does while training.
+public enum BatchNormPolicy: String, Codable, CaseIterable, Sendable {
+    /// Batch statistics in trainable groups, frozen (eval statistics) below them — the default.
+    case auto
+    /// Batch statistics (and running-stat updates) in every trainable group.
+    case train
+    /// Eval-mode statistics everywhere; γ and β still train in trainable groups.
+    case frozen
+    /// Eval-mode statistics and γ, β frozen too.
+    case frozenAffine = "frozen-affine"
+}
+
+/// Layer-wise learning rates over the structural groups.
+public enum LayerLRRule: Codable, Equatable, Sendable {
+    /// Backbone groups at `backboneLR`, the head at `lr` (discriminative, two levels).
+    case discriminative
+    /// The seed's `layerwise_lr`: group i of n gets base·(max/base)^(i/(n−1)), input → output.
+    case geometric(base: Double, max: Double)
+    /// timm's `layer_decay`: group i of n gets lr·decay^(n−1−i) (the head gets lr).
+    case decay(Double)
+}
+
+/// Everything a run is configured with (the CLI's training flags).
+public struct TrainingConfig: Codable, Sendable {
+    public var mode: TrainingMode = .featureExtract
+    public var epochs = 10
+    public var batchSize = 32
+    /// `sgd`, `adam` or `adamw`.
+    public var optimizer = "adamw"
+    public var momentum = 0.9
+    public var nesterov = false
+    public var betas = (0.9, 0.999)
+    public var eps = 1e-8
+    /// Head LR (and the single LR of feature-extract / scratch).
+    public var lr = 1e-3
+    /// Backbone LR in finetune/progressive; nil = lr/10.
+    public var backboneLR: Double?
+    public var layerLR: LayerLRRule = .discriminative
+    public var weightDecay = 0.01
+    /// Decay norms and biases too (off by default, as timm and the usual recipes).
+    public var decayNormsAndBiases = false
+    public var bn: BatchNormPolicy = .auto
+    /// `constant`, `step`, `cosine`, `warmup-cosine`, `onecycle`.
+    public var schedule = "cosine"
+    public var warmupEpochs = 1
+    public var stepEpochs = 3
+    public var stepGamma = 0.1
+    public var labelSmoothing = 0.0
+    /// `auto`, `none` or a comma list.
+    public var classWeights = "none"
+    /// Replace the head for the data's classes (`new`) or keep it (`keep`).
+    public var head = "new"
+    public var dropout = 0.2
+    public var seed: UInt64 = 0
+    public var threads = 2
+    /// `--groups` user patterns.
+    public var groups: String?
+    public var mmdWeight = 0.0
+    public var mmdKind: MMDKind = .mean
+    /// Rebuild the optimizer with fresh state on unfreezing (the seed), or keep moments.
+    public var keepOptimizerStateOnUnfreeze = false
+    /// Shuffle the training set each epoch (seeded); off gives the dataset order, as a reference run.
+    public var shuffle = true
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case mode, epochs, batchSize, optimizer, momentum, nesterov, eps, lr, backboneLR, layerLR, weightDecay,
+             decayNormsAndBiases, bn, schedule, warmupEpochs, stepEpochs, stepGamma, labelSmoothing, classWeights,
+             head, dropout, seed, threads, groups, mmdWeight, mmdKind, keepOptimizerStateOnUnfreeze, beta1, beta2, shuffle
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mode = try c.decode(TrainingMode.self, forKey: .mode); epochs = try c.decode(Int.self, forKey: .epochs)
+        batchSize = try c.decode(Int.self, forKey: .batchSize); optimizer = try c.decode(String.self, forKey: .optimizer)
+        momentum = try c.decode(Double.self, forKey: .momentum); nesterov = try c.decode(Bool.self, forKey: .nesterov)
+        eps = try c.decode(Double.self, forKey: .eps); lr = try c.decode(Double.self, forKey: .lr)
+        backboneLR = try c.decodeIfPresent(Double.self, forKey: .backboneLR); layerLR = try c.decode(LayerLRRule.self, forKey: .layerLR)
+        weightDecay = try c.decode(Double.self, forKey: .weightDecay); decayNormsAndBiases = try c.decode(Bool.self, forKey: .decayNormsAndBiases)
+        bn = try c.decode(BatchNormPolicy.self, forKey: .bn); schedule = try c.decode(String.self, forKey: .schedule)
+        warmupEpochs = try c.decode(Int.self, forKey: .warmupEpochs); stepEpochs = try c.decode(Int.self, forKey: .stepEpochs)
+        stepGamma = try c.decode(Double.self, forKey: .stepGamma); labelSmoothing = try c.decode(Double.self, forKey: .labelSmoothing)
+        classWeights = try c.decode(String.self, forKey: .classWeights); head = try c.decode(String.self, forKey: .head)
+        dropout = try c.decode(Double.self, forKey: .dropout); seed = try c.decode(UInt64.self, forKey: .seed)
+        threads = try c.decode(Int.self, forKey: .threads); groups = try c.decodeIfPresent(String.self, forKey: .groups)
+        mmdWeight = try c.decode(Double.self, forKey: .mmdWeight); mmdKind = try c.decode(MMDKind.self, forKey: .mmdKind)
+        keepOptimizerStateOnUnfreeze = try c.decode(Bool.self, forKey: .keepOptimizerStateOnUnfreeze)
+        betas = (try c.decode(Double.self, forKey: .beta1), try c.decode(Double.self, forKey: .beta2))
+        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? true
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mode, forKey: .mode); try c.encode(epochs, forKey: .epochs); try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(optimizer, forKey: .optimizer); try c.encode(momentum, forKey: .momentum); try c.encode(nesterov, forKey: .nesterov)
+        try c.encode(eps, forKey: .eps); try c.encode(lr, forKey: .lr); try c.encodeIfPresent(backboneLR, forKey: .backboneLR)
+        try c.encode(layerLR, forKey: .layerLR); try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(decayNormsAndBiases, forKey: .decayNormsAndBiases); try c.encode(bn, forKey: .bn)
+        try c.encode(schedule, forKey: .schedule); try c.encode(warmupEpochs, forKey: .warmupEpochs)
+        try c.encode(stepEpochs, forKey: .stepEpochs); try c.encode(stepGamma, forKey: .stepGamma)
+        try c.encode(labelSmoothing, forKey: .labelSmoothing); try c.encode(classWeights, forKey: .classWeights)
+        try c.encode(head, forKey: .head); try c.encode(dropout, forKey: .dropout); try c.encode(seed, forKey: .seed)
+        try c.encode(threads, forKey: .threads); try c.encodeIfPresent(groups, forKey: .groups)
+        try c.encode(mmdWeight, forKey: .mmdWeight); try c.encode(mmdKind, forKey: .mmdKind)
+        try c.encode(keepOptimizerStateOnUnfreeze, forKey: .keepOptimizerStateOnUnfreeze)
+        try c.encode(betas.0, forKey: .beta1); try c.encode(betas.1, forKey: .beta2)
+        try c.encode(shuffle, forKey: .shuffle)
+    }
+
+    public var optimizerKind: OptimizerKind {
+        switch optimizer {
+        case "sgd": return .sgd(momentum: momentum, dampening: 0, nesterov: nesterov)
+        case "adam": return .adam(beta1: betas.0, beta2: betas.1, eps: eps, decoupled: false)
+        default: return .adam(beta1: betas.0, beta2: betas.1, eps: eps, decoupled: true)
+        }
+    }
+
+    /// The schedule over `stepsPerEpoch × epochs` optimizer steps.
+    public func lrSchedule(stepsPerEpoch: Int) throws -> LRSchedule {
+        let total = max(1, stepsPerEpoch * epochs)
+        switch schedule {
+        case "constant": return .constant
+        case "step": return .step(size: max(1, stepEpochs * stepsPerEpoch), gamma: stepGamma)
+        case "cosine": return .cosine(tMax: total, etaMin: 0)
+        case "warmup": return .warmup(startFactor: 0.1, iters: max(1, warmupEpochs * stepsPerEpoch))
+        case "warmup-cosine":
+            let w = min(total - 1, max(1, warmupEpochs * stepsPerEpoch))
+            return .warmupCosine(warmup: w, startFactor: 0.01, tMax: max(1, total - w), etaMin: 0)
+        case "onecycle": return .oneCycle(totalSteps: total)
+        default: throw WconvError(.usage, "--schedule '\(schedule)': use constant, step, cosine, warmup, warmup-cosine or onecycle")
+        }
+    }
+
+    public func validate() throws {
+        guard epochs >= 1 else { throw WconvError(.usage, "--epochs must be at least 1") }
+        guard batchSize >= 1 else { throw WconvError(.usage, "--batch-size must be at least 1") }
+        guard ["sgd", "adam", "adamw"].contains(optimizer) else { throw WconvError(.usage, "--optimizer '\(optimizer)': use sgd, adam or adamw") }
+        guard lr > 0, lr.isFinite else { throw WconvError(.usage, "--lr must be positive") }
+        guard ["new", "keep"].contains(head) else { throw WconvError(.usage, "--head '\(head)': use new or keep") }
+        guard dropout >= 0, dropout < 1 else { throw WconvError(.usage, "--dropout must be in [0, 1)") }
+        guard labelSmoothing >= 0, labelSmoothing < 1 else { throw WconvError(.usage, "--label-smoothing must be in [0, 1)") }
+        if case .geometric(let b, let m) = layerLR, !(b > 0 && m > 0) { throw WconvError(.usage, "--base-lr and --max-lr must be positive") }
+        if case .decay(let d) = layerLR, !(d > 0 && d <= 1) { throw WconvError(.usage, "--layer-decay must be in (0, 1]") }
+        _ = try lrSchedule(stepsPerEpoch: 1)
+    }
+}
+
+/// One epoch of the plan.
+public struct EpochPlan: Codable, Sendable {
+    public var epoch: Int
+    /// Names of trainable groups.
+    public var trainable: [String]
+}
+
+/// The resolved plan: groups, per-epoch trainable sets, LRs, weight decay and BN policy, printed
+/// before any compute and stored in the export's provenance.
+public struct TrainingPlan: Sendable {
+    public var config: TrainingConfig
+    public var grouping: LayerGrouping
+    public var epochs: [EpochPlan]
+    /// LR of each group (before the schedule scales it).
+    public var groupLR: [String: Double]
+    public var warnings: [String] = []
+    public var parameterRank: [String: Int]
+    public var modelName: String
+    public var classes: [String]
+
+    public init(graph: ModelGraph, config: TrainingConfig, classes: [String], modelName: String = "model") throws {
+        try config.validate()
+        self.config = config
+        self.classes = classes
+        self.modelName = modelName
+        grouping = try LayerGrouping(graph: graph, userGroups: config.groups)
+        parameterRank = Dictionary(uniqueKeysWithValues: graph.parameters.map { ($0.key, $0.value.rank) })
+        let gs = grouping.groups
+        let n = gs.count
+        var lrs: [String: Double] = [:]
+        let backbone = config.backboneLR ?? config.lr / 10
+        for (i, g) in gs.enumerated() {
+            switch (config.mode, config.layerLR) {
+            case (.featureExtract, _), (.scratch, _): lrs[g.name] = config.lr
+            case (_, .geometric(let b, let m)):
+                lrs[g.name] = n > 1 ? b * pow(m / b, Double(i) / Double(n - 1)) : m
+            case (_, .decay(let d)):
+                lrs[g.name] = config.lr * pow(d, Double(n - 1 - i))
+            case (_, .discriminative):
+                lrs[g.name] = g.kind == .head ? config.lr : backbone
+            }
+        }
+        groupLR = lrs
+        var plans: [EpochPlan] = []
+        let order = gs.map(\.name)
+        for e in 0..<config.epochs {
+            let names: [String]
+            switch config.mode {
+            case .featureExtract: names = gs.filter { $0.kind == .head }.map(\.name)
+            case .finetune, .scratch: names = order
+            case .progressive:
+                // Head group(s) first, then one more group per epoch from the top down.
+                let heads = gs.filter { $0.kind == .head }.map(\.name)
+                let body = gs.filter { $0.kind != .head }.map(\.name)
+                names = body.suffix(min(e, body.count)) + heads
+            }
+            plans.append(EpochPlan(epoch: e, trainable: names))
+        }
+        epochs = plans
+        warnings = staticWarnings()
+    }
+
+    /// Optimizer groups of epoch `e`: each trainable layer group split into decayed (rank ≥ 2)
+    /// and non-decayed (norms and biases) parameters.
+    public func parameterGroups(epoch e: Int) -> [ParamGroup] {
+        let live = Set(epochs[min(e, epochs.count - 1)].trainable)
+        var out: [ParamGroup] = []
+        for g in grouping.groups where live.contains(g.name) {
+            let lr = groupLR[g.name] ?? config.lr
+            let noDecay = config.decayNormsAndBiases ? [] : g.parameters.filter { (parameterRank[$0] ?? 2) <= 1 }
+            let decay = g.parameters.filter { !noDecay.contains($0) }
+            if !decay.isEmpty { out.append(ParamGroup(name: g.name, parameters: decay, lr: lr, weightDecay: config.weightDecay)) }
+            if !noDecay.isEmpty { out.append(ParamGroup(name: g.name + ".no_decay", parameters: noDecay, lr: lr, weightDecay: 0)) }
+        }
+        return out
+    }
+
+    /// Trainable parameter names of epoch `e`.
+    public func trainableParameters(epoch e: Int) -> Set<String> {
+        Set(parameterGroups(epoch: e).flatMap(\.parameters))
+    }
+
+    /// BatchNorm mode of every BN node in epoch `e` (for `TrainingSession`).
+    public func batchNormModes(epoch e: Int) -> [String: BatchNormMode] {
+        let live = Set(epochs[min(e, epochs.count - 1)].trainable)
+        var out: [String: BatchNormMode] = [:]
+        for g in grouping.groups {
+            for bn in g.batchNormNodes {
+                if !live.contains(g.name) { out[bn] = .frozen; continue }
+                switch config.bn {
+                case .auto, .train: out[bn] = .train
+                case .frozen: out[bn] = .frozen
+                case .frozenAffine: out[bn] = .frozenAffine
+                }
+            }
+        }
+        return out
+    }
+
+    func bnPolicyText(_ g: LayerGroup, trainableAt: [Int]) -> String {
+        if g.batchNormNodes.isEmpty { return "-" }
+        if trainableAt.isEmpty { return "frozen (eval stats)" }
+        switch config.bn {
+        case .auto, .train: return trainableAt.count == config.epochs ? "train (batch stats)" : "frozen, then train"
+        case .frozen: return "frozen stats, γβ train"
+        case .frozenAffine: return "frozen stats and γβ"
+        }
+    }
+
+    /// Plan-time guard rails (the seed's anti-patterns), each with its fix.
+    func staticWarnings() -> [String] {
+        var w: [String] = []
+        if config.mode.isFineTuning {
+            let headLR = grouping.groups.filter { $0.kind == .head }.compactMap { groupLR[$0.name] }.max() ?? config.lr
+            let bbMax = grouping.backbone.compactMap { groupLR[$0.name] }.max() ?? 0
+            if bbMax > 0, headLR / bbMax < 10 * (1 - 1e-9) {
+                w.append("backbone learning rate \(sci(bbMax)) is only \(fmt(headLR / bbMax, 1))× below the head's \(sci(headLR)): the seed's most common failure (validation accuracy ends below feature extraction). Fix: --backbone-lr \(sci(headLR / 10)) or lower (10–100× below the head).")
+            }
+        }
+        let bnTrains = config.bn == .auto || config.bn == .train
+        // BN from the graph's nodes, or from running-stat buffers in a weights-only bundle.
+        func hasBN(_ g: LayerGroup) -> Bool {
+            !g.batchNormNodes.isEmpty || g.buffers.contains { $0.hasSuffix("running_mean") || $0.hasSuffix("moving_mean") }
+        }
+        let trainsBN = epochs.contains { e in grouping.groups.contains { g in e.trainable.contains(g.name) && hasBN(g) } }
+        if bnTrains && trainsBN && config.batchSize < 16 {
+            w.append("BatchNorm would train on batches of \(config.batchSize) (< 16): its batch statistics are noisy and the pretrained running statistics drift. Fix: --bn frozen (eval-mode statistics while γ, β train) or --batch-size 16 or more.")
+        }
+        return w
+    }
+
+    /// Data-dependent guard rails: class count vs head, and normalisation seen on a sample.
+    public mutating func checkData(headOutputs: Int?, dataClasses: Int, channelStats: [(mean: Double, std: Double)]?) throws {
+        if let h = headOutputs, h != dataClasses, config.head == "keep" {
+            throw WconvError.invalid("the model's head predicts \(h) classes but the data has \(dataClasses) class folders; use --head new to replace the head for \(dataClasses) classes, or point --data at a dataset with \(h) classes")
+        }
+        if let stats = channelStats {
+            let bad = stats.enumerated().filter { abs($0.element.mean) > 1.0 || $0.element.std < 0.25 || $0.element.std > 4 }
+            if !bad.isEmpty {
+                let desc = stats.enumerated().map { "ch\($0.offset) mean \(fmt($0.element.mean, 2)) std \(fmt($0.element.std, 2))" }.joined(separator: ", ")
+                warnings.append("after the model's normalisation the data is far from zero mean / unit variance (\(desc)): the model expects different inputs (the seed's 'not normalizing inputs correctly'). Fix: check the model's preprocessing metadata (`wconv inspect`) or pass --mean/--std matching the pretrained weights.")
+            }
+        }
+    }
+
+    /// The human-readable plan.
+    public func render() -> String {
+        let total = grouping.groups.reduce(0) { $0 + $1.parameterCount }
+        var s = "plan: \(modelName) → \(classes.count) classes (\(classes.prefix(6).joined(separator: ", "))\(classes.count > 6 ? ", …" : ""))\n"
+        s += "  mode \(config.mode.rawValue), \(config.epochs) epochs, batch \(config.batchSize), \(config.optimizerKind.name) wd \(config.weightDecay)\(config.decayNormsAndBiases ? "" : " (none on norms/biases)"), schedule \(config.schedule), seed \(config.seed), \(config.threads) threads\n"
+        if config.labelSmoothing > 0 || config.classWeights != "none" { s += "  loss: cross-entropy, class weights \(config.classWeights), label smoothing \(config.labelSmoothing)\n" }
+        if config.mmdWeight > 0 { s += "  domain adaptation: \(config.mmdKind.rawValue) MMD on penultimate features, weight \(config.mmdWeight)\n" }
+        if case .geometric(let b, let m) = config.layerLR { s += "  layer-wise LR: geometric \(sci(b)) → \(sci(m)) over \(grouping.groups.count) groups\n" }
+        if case .decay(let d) = config.layerLR { s += "  layer-wise LR: decay \(d) per group from the head\n" }
+        s += "  groups (input → output, found by \(grouping.method)), \(human(total)) trainable parameters:\n"
+        let nameW = max(8, grouping.groups.map(\.name.count).max() ?? 8)
+        s += "    " + "group".padding(toLength: nameW, withPad: " ", startingAt: 0) + "  kind   params  tensors  BN  trainable epochs  lr        BatchNorm\n"
+        for g in grouping.groups {
+            let at = epochs.filter { $0.trainable.contains(g.name) }.map(\.epoch)
+            let when = at.isEmpty ? "frozen" : (at.count == config.epochs ? "all" : "\(at.first! + 1)–\(config.epochs)")
+            s += "    " + g.name.padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + g.kind.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)
+            s += pad(human(g.parameterCount), 8) + pad(String(g.parameters.count), 9) + pad(String(g.batchNormNodes.count), 4)
+            s += "  " + when.padding(toLength: 16, withPad: " ", startingAt: 0)
+            s += (at.isEmpty ? "-" : sci(groupLR[g.name] ?? 0)).padding(toLength: 10, withPad: " ", startingAt: 0)
+            s += bnPolicyText(g, trainableAt: at) + "\n"
+        }
+        if !warnings.isEmpty {
+            s += "  warnings:\n" + warnings.map { "    ⚠ " + $0 }.joined(separator: "\n") + "\n"
+        }
+        return s
+    }
+
+    /// JSON form (for `--json` and provenance).
+    public func jsonObject() -> [String: Any] {
+        let enc = JSONEncoder()
+        let cfg = (try? JSONSerialization.jsonObject(with: enc.encode(config))) ?? [:]
+        return [
+            "model": modelName, "classes": classes, "config": cfg, "grouping": grouping.method,
+            "groups": grouping.groups.map { g -> [String: Any] in
+                ["name": g.name, "kind": g.kind.rawValue, "parameters": g.parameters, "parameter_count": g.parameterCount,
+                 "batchnorm_nodes": g.batchNormNodes, "lr": groupLR[g.name] ?? 0,
+                 "trainable_epochs": epochs.filter { $0.trainable.contains(g.name) }.map { $0.epoch + 1 }]
+            },
+            "warnings": warnings,
+        ]
+    }
+
+    public func jsonString() -> String {
+        guard let d = try? JSONSerialization.data(withJSONObject: jsonObject(), options: [.sortedKeys]) else { return "{}" }
+        return String(decoding: d, as: UTF8.self)
+    }
+}
+
+/// 1.5K / 11.7M style counts.
+public func human(_ n: Int) -> String {
+    let d = Double(n)
+    if d >= 1e9 { return fmt(d / 1e9, 1) + "G" }
+    if d >= 1e6 { return fmt(d / 1e6, 1) + "M" }
+    if d >= 1e3 { return fmt(d / 1e3, 1) + "K" }
+    return String(n)
+}
+
+/// 1.0e-04 style.
+public func sci(_ x: Double) -> String {
+    guard x != 0, x.isFinite else { return x == 0 ? "0" : "\(x)" }
+    let e = Int(floor(log10(abs(x))))
+    var m = x / pow(10, Double(e))
+    var ee = e
+    if abs(m) >= 9.995 { m /= 10; ee += 1 }
+    return fmt(m, 1) + "e" + (ee < 0 ? "-" : "+") + (abs(ee) < 10 ? "0" : "") + String(abs(ee))
+}
+
+extension TrainingPlan {
+    /// Per-channel mean/std of up to 32 images after the model's normalisation (for `checkData`).
+    public static func channelStats(_ data: any LabelledDataset, preprocessing: Preprocessing, seed: UInt64) -> [(mean: Double, std: Double)]? {
+        Trainer.channelStats(data, preprocessing: preprocessing, seed: seed)
+    }
+}

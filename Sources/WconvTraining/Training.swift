@@ -1,2 +1,0 @@
-// Transfer learning: groups, optimizers, losses, data, trainer, evaluation.
-import WconvRuntime

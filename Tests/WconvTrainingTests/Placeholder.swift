@@ -1,2 +1,0 @@
-import XCTest
-final class WconvTrainingTestsPlaceholder: XCTestCase { func testTargetBuilds() {} }

@@ -1,0 +1,108 @@
+import OrderedCollections
+import WconvGraph
+import WconvRuntime
+import WconvTensor
+@testable import WconvTraining
+import XCTest
+
+/// Three classes told apart by which channel is bright; float images (already network input).
+func syntheticData(_ n: Int, seed: UInt64, shift: Float = 0) throws -> TensorDataset {
+    var rng = RNG(seed: seed)
+    var v = [Float](), labels = [Int]()
+    for i in 0..<n {
+        let c = i % 3
+        labels.append(c)
+        for ch in 0..<3 { for _ in 0..<64 { v.append(Float(rng.normal()) * 0.5 + (ch == c ? 1.2 : -0.4) + shift) } }
+    }
+    let t = Tensor(shape: [n, 3, 8, 8], floats: v)
+    return try TensorDataset(images: t, labels: labels, classes: ["r", "g", "b"], name: "synthetic")
+}
+
+final class TrainerTests: XCTestCase {
+    func config(_ mode: TrainingMode, epochs: Int = 4, _ edit: (inout TrainingConfig) -> Void = { _ in }) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.mode = mode
+        c.epochs = epochs
+        c.batchSize = 16
+        c.lr = 0.05
+        c.backboneLR = 0.005
+        c.optimizer = "sgd"
+        c.threads = 1
+        c.seed = 7
+        c.groups = "stem=a|n,block=c,head=z"
+        c.dropout = 0
+        edit(&c)
+        return c
+    }
+
+    func testFeatureExtractionCachesAndTrainsOnlyTheHead() throws {
+        let g = tinyGraph(classes: 5)
+        let train = try syntheticData(48, seed: 1), val = try syntheticData(24, seed: 2)
+        var lines: [String] = []
+        let t = try Trainer(graph: g, config: config(.featureExtract, epochs: 12) { $0.lr = 0.5 }, train: train, val: val, log: { lines.append($0) })
+        let r = try t.run()
+        XCTAssertTrue(r.history.allSatisfy(\.cached))
+        XCTAssertTrue(lines.contains { $0.contains("cached frozen features at 'feat'") }, lines.joined(separator: "\n"))
+        XCTAssertLessThan(r.history.last!.trainLoss, r.history.first!.trainLoss)
+        XCTAssertGreaterThan(r.metrics!.accuracy, 0.6, lines.joined(separator: "\n"))
+        for k in ["a.w", "a.b", "c.w", "n.rm", "n.rv", "n.w"] { XCTAssertTrue(r.graph.parameters[k]!.bitwiseEqual(g.parameters[k]!), k) }
+        XCTAssertEqual(r.graph.parameters["z.w"]!.shape, [3, 6])
+        XCTAssertEqual(r.graph.labels, ["r", "g", "b"])
+        XCTAssertNotNil(r.graph.provenance.notes["wconv.training.plan"])
+    }
+
+    func testSameSeedIsBitIdenticalAndResumeContinuesExactly() throws {
+        let g = tinyGraph(classes: 3)
+        let train = try syntheticData(40, seed: 3), val = try syntheticData(12, seed: 4)
+        let cfg = config(.progressive, epochs: 4) { $0.optimizer = "adamw"; $0.lr = 0.01; $0.backboneLR = 0.001 }
+        func run(_ stopAfter: Int? = nil, resume: String? = nil, dir: String? = nil) throws -> TrainingResult {
+            let t = try Trainer(graph: g, config: cfg, train: train, val: val, augment: false, log: { _ in })
+            t.checkpointDir = dir
+            t.stopAfterEpoch = stopAfter
+            return try t.run(resume: resume)
+        }
+        let a = try run(), b = try run()
+        for (k, v) in a.graph.parameters { XCTAssertTrue(v.bitwiseEqual(b.graph.parameters[k]!), k) }
+        XCTAssertEqual(a.history.map(\.trainableGroups.count), [1, 2, 3, 3])
+        XCTAssertEqual(a.history.map(\.cached), [true, true, false, false])
+        let d = TempDir()
+        _ = try run(2, dir: d.path)
+        let resumed = try run(resume: d.path + "/last.safetensors", dir: d.path)
+        XCTAssertEqual(resumed.history.count, 4)
+        for (k, v) in a.graph.parameters { XCTAssertTrue(v.bitwiseEqual(resumed.graph.parameters[k]!), "resume differs at \(k)") }
+        XCTAssertEqual(a.history.map(\.trainLoss), resumed.history.map(\.trainLoss))
+    }
+
+    func testNaNLossStopsWithTheCause() throws {
+        let t = try Trainer(graph: tinyGraph(), config: config(.finetune) { $0.lr = 1e30; $0.backboneLR = 1e29 },
+                            train: try syntheticData(32, seed: 5), val: nil, log: { _ in })
+        let r = try t.run()
+        XCTAssertNotNil(r.stopped)
+        XCTAssertTrue(r.stopped!.contains("loss became"), r.stopped!)
+    }
+
+    func testMMDIsReportedBeforeAndAfter() throws {
+        let t = try Trainer(graph: tinyGraph(), config: config(.finetune, epochs: 2) { $0.mmdWeight = 1; $0.mmdKind = .gaussian },
+                            train: try syntheticData(30, seed: 6), val: try syntheticData(9, seed: 7), target: try syntheticData(20, seed: 8, shift: 0.8), log: { _ in })
+        let r = try t.run()
+        XCTAssertEqual(r.mmd.count, 2)
+        XCTAssertTrue(r.mmd.allSatisfy { $0.before.isFinite && $0.after.isFinite && $0.before > 0 })
+        XCTAssertNotNil(r.history.last?.mmd)
+    }
+
+    func testFineTuneBelowBaselineStops() throws {
+        // A wildly high backbone LR wrecks the features: the baseline rail must stop the run.
+        let t = try Trainer(graph: tinyGraph(), config: config(.finetune, epochs: 6) { $0.lr = 0.05; $0.backboneLR = 5 },
+                            train: try syntheticData(48, seed: 9), val: try syntheticData(24, seed: 10), log: { _ in })
+        let r = try t.run()
+        XCTAssertNotNil(r.baselineAccuracy)
+        XCTAssertNotNil(r.stopped)
+    }
+
+    func testScratchReinitialises() throws {
+        let g = tinyGraph()
+        let t = try Trainer(graph: g, config: config(.scratch, epochs: 1), train: try syntheticData(16, seed: 1), val: nil, log: { _ in })
+        let r = try t.run()
+        XCTAssertFalse(r.graph.parameters["a.w"]!.bitwiseEqual(g.parameters["a.w"]!))
+    }
+}
