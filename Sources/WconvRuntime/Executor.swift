@@ -82,8 +82,8 @@ final class Executor {
 
     /// Integer values of a constant parameter (reshape shapes, pads given as inputs).
     private func intConstant(_ name: String) -> [Int]? {
-        guard let t = graph.parameters[name] else { return nil }
-        return t.doubles().map { Int($0) }
+        guard let t = graph.parameters[name] ?? graph.aliases[name].flatMap({ graph.parameters[$0] }) else { return nil }
+        return t.doubles().map { $0.isFinite ? Int(max(min($0, 9.0e15), -9.0e15)) : 0 }
     }
 
     /// Compiles steps and plans buffers for these input shapes (no-op when already planned).
@@ -338,6 +338,23 @@ final class Executor {
             sliceCopy(x!, plan, y, backward: false)
         case .arange(let count, let start, let step):
             for i in 0..<count { y[i] = Float(start + i * step) }
+        case .reduce(let kind, let plan):
+            reduceForward(kind, x!, plan, y)
+        case .unary(let kind, let count):
+            unaryForward(kind, x!, y, count)
+        case .whereSelect(let strides, let outShape):
+            whereForward(x!, inp(1)!, inp(2)!, strides: strides, outShape: outShape, y)
+        case .split(let lengths, let outer, let inner):
+            let total = lengths.reduce(0, +)
+            var off = 0
+            for (k, len) in lengths.enumerated() {
+                let dst = ptrs[st.outputs[k]]!
+                for o in 0..<outer { (dst + o * len * inner).update(from: x! + (o * total + off) * inner, count: len * inner) }
+                off += len
+            }
+        case .expand(let plan):
+            y.update(repeating: 0, count: plan.count)
+            binaryForward(.add, x!, y, plan, y)
         }
     }
 }
