@@ -236,6 +236,14 @@ struct ONNXProtoDecoder {
                 throw invalid("\(what): \(field) holds \(n) values but shape \(shape) needs \(numel)\(n == 0 ? " (no data in raw_data or the typed fields)" : "")")
             }
         }
+        // The element count is checked against the field before anything is allocated, so dims cannot
+        // make us allocate more than the file holds.
+        switch dtype {
+        case .f32: try count(t.n_float_data, "float_data")
+        case .f64: try count(t.n_double_data, "double_data")
+        case .i64: try count(t.n_int64_data, "int64_data")
+        default: try count(t.n_int32_data, "int32_data")
+        }
         let storage = Storage(zeroedByteCount: numel * dtype.byteSize)
         let dst = storage.mutableBytes!
         switch dtype {
