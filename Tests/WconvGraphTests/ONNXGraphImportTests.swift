@@ -197,3 +197,33 @@ final class ONNXGraphImportTests: XCTestCase {
         XCTAssertEqual(try ONNXGraphBuilder.build(ONNXModel(graph: g)).nodes[0].ints("pads"), [1, 1, 0, 0])
     }
 }
+
+final class ONNXGraphOrderTests: XCTestCase {
+    func testUnsortedNodesAreSortedAndCyclesRefused() throws {
+        var m = try ONNXReader.readModel(path: ONNXGraphFixtures.path("resnet_ts_op13.onnx"))
+        let sorted = try ONNXGraphBuilder.build(m)
+        m.graph.nodes.reverse()
+        let g = try ONNXGraphBuilder.build(m)
+        XCTAssertEqual(ONNXGraphFixtures.histogram(g), ONNXGraphFixtures.histogram(sorted))
+        var seen = Set(g.inputs.map(\.name)).union(g.parameters.keys)
+        for n in g.nodes {
+            for i in n.inputs where !i.isEmpty { XCTAssertTrue(seen.contains(i), "\(n.name) reads \(i) before it is produced") }
+            n.outputs.forEach { seen.insert($0) }
+        }
+        // a → b → a
+        m.graph.nodes = [ONNXNode(name: "a", opType: "Relu", inputs: ["v2"], outputs: ["v1"]),
+                         ONNXNode(name: "b", opType: "Relu", inputs: ["v1"], outputs: ["v2"])]
+        XCTAssertThrowsError(try ONNXGraphBuilder.build(m)) { XCTAssertTrue("\($0)".contains("cycle"), "\($0)") }
+    }
+
+    func testFuzzGraphEntrySurvivesMutations() throws {
+        let f = try MappedFile(path: ONNXGraphFixtures.path("bert_ts_op14.onnx"))
+        let bytes = Array(f.buffer)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var m = bytes
+            for _ in 0..<3 { m[Int.random(in: 0..<m.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            m.withUnsafeBytes { fuzzONNXGraph($0) }
+        }
+    }
+}
