@@ -227,3 +227,21 @@ final class ONNXGraphOrderTests: XCTestCase {
         }
     }
 }
+
+final class ONNXGraphDynamicShapeTests: XCTestCase {
+    /// Dynamic batch and sequence: shape chains cannot fold, so they stay as canonical ops whose inputs
+    /// are all produced in the graph; the weights are the file's own.
+    func testDynamicBertKeepsShapeOps() throws {
+        let g = try ONNXGraphFixtures.build("bert_ts_op17_dynamic.onnx")
+        let h = ONNXGraphFixtures.histogram(g)
+        XCTAssertEqual(h["linear"], 7)
+        XCTAssertEqual(h["layerNorm"], 3)
+        XCTAssertGreaterThan(h["shape"] ?? 0, 0)
+        XCTAssertEqual(g.inputs.first?.shape, [nil, nil])
+        XCTAssertTrue(g.nodes.contains { $0.op == .reshape && $0.inputs.count == 2 }, "run-time reshape keeps its shape input")
+        let bundle = try ONNXReader.read(path: ONNXGraphFixtures.path("bert_ts_op17_dynamic.onnx"))
+        for name in ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight"] {
+            XCTAssertTrue(g.parameters[name]!.bitwiseEqual(bundle.tensors[name]!), name)
+        }
+    }
+}
