@@ -80,6 +80,7 @@ struct ONNXBuildContext {
             }.joined(separator: "\n  ")
             throw invalid("the graph uses \(unsupported.count) node\(unsupported.count == 1 ? "" : "s") wconv cannot import as a graph:\n  \(list)\nThe weights still import: `ONNXReader.read` / `wconv inspect` and `convert` to a weights format work on this file.")
         }
+        fusePatterns()
         return try assemble()
     }
 
