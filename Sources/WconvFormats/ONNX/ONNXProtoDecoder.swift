@@ -182,7 +182,10 @@ struct ONNXProtoDecoder {
             guard d >= 0, d <= Int64(Int.max) else { throw invalid("\(what): negative dimension \(d)") }
             shape.append(Int(d))
         }
-        guard let numel = try? Tensor.checkedNumel(shape) else { throw invalid("\(what): shape \(shape) overflows") }
+        // Strides multiply the non-zero dims, so an empty tensor with huge other dims must be refused too.
+        guard let numel = try? Tensor.checkedNumel(shape), (try? Tensor.checkedNumel(shape.map { max($0, 1) })) != nil else {
+            throw invalid("\(what): shape \(shape) overflows")
+        }
         guard let dtype = ONNXDataType.dtype(code) else {
             return .skipped(ONNXSkippedTensor(name: name, dataType: code, reason: "element type \(ONNXDataType.name(code)) is not supported by wconv's tensor layer"))
         }

@@ -61,7 +61,8 @@ extension ONNXBuildContext {
         guard let x = inputs.first ?? nil else { return nil }
         let v = x.doubles()
         func make(_ values: [Double], _ shape: [Int], _ dtype: DType) -> Tensor? {
-            guard shape.allSatisfy({ $0 >= 0 }), values.count == (try? Tensor.checkedNumel(shape)) else { return nil }
+            guard shape.allSatisfy({ $0 >= 0 }), values.count == (try? Tensor.checkedNumel(shape)),
+                  (try? Tensor.checkedNumel(shape.map { max($0, 1) })) != nil else { return nil }
             switch dtype {
             case .i64: return ONNXReader.int64Tensor(values.map(ONNXBuildContext.safeInt), shape: shape)
             case .f32: return Tensor(shape: shape, floats: values.map { Float($0) })
