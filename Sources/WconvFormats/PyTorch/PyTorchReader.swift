@@ -5,7 +5,7 @@ import WconvTensor
 public struct PyTorchReadOptions {
     /// Dotted path to the state dict inside a checkpoint (`--key model.ema`); nil finds it automatically.
     public var key: String?
-    /// Verify the CRC-32 of every record, not only of records up to 1 MiB (costs a pass over the data).
+    /// Verify the CRC-32 of every record, not only of records up to 64 KiB (costs a pass over the data).
     public var verifyAllChecksums: Bool = false
     public init(key: String? = nil) { self.key = key }
 }
