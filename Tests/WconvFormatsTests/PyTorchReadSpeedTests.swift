@@ -19,5 +19,10 @@ final class PyTorchReadSpeedTests: XCTestCase {
             XCTAssertTrue(b.tensors.values.allSatisfy { $0.storage.isMapped || $0.numel == 0 })
         }
         print("PyTorchReader.read \(path): \(n) tensors, best of 5: \(String(format: "%.2f", best * 1000)) ms")
+        // Optional expected values in the fixture JSON layout (tools/fixtures/pytorch/gen.py `expect`).
+        if let json = ProcessInfo.processInfo.environment["WCONV_BENCH_JSON"] {
+            let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [String: Any]
+            PTFixtures.check(try PyTorchReader.read(path: path), against: doc)
+        }
     }
 }
