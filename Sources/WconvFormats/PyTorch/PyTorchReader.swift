@@ -112,8 +112,7 @@ public enum PyTorchReader {
         var walker = TensorTreeWalker(path: file.path)
         if isScript { walker.scriptOrder = TorchScriptCode.declarations(zip: zip, prefix: prefix) }
         let found = try walker.extract(result.value, key: options.key)
-        var format = isScript ? "torchscript" : (found.isModule ? "pytorch-module" : "pytorch-zip")
-        if isScript && options.key != nil { format = "torchscript" }
+        let format = isScript ? "torchscript" : (found.isModule ? "pytorch-module" : "pytorch-zip")
         var bundle = try assemble(found, table: table, format: format, pickle: result, path: file.path)
         if byteSwap { bundle.warnings.append("the file was written on a big-endian machine; values were byte-swapped") }
         if isScript { bundle.warnings.append("TorchScript archive: weights read from data.pkl; its code was not run") }
