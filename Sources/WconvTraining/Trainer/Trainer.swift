@@ -571,11 +571,13 @@ public final class Trainer {
         guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
             throw WconvError(.invalidInput, "not a wconv training checkpoint (no wconv.checkpoint metadata)", file: path)
         }
-        let a = try JSONEncoder().encode(st.config), b = try JSONEncoder().encode(config)
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        let a = try enc.encode(st.config), b = try enc.encode(config)
         if a != b {
             var mine = config, theirs = st.config
             mine.epochs = 0; theirs.epochs = 0
-            guard try JSONEncoder().encode(mine) == JSONEncoder().encode(theirs) else {
+            guard try enc.encode(mine) == enc.encode(theirs) else {
                 throw WconvError(.usage, "the checkpoint was written with different training flags; resume with the same flags (only --epochs may grow)", file: path)
             }
         }
