@@ -123,3 +123,26 @@ final class DeterminismTests: XCTestCase {
         XCTAssertFalse(a.parameters["fc.weight"]!.bitwiseEqual(c.parameters["fc.weight"]!))
     }
 }
+
+final class SoftmaxHeadTests: XCTestCase {
+    /// A graph ending in softmax (Keras style) trains on the logits before it, as torch would on the
+    /// same network without the softmax: identical weights.
+    func testSoftmaxOutputTrainsOnLogits() throws {
+        var sm = tinyGraph()
+        sm.nodes.append(GraphNode(name: "softmax", op: .softmax, inputs: ["logits"], outputs: ["probs"], attributes: ["axis": .int(1)]))
+        sm.outputs = [ValueInfo(name: "probs", shape: [nil, 4])]
+        var c = TrainingConfig()
+        c.mode = .finetune; c.epochs = 2; c.batchSize = 8; c.threads = 1; c.head = "keep"; c.groups = "stem=a|n,block=c,head=z"
+        let data = try syntheticData(24, seed: 3), val = try syntheticData(12, seed: 4)
+        func run(_ g: ModelGraph) throws -> TrainingResult {
+            let t = try Trainer(graph: g, config: c, train: try TensorDataset(images: data.images, labels: data.labels, classes: ["a", "b", "c", "d"], name: "d"),
+                                val: try TensorDataset(images: val.images, labels: val.labels, classes: ["a", "b", "c", "d"], name: "v"), log: { _ in })
+            t.computeBaseline = false
+            return try t.run()
+        }
+        let a = try run(sm), b = try run(tinyGraph())
+        XCTAssertTrue(a.graph.parameters["z.w"]!.bitwiseEqual(b.graph.parameters["z.w"]!))
+        XCTAssertEqual(a.metrics!.loss!, b.metrics!.loss!, accuracy: 1e-5)
+        XCTAssertEqual(a.metrics!.accuracy, b.metrics!.accuracy)
+    }
+}

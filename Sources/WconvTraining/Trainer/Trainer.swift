@@ -71,6 +71,9 @@ public final class Trainer {
     public let preprocessing: Preprocessing
     let inputName: String
     let outputName: String
+    /// The value trained against: the output, or the input of a final softmax (Keras-style heads
+    /// end in softmax; cross-entropy needs the logits before it).
+    let logitsName: String
     let criterion: CrossEntropyLoss
 
     public init(graph source: ModelGraph, config: TrainingConfig, train: any LabelledDataset, val: (any LabelledDataset)?,
@@ -87,6 +90,7 @@ public final class Trainer {
         self.log = log
         self.inputName = inp.name
         self.outputName = out.name
+        self.logitsName = Trainer.logitsValue(source)
         self.classes = train.classes
         self.augment = augment ?? (config.mode != .featureExtract)
         if source.preprocessing == nil {
@@ -123,6 +127,13 @@ public final class Trainer {
         if config.mmdWeight > 0 && config.mode == .featureExtract {
             plan.warnings.append("MMD in feature-extract mode cannot move the (frozen) penultimate features, so it has no effect; use --mode finetune or progressive for domain adaptation.")
         }
+    }
+
+    /// The output, or the input of the softmax that produces it.
+    static func logitsValue(_ g: ModelGraph) -> String {
+        guard let out = g.outputs.first?.name else { return "" }
+        if let n = g.nodes.last(where: { $0.outputs.contains(out) }), n.op == .softmax, let x = n.inputs.first { return x }
+        return out
     }
 
     /// Per-channel mean/std of up to 32 training images after the model's normalisation.
@@ -382,7 +393,9 @@ public final class Trainer {
                 input = Tensor(shape: [ns + nt] + Array(x.shape.dropFirst()), floats: x.floats() + t.floats())
             }
             let out = try session.forward([inName: input], training: true)
-            guard let logits = out[outputName] else { throw WconvError(.runtime, "the model produced no '\(outputName)'") }
+            guard let logits = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
+                throw WconvError(.runtime, "the model produced no '\(logitsName)'")
+            }
             let C = classes.count
             guard logits.numel == (ns + nt) * C else { throw WconvError(.runtime, "logits \(logits.shape) do not match \(ns + nt) samples × \(C) classes") }
             let lv = logits.floats()
@@ -393,7 +406,7 @@ public final class Trainer {
                                   gradient: UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
                 }
             }
-            var grads: [String: Tensor] = [outputName: Tensor(shape: logits.shape, floats: grad)]
+            var grads: [String: Tensor] = [logitsName: Tensor(shape: logits.shape, floats: grad)]
             var total = loss
             if nt > 0, let fv = featureValue, let feats = session.activation(named: fv) {
                 let d = feats.numel / (ns + nt)
@@ -463,7 +476,7 @@ public final class Trainer {
             while s < cache.count {
                 let idx = Array(s..<min(s + 64, cache.count))
                 let out = try session.forward([cut.value: cache.batch(idx)], training: false)
-                scores += out[outputName]!.floats()
+                scores += try logitsOf(out, session)
                 targets += idx.map { cache.labels[$0] }
                 s += 64
             }
@@ -472,14 +485,27 @@ public final class Trainer {
             let stream = loader.batches(epoch: 0)
             while let b = try stream.next() {
                 let out = try session.forward([inputName: b.tensor], training: false)
-                scores += out[outputName]!.floats()
+                scores += try logitsOf(out, session)
                 targets += b.labels
             }
         }
         return try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
     }
 
-    static func metrics(logits: [Float], targets: [Int], classes: [String], criterion: CrossEntropyLoss, C: Int) throws -> ClassificationMetrics {
+    func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
+        guard let t = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
+            throw WconvError(.runtime, "the model produced no '\(logitsName)'")
+        }
+        return t.floats()
+    }
+
+    static func metrics(logits: [Float], targets: [Int], classes: [String], criterion: CrossEntropyLoss, C: Int, probabilities: Bool = false) throws -> ClassificationMetrics {
+        if probabilities {
+            // The graph ends in softmax: scores are probabilities already; loss = mean −log p_y.
+            var loss = 0.0
+            for (i, y) in targets.enumerated() { loss -= _log(max(Double(logits[i * C + y]), 1e-12)) }
+            return ClassificationMetrics(scores: logits, targets: targets, classes: classes, loss: loss / Double(max(targets.count, 1)))
+        }
         let loss = try criterion.loss(logits: logits, targets: targets, classes: C).loss
         var probs = logits
         for i in 0..<targets.count {
@@ -507,7 +533,8 @@ public final class Trainer {
             scores += o.floats()
             targets += b.labels
         }
-        return try metrics(logits: scores, targets: targets, classes: classes, criterion: CrossEntropyLoss(), C: classes.count)
+        return try metrics(logits: scores, targets: targets, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
+                           probabilities: logitsValue(graph) != outName)
     }
 
     func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {
