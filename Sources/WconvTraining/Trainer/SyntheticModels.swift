@@ -8,6 +8,13 @@ public enum SyntheticModels {
     /// A torchvision-named ResNet-18 (base width `w`, 64 as torchvision), random kaiming weights
     /// and BN statistics, ImageNet-style preprocessing at `input`×`input`.
     public static func resnet18(width w: Int = 64, classes: Int = 1000, input: Int = 224, seed: UInt64 = 1) -> ModelGraph {
+        resnet(blocks: [2, 2, 2, 2], widths: (0..<4).map { w << $0 }, classes: classes, input: input, seed: seed)
+    }
+
+    /// A torchvision-layout BasicBlock ResNet with `blocks[i]` blocks of width `widths[i]` per stage
+    /// (torchvision's stem: 7×7/2 conv, BN, ReLU, 3×3/2 max pool).
+    public static func resnet(blocks: [Int], widths: [Int], classes: Int, input: Int, seed: UInt64 = 1) -> ModelGraph {
+        let w = widths[0]
     var rng = RNG(seed: seed)
     var p = OrderedDictionary<String, Tensor>()
     var buffers = Set<String>()
@@ -39,9 +46,9 @@ public enum SyntheticModels {
     nodes.append(GraphNode(name: "maxpool", op: .maxPool2d, inputs: [x], outputs: [mp], attributes: ["kernel": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "dilations": .ints([1, 1]), "ceilMode": .int(0)]))
     x = mp
     var cin = w
-    for stage in 1...4 {
-        let cout = w << (stage - 1)
-        for block in 0..<2 {
+    for stage in 1...blocks.count {
+        let cout = widths[stage - 1]
+        for block in 0..<blocks[stage - 1] {
             let s = (stage > 1 && block == 0) ? 2 : 1
             let pre = "layer\(stage).\(block)"
             var y = relu(bn(pre + ".bn1", conv(pre + ".conv1", x, cin, cout, k: 3, s: s), cout))
