@@ -77,7 +77,7 @@ public struct Preprocessing: Codable, Equatable, Sendable {
     public var resizeShorter: Int?
     public var mean: [Double]
     public var std: [Double]
-    /// `bilinear` or `nearest`.
+    /// `bilinear`, `bicubic` (torchvision's EfficientNet presets) or `nearest`.
     public var interpolation: String
     /// Channel order of the network input: `rgb` (default) or `bgr` (caffe-style Keras models).
     public var channelOrder: String

@@ -18,7 +18,10 @@ extension Op {
     public static let silu: Op = "silu"
     /// attrs approximate: "none" | "tanh".
     public static let gelu: Op = "gelu"
+    /// x · relu6(x + 3) / 6 (PyTorch and ONNX agree).
     public static let hardSwish: Op = "hardSwish"
+    /// max(0, min(1, alpha·x + beta)); attrs alpha, beta. When absent: PyTorch's 1/6 and 0.5
+    /// (ONNX's defaults are 0.2 and 0.5, so builders always set them explicitly).
     public static let hardSigmoid: Op = "hardSigmoid"
     public static let sigmoid: Op = "sigmoid"
     public static let tanh: Op = "tanh"

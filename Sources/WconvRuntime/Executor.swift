@@ -163,6 +163,8 @@ final class Executor {
             case .batchNorm(_, let c, _, _, _, _): n = 2 * c
             case .layerNorm(let rows, _, _): n = 2 * rows
             case .dropout(_, let count): n = keepAllValues ? count : 0
+            case .attention(let g, let maskShape):
+                n = (keepAllValues ? 1 : 0) * g.b * g.heads * g.probsPerHead + (maskShape != nil ? g.b * g.heads * g.probsPerHead : 0)
             default: break
             }
             if n > 0 {
@@ -302,6 +304,24 @@ final class Executor {
             softmaxForward(x!, outer: outer, axisLen: axisLen, inner: inner, y)
         case .pad(let shape, let pads, let value):
             padForward(x!, shape: shape, pads: pads, value: value, y)
+        case .attention(let g, let maskShape):
+            let full = g.b * g.heads * g.probsPerHead
+            // Probabilities: kept per step for backward in training sessions, scratch otherwise.
+            let probs = keepAllValues ? aux[si]! : staging2.get(full)
+            var expanded: UnsafePointer<Float>? = nil
+            if let maskShape, let m = inp(3) {
+                let buf = aux[si]! + (keepAllValues ? full : 0)
+                let plan = BroadcastPlan(maskShape, [g.b, g.heads, g.tq, g.tk])!
+                buf.update(repeating: 0, count: full)
+                // Broadcast the mask into the zeroed buffer: mask + 0 (the plan's b operand is full-size).
+                binaryForward(.add, m, UnsafePointer(buf), plan, buf)
+                expanded = UnsafePointer(buf)
+            }
+            attentionForward(x!, inp(1)!, inp(2)!, mask: expanded, g, probs: probs, y)
+        case .slice(let plan):
+            sliceCopy(x!, plan, y, backward: false)
+        case .arange(let count, let start, let step):
+            for i in 0..<count { y[i] = Float(start + i * step) }
         }
     }
 }

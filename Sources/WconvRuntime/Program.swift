@@ -28,6 +28,10 @@ enum Kernel {
     case gather(outer: Int, axisLen: Int, inner: Int, dataInput: Int, indexInput: Int)
     case softmax(outer: Int, axisLen: Int, inner: Int)
     case pad(shape: [Int], pads: [Int], value: Float)
+    /// inputs [q, k, v, mask?]
+    case attention(AttentionGeometry, maskShape: [Int]?)
+    case slice(SlicePlan)
+    case arange(count: Int, start: Int, step: Int)
 }
 
 /// One compiled step: the kernel and the value ids it reads and writes (-1 for an omitted input).
@@ -243,6 +247,48 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         guard mode == "constant" else { throw fail("pad mode '\(mode)' is not supported (only constant)") }
         let out = (0..<x.count).map { x[$0] + pads[$0] + pads[$0 + x.count] }
         return (.pad(shape: x, pads: pads, value: Float(node.float("value") ?? 0)), [out])
+
+    case .attention:
+        let q = try shape(0), k = try shape(1), v = try shape(2)
+        guard q.count == 3, k.count == 3, v.count == 3, k[2] == q[2], v[2] == q[2], k[1] == v[1], k[0] == v[0],
+              k[0] == q[0] || k[0] == 1 else { throw fail("q, k, v must be [B, T, D] with matching D and k/v lengths") }
+        guard let heads = node.int("heads"), heads >= 1, q[2] % heads == 0 else { throw fail("heads must divide the model dim \(q[2])") }
+        let dh = q[2] / heads
+        let g = AttentionGeometry(b: q[0], tq: q[1], tk: k[1], d: q[2], heads: heads, kvBatch: k[0],
+                                  scale: Float(node.float("scale") ?? 1 / Double(dh).squareRoot()))
+        var maskShape: [Int]? = nil
+        if s.count > 3, let m = s[3] {
+            guard BroadcastPlan(m, [q[0], heads, q[1], k[1]])?.outShape == [q[0], heads, q[1], k[1]] else {
+                throw fail("mask \(m) does not broadcast to [\(q[0]), \(heads), \(q[1]), \(k[1])]")
+            }
+            maskShape = m
+        }
+        return (.attention(g, maskShape: maskShape), [q])
+
+    case .slice:
+        let x = try shape(0)
+        guard let starts = node.ints("starts"), let ends = node.ints("ends"), starts.count == ends.count else {
+            throw fail("starts and ends must have the same length")
+        }
+        let axes = node.ints("axes") ?? Array(0..<starts.count)
+        let steps = node.ints("steps") ?? [Int](repeating: 1, count: starts.count)
+        guard axes.count == starts.count, steps.count == starts.count else { throw fail("axes/steps length differs from starts") }
+        var plan = SlicePlan(inShape: x, starts: [Int](repeating: 0, count: x.count), steps: [Int](repeating: 1, count: x.count), outShape: x)
+        for i in 0..<starts.count {
+            let a = try axis(axes[i], rank: x.count)
+            guard steps[i] > 0 else { throw fail("step \(steps[i]) must be positive") }
+            let n = x[a]
+            func clamp(_ v: Int) -> Int { let r = v < 0 ? v + n : v; return min(max(r, 0), n) }
+            let st = clamp(starts[i]), e = clamp(ends[i])
+            plan.starts[a] = st; plan.steps[a] = steps[i]
+            plan.outShape[a] = e > st ? (e - st + steps[i] - 1) / steps[i] : 0
+        }
+        return (.slice(plan), [plan.outShape])
+
+    case .arange:
+        let x = try shape(0)
+        let ax = try axis(node.int("axis") ?? 0, rank: x.count)
+        return (.arange(count: x[ax], start: node.int("start") ?? 0, step: node.int("step") ?? 1), [[x[ax]]])
 
     default:
         throw WconvError.invalid("node '\(node.name)': op '\(node.op)' is not supported by the runtime")

@@ -23,7 +23,7 @@ struct BenchTrainCommand: ParsableCommand {
             graph = SyntheticModels.resnet18(classes: 1000, input: size)
             label = "synthetic resnet18"
         } else if let model {
-            graph = try CanonicalModel.load(path: model)
+            graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
             label = modelName(model)
         } else {
             throw WconvError(.usage, "give a model file or --synthetic resnet18")

@@ -1,10 +1,238 @@
 import ArgumentParser
+import Foundation
+import OrderedCollections
 import Wconv
 
+/// `wconv convert IN OUT`: rewrites weights in another format, names and values preserved exactly
+/// unless a rename, prefix strip or dtype is asked for; every change is reported.
 struct ConvertCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "convert", abstract: "Converts between formats.")
+    static let configuration = CommandConfiguration(
+        commandName: "convert", abstract: "Converts between formats.",
+        discussion: """
+        Examples:
+          wconv convert model.pth model.safetensors
+          wconv convert ckpt.pt weights.safetensors --key model --strip-prefix auto
+          wconv convert model.safetensors model.pth --rename 's/^backbone\\./encoder./' --dtype f16
+          wconv convert big.pth out/model.safetensors --max-shard-size 2GB
+        """)
+
+    @Argument(help: "Input model file (any supported format, sniffed from the bytes).")
+    var input: String
+
+    @Argument(help: "Output file. Its extension picks the format unless --to is given.")
+    var output: String
+
+    @Option(help: "Output format: safetensors, pth, onnx or h5.")
+    var to: String?
+
+    @Option(help: "Convert floating-point tensors to f32, f16 or bf16 (integers are left alone).")
+    var dtype: String?
+
+    @Option(help: "sed-style rename rule applied to every name, in order (repeatable), e.g. 's/^module\\.//'.")
+    var rename: [String] = []
+
+    @Option(name: .customLong("strip-prefix"), help: "'auto' strips a wrapper prefix common to all names (module., model., _orig_mod., …); any other value is stripped literally.")
+    var stripPrefix: String?
+
+    @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint (default: found automatically).")
+    var key: String?
+
+    @Option(name: .customLong("max-shard-size"), help: "Write safetensors shards of at most this size plus an index, e.g. 2GB or 500MB.")
+    var maxShardSize: String?
+
+    @Flag(help: "Print one JSON report on stdout.")
+    var json = false
 
     func run() throws {
-        throw WconvError(.runtime, "'wconv convert' is not available in this build yet")
+        let format: FileFormat
+        if let to {
+            guard let f = FileFormat(writeTarget: to) else {
+                throw WconvError(.usage, "--to \(to): unknown format; use safetensors, pth, onnx or h5")
+            }
+            format = f
+        } else if let f = FileFormat.forOutputPath(output) {
+            format = f
+        } else {
+            throw WconvError(.usage, "cannot tell the output format from \"\(output)\"; give --to safetensors|pth|onnx|h5 or an extension")
+        }
+        let targetDType: DType?
+        if let dtype {
+            guard let d = DType(userSpelling: dtype), [.f32, .f16, .bf16].contains(d) else {
+                throw WconvError(.usage, "--dtype \(dtype): use f32, f16 or bf16")
+            }
+            targetDType = d
+        } else {
+            targetDType = nil
+        }
+        let rules = try rename.map(RenameRule.init)
+        let shardLimit = try maxShardSize.map { try SizeParsing.parse($0, option: "--max-shard-size") }
+        if shardLimit != nil && format != .safetensors {
+            throw WconvError(.usage, "--max-shard-size applies to safetensors output only")
+        }
+
+        if format == .onnx || format == .kerasH5 {
+            try convertThroughGraph(format: format)
+            return
+        }
+
+        var bundle = try ModelFile.load(path: input, key: key)
+        var report: [(String, JSONOut)] = [("input", .string(input)), ("input_format", .string(bundle.format))]
+        var lines: [String] = ["read \(input) (\(bundle.format)): \(bundle.tensors.count) tensors, \(Fmt.bytes(InspectReport.storedBytes(bundle)))"]
+
+        // 1. Prefix stripping.
+        if let stripPrefix {
+            let prefix = stripPrefix == "auto" ? NameMapping.autoPrefix(Array(bundle.tensors.keys)) : stripPrefix
+            if let prefix, !prefix.isEmpty {
+                let rule = NameMapping.Rule(description: "strip prefix \"\(prefix)\"") { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
+                let changed = try NameMapping.apply(rule, to: &bundle)
+                lines.append("\(rule.description): \(changed) names changed")
+                report.append(("strip_prefix", .object([("prefix", .string(prefix)), ("changed", .int(changed))])))
+            } else {
+                lines.append("strip prefix auto: no wrapper prefix common to all names, nothing stripped")
+                report.append(("strip_prefix", .object([("prefix", .null), ("changed", .int(0))])))
+            }
+        }
+
+        // 2. Rename rules, chained in order.
+        var ruleReports: [JSONOut] = []
+        for r in rules {
+            let rule = NameMapping.Rule(description: "rename \(r.text)", transform: r.apply)
+            let changed = try NameMapping.apply(rule, to: &bundle)
+            lines.append("\(rule.description): \(changed) names changed")
+            ruleReports.append(.object([("rule", .string(r.text)), ("changed", .int(changed))]))
+        }
+        if !rules.isEmpty { report.append(("renames", .array(ruleReports))) }
+
+        // 3. dtype.
+        if let targetDType {
+            let (converted, perTensor) = DTypeNarrowing.convert(&bundle, to: targetDType)
+            lines.append("dtype \(targetDType.rawValue): \(converted) floating-point tensors converted")
+            for (name, r) in perTensor where !r.isLossless {
+                lines.append("  \(name): \(r.overflowed) overflowed to ±inf, \(r.flushedToZero) flushed to zero")
+            }
+            let total = perTensor.reduce(into: ConversionReport()) { $0 += $1.1 }
+            if !total.isLossless {
+                lines.append("  total: \(total.overflowed) overflowed, \(total.flushedToZero) flushed to zero")
+            } else if converted > 0 {
+                lines.append("  no value overflowed or was flushed to zero (values rounded to nearest even)")
+            }
+            report.append(("dtype", .object([
+                ("target", .string(targetDType.rawValue)), ("converted", .int(converted)),
+                ("overflowed", .int(total.overflowed)), ("flushed_to_zero", .int(total.flushedToZero)),
+                ("lossy_tensors", .array(perTensor.filter { !$0.1.isLossless }.map {
+                    .object([("name", .string($0.0)), ("overflowed", .int($0.1.overflowed)), ("flushed_to_zero", .int($0.1.flushedToZero))])
+                })),
+            ])))
+        }
+
+        // Like huggingface_hub's save, create the output's directory when it is missing.
+        let parent = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        if !FileManager.default.fileExists(atPath: parent) {
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            } catch {
+                throw WconvError(.runtime, "cannot create the output directory \(parent): \(error.localizedDescription)")
+            }
+        }
+        let files = try ModelFile.write(bundle, to: output, format: format, options: ModelWriteOptions(maxShardSize: shardLimit))
+        let tied = bundle.aliases.count + bundle.sharedStorageGroups().reduce(0) { $0 + $1.count - 1 }
+        lines.append("wrote \(files.count == 1 ? files[0] : "\(files.count - 1) shards + \(files.last!)") (\(format.rawValue)): \(bundle.tensors.count) tensors" + (tied > 0 ? ", tied tensors stored once" : ""))
+        report += [("output", .string(output)), ("output_format", .string(format.rawValue)),
+                   ("files", .array(files.map { .string($0) })), ("tensors", .int(bundle.tensors.count))]
+        if json { JSONOut.object(report).print() } else { print(lines.joined(separator: "\n")) }
+        for w in bundle.warnings { printErr("warning: \(w)") }
+    }
+}
+
+/// Renaming every tensor (and alias) of a bundle with collision checks.
+enum NameMapping {
+    struct Rule {
+        var description: String
+        var transform: (String) -> String
+    }
+
+    /// Wrapper prefixes that training frameworks add around a model's own names.
+    static let wrappers = ["module.", "_orig_mod.", "model.", "net.", "ema.", "state_dict."]
+
+    /// The chain of wrapper prefixes every name starts with (`module.`, `module.model.`, …), or nil.
+    static func autoPrefix(_ names: [String]) -> String? {
+        guard !names.isEmpty else { return nil }
+        var prefix = ""
+        while true {
+            guard let w = wrappers.first(where: { w in names.allSatisfy { $0.hasPrefix(prefix + w) && $0.count > prefix.count + w.count } }) else { break }
+            prefix += w
+        }
+        return prefix.isEmpty ? nil : prefix
+    }
+
+    /// Applies `rule` to every name; returns how many names changed. Two names that would become one
+    /// are an error naming both.
+    static func apply(_ rule: Rule, to bundle: inout TensorBundle) throws -> Int {
+        var renamed = OrderedDictionary<String, Tensor>()
+        var from: [String: String] = [:]
+        var changed = 0
+        for (name, t) in bundle.tensors {
+            let new = rule.transform(name)
+            if new != name { changed += 1 }
+            guard !new.isEmpty else {
+                throw WconvError(.usage, "\(rule.description) turns \"\(name)\" into an empty name")
+            }
+            if let other = from[new] {
+                throw WconvError(.usage, "\(rule.description) would give \"\(other)\" and \"\(name)\" the same name \"\(new)\"; adjust the rule")
+            }
+            from[new] = name
+            renamed[new] = t
+        }
+        var aliases: [String: String] = [:]
+        for (a, target) in bundle.aliases { aliases[rule.transform(a)] = rule.transform(target) }
+        bundle.tensors = renamed
+        bundle.aliases = aliases
+        return changed
+    }
+}
+
+/// `--dtype`: floats converted once per distinct view, so tied tensors stay tied.
+enum DTypeNarrowing {
+    static func convert(_ bundle: inout TensorBundle, to target: DType) -> (Int, [(String, ConversionReport)]) {
+        struct ViewKey: Hashable { var storage: ObjectIdentifier; var dtype: DType; var shape: [Int]; var strides: [Int]; var offset: Int }
+        var cache: [ViewKey: Tensor] = [:]
+        var reports: [(String, ConversionReport)] = []
+        var converted = 0
+        let bar = ProgressBar("convert", total: bundle.totalBytes)
+        for (name, t) in bundle.tensors {
+            bar.advance(by: t.byteCount)
+            guard t.dtype.isFloatingPoint, t.dtype != target else { continue }
+            let key = ViewKey(storage: ObjectIdentifier(t.storage), dtype: t.dtype, shape: t.shape, strides: t.strides, offset: t.offset)
+            if let c = cache[key] { bundle.tensors[name] = c; continue }
+            let (c, r) = t.converted(to: target)
+            cache[key] = c
+            bundle.tensors[name] = c
+            reports.append((name, r))
+            converted += 1
+        }
+        bar.finish()
+        return (converted, reports)
+    }
+}
+
+extension ConvertCommand {
+    /// ONNX and Keras .h5 need the model's structure, not just its tensors: the input is imported
+    /// into a graph (architecture recognised, or the file's own graph) and exported from it.
+    private func convertThroughGraph(format: FileFormat) throws {
+        guard rename.isEmpty, stripPrefix == nil, dtype == nil else {
+            throw WconvError(.usage, "--rename, --strip-prefix and --dtype change tensor names or types, which an exported graph must keep; convert to .safetensors first, then to \(format == .onnx ? "ONNX" : ".h5")")
+        }
+        let graph = try ModelIO.load(path: input, key: key, toolVersion: wconvVersion)
+        if graph.isWeightsOnly {
+            throw WconvError(.invalidInput, "\(format == .onnx ? "ONNX" : "Keras .h5") export needs the model's graph, and no architecture was recognised in this file; run 'wconv import \(input)' to see why (or pass --arch to 'wconv import'), then convert the canonical file it writes", file: input)
+        }
+        try ModelIO.save(graph, to: output, format: format == .onnx ? .onnx : .h5)
+        let line = "read \(input): \(graph.architecture ?? "graph") with \(graph.nodes.count) nodes, \(graph.parameters.count) tensors\nwrote \(output) (\(format.rawValue))"
+        if json {
+            JSONOut.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(format.rawValue)),
+                            ("nodes", .int(graph.nodes.count)), ("tensors", .int(graph.parameters.count))]).print()
+        } else {
+            print(line)
+        }
     }
 }

@@ -13,7 +13,7 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var preprocessing: PreprocessingOptions
 
     func run() throws {
-        var graph = try CanonicalModel.load(path: model)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         try preprocessing.apply(to: &graph)
         let ds = try TrainingJob.dataset(data, classes: graph.labels)
         if let n = HeadReplacement.outputSize(graph), n != ds.classes.count {

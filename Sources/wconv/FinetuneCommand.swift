@@ -22,7 +22,7 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let config = try training.config()
         let started = Date()
-        var graph = try CanonicalModel.load(path: model)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         try training.preprocessing.apply(to: &graph)
         let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: config.seed)
         let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }
@@ -55,7 +55,7 @@ struct FinetuneCommand: ParsableCommand {
         if let stop = result.stopped { throw WconvError(.runtime, "training stopped at " + stop) }
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
-        try CanonicalModel.save(out, to: output)
+        try ModelIO.save(out, to: output)
         stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
         if json {
             var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]

@@ -1,10 +1,67 @@
 import ArgumentParser
+import Foundation
 import Wconv
 
 struct ImportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "import", abstract: "Reads any supported file and writes the canonical model.")
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Reads any supported file and writes the canonical model.",
+        discussion: """
+        Builds the model graph (recognised architecture for bare state dicts, the file's own graph for \
+        ONNX/Keras, the stored graph for canonical files), prints what happened to every tensor, and \
+        writes the canonical safetensors model (default: beside FILE as NAME.wconv.safetensors). \
+        A file whose structure is not recognised imports as weights only, with the reason.
+        """)
+
+    @Argument(help: "Model file (.pth, .pt, .bin, .safetensors, .onnx, .h5, …; the format is sniffed).")
+    var file: String
+
+    @Option(name: .shortAndLong, help: "Output path of the canonical model.")
+    var output: String?
+
+    @Option(name: .long, help: "Force an architecture family (\(ArchitectureRecognizer.familyNames.joined(separator: ", "))).")
+    var arch: String?
+
+    @Option(name: .long, help: "Key of the state dict inside a checkpoint (e.g. state_dict, model).")
+    var key: String?
+
+    @Option(name: .long, help: "config.json to use instead of the one beside FILE (HF models).")
+    var config: String?
+
+    @Flag(name: .long, help: "Print one JSON document on stdout.")
+    var json = false
 
     func run() throws {
-        throw WconvError(.runtime, "'wconv import' is not available in this build yet")
+        var configJSON: [String: Any]?
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else {
+                throw WconvError(.usage, "cannot read --config file", file: config)
+            }
+            guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw WconvError(.invalidInput, "--config is not a JSON object", file: config)
+            }
+            configJSON = obj
+        }
+        var result = try GraphImporter.importGraph(path: file, key: key, arch: arch, configJSON: configJSON, toolVersion: wconvVersion)
+        let out = output ?? Self.defaultOutput(for: file)
+        try CanonicalModel.save(result.graph, to: out)
+        result.report.output = out
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            FileHandle.standardOutput.write(try enc.encode(result.report))
+            FileHandle.standardOutput.write(Data("\n".utf8))
+        } else {
+            print(result.report.render())
+        }
+    }
+
+    /// `dir/NAME.ext` → `dir/NAME.wconv.safetensors`.
+    static func defaultOutput(for path: String) -> String {
+        let p = path as NSString
+        var base = (p.lastPathComponent as NSString).deletingPathExtension
+        if base.hasSuffix(".wconv") { base = String(base.dropLast(6)) }
+        let dir = p.deletingLastPathComponent
+        return dir.isEmpty ? base + ".wconv.safetensors" : (dir as NSString).appendingPathComponent(base + ".wconv.safetensors")
     }
 }

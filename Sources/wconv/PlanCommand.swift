@@ -13,7 +13,7 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let config = try training.config()
-        var graph = try CanonicalModel.load(path: model)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         try training.preprocessing.apply(to: &graph)
         let classNames: [String]
         var trainSet: (any LabelledDataset)?

@@ -8,6 +8,7 @@ struct WconvCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wconv",
         abstract: "Transfer learning without Python: read any weights, fine-tune on the CPU, export anywhere.",
+        discussion: "Exit status: 0 success, 1 runtime failure, 2 bad usage, 3 input refused as invalid or unsafe, 4 a diff or verification found a difference.",
         version: wconvVersion,
         subcommands: [
             InspectCommand.self, ImportCommand.self, ConvertCommand.self, DiffCommand.self,
@@ -22,10 +23,26 @@ struct WconvCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as WconvError {
-            FileHandle.standardError.write(Data("wconv: error: \(error.description)\n".utf8))
+            FileHandle.standardError.write(Data("wconv: \(label(error.kind)): \(error.description)\n".utf8))
             Foundation.exit(error.exitCode)
         } catch {
-            exit(withError: error)
+            // ArgumentParser's own outcomes: help/version (exit 0), usage errors (its EX_USAGE 64
+            // becomes our 2), and anything else thrown from a command (1).
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(code == .validationFailure ? 2 : 1)
+        }
+    }
+
+    /// The word printed before the message, so users see at once whether to fix the call or the file.
+    static func label(_ kind: WconvError.Kind) -> String {
+        switch kind {
+        case .usage: return "usage error"
+        case .invalidInput: return "invalid input"
+        case .unsafe: return "refused as unsafe"
+        case .runtime: return "error"
+        case .difference: return "difference"
         }
     }
 }

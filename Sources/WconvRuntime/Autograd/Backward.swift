@@ -114,6 +114,12 @@ extension Executor {
             }
         case .softmax(let outer, let axisLen, let inner):
             if let d = dx(0) { softmaxBackward(yv, dy: dy, outer: outer, axisLen: axisLen, inner: inner, dx: d) }
+        case .attention(let g, _):
+            attentionBackward(x(0)!, x(1)!, x(2)!, g, probs: aux[si]!, dy: dy, dq: dx(0), dk: dx(1), dv: dx(2), scratch: staging)
+        case .slice(let plan):
+            if let d = dx(0) { sliceCopy(d, plan, UnsafeMutablePointer(mutating: dy), backward: true) }
+        case .arange:
+            break
         case .pad(let shape, let pads, _):
             if let d = dx(0) {
                 let r = shape.count

@@ -1,0 +1,6 @@
+// PLACEHOLDER — to be replaced by the ONNX format owner with a real harness that feeds the bytes
+// to their parser. Until then this target accepts every input and checks nothing.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzONNXPlaceholder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    return 0
+}

@@ -1,1 +1,0 @@
-#include "cwconv_onnx.h"

@@ -1,0 +1,213 @@
+import WconvTensor
+
+/// Settings of a BERT-style encoder, from config.json when present, else inferred.
+struct EncoderSettings {
+    var heads: Int
+    var eps: Double
+    var act: Op
+    var actAttrs: [String: AttributeValue]
+    var notes: [String]
+
+    /// `headsKey`/`epsKey`/`actKey` are the config.json spellings (BERT: num_attention_heads,
+    /// layer_norm_eps, hidden_act; DistilBERT: n_heads, —, activation).
+    static func resolve(hidden: Int, config: [String: Any]?, headsKey: String, epsKey: String?, actKey: String) throws -> EncoderSettings {
+        var notes: [String] = []
+        var heads: Int
+        if let h = config?[headsKey] as? Int {
+            heads = h
+            notes.append("\(h) attention heads from config.json \(headsKey)")
+        } else {
+            guard hidden % 64 == 0 else {
+                throw RecognitionFailure("hidden size \(hidden) is not a multiple of 64, so the head count cannot be inferred; put the model's config.json beside the file")
+            }
+            heads = hidden / 64
+            notes.append("no config.json: \(heads) attention heads inferred as hidden \(hidden) / 64 (BERT's head size) — supply config.json if the model differs")
+        }
+        guard heads >= 1, hidden % heads == 0 else { throw RecognitionFailure("\(heads) heads do not divide hidden size \(hidden)") }
+        let eps = epsKey.flatMap { config?[$0] as? Double } ?? 1e-12
+        let actName = (config?[actKey] as? String) ?? "gelu"
+        var act: Op = .gelu
+        var attrs: [String: AttributeValue] = ["approximate": .string("none")]
+        switch actName {
+        case "gelu": break
+        case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": attrs = ["approximate": .string("tanh")]
+        case "relu": act = .relu; attrs = [:]
+        case "silu", "swish": act = .silu; attrs = [:]
+        default: throw RecognitionFailure("hidden activation '\(actName)' in config.json is not supported")
+        }
+        notes.append("LayerNorm eps \(eps), activation \(actName)\(config?[actKey] == nil ? " (default)" : " (config.json)")")
+        return EncoderSettings(heads: heads, eps: eps, act: act, actAttrs: attrs, notes: notes)
+    }
+}
+
+/// Sequence input for encoders: token ids [batch, sequence].
+let tokenInput = ValueInfo(name: "input_ids", dtype: .i64, shape: [nil, nil])
+
+extension GraphBuilder {
+    /// Embedding sum of HF encoders: word + (token type 0) + absolute position, then LayerNorm.
+    /// Token types are all 0 and no padding mask is applied (one unpadded sequence per row).
+    func encoderEmbeddings(_ p: String, eps: Double) throws -> (String, Int) {
+        let we = try require("\(p).word_embeddings.weight", rank: 2)
+        let dim = we[1]
+        var x = add("\(p).word_embeddings", .embedding, ["input_ids", "\(p).word_embeddings.weight"])
+        if let tt = shape("\(p).token_type_embeddings.weight") {
+            guard tt.count == 2, tt[1] == dim else { throw RecognitionFailure("token_type_embeddings \(tt) does not match hidden size \(dim)") }
+            let ids = add("\(p).token_type_ids", .arange, ["input_ids"], ["axis": .int(1), "start": .int(0), "step": .int(0)])
+            let e = add("\(p).token_type_embeddings", .embedding, [ids, "\(p).token_type_embeddings.weight"])
+            x = add("\(p).add_token_type", .add, [x, e])
+        }
+        let pe = try require("\(p).position_embeddings.weight", rank: 2)
+        guard pe[1] == dim else { throw RecognitionFailure("position_embeddings \(pe) does not match hidden size \(dim)") }
+        let pos = add("\(p).position_ids", .arange, ["input_ids"], ["axis": .int(1), "start": .int(0), "step": .int(1)])
+        let e = add("\(p).position_embeddings", .embedding, [pos, "\(p).position_embeddings.weight"])
+        x = add("\(p).add_position", .add, [x, e])
+        for buf in ["\(p).position_ids", "\(p).token_type_ids"] where has(buf) {
+            unusedReasons[buf] = "HF id buffer: ids are computed in the graph (arange)"
+        }
+        return (try layerNorm("\(p).LayerNorm", x, dim: dim, eps: eps), dim)
+    }
+
+    /// One post-norm transformer layer: attention (q, k, v, out projections) + residual + LN,
+    /// feed-forward (in, act, out) + residual + LN.
+    func encoderLayer(q: String, k: String, v: String, o: String, ln1: String, ff1: String, ff2: String, ln2: String,
+                      x: String, dim: Int, s: EncoderSettings, output: String? = nil) throws -> String {
+        let (qv, _) = try linear(q, x, inFeatures: dim)
+        let (kv, _) = try linear(k, x, inFeatures: dim)
+        let (vv, _) = try linear(v, x, inFeatures: dim)
+        // Node named after the projections' parent module (`…attention.self`, `…attention`).
+        let ctxName = q.split(separator: ".").dropLast().joined(separator: ".")
+        let ctx = add(ctxName + ".attention", .attention, [qv, kv, vv],
+                      ["heads": .int(s.heads), "scale": .float(1.0 / Double(dim / s.heads).squareRoot())])
+        var (a, ad) = try linear(o, ctx, inFeatures: dim)
+        guard ad == dim else { throw RecognitionFailure("'\(o)' projects to \(ad), not the hidden size \(dim)") }
+        a = add(o + ".residual", .add, [a, x])
+        let h1 = try layerNorm(ln1, a, dim: dim, eps: s.eps)
+        var (f, fd) = try linear(ff1, h1, inFeatures: dim)
+        f = add(ff1 + ".act", s.act, [f], s.actAttrs)
+        (f, fd) = try linear(ff2, f, inFeatures: fd)
+        guard fd == dim else { throw RecognitionFailure("'\(ff2)' projects to \(fd), not the hidden size \(dim)") }
+        f = add(ff2 + ".residual", .add, [f, h1])
+        return try layerNorm(ln2, f, dim: dim, eps: s.eps, output: output)
+    }
+
+    /// Row 0 of the sequence (the [CLS] token): [B, T, D] → [B, D].
+    func firstToken(_ name: String, _ x: String) -> String {
+        let s = add(name + ".slice", .slice, [x], ["starts": .ints([0]), "ends": .ints([1]), "axes": .ints([1])])
+        return add(name + ".squeeze", .flatten, [s], ["axis": .int(1)])
+    }
+
+    /// Strips an HF task-model base prefix (`bert.`, `distilbert.`) for matching; returns it.
+    func basePrefix(_ candidates: [String], probe: String) -> String? {
+        if has(probe) { return "" }
+        return candidates.first { has($0 + probe) }
+    }
+}
+
+/// HF BERT family (BERT, MiniLM, and other models with BERT's module names):
+/// `embeddings.{word,position,token_type}_embeddings`, `embeddings.LayerNorm`,
+/// `encoder.layer.N.attention.self.{query,key,value}`, `attention.output.{dense,LayerNorm}`,
+/// `intermediate.dense`, `output.{dense,LayerNorm}`, optional `pooler.dense`, optional task head
+/// `classifier` (BertForSequenceClassification, keys under `bert.`). Old TF-ported files name
+/// LayerNorm parameters gamma/beta; they are renamed to weight/bias as transformers does.
+enum BERTFamily: ArchitectureFamily {
+    static let name = "bert"
+
+    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+        let n = b.rename(rule: "LayerNorm gamma/beta → weight/bias (TF-era BERT names, as transformers renames them)") { k in
+            guard k.contains("LayerNorm.") else { return nil }
+            if k.hasSuffix(".gamma") { return String(k.dropLast(6)) + ".weight" }
+            if k.hasSuffix(".beta") { return String(k.dropLast(5)) + ".bias" }
+            return nil
+        }
+        guard let base = b.basePrefix(["bert.", "model.bert.", "roberta."], probe: "embeddings.word_embeddings.weight") else {
+            throw RecognitionFailure("no 'embeddings.word_embeddings.weight' (HF BERT naming)")
+        }
+        guard b.has(base + "encoder.layer.0.attention.self.query.weight") else {
+            throw RecognitionFailure("no '\(base)encoder.layer.0.attention.self.query.weight' (BERT encoder layer naming)")
+        }
+        let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
+        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act")
+        var (x, _) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps)
+        let layers = b.children(base + "encoder.layer")
+        guard layers == Array(0..<layers.count) else { throw RecognitionFailure("encoder layers are not numbered 0..<\(layers.count): \(layers)") }
+        let hasPooler = b.has(base + "pooler.dense.weight")
+        let hasClassifier = b.has("classifier.weight") && hasPooler
+        for l in layers {
+            let p = "\(base)encoder.layer.\(l)"
+            let isLast = l == layers.count - 1
+            x = try b.encoderLayer(q: "\(p).attention.self.query", k: "\(p).attention.self.key", v: "\(p).attention.self.value",
+                                   o: "\(p).attention.output.dense", ln1: "\(p).attention.output.LayerNorm",
+                                   ff1: "\(p).intermediate.dense", ff2: "\(p).output.dense", ln2: "\(p).output.LayerNorm",
+                                   x: x, dim: dim, s: s, output: isLast ? "last_hidden_state" : nil)
+        }
+        var outputs = [x]
+        var hints: [String: [Int?]] = [x: [nil, nil, dim]]
+        if hasPooler {
+            let first = b.firstToken(base + "pooler", x)
+            var (pooled, _) = try b.linear(base + "pooler.dense", first, inFeatures: dim)
+            pooled = b.add(base + "pooler.activation", .tanh, [pooled], output: hasClassifier ? nil : "pooler_output")
+            if hasClassifier {
+                let d = b.add("dropout", .dropout, [pooled], ["ratio": .float(0.1)])
+                let (logits, classes) = try b.linear("classifier", d, inFeatures: dim, output: "logits")
+                outputs = [logits]
+                hints = [logits: [nil, classes]]
+                b.evidence.append("sequence-classification head classifier.weight [\(classes), \(dim)] on the pooled [CLS] output")
+            } else {
+                outputs.append(pooled)
+                hints[pooled] = [nil, dim]
+            }
+        }
+        for k in b.tensors.keys where k.hasPrefix("cls.") { b.unusedReasons[k] = "pretraining head (masked-LM / next-sentence) is not part of the encoder graph" }
+        b.evidence.append("\(base)embeddings.word_embeddings.weight \(try b.require(base + "embeddings.word_embeddings.weight")): hidden size \(dim); \(layers.count) encoder layers (\(base)encoder.layer.N.attention.self.query/key/value)")
+        if n > 0 { b.evidence.append("renamed \(n) LayerNorm gamma/beta tensors") }
+        if !base.isEmpty { b.evidence.append("task-model prefix '\(base)' kept in parameter names") }
+        b.evidence += s.notes
+        let variant = dim == 384 || (dim < 768 && layers.count <= 12 && config == nil) ? "bert (MiniLM-size, hidden \(dim))" : "bert (hidden \(dim), \(layers.count) layers)"
+        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: variant,
+                            preprocessing: nil, outputShapeHint: hints)
+    }
+}
+
+/// HF DistilBERT: `embeddings.{word,position}_embeddings`, `embeddings.LayerNorm`,
+/// `transformer.layer.N.attention.{q,k,v,out}_lin`, `sa_layer_norm`, `ffn.lin1/lin2`,
+/// `output_layer_norm`; optional `pre_classifier` + `classifier` (sequence classification,
+/// keys under `distilbert.`).
+enum DistilBERTFamily: ArchitectureFamily {
+    static let name = "distilbert"
+
+    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+        guard let base = b.basePrefix(["distilbert."], probe: "embeddings.word_embeddings.weight"),
+              b.has(base + "transformer.layer.0.attention.q_lin.weight") else {
+            throw RecognitionFailure("no 'transformer.layer.0.attention.q_lin.weight' with 'embeddings.word_embeddings.weight' (HF DistilBERT naming)")
+        }
+        let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
+        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "n_heads", epsKey: nil, actKey: "activation")
+        var (x, _) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12)
+        let layers = b.children(base + "transformer.layer")
+        guard layers == Array(0..<layers.count) else { throw RecognitionFailure("transformer layers are not numbered 0..<\(layers.count)") }
+        let hasHead = b.has("pre_classifier.weight") && b.has("classifier.weight")
+        for l in layers {
+            let p = "\(base)transformer.layer.\(l)"
+            x = try b.encoderLayer(q: "\(p).attention.q_lin", k: "\(p).attention.k_lin", v: "\(p).attention.v_lin",
+                                   o: "\(p).attention.out_lin", ln1: "\(p).sa_layer_norm",
+                                   ff1: "\(p).ffn.lin1", ff2: "\(p).ffn.lin2", ln2: "\(p).output_layer_norm",
+                                   x: x, dim: dim, s: s, output: l == layers.count - 1 && !hasHead ? "last_hidden_state" : nil)
+        }
+        var outputs = [x]
+        var hints: [String: [Int?]] = [x: [nil, nil, dim]]
+        if hasHead {
+            let first = b.firstToken("pre_classifier", x)
+            var (h, _) = try b.linear("pre_classifier", first, inFeatures: dim)
+            h = b.act(.relu, "pre_classifier.relu", h)
+            h = b.add("dropout", .dropout, [h], ["ratio": .float(0.2)])
+            let (logits, classes) = try b.linear("classifier", h, inFeatures: dim, output: "logits")
+            outputs = [logits]
+            hints = [logits: [nil, classes]]
+            b.evidence.append("sequence-classification head pre_classifier + classifier.weight [\(classes), \(dim)]")
+        }
+        b.evidence.append("\(base)embeddings.word_embeddings.weight: hidden size \(dim), no token-type embeddings; \(layers.count) layers \(base)transformer.layer.N.attention.q_lin/k_lin/v_lin/out_lin")
+        b.evidence += s.notes.map { $0.replacingOccurrences(of: "LayerNorm eps 1e-12", with: "LayerNorm eps 1e-12 (DistilBERT's fixed value)") }
+        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers)",
+                            preprocessing: nil, outputShapeHint: hints)
+    }
+}

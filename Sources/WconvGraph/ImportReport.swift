@@ -1,0 +1,106 @@
+import WconvTensor
+
+/// What `wconv import` found and did, tensor by tensor (printed, or emitted with `--json`).
+public struct ImportReport: Codable, Sendable {
+    /// One source tensor and what became of it.
+    public struct TensorEntry: Codable, Sendable {
+        /// Name in the source file.
+        public var source: String
+        /// Name in the canonical model (differs when renamed).
+        public var name: String
+        public var dtype: String
+        public var shape: [Int]
+        /// `used`, `renamed` (and used), `unused` (kept, not read by any op), `alias`.
+        public var status: String
+        public var usedBy: [String]
+        public var rule: String?
+        public var reason: String?
+        public var buffer: Bool
+    }
+    public struct FamilyAttempt: Codable, Sendable {
+        public var family: String
+        public var reason: String
+    }
+    public struct Head: Codable, Sendable {
+        public var node: String
+        public var weight: String
+        public var inFeatures: Int
+        public var outFeatures: Int
+    }
+
+    public var source: String
+    public var sourceSHA256: String?
+    public var format: String
+    public var output: String?
+    public var architecture: String?
+    public var variant: String?
+    public var evidence: [String]
+    /// Set when the file imported as weights only: why no graph could be built.
+    public var weightsOnlyReason: String?
+    public var familiesTried: [FamilyAttempt]
+    public var nodeCount: Int
+    public var opCounts: [String: Int]
+    public var inputs: [ValueInfo]
+    public var outputs: [ValueInfo]
+    public var tensors: [TensorEntry]
+    public var groups: [LayerGroup]
+    public var head: Head?
+    public var preprocessing: Preprocessing?
+    public var warnings: [String]
+
+    /// The classification/task head: the Linear producing a graph output (else the last Linear).
+    static func findHead(_ g: ModelGraph) -> Head? {
+        let outs = Set(g.outputs.map(\.name))
+        let linears = g.nodes.filter { $0.op == .linear }
+        guard let n = linears.last(where: { !Set($0.outputs).isDisjoint(with: outs) }) ?? linears.last,
+              n.inputs.count > 1, let w = g.parameters[n.inputs[1]], w.rank == 2 else { return nil }
+        return Head(node: n.name, weight: n.inputs[1], inFeatures: w.shape[1], outFeatures: w.shape[0])
+    }
+
+    /// Human-readable report.
+    public func render() -> String {
+        var s: [String] = []
+        s.append("source:        \(source)")
+        if let h = sourceSHA256 { s.append("sha256:        \(h)") }
+        s.append("format:        \(format)")
+        if let a = architecture {
+            s.append("architecture:  \(a)\(variant.map { " — \($0)" } ?? "")")
+            for e in evidence { s.append("  evidence: \(e)") }
+        } else {
+            s.append("architecture:  none (weights only)")
+            if let r = weightsOnlyReason { s.append("  reason: " + r.replacingOccurrences(of: "\n", with: "\n  ")) }
+        }
+        if !familiesTried.isEmpty && architecture != nil {
+            s.append("  also tried: " + familiesTried.map { "\($0.family) (\($0.reason))" }.joined(separator: "; "))
+        }
+        if nodeCount > 0 {
+            s.append("graph:         \(nodeCount) nodes — " + opCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))
+            s.append("inputs:        " + inputs.map { "\($0.name) \($0.dtype.rawValue)\(ModelGraph.show($0.shape))" }.joined(separator: ", "))
+            s.append("outputs:       " + outputs.map { "\($0.name) \(ModelGraph.show($0.shape))" }.joined(separator: ", "))
+        }
+        if let h = head { s.append("head:          \(h.node) (\(h.weight)): \(h.inFeatures) → \(h.outFeatures)") }
+        if let p = preprocessing {
+            s.append("preprocessing: resize \(p.resizeShorter.map(String.init) ?? "-") → crop \(p.inputSize.map(String.init).joined(separator: "×")), mean \(p.mean), std \(p.std), \(p.interpolation), \(p.channelOrder)")
+        } else if architecture != nil { s.append("preprocessing: none (not an image model)") }
+        if !groups.isEmpty {
+            s.append("layer groups:")
+            for g in groups { s.append("  \(g.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(g.name) (\(g.parameters.count) parameters, \(g.buffers.count) buffers)") }
+        }
+        let used = tensors.filter { $0.status == "used" }.count
+        let renamed = tensors.filter { $0.status == "renamed" }
+        let unused = tensors.filter { $0.status == "unused" }
+        s.append("tensors:       \(tensors.count) in the file: \(used) used as named, \(renamed.count) renamed, \(unused.count) kept but unused")
+        for t in tensors {
+            let head = "  \(t.source) \(t.dtype)\(t.shape)"
+            switch t.status {
+            case "renamed": s.append("\(head) → \(t.name) [\(t.rule ?? "")] used by \(t.usedBy.joined(separator: ", "))")
+            case "unused": s.append("\(head) unused: \(t.reason ?? "")")
+            case "alias": s.append("\(head) alias of \(t.reason ?? "")")
+            default: s.append("\(head) → \(t.usedBy.joined(separator: ", "))")
+            }
+        }
+        for w in warnings { s.append("warning: \(w)") }
+        if let o = output { s.append("wrote:         \(o)") }
+        return s.joined(separator: "\n")
+    }
+}

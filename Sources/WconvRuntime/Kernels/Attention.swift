@@ -1,0 +1,104 @@
+import Foundation
+
+/// Multi-head scaled dot-product attention on unsplit projections (the `attention` op):
+/// q [B, Tq, D], k/v [Bk, Tk, D] with Bk ∈ {1, B}; head h uses channels h·dh ..< (h+1)·dh.
+struct AttentionGeometry: Equatable {
+    var b, tq, tk, d, heads: Int
+    var kvBatch: Int
+    var scale: Float
+    var dh: Int { d / heads }
+    var probsPerHead: Int { tq * tk }
+}
+
+/// Forward. `probs` receives softmax(q·kᵀ·scale + mask) for every (batch, head): [B, H, Tq, Tk].
+/// `mask` is additive and already expanded to [B, H, Tq, Tk] (or nil).
+func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                      mask: UnsafePointer<Float>?, _ g: AttentionGeometry, probs: UnsafeMutablePointer<Float>,
+                      _ y: UnsafeMutablePointer<Float>) {
+    let dh = g.dh
+    for bi in 0..<g.b {
+        let kb = g.kvBatch == 1 ? 0 : bi
+        for h in 0..<g.heads {
+            let p = probs + (bi * g.heads + h) * g.probsPerHead
+            let qh = q + bi * g.tq * g.d + h * dh
+            let kh = k + kb * g.tk * g.d + h * dh
+            let vh = v + kb * g.tk * g.d + h * dh
+            sgemm(transA: false, transB: true, m: g.tq, n: g.tk, k: dh, alpha: g.scale, a: qh, lda: g.d, b: kh, ldb: g.d,
+                  beta: 0, c: p, ldc: g.tk)
+            if let mask {
+                let m = mask + (bi * g.heads + h) * g.probsPerHead
+                for i in 0..<g.probsPerHead { p[i] += m[i] }
+            }
+            softmaxForward(p, outer: g.tq, axisLen: g.tk, inner: 1, p)
+            sgemm(transA: false, transB: false, m: g.tq, n: dh, k: g.tk, a: p, lda: g.tk, b: vh, ldb: g.d,
+                  beta: 0, c: y + bi * g.tq * g.d + h * dh, ldc: g.d)
+        }
+    }
+}
+
+/// Backward from the saved probabilities; accumulates into dq, dk, dv where non-nil.
+func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                       _ g: AttentionGeometry, probs: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                       dq: UnsafeMutablePointer<Float>?, dk: UnsafeMutablePointer<Float>?, dv: UnsafeMutablePointer<Float>?,
+                       scratch: Workspace) {
+    let dh = g.dh
+    let dp = scratch.get(2 * g.probsPerHead)
+    let ds = dp + g.probsPerHead
+    for bi in 0..<g.b {
+        let kb = g.kvBatch == 1 ? 0 : bi
+        for h in 0..<g.heads {
+            let p = probs + (bi * g.heads + h) * g.probsPerHead
+            let off = bi * g.tq * g.d + h * dh, koff = kb * g.tk * g.d + h * dh
+            let gy = dy + off
+            if let dv {
+                // dV += Pᵀ · dY
+                sgemm(transA: true, transB: false, m: g.tk, n: dh, k: g.tq, a: p, lda: g.tk, b: gy, ldb: g.d,
+                      beta: 1, c: dv + koff, ldc: g.d)
+            }
+            if dq == nil && dk == nil { continue }
+            // dP = dY · Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P))
+            sgemm(transA: false, transB: true, m: g.tq, n: g.tk, k: dh, a: gy, lda: g.d, b: v + koff, ldb: g.d,
+                  beta: 0, c: dp, ldc: g.tk)
+            ds.update(repeating: 0, count: g.probsPerHead)
+            softmaxBackward(p, dy: dp, outer: g.tq, axisLen: g.tk, inner: 1, dx: ds)
+            if let dq {
+                sgemm(transA: false, transB: false, m: g.tq, n: dh, k: g.tk, alpha: g.scale, a: ds, lda: g.tk, b: k + koff, ldb: g.d,
+                      beta: 1, c: dq + off, ldc: g.d)
+            }
+            if let dk {
+                sgemm(transA: true, transB: false, m: g.tk, n: dh, k: g.tq, alpha: g.scale, a: ds, lda: g.tk, b: q + off, ldb: g.d,
+                      beta: 1, c: dk + koff, ldc: g.d)
+            }
+        }
+    }
+}
+
+/// Slice with positive steps: per dim start, step and output size.
+struct SlicePlan: Equatable {
+    var inShape: [Int]
+    var starts: [Int]
+    var steps: [Int]
+    var outShape: [Int]
+}
+
+/// Copies the slice (forward) or adds dy back into dx (backward).
+func sliceCopy(_ x: UnsafeMutablePointer<Float>, _ p: SlicePlan, _ y: UnsafeMutablePointer<Float>, backward: Bool) {
+    let r = p.inShape.count
+    let count = p.outShape.reduce(1, *)
+    if count == 0 { return }
+    let inStrides = Tensor_contiguousStrides(p.inShape)
+    let inner = p.outShape[r - 1]
+    let rows = count / inner
+    let innerStep = p.steps[r - 1] * inStrides[r - 1]
+    for row in 0..<rows {
+        var rem = row, off = p.starts[r - 1] * inStrides[r - 1]
+        var i = r - 2
+        while i >= 0 {
+            off += (p.starts[i] + (rem % p.outShape[i]) * p.steps[i]) * inStrides[i]
+            rem /= p.outShape[i]; i -= 1
+        }
+        let s = x + off, d = y + row * inner
+        if backward { for j in 0..<inner { s[j * innerStep] += d[j] } }
+        else { for j in 0..<inner { d[j] = s[j * innerStep] } }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import XCTest
+
+/// Runs the built `wconv` binary. SwiftPM test targets cannot depend on the executable, so the
+/// binary is looked up beside the test bundle (or via WCONV_BIN); `tools/test` builds it first and
+/// the tests skip, saying so, when it is missing.
+enum CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func fixture(_ rel: String) -> String { root.appendingPathComponent("fixtures").appendingPathComponent(rel).path }
+
+    static var binary: String? {
+        var candidates: [String] = []
+        if let env = ProcessInfo.processInfo.environment["WCONV_BIN"] { candidates.append(env) }
+        for b in Bundle.allBundles { candidates.append(b.bundleURL.deletingLastPathComponent().appendingPathComponent("wconv").path) }
+        candidates.append(root.appendingPathComponent(".build/debug/wconv").path)
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        guard let bin = binary else {
+            throw XCTSkip("the wconv binary is not built: run `swift build` (tools/test does) before `swift test`")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read before waiting so a large output cannot fill the pipe and block the child.
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func json(_ r: Result) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout is not one JSON object: \(r.stdout)")
+    }
+
+    static func tempDir() -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("wconv-cli-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+}

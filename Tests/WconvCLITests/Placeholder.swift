@@ -1,2 +1,0 @@
-import XCTest
-final class WconvCLITestsPlaceholder: XCTestCase { func testTargetBuilds() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class WconvFormatsTestsPlaceholder: XCTestCase { func testTargetBuilds() {} }

@@ -1,0 +1,103 @@
+import Foundation
+import XCTest
+@testable import WconvFormats
+import WconvTensor
+
+final class SafetensorsWriterTests: XCTestCase {
+    typealias F = SafetensorsFixtures
+
+    func testOutputIsByteIdenticalToPythonSafetensors() throws {
+        // Tensors built from the expected bytes (not through the reader), written, compared with
+        // the file python's save_file wrote for the same tensors.
+        let bundle = F.bundle("all_dtypes", metadata: ["format": "pt"])
+        let dir = F.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try SafetensorsWriter.write(bundle, to: dir + "/out.safetensors")
+        XCTAssertEqual(F.bytes(dir + "/out.safetensors"), F.bytes(F.path("valid/writer_expected.safetensors")))
+    }
+
+    func testTiedTensorsAreStoredOnceLikeSaveModel() throws {
+        let b = try SafetensorsReader.read(path: F.path("valid/tied.safetensors"))
+        let dir = F.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try SafetensorsWriter.write(b, to: dir + "/tied.safetensors")
+        XCTAssertEqual(F.bytes(dir + "/tied.safetensors"), F.bytes(F.path("valid/tied.safetensors")))
+
+        // Ties made in memory (same Storage, same view) are found without an alias table.
+        var fresh = TensorBundle(format: "test")
+        let shared = F.Expected((F.section("tied")["tensors"] as! [String: [String: Any]])["emb.weight"]!).tensor()
+        fresh.tensors["z.weight"] = shared
+        fresh.tensors["a.weight"] = shared
+        try SafetensorsWriter.write(fresh, to: dir + "/fresh.safetensors")
+        let back = try SafetensorsReader.read(path: dir + "/fresh.safetensors")
+        XCTAssertEqual(back.aliases, ["z.weight": "a.weight"])
+        XCTAssertTrue(back.tensors["z.weight"]!.storage === back.tensors["a.weight"]!.storage)
+        let written = F.bytes(dir + "/fresh.safetensors")
+        let n = written.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        XCTAssertEqual(written.count - 8 - n, shared.byteCount, "the tied data is stored once")
+        XCTAssertEqual(back.tensors.count, 2)
+    }
+
+    func testShardsAndIndexMatchHuggingfaceHub() throws {
+        let s = F.section("sharded")
+        let bundle = F.bundle("sharded", metadata: ["format": "pt"])
+        let dir = F.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try SafetensorsWriter.writeFiles(bundle, to: dir + "/model.safetensors",
+                                                     options: SafetensorsWriteOptions(maxShardSize: s["max_shard_size"] as! Int))
+        let names = files.map { URL(fileURLWithPath: $0).lastPathComponent }.sorted()
+        XCTAssertEqual(names, (s["files"] as! [String]).sorted())
+        for name in names {
+            XCTAssertEqual(F.bytes(dir + "/" + name), F.bytes(F.path("sharded/" + name)), name)
+        }
+        let back = try SafetensorsReader.read(path: dir + "/model.safetensors.index.json")
+        for (name, t) in bundle.tensors { XCTAssertTrue(back.tensors[name]!.bitwiseEqual(t), name) }
+    }
+
+    func testOneShardIsAPlainFile() throws {
+        let bundle = F.bundle("sharded", metadata: [:])
+        let dir = F.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try SafetensorsWriter.writeFiles(bundle, to: dir + "/model.safetensors", options: .init(maxShardSize: 1 << 30))
+        XCTAssertEqual(files, [dir + "/model.safetensors"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.safetensors.index.json"))
+    }
+
+    func testHeaderIsPaddedAndDataAligned() throws {
+        let bundle = F.bundle("all_dtypes", metadata: ["a": "b\"c\\\n", "é": "ü"])
+        let dir = F.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try SafetensorsWriter.write(bundle, to: dir + "/m.safetensors")
+        let bytes = F.bytes(dir + "/m.safetensors")
+        let n = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        XCTAssertEqual(n % 8, 0)
+        XCTAssertNotEqual(bytes[8 + n - 1], 0x00)
+        let back = try SafetensorsReader.read(path: dir + "/m.safetensors")
+        XCTAssertEqual(back.metadata, bundle.metadata)
+        for (name, t) in bundle.tensors {
+            XCTAssertTrue(back.tensors[name]!.bitwiseEqual(t), name)
+            XCTAssertTrue(back.tensors[name]!.storage.isMapped, "\(name) aligned, so not copied")
+        }
+    }
+
+    func testNonContiguousViewsAreWrittenInCOrder() throws {
+        let base = Tensor(shape: [2, 3], floats: [0, 1, 2, 3, 4, 5])
+        var b = TensorBundle(format: "test")
+        b.tensors["t"] = try Tensor(dtype: .f32, shape: [3, 2], strides: [1, 3], storage: base.storage)
+        b.tensors["base"] = base
+        let dir = F.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try SafetensorsWriter.write(b, to: dir + "/v.safetensors")
+        let back = try SafetensorsReader.read(path: dir + "/v.safetensors")
+        XCTAssertEqual(back.tensors["t"]!.floats(), [0, 3, 1, 4, 2, 5])
+        XCTAssertEqual(back.tensors["base"]!.floats(), [0, 1, 2, 3, 4, 5])
+        XCTAssertTrue(back.aliases.isEmpty, "different views of one storage are not ties")
+    }
+
+    func testFailedWriteLeavesNoFile() throws {
+        let b = F.bundle("sharded", metadata: [:])
+        XCTAssertThrowsError(try SafetensorsWriter.write(b, to: "/nonexistent-dir-wconv/x.safetensors")) {
+            XCTAssertEqual(($0 as! WconvError).kind, .runtime)
+        }
+    }
+}

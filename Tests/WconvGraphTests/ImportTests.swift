@@ -1,0 +1,110 @@
+import Foundation
+import WconvGraph
+import WconvTensor
+import XCTest
+
+/// The import dispatch and report: every tensor accounted for, weights-only fallback with the
+/// reason, canonical bundles restored, layer groups, provenance hashing.
+final class ImportTests: XCTestCase {
+    func testReportAccountsForEveryTensor() throws {
+        var src = try Fixtures.readSafetensors("resnet_basic.safetensors")
+        var wrapped = TensorBundle(format: "pytorch-zip")
+        for (k, v) in src.tensors { wrapped.tensors["module." + k] = v }
+        src = wrapped
+        let r = try GraphImporter.importGraph(bundle: src, sourcePath: "dir/resnet.pth", sha256: "00ff", toolVersion: "9.9")
+        let rep = r.report
+        XCTAssertEqual(rep.tensors.count, src.tensors.count)
+        XCTAssertEqual(rep.architecture, "resnet")
+        XCTAssertTrue(rep.tensors.allSatisfy { $0.source.hasPrefix("module.") && !$0.name.hasPrefix("module.") })
+        let counters = rep.tensors.filter { $0.source.hasSuffix("num_batches_tracked") }
+        XCTAssertFalse(counters.isEmpty)
+        XCTAssertTrue(counters.allSatisfy { $0.status == "unused" && ($0.reason ?? "").contains("step counter") && $0.buffer })
+        let fc = try XCTUnwrap(rep.tensors.first { $0.name == "fc.weight" })
+        XCTAssertEqual(fc.status, "renamed")
+        XCTAssertEqual(fc.usedBy, ["fc"])
+        XCTAssertTrue(fc.rule?.contains("module.") ?? false)
+        XCTAssertEqual(rep.head?.inFeatures, 24)
+        XCTAssertEqual(rep.head?.outFeatures, 10)
+        XCTAssertEqual(rep.preprocessing, .imagenet)
+        XCTAssertEqual(r.graph.provenance.sourceSHA256, "00ff")
+        XCTAssertEqual(r.graph.provenance.sourceFormat, "pytorch-zip")
+        XCTAssertEqual(r.graph.provenance.toolVersion, "9.9")
+        let text = rep.render()
+        XCTAssertTrue(text.contains("architecture:  resnet"), text)
+        XCTAssertTrue(text.contains("head:          fc (fc.weight): 24 → 10"), text)
+        XCTAssertNoThrow(try JSONEncoder().encode(rep))
+    }
+
+    func testUnrecognisedBundleImportsAsWeightsOnlyWithReasons() throws {
+        var b = TensorBundle(format: "safetensors")
+        b.tensors["w1"] = Tensor(zeros: [3, 3])
+        let r = try GraphImporter.importGraph(bundle: b, sourcePath: "x.safetensors")
+        XCTAssertTrue(r.graph.isWeightsOnly)
+        XCTAssertEqual(r.report.familiesTried.map(\.family), ArchitectureRecognizer.familyNames)
+        XCTAssertTrue(r.report.familiesTried.allSatisfy { !$0.reason.isEmpty })
+        XCTAssertTrue(r.report.weightsOnlyReason?.contains("no known architecture") ?? false)
+        XCTAssertEqual(r.report.tensors.first?.status, "unused")
+        // Forcing a family that does not fit is an error, not a silent weights-only import.
+        XCTAssertThrowsError(try GraphImporter.importGraph(bundle: b, sourcePath: "x", arch: "vgg"))
+        // The weights-only graph still round-trips through the canonical file.
+        let back = try CanonicalModel.graph(from: CanonicalModel.bundle(from: r.graph))
+        XCTAssertTrue(back.isWeightsOnly)
+        XCTAssertEqual(back.provenance.notes["weightsOnlyReason"], r.report.weightsOnlyReason)
+    }
+
+    func testONNXFileImportsThroughItsGraphBuilder() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../fixtures/onnx/resnet_ts_op17.onnx").standardized.path
+        let r = try GraphImporter.importGraph(path: path)
+        XCTAssertFalse(r.graph.isWeightsOnly)
+        XCTAssertTrue(r.graph.nodes.contains { $0.op == .conv2d })
+        XCTAssertTrue(r.report.evidence.first?.contains("onnx") ?? false)
+    }
+
+    func testCanonicalBundleIsRestoredNotRecognised() throws {
+        let g = try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors("vgg_bn.safetensors"))
+        let canonical = CanonicalModel.bundle(from: g)
+        let r = try GraphImporter.importGraph(bundle: canonical, sourcePath: "vgg.wconv.safetensors")
+        XCTAssertEqual(r.graph.nodes, g.nodes)
+        XCTAssertTrue(r.report.format.hasPrefix("wconv canonical"))
+        XCTAssertTrue(r.report.evidence.first?.contains("wconv.graph") ?? false)
+    }
+
+    func testLayerGroups() throws {
+        func groups(_ file: String, config: [String: Any]? = nil) throws -> [LayerGroup] {
+            try LayerGrouping(graph: try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors(file), configJSON: config)).groups
+        }
+        for (file, stages) in [("resnet_basic.safetensors", ["layer1", "layer2", "layer3", "layer4"]),
+                               ("vgg_bn.safetensors", ["features.4", "features.8", "features.11"]),
+                               ("densenet.safetensors", ["features.denseblock1", "features.denseblock2"]),
+                               ("bert_cls/model.safetensors", ["bert.encoder.layer.0", "bert.encoder.layer.1"])] {
+            let gs = try groups(file, config: Fixtures.config("bert_cls"))
+            XCTAssertEqual(gs.first?.kind, .stem, file)
+            XCTAssertEqual(gs.filter { $0.kind == .stage }.map(\.name), stages, file)
+            XCTAssertEqual(gs.last?.kind, .head, file)
+            let all = gs.flatMap { $0.parameters + $0.buffers }
+            XCTAssertEqual(all.count, Set(all).count, "each tensor in one group")
+        }
+        let eff = try groups("efficientnet.safetensors")
+        XCTAssertEqual(eff.first?.kind, .stem)
+        XCTAssertEqual(eff.first?.parameters.first?.hasPrefix("features.0."), true)
+        XCTAssertEqual(eff.last?.parameters.sorted(), ["classifier.1.bias", "classifier.1.weight"])
+    }
+
+    func testSHA256() throws {
+        XCTAssertEqual(SHA256.hex(of: Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hex(of: [UInt8]()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(SHA256.hex(of: Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        // Streaming in odd-sized pieces equals one shot, across block boundaries.
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        var s = SHA256()
+        var i = 0
+        for step in [1, 63, 64, 65, 3, 200, 604] { s.update(data[i..<(i + step)]); i += step }
+        XCTAssertEqual(SHA256.hex(s.finalize()), SHA256.hex(of: data))
+        let path = NSTemporaryDirectory() + "wconv-sha-\(getpid())"
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        XCTAssertEqual(try SHA256.hex(ofFile: path), SHA256.hex(of: data))
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class WconvGraphTestsPlaceholder: XCTestCase { func testTargetBuilds() {} }

@@ -1,0 +1,230 @@
+import Foundation
+import WconvGraph
+import WconvTensor
+import XCTest
+
+/// Recognition of every fixture written by tools/fixtures/models/gen.py: the family, the
+/// structure (op counts, strides, groups, head) and that shape inference gives PyTorch's output shape.
+final class RecognitionTests: XCTestCase {
+    func recognise(_ name: String, config: [String: Any]? = nil) throws -> (Recognition, [String: Any]) {
+        let m = try XCTUnwrap(try Fixtures.manifest()[name], "fixture \(name) missing from manifest.json")
+        let files = try XCTUnwrap(m["files"] as? [String])
+        let st = try XCTUnwrap(files.first { $0.hasSuffix(".safetensors") })
+        let bundle = try Fixtures.readSafetensors(st)
+        let sub = st.contains("/") ? String(st.split(separator: "/")[0]) : nil
+        let r = try ArchitectureRecognizer.recognizeDetailed(bundle, configJSON: config ?? sub.flatMap(Fixtures.config))
+        XCTAssertEqual(r.graph.parameters.count, m["num_tensors"] as? Int, "every tensor is kept")
+        // Shape inference on the probe input gives PyTorch's output shape.
+        let input = try XCTUnwrap(m["input_shape"] as? [Int])
+        let shapes = try r.graph.inferShapes(inputShapes: [r.graph.inputs[0].name: input])
+        XCTAssertEqual(shapes[r.graph.outputs[0].name], m["output_shape"] as? [Int], "\(name) output shape")
+        return (r, m)
+    }
+
+    func count(_ g: ModelGraph, _ op: Op) -> Int { g.nodes.filter { $0.op == op }.count }
+    func node(_ g: ModelGraph, _ name: String) throws -> GraphNode { try XCTUnwrap(g.nodes.first { $0.name == name }, "no node \(name)") }
+
+    func testResNetBasic() throws {
+        let (r, m) = try recognise("resnet_basic")
+        let g = r.graph
+        XCTAssertEqual(r.family, "resnet")
+        XCTAssertEqual(g.variant, "resnet12 (custom width 8)")
+        let layers = try XCTUnwrap(m["layers"] as? [Int])
+        let blocks = layers.reduce(0, +)
+        // stem conv + 2 per block + downsample convs (layer2..4 change width or stride)
+        XCTAssertEqual(count(g, .conv2d), 1 + 2 * blocks + 3)
+        XCTAssertEqual(count(g, .add), blocks)
+        XCTAssertEqual(try node(g, "layer2.0.conv1").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "layer2.1.conv1").ints("strides"), [1, 1])
+        XCTAssertEqual(try node(g, "layer2.0.downsample.0").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "conv1").ints("pads"), [3, 3, 3, 3])
+        XCTAssertEqual(try node(g, "maxpool").ints("kernel"), [3, 3])
+        let head = try node(g, "fc")
+        XCTAssertEqual(g.parameters[head.inputs[1]]?.shape, [m["num_classes"] as! Int, m["in_features"] as! Int])
+        XCTAssertEqual(g.preprocessing, .imagenet)
+        XCTAssertEqual(r.unused.count, count(g, .batchNorm), "only the BN step counters are unused")
+        XCTAssertTrue(r.unused.values.allSatisfy { $0.contains("step counter") })
+    }
+
+    func testResNeXtBottleneckGroups() throws {
+        let (r, m) = try recognise("resnext_bottleneck")
+        let g = r.graph
+        XCTAssertEqual(try node(g, "layer1.0.conv2").int("group"), m["groups"] as? Int)
+        XCTAssertEqual(try node(g, "layer1.0.conv1").int("group"), 1)
+        // torchvision v1.5: the stride sits on the 3×3 conv of a bottleneck.
+        XCTAssertEqual(try node(g, "layer3.0.conv2").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "layer3.0.conv1").ints("strides"), [1, 1])
+        XCTAssertEqual(count(g, .conv2d), 1 + 3 * 5 + 4)
+        XCTAssertTrue(g.variant?.hasPrefix("resnext17_4x") ?? false, g.variant ?? "")
+        XCTAssertTrue(r.evidence.contains { $0.contains("groups 4") })
+    }
+
+    func testEfficientNet() throws {
+        let (r, m) = try recognise("efficientnet")
+        let g = r.graph
+        XCTAssertEqual(r.family, "efficientnet")
+        let stages = try XCTUnwrap(m["stages"] as? [Int])
+        let blocks = stages.reduce(0, +)
+        XCTAssertEqual(count(g, .globalAvgPool), blocks, "one squeeze-excitation per MBConv")
+        XCTAssertEqual(count(g, .sigmoid), blocks)
+        // Depthwise convs: groups == channels, stride from the stage table.
+        let dw2 = try node(g, "features.2.0.block.1.0")
+        XCTAssertEqual(dw2.ints("strides"), [2, 2])
+        XCTAssertEqual(dw2.int("group"), g.parameters["features.2.0.block.1.0.weight"]?.shape[0])
+        XCTAssertEqual(try node(g, "features.5.0.block.1.0").ints("strides"), [1, 1])
+        XCTAssertEqual(try node(g, "features.3.0.block.1.0").ints("pads"), [2, 2, 2, 2], "5×5 depthwise padding")
+        // Stage 1 (expand ratio 1) has no expansion conv: block.0 is the depthwise one.
+        XCTAssertEqual(try node(g, "features.1.0.block.0.0").int("group"), 8)
+        // Residual adds exactly where PyTorch's blocks have use_res_connect.
+        XCTAssertEqual(count(g, .add), m["residual_blocks"] as? Int)
+        XCTAssertNil(g.nodes.first { $0.name == "features.1.0.block.2.0" }.flatMap { n in g.nodes.first { $0.inputs.contains(n.outputs[0]) && $0.op == .silu } },
+                     "projection has no activation")
+        XCTAssertEqual(try node(g, "features.0.0").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "classifier.1").inputs[1], "classifier.1.weight")
+    }
+
+    func testMobileNetV2() throws {
+        let (r, m) = try recognise("mobilenet_v2")
+        let g = r.graph
+        XCTAssertEqual(r.family, "mobilenet_v2")
+        for n in [2, 4, 7, 14] { XCTAssertEqual(try node(g, "features.\(n).conv.1.0").ints("strides"), [2, 2], "block \(n)") }
+        XCTAssertEqual(try node(g, "features.1.conv.0.0").ints("strides"), [1, 1])
+        XCTAssertEqual(count(g, .relu6), 1 + 1 + 16 * 2 + 1)
+        XCTAssertEqual(count(g, .add), m["residual_blocks"] as? Int)
+    }
+
+    func testMobileNetV3LargeAndSmall() throws {
+        for (name, reluBlocks, seBlocks) in [("mobilenet_v3_large", 6, 8), ("mobilenet_v3_small", 3, 9)] {
+            let (r, m) = try recognise(name)
+            let g = r.graph
+            XCTAssertEqual(g.variant, "mobilenet_v3_" + (m["variant"] as! String))
+            // ReLU nodes inside blocks: large blocks 1–6, small 1–3 (+ the SE's inner ReLU).
+            let blockRelus = Set(g.nodes.filter { $0.op == .relu && !$0.name.contains("fc") && !$0.name.hasSuffix(".activation") }
+                .map { $0.name.split(separator: ".")[1] })
+            XCTAssertEqual(blockRelus.count, reluBlocks, name)
+            XCTAssertEqual(count(g, .hardSigmoid), seBlocks, name)
+            let hs = try XCTUnwrap(g.nodes.first { $0.op == .hardSigmoid })
+            XCTAssertEqual(hs.float("alpha") ?? 0, 1.0 / 6.0, accuracy: 1e-12)
+            XCTAssertEqual(try node(g, "features.1.block.0.1").float("epsilon"), 1e-3)
+            XCTAssertEqual(try node(g, "classifier.1").op, .hardSwish)
+            XCTAssertEqual(count(g, .add), m["residual_blocks"] as? Int, name)
+        }
+    }
+
+    func testVGG() throws {
+        for name in ["vgg", "vgg_bn"] {
+            let (r, m) = try recognise(name)
+            let g = r.graph
+            XCTAssertEqual(count(g, .conv2d), m["convs"] as? Int)
+            XCTAssertEqual(count(g, .maxPool2d), m["pools"] as? Int)
+            XCTAssertEqual(count(g, .batchNorm), (m["batch_norm"] as! Bool) ? 4 : 0)
+            XCTAssertEqual(try node(g, "avgpool").ints("outputSize"), [7, 7])
+            XCTAssertEqual(count(g, .linear), 3)
+            XCTAssertEqual(count(g, .dropout), 2)
+            XCTAssertEqual(g.variant, name == "vgg" ? "vgg7" : "vgg7_bn")
+        }
+    }
+
+    func testDenseNet() throws {
+        let (r, m) = try recognise("densenet")
+        let g = r.graph
+        let cfg = try XCTUnwrap(m["block_config"] as? [Int])
+        XCTAssertEqual(count(g, .conv2d), 1 + 2 * cfg.reduce(0, +) + (cfg.count - 1))
+        XCTAssertEqual(count(g, .avgPool2d), cfg.count - 1)
+        XCTAssertTrue(r.evidence.contains { $0.contains("growth rate \(m["growth_rate"]!)") })
+        XCTAssertEqual(ImportReportProbe.headIn(g), m["in_features"] as? Int)
+    }
+
+    func testDenseNetLegacyNamesAreRenamed() throws {
+        var bundle = try Fixtures.readSafetensors("densenet.safetensors")
+        var legacy = TensorBundle(format: bundle.format)
+        for (k, v) in bundle.tensors {
+            legacy.tensors[k.replacingOccurrences(of: ".norm1.", with: ".norm.1.").replacingOccurrences(of: ".conv2.", with: ".conv.2.")] = v
+        }
+        bundle = legacy
+        let r = try ArchitectureRecognizer.recognizeDetailed(bundle)
+        XCTAssertEqual(r.family, "densenet")
+        XCTAssertTrue(r.renames.contains { $0.from == "features.denseblock1.denselayer1.norm.1.weight" && $0.to == "features.denseblock1.denselayer1.norm1.weight" })
+        XCTAssertNotNil(r.graph.parameters["features.denseblock2.denselayer3.conv2.weight"])
+    }
+
+    func testBERTWithConfig() throws {
+        let (r, m) = try recognise("bert_cls")
+        let g = r.graph
+        XCTAssertEqual(r.family, "bert")
+        let att = g.nodes.filter { $0.op == .attention }
+        XCTAssertEqual(att.count, m["layers"] as? Int)
+        XCTAssertEqual(att.first?.int("heads"), m["heads"] as? Int)
+        XCTAssertEqual(g.outputs.map(\.name), ["logits"])
+        XCTAssertEqual(g.inputs.first?.dtype, .i64)
+        XCTAssertNil(g.preprocessing)
+        XCTAssertTrue(r.evidence.contains { $0.contains("config.json") })
+        XCTAssertEqual(try node(g, "bert.embeddings.LayerNorm").float("epsilon"), 1e-12)
+        XCTAssertEqual(count(g, .gelu), 2)
+    }
+
+    func testBERTWithoutConfigInfersHeads() throws {
+        let (r, m) = try recognise("minilm_noconfig")
+        XCTAssertEqual(r.graph.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
+        XCTAssertTrue(r.evidence.contains { $0.contains("inferred as hidden 64 / 64") })
+        XCTAssertEqual(r.graph.outputs.map(\.name), ["last_hidden_state", "pooler_output"])
+        let shapes = try r.graph.inferShapes(inputShapes: ["input_ids": [2, 7]])
+        XCTAssertEqual(shapes["pooler_output"], [2, 64])
+    }
+
+    func testDistilBERT() throws {
+        let (r, m) = try recognise("distilbert")
+        XCTAssertEqual(r.family, "distilbert")
+        XCTAssertEqual(r.graph.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
+        XCTAssertFalse(r.graph.nodes.contains { $0.name.contains("token_type") })
+    }
+
+    func testWrapperPrefixIsStrippedAndReported() throws {
+        let plain = try Fixtures.readSafetensors("resnet_basic.safetensors")
+        var wrapped = TensorBundle(format: plain.format)
+        for (k, v) in plain.tensors { wrapped.tensors["module." + k] = v }
+        let r = try ArchitectureRecognizer.recognizeDetailed(wrapped)
+        XCTAssertEqual(r.family, "resnet")
+        XCTAssertEqual(r.renames.count, plain.tensors.count)
+        XCTAssertTrue(r.renames[0].rule.contains("module."))
+        XCTAssertNotNil(r.graph.parameters["fc.weight"])
+    }
+
+    func testForcedArchitectureThatDoesNotFit() throws {
+        let b = try Fixtures.readSafetensors("vgg.safetensors")
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, forced: "resnet50")) { e in
+            let msg = (e as? WconvError)?.message ?? ""
+            XCTAssertTrue(msg.contains("resnet:"), msg)
+            XCTAssertFalse(msg.contains("vgg:"), msg)
+        }
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, forced: "lenet")) { e in
+            XCTAssertEqual((e as? WconvError)?.kind, .usage)
+        }
+    }
+
+    func testNonMatchingFileListsEveryFamily() throws {
+        var b = TensorBundle(format: "safetensors")
+        b.tensors["encoder.conv.weight"] = Tensor(zeros: [4, 3, 3, 3])
+        b.tensors["decoder.out.weight"] = Tensor(zeros: [10, 4])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b)) { e in
+            let err = e as? WconvError
+            XCTAssertEqual(err?.kind, .invalidInput)
+            for f in ArchitectureRecognizer.familyNames { XCTAssertTrue(err?.message.contains("  \(f): ") ?? false, "\(f) missing: \(err?.message ?? "")") }
+        }
+    }
+
+    func testWrongHeadShapeFailsNamingTheTensor() throws {
+        var b = try Fixtures.readSafetensors("resnet_basic.safetensors")
+        b.tensors["fc.weight"] = Tensor(zeros: [10, 25])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, forced: "resnet")) { e in
+            let msg = (e as? WconvError)?.message ?? ""
+            XCTAssertTrue(msg.contains("fc") && msg.contains("25") && msg.contains("24"), msg)
+        }
+    }
+}
+
+enum ImportReportProbe {
+    static func headIn(_ g: ModelGraph) -> Int? {
+        g.nodes.last { $0.op == .linear }.flatMap { g.parameters[$0.inputs[1]]?.shape[1] }
+    }
+}

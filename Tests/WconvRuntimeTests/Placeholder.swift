@@ -1,2 +1,0 @@
-import XCTest
-final class WconvRuntimeTestsPlaceholder: XCTestCase { func testTargetBuilds() {} }
