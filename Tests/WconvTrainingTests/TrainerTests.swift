@@ -96,7 +96,7 @@ final class TrainerTests: XCTestCase {
                             train: try syntheticData(48, seed: 9), val: try syntheticData(24, seed: 10), log: { _ in })
         let r = try t.run()
         XCTAssertNotNil(r.baselineAccuracy)
-        XCTAssertNotNil(r.stopped)
+        XCTAssertNotNil(r.stopped, "baseline \(r.baselineAccuracy ?? -1), val \(r.history.map { $0.valAccuracy ?? -1 })")
     }
 
     func testScratchReinitialises() throws {

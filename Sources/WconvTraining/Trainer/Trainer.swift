@@ -310,9 +310,18 @@ public final class Trainer {
             if config.mode == .progressive && e == 0 { baseline = rec.valAccuracy }
             if let dir = checkpointDir { try writeCheckpoint(dir: dir, epoch: e + 1) }
             if let k = stopAfterEpoch, e + 1 >= k { break }
-            if config.mode.isFineTuning, let b = baseline, let va = rec.valAccuracy, e >= 1, va < b - baselineMargin,
-               !(config.mode == .progressive && e == 0) {
-                stopped = "epoch \(e + 1): validation accuracy \(fmt(va * 100, 1))% fell below the feature-extraction baseline \(fmt(b * 100, 1))%. Likely cause: the backbone's learning rate is too high (\(sci(plan.groupLR[plan.grouping.backbone.last?.name ?? ""] ?? 0)) vs head \(sci(config.lr))), destroying the pretrained features. Fix: --backbone-lr 10–100× below the head, or --mode progressive."
+            // The seed's symptom: fine-tuning falls below the frozen features. Judged after a warm-up
+            // (the new head starts from nothing) on two consecutive epochs, so one noisy epoch passes.
+            let warm = max(3, config.epochs / 3)
+            let prev = history.count >= 2 ? history[history.count - 2].valAccuracy : nil
+            if config.mode.isFineTuning, let b = baseline, let va = rec.valAccuracy, let pv = prev, e + 1 >= warm,
+               va < b - baselineMargin, pv < b - baselineMargin, let bestAcc = best?.acc {
+                let headLR = plan.groupLR[plan.grouping.head.name] ?? config.lr
+                let bbLR = plan.grouping.backbone.compactMap { plan.groupLR[$0.name] }.max() ?? 0
+                let cause = bbLR > 0 && headLR / bbLR < 10
+                    ? "the backbone's learning rate \(sci(bbLR)) is only \(fmt(headLR / bbLR, 1))× below the head's \(sci(headLR)), destroying the pretrained features. Fix: --backbone-lr \(sci(headLR / 10)) or lower (10–100× below the head)."
+                    : "the backbone adapts too fast for this much data (backbone LR \(sci(bbLR)), head \(sci(headLR))). Fix: lower --backbone-lr further, use --mode progressive, or keep --mode feature-extract."
+                stopped = "epoch \(e + 1): validation accuracy \(fmt(va * 100, 1))% (best \(fmt(bestAcc * 100, 1))%) is below the feature-extraction baseline \(fmt(b * 100, 1))% after \(e + 1) epochs. Likely cause: " + cause
                 log("stopped: " + stopped!)
                 break
             }
