@@ -131,18 +131,29 @@ final class H5Group: H5Handle {
         return H5Group(id: gid, path: p, file: file, parent: self, close: H5Gclose)
     }
 
-    /// Writes a float32 tensor as a little-endian IEEE f32 dataset (intermediate groups created).
-    func writeFloat32Dataset(_ name: String, shape: [Int], values: UnsafeBufferPointer<Float>) throws {
+    /// Writes a tensor as a little-endian dataset (intermediate groups created): i64 and i32 keep
+    /// their integer type (Keras stores Normalization's `count` as int64), everything else is f32.
+    func writeDataset(_ name: String, _ tensor: Tensor) throws {
         let p = H5.join(path, name)
-        let space = try H5Dataspace.make(dims: shape, file: file)
+        let t: Tensor
+        let fileType: hid_t, memType: hid_t
+        switch tensor.dtype {
+        case .i64: t = tensor.contiguous(); fileType = wconv_h5t_std_i64le(); memType = wconv_h5t_native_int64()
+        case .i32: t = tensor.contiguous(); fileType = wconv_h5t_std_i32le(); memType = wconv_h5t_native_int32()
+        case .f32: t = tensor.contiguous(); fileType = wconv_h5t_ieee_f32le(); memType = wconv_h5t_native_float()
+        default: t = tensor.converted(to: .f32).tensor; fileType = wconv_h5t_ieee_f32le(); memType = wconv_h5t_native_float()
+        }
+        let space = try H5Dataspace.make(dims: t.shape, file: file)
         let lcpl = try H5PropertyList(class: wconv_h5p_link_create(), file: file)
         try H5.check(H5Pset_create_intermediate_group(lcpl.id, 1), "configuring dataset creation", path: p, file: file, kind: .runtime)
-        let did = try H5.check(H5Dcreate2(id, name, wconv_h5t_ieee_f32le(), space.id, lcpl.id, wconv_h5p_default(), wconv_h5p_default()),
+        let did = try H5.check(H5Dcreate2(id, name, fileType, space.id, lcpl.id, wconv_h5p_default(), wconv_h5p_default()),
                                "creating dataset", path: p, file: file, kind: .runtime)
         defer { H5Dclose(did) }
-        if values.count > 0 {
-            try H5.check(H5Dwrite(did, wconv_h5t_native_float(), wconv_h5s_all(), wconv_h5s_all(), wconv_h5p_default(), values.baseAddress),
-                         "writing dataset", path: p, file: file, kind: .runtime)
+        if t.numel > 0 {
+            try t.withContiguousBytes { raw in
+                try H5.check(H5Dwrite(did, memType, wconv_h5s_all(), wconv_h5s_all(), wconv_h5p_default(), raw.baseAddress),
+                             "writing dataset", path: p, file: file, kind: .runtime)
+            }
         }
     }
 

@@ -10,7 +10,7 @@ import WconvTensor
 /// root attributes `layer_names` (every layer, model order), `backend`, `keras_version`; one group
 /// per layer with a `weight_names` attribute (an empty float64 array when it has none, as h5py
 /// writes `[]`) and its datasets at `<layer>/<layer>/<weight>` (Keras 3 Functional spelling).
-/// Strings are vlen UTF-8 like h5py ≥ 3 writes them; values little-endian f32.
+/// Strings are vlen UTF-8 like h5py ≥ 3 writes them; values little-endian f32 (i64/i32 kept).
 /// The file is written under a temporary name beside the target, flushed, fsync'd and renamed.
 public enum KerasWeightsWriter {
     /// One layer to write: name and weights (Keras names and Keras layouts) in Keras order.
@@ -68,10 +68,7 @@ public enum KerasWeightsWriter {
                 try g.writeStringAttribute("weight_names", names)
             }
             for (wname, t) in zip(names, layer.weights.map(\.tensor)) {
-                let f = t.dtype == .f32 ? t.contiguous() : t.converted(to: .f32).tensor
-                try f.withContiguousBytes { raw in
-                    try g.writeFloat32Dataset(wname, shape: f.shape, values: raw.bindMemory(to: Float.self))
-                }
+                try g.writeDataset(wname, t)
             }
         }
         try file.flush()

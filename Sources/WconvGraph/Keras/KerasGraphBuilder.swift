@@ -269,7 +269,7 @@ struct Builder {
         if let tr = transform {
             tensor = try KerasLayouts.toCanonical(tensor, tr)
             graph.layoutTransforms[name] = tr
-        } else if tensor.dtype != .f32 {
+        } else if tensor.dtype != .f32 && tensor.dtype.isFloatingPoint {
             tensor = tensor.converted(to: .f32).tensor
         }
         graph.parameters[name] = tensor
