@@ -65,6 +65,17 @@ final class KerasReaderTests: XCTestCase {
         }
     }
 
+    func testBFloat16Weights() throws {
+        let b = try KerasReader.read(path: KerasFixtures.path("bf16.weights.h5"))
+        let exp = KerasFixtures.tensors(try KerasFixtures.expected("bf16")["weights"])
+        XCTAssertEqual(Set(b.tensors.keys), Set(exp.keys))
+        for (k, e) in exp {
+            XCTAssertEqual(b.tensors[k]?.dtype, .bf16, k)
+            XCTAssertEqual(b.tensors[k]?.shape, e.shape, k)
+            XCTAssertEqual(b.tensors[k]?.doubles(), e.values, k)
+        }
+    }
+
     func testLayerTable() throws {
         let m = try KerasReader.readModel(path: KerasFixtures.path("func_small.keras"))
         let rows = m.layerTable
