@@ -99,4 +99,30 @@ final class KerasGraphApplicationsTests: XCTestCase {
         print("ResNet50 graph build (\(g.parameters.count) tensors, \(g.parameters.values.reduce(0) { $0 + $1.numel }) values): \(String(format: "%.3f", dt)) s")
         XCTAssertLessThan(dt, 30)
     }
+
+    /// Full applications with real (random) weights, from tools/fixtures/keras/gen_apps.py (too big
+    /// to commit): set WCONV_KERAS_APPS to its output folder. Both the .keras zip and the legacy
+    /// .h5, built into graphs and run by the reference interpreter, match Keras's predictions.
+    func testApplicationsParity() throws {
+        guard let dir = ProcessInfo.processInfo.environment["WCONV_KERAS_APPS"] else {
+            throw XCTSkip("set WCONV_KERAS_APPS to the folder tools/fixtures/keras/gen_apps.py wrote")
+        }
+        for app in ["mobilenetv2", "efficientnetb0", "resnet50"] {
+            let exp = try KerasJSON.parse(try String(contentsOfFile: "\(dir)/\(app).expected.json"), what: app, file: nil)
+            let x = RefTensor(shape: KerasGraphFixtures.ints(exp["nchw_shape"]), data: KerasGraphFixtures.floats(exp["nchw"]))
+            let want = KerasGraphFixtures.floats(exp["output"])
+            for ext in ["keras", "h5"] {
+                let t0 = Date()
+                let m = try KerasReader.readModel(path: "\(dir)/\(app).\(ext)")
+                let t1 = Date()
+                let g = try KerasGraphBuilder.build(m)
+                let t2 = Date()
+                let out = try RefInterpreter.run(g, inputs: [g.inputs[0].name: x])
+                let err = zip(out[0].data, want).map { abs($0 - $1) }.max() ?? .infinity
+                print("\(app).\(ext): read \(String(format: "%.3f", t1.timeIntervalSince(t0))) s, build \(String(format: "%.3f", t2.timeIntervalSince(t1))) s, max |wconv − keras| = \(err)")
+                XCTAssertEqual(out[0].shape, KerasGraphFixtures.ints(exp["output_shape"]))
+                XCTAssertLessThan(err, 1e-4, "\(app).\(ext)")
+            }
+        }
+    }
 }
