@@ -65,6 +65,19 @@ final class KerasReaderTests: XCTestCase {
         }
     }
 
+    /// A Functional base model and a Sequential head used as layers: weights named
+    /// `model/inner_layer/weight`, from the zip, the legacy model file and the legacy weights file.
+    func testNestedModels() throws {
+        for (f, format) in [("nested.keras", "keras"), ("nested_legacy.h5", "keras-h5"), ("nested_legacy_weights.h5", "keras-h5-weights")] {
+            try assertWeights(f, expected: "nested", format: format, ordered: false)
+        }
+        // The legacy file lists a nested model's weights trainable first, as Keras saved them.
+        let m = try KerasReader.readModel(path: KerasFixtures.path("nested_legacy.h5"))
+        let base = m.layers.first { $0.name == "base" }!
+        XCTAssertEqual(base.weights.map(\.name), ["c1/kernel", "b1/gamma", "b1/beta", "d2/kernel", "d2/bias", "b2/gamma", "b2/beta",
+                                                   "b1/moving_mean", "b1/moving_variance", "b2/moving_mean", "b2/moving_variance"])
+    }
+
     func testBFloat16Weights() throws {
         let b = try KerasReader.read(path: KerasFixtures.path("bf16.weights.h5"))
         let exp = KerasFixtures.tensors(try KerasFixtures.expected("bf16")["weights"])

@@ -25,7 +25,7 @@ final class KerasGraphBuilderTests: XCTestCase {
     }
 
     func testParityWithKeras3() throws {
-        for m in ["func_small", "small", "resnet_style"] {
+        for m in ["func_small", "small", "resnet_style", "nested"] {
             try assertParity("\(m).keras", expected: m)
             try assertParity("\(m)_legacy.h5", expected: m)
         }

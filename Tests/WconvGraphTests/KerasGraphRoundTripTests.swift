@@ -17,7 +17,8 @@ final class KerasGraphRoundTripTests: XCTestCase {
     func testWriterRoundTrip() throws {
         let dir = try tempDir()
         for (file, exp) in [("func_small.keras", "func_small"), ("small_legacy.h5", "small"), ("resnet_style.keras", "resnet_style"),
-                            ("tfk_mixed.h5", "tfk_mixed"), ("tfk_seq.h5", "tfk_seq")] {
+                            ("tfk_mixed.h5", "tfk_mixed"), ("tfk_seq.h5", "tfk_seq"),
+                            ("nested_legacy.h5", "nested")] {
             let src = try KerasReader.readModel(path: KerasGraphFixtures.path(file))
             let g = try KerasGraphBuilder.build(src)
             let out = "\(dir)/\(exp).h5"
@@ -88,7 +89,7 @@ final class KerasGraphRoundTripTests: XCTestCase {
     func testExportForInterop() throws {
         let dir = KerasGraphFixtures.interopDir
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for m in ["func_small", "small", "resnet_style", "tfk_mixed", "tfk_seq"] {
+        for m in ["func_small", "small", "resnet_style", "nested", "tfk_mixed", "tfk_seq"] {
             let file = m.hasPrefix("tfk") ? "\(m).h5" : "\(m).keras"
             let g = try KerasGraphBuilder.build(try KerasReader.readModel(path: KerasGraphFixtures.path(file)))
             try KerasH5Writer.write(g, to: "\(dir)/\(m).h5")

@@ -21,7 +21,7 @@ import sys
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 FIX = os.path.join(ROOT, "fixtures", "keras")
 OUT = os.path.join(ROOT, ".build", "interop", "keras")
-KERAS3 = ["func_small", "small", "resnet_style"]
+KERAS3 = ["func_small", "small", "resnet_style", "nested"]
 TFK = ["tfk_mixed", "tfk_seq"]
 
 
@@ -52,7 +52,8 @@ def check_h5py(m):
             wn = g.attrs["weight_names"]
             for w in wn:
                 w = w.decode() if isinstance(w, bytes) else w
-                got[f"{layer}/{w.split('/')[-1]}"] = np.asarray(g[w])
+                short = w[len(layer) + 1:] if w.startswith(layer + "/") else w.split("/")[-1]
+                got[f"{layer}/{short.split(':')[0]}"] = np.asarray(g[w])
     for k, v in e["weights"].items():
         want = np.array(v["values"], dtype=v.get("dtype", "float32")).reshape(v["shape"])
         if k not in got:

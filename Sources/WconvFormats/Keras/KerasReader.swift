@@ -137,23 +137,33 @@ public enum KerasReader {
             }
             let lg = try g.group(layerName)
             let weightNames = try lg.splitStringsAttribute("weight_names") ?? []
+            let entry = entries[layerName]
+            let names = weightShortNames(weightNames, layer: layerName, isModel: modelClasses.contains(entry?["class_name"]?.string ?? ""))
             var weights: [KerasModelFile.Weight] = []
-            var used = Set<String>()
-            for wn in weightNames {
+            for (wn, short) in zip(weightNames, names) {
                 guard lg.exists(wn) else {
                     throw WconvError.invalid("dataset '\(H5.join(lg.path, wn))' listed in weight_names of layer '\(layerName)' is missing; the file is incomplete", file: path)
                 }
                 let ds = try lg.dataset(wn)
-                var short = shortWeightName(wn)
-                if used.contains(short) { short = stripIndexSuffix(wn) }
-                used.insert(short)
                 weights.append(.init(name: short, sourcePath: ds.path, tensor: try ds.readTensor()))
             }
             if layerName == "top_level_model_weights" && weights.isEmpty { continue }
-            let entry = entries[layerName]
             m.layers.append(.init(name: layerName, className: entry?["class_name"]?.string, config: entry, weights: weights))
         }
         return m
+    }
+
+    /// The names weights get in the bundle: the variable name alone (`small/conv_a/kernel:0` →
+    /// `kernel`) for ordinary layers; for a nested model (or when short names would collide) the
+    /// inner path without `:0` or a leading `<layer>/` scope (`c1/kernel`), as Keras 3 names them.
+    static func weightShortNames(_ full: [String], layer: String, isModel: Bool) -> [String] {
+        let short = full.map(shortWeightName)
+        if !isModel && Set(short).count == short.count { return short }
+        return full.map { wn in
+            var s = stripIndexSuffix(wn)
+            if s.hasPrefix(layer + "/") { s = String(s.dropFirst(layer.count + 1)) }
+            return s
+        }
     }
 
     /// `small/conv_a/kernel:0` → `kernel`.

@@ -8,37 +8,9 @@ extension KerasReader {
     static func readV3Weights(_ root: H5Group, config: KerasJSON?, version: String?, path: String) throws -> KerasModelFile {
         var m = KerasModelFile(path: path, layout: .kerasWeights, config: config, kerasVersion: version, backend: nil, layers: [])
         let layersGroup: H5Group? = root.exists("layers") ? try root.group("layers") : nil
-        // Group name by layer name, from the `vars@name` attributes.
-        var groupByLayer: [String: String] = [:]
-        var groupNames: [String] = []
-        if let lg = layersGroup {
-            groupNames = try lg.childNames()
-            for gname in groupNames where lg.exists(gname + "/vars") {
-                if let n = try lg.group(gname + "/vars").stringAttribute("name") { groupByLayer[n] = gname }
-            }
-        }
+        let groupNames = try layersGroup?.childNames() ?? []
         if config != nil {
-            var classCounts: [String: Int] = [:]
-            for entry in m.configLayers {
-                let cls = entry["class_name"]?.string ?? "Layer"
-                let name = entry["config"]?["name"]?.string ?? entry["name"]?.string ?? "?"
-                // Keras's fallback naming: snake_case class, `_N` for the N-th repeat in model.layers
-                // (InputLayer is not in model.layers of a Functional model).
-                var fallback: String?
-                if cls != "InputLayer" {
-                    let snake = kerasSnakeCase(cls)
-                    let k = classCounts[snake, default: 0]
-                    classCounts[snake] = k + 1
-                    fallback = k == 0 ? snake : "\(snake)_\(k)"
-                }
-                guard let gname = groupByLayer[name] ?? fallback.flatMap({ groupNames.contains($0) ? $0 : nil }),
-                      let lg = layersGroup else {
-                    m.layers.append(.init(name: name, className: cls, config: entry, weights: []))
-                    continue
-                }
-                let weights = try readVars(try lg.group(gname), className: cls, layerConfig: entry["config"], layerName: name, warnings: &m.warnings)
-                m.layers.append(.init(name: name, className: cls, config: entry, weights: weights))
-            }
+            m.layers = try v3Layers(layersGroup, configLayers: m.configLayers, warnings: &m.warnings)
             if root.exists("vars"), try root.group("vars").childNames().count > 0 {
                 m.warnings.append("the model's own top-level variables (vars/) are not read")
             }
@@ -55,6 +27,54 @@ extension KerasReader {
             }
         }
         return m
+    }
+
+    /// Layer classes that are whole models: their weights are read from their own `layers/` and
+    /// flattened into the outer layer as `inner_layer/weight` (the legacy format's naming).
+    static let modelClasses: Set<String> = ["Functional", "Sequential", "Model"]
+
+    /// The layers of one (possibly nested) model, matched to the `layers/` groups of its level.
+    static func v3Layers(_ layersGroup: H5Group?, configLayers: [KerasJSON], warnings: inout [String], depth: Int = 0) throws -> [KerasModelFile.Layer] {
+        guard depth < 16 else { throw WconvError.invalid("models nest deeper than 16 levels", file: layersGroup?.file) }
+        // Group name by layer name, from the `vars@name` attributes.
+        var groupByLayer: [String: String] = [:]
+        var groupNames: [String] = []
+        if let lg = layersGroup {
+            groupNames = try lg.childNames()
+            for gname in groupNames where lg.exists(gname + "/vars") {
+                if let n = try lg.group(gname + "/vars").stringAttribute("name") { groupByLayer[n] = gname }
+            }
+        }
+        var out: [KerasModelFile.Layer] = []
+        var classCounts: [String: Int] = [:]
+        for entry in configLayers {
+            let cls = entry["class_name"]?.string ?? "Layer"
+            let name = entry["config"]?["name"]?.string ?? entry["name"]?.string ?? "?"
+            // Keras's fallback naming: snake_case class, `_N` for the N-th repeat in model order
+            // (a nested Functional model's group is `functional`, whatever its name).
+            let snake = modelClasses.contains(cls) ? (cls == "Sequential" ? "sequential" : "functional") : kerasSnakeCase(cls)
+            let k = classCounts[snake, default: 0]
+            classCounts[snake] = k + 1
+            let fallback = k == 0 ? snake : "\(snake)_\(k)"
+            guard let lg = layersGroup, let gname = groupByLayer[name] ?? (groupNames.contains(fallback) ? fallback : nil) else {
+                out.append(.init(name: name, className: cls, config: entry, weights: []))
+                continue
+            }
+            let g = try lg.group(gname)
+            if modelClasses.contains(cls) {
+                let innerLayers = entry["config"]?["layers"]?.array ?? []
+                let inner = try v3Layers(g.exists("layers") ? try g.group("layers") : nil, configLayers: innerLayers,
+                                         warnings: &warnings, depth: depth + 1)
+                let weights = inner.flatMap { l in l.weights.map { w in
+                    KerasModelFile.Weight(name: l.name + "/" + w.name, sourcePath: w.sourcePath, tensor: w.tensor)
+                } }
+                out.append(.init(name: name, className: cls, config: entry, weights: weights))
+                continue
+            }
+            let weights = try readVars(g, className: cls, layerConfig: entry["config"], layerName: name, warnings: &warnings)
+            out.append(.init(name: name, className: cls, config: entry, weights: weights))
+        }
+        return out
     }
 
     /// Reads `vars/0..n-1` of one layer group and names them by the layer's class and config.

@@ -57,6 +57,8 @@ struct Builder {
     var unsupported: [String] = []
     var notes: [String] = []
     var usedWeights = Set<String>()
+    /// Names of the model layers enclosing the layer being converted (nested models).
+    var scope: [String] = []
 
     init(file: KerasModelFile, missingWeights: KerasGraphBuilder.MissingWeights) throws {
         guard let cfg = file.config else {
@@ -136,13 +138,31 @@ struct Builder {
     }
 
     mutating func buildFunctional(_ layers: [KerasJSON]) throws {
+        try runFunctional(layers)
+        let outs = Self.layerRefs(config["config"]?["output_layers"])
+        guard !outs.isEmpty else { throw WconvError.invalid("the Functional config has no output_layers", file: file.path) }
+        graph.outputs = try outs.map { ref in
+            guard let v = values["\(ref.0)#\(ref.1)"] else {
+                throw WconvError.invalid("output layer '\(ref.0)' was never computed", file: file.path)
+            }
+            return valueInfo(v)
+        }
+    }
+
+    /// Converts the layers of a Functional model. At the top level InputLayers become graph
+    /// inputs; inside a nested model they are already bound to the outer tensors.
+    mutating func runFunctional(_ layers: [KerasJSON]) throws {
         // Layers in config order are topologically sorted by Keras; still resolve iteratively so
         // a hand-edited config in another order works.
         var pending: [(entry: KerasJSON, calls: [[(String, Int, Int)]])] = []
         for entry in layers {
             if entry["class_name"]?.string == "InputLayer" {
-                let v = try addInput(entry)
-                values[Self.layerName(entry) + "#0"] = v
+                if scope.isEmpty {
+                    let v = try addInput(entry)
+                    values[Self.layerName(entry) + "#0"] = v
+                } else if values[Self.layerName(entry) + "#0"] == nil {
+                    throw WconvError.invalid("nested model '\(scope.joined(separator: "/"))': input '\(Self.layerName(entry))' is not fed", file: file.path)
+                }
                 continue
             }
             pending.append((entry, try Self.inboundCalls(entry, file: file.path)))
@@ -156,7 +176,7 @@ struct Builder {
                 for (k, call) in calls.enumerated() where !done.contains("\(name)#\(k)") {
                     let ins = call.map { values["\($0.0)#\($0.1)"] }
                     guard ins.allSatisfy({ $0 != nil }) else { continue }
-                    let outName = k == 0 ? name : "\(name)@\(k)"
+                    let outName = prefix + (k == 0 ? name : "\(name)@\(k)")
                     values["\(name)#\(k)"] = try convert(entry, inputs: ins.map { $0! }, outputName: outName, callIndex: k)
                     done.insert("\(name)#\(k)")
                     progress = true
@@ -164,16 +184,69 @@ struct Builder {
             }
         }
         for (entry, calls) in pending where !done.contains(Self.layerName(entry) + "#0") && !calls.isEmpty {
-            throw WconvError.invalid("layer '\(Self.layerName(entry))' consumes a tensor no layer produces (\(calls[0].map { "\($0.0)[\($0.1)]" }.joined(separator: ", ")))", file: file.path)
+            throw WconvError.invalid("layer '\(prefix)\(Self.layerName(entry))' consumes a tensor no layer produces (\(calls[0].map { "\($0.0)[\($0.1)]" }.joined(separator: ", ")))", file: file.path)
         }
-        let outs = Self.layerRefs(config["config"]?["output_layers"])
-        guard !outs.isEmpty else { throw WconvError.invalid("the Functional config has no output_layers", file: file.path) }
-        graph.outputs = try outs.map { ref in
-            guard let v = values["\(ref.0)#\(ref.1)"] else {
-                throw WconvError.invalid("output layer '\(ref.0)' was never computed", file: file.path)
+    }
+
+    /// A model used as a layer (the usual transfer-learning `base_model(inputs)`): its layers are
+    /// inlined with node names under `<model>/`; its weights are the outer layer's, named
+    /// `<model>/<inner layer>/<weight>` and recorded trainable-first as Keras's legacy
+    /// `load_weights` expects (`layer.trainable_weights + layer.non_trainable_weights`).
+    mutating func convertModel(_ entry: KerasJSON, inputs: [KerasValue], outputName: String) throws -> KerasValue {
+        let name = Self.layerName(entry)
+        let cls = entry["class_name"]?.string ?? "?"
+        let cfg = entry["config"] ?? .null
+        let innerLayers = cfg["layers"]?.array ?? []
+        guard scope.count < 16 else { throw WconvError.invalid("models nest deeper than 16 levels at '\(name)'", file: file.path) }
+        let savedValues = values
+        scope.append(name)
+        defer { scope.removeLast(); values = savedValues }
+        let result: KerasValue
+        if cls == "Sequential" {
+            guard inputs.count == 1 else { throw WconvError.invalid("nested Sequential '\(name)' takes one input, got \(inputs.count)", file: file.path) }
+            var cur = inputs[0]
+            for e in innerLayers where e["class_name"]?.string != "InputLayer" {
+                cur = try convert(e, inputs: [cur], outputName: prefix + Self.layerName(e))
             }
-            return valueInfo(v)
+            result = cur
+        } else {
+            values = [:]
+            let ins = Self.layerRefs(cfg["input_layers"])
+            guard ins.count == inputs.count else {
+                throw WconvError.invalid("nested model '\(name)' has \(ins.count) inputs but is called with \(inputs.count)", file: file.path)
+            }
+            for (ref, v) in zip(ins, inputs) { values["\(ref.0)#\(ref.1)"] = v }
+            try runFunctional(innerLayers)
+            let outs = Self.layerRefs(cfg["output_layers"])
+            guard outs.count == 1, let v = values["\(outs[0].0)#\(outs[0].1)"] else {
+                throw WconvError.invalid("nested model '\(name)' must have exactly one computed output (has \(outs.count))", file: file.path)
+            }
+            result = v
         }
+        // Gather the inner layers' weights (recorded under their scoped names), trainable first.
+        let innerNames = Self.flattenedLayerNames(innerLayers, prefix: prefix)
+        let all = innerNames.flatMap { kerasWeightNames[$0] ?? [] }
+        kerasWeightNames[prefix.isEmpty ? name : String(prefix.dropLast())] = all.filter { !graph.buffers.contains($0) } + all.filter { graph.buffers.contains($0) }
+        _ = outputName
+        return result
+    }
+
+    /// Scoped names of every layer of a model, nested models expanded, in model order.
+    static func flattenedLayerNames(_ layers: [KerasJSON], prefix: String) -> [String] {
+        layers.flatMap { e -> [String] in
+            let n = layerName(e)
+            if ["Functional", "Sequential", "Model"].contains(e["class_name"]?.string ?? "") {
+                return flattenedLayerNames(e["config"]?["layers"]?.array ?? [], prefix: prefix + n + "/")
+            }
+            return [prefix + n]
+        }
+    }
+
+    /// `outer/inner/` while converting a nested model's layers, "" at the top level.
+    var prefix: String { scope.isEmpty ? "" : scope.joined(separator: "/") + "/" }
+
+    mutating func recordWeights(_ layer: String, _ params: [String]) {
+        kerasWeightNames[prefix + layer] = params
     }
 
     /// `[["name", 0, 0], …]` or a single `["name", 0, 0]` (Keras 3 with one input/output).
@@ -248,20 +321,24 @@ struct Builder {
     /// with `transform` into a graph parameter named `layer/weight` (the file's own spelling).
     mutating func param(_ layer: String, _ weight: String, aliases: [String] = [], expected: [Int],
                         transform: LayoutTransform? = nil, buffer: Bool = false) throws -> String {
+        // Inside nested models the weights belong to the outermost model layer, named by the
+        // inner path: `base/c1/kernel` is weight `c1/kernel` of layer `base`.
+        let owner = scope.first ?? layer
+        let innerPath = scope.isEmpty ? "" : (scope.dropFirst() + [layer]).joined(separator: "/") + "/"
         var found: KerasModelFile.Weight?
-        for n in [weight] + aliases { if let w = weightsByLayer[layer]?[n] { found = w; break } }
+        for n in [weight] + aliases { if let w = weightsByLayer[owner]?[innerPath + n] { found = w; break } }
         let name: String
         var tensor: Tensor
         if let w = found {
-            name = KerasModelFile.bundleName(layer: layer, weight: w.name)
+            name = KerasModelFile.bundleName(layer: owner, weight: w.name)
             guard w.tensor.shape == expected else {
                 throw WconvError.invalid("weight '\(w.sourcePath)' of layer '\(layer)' has shape \(w.tensor.shape) but the config needs \(expected); the weights do not match this architecture", file: file.path)
             }
             tensor = w.tensor
         } else {
-            name = KerasModelFile.bundleName(layer: layer, weight: weight)
+            name = KerasModelFile.bundleName(layer: owner, weight: innerPath + weight)
             guard missingWeights == .zeros else {
-                throw WconvError.invalid("layer '\(layer)' needs weight '\(weight)' \(expected) but the file has none (it has: \(weightsByLayer[layer].map { $0.keys.sorted().joined(separator: ", ") } ?? "no group for this layer"))", file: file.path)
+                throw WconvError.invalid("layer '\(prefix)\(layer)' needs weight '\(weight)' \(expected) but the file has none (it has: \(weightsByLayer[owner].map { $0.keys.sorted().joined(separator: ", ") } ?? "no group for this layer"))", file: file.path)
             }
             tensor = Tensor(zeros: expected)
         }
@@ -285,7 +362,7 @@ struct Builder {
     }
 
     mutating func node(_ name: String, _ op: Op, _ inputs: [String], _ output: String, _ attrs: [String: AttributeValue] = [:]) {
-        graph.nodes.append(GraphNode(name: name, op: op, inputs: inputs, outputs: [output], attributes: attrs))
+        graph.nodes.append(GraphNode(name: prefix + name, op: op, inputs: inputs, outputs: [output], attributes: attrs))
     }
 }
 

@@ -16,6 +16,8 @@ extension Builder {
         }
 
         switch cls {
+        case "Functional", "Sequential", "Model":
+            return try convertModel(entry, inputs: inputs, outputName: outputName)
         case "Conv2D":
             return try conv2d(name, cfg, try one(), outputName)
         case "DepthwiseConv2D":
@@ -137,7 +139,7 @@ extension Builder {
         if cfg["use_bias"]?.bool ?? true {
             inputs.append(try param(name, "bias", expected: [filters]))
         }
-        kerasWeightNames[name] = Array(inputs.dropFirst())
+        recordWeights(name, Array(inputs.dropFirst()))
         let (attrs, oh, ow) = spatial(cfg, x, kernel: k, strides: s, dilations: d, name: name)
         var a = attrs
         a["group"] = .int(groups)
@@ -165,7 +167,7 @@ extension Builder {
         if cfg["use_bias"]?.bool ?? true {
             inputs.append(try param(name, "bias", expected: [c * m]))
         }
-        kerasWeightNames[name] = Array(inputs.dropFirst())
+        recordWeights(name, Array(inputs.dropFirst()))
         var (a, oh, ow) = spatial(cfg, x, kernel: k, strides: s, dilations: d, name: name)
         a["group"] = .int(c)
         let act = Self.activationName(cfg["activation"]) ?? "linear"
@@ -200,7 +202,7 @@ extension Builder {
                           transform: LayoutTransform(kind: "permute", perm: KerasLayouts.densePerm, sourceShape: [fin, units]))
         var inputs = [x.name, w]
         if cfg["use_bias"]?.bool ?? true { inputs.append(try param(name, "bias", expected: [units])) }
-        kerasWeightNames[name] = Array(inputs.dropFirst())
+        recordWeights(name, Array(inputs.dropFirst()))
         let act = Self.activationName(cfg["activation"]) ?? "linear"
         let linOut = act == "linear" ? out : "\(out)/linear"
         if x.isImage {
@@ -238,7 +240,7 @@ extension Builder {
         }
         let mean = try param(name, "moving_mean", expected: [c], buffer: true)
         let variance = try param(name, "moving_variance", expected: [c], buffer: true)
-        kerasWeightNames[name] = kerasNames + [mean, variance]
+        recordWeights(name, kerasNames + [mean, variance])
         let eps = cfg["epsilon"]?.double ?? 1e-3
         let momentum = cfg["momentum"]?.double ?? 0.99
         node(name, .batchNorm, [x.name, gamma, beta, mean, variance], out,
@@ -411,7 +413,7 @@ extension Builder {
                 graph.parameters[variance] = try KerasLayouts.reshaped(graph.parameters[variance]!, [c])
             }
             let count = try param(name, "count", expected: [], buffer: true)
-            kerasWeightNames[name] = [mean, variance, count]
+            recordWeights(name, [mean, variance, count])
         } else if let m = cfg["mean"]?.array?.compactMap({ $0.double }), let v = cfg["variance"]?.array?.compactMap({ $0.double }),
                   m.count == c || m.count == 1, v.count == m.count {
             mean = constant("\(name)/mean", (m.count == 1 ? [Double](repeating: m[0], count: c) : m).map(Float.init), shape: [c])
