@@ -123,3 +123,33 @@ final class KerasReaderTests: XCTestCase {
         assertInvalid("small.config.json", mentions: ["not an HDF5 file"])
     }
 }
+
+/// Truncated copies of every layout at many lengths: always a WconvError with exit code 3, never a
+/// crash or a hang.
+final class KerasTruncationTests: XCTestCase {
+    func testTruncatedFilesAreRefused() throws {
+        let dir = NSTemporaryDirectory() + "wconv-keras-trunc-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var refused = 0, accepted = 0
+        for f in ["small_legacy.h5", "small.keras", "small.weights.h5", "tfk_seq_weights.h5"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: KerasFixtures.path(f)))
+            var cut = 0
+            while cut < data.count {
+                let p = "\(dir)/\(cut)-\(f)"
+                try data.prefix(cut).write(to: URL(fileURLWithPath: p))
+                do {
+                    _ = try KerasReader.readModel(path: p)
+                    accepted += 1  // a cut after the last byte HDF5 needs can still be complete
+                } catch let e as WconvError {
+                    XCTAssertEqual(e.exitCode, 3, "\(f) cut at \(cut): \(e)")
+                    refused += 1
+                }
+                try? FileManager.default.removeItem(atPath: p)
+                cut += 613
+            }
+        }
+        XCTAssertGreaterThan(refused, 100)
+        print("truncation sweep: \(refused) refused, \(accepted) still complete")
+    }
+}

@@ -83,6 +83,11 @@ final class KerasGraphRoundTripTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("weights-only"), "\(e)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/none.h5"))
+        // A legacy file named *.weights.h5 would be rejected by Keras 3: refused as bad usage.
+        XCTAssertThrowsError(try KerasH5Writer.write(g, to: dir + "/p.weights.h5")) { e in
+            XCTAssertEqual((e as? WconvError)?.exitCode, 2)
+            XCTAssertTrue("\(e)".contains("p.h5"), "\(e)")
+        }
     }
 
     /// Writes the exported files tools/interop/check_h5.py checks with h5py and Keras 3.

@@ -24,6 +24,11 @@ public enum KerasWeightsWriter {
     }
 
     public static func write(layers: [Layer], to path: String, kerasVersion: String = "3.15.1", backend: String = "tensorflow") throws {
+        // Keras 3 picks the loader by suffix: `*.weights.h5` means the Keras 3 layout, and a legacy
+        // file with that name fails to load (measured), so refuse the name instead of writing it.
+        if path.lowercased().hasSuffix(".weights.h5") {
+            throw WconvError(.usage, "Keras 3 reads any '*.weights.h5' as its own layout and would reject this legacy-layout file; name it '*.h5' (e.g. \(String(path.dropLast(".weights.h5".count))).h5)", file: path)
+        }
         var seen = Set<String>()
         for l in layers {
             guard !l.name.isEmpty, !l.name.hasPrefix("/"), seen.insert(l.name).inserted else {
