@@ -39,10 +39,11 @@ public indirect enum KerasJSON: Equatable, Sendable {
         default: return nil
         }
     }
-    /// An int list, or a single int repeated `count` times (Keras accepts `3` for `(3, 3)`).
+    /// Exactly `count` ints: a list of that length, or a single int repeated (Keras accepts `3`
+    /// for `(3, 3)`); nil otherwise.
     public func ints(count: Int) -> [Int]? {
         if let i = int { return [Int](repeating: i, count: count) }
-        guard let a = array else { return nil }
+        guard let a = array, a.count == count else { return nil }
         let v = a.compactMap { $0.int }
         return v.count == a.count ? v : nil
     }

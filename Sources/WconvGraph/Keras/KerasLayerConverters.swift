@@ -62,6 +62,9 @@ extension Builder {
             let axis = cfg["axis"]?.int ?? -1
             let rank = first.shape.count + 1
             let kAxis = axis < 0 ? axis + rank : axis
+            guard kAxis >= 1, kAxis < rank, inputs.allSatisfy({ $0.shape.count == first.shape.count }) else {
+                throw WconvError.invalid("Concatenate '\(name)' axis \(axis) does not fit inputs of shapes \(inputs.map(\.shape))", file: file.path)
+            }
             let gAxis = first.isImage ? [0, 2, 3, 1][kAxis] : kAxis
             node(name, .concat, inputs.map(\.name), outputName, ["axis": .int(gAxis)])
             var shape = first.shape
@@ -127,8 +130,10 @@ extension Builder {
         guard let filters = cfg["filters"]?.int, let k = cfg["kernel_size"]?.ints(count: 2) else {
             throw WconvError.invalid("Conv2D '\(name)' config lacks filters/kernel_size", file: file.path)
         }
-        let s = cfg["strides"]?.ints(count: 2) ?? [1, 1]
-        let d = cfg["dilation_rate"]?.ints(count: 2) ?? [1, 1]
+        let s = try pair(cfg, "strides", name, default: [1, 1])
+        let d = try pair(cfg, "dilation_rate", name, default: [1, 1])
+        try checkPositive(name, ["kernel_size": k, "strides": s, "dilation_rate": d])
+        guard filters >= 1 else { throw WconvError.invalid("Conv2D '\(name)' has \(filters) filters", file: file.path) }
         let groups = cfg["groups"]?.int ?? 1
         guard groups >= 1, cin % groups == 0, filters % groups == 0 else {
             throw WconvError.invalid("Conv2D '\(name)': \(cin) input channels and \(filters) filters do not split into \(groups) groups", file: file.path)
@@ -159,8 +164,10 @@ extension Builder {
             throw WconvError.invalid("DepthwiseConv2D '\(name)' config lacks kernel_size", file: file.path)
         }
         let m = cfg["depth_multiplier"]?.int ?? 1
-        let s = cfg["strides"]?.ints(count: 2) ?? [1, 1]
-        let d = cfg["dilation_rate"]?.ints(count: 2) ?? [1, 1]
+        let s = try pair(cfg, "strides", name, default: [1, 1])
+        let d = try pair(cfg, "dilation_rate", name, default: [1, 1])
+        try checkPositive(name, ["kernel_size": k, "strides": s, "dilation_rate": d])
+        guard m >= 1 else { throw WconvError.invalid("DepthwiseConv2D '\(name)' has depth_multiplier \(m)", file: file.path) }
         let w = try param(name, "kernel", aliases: ["depthwise_kernel"], expected: [k[0], k[1], c, m],
                           transform: LayoutTransform(kind: KerasLayouts.depthwiseKind, perm: [2, 3, 0, 1], sourceShape: [k[0], k[1], c, m]))
         var inputs = [x.name, w]
@@ -175,6 +182,23 @@ extension Builder {
         node(name, .conv2d, inputs, convOut, a)
         let v = KerasValue(name: convOut, shape: [oh, ow, c * m])
         return try activation(act, name: "\(name)/\(act)", input: v, output: out, layer: name)
+    }
+
+    /// A (height, width) pair from the config; the default when the key is absent or null, an
+    /// error when it is there but unreadable.
+    func pair(_ cfg: KerasJSON, _ key: String, _ name: String, default d: [Int]) throws -> [Int] {
+        guard let v = cfg[key], !v.isNull else { return d }
+        guard let p = v.ints(count: 2) else {
+            throw WconvError.invalid("layer '\(name)': \(key) \(v.serialized) is not a pair of ints", file: file.path)
+        }
+        return p
+    }
+
+    /// Kernel sizes, strides and dilations must be positive (they divide and index later).
+    func checkPositive(_ name: String, _ lists: [String: [Int]]) throws {
+        for (what, v) in lists where v.count != 2 || v.contains(where: { $0 < 1 || $0 > 1 << 16 }) {
+            throw WconvError.invalid("layer '\(name)': \(what) \(v) must be two positive sizes", file: file.path)
+        }
     }
 
     /// strides/dilations/pads (+ autoPad for 'same') and the output size.
@@ -195,7 +219,7 @@ extension Builder {
     }
 
     mutating func dense(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
-        guard let units = cfg["units"]?.int, let fin = x.shape.last ?? nil else {
+        guard let units = cfg["units"]?.int, units >= 1, let fin = x.shape.last ?? nil else {
             throw WconvError.invalid("Dense '\(name)' needs units and an input with a known last dim, got \(x.shape)", file: file.path)
         }
         let w = try param(name, "kernel", expected: [fin, units],
@@ -298,8 +322,11 @@ extension Builder {
     mutating func pool(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String, max isMax: Bool) throws -> KerasValue {
         try requireChannelsLast(cfg, name)
         guard x.isImage else { throw WconvError.invalid("pooling layer '\(name)' needs an image input, got \(x.shape)", file: file.path) }
-        let k = cfg["pool_size"]?.ints(count: 2) ?? [2, 2]
-        let s = (cfg["strides"].flatMap { $0.isNull ? nil : $0.ints(count: 2) }) ?? k
+        guard let k = cfg["pool_size"].map({ $0.isNull ? [2, 2] : $0.ints(count: 2) }) ?? [2, 2] else {
+            throw WconvError.invalid("layer '\(name)': pool_size is not a pair of ints", file: file.path)
+        }
+        let s = try pair(cfg, "strides", name, default: k)
+        try checkPositive(name, ["pool_size": k, "strides": s])
         var (a, oh, ow) = spatial(cfg, x, kernel: k, strides: s, dilations: [1, 1], name: name)
         a["kernel"] = .ints(k)
         a["ceilMode"] = .int(0)
@@ -331,6 +358,9 @@ extension Builder {
             }
         } else {
             throw WconvError.invalid("ZeroPadding2D '\(name)' has no padding", file: file.path)
+        }
+        guard [t, b, l, r].allSatisfy({ $0 >= 0 && $0 < 1 << 16 }) else {
+            throw WconvError.invalid("ZeroPadding2D '\(name)' has padding \([t, b, l, r]); it must be non-negative", file: file.path)
         }
         node(name, .pad, [x.name], out, ["pads": .ints([0, 0, t, l, 0, 0, b, r]), "mode": .string("constant"), "value": .float(0)])
         return KerasValue(name: out, shape: [x.shape[0].map { $0 + t + b }, x.shape[1].map { $0 + l + r }, x.shape[2]])
