@@ -132,3 +132,45 @@ final class KerasGraphBuilderTests: XCTestCase {
         }
     }
 }
+
+/// Hostile configs: every layer-config value of a real model replaced by wrong types, negative,
+/// zero and huge numbers. Building either succeeds or throws a WconvError; it never traps.
+final class KerasConfigMutationTests: XCTestCase {
+    func testMutatedConfigsNeverCrash() throws {
+        let base = try KerasReader.readModel(path: KerasGraphFixtures.path("func_small.keras"))
+        let cfg = base.config!
+        let bad: [KerasJSON] = [.int(-1), .int(0), .int(1 << 40), .string("x"), .null, .array([]), .array([.int(1), .int(2), .int(3)]),
+                                .array([.int(0), .int(0)]), .double(.nan)]
+        // The keys the builder reads (initializers and regularizers are ignored).
+        let read: Set<String> = ["filters", "kernel_size", "strides", "padding", "dilation_rate", "groups", "activation", "use_bias",
+                                 "depth_multiplier", "units", "axis", "epsilon", "momentum", "center", "scale", "pool_size", "keepdims",
+                                 "target_shape", "rate", "max_value", "negative_slope", "threshold", "offset", "mean", "variance",
+                                 "invert", "data_format", "batch_shape"]
+        var thrown = 0, built = 0
+        let layers = cfg["config"]!["layers"]!.array!
+        for (li, layer) in layers.enumerated() {
+            for key in layer["config"]?.object?.keys ?? [] where read.contains(key) {
+                for v in bad {
+                    var l = layer.object!
+                    var c = l["config"]!.object!
+                    c[key] = v
+                    l["config"] = .object(c)
+                    var ls = layers
+                    ls[li] = .object(l)
+                    var top = cfg.object!
+                    var inner = top["config"]!.object!
+                    inner["layers"] = .array(ls)
+                    top["config"] = .object(inner)
+                    for mode in [KerasGraphBuilder.MissingWeights.error, .zeros] {
+                        var m = base
+                        m.config = .object(top)
+                        if mode == .zeros { m.layers = [] }
+                        do { _ = try KerasGraphBuilder.build(m, missingWeights: mode); built += 1 } catch is WconvError { thrown += 1 }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(thrown, 100)
+        print("mutated configs: \(built) built, \(thrown) refused")
+    }
+}

@@ -340,6 +340,11 @@ struct Builder {
             guard missingWeights == .zeros else {
                 throw WconvError.invalid("layer '\(prefix)\(layer)' needs weight '\(weight)' \(expected) but the file has none (it has: \(weightsByLayer[owner].map { $0.keys.sorted().joined(separator: ", ") } ?? "no group for this layer"))", file: file.path)
             }
+            // Config sizes are untrusted: bound what zeros may allocate.
+            let n = try Tensor.checkedNumel(expected)
+            guard expected.allSatisfy({ $0 >= 0 }), n <= 1 << 28 else {
+                throw WconvError.invalid("layer '\(prefix)\(layer)': the config implies weight '\(weight)' of shape \(expected), too large to stand in with zeros", file: file.path)
+            }
             tensor = Tensor(zeros: expected)
         }
         usedWeights.insert(name)
