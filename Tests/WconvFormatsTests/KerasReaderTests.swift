@@ -78,6 +78,12 @@ final class KerasReaderTests: XCTestCase {
                                                    "b1/moving_mean", "b1/moving_variance", "b2/moving_mean", "b2/moving_variance"])
     }
 
+    /// Keras 3 before 3.15 wrote no `vars@name`: groups are matched by Keras's class-name rule.
+    func testWeightsWithoutLayerNameAttributes() throws {
+        try assertWeights("func_small_nonames.keras", expected: "func_small", format: "keras")
+        try assertWeights("nested_nonames.keras", expected: "nested", format: "keras", ordered: false)
+    }
+
     func testBFloat16Weights() throws {
         let b = try KerasReader.read(path: KerasFixtures.path("bf16.weights.h5"))
         let exp = KerasFixtures.tensors(try KerasFixtures.expected("bf16")["weights"])
