@@ -1,4 +1,5 @@
 #include <hdf5.h>
+#include <H5LTpublic.h>
 #include <string.h>
 // HDF5's type and property-list ids (H5T_NATIVE_FLOAT, H5P_DEFAULT, ...) are macros that
 // expand to function calls or globals Swift cannot import; these inline functions expose them.
@@ -70,4 +71,10 @@ static inline hid_t wconv_h5p_no_external_links(int kind) {
     hid_t p = H5Pcreate(cls);
     if (p >= 0 && H5Pset_elink_cb(p, wconv_h5_deny_elink, NULL) < 0) { H5Pclose(p); return -1; }
     return p;
+}
+
+// Opens a read-only HDF5 file image in place: HDF5 reads the caller's buffer without copying it
+// and never frees it (the caller keeps it alive until the file and all its objects are closed).
+static inline hid_t wconv_h5_open_image_in_place(const void *buf, size_t size) {
+    return H5LTopen_file_image((void *)buf, size, H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
 }

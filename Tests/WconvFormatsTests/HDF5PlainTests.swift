@@ -47,7 +47,7 @@ final class HDF5PlainTests: XCTestCase {
 
     func testInMemoryImageMatchesDisk() throws {
         let file = try MappedFile(path: KerasFixtures.path("small_legacy.h5"))
-        let h5 = try H5File.open(image: file.buffer, name: "small_legacy.h5 (memory)")
+        let h5 = try H5File.open(image: file.buffer, name: "small_legacy.h5 (memory)", owner: file)
         let root = try h5.root()
         XCTAssertEqual(try root.stringAttribute("keras_version"), "3.15.1")
         let t = try root.dataset("model_weights/conv_a/small/conv_a/kernel").readTensor()

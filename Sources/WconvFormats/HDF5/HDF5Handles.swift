@@ -72,20 +72,22 @@ final class H5File: H5Handle {
         return H5File(id: id, path: "/", file: path, parent: nil, close: H5Fclose)
     }
 
-    /// Opens an HDF5 file image held in memory (a `.keras` zip member) without touching the disk:
-    /// the core driver with no backing store, seeded by H5Pset_file_image (which copies the bytes).
-    static func open(image: UnsafeRawBufferPointer, name: String) throws -> H5File {
+    /// Opens an HDF5 file image held in memory (a `.keras` zip member) without touching the disk
+    /// and without copying it: H5LTopen_file_image with DONT_COPY | DONT_RELEASE reads `image`
+    /// in place, so `owner` (the storage holding the bytes) is kept alive as long as the file.
+    static func open(image: UnsafeRawBufferPointer, name: String, owner: AnyObject?) throws -> H5File {
         H5.silence()
         guard let base = image.baseAddress, image.count > 0 else {
             throw WconvError.invalid("the HDF5 image is empty", file: name)
         }
-        let fapl = try H5PropertyList(class: wconv_h5p_file_access(), file: name)
-        try H5.check(H5Pset_fapl_core(fapl.id, 1 << 16, false), "configuring the in-memory driver", path: "", file: name, kind: .runtime)
-        try H5.check(H5Pset_file_image(fapl.id, UnsafeMutableRawPointer(mutating: base), image.count),
-                     "loading the in-memory image", path: "", file: name, kind: .runtime)
-        let id = try H5.check(H5Fopen(name, wconv_h5f_acc_rdonly(), fapl.id), "opening the in-memory image as HDF5", path: "", file: name)
-        return H5File(id: id, path: "/", file: name, parent: nil, close: H5Fclose)
+        let id = try H5.check(wconv_h5_open_image_in_place(base, image.count), "opening the in-memory image as HDF5", path: "", file: name)
+        let f = H5File(id: id, path: "/", file: name, parent: nil, close: H5Fclose)
+        f.imageOwner = owner
+        return f
     }
+
+    /// The memory an in-place file image lives in.
+    private(set) var imageOwner: AnyObject?
 
     /// Creates `path` for writing, failing when it exists (callers write to a fresh temporary name).
     static func create(path: String) throws -> H5File {

@@ -82,7 +82,7 @@ public enum KerasReader {
             return m
         }
         let storage = try zip.data(of: wEntry)
-        let h5 = try H5File.open(image: storage.buffer, name: path + "!model.weights.h5")
+        let h5 = try H5File.open(image: storage.buffer, name: path + "!model.weights.h5", owner: storage)
         var m = try readHDF5(h5, path: path, zipConfig: config, zipVersion: version)
         m.layout = .kerasZip
         return m
