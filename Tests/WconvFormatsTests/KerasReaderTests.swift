@@ -82,6 +82,8 @@ final class KerasReaderTests: XCTestCase {
     func testWeightsWithoutLayerNameAttributes() throws {
         try assertWeights("func_small_nonames.keras", expected: "func_small", format: "keras")
         try assertWeights("nested_nonames.keras", expected: "nested", format: "keras", ordered: false)
+        // A nested model's .weights.h5 alone, no config: still every weight, by vars@name.
+        try assertWeights("nested.weights.h5", expected: "nested", format: "keras-weights-h5", ordered: false)
     }
 
     func testBFloat16Weights() throws {

@@ -18,15 +18,33 @@ extension KerasReader {
             // No config: name order, class guessed from the group name; the order may differ from
             // the model's.
             m.warnings.append("a .weights.h5 without its model config: layer order is alphabetical and weight names are guessed from class names")
-            for gname in groupNames {
-                let vars = try lg.group(gname)
-                let name = (lg.exists(gname + "/vars") ? try lg.group(gname + "/vars").stringAttribute("name") : nil) ?? gname
-                let cls = classFromSnake(gname)
-                let weights = try readVars(vars, className: cls, layerConfig: nil, layerName: name, warnings: &m.warnings)
-                m.layers.append(.init(name: name, className: cls, config: nil, weights: weights))
-            }
+            m.layers = try v3LayersWithoutConfig(lg, groupNames: groupNames, warnings: &m.warnings)
         }
         return m
+    }
+
+    /// Layers of one level without a config: every group, named by `vars@name` (or the group
+    /// name); a nested model's (`layers/` inside) weights flattened as `inner/weight`.
+    static func v3LayersWithoutConfig(_ lg: H5Group, groupNames: [String], warnings: inout [String], depth: Int = 0) throws -> [KerasModelFile.Layer] {
+        guard depth < 16 else { throw WconvError.invalid("models nest deeper than 16 levels", file: lg.file) }
+        var out: [KerasModelFile.Layer] = []
+        for gname in groupNames {
+            let g = try lg.group(gname)
+            let name = (lg.exists(gname + "/vars") ? try lg.group(gname + "/vars").stringAttribute("name") : nil) ?? gname
+            if g.exists("layers") {
+                let inner = try g.group("layers")
+                let innerLayers = try v3LayersWithoutConfig(inner, groupNames: try inner.childNames(), warnings: &warnings, depth: depth + 1)
+                let weights = innerLayers.flatMap { l in l.weights.map { w in
+                    KerasModelFile.Weight(name: l.name + "/" + w.name, sourcePath: w.sourcePath, tensor: w.tensor)
+                } }
+                out.append(.init(name: name, className: nil, config: nil, weights: weights))
+                continue
+            }
+            let cls = classFromSnake(gname)
+            let weights = try readVars(g, className: cls, layerConfig: nil, layerName: name, warnings: &warnings)
+            out.append(.init(name: name, className: cls, config: nil, weights: weights))
+        }
+        return out
     }
 
     /// Layer classes that are whole models: their weights are read from their own `layers/` and
