@@ -196,6 +196,15 @@ final class RecognitionTests: XCTestCase {
         XCTAssertFalse(r.graph.nodes.contains { $0.name.contains("token_type") })
     }
 
+    func testDistilBERTSequenceClassification() throws {
+        let (r, m) = try recognise("distilbert_cls")
+        let g = r.graph
+        XCTAssertEqual(g.outputs.map(\.name), ["logits"])
+        XCTAssertEqual(g.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
+        XCTAssertEqual(try node(g, "pre_classifier.relu").op, .relu)
+        XCTAssertNotNil(g.parameters["distilbert.embeddings.word_embeddings.weight"], "task prefix kept in names")
+    }
+
     func testWrapperPrefixIsStrippedAndReported() throws {
         let plain = try Fixtures.readSafetensors("resnet_basic.safetensors")
         var wrapped = TensorBundle(format: plain.format)
