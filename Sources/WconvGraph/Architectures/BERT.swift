@@ -109,6 +109,8 @@ extension GraphBuilder {
 /// `intermediate.dense`, `output.{dense,LayerNorm}`, optional `pooler.dense`, optional task head
 /// `classifier` (BertForSequenceClassification, keys under `bert.`). Old TF-ported files name
 /// LayerNorm parameters gamma/beta; they are renamed to weight/bias as transformers does.
+/// RoBERTa (`roberta.` keys) is deliberately not matched: its positions start at padding_idx + 1,
+/// which this graph's arange-from-0 positions would get silently wrong.
 enum BERTFamily: ArchitectureFamily {
     static let name = "bert"
 
@@ -119,7 +121,7 @@ enum BERTFamily: ArchitectureFamily {
             if k.hasSuffix(".beta") { return String(k.dropLast(5)) + ".bias" }
             return nil
         }
-        guard let base = b.basePrefix(["bert.", "model.bert.", "roberta."], probe: "embeddings.word_embeddings.weight") else {
+        guard let base = b.basePrefix(["bert.", "model.bert."], probe: "embeddings.word_embeddings.weight") else {
             throw RecognitionFailure("no 'embeddings.word_embeddings.weight' (HF BERT naming)")
         }
         guard b.has(base + "encoder.layer.0.attention.self.query.weight") else {
