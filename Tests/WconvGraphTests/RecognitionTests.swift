@@ -196,6 +196,19 @@ final class RecognitionTests: XCTestCase {
         XCTAssertFalse(r.graph.nodes.contains { $0.name.contains("token_type") })
     }
 
+    func testRoBERTaShapedEncoderIsNotClaimedAsBERT() throws {
+        var b = try Fixtures.readSafetensors("minilm_noconfig/model.safetensors")
+        b.tensors["embeddings.token_type_embeddings.weight"] = Tensor(zeros: [1, 64])
+        b.tensors["embeddings.position_embeddings.weight"] = Tensor(zeros: [514, 64])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b)) { e in
+            XCTAssertTrue("\(e)".contains("RoBERTa"), "\(e)")
+        }
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors("minilm_noconfig/model.safetensors"),
+                                                                  configJSON: ["model_type": "roberta"])) { e in
+            XCTAssertTrue("\(e)".contains("model_type 'roberta'"), "\(e)")
+        }
+    }
+
     func testDistilBERTSequenceClassification() throws {
         let (r, m) = try recognise("distilbert_cls")
         let g = r.graph

@@ -128,6 +128,13 @@ enum BERTFamily: ArchitectureFamily {
             throw RecognitionFailure("no '\(base)encoder.layer.0.attention.self.query.weight' (BERT encoder layer naming)")
         }
         let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
+        if let t = config?["model_type"] as? String, t != "bert" {
+            throw RecognitionFailure("config.json says model_type '\(t)', not 'bert' (its embeddings or layers differ)")
+        }
+        if config == nil, b.shape(base + "embeddings.token_type_embeddings.weight")?.first == 1,
+           let p = b.shape(base + "embeddings.position_embeddings.weight")?.first, p == 514 || p == 258 {
+            throw RecognitionFailure("one token type and \(p) positions look like RoBERTa (positions offset by 2); put its config.json beside the file")
+        }
         let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act")
         var (x, _) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps)
         let layers = b.children(base + "encoder.layer")
