@@ -241,6 +241,25 @@ final class RecognitionTests: XCTestCase {
         }
     }
 
+    /// A custom CNN sharing VGG's `features.N` names but with its own `fc` head must not be claimed
+    /// as a (headless) VGG: unexplained tensors reject a family unless --arch forces it.
+    func testCustomModelWithSharedNamesIsNotClaimed() throws {
+        var b = TensorBundle(format: "safetensors")
+        b.tensors["features.0.weight"] = Tensor(zeros: [16, 3, 3, 3])
+        b.tensors["features.3.weight"] = Tensor(zeros: [32, 16, 3, 3])
+        for (i, c) in [(1, 16), (4, 32)] {
+            for k in ["weight", "bias", "running_mean", "running_var"] { b.tensors["features.\(i).\(k)"] = Tensor(zeros: [c]) }
+        }
+        b.tensors["fc.weight"] = Tensor(zeros: [5, 32])
+        b.tensors["fc.bias"] = Tensor(zeros: [5])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b)) { e in
+            XCTAssertTrue("\(e)".contains("vgg: the vgg layout matched but 2 tensor(s) would be left unexplained: 'fc.bias' [5], 'fc.weight' [5, 32]")
+                          || "\(e)".contains("'fc.weight' [5, 32]"), "\(e)")
+        }
+        let forced = try ArchitectureRecognizer.recognizeDetailed(b, forced: "vgg")
+        XCTAssertTrue(forced.unused["fc.weight"]?.contains("--arch") ?? false)
+    }
+
     func testNonMatchingFileListsEveryFamily() throws {
         var b = TensorBundle(format: "safetensors")
         b.tensors["encoder.conv.weight"] = Tensor(zeros: [4, 3, 3, 3])
