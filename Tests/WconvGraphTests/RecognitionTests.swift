@@ -189,6 +189,20 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(shapes["pooler_output"], [2, 64])
     }
 
+    func testBERTConfigDrivesHeadsEpsAndActivation() throws {
+        let b = try Fixtures.readSafetensors("minilm_noconfig/model.safetensors")
+        let g = try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 2, "hidden_act": "gelu_new", "layer_norm_eps": 1e-6])
+        XCTAssertEqual(g.nodes.first { $0.op == .attention }?.int("heads"), 2)
+        XCTAssertEqual(g.nodes.first { $0.op == .gelu }?.string("approximate"), "tanh")
+        XCTAssertEqual(g.nodes.first { $0.op == .layerNorm }?.float("epsilon"), 1e-6)
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 5])) { e in
+            XCTAssertTrue("\(e)".contains("5 heads do not divide hidden size 64"), "\(e)")
+        }
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, configJSON: ["hidden_act": "mish"])) { e in
+            XCTAssertTrue("\(e)".contains("'mish'"), "\(e)")
+        }
+    }
+
     func testDistilBERT() throws {
         let (r, m) = try recognise("distilbert")
         XCTAssertEqual(r.family, "distilbert")
