@@ -100,7 +100,8 @@ public struct SHA256: Sendable {
     }
 
     /// Compresses `count` consecutive 64-byte blocks. Written over raw pointers with the rotations
-    /// spelled out, so even an unoptimised (debug) build hashes at a usable speed.
+    /// spelled out (masking shifts: the amounts are constants below 32), so even an unoptimised
+    /// (debug) build hashes at a usable speed.
     private mutating func compressBlocks(_ start: UnsafeRawPointer, count: Int) {
         let w = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
         defer { w.deallocate() }
@@ -111,23 +112,23 @@ public struct SHA256: Sendable {
                 for _ in 0..<count {
                     var t = 0
                     while t < 16 {
-                        w[t] = UInt32(p[4 * t]) << 24 | UInt32(p[4 * t + 1]) << 16 | UInt32(p[4 * t + 2]) << 8 | UInt32(p[4 * t + 3])
+                        w[t] = UInt32(p[4 * t]) &<< 24 | UInt32(p[4 * t + 1]) &<< 16 | UInt32(p[4 * t + 2]) &<< 8 | UInt32(p[4 * t + 3])
                         t += 1
                     }
                     while t < 64 {
                         let x = w[t - 15], y = w[t - 2]
-                        let s0 = ((x >> 7) | (x << 25)) ^ ((x >> 18) | (x << 14)) ^ (x >> 3)
-                        let s1 = ((y >> 17) | (y << 15)) ^ ((y >> 19) | (y << 13)) ^ (y >> 10)
+                        let s0 = ((x &>> 7) | (x &<< 25)) ^ ((x &>> 18) | (x &<< 14)) ^ (x &>> 3)
+                        let s1 = ((y &>> 17) | (y &<< 15)) ^ ((y &>> 19) | (y &<< 13)) ^ (y &>> 10)
                         w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
                         t += 1
                     }
                     var a = hp[0], b = hp[1], c = hp[2], d = hp[3], e = hp[4], f = hp[5], g = hp[6], hh = hp[7]
                     t = 0
                     while t < 64 {
-                        let S1 = ((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21)) ^ ((e >> 25) | (e << 7))
+                        let S1 = ((e &>> 6) | (e &<< 26)) ^ ((e &>> 11) | (e &<< 21)) ^ ((e &>> 25) | (e &<< 7))
                         let ch = (e & f) ^ (~e & g)
                         let t1 = hh &+ S1 &+ ch &+ k[t] &+ w[t]
-                        let S0 = ((a >> 2) | (a << 30)) ^ ((a >> 13) | (a << 19)) ^ ((a >> 22) | (a << 10))
+                        let S0 = ((a &>> 2) | (a &<< 30)) ^ ((a &>> 13) | (a &<< 19)) ^ ((a &>> 22) | (a &<< 10))
                         let maj = (a & b) ^ (a & c) ^ (b & c)
                         hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ S0 &+ maj
                         t += 1
