@@ -34,6 +34,9 @@ public enum GraphImporter {
     /// The graph builders of the formats wconv reads with structure.
     static let builtInBuilders: [String: FormatBuilder] = [
         "onnx": { path, _ in try ONNXGraphBuilder.build(ONNXReader.readModel(path: path), path: path) },
+        "keras-h5": { path, _ in try KerasGraphBuilder.build(KerasReader.readModel(path: path)) },
+        "keras": { path, _ in try KerasGraphBuilder.build(KerasReader.readModel(path: path)) },
+        "keras-v3": { path, _ in try KerasGraphBuilder.build(KerasReader.readModel(path: path)) },
     ]
 
     /// Formats that carry a graph of their own; a bare-tensor recogniser is the wrong tool for them.

@@ -17,6 +17,16 @@ public enum ShapeInference {
         custom[op] = rule
     }
 
+    /// True when the op has a built-in or registered rule.
+    public static func hasRule(_ op: Op) -> Bool { builtinOps.contains(op) || customRule(op) != nil }
+
+    static let builtinOps: Set<Op> = [
+        .conv2d, .batchNorm, .linear, .matmul, .relu, .relu6, .clip, .silu, .gelu, .hardSwish, .hardSigmoid,
+        .sigmoid, .tanh, .dropout, .identity, .softmax, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .globalAvgPool,
+        .add, .sub, .mul, .div, .concat, .flatten, .reshape, .transpose, .layerNorm, .embedding, .gather, .pad,
+        .arange, .slice, .attention,
+    ]
+
     static func customRule(_ op: Op) -> ShapeRule? {
         lock.lock(); defer { lock.unlock() }
         return custom[op]
@@ -301,6 +311,14 @@ extension ModelGraph {
     /// listed must have fully known shapes). Throws `.invalidInput` naming the node, op and shapes
     /// at the first node whose inputs do not fit — before any compute.
     public func inferShapes(inputShapes: [String: [Int]]) throws -> [String: [Int]] {
+        try inferShapes(inputShapes: inputShapes, allowUnknownOps: false)
+    }
+
+    /// With `allowUnknownOps`, nodes whose op has no shape rule (ops another builder added without
+    /// registering a rule) and everything downstream of them are left out of the result instead of
+    /// failing; every node with a rule is still checked.
+    public func inferShapes(inputShapes: [String: [Int]], allowUnknownOps: Bool) throws -> [String: [Int]] {
+        var unknown = Set<String>()
         var shapes: [String: [Int]] = [:]
         for input in inputs {
             let given = inputShapes[input.name]
@@ -323,6 +341,10 @@ extension ModelGraph {
             shapes[input.name] = shape
         }
         for node in nodes {
+            if allowUnknownOps && (!ShapeInference.hasRule(node.op) || node.inputs.contains(where: unknown.contains)) {
+                unknown.formUnion(node.outputs)
+                continue
+            }
             var ins = [[Int]?]()
             ins.reserveCapacity(node.inputs.count)
             for name in node.inputs {
@@ -340,7 +362,7 @@ extension ModelGraph {
             }
             for (name, s) in zip(node.outputs, outs) where !name.isEmpty { shapes[name] = s }
         }
-        for out in outputs {
+        for out in outputs where !unknown.contains(out.name) {
             guard let s = shapes[out.name] else {
                 throw WconvError.invalid("graph output '\(out.name)' is not produced by any node")
             }
@@ -370,7 +392,11 @@ extension ModelGraph {
     /// Structural checks (topological order, unique value names, every name resolvable, no
     /// dangling graph outputs or aliases) and then shape inference on probe shapes, so a bad graph
     /// is an error naming the node, op and shapes before any compute. A weights-only graph is valid.
-    public func validate() throws {
+    public func validate() throws { try validate(allowUnknownOps: false) }
+
+    /// `allowUnknownOps`: see `inferShapes(inputShapes:allowUnknownOps:)`; used where a graph from
+    /// another builder is stored or restored (the runtime refuses ops it cannot run).
+    public func validate(allowUnknownOps: Bool) throws {
         if nodes.isEmpty {
             guard outputs.isEmpty else { throw WconvError.invalid("graph has outputs but no nodes") }
             return
@@ -407,7 +433,7 @@ extension ModelGraph {
         for out in outputs where !produced.contains(out.name) {
             throw WconvError.invalid("graph output '\(out.name)' is not produced by any node (dangling output)")
         }
-        _ = try inferShapes(inputShapes: probeInputShapes())
+        _ = try inferShapes(inputShapes: probeInputShapes(), allowUnknownOps: allowUnknownOps)
     }
 
     static func show(_ shape: [Int?]) -> String {

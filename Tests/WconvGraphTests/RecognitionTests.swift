@@ -189,11 +189,47 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(shapes["pooler_output"], [2, 64])
     }
 
+    func testBERTConfigDrivesHeadsEpsAndActivation() throws {
+        let b = try Fixtures.readSafetensors("minilm_noconfig/model.safetensors")
+        let g = try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 2, "hidden_act": "gelu_new", "layer_norm_eps": 1e-6])
+        XCTAssertEqual(g.nodes.first { $0.op == .attention }?.int("heads"), 2)
+        XCTAssertEqual(g.nodes.first { $0.op == .gelu }?.string("approximate"), "tanh")
+        XCTAssertEqual(g.nodes.first { $0.op == .layerNorm }?.float("epsilon"), 1e-6)
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 5])) { e in
+            XCTAssertTrue("\(e)".contains("5 heads do not divide hidden size 64"), "\(e)")
+        }
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, configJSON: ["hidden_act": "mish"])) { e in
+            XCTAssertTrue("\(e)".contains("'mish'"), "\(e)")
+        }
+    }
+
     func testDistilBERT() throws {
         let (r, m) = try recognise("distilbert")
         XCTAssertEqual(r.family, "distilbert")
         XCTAssertEqual(r.graph.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
         XCTAssertFalse(r.graph.nodes.contains { $0.name.contains("token_type") })
+    }
+
+    func testRoBERTaShapedEncoderIsNotClaimedAsBERT() throws {
+        var b = try Fixtures.readSafetensors("minilm_noconfig/model.safetensors")
+        b.tensors["embeddings.token_type_embeddings.weight"] = Tensor(zeros: [1, 64])
+        b.tensors["embeddings.position_embeddings.weight"] = Tensor(zeros: [514, 64])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b)) { e in
+            XCTAssertTrue("\(e)".contains("RoBERTa"), "\(e)")
+        }
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors("minilm_noconfig/model.safetensors"),
+                                                                  configJSON: ["model_type": "roberta"])) { e in
+            XCTAssertTrue("\(e)".contains("model_type 'roberta'"), "\(e)")
+        }
+    }
+
+    func testDistilBERTSequenceClassification() throws {
+        let (r, m) = try recognise("distilbert_cls")
+        let g = r.graph
+        XCTAssertEqual(g.outputs.map(\.name), ["logits"])
+        XCTAssertEqual(g.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
+        XCTAssertEqual(try node(g, "pre_classifier.relu").op, .relu)
+        XCTAssertNotNil(g.parameters["distilbert.embeddings.word_embeddings.weight"], "task prefix kept in names")
     }
 
     func testWrapperPrefixIsStrippedAndReported() throws {
@@ -217,6 +253,25 @@ final class RecognitionTests: XCTestCase {
         XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, forced: "lenet")) { e in
             XCTAssertEqual((e as? WconvError)?.kind, .usage)
         }
+    }
+
+    /// A custom CNN sharing VGG's `features.N` names but with its own `fc` head must not be claimed
+    /// as a (headless) VGG: unexplained tensors reject a family unless --arch forces it.
+    func testCustomModelWithSharedNamesIsNotClaimed() throws {
+        var b = TensorBundle(format: "safetensors")
+        b.tensors["features.0.weight"] = Tensor(zeros: [16, 3, 3, 3])
+        b.tensors["features.3.weight"] = Tensor(zeros: [32, 16, 3, 3])
+        for (i, c) in [(1, 16), (4, 32)] {
+            for k in ["weight", "bias", "running_mean", "running_var"] { b.tensors["features.\(i).\(k)"] = Tensor(zeros: [c]) }
+        }
+        b.tensors["fc.weight"] = Tensor(zeros: [5, 32])
+        b.tensors["fc.bias"] = Tensor(zeros: [5])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b)) { e in
+            XCTAssertTrue("\(e)".contains("vgg: the vgg layout matched but 2 tensor(s) would be left unexplained: 'fc.bias' [5], 'fc.weight' [5, 32]")
+                          || "\(e)".contains("'fc.weight' [5, 32]"), "\(e)")
+        }
+        let forced = try ArchitectureRecognizer.recognizeDetailed(b, forced: "vgg")
+        XCTAssertTrue(forced.unused["fc.weight"]?.contains("--arch") ?? false)
     }
 
     func testNonMatchingFileListsEveryFamily() throws {

@@ -82,8 +82,19 @@ public enum ArchitectureRecognizer {
                 if !bundle.aliases.isEmpty { graph.aliases = bundle.aliases }
                 let used = Set(graph.nodes.flatMap(\.inputs))
                 var unused: [String: String] = [:]
+                var leftovers: [String] = []
                 for key in graph.parameters.keys where !used.contains(key) {
-                    unused[key] = builder.unusedReasons[key] ?? "not part of the recognised \(fam.name) structure"
+                    if let why = builder.unusedReasons[key] { unused[key] = why } else {
+                        leftovers.append(key)
+                        unused[key] = "not part of the recognised \(fam.name) structure (kept; --arch forced the family)"
+                    }
+                }
+                // A family whose graph would leave tensors unexplained is the wrong family (a custom
+                // model that happens to share some names); only --arch may override that.
+                if !leftovers.isEmpty && forced == nil {
+                    let shown = leftovers.prefix(3).map { "'\($0)' \(graph.parameters[$0].map { "\($0.shape)" } ?? "")" }.joined(separator: ", ")
+                    tried.append((fam.name, "the \(fam.name) layout matched but \(leftovers.count) tensor(s) would be left unexplained: \(shown)\(leftovers.count > 3 ? ", …" : "")"))
+                    continue
                 }
                 return (Recognition(graph: graph, family: fam.name, evidence: evidence, renames: renames,
                                     unused: unused, tried: tried), tried)
