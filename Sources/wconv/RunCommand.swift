@@ -16,12 +16,12 @@ func loadRunnableModel(_ path: String, arch: String? = nil) throws -> ModelGraph
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Runs a model on inputs.",
-        discussion: "Inputs are .npy arrays (one --input per graph input, in order, or NAME=FILE). Prints the output shape and, for classifier outputs, the top-k classes with probabilities and labels.")
+        discussion: "Inputs are .npy arrays (one --input per graph input, in order, or NAME=FILE), or PNG/JPEG images (comma-separated for a batch), which are decoded, resized, center-cropped and normalised as the model's preprocessing metadata says. Prints the output shape and, for classifier outputs, the top-k classes with probabilities and labels.")
 
     @Argument(help: "Model file (any supported format).")
     var model: String
 
-    @Option(name: .long, help: "Input .npy file (repeat for several inputs; NAME=FILE addresses a graph input by name).")
+    @Option(name: .long, help: "Input .npy file or image(s) a.png,b.jpg (repeat for several inputs; NAME=FILE addresses a graph input by name).")
     var input: [String] = []
 
     @Option(name: .shortAndLong, help: "Write the (first) output to this .npy file.")
@@ -54,11 +54,12 @@ struct RunCommand: ParsableCommand {
                 }
                 name = graph.inputs[k].name; path = spec
             }
-            let lower = path.lowercased()
-            if [".png", ".jpg", ".jpeg"].contains(where: { lower.hasSuffix($0) }) {
-                throw WconvError(.usage, "image inputs are not decoded in this build yet (image decoding lands with the data pipeline); give a preprocessed .npy array N×3×H×W", file: path)
+            let images = path.split(separator: ",").map(String.init)
+            if images.allSatisfy(isImagePath) {
+                inputs[name] = try imageBatch(images, preprocessing: graph.preprocessing ?? .imagenet)
+            } else {
+                inputs[name] = try NPY.read(path: path)
             }
-            inputs[name] = try NPY.read(path: path)
         }
         let session = try InferenceSession(graph: graph, threads: threads)
         let t0 = Date()
@@ -90,6 +91,27 @@ struct RunCommand: ParsableCommand {
         }
         if let output { print("wrote \(output)") }
         FileHandle.standardError.write(Data(String(format: "ran in %.3f s\n", seconds).utf8))
+    }
+
+    func isImagePath(_ p: String) -> Bool {
+        let lower = p.lowercased()
+        return [".png", ".jpg", ".jpeg"].contains { lower.hasSuffix($0) }
+    }
+
+    /// Decodes images and applies the evaluation transform of the model's preprocessing
+    /// (resize shorter side, center crop, mean/std) into one N×3×H×W batch.
+    func imageBatch(_ paths: [String], preprocessing: Preprocessing) throws -> Tensor {
+        let transform = ImageTransform(mode: .eval, preprocessing: preprocessing)
+        let per = transform.sampleSize
+        var values = [Float](repeating: 0, count: per * paths.count)
+        var rng = RNG(seed: 0)
+        for (i, p) in paths.enumerated() {
+            let img = try ImageDecoder.decode(path: p)
+            try values.withUnsafeMutableBufferPointer { buf in
+                try transform.apply(img, rng: &rng, into: UnsafeMutableBufferPointer(rebasing: buf[(i * per)..<((i + 1) * per)]))
+            }
+        }
+        return Tensor(shape: [paths.count, 3, transform.outputHeight, transform.outputWidth], floats: values)
     }
 
     struct TopEntry { var index: Int; var label: String?; var probability: Double; var logit: Double }
