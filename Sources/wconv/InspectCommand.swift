@@ -32,10 +32,17 @@ struct InspectCommand: ParsableCommand {
             }
             bar.finish()
         }
+        let structure = try InspectStructure.section(file: file, format: format)
         if json {
-            InspectReport.json(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil).print()
+            var doc = InspectReport.json(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil)
+            if let structure, case .object(var items) = doc {
+                items.append(("structure", structure.json))
+                doc = .object(items)
+            }
+            doc.print()
         } else {
             print(InspectReport.text(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil))
+            if let structure { print(structure.lines.joined(separator: "\n")) }
         }
     }
 }
