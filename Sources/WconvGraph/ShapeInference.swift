@@ -257,6 +257,7 @@ public enum ShapeInference {
             }
             return [q]
         default:
+            if let out = try onnxOpShapes(node, inputs) { return out }
             if let rule = customRule(node.op) { return try rule(node, inputs) }
             throw fail(node, inputs, "no shape rule for op '\(node.op)' (unknown op)")
         }

@@ -322,6 +322,8 @@ final class Executor {
             sliceCopy(x!, plan, y, backward: false)
         case .arange(let count, let start, let step):
             for i in 0..<count { y[i] = Float(start + i * step) }
+        case .onnx(let k):
+            try runONNX(k, st)
         }
     }
 }

@@ -32,6 +32,8 @@ enum Kernel {
     case attention(AttentionGeometry, maskShape: [Int]?)
     case slice(SlicePlan)
     case arange(count: Int, start: Int, step: Int)
+    /// Ops the ONNX importer adds (Kernels/ONNXOps.swift).
+    case onnx(ONNXKernel)
 }
 
 /// One compiled step: the kernel and the value ids it reads and writes (-1 for an omitted input).
@@ -291,6 +293,7 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         return (.arange(count: x[ax], start: node.int("start") ?? 0, step: node.int("step") ?? 1), [[x[ax]]])
 
     default:
+        if let compiled = try compileONNXNode(en, inputShapes: s, intConstant: intConstant) { return compiled }
         throw WconvError.invalid("node '\(node.name)': op '\(node.op)' is not supported by the runtime")
     }
 }

@@ -100,17 +100,12 @@ extension ONNXBuildContext {
         case "CastLike":
             emit(n, .cast, inputs: [n.inputs[0]], outputs: out1, ["to": .string((constant(n, 1)?.dtype ?? .f32).rawValue)])
         case "Where": emit(n, .where, outputs: out1)
-        case "Expand": emit(n, .expand, outputs: out1)
+        case "Expand", "Tile", "ConstantOfShape", "Range": mapValueShaped(n)
         case "Shape":
             var attrs: [String: AttributeValue] = [:]
             if let s = n.int("start") { attrs["start"] = .int(s) }
             if let e = n.int("end") { attrs["end"] = .int(e) }
             emit(n, .shape, outputs: out1, attrs)
-        case "ConstantOfShape":
-            let value = n.tensor("value")
-            emit(n, .constantOfShape, outputs: out1, ["value": .float(value?.doubles().first ?? 0), "dtype": .string((value?.dtype ?? .f32).rawValue)])
-        case "Range": emit(n, .range, outputs: out1)
-        case "Tile": emit(n, .tile, outputs: out1)
         case "Min", "Max":
             guard n.inputs.count == 2 else { unsupported.append(unsupportedNode(n, "\(n.inputs.count) inputs (2 supported)")); return }
             emit(n, n.opType == "Min" ? .minimum : .maximum, outputs: out1)

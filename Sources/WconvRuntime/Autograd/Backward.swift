@@ -120,6 +120,8 @@ extension Executor {
             if let d = dx(0) { sliceCopy(d, plan, UnsafeMutablePointer(mutating: dy), backward: true) }
         case .arange:
             break
+        case .onnx(let k):
+            backwardONNX(k, st, gs: gs)
         case .pad(let shape, let pads, _):
             if let d = dx(0) {
                 let r = shape.count

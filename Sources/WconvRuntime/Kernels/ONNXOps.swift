@@ -1,0 +1,190 @@
+import Foundation
+import WconvGraph
+import WconvTensor
+
+/// Kernels for the ops the ONNX importer adds (ONNXOps.swift). Every value is held as f32, like the
+/// rest of the runtime: integer and bool tensors (ids, masks, shape vectors) are exact below 2^24;
+/// bools are 0/1. Ops whose result depends only on shapes (shape, constantOfShape, range) are
+/// evaluated once when the step is compiled.
+enum ONNXUnaryKind { case erf, sqrt, exp, log, abs, neg, reciprocal, not, isNaN, truncInt, toBool, toHalf, toBFloat16 }
+enum ONNXBinaryKind { case pow, equal, less, lessOrEqual, greater, greaterOrEqual, and, or, minimum, maximum }
+enum ONNXReduceKind { case sum, mean, max }
+
+/// How each of several inputs is read while walking an output shape in row-major order: per-dim
+/// strides (0 on broadcast dims), with the last dim walked in an inner loop.
+struct NBroadcast: Equatable {
+    var outShape: [Int]
+    /// strides[input][dim], aligned to outShape.
+    var strides: [[Int]]
+    var count: Int
+
+    init?(_ inputs: [[Int]], out: [Int]) {
+        outShape = out
+        count = out.reduce(1, *)
+        strides = []
+        let r = out.count
+        for s in inputs {
+            guard s.count <= r else { return nil }
+            let padded = [Int](repeating: 1, count: r - s.count) + s
+            var st = [Int](repeating: 0, count: r)
+            var acc = 1
+            for i in stride(from: r - 1, through: 0, by: -1) {
+                guard padded[i] == out[i] || padded[i] == 1 else { return nil }
+                st[i] = padded[i] == 1 ? 0 : acc
+                acc *= padded[i]
+            }
+            strides.append(st)
+        }
+    }
+
+    var inner: Int { outShape.last ?? 1 }
+    var rows: Int { inner == 0 ? 0 : count / inner }
+    /// Stride of input k along the inner (last) dim.
+    func innerStride(_ k: Int) -> Int { strides[k].last ?? 0 }
+
+    /// Offset of input k at the start of output row `row`.
+    @inline(__always)
+    func rowOffset(_ k: Int, _ row: Int) -> Int {
+        var rem = row, off = 0
+        var i = outShape.count - 2
+        let st = strides[k]
+        while i >= 0 {
+            let d = outShape[i]
+            off += (rem % d) * st[i]
+            rem /= d
+            i -= 1
+        }
+        return off
+    }
+}
+
+/// A compiled ONNX-only step.
+enum ONNXKernel {
+    case unary(ONNXUnaryKind, count: Int)
+    case binary(ONNXBinaryKind, NBroadcast)
+    /// inputs [condition, x, y]
+    case select(NBroadcast)
+    /// `map` walks the input; input 0 of the map is the output (reduced dims have stride 0).
+    case reduce(ONNXReduceKind, map: NBroadcast, outCount: Int, groupSize: Int)
+    case globalMaxPool(planes: Int, size: Int)
+    /// One output per piece along the axis.
+    case split(lengths: [Int], outer: Int, inner: Int)
+    /// Broadcast copy of input 0 to the map's shape.
+    case expand(NBroadcast)
+    case tile(inShape: [Int], outShape: [Int])
+    /// Values known when the step was compiled (shape, range).
+    case constant([Float])
+    case fill(Float, count: Int)
+    case gatherND(GatherNDPlan)
+    case argMax(outer: Int, axisLen: Int, inner: Int, selectLast: Bool)
+}
+
+struct GatherNDPlan: Equatable {
+    var batch: Int
+    /// Index tuples per batch entry, tuple length k.
+    var tuples: Int
+    var k: Int
+    /// Data dims addressed by the tuple, and the size of each slice copied.
+    var dims: [Int]
+    var slice: Int
+    /// Data elements per batch entry.
+    var batchStride: Int
+}
+
+/// Compiles an ONNX-only node, or returns nil when `en.node.op` is not one. Output shapes come
+/// from the graph's shape rules so both layers agree; value inputs the builder could not turn
+/// into attributes are read from constant parameters here.
+func compileONNXNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) -> [Int]?) throws -> (Kernel, [[Int]])? {
+    var node = en.node
+    let onnxOps: Set<Op> = ShapeInference.onnxUnary.union(ShapeInference.onnxBinary).union(
+        [.where, .reduceMean, .reduceSum, .reduceMax, .globalMaxPool, .unsqueeze, .squeeze, .split, .expand, .shape,
+         .constantOfShape, .range, .tile, .gatherND, .argMax])
+    guard onnxOps.contains(node.op) else { return nil }
+    func fail(_ msg: String) -> WconvError {
+        WconvError.invalid("node '\(node.name)' (\(node.op)): \(msg); input shapes \(s.map { $0.map { "\($0)" } ?? "-" })")
+    }
+    // Value inputs that are constant parameters become the attributes the shape rules read.
+    switch node.op {
+    case .expand where node.ints("shape") == nil && node.inputs.count > 1:
+        if let v = intConstant(node.inputs[1]) { node.attributes["shape"] = .ints(v) }
+    case .tile where node.ints("repeats") == nil && node.inputs.count > 1:
+        if let v = intConstant(node.inputs[1]) { node.attributes["repeats"] = .ints(v) }
+    case .constantOfShape where node.ints("shape") == nil && !node.inputs.isEmpty:
+        if let v = intConstant(node.inputs[0]) { node.attributes["shape"] = .ints(v) }
+    default: break
+    }
+    let outs = try ShapeInference.outputShapes(node, s)
+    let x = s.first.flatMap { $0 } ?? []
+    let count = outs[0].reduce(1, *)
+
+    switch node.op {
+    case .unsqueeze, .squeeze:
+        return (.view, outs)
+    case .cast:
+        let to = DType(rawValue: node.string("to") ?? "f32") ?? .f32
+        switch to {
+        case .f32, .f64: return (.view, outs)
+        case .f16: return (.onnx(.unary(.toHalf, count: count)), outs)
+        case .bf16: return (.onnx(.unary(.toBFloat16, count: count)), outs)
+        case .bool: return (.onnx(.unary(.toBool, count: count)), outs)
+        default: return (.onnx(.unary(.truncInt, count: count)), outs)
+        }
+    case .erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN:
+        let k: ONNXUnaryKind = [Op.erf: .erf, .sqrt: .sqrt, .exp: .exp, .log: .log, .abs: .abs, .neg: .neg,
+                                 .reciprocal: .reciprocal, .not: .not, .isNaN: .isNaN][node.op]!
+        return (.onnx(.unary(k, count: count)), outs)
+    case .pow, .equal, .less, .lessOrEqual, .greater, .greaterOrEqual, .and, .or, .minimum, .maximum:
+        let k: ONNXBinaryKind = [Op.pow: .pow, .equal: .equal, .less: .less, .lessOrEqual: .lessOrEqual, .greater: .greater,
+                                  .greaterOrEqual: .greaterOrEqual, .and: .and, .or: .or, .minimum: .minimum, .maximum: .maximum][node.op]!
+        guard let m = NBroadcast([s[0]!, s[1]!], out: outs[0]) else { throw fail("shapes do not broadcast") }
+        return (.onnx(.binary(k, m)), outs)
+    case .where:
+        guard let m = NBroadcast([s[0]!, s[1]!, s[2]!], out: outs[0]) else { throw fail("shapes do not broadcast") }
+        return (.onnx(.select(m)), outs)
+    case .reduceMean, .reduceSum, .reduceMax:
+        let axes = try ShapeInference.reducedAxes(node, s, rank: x.count)
+        var kept = x
+        for a in axes { kept[a] = 1 }
+        guard let m = NBroadcast([kept], out: x) else { throw fail("internal: reduce map") }
+        let group = axes.reduce(1) { $0 * x[$1] }
+        if node.op == .reduceMax && group == 0 { throw fail("max over an empty dim") }
+        let kind: ONNXReduceKind = node.op == .reduceMean ? .mean : node.op == .reduceSum ? .sum : .max
+        return (.onnx(.reduce(kind, map: m, outCount: count, groupSize: group)), outs)
+    case .globalMaxPool:
+        let size = x.dropFirst(2).reduce(1, *)
+        guard size > 0 else { throw fail("empty spatial dims") }
+        return (.onnx(.globalMaxPool(planes: x[0] * x[1], size: size)), outs)
+    case .split:
+        let ax = (node.int("axis") ?? 0) < 0 ? (node.int("axis") ?? 0) + x.count : (node.int("axis") ?? 0)
+        return (.onnx(.split(lengths: outs.map { $0[ax] }, outer: x[..<ax].reduce(1, *), inner: x[(ax + 1)...].reduce(1, *))), outs)
+    case .expand:
+        guard let m = NBroadcast([x], out: outs[0]) else { throw fail("cannot expand to \(outs[0])") }
+        return (.onnx(.expand(m)), outs)
+    case .tile:
+        return (.onnx(.tile(inShape: x, outShape: outs[0])), outs)
+    case .shape:
+        let (a, b) = ShapeInference.shapeRange(node, rank: x.count)
+        return (.onnx(.constant(x[a..<b].map { Float($0) })), outs)
+    case .constantOfShape:
+        return (.onnx(.fill(Float(node.float("value") ?? 0), count: count)), outs)
+    case .range:
+        guard let start = node.float("start"), let delta = node.float("delta") else { throw fail("start and delta must be constants") }
+        guard count <= 1 << 28 else { throw fail("range of \(count) elements is too large") }
+        return (.onnx(.constant((0..<count).map { Float(start + Double($0) * delta) })), outs)
+    case .gatherND:
+        let data = s[0]!, idx = s[1]!
+        let b = node.int("batchDims") ?? 0, k = idx.last!
+        let batch = data.prefix(b).reduce(1, *)
+        let plan = GatherNDPlan(batch: batch, tuples: idx.dropFirst(b).dropLast().reduce(1, *), k: k,
+                                dims: Array(data[b..<(b + k)]), slice: data[(b + k)...].reduce(1, *),
+                                batchStride: data.dropFirst(b).reduce(1, *))
+        return (.onnx(.gatherND(plan)), outs)
+    case .argMax:
+        let a = node.int("axis") ?? 0, ax = a < 0 ? a + x.count : a
+        guard x[ax] > 0 else { throw fail("argMax over an empty dim") }
+        return (.onnx(.argMax(outer: x[..<ax].reduce(1, *), axisLen: x[ax], inner: x[(ax + 1)...].reduce(1, *),
+                              selectLast: (node.int("selectLastIndex") ?? 0) != 0)), outs)
+    default:
+        return nil
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import WconvFormats
+import WconvGraph
+import WconvTensor
+import XCTest
+@testable import WconvRuntime
+
+/// Every ONNX fixture onnxruntime ran (fixtures/onnx/probes/X.json: the probe inputs and ORT's
+/// outputs, written by tools/fixtures/onnx/gen.py) imports through the front door and runs in an
+/// `InferenceSession` to ORT's numbers within 1e-4 relative / 1e-5 absolute.
+final class ONNXParityTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures/onnx").path
+
+    struct Probe {
+        var inputs: [String: Tensor]
+        var outputs: [String: (shape: [Int], values: [Float])]
+    }
+
+    static func loadProbe(_ name: String) throws -> Probe {
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + "/probes/" + name + ".json"))
+        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let ins = json["inputs"] as? [String: [String: Any]], let outs = json["outputs"] as? [String: [String: Any]] else {
+            throw WconvError.invalid("probe \(name): unexpected layout")
+        }
+        var p = Probe(inputs: [:], outputs: [:])
+        for (k, v) in ins {
+            let shape = v["shape"] as! [Int], values = v["values"] as! [NSNumber]
+            if (v["dtype"] as! String).hasPrefix("int") {
+                p.inputs[k] = ONNXReader.int64Tensor(values.map(\.intValue), shape: shape)
+            } else {
+                p.inputs[k] = Tensor(shape: shape, floats: values.map(\.floatValue))
+            }
+        }
+        for (k, v) in outs { p.outputs[k] = (v["shape"] as! [Int], (v["values"] as! [NSNumber]).map(\.floatValue)) }
+        return p
+    }
+
+    /// The model file a probe belongs to (top level or external/).
+    static func modelPath(_ name: String) -> String {
+        let top = root + "/" + name + ".onnx"
+        return FileManager.default.fileExists(atPath: top) ? top : root + "/external/" + name + ".onnx"
+    }
+
+    static func probeNames() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: root + "/probes").filter { $0.hasSuffix(".json") }
+            .map { String($0.dropLast(5)) }.sorted()
+    }
+
+    /// Imports, runs and compares one fixture; returns the max abs error and max error relative to
+    /// the tolerance (≤ 1 passes).
+    @discardableResult
+    func checkParity(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> (abs: Float, ratio: Float) {
+        let imported = try GraphImporter.importGraph(path: Self.modelPath(name))
+        let probe = try Self.loadProbe(name)
+        let session = try InferenceSession(graph: imported.graph)
+        let got = try session.run(probe.inputs)
+        var worstAbs: Float = 0, worstRatio: Float = 0
+        for (outName, expected) in probe.outputs {
+            guard let t = got[outName] else { XCTFail("\(name): no output \(outName)", file: file, line: line); continue }
+            XCTAssertEqual(t.shape, expected.shape, "\(name): \(outName) shape", file: file, line: line)
+            assertClose(t.floats(), expected.values, rtol: 1e-4, atol: 1e-5, "\(name): \(outName)", file: file, line: line)
+            for (a, b) in zip(t.floats(), expected.values) {
+                let d = abs(a - b)
+                worstAbs = max(worstAbs, d)
+                worstRatio = max(worstRatio, d / (1e-5 + 1e-4 * abs(b)))
+            }
+        }
+        print("ONNX parity \(name): max abs error \(worstAbs), max error / tolerance \(worstRatio)")
+        return (worstAbs, worstRatio)
+    }
+
+    func testEveryProbedFixtureMatchesOnnxruntime() throws {
+        let names = try Self.probeNames()
+        // The families × exporters × opsets the issue requires must all be present, not silently skipped.
+        for family in ["resnet", "mobilenet", "effnet", "bert"] {
+            XCTAssertTrue(names.contains { $0.hasPrefix(family + "_ts") }, "no TorchScript-exported \(family) probe")
+            XCTAssertTrue(names.contains { $0.hasPrefix(family + "_dynamo") }, "no dynamo-exported \(family) probe")
+        }
+        var failures: [String] = []
+        for name in names {
+            do { try checkParity(name) } catch { failures.append("\(name): \(error)") }
+        }
+        XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
+    }
+
+    func testBertMaskChangesTheOutputLikeOnnxruntime() throws {
+        // The probe masks the last two tokens: a run with the full mask must differ, so the
+        // mask path (unsqueeze, cast, sub, mul) is really exercised.
+        let name = "bert_ts_op17"
+        var probe = try Self.loadProbe(name)
+        let g = try GraphImporter.importGraph(path: Self.modelPath(name)).graph
+        let s = try InferenceSession(graph: g)
+        let masked = try s.run(probe.inputs)["last_hidden_state"]!.floats()
+        probe.inputs["attention_mask"] = ONNXReader.int64Tensor([Int](repeating: 1, count: 8), shape: [1, 8])
+        let full = try s.run(probe.inputs)["last_hidden_state"]!.floats()
+        XCTAssertGreaterThan(zip(masked, full).map { abs($0 - $1) }.max() ?? 0, 1e-3)
+    }
+}
