@@ -17,8 +17,8 @@ final class ONNXParityTests: XCTestCase {
         var outputs: [String: (shape: [Int], values: [Float])]
     }
 
-    static func loadProbe(_ name: String) throws -> Probe {
-        let data = try Data(contentsOf: URL(fileURLWithPath: root + "/probes/" + name + ".json"))
+    static func loadProbe(_ name: String, dir: String = "") throws -> Probe {
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + dir + "/probes/" + name + ".json"))
         guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let ins = json["inputs"] as? [String: [String: Any]], let outs = json["outputs"] as? [String: [String: Any]] else {
             throw WconvError.invalid("probe \(name): unexpected layout")
@@ -37,22 +37,22 @@ final class ONNXParityTests: XCTestCase {
     }
 
     /// The model file a probe belongs to (top level or external/).
-    static func modelPath(_ name: String) -> String {
-        let top = root + "/" + name + ".onnx"
+    static func modelPath(_ name: String, dir: String = "") -> String {
+        let top = root + dir + "/" + name + ".onnx"
         return FileManager.default.fileExists(atPath: top) ? top : root + "/external/" + name + ".onnx"
     }
 
-    static func probeNames() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: root + "/probes").filter { $0.hasSuffix(".json") }
+    static func probeNames(dir: String = "") throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: root + dir + "/probes").filter { $0.hasSuffix(".json") }
             .map { String($0.dropLast(5)) }.sorted()
     }
 
     /// Imports, runs and compares one fixture; returns the max abs error and max error relative to
     /// the tolerance (≤ 1 passes).
     @discardableResult
-    func checkParity(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> (abs: Float, ratio: Float) {
-        let imported = try GraphImporter.importGraph(path: Self.modelPath(name))
-        let probe = try Self.loadProbe(name)
+    func checkParity(_ name: String, dir: String = "", file: StaticString = #filePath, line: UInt = #line) throws -> (abs: Float, ratio: Float) {
+        let imported = try GraphImporter.importGraph(path: Self.modelPath(name, dir: dir))
+        let probe = try Self.loadProbe(name, dir: dir)
         let session = try InferenceSession(graph: imported.graph)
         let got = try session.run(probe.inputs)
         var worstAbs: Float = 0, worstRatio: Float = 0
@@ -81,6 +81,28 @@ final class ONNXParityTests: XCTestCase {
         for name in names {
             do { try checkParity(name) } catch { failures.append("\(name): \(error)") }
         }
+        XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
+    }
+
+    /// fixtures/onnx/ops (tools/fixtures/onnx/gen_ops.py): every ONNX-only op in opset 13 and 18
+    /// spellings, including integer/bool values (casts, comparisons, where over an id mask).
+    func testEveryONNXOpMatchesOnnxruntime() throws {
+        let names = try Self.probeNames(dir: "/ops")
+        XCTAssertEqual(names.count, 8, "expected 4 op groups × opsets 13 and 18, found \(names)")
+        var failures: [String] = []
+        var ran = Set<String>()
+        for name in names {
+            do {
+                try checkParity(name, dir: "/ops")
+                let g = try GraphImporter.importGraph(path: Self.modelPath(name, dir: "/ops")).graph
+                ran.formUnion(g.nodes.map(\.op.rawValue))
+            } catch { failures.append("\(name): \(error)") }
+        }
+        // The kernels really ran: none of these may have been folded away at import.
+        let kernels: [Op] = [.erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN, .cast, .pow, .equal, .less,
+                             .lessOrEqual, .greater, .greaterOrEqual, .and, .or, .minimum, .maximum, .where, .reduceMean,
+                             .reduceSum, .reduceMax, .globalMaxPool, .argMax, .unsqueeze, .squeeze, .split, .expand, .tile, .gatherND]
+        XCTAssertEqual(Set(kernels.map(\.rawValue)).subtracting(ran), [], "ops folded or missing from the fixtures")
         XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
     }
 
