@@ -1,0 +1,113 @@
+import OrderedCollections
+import WconvGraph
+import WconvTensor
+import XCTest
+@testable import WconvRuntime
+
+/// Backward of the differentiable ONNX-only ops against central finite differences. Each graph
+/// reads a trainable parameter `p` through h = x · p (x all ones) so the op's input gradient is
+/// the parameter's gradient; binary ops also train their second operand `q`.
+final class ONNXOpGradientTests: XCTestCase {
+    /// x (ones, shape of p) · p → h, then `nodes` (the last writes "y").
+    func graph(_ nodes: [GraphNode], p: Tensor, extra: [(String, Tensor)] = [], inputs: [(String, [Int])] = []) -> ModelGraph {
+        var g = ModelGraph()
+        g.inputs = [ValueInfo(name: "x", shape: p.shape.map { $0 })] + inputs.map { ValueInfo(name: $0.0, shape: $0.1.map { $0 }) }
+        g.parameters["p"] = p
+        for (n, t) in extra { g.parameters[n] = t }
+        g.nodes = [GraphNode(name: "scale", op: .mul, inputs: ["x", "p"], outputs: ["h"])] + nodes
+        g.outputs = [ValueInfo(name: "y", shape: [])]
+        return g
+    }
+
+    func ones(_ shape: [Int]) -> Tensor { Tensor(shape: shape, floats: [Float](repeating: 1, count: shape.reduce(1, *))) }
+
+    func check(_ nodes: [GraphNode], p: Tensor, extra: [(String, Tensor)] = [], trainExtra: [String] = [],
+               inputs: [(String, Tensor)] = [], tol: Double = 2e-2, file: StaticString = #filePath, line: UInt = #line) throws {
+        let g = graph(nodes, p: p, extra: extra, inputs: inputs.map { ($0.0, $0.1.shape) })
+        var feeds: [String: Tensor] = ["x": ones(p.shape)]
+        for (n, t) in inputs { feeds[n] = t }
+        try checkGradients(g, inputs: feeds, trainable: ["p"] + trainExtra, eps: 1e-3, tol: tol, samples: 24, file: file, line: line)
+    }
+
+    func node(_ op: Op, _ inputs: [String] = ["h"], outputs: [String] = ["y"], _ attrs: [String: AttributeValue] = [:]) -> GraphNode {
+        GraphNode(name: "n_\(op)_\(outputs[0])", op: op, inputs: inputs, outputs: outputs, attributes: attrs)
+    }
+
+    func testUnaryMathGradients() throws {
+        var rng = TestRNG(11)
+        let shape = [2, 3, 4]
+        for op in [Op.erf, .exp, .neg, .abs] {
+            try check([node(op)], p: rng.tensor(shape, scale: 2))
+        }
+        // sqrt, log and reciprocal on positive inputs away from 0.
+        for op in [Op.sqrt, .log, .reciprocal] {
+            try check([node(op)], p: rng.positive(shape))
+        }
+    }
+
+    func testBinaryGradientsWithBroadcasting() throws {
+        var rng = TestRNG(12)
+        let p = rng.positive([2, 3, 4]), q = rng.tensor([3, 1])
+        try check([node(.pow, ["h", "q"])], p: p, extra: [("q", q)], trainExtra: ["q"])
+        try check([node(.minimum, ["h", "q"])], p: rng.tensor([2, 3, 4]), extra: [("q", q)], trainExtra: ["q"])
+        try check([node(.maximum, ["h", "q"])], p: rng.tensor([2, 3, 4]), extra: [("q", q)], trainExtra: ["q"])
+    }
+
+    func testWhereGradientGoesToTheChosenBranch() throws {
+        var rng = TestRNG(13)
+        let cond = Tensor(shape: [2, 3, 4], floats: (0..<24).map { Float(($0 * 7) % 3 == 0 ? 1 : 0) })
+        try check([node(.where, ["c", "h", "q"])], p: rng.tensor([2, 3, 4]), extra: [("q", rng.tensor([4]))],
+                  trainExtra: ["q"], inputs: [("c", cond)])
+    }
+
+    func testReductionGradients() throws {
+        var rng = TestRNG(14)
+        let shape = [2, 3, 4]
+        try check([node(.reduceMean, ["h"], ["axes": .ints([1]), "keepdims": .int(0)])], p: rng.tensor(shape))
+        try check([node(.reduceSum, ["h"], ["axes": .ints([]), "keepdims": .int(1)])], p: rng.tensor(shape))
+        try check([node(.reduceMax, ["h"], ["axes": .ints([0, -1]), "keepdims": .int(1)])], p: rng.tensor(shape))
+        try check([node(.globalMaxPool, ["h"], ["keepdims": .int(1)])], p: rng.tensor([2, 3, 3, 3]))
+    }
+
+    func testShapeOpGradients() throws {
+        var rng = TestRNG(15)
+        let p = rng.tensor([2, 3, 4])
+        // Views: the gradient must flow through them unchanged into a consumer that has a real backward.
+        try check([node(.unsqueeze, ["h"], outputs: ["u"], ["axes": .ints([0, 3])]),
+                   node(.squeeze, ["u"], outputs: ["s"], ["axes": .ints([0])]),
+                   node(.exp, ["s"])], p: p)
+        try check([node(.expand, ["h"], ["shape": .ints([3, 2, 1, 4])])], p: p)
+        try check([node(.tile, ["h"], ["repeats": .ints([2, 1, 3])])], p: p)
+        // Split pieces reach y through different paths, so both pieces' gradients are checked.
+        try check([node(.split, ["h"], outputs: ["a", "b"], ["axis": .int(2), "split": .ints([1, 3])]),
+                   node(.mul, ["b", "b"], outputs: ["bb"]),
+                   node(.add, ["a", "bb"])], p: p)
+        let idx = Tensor(shape: [2, 2, 1], floats: [2, 0, 1, 1])
+        try check([node(.gatherND, ["h", "idx"], ["batchDims": .int(1)])], p: p, extra: [("idx", idx)])
+    }
+
+    func testComparisonsHaveNoGradient() throws {
+        var rng = TestRNG(16)
+        let g = graph([node(.greater, ["h", "q"], outputs: ["m"]), node(.mul, ["m", "h"])], p: rng.tensor([4]), extra: [("q", rng.tensor([4]))])
+        let s = try TrainingSession(graph: g, trainable: ["p", "q"])
+        let x = ones([4])
+        _ = try s.forward(["x": x], training: true)
+        let grads = try s.backward(outputGradients: ["y": ones([4])])
+        let p = g.parameters["p"]!.floats(), q = g.parameters["q"]!.floats()
+        // y = [p > q] · p: dy/dp is the mask, dy/dq is zero.
+        XCTAssertEqual(grads["p"]?.floats(), zip(p, q).map { $0 > $1 ? 1 : 0 })
+        XCTAssertEqual(grads["q"]?.floats() ?? [0, 0, 0, 0], [0, 0, 0, 0])
+    }
+
+    func testBadShapesAreErrorsNamingTheNode() throws {
+        var g = ModelGraph()
+        g.inputs = [ValueInfo(name: "x", shape: [2, 3])]
+        g.nodes = [GraphNode(name: "sq", op: .squeeze, inputs: ["x"], outputs: ["y"], attributes: ["axes": .ints([1])])]
+        g.outputs = [ValueInfo(name: "y", shape: [])]
+        XCTAssertThrowsError(try g.validate()) { e in
+            XCTAssertTrue("\(e)".contains("sq") && "\(e)".contains("[2, 3]"), "\(e)")
+        }
+        g.nodes = [GraphNode(name: "ex", op: .expand, inputs: ["x", "x"], outputs: ["y"])]
+        XCTAssertThrowsError(try g.validate()) { e in XCTAssertTrue("\(e)".contains("run time"), "\(e)") }
+    }
+}
