@@ -302,7 +302,9 @@ extension ModelGraph {
             }
             shapes[input.name] = shape
         }
+        var known = KnownValues(parameter: { parameters[$0] ?? aliases[$0].flatMap { parameters[$0] } })
         for node in nodes {
+            let node = known.resolve(node)
             var ins = [[Int]?]()
             ins.reserveCapacity(node.inputs.count)
             for name in node.inputs {
@@ -315,6 +317,7 @@ extension ModelGraph {
                 }
             }
             let outs = try ShapeInference.outputShapes(node, ins)
+            known.record(node, inputShapes: ins, outputShapes: outs)
             guard outs.count >= node.outputs.count else {
                 throw WconvError.invalid("node '\(node.name)' (op \(node.op)) declares \(node.outputs.count) outputs but the op produces \(outs.count)")
             }

@@ -97,10 +97,13 @@ final class Executor {
         for (k, input) in graph.inputs.enumerated() { shp[valueIds[input.name]!] = inputShapes[k] }
         var newSteps: [Step] = []
         var rt = Array(0..<nValues)
+        var known = KnownValues(parameter: { self.graph.parameters[$0] })
         for (ni, en) in nodes.enumerated() {
+            var en = en
+            en.node = known.resolve(en.node)
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
-            let (kernel, outShapes) = try compileNode(en, inputShapes: inShapes, intConstant: intConstant)
+            let (kernel, outShapes) = try compileFoldingKnownValues(en, inputShapes: inShapes, known: &known, intConstant: intConstant)
             guard outShapes.count == en.node.outputs.count || (outShapes.count == 1 && en.node.outputs.count >= 1) else {
                 throw WconvError.invalid("node '\(en.node.name)': expected \(outShapes.count) outputs, graph lists \(en.node.outputs.count)")
             }

@@ -88,7 +88,7 @@ final class ONNXParityTests: XCTestCase {
     /// spellings, including integer/bool values (casts, comparisons, where over an id mask).
     func testEveryONNXOpMatchesOnnxruntime() throws {
         let names = try Self.probeNames(dir: "/ops")
-        XCTAssertEqual(names.count, 8, "expected 4 op groups × opsets 13 and 18, found \(names)")
+        XCTAssertEqual(names.count, 10, "expected 5 op groups × opsets 13 and 18, found \(names)")
         var failures: [String] = []
         var ran = Set<String>()
         for name in names {
@@ -104,6 +104,22 @@ final class ONNXParityTests: XCTestCase {
                              .reduceSum, .reduceMax, .globalMaxPool, .argMax, .unsqueeze, .squeeze, .split, .expand, .tile, .gatherND]
         XCTAssertEqual(Set(kernels.map(\.rawValue)).subtracting(ran), [], "ops folded or missing from the fixtures")
         XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
+    }
+
+    func testDynamicShapeChainsRefoldForEveryInputShape() throws {
+        // The same session planned for a second shape: shape chains are re-evaluated, not frozen.
+        let g = try GraphImporter.importGraph(path: Self.modelPath("dynamic_op18", dir: "/ops")).graph
+        let s = try InferenceSession(graph: g)
+        var rng = TestRNG(5)
+        let x = rng.tensor([3, 3, 4])
+        let out = try s.run(["x": x])
+        let shapes = Dictionary(uniqueKeysWithValues: out.map { ($0.key, $0.value.shape) })
+        XCTAssertEqual(Set(shapes.values.map { "\($0)" }), ["[3, 12]", "[3, 3, 4]"], "\(shapes)")
+        // Tile by seq / 2 = 1 (integer division) is a copy; Range gives 0, 1, 2 along the sequence.
+        let tiled = g.nodes.first { $0.op == .tile }!.outputs[0]
+        XCTAssertEqual(out[tiled]?.floats(), x.floats())
+        let flat = g.nodes.first { $0.op == .reshape }!.outputs[0]
+        XCTAssertEqual(out[flat]?.floats(), x.floats())
     }
 
     func testBertMaskChangesTheOutputLikeOnnxruntime() throws {
