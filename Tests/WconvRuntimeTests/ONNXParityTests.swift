@@ -49,11 +49,20 @@ final class ONNXParityTests: XCTestCase {
 
     /// Imports, runs and compares one fixture; returns the max abs error and max error relative to
     /// the tolerance (≤ 1 passes).
+    /// With `via`, the imported graph is first written in that format and read back (the export
+    /// of an imported model must run to the same numbers).
     @discardableResult
-    func checkParity(_ name: String, dir: String = "", file: StaticString = #filePath, line: UInt = #line) throws -> (abs: Float, ratio: Float) {
-        let imported = try GraphImporter.importGraph(path: Self.modelPath(name, dir: dir))
+    func checkParity(_ name: String, dir: String = "", via: ModelIO.Format? = nil,
+                     file: StaticString = #filePath, line: UInt = #line) throws -> (abs: Float, ratio: Float) {
+        var graph = try GraphImporter.importGraph(path: Self.modelPath(name, dir: dir)).graph
+        if let via {
+            let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("wconv-onnxparity-\(UUID().uuidString).\(via.rawValue)").path
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            try ModelIO.save(graph, to: tmp, format: via)
+            graph = try ModelIO.load(path: tmp)
+        }
         let probe = try Self.loadProbe(name, dir: dir)
-        let session = try InferenceSession(graph: imported.graph)
+        let session = try InferenceSession(graph: graph)
         let got = try session.run(probe.inputs)
         var worstAbs: Float = 0, worstRatio: Float = 0
         for (outName, expected) in probe.outputs {
@@ -66,7 +75,7 @@ final class ONNXParityTests: XCTestCase {
                 worstRatio = max(worstRatio, d / (1e-5 + 1e-4 * abs(b)))
             }
         }
-        print("ONNX parity \(name): max abs error \(worstAbs), max error / tolerance \(worstRatio)")
+        print("ONNX parity \(name)\(via.map { " via " + $0.rawValue } ?? ""): max abs error \(worstAbs), max error / tolerance \(worstRatio)")
         return (worstAbs, worstRatio)
     }
 
@@ -120,6 +129,18 @@ final class ONNXParityTests: XCTestCase {
         XCTAssertEqual(out[tiled]?.floats(), x.floats())
         let flat = g.nodes.first { $0.op == .reshape }!.outputs[0]
         XCTAssertEqual(out[flat]?.floats(), x.floats())
+    }
+
+    func testCanonicalAndONNXExportsRunToTheSameNumbers() throws {
+        var failures: [String] = []
+        let cases = ["bert_ts_op17", "bert_dynamo_op18", "effnet_ts_op17", "attrs_op18"].map { ($0, "") }
+            + (try Self.probeNames(dir: "/ops")).map { ($0, "/ops") }
+        for (name, dir) in cases {
+            for via in [ModelIO.Format.safetensors, .onnx] {
+                do { try checkParity(name, dir: dir, via: via) } catch { failures.append("\(name) via \(via): \(error)") }
+            }
+        }
+        XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
     }
 
     func testBertMaskChangesTheOutputLikeOnnxruntime() throws {
