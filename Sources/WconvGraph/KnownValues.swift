@@ -21,7 +21,10 @@ public struct KnownValues {
         if name.isEmpty { return nil }
         if let v = values[name] { return v }
         guard let t = parameter(name), !t.dtype.isFloatingPoint, t.numel <= KnownValues.maxCount else { return nil }
-        return t.doubles().map { Int($0) }
+        let d = t.doubles()
+        // u64 values beyond Int's range cannot be shape values; do not trap on them.
+        guard d.allSatisfy({ Swift.abs($0) < 9e18 }) else { return nil }
+        return d.map { Int($0) }
     }
 
     /// `node` with value inputs that are known turned into attributes (reshape shape, expand shape,
@@ -122,10 +125,11 @@ public struct KnownValues {
             return Array(v[0][s..<e])
         case .constantOfShape:
             let dtype = DType(rawValue: node.string("dtype") ?? "f32") ?? .f32
-            guard !dtype.isFloatingPoint, let f = node.float("value") else { return nil }
+            guard !dtype.isFloatingPoint, let f = node.float("value"), Swift.abs(f) < 9e18 else { return nil }
             return [Int](repeating: Int(f), count: count)
         case .range:
-            guard let s = node.float("start"), let d = node.float("delta"), s == s.rounded(), d == d.rounded() else { return nil }
+            guard let s = node.float("start"), let d = node.float("delta"), s == s.rounded(), d == d.rounded(),
+                  Swift.abs(s) < 1e15, Swift.abs(d) < 1e12 else { return nil }
             return (0..<count).map { Int(s) + $0 * Int(d) }
         default:
             return nil

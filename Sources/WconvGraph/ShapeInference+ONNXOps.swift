@@ -9,6 +9,11 @@ extension ShapeInference {
     public static let onnxUnary: Set<Op> = [.erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN, .cast]
     public static let onnxBinary: Set<Op> = [.pow, .equal, .less, .lessOrEqual, .greater, .greaterOrEqual, .and, .or, .minimum, .maximum]
 
+    /// Largest output (elements) an op whose shape comes from values in the file may ask for
+    /// (expand, tile, constantOfShape, range): 1 GiB of f32. A few bytes of file must not make the
+    /// runtime allocate gigabytes.
+    public static let maxValueShapedElements = 1 << 28
+
     /// Output shapes for an ONNX-only op, or nil when `node.op` is not one of them.
     static func onnxOpShapes(_ node: GraphNode, _ inputs: [[Int]?]) throws -> [[Int]]? {
         func need(_ i: Int) throws -> [Int] {
@@ -23,6 +28,17 @@ extension ShapeInference {
         func valueAttr(_ key: String, input: Int) throws -> [Int] {
             if let v = node.ints(key) { return v }
             throw fail(node, inputs, "the \(key) (input \(input)) is computed at run time; wconv needs it constant to fix the output shape")
+        }
+        func bounded(_ shape: [Int]) throws -> [Int] {
+            var n = 1
+            for d in shape {
+                let (p, o) = n.multipliedReportingOverflow(by: d)
+                guard d >= 0, !o, p <= maxValueShapedElements else {
+                    throw fail(node, inputs, "output shape \(shape) is negative or larger than \(maxValueShapedElements) elements; the file's constants ask for more than wconv will allocate")
+                }
+                n = p
+            }
+            return shape
         }
         let op = node.op
         if onnxUnary.contains(op) { return [try need(0)] }
@@ -80,28 +96,33 @@ extension ShapeInference {
             guard target.allSatisfy({ $0 >= 0 }), let out = broadcast(x, target) else {
                 throw fail(node, inputs, "input \(x) cannot be expanded to \(target)")
             }
-            return [out]
+            return [try bounded(out)]
         case .shape:
             let x = try need(0)
             let (s, e) = shapeRange(node, rank: x.count)
             return [[e - s]]
         case .constantOfShape:
             let target = try valueAttr("shape", input: 0)
-            guard target.allSatisfy({ $0 >= 0 }) else { throw fail(node, inputs, "shape \(target) has a negative dim") }
-            return [target]
+            return [try bounded(target)]
         case .range:
             guard let start = node.float("start"), let limit = node.float("limit"), let delta = node.float("delta") else {
                 throw fail(node, inputs, "start, limit and delta are computed at run time; wconv needs them constant to fix the output length")
             }
             guard delta != 0 else { throw fail(node, inputs, "delta is 0") }
-            return [[rangeCount(start: start, limit: limit, delta: delta)]]
+            return [try bounded([rangeCount(start: start, limit: limit, delta: delta)])]
         case .tile:
             let x = try need(0)
             let reps = try valueAttr("repeats", input: 1)
             guard reps.count == x.count, reps.allSatisfy({ $0 >= 0 }) else {
                 throw fail(node, inputs, "repeats \(reps) must have one non-negative value per dim of \(x)")
             }
-            return [zip(x, reps).map { $0 * $1 }]
+            var out: [Int] = []
+            for (d, r) in zip(x, reps) {
+                let (p, o) = d.multipliedReportingOverflow(by: r)
+                guard !o else { throw fail(node, inputs, "repeats \(reps) overflow the dims of \(x)") }
+                out.append(p)
+            }
+            return [try bounded(out)]
         case .gatherND:
             let data = try need(0), idx = try need(1)
             let b = node.int("batchDims") ?? 0
@@ -138,13 +159,16 @@ extension ShapeInference {
     /// pieces, the last one smaller when the dim does not divide (ONNX opset 18).
     static func splitSizes(_ node: GraphNode, _ inputs: [[Int]?], dim: Int) throws -> [Int] {
         if let s = node.ints("split"), !s.isEmpty {
-            guard s.allSatisfy({ $0 >= 0 }), s.reduce(0, +) == dim else {
+            guard s.count == node.outputs.count || node.outputs.isEmpty, s.allSatisfy({ $0 >= 0 && $0 <= dim }),
+                  s.reduce(0, { $0 + $1 }) == dim else {
                 throw fail(node, inputs, "split sizes \(s) do not add up to the dim \(dim)")
             }
             return s
         }
         let k = node.int("numOutputs") ?? node.outputs.count
-        guard k >= 1 else { throw fail(node, inputs, "split into \(k) pieces") }
+        guard k >= 1, k == node.outputs.count else {
+            throw fail(node, inputs, "split into \(k) pieces but the node has \(node.outputs.count) outputs")
+        }
         let piece = (dim + k - 1) / k
         guard piece * (k - 1) <= dim else { throw fail(node, inputs, "dim \(dim) cannot be split into \(k) pieces") }
         return (0..<k).map { $0 < k - 1 ? piece : dim - piece * (k - 1) }

@@ -109,5 +109,22 @@ final class ONNXOpGradientTests: XCTestCase {
         }
         g.nodes = [GraphNode(name: "ex", op: .expand, inputs: ["x", "x"], outputs: ["y"])]
         XCTAssertThrowsError(try g.validate()) { e in XCTAssertTrue("\(e)".contains("run time"), "\(e)") }
+        // A hostile constant shape is refused before anything is allocated (and never overflows).
+        g.nodes = [GraphNode(name: "big", op: .tile, inputs: ["x"], outputs: ["y"], attributes: ["repeats": .ints([1 << 40, 1 << 40])])]
+        XCTAssertThrowsError(try g.validate()) { e in XCTAssertTrue("\(e)".contains("big"), "\(e)") }
+        g.nodes = [GraphNode(name: "fill", op: .constantOfShape, inputs: [], outputs: ["y"], attributes: ["shape": .ints([1 << 20, 1 << 20])])]
+        XCTAssertThrowsError(try g.validate()) { e in XCTAssertTrue("\(e)".contains("allocate"), "\(e)") }
+    }
+
+    func testGatherNDRefusesOutOfRangeIndices() throws {
+        var g = ModelGraph()
+        g.inputs = [ValueInfo(name: "x", shape: [3, 2])]
+        g.parameters["idx"] = Tensor(shape: [1, 1], floats: [5])
+        g.nodes = [GraphNode(name: "gnd", op: .gatherND, inputs: ["x", "idx"], outputs: ["y"])]
+        g.outputs = [ValueInfo(name: "y", shape: [])]
+        let s = try InferenceSession(graph: g)
+        XCTAssertThrowsError(try s.run(["x": ones([3, 2])])) { e in
+            XCTAssertTrue("\(e)".contains("gnd") && "\(e)".contains("out of range"), "\(e)")
+        }
     }
 }
