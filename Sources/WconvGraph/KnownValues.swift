@@ -21,10 +21,8 @@ public struct KnownValues {
         if name.isEmpty { return nil }
         if let v = values[name] { return v }
         guard let t = parameter(name), !t.dtype.isFloatingPoint, t.numel <= KnownValues.maxCount else { return nil }
-        let d = t.doubles()
-        // u64 values beyond Int's range cannot be shape values; do not trap on them.
-        guard d.allSatisfy({ Swift.abs($0) < 9e18 }) else { return nil }
-        return d.map { Int($0) }
+        // INT64_MAX-style "to the end" bounds (and u64 beyond Int) clamp instead of trapping.
+        return t.doubles().map { Int(clamping: $0) }
     }
 
     /// `node` with value inputs that are known turned into attributes (reshape shape, expand shape,
@@ -41,6 +39,16 @@ public struct KnownValues {
         case .expand: take(1, as: "shape")
         case .tile: take(1, as: "repeats")
         case .constantOfShape: take(0, as: "shape")
+        case .slice where node.ints("starts") == nil && node.inputs.count >= 3:
+            // ONNX Slice inputs [data, starts, ends, axes?, steps?]: all present ones must be known.
+            let keys = ["starts", "ends", "axes", "steps"]
+            var attrs: [String: [Int]] = [:]
+            for (i, name) in node.inputs.enumerated().dropFirst() where !name.isEmpty {
+                guard i <= keys.count, let v = value(name) else { return n }
+                attrs[keys[i - 1]] = v
+            }
+            for (k, v) in attrs { n.attributes[k] = .ints(v) }
+            n.inputs = [node.inputs[0]]
         case .range where node.inputs.count == 3:
             guard let s = value(node.inputs[0])?.first, let l = value(node.inputs[1])?.first, let d = value(node.inputs[2])?.first else { break }
             n.inputs = []
@@ -134,5 +142,13 @@ public struct KnownValues {
         default:
             return nil
         }
+    }
+}
+
+extension Int {
+    /// `Int(d)` that never traps on file-derived values: NaN → 0, beyond Int's range → Int.max /
+    /// Int.min (ONNX's INT64_MAX "to the end" slice bounds arrive as 2^63 through a Double).
+    public init(clamping d: Double) {
+        if d.isNaN { self = 0 } else if d >= 9.2e18 { self = .max } else if d <= -9.2e18 { self = .min } else { self = Int(d) }
     }
 }

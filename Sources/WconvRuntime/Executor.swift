@@ -83,7 +83,7 @@ final class Executor {
     /// Integer values of a constant parameter (reshape shapes, pads given as inputs).
     private func intConstant(_ name: String) -> [Int]? {
         guard let t = graph.parameters[name] else { return nil }
-        return t.doubles().map { Int($0) }
+        return t.doubles().map { Int(clamping: $0) }
     }
 
     /// Compiles steps and plans buffers for these input shapes (no-op when already planned).
@@ -225,7 +225,7 @@ final class Executor {
         var out = [Int](repeating: 0, count: n)
         for i in 0..<n {
             let f = p[i]
-            guard f.isFinite, f == f.rounded() else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
+            guard f.isFinite, f == f.rounded(), abs(f) < 9e18 else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
             var v = Int(f)
             if v < 0 { v += bound }
             guard v >= 0 && v < bound else {

@@ -63,7 +63,7 @@ extension ONNXBuildContext {
         func make(_ values: [Double], _ shape: [Int], _ dtype: DType) -> Tensor? {
             guard values.count == (try? Tensor.checkedNumel(shape)) else { return nil }
             switch dtype {
-            case .i64: return ONNXReader.int64Tensor(values.map { Int($0) }, shape: shape)
+            case .i64: return ONNXReader.int64Tensor(values.map { Int(clamping: $0) }, shape: shape)
             case .f32: return Tensor(shape: shape, floats: values.map { Float($0) })
             default:
                 let f = Tensor(shape: shape, floats: values.map { Float($0) })

@@ -118,7 +118,7 @@ struct ONNXBuildContext {
 
     func constant(_ n: ONNXNode, _ i: Int) -> Tensor? { n.input(i).flatMap { constants[$0] } }
 
-    func ints(_ t: Tensor) -> [Int] { t.doubles().map { Int($0) } }
+    func ints(_ t: Tensor) -> [Int] { t.doubles().map { Int(clamping: $0) } }
 
     /// An `ints` attribute before `opsetMoved`, the constant input `index` from then on.
     func intsAttrOrInput(_ n: ONNXNode, attr: String, index: Int, movedAt: Int) -> (values: [Int]?, dynamic: Bool) {

@@ -236,6 +236,7 @@ struct ONNXExportContext {
             let inputs = n.ints("split").map { [x, ints(n.name + ".split", $0)] } ?? [x]
             add("Split", n.name, inputs, n.outputs, ["axis": .int(n.int("axis") ?? 0)], rank: r)
         case .slice:
+            if n.ints("starts") == nil && n.inputs.count >= 3 { add("Slice", n.name, n.inputs, [y], rank: r); return }
             guard let s = n.ints("starts"), let e = n.ints("ends") else { problems.append("\(n.name) (slice): no starts/ends"); return }
             var inputs = [x, ints(n.name + ".starts", s), ints(n.name + ".ends", e)]
             if let a = n.ints("axes") { inputs.append(ints(n.name + ".axes", a)) }
@@ -267,7 +268,7 @@ struct ONNXExportContext {
                 // Integral bounds came from int64 constants (position ids); keep that dtype.
                 let integral = [s, l, d].allSatisfy { $0 == $0.rounded() }
                 let names = [(s, "start"), (l, "limit"), (d, "delta")].map { v, k in
-                    integral ? constant(n.name + "." + k, ONNXReader.int64Tensor([Int(v)], shape: [])) : scalar(n.name + "." + k, v)
+                    integral ? constant(n.name + "." + k, ONNXReader.int64Tensor([Int(clamping: v)], shape: [])) : scalar(n.name + "." + k, v)
                 }
                 add("Range", n.name, names, [y], rank: 1); return
             }

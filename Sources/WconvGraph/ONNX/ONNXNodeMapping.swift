@@ -340,7 +340,8 @@ extension ONNXBuildContext {
         } else {
             for (i, key) in ["starts", "ends", "axes", "steps"].enumerated() where i + 1 < n.inputs.count {
                 guard let name = n.input(i + 1) else { continue }
-                guard let t = constants[name] else { unsupported.append(unsupportedNode(n, "\(key) computed at run time")); return }
+                // Bounds from a shape chain (x[:, :seq]): kept as inputs, resolved once shapes are known.
+                guard let t = constants[name] else { emit(n, .slice, outputs: [n.outputs[0]]); return }
                 attrs[key] = .ints(ints(t))
             }
         }

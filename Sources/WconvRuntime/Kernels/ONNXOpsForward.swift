@@ -67,7 +67,7 @@ extension Executor {
                     var off = 0
                     for d in 0..<p.k {
                         let f = tuple[d]
-                        guard f.isFinite, f == f.rounded() else { throw WconvError.invalid("node '\(name)': index \(f) is not an integer") }
+                        guard f.isFinite, f == f.rounded(), Swift.abs(f) < 9e18 else { throw WconvError.invalid("node '\(name)': index \(f) is not an integer") }
                         var v = Int(f)
                         if v < 0 { v += p.dims[d] }
                         guard v >= 0 && v < p.dims[d] else {
