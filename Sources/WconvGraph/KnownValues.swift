@@ -10,11 +10,45 @@ import WconvTensor
 public struct KnownValues {
     /// Known values by value name, flattened row-major.
     public private(set) var values: [String: [Int]] = [:]
+    /// Values whose element type is integer or bool (their values need not be known): the runtime
+    /// holds everything as f32, so integer division on these must truncate like ONNX's.
+    public private(set) var integral: Set<String> = []
     let parameter: (String) -> Tensor?
     /// Values larger than this are not tracked (shape vectors are tiny).
     static let maxCount = 1024
 
-    public init(parameter: @escaping (String) -> Tensor?) { self.parameter = parameter }
+    public init(parameter: @escaping (String) -> Tensor?, inputs: [ValueInfo] = []) {
+        self.parameter = parameter
+        integral = Set(inputs.filter { !$0.dtype.isFloatingPoint }.map(\.name))
+    }
+
+    /// True when `name` holds integer or bool elements.
+    public func isIntegral(_ name: String) -> Bool {
+        if integral.contains(name) { return true }
+        if let t = parameter(name) { return !t.dtype.isFloatingPoint }
+        return false
+    }
+
+    static let integralOutputOps: Set<Op> = [.shape, .argMax, .equal, .less, .lessOrEqual, .greater, .greaterOrEqual, .and, .or, .not, .isNaN]
+    static let integralPreservingOps: Set<Op> = [.identity, .unsqueeze, .squeeze, .reshape, .flatten, .expand, .tile, .slice, .transpose,
+                                                 .concat, .neg, .abs, .add, .sub, .mul, .div, .minimum, .maximum, .reduceSum, .reduceMax, .split]
+
+    mutating func recordIntegral(_ node: GraphNode) {
+        var yes: Bool
+        switch node.op {
+        case .cast: yes = !(DType(rawValue: node.string("to") ?? "f32") ?? .f32).isFloatingPoint
+        case .constantOfShape: yes = !(DType(rawValue: node.string("dtype") ?? "f32") ?? .f32).isFloatingPoint
+        case .gather: yes = isIntegral(node.inputs[0])
+        case .where: yes = node.inputs.count == 3 && isIntegral(node.inputs[1]) && isIntegral(node.inputs[2])
+        case .range: yes = (node.float("start").map { $0 == $0.rounded() } ?? false) && (node.float("delta").map { $0 == $0.rounded() } ?? false)
+            || (node.inputs.count == 3 && node.inputs.allSatisfy(isIntegral))
+        default:
+            yes = KnownValues.integralOutputOps.contains(node.op)
+                || (KnownValues.integralPreservingOps.contains(node.op) && node.inputs.filter { !$0.isEmpty }.allSatisfy(isIntegral)
+                    && !node.inputs.isEmpty)
+        }
+        if yes { for o in node.outputs where !o.isEmpty { integral.insert(o) } }
+    }
 
     /// The integer value of `name`, from a tracked result or an integer parameter.
     public func value(_ name: String) -> [Int]? {
@@ -60,6 +94,7 @@ public struct KnownValues {
 
     /// Evaluates `node` when its result is an integer function of known values, recording its outputs.
     public mutating func record(_ node: GraphNode, inputShapes: [[Int]?], outputShapes: [[Int]]) {
+        recordIntegral(node)
         guard node.outputs.count == 1, let outShape = outputShapes.first else { return }
         let count = outShape.reduce(1, *)
         guard count <= KnownValues.maxCount else { return }

@@ -302,7 +302,7 @@ extension ModelGraph {
             }
             shapes[input.name] = shape
         }
-        var known = KnownValues(parameter: { parameters[$0] ?? aliases[$0].flatMap { parameters[$0] } })
+        var known = KnownValues(parameter: { parameters[$0] ?? aliases[$0].flatMap { parameters[$0] } }, inputs: inputs)
         for node in nodes {
             let node = known.resolve(node)
             var ins = [[Int]?]()

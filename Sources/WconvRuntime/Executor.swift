@@ -97,7 +97,7 @@ final class Executor {
         for (k, input) in graph.inputs.enumerated() { shp[valueIds[input.name]!] = inputShapes[k] }
         var newSteps: [Step] = []
         var rt = Array(0..<nValues)
-        var known = KnownValues(parameter: { self.graph.parameters[$0] })
+        var known = KnownValues(parameter: { self.graph.parameters[$0] }, inputs: graph.inputs)
         for (ni, en) in nodes.enumerated() {
             var en = en
             en.node = known.resolve(en.node)

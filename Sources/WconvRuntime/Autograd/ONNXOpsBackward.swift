@@ -140,7 +140,7 @@ extension Executor {
                     for i in 0..<p.slice { dst[i] += src[i] }
                 }
             }
-        case .constant, .fill, .argMax:
+        case .constant, .fill, .argMax, .intDiv:
             break
         }
     }

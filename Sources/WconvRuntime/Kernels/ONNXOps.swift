@@ -77,6 +77,8 @@ enum ONNXKernel {
     case fill(Float, count: Int)
     case gatherND(GatherNDPlan)
     case argMax(outer: Int, axisLen: Int, inner: Int, selectLast: Bool)
+    /// ONNX Div on integer tensors: truncates toward zero.
+    case intDiv(NBroadcast)
 }
 
 struct GatherNDPlan: Equatable {
@@ -198,6 +200,10 @@ func compileFoldingKnownValues(_ en: ExecNode, inputShapes: [[Int]?], known: ino
     known.record(en.node, inputShapes: inputShapes, outputShapes: outShapes)
     if en.node.outputs.count == 1, !en.node.inputs.isEmpty, en.fused == .none, let v = known.values[en.node.outputs[0]] {
         return (.onnx(.constant(v.map { Float($0) })), outShapes)
+    }
+    if en.node.op == .div, en.node.inputs.count == 2, en.node.inputs.allSatisfy(known.isIntegral),
+       let a = inputShapes[0], let b = inputShapes[1], let m = NBroadcast([a, b], out: outShapes[0]) {
+        return (.onnx(.intDiv(m)), outShapes)
     }
     return (kernel, outShapes)
 }

@@ -78,6 +78,18 @@ extension Executor {
                     (y + (b * p.tuples + t) * p.slice).update(from: data + b * p.batchStride + off * p.slice, count: p.slice)
                 }
             }
+        case .intDiv(let m):
+            let a = inp(0), b = inp(1)
+            let name = nodes[st.node].node.name
+            let inner = m.inner, ia = m.innerStride(0), ib = m.innerStride(1)
+            for row in 0..<m.rows {
+                let pa = a + m.rowOffset(0, row), pb = b + m.rowOffset(1, row), py = y + row * inner
+                for i in 0..<inner {
+                    let d = pb[i * ib]
+                    guard d != 0 else { throw WconvError.invalid("node '\(name)': integer division by zero") }
+                    py[i] = Float((Double(pa[i * ia]) / Double(d)).rounded(.towardZero))
+                }
+            }
         case .argMax(let outer, let axisLen, let inner, let selectLast):
             let x = inp(0)
             for o in 0..<outer {
