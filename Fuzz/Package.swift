@@ -13,9 +13,10 @@ let package = Package(
     name: "wconv-fuzz",
     dependencies: [.package(path: "..")],
     targets: [
-        .executableTarget(name: "FuzzPickle", dependencies: [.product(name: "Wconv", package: wconvPackage)]),
-        .executableTarget(name: "FuzzZip", dependencies: [.product(name: "Wconv", package: wconvPackage)]),
-        .executableTarget(name: "FuzzSafetensors", dependencies: [.product(name: "Wconv", package: wconvPackage)]),
-        .executableTarget(name: "FuzzONNX", dependencies: [.product(name: "Wconv", package: wconvPackage)]),
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "FuzzPickle", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
+        .executableTarget(name: "FuzzZip", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
+        .executableTarget(name: "FuzzSafetensors", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
+        .executableTarget(name: "FuzzONNX", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
     ]
 )

@@ -17,7 +17,8 @@ public enum CanonicalModel {
 
     /// Writes `graph` to `path` as the canonical safetensors file.
     public static func save(_ graph: ModelGraph, to path: String) throws {
-        try graph.validate()
+        // Ops without shape rules (from other builders) are stored as they are; the rest is checked.
+        try graph.validate(allowUnknownOps: true)
         try SafetensorsWriter.write(bundle(from: graph), to: path)
     }
 
@@ -35,7 +36,7 @@ public enum CanonicalModel {
         for (name, t) in graph.parameters where graph.aliases[name] == nil { b.tensors[name] = t }
         b.aliases = graph.aliases
         let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         func json<T: Encodable>(_ v: T) -> String {
             // Encoding plain Codable structs of strings and numbers cannot fail.
             (try? enc.encode(v)).flatMap { String(data: $0, encoding: .utf8) } ?? "null"
@@ -92,7 +93,7 @@ public enum CanonicalModel {
         g.parameters = params
         g.aliases = aliases
         g.buffers = Set(doc.buffers.filter { params[$0] != nil })
-        try g.validate()
+        try g.validate(allowUnknownOps: true)
         return g
     }
 }
@@ -100,6 +101,8 @@ public enum CanonicalModel {
 extension ModelGraph {
     /// Restores a graph from a canonical bundle (a safetensors bundle carrying `wconv.graph`).
     public init(canonical bundle: TensorBundle) throws { self = try CanonicalModel.graph(from: bundle) }
+    /// Same as `init(canonical:)`: the bundle must carry `wconv.graph` metadata.
+    public init(bundle: TensorBundle) throws { self = try CanonicalModel.graph(from: bundle) }
 }
 
 /// `wconv.graph` JSON layout. Attributes are tagged (`{"i": 3}`, `{"fs": [0.1]}`) so integers

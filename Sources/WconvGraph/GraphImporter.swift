@@ -34,6 +34,9 @@ public enum GraphImporter {
     /// The graph builders of the formats wconv reads with structure.
     static let builtInBuilders: [String: FormatBuilder] = [
         "onnx": { path, _ in try ONNXGraphBuilder.build(ONNXReader.readModel(path: path), path: path) },
+        "keras-h5": { path, _ in try KerasGraphBuilder.build(KerasReader.readModel(path: path)) },
+        "keras": { path, _ in try KerasGraphBuilder.build(KerasReader.readModel(path: path)) },
+        "keras-v3": { path, _ in try KerasGraphBuilder.build(KerasReader.readModel(path: path)) },
     ]
 
     /// Formats that carry a graph of their own; a bare-tensor recogniser is the wrong tool for them.
@@ -85,12 +88,23 @@ public enum GraphImporter {
                 unused = r.unused
                 tried = r.tried.map { .init(family: $0.family, reason: $0.reason) }
             } catch let e as WconvError where arch == nil && e.kind == .invalidInput {
+                // Not recognised: keep the weights, say why for every family.
                 graph = weightsOnly(bundle)
                 weightsOnlyReason = e.message
-                tried = ArchitectureRecognizer.familyNames.map { f in
-                    let line = e.message.split(separator: "\n").first { $0.hasPrefix("  \(f): ") }
-                    return .init(family: f, reason: line.map { String($0.dropFirst(f.count + 4)) } ?? "")
-                }
+                let (_, attempts) = try ArchitectureRecognizer.attempt(bundle, configJSON: configJSON)
+                tried = attempts.map { .init(family: $0.family, reason: $0.reason) }
+            }
+        }
+        // "Unless the file says otherwise": preprocessing and labels carried in the file's metadata
+        // (e.g. a safetensors written by another tool with wconv.preprocess) win over family defaults.
+        if !CanonicalModel.isCanonical(bundle) {
+            if let s = bundle.metadata[CanonicalModel.preprocessKey],
+               let p = try? JSONDecoder().decode(Preprocessing.self, from: Data(s.utf8)) {
+                graph.preprocessing = p
+                evidence.append("preprocessing from the file's \(CanonicalModel.preprocessKey) metadata")
+            }
+            if let s = bundle.metadata[CanonicalModel.labelsKey], let l = try? JSONDecoder().decode([String].self, from: Data(s.utf8)) {
+                graph.labels = l
             }
         }
         graph.provenance.sourceFile = graph.provenance.sourceFile ?? sourcePath
@@ -116,13 +130,15 @@ public enum GraphImporter {
         }
         var ops: [String: Int] = [:]
         for n in graph.nodes { ops[n.op.rawValue, default: 0] += 1 }
-        let report = ImportReport(
+        var report = ImportReport(
             source: sourcePath, sourceSHA256: sha256, format: format, output: nil,
             architecture: graph.architecture, variant: graph.variant, evidence: evidence,
             weightsOnlyReason: weightsOnlyReason, familiesTried: tried, nodeCount: graph.nodes.count, opCounts: ops,
             inputs: graph.inputs, outputs: graph.outputs, tensors: entries,
             groups: graph.isWeightsOnly ? [] : ((try? LayerGrouping(graph: graph))?.groups ?? []), head: ImportReport.findHead(graph),
             preprocessing: graph.preprocessing, warnings: bundle.warnings)
+        report.extras = Dictionary(bundle.extras.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        report.stubbedGlobals = bundle.stubbedGlobals
         return ImportResult(graph: graph, report: report)
     }
 

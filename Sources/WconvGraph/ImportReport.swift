@@ -47,6 +47,10 @@ public struct ImportReport: Codable, Sendable {
     public var head: Head?
     public var preprocessing: Preprocessing?
     public var warnings: [String]
+    /// What else the file holds besides the tensors (optimizer state, epoch, …), key → summary.
+    public var extras: [String: String] = [:]
+    /// Classes the pickle referenced that became inert stubs (never called).
+    public var stubbedGlobals: [String] = []
 
     /// The classification/task head: the Linear producing a graph output (else the last Linear).
     static func findHead(_ g: ModelGraph) -> Head? {
@@ -99,6 +103,8 @@ public struct ImportReport: Codable, Sendable {
             default: s.append("\(head) → \(t.usedBy.joined(separator: ", "))")
             }
         }
+        for (k, v) in extras.sorted(by: { $0.key < $1.key }) { s.append("also in file:  \(k): \(v)") }
+        if !stubbedGlobals.isEmpty { s.append("inert stubs:   \(stubbedGlobals.joined(separator: ", ")) (referenced by the pickle, never executed)") }
         for w in warnings { s.append("warning: \(w)") }
         if let o = output { s.append("wrote:         \(o)") }
         return s.joined(separator: "\n")

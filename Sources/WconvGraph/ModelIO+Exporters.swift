@@ -5,6 +5,6 @@ extension ModelIO {
         try ONNXGraphExporter.export(graph, to: path)
     }
     static func exportKeras(_ graph: ModelGraph, to path: String) throws {
-        throw WconvError(.runtime, "Keras .h5 export is not in this build", file: path)
+        try KerasH5Writer.write(graph, to: path)
     }
 }

@@ -8,6 +8,10 @@ import WconvTensor
 extension ShapeInference {
     public static let onnxUnary: Set<Op> = [.erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN, .cast]
     public static let onnxBinary: Set<Op> = [.pow, .equal, .less, .lessOrEqual, .greater, .greaterOrEqual, .and, .or, .minimum, .maximum]
+    /// Every op with a rule in this file.
+    public static let onnxOps: Set<Op> = onnxUnary.union(onnxBinary).union(
+        [.where, .reduceMean, .reduceSum, .reduceMax, .globalMaxPool, .unsqueeze, .squeeze, .split, .expand, .shape,
+         .constantOfShape, .range, .tile, .gatherND, .argMax])
 
     /// Largest output (elements) an op whose shape comes from values in the file may ask for
     /// (expand, tile, constantOfShape, range): 1 GiB of f32. A few bytes of file must not make the

@@ -17,6 +17,16 @@ public enum ShapeInference {
         custom[op] = rule
     }
 
+    /// True when the op has a built-in or registered rule.
+    public static func hasRule(_ op: Op) -> Bool { builtinOps.contains(op) || onnxOps.contains(op) || customRule(op) != nil }
+
+    static let builtinOps: Set<Op> = [
+        .conv2d, .batchNorm, .linear, .matmul, .relu, .relu6, .clip, .silu, .gelu, .hardSwish, .hardSigmoid,
+        .sigmoid, .tanh, .dropout, .identity, .softmax, .maxPool2d, .avgPool2d, .adaptiveAvgPool2d, .globalAvgPool,
+        .add, .sub, .mul, .div, .concat, .flatten, .reshape, .transpose, .layerNorm, .embedding, .gather, .pad,
+        .arange, .slice, .attention,
+    ]
+
     static func customRule(_ op: Op) -> ShapeRule? {
         lock.lock(); defer { lock.unlock() }
         return custom[op]
@@ -28,8 +38,28 @@ public enum ShapeInference {
         return WconvError.invalid("node '\(node.name)' (op \(node.op)): \(why); inputs [\(shapes.joined(separator: ", "))]")
     }
 
-    /// Output shapes of one node.
+    /// Output shapes of one node; every size is checked against overflow (attributes may come
+    /// from an untrusted file).
     public static func outputShapes(_ node: GraphNode, _ inputs: [[Int]?]) throws -> [[Int]] {
+        let outs = try rawOutputShapes(node, inputs)
+        for s in outs {
+            guard s.allSatisfy({ $0 >= 0 }), (try? Tensor.checkedNumel(s)) != nil else {
+                throw fail(node, inputs, "output shape \(s) is negative or overflows")
+            }
+        }
+        return outs
+    }
+
+    static func rawOutputShapes(_ node: GraphNode, _ inputs: [[Int]?]) throws -> [[Int]] {
+        func prod(_ dims: ArraySlice<Int>) throws -> Int {
+            guard let n = try? Tensor.checkedNumel(Array(dims)) else { throw fail(node, inputs, "sizes \(Array(dims)) overflow") }
+            return n
+        }
+        func sum(_ a: Int, _ b: Int) throws -> Int {
+            let (r, o) = a.addingReportingOverflow(b)
+            guard !o else { throw fail(node, inputs, "sizes overflow") }
+            return r
+        }
         func need(_ i: Int) throws -> [Int] {
             guard i < inputs.count, let s = inputs[i] else { throw fail(node, inputs, "input \(i) is required") }
             return s
@@ -46,8 +76,8 @@ public enum ShapeInference {
             return r
         }
         func spatial(_ size: Int, k: Int, s: Int, p0: Int, p1: Int, d: Int, ceil: Bool, what: String) throws -> Int {
-            guard k >= 1, s >= 1, d >= 1, p0 >= 0, p1 >= 0 else {
-                throw fail(node, inputs, "\(what): kernel \(k), stride \(s), dilation \(d), pads \(p0),\(p1) must be positive")
+            guard k >= 1, s >= 1, d >= 1, p0 >= 0, p1 >= 0, k < 1 << 20, s < 1 << 30, d < 1 << 20, p0 < 1 << 30, p1 < 1 << 30, size < 1 << 40 else {
+                throw fail(node, inputs, "\(what): kernel \(k), stride \(s), dilation \(d), pads \(p0),\(p1) must be positive and sane")
             }
             let span = d * (k - 1) + 1
             let avail = size + p0 + p1 - span
@@ -66,8 +96,9 @@ public enum ShapeInference {
             guard x.count == 4 else { throw fail(node, inputs, "expects a 4-D NCHW input") }
             guard w.count == 4 else { throw fail(node, inputs, "expects a 4-D OIHW weight") }
             let g = node.int("group") ?? 1
-            guard g >= 1, x[1] == w[1] * g, w[0] % g == 0 else {
-                throw fail(node, inputs, "input has \(x[1]) channels but weight \(w) with group \(g) expects \(w[1] * g) (and \(w[0]) output channels divisible by the group)")
+            let (expected, overflow) = w[1].multipliedReportingOverflow(by: g)
+            guard g >= 1, !overflow, x[1] == expected, w[0] % g == 0 else {
+                throw fail(node, inputs, "input has \(x[1]) channels but weight \(w) with group \(g) expects \(overflow ? "an impossible number of" : String(expected)) (and \(w[0]) output channels divisible by the group)")
             }
             if inputs.count > 2, let b = inputs[2] {
                 guard b == [w[0]] else { throw fail(node, inputs, "bias shape \(b) should be [\(w[0])]") }
@@ -127,7 +158,7 @@ public enum ShapeInference {
             let s = node.ints("strides") == nil ? k : try attrInts("strides", 2, default: 1)
             let p = try attrInts("pads", 4, default: 0)
             let d = node.op == .maxPool2d ? try attrInts("dilations", 2, default: 1) : [1, 1]
-            for (i, pad) in p.enumerated() where pad * 2 > k[i % 2] {
+            for (i, pad) in p.enumerated() where pad > k[i % 2] / 2 {
                 throw fail(node, inputs, "pad \(pad) exceeds half the kernel \(k[i % 2]) (PyTorch rejects this)")
             }
             let ceil = (node.int("ceilMode") ?? 0) != 0
@@ -158,7 +189,7 @@ public enum ShapeInference {
                 guard s.count == first.count, (0..<s.count).allSatisfy({ $0 == ax || s[$0] == first[$0] }) else {
                     throw fail(node, inputs, "shapes differ outside axis \(ax)")
                 }
-                out[ax] += s[ax]
+                out[ax] = try sum(out[ax], s[ax])
             }
             return [out]
         case .flatten:
@@ -166,7 +197,7 @@ public enum ShapeInference {
             let ax = node.int("axis") ?? 1
             let a = ax < 0 ? ax + x.count : ax
             guard a >= 0 && a <= x.count else { throw fail(node, inputs, "axis \(ax) out of range") }
-            return [Array(x[..<a]) + [x[a...].reduce(1, *)]]
+            return [Array(x[..<a]) + [try prod(x[a...])]]
         case .reshape:
             let x = try need(0)
             guard let shape = node.ints("shape") else { throw fail(node, inputs, "missing attribute shape") }
@@ -181,12 +212,12 @@ public enum ShapeInference {
                     infer = i; out.append(1)
                 } else if d > 0 { out.append(d) } else { throw fail(node, inputs, "shape \(shape) has a negative dim") }
             }
-            let total = x.reduce(1, *), known = out.reduce(1, *)
+            let total = try prod(x[...]), known = try prod(out[...])
             if infer >= 0 {
                 guard known > 0, total % known == 0 else { throw fail(node, inputs, "cannot reshape \(total) elements to \(shape)") }
                 out[infer] = total / known
             }
-            guard out.reduce(1, *) == total else { throw fail(node, inputs, "cannot reshape \(total) elements to \(shape)") }
+            guard try prod(out[...]) == total else { throw fail(node, inputs, "cannot reshape \(total) elements to \(shape)") }
             return [out]
         case .transpose:
             let x = try need(0)
@@ -218,7 +249,7 @@ public enum ShapeInference {
             guard let p = node.ints("pads"), p.count == 2 * x.count else {
                 throw fail(node, inputs, "pads must list \(2 * x.count) values (begin…, end…)")
             }
-            let out = (0..<x.count).map { x[$0] + p[$0] + p[$0 + x.count] }
+            let out = try (0..<x.count).map { try sum(try sum(x[$0], p[$0]), p[$0 + x.count]) }
             guard out.allSatisfy({ $0 >= 0 }) else { throw fail(node, inputs, "pads \(p) make a negative size") }
             return [out]
         case .arange:
@@ -236,7 +267,7 @@ public enum ShapeInference {
             var out = x
             for i in 0..<starts.count {
                 let a = try axis(axes[i], rank: x.count)
-                guard steps[i] > 0 else { throw fail(node, inputs, "step \(steps[i]) must be positive") }
+                guard steps[i] > 0, steps[i] < 1 << 40 else { throw fail(node, inputs, "step \(steps[i]) must be positive") }
                 let n = x[a]
                 func clamp(_ v: Int) -> Int { let r = v < 0 ? v + n : v; return min(max(r, 0), n) }
                 let s = clamp(starts[i]), e = clamp(ends[i])
@@ -281,6 +312,14 @@ extension ModelGraph {
     /// listed must have fully known shapes). Throws `.invalidInput` naming the node, op and shapes
     /// at the first node whose inputs do not fit — before any compute.
     public func inferShapes(inputShapes: [String: [Int]]) throws -> [String: [Int]] {
+        try inferShapes(inputShapes: inputShapes, allowUnknownOps: false)
+    }
+
+    /// With `allowUnknownOps`, nodes whose op has no shape rule (ops another builder added without
+    /// registering a rule) and everything downstream of them are left out of the result instead of
+    /// failing; every node with a rule is still checked.
+    public func inferShapes(inputShapes: [String: [Int]], allowUnknownOps: Bool) throws -> [String: [Int]] {
+        var unknown = Set<String>()
         var shapes: [String: [Int]] = [:]
         for input in inputs {
             let given = inputShapes[input.name]
@@ -304,6 +343,10 @@ extension ModelGraph {
         }
         var known = KnownValues(parameter: { parameters[$0] ?? aliases[$0].flatMap { parameters[$0] } }, inputs: inputs)
         for node in nodes {
+            if allowUnknownOps && (!ShapeInference.hasRule(node.op) || node.inputs.contains(where: unknown.contains)) {
+                unknown.formUnion(node.outputs)
+                continue
+            }
             let node = known.resolve(node)
             var ins = [[Int]?]()
             ins.reserveCapacity(node.inputs.count)
@@ -323,7 +366,7 @@ extension ModelGraph {
             }
             for (name, s) in zip(node.outputs, outs) where !name.isEmpty { shapes[name] = s }
         }
-        for out in outputs {
+        for out in outputs where !unknown.contains(out.name) {
             guard let s = shapes[out.name] else {
                 throw WconvError.invalid("graph output '\(out.name)' is not produced by any node")
             }
@@ -353,7 +396,11 @@ extension ModelGraph {
     /// Structural checks (topological order, unique value names, every name resolvable, no
     /// dangling graph outputs or aliases) and then shape inference on probe shapes, so a bad graph
     /// is an error naming the node, op and shapes before any compute. A weights-only graph is valid.
-    public func validate() throws {
+    public func validate() throws { try validate(allowUnknownOps: false) }
+
+    /// `allowUnknownOps`: see `inferShapes(inputShapes:allowUnknownOps:)`; used where a graph from
+    /// another builder is stored or restored (the runtime refuses ops it cannot run).
+    public func validate(allowUnknownOps: Bool) throws {
         if nodes.isEmpty {
             guard outputs.isEmpty else { throw WconvError.invalid("graph has outputs but no nodes") }
             return
@@ -390,7 +437,7 @@ extension ModelGraph {
         for out in outputs where !produced.contains(out.name) {
             throw WconvError.invalid("graph output '\(out.name)' is not produced by any node (dangling output)")
         }
-        _ = try inferShapes(inputShapes: probeInputShapes())
+        _ = try inferShapes(inputShapes: probeInputShapes(), allowUnknownOps: allowUnknownOps)
     }
 
     static func show(_ shape: [Int?]) -> String {

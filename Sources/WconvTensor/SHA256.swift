@@ -7,8 +7,7 @@ import Darwin
 /// Streaming SHA-256 (FIPS 180-4), used for provenance: the hash of a source model file is
 /// computed in fixed-size chunks so a multi-gigabyte file never has to sit in memory.
 public struct SHA256: Sendable {
-    private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
-        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+    private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
     private var pending = [UInt8]()
     private var length: UInt64 = 0
 
@@ -34,13 +33,15 @@ public struct SHA256: Sendable {
             pending.append(contentsOf: data[0..<take])
             i = take
             if pending.count == 64 {
-                pending.withUnsafeBytes { compress($0.baseAddress!) }
+                let block = pending
+                block.withUnsafeBytes { compressBlocks($0.baseAddress!, count: 1) }
                 pending.removeAll(keepingCapacity: true)
             }
         }
-        while data.count - i >= 64 {
-            compress(data.baseAddress!.advanced(by: i))
-            i += 64
+        let whole = (data.count - i) / 64
+        if whole > 0, let base = data.baseAddress {
+            compressBlocks(base.advanced(by: i), count: whole)
+            i += whole * 64
         }
         if i < data.count { pending.append(contentsOf: data[i...]) }
     }
@@ -60,7 +61,7 @@ public struct SHA256: Sendable {
         tail.withUnsafeBytes { update($0) }
         length = saved
         var out = [UInt8]()
-        for v in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
+        for v in h {
             out += [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
         }
         return out
@@ -98,29 +99,44 @@ public struct SHA256: Sendable {
         return hex(s.finalize())
     }
 
-    private mutating func compress(_ p: UnsafeRawPointer) {
-        var w = [UInt32](repeating: 0, count: 64)
-        for t in 0..<16 {
-            let b = p.advanced(by: t * 4).assumingMemoryBound(to: UInt8.self)
-            w[t] = UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
+    /// Compresses `count` consecutive 64-byte blocks. Written over raw pointers with the rotations
+    /// spelled out (masking shifts: the amounts are constants below 32), so even an unoptimised
+    /// (debug) build hashes at a usable speed.
+    private mutating func compressBlocks(_ start: UnsafeRawPointer, count: Int) {
+        let w = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        defer { w.deallocate() }
+        h.withUnsafeMutableBufferPointer { hb in
+            SHA256.k.withUnsafeBufferPointer { kb in
+                let hp = hb.baseAddress!, k = kb.baseAddress!
+                var p = start.assumingMemoryBound(to: UInt8.self)
+                for _ in 0..<count {
+                    var t = 0
+                    while t < 16 {
+                        w[t] = UInt32(p[4 * t]) &<< 24 | UInt32(p[4 * t + 1]) &<< 16 | UInt32(p[4 * t + 2]) &<< 8 | UInt32(p[4 * t + 3])
+                        t += 1
+                    }
+                    while t < 64 {
+                        let x = w[t - 15], y = w[t - 2]
+                        let s0 = ((x &>> 7) | (x &<< 25)) ^ ((x &>> 18) | (x &<< 14)) ^ (x &>> 3)
+                        let s1 = ((y &>> 17) | (y &<< 15)) ^ ((y &>> 19) | (y &<< 13)) ^ (y &>> 10)
+                        w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+                        t += 1
+                    }
+                    var a = hp[0], b = hp[1], c = hp[2], d = hp[3], e = hp[4], f = hp[5], g = hp[6], hh = hp[7]
+                    t = 0
+                    while t < 64 {
+                        let S1 = ((e &>> 6) | (e &<< 26)) ^ ((e &>> 11) | (e &<< 21)) ^ ((e &>> 25) | (e &<< 7))
+                        let ch = (e & f) ^ (~e & g)
+                        let t1 = hh &+ S1 &+ ch &+ k[t] &+ w[t]
+                        let S0 = ((a &>> 2) | (a &<< 30)) ^ ((a &>> 13) | (a &<< 19)) ^ ((a &>> 22) | (a &<< 10))
+                        let maj = (a & b) ^ (a & c) ^ (b & c)
+                        hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ S0 &+ maj
+                        t += 1
+                    }
+                    hp[0] &+= a; hp[1] &+= b; hp[2] &+= c; hp[3] &+= d; hp[4] &+= e; hp[5] &+= f; hp[6] &+= g; hp[7] &+= hh
+                    p += 64
+                }
+            }
         }
-        for t in 16..<64 {
-            let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-            let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-        }
-        var (a, b, c, d, e, f, g, hh) = h
-        for t in 0..<64 {
-            let S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-            let ch = (e & f) ^ (~e & g)
-            let t1 = hh &+ S1 &+ ch &+ SHA256.k[t] &+ w[t]
-            let S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-            let maj = (a & b) ^ (a & c) ^ (b & c)
-            let t2 = S0 &+ maj
-            hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
-        }
-        h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e, h.5 &+ f, h.6 &+ g, h.7 &+ hh)
     }
-
-    @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }

@@ -62,7 +62,10 @@ public struct Tensor: @unchecked Sendable {
         var acc = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) {
             strides[i] = acc
-            acc *= max(shape[i], 1)
+            // Saturate instead of trapping: a tensor with a zero dim beside huge ones has no
+            // elements, so its strides are never used, but the file that declared it must not crash us.
+            let (m, overflow) = acc.multipliedReportingOverflow(by: max(shape[i], 1))
+            acc = overflow ? Int.max : m
         }
         return strides
     }

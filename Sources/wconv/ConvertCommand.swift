@@ -70,6 +70,11 @@ struct ConvertCommand: ParsableCommand {
             throw WconvError(.usage, "--max-shard-size applies to safetensors output only")
         }
 
+        if format == .onnx || format == .kerasH5 {
+            try convertThroughGraph(format: format)
+            return
+        }
+
         var bundle = try ModelFile.load(path: input, key: key)
         var report: [(String, JSONOut)] = [("input", .string(input)), ("input_format", .string(bundle.format))]
         var lines: [String] = ["read \(input) (\(bundle.format)): \(bundle.tensors.count) tensors, \(Fmt.bytes(InspectReport.storedBytes(bundle)))"]
@@ -207,5 +212,27 @@ enum DTypeNarrowing {
         }
         bar.finish()
         return (converted, reports)
+    }
+}
+
+extension ConvertCommand {
+    /// ONNX and Keras .h5 need the model's structure, not just its tensors: the input is imported
+    /// into a graph (architecture recognised, or the file's own graph) and exported from it.
+    private func convertThroughGraph(format: FileFormat) throws {
+        guard rename.isEmpty, stripPrefix == nil, dtype == nil else {
+            throw WconvError(.usage, "--rename, --strip-prefix and --dtype change tensor names or types, which an exported graph must keep; convert to .safetensors first, then to \(format == .onnx ? "ONNX" : ".h5")")
+        }
+        let graph = try ModelIO.load(path: input, key: key, toolVersion: wconvVersion)
+        if graph.isWeightsOnly {
+            throw WconvError(.invalidInput, "\(format == .onnx ? "ONNX" : "Keras .h5") export needs the model's graph, and no architecture was recognised in this file; run 'wconv import \(input)' to see why (or pass --arch to 'wconv import'), then convert the canonical file it writes", file: input)
+        }
+        try ModelIO.save(graph, to: output, format: format == .onnx ? .onnx : .h5)
+        let line = "read \(input): \(graph.architecture ?? "graph") with \(graph.nodes.count) nodes, \(graph.parameters.count) tensors\nwrote \(output) (\(format.rawValue))"
+        if json {
+            JSONOut.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(format.rawValue)),
+                            ("nodes", .int(graph.nodes.count)), ("tensors", .int(graph.parameters.count))]).print()
+        } else {
+            print(line)
+        }
     }
 }

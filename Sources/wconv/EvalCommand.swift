@@ -10,9 +10,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "CPU threads.") var threads: Int = 2
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
     @Flag(help: "Print one JSON document on stdout.") var json = false
+    @OptionGroup var preprocessing: PreprocessingOptions
 
     func run() throws {
-        let graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        try preprocessing.apply(to: &graph)
         let ds = try TrainingJob.dataset(data, classes: graph.labels)
         if let n = HeadReplacement.outputSize(graph), n != ds.classes.count {
             throw WconvError.invalid("the model predicts \(n) classes but the data has \(ds.classes.count) (\(ds.classes.prefix(8).joined(separator: ", "))); evaluate on data with the model's classes")

@@ -22,7 +22,8 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let config = try training.config()
         let started = Date()
-        let graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        try training.preprocessing.apply(to: &graph)
         let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: config.seed)
         let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }
         stderrLine(TrainingJob.summary(train, name: "training"))

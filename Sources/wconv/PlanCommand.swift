@@ -14,6 +14,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let config = try training.config()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        try training.preprocessing.apply(to: &graph)
         let classNames: [String]
         var trainSet: (any LabelledDataset)?
         if let data {

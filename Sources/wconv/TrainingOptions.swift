@@ -34,6 +34,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "MMD kind: mean (the seed's) | gaussian (multi-bandwidth kernel)") var mmd: String = "mean"
     @Flag(name: .customLong("keep-optimizer-state"), help: "Keep optimizer moments when progressive unfreezing rebuilds the groups.") var keepOptimizerState = false
     @Flag(name: .customLong("no-shuffle"), help: "Keep the dataset order (reference runs).") var noShuffle = false
+    @OptionGroup var preprocessing: PreprocessingOptions
 
     func config() throws -> TrainingConfig {
         var c = TrainingConfig()
@@ -67,3 +68,33 @@ func printJSON(_ obj: Any) throws {
 }
 
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }
+
+/// Overrides of the model's preprocessing metadata (for files that carry none, such as a bare .pth).
+struct PreprocessingOptions: ParsableArguments {
+    @Option(name: .customLong("input-size"), help: "Network input size (square), overriding the model's metadata.") var inputSize: Int?
+    @Option(help: "Resize the shorter side to this before the center crop (0: resize straight to the input size).") var resize: Int?
+    @Option(help: "Per-channel mean, e.g. 0.485,0.456,0.406 (on pixels scaled to [0,1]).") var mean: String?
+    @Option(help: "Per-channel std, e.g. 0.229,0.224,0.225.") var std: String?
+
+    func apply(to graph: inout ModelGraph) throws {
+        guard inputSize != nil || resize != nil || mean != nil || std != nil else { return }
+        var p = graph.preprocessing ?? .imagenet
+        if let n = inputSize {
+            guard n > 0 else { throw WconvError(.usage, "--input-size must be positive") }
+            p.inputSize = [n, n]
+            if resize == nil { p.resizeShorter = Int((Double(n) * 256 / 224).rounded()) }
+        }
+        if let r = resize { p.resizeShorter = r > 0 ? r : nil }
+        func three(_ s: String, _ flag: String) throws -> [Double] {
+            let v = s.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 3 else { throw WconvError(.usage, "\(flag) needs three comma-separated numbers, got '\(s)'") }
+            return v
+        }
+        if let m = mean { p.mean = try three(m, "--mean") }
+        if let s = std {
+            p.std = try three(s, "--std")
+            guard p.std.allSatisfy({ $0 > 0 }) else { throw WconvError(.usage, "--std values must be positive") }
+        }
+        graph.preprocessing = p
+    }
+}

@@ -121,6 +121,8 @@ final class ONNXReaderTests: XCTestCase {
             ("missing_data.onnx", "not found"),
             ("ext_out_of_range.onnx", "runs past the end"),
             ("raw_too_short.onnx", "raw_data has"),
+            ("huge_dims_no_data.onnx", "no data in raw_data or the typed fields"),
+            ("empty_huge_dims.onnx", "overflows"),
         ]
         for (name, fragment) in cases {
             let p = ONNXFixtures.path("bad/" + name)

@@ -71,7 +71,8 @@ final class PickleDecoderTests: XCTestCase {
         assertUnsafe([0x80, 4, 0x8C, 2] + Array("nt".utf8) + [0x8C, 6] + Array("system".utf8) + [0x93, 0x2E], "nt")
         assertUnsafe([0x28] + [0x69] + Array("os\nsystem\n".utf8) + [0x2E], "os")
         // getattr chains via dotted names
-        assertUnsafe([0x80, 4, 0x8C, 5] + Array("torch".utf8) + [0x8C, 10] + Array("nn.Module2".utf8) + [0x93, 0x2E], "dotted")
+        assertUnsafe([0x80, 4, 0x8C, 5] + Array("torch".utf8) + [0x8C, 8] + Array("hub.load".utf8) + [0x93, 0x2E], "torch.hub")
+        assertUnsafe([0x80, 4, 0x8C, 8] + Array("__main__".utf8) + [0x8C, 13] + Array("f.__globals__".utf8) + [0x93, 0x2E], "dunder")
         // The payload comes before a broken tail: still refused as unsafe, not as "corrupt".
         assertUnsafe(global("os", "system") + [0x58, 2, 0, 0, 0] + Array("id".utf8) + [0x85, 0x52, 0xFF, 0xFF], "os")
     }

@@ -12,7 +12,7 @@ final class FullSizeRecognitionTests: XCTestCase {
         let one = Storage(zeroedByteCount: 8)
         for item in try XCTUnwrap(entry["keys"] as? [[Any]]) {
             let name = try XCTUnwrap(item[0] as? String), shape = try XCTUnwrap(item[1] as? [Int])
-            let dtype: DType = (item[2] as? String) == "int64" ? .i64 : .f32
+            let dtype: DType = item.count > 2 && (item[2] as? String) == "int64" ? .i64 : .f32
             b.tensors[name] = try Tensor(dtype: dtype, shape: shape, strides: shape.map { _ in 0 }, storage: one)
         }
         return b
@@ -22,6 +22,7 @@ final class FullSizeRecognitionTests: XCTestCase {
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.dir + "/full_size_shapes.json"))
         let all = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
         XCTAssertGreaterThanOrEqual(all.count, 14)
+        XCTAssertTrue(all.values.contains { ($0["keys"] as? [[Any]])?.contains { $0.count == 3 } ?? false }, "int64 counters present")
         for (name, entry) in all.sorted(by: { $0.key < $1.key }) {
             let r = try ArchitectureRecognizer.recognizeDetailed(try bundle(entry))
             if let v = entry["variant"] as? String { XCTAssertEqual(r.graph.variant, v, name) }
@@ -44,5 +45,8 @@ final class FullSizeRecognitionTests: XCTestCase {
         let b5 = try ArchitectureRecognizer.recognize(try bundle(try XCTUnwrap(all["efficientnet_b5"])))
         XCTAssertEqual(b5.preprocessing?.inputSize, [456, 456])
         XCTAssertEqual(b5.nodes.first { $0.op == .batchNorm }?.float("epsilon"), 1e-3)
+        let v2 = try ArchitectureRecognizer.recognize(try bundle(try XCTUnwrap(all["efficientnet_v2_s"])))
+        XCTAssertEqual(v2.preprocessing?.inputSize, [384, 384])
+        XCTAssertEqual(v2.nodes.first { $0.op == .batchNorm }?.float("epsilon"), 1e-3)
     }
 }

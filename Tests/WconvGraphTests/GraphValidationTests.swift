@@ -85,6 +85,11 @@ final class GraphValidationTests: XCTestCase {
         var g = tiny()
         g.nodes[3] = GraphNode(name: "gap", op: "frobnicate", inputs: ["p"], outputs: ["g"])
         assertInvalid(g, mentions: ["'gap'", "frobnicate", "no shape rule"])
+        // Stored graphs from other builders may carry ops without rules: checked around them.
+        XCTAssertNoThrow(try g.validate(allowUnknownOps: true))
+        var h = g
+        h.nodes[4].inputs[1] = "nowhere"
+        XCTAssertThrowsError(try h.validate(allowUnknownOps: true), "structure is still checked")
         g = tiny()
         g.nodes[2].attributes["pads"] = .ints([2, 2, 2, 2])
         assertInvalid(g, mentions: ["'pool'", "exceeds half the kernel"])
@@ -92,6 +97,30 @@ final class GraphValidationTests: XCTestCase {
         g.inputs = [ValueInfo(name: "x", shape: [nil, 3, 2, 2])]
         g.nodes[0].attributes["pads"] = .ints([0, 0, 0, 0])
         assertInvalid(g, mentions: ["'conv'", "height", "smaller than the kernel"])
+    }
+
+    /// Attributes as an untrusted canonical file could carry them: extreme values never trap,
+    /// they fail validation (or pass when harmless).
+    func testHostileAttributesNeverCrash() {
+        let extremes = [Int.max, Int.min, -1, 0, 1 << 40, Int.max / 2]
+        let keys = ["strides", "pads", "kernel", "group", "dilations", "axis", "outputSize", "shape", "perm", "keepdims"]
+        var failures = 0
+        for node in 0..<5 {
+            for key in keys {
+                for v in extremes {
+                    var g = tiny()
+                    g.nodes[node].attributes[key] = key == "group" || key == "axis" || key == "keepdims" ? .int(v) : .ints([v, v, v, v])
+                    do { try g.validate() } catch { failures += 1 }
+                }
+            }
+        }
+        XCTAssertGreaterThan(failures, 50)
+        var g = tiny()
+        g.nodes[3] = GraphNode(name: "gap", op: .reshape, inputs: ["p"], outputs: ["g"], attributes: ["shape": .ints([Int.max, Int.max])])
+        assertInvalid(g, mentions: ["'gap'", "overflow"])
+        g = tiny()
+        g.nodes[2].attributes["strides"] = .ints([Int.max, Int.max])
+        assertInvalid(g, mentions: ["'pool'"])
     }
 
     func testInputShapeMismatch() {
@@ -111,6 +140,40 @@ final class GraphValidationTests: XCTestCase {
         var g = ModelGraph(inputs: [ValueInfo(name: "x", shape: [1, 3])])
         g.nodes = [GraphNode(name: "d", op: "doubleWidth", inputs: ["x"], outputs: ["y"])]
         XCTAssertEqual(try g.inferShapes(inputShapes: [:])["y"], [1, 6])
+    }
+
+    /// One node over given input shapes → its output shape (or the error text).
+    func shape(_ op: Op, _ shapes: [[Int]], _ attrs: [String: AttributeValue] = [:]) -> String {
+        let names = shapes.indices.map { "x\($0)" }
+        var g = ModelGraph(inputs: zip(names, shapes).map { ValueInfo(name: $0, shape: $1.map { $0 }) })
+        g.nodes = [GraphNode(name: "n", op: op, inputs: names, outputs: ["y"], attributes: attrs)]
+        g.outputs = [ValueInfo(name: "y", shape: [])]
+        do { return "\(try g.inferShapes(inputShapes: [:])["y"]!)" } catch { return "error: \(error)" }
+    }
+
+    func testGeneralOpRules() {
+        XCTAssertEqual(shape(.matmul, [[2, 1, 3, 4], [5, 4, 6]]), "[2, 5, 3, 6]")
+        XCTAssertEqual(shape(.matmul, [[4], [3, 4, 6]]), "[3, 6]")
+        XCTAssertEqual(shape(.matmul, [[3, 4], [4]]), "[3]")
+        XCTAssertTrue(shape(.matmul, [[3, 4], [5, 6]]).contains("inner dims differ: 4 vs 5"))
+        XCTAssertEqual(shape(.add, [[2, 1, 5], [3, 1]]), "[2, 3, 5]")
+        XCTAssertTrue(shape(.mul, [[2, 3], [4]]).contains("do not broadcast"))
+        XCTAssertEqual(shape(.concat, [[2, 3, 4], [2, 5, 4]], ["axis": .int(-2)]), "[2, 8, 4]")
+        XCTAssertTrue(shape(.concat, [[2, 3, 4], [1, 5, 4]], ["axis": .int(1)]).contains("differ outside axis 1"))
+        XCTAssertEqual(shape(.reshape, [[2, 3, 4]], ["shape": .ints([0, -1])]), "[2, 12]")
+        XCTAssertTrue(shape(.reshape, [[2, 3, 4]], ["shape": .ints([5, -1])]).contains("cannot reshape 24"))
+        XCTAssertEqual(shape(.transpose, [[2, 3, 4]], ["perm": .ints([2, 0, 1])]), "[4, 2, 3]")
+        XCTAssertTrue(shape(.transpose, [[2, 3, 4]], ["perm": .ints([0, 0, 1])]).contains("not a permutation"))
+        XCTAssertEqual(shape(.gather, [[5, 6, 7], [2, 3]], ["axis": .int(1)]), "[5, 2, 3, 7]")
+        XCTAssertEqual(shape(.pad, [[1, 2, 3]], ["pads": .ints([0, 1, 2, 0, 1, 2])]), "[1, 4, 7]")
+        XCTAssertEqual(shape(.flatten, [[2, 3, 4, 5]], ["axis": .int(2)]), "[2, 3, 20]")
+        XCTAssertEqual(shape(.softmax, [[2, 3]], ["axis": .int(-1)]), "[2, 3]")
+        XCTAssertTrue(shape(.softmax, [[2, 3]], ["axis": .int(2)]).contains("axis 2 is out of range"))
+        XCTAssertEqual(shape(.globalAvgPool, [[2, 3, 4, 5]], ["keepdims": .int(0)]), "[2, 3]")
+        XCTAssertEqual(shape(.adaptiveAvgPool2d, [[2, 3, 4, 5]], ["outputSize": .ints([7, 7])]), "[2, 3, 7, 7]")
+        XCTAssertEqual(shape(.avgPool2d, [[1, 1, 5, 5]], ["kernel": .ints([2, 2]), "strides": .ints([2, 2]), "ceilMode": .int(1)]), "[1, 1, 3, 3]")
+        XCTAssertEqual(shape(.layerNorm, [[2, 7, 8], [8], [8]]), "[2, 7, 8]")
+        XCTAssertTrue(shape(.layerNorm, [[2, 7, 8], [7], [7]]).contains("trailing dims"))
     }
 
     func testTransformerOps() throws {

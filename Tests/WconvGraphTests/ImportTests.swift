@@ -70,6 +70,17 @@ final class ImportTests: XCTestCase {
         XCTAssertTrue(r.report.evidence.first?.contains("wconv.graph") ?? false)
     }
 
+    func testPreprocessingFromFileMetadataWins() throws {
+        var b = try Fixtures.readSafetensors("vgg.safetensors")
+        b.metadata["wconv.preprocess"] = #"{"inputSize":[96,96],"resizeShorter":null,"mean":[0.5,0.5,0.5],"std":[0.5,0.5,0.5],"interpolation":"nearest","channelOrder":"bgr","scale":255}"#
+        b.metadata["wconv.labels"] = #"["cat","dog"]"#
+        let r = try GraphImporter.importGraph(bundle: b, sourcePath: "vgg.safetensors")
+        XCTAssertEqual(r.graph.preprocessing?.inputSize, [96, 96])
+        XCTAssertNil(r.graph.preprocessing?.resizeShorter)
+        XCTAssertEqual(r.graph.preprocessing?.channelOrder, "bgr")
+        XCTAssertEqual(r.graph.labels, ["cat", "dog"])
+    }
+
     func testLayerGroups() throws {
         func groups(_ file: String, config: [String: Any]? = nil) throws -> [LayerGroup] {
             try LayerGrouping(graph: try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors(file), configJSON: config)).groups

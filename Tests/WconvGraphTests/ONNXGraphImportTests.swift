@@ -96,9 +96,18 @@ final class ONNXGraphImportTests: XCTestCase {
             let h = ONNXGraphFixtures.histogram(g)
             XCTAssertEqual(h["linear"], 7, name)  // q, k, v, attention out, intermediate, output, pooler
             XCTAssertEqual(h["embedding"], 1, name)
-            XCTAssertEqual(h["erf"], 1, name)
+            // The Erf chain (no Gelu before opset 20) and opset 14's decomposed LayerNorm are fused.
+            XCTAssertEqual(h["gelu"], 1, name)
+            XCTAssertNil(h["erf"], name)
             XCTAssertEqual(h["softmax"], 1, name)
-            XCTAssertEqual(h["layerNorm"], name == "bert_ts_op14.onnx" ? nil : 3, name)
+            XCTAssertEqual(h["layerNorm"], 3, name)
+            XCTAssertNil(h["sqrt"], name)
+            XCTAssertNil(h["reduceMean"], name)
+            if name == "bert_ts_op14.onnx" {
+                let ln = try XCTUnwrap(g.nodes.first { $0.op == .layerNorm })
+                XCTAssertEqual(ln.inputs.dropFirst(), ["embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"])
+                XCTAssertEqual(ln.float("epsilon")!, 1e-12, accuracy: 1e-18)
+            }
             XCTAssertTrue(g.parameters.keys.contains("embeddings.word_embeddings.weight"), name)
             // MatMul weights are stored (in, out); the canonical linear holds (out, in) and records the transpose.
             for n in g.nodes where n.op == .linear {
@@ -195,5 +204,53 @@ final class ONNXGraphImportTests: XCTestCase {
         XCTAssertEqual(mg.nodes[0].ints("pads"), [0, 0, 1, 1])
         g.nodes[0].attributes["auto_pad"] = .string("SAME_LOWER")
         XCTAssertEqual(try ONNXGraphBuilder.build(ONNXModel(graph: g)).nodes[0].ints("pads"), [1, 1, 0, 0])
+    }
+}
+
+final class ONNXGraphOrderTests: XCTestCase {
+    func testUnsortedNodesAreSortedAndCyclesRefused() throws {
+        var m = try ONNXReader.readModel(path: ONNXGraphFixtures.path("resnet_ts_op13.onnx"))
+        let sorted = try ONNXGraphBuilder.build(m)
+        m.graph.nodes.reverse()
+        let g = try ONNXGraphBuilder.build(m)
+        XCTAssertEqual(ONNXGraphFixtures.histogram(g), ONNXGraphFixtures.histogram(sorted))
+        var seen = Set(g.inputs.map(\.name)).union(g.parameters.keys)
+        for n in g.nodes {
+            for i in n.inputs where !i.isEmpty { XCTAssertTrue(seen.contains(i), "\(n.name) reads \(i) before it is produced") }
+            n.outputs.forEach { seen.insert($0) }
+        }
+        // a → b → a
+        m.graph.nodes = [ONNXNode(name: "a", opType: "Relu", inputs: ["v2"], outputs: ["v1"]),
+                         ONNXNode(name: "b", opType: "Relu", inputs: ["v1"], outputs: ["v2"])]
+        XCTAssertThrowsError(try ONNXGraphBuilder.build(m)) { XCTAssertTrue("\($0)".contains("cycle"), "\($0)") }
+    }
+
+    func testFuzzGraphEntrySurvivesMutations() throws {
+        let f = try MappedFile(path: ONNXGraphFixtures.path("bert_ts_op14.onnx"))
+        let bytes = Array(f.buffer)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var m = bytes
+            for _ in 0..<3 { m[Int.random(in: 0..<m.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            m.withUnsafeBytes { fuzzONNXGraph($0) }
+        }
+    }
+}
+
+final class ONNXGraphDynamicShapeTests: XCTestCase {
+    /// Dynamic batch and sequence: shape chains cannot fold, so they stay as canonical ops whose inputs
+    /// are all produced in the graph; the weights are the file's own.
+    func testDynamicBertKeepsShapeOps() throws {
+        let g = try ONNXGraphFixtures.build("bert_ts_op17_dynamic.onnx")
+        let h = ONNXGraphFixtures.histogram(g)
+        XCTAssertEqual(h["linear"], 7)
+        XCTAssertEqual(h["layerNorm"], 3)
+        XCTAssertGreaterThan(h["shape"] ?? 0, 0)
+        XCTAssertEqual(g.inputs.first?.shape, [nil, nil])
+        XCTAssertTrue(g.nodes.contains { $0.op == .reshape && $0.inputs.count == 2 }, "run-time reshape keeps its shape input")
+        let bundle = try ONNXReader.read(path: ONNXGraphFixtures.path("bert_ts_op17_dynamic.onnx"))
+        for name in ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight"] {
+            XCTAssertTrue(g.parameters[name]!.bitwiseEqual(bundle.tensors[name]!), name)
+        }
     }
 }

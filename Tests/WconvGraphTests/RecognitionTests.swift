@@ -83,6 +83,23 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(try node(g, "classifier.1").inputs[1], "classifier.1.weight")
     }
 
+    func testEfficientNetV2FusedStages() throws {
+        let (r, m) = try recognise("efficientnet_v2")
+        let g = r.graph
+        XCTAssertTrue(g.variant?.hasPrefix("efficientnet_v2") ?? false, g.variant ?? "")
+        let stages = try XCTUnwrap(m["stages"] as? [Int])
+        let fused = try XCTUnwrap(m["fused_stages"] as? Int)
+        // Squeeze-excitation only in the MBConv stages.
+        XCTAssertEqual(count(g, .globalAvgPool), stages.dropFirst(fused).reduce(0, +))
+        XCTAssertEqual(count(g, .add), m["residual_blocks"] as? Int)
+        // V2-S strides [1,2,2,2,1,2]: the fused 3×3 of stage 2 strides, stage 5's depthwise does not.
+        XCTAssertEqual(try node(g, "features.2.0.block.0.0").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "features.2.0.block.0.0").int("group"), 1)
+        XCTAssertEqual(try node(g, "features.5.0.block.1.0").ints("strides"), [1, 1])
+        XCTAssertEqual(try node(g, "features.6.0.block.1.0").ints("strides"), [2, 2])
+        XCTAssertEqual(try node(g, "features.0.1").float("epsilon"), 1e-3)
+    }
+
     func testMobileNetV2() throws {
         let (r, m) = try recognise("mobilenet_v2")
         let g = r.graph
@@ -172,11 +189,47 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(shapes["pooler_output"], [2, 64])
     }
 
+    func testBERTConfigDrivesHeadsEpsAndActivation() throws {
+        let b = try Fixtures.readSafetensors("minilm_noconfig/model.safetensors")
+        let g = try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 2, "hidden_act": "gelu_new", "layer_norm_eps": 1e-6])
+        XCTAssertEqual(g.nodes.first { $0.op == .attention }?.int("heads"), 2)
+        XCTAssertEqual(g.nodes.first { $0.op == .gelu }?.string("approximate"), "tanh")
+        XCTAssertEqual(g.nodes.first { $0.op == .layerNorm }?.float("epsilon"), 1e-6)
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 5])) { e in
+            XCTAssertTrue("\(e)".contains("5 heads do not divide hidden size 64"), "\(e)")
+        }
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b, configJSON: ["hidden_act": "mish"])) { e in
+            XCTAssertTrue("\(e)".contains("'mish'"), "\(e)")
+        }
+    }
+
     func testDistilBERT() throws {
         let (r, m) = try recognise("distilbert")
         XCTAssertEqual(r.family, "distilbert")
         XCTAssertEqual(r.graph.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
         XCTAssertFalse(r.graph.nodes.contains { $0.name.contains("token_type") })
+    }
+
+    func testRoBERTaShapedEncoderIsNotClaimedAsBERT() throws {
+        var b = try Fixtures.readSafetensors("minilm_noconfig/model.safetensors")
+        b.tensors["embeddings.token_type_embeddings.weight"] = Tensor(zeros: [1, 64])
+        b.tensors["embeddings.position_embeddings.weight"] = Tensor(zeros: [514, 64])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b)) { e in
+            XCTAssertTrue("\(e)".contains("RoBERTa"), "\(e)")
+        }
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors("minilm_noconfig/model.safetensors"),
+                                                                  configJSON: ["model_type": "roberta"])) { e in
+            XCTAssertTrue("\(e)".contains("model_type 'roberta'"), "\(e)")
+        }
+    }
+
+    func testDistilBERTSequenceClassification() throws {
+        let (r, m) = try recognise("distilbert_cls")
+        let g = r.graph
+        XCTAssertEqual(g.outputs.map(\.name), ["logits"])
+        XCTAssertEqual(g.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
+        XCTAssertEqual(try node(g, "pre_classifier.relu").op, .relu)
+        XCTAssertNotNil(g.parameters["distilbert.embeddings.word_embeddings.weight"], "task prefix kept in names")
     }
 
     func testWrapperPrefixIsStrippedAndReported() throws {
@@ -202,6 +255,25 @@ final class RecognitionTests: XCTestCase {
         }
     }
 
+    /// A custom CNN sharing VGG's `features.N` names but with its own `fc` head must not be claimed
+    /// as a (headless) VGG: unexplained tensors reject a family unless --arch forces it.
+    func testCustomModelWithSharedNamesIsNotClaimed() throws {
+        var b = TensorBundle(format: "safetensors")
+        b.tensors["features.0.weight"] = Tensor(zeros: [16, 3, 3, 3])
+        b.tensors["features.3.weight"] = Tensor(zeros: [32, 16, 3, 3])
+        for (i, c) in [(1, 16), (4, 32)] {
+            for k in ["weight", "bias", "running_mean", "running_var"] { b.tensors["features.\(i).\(k)"] = Tensor(zeros: [c]) }
+        }
+        b.tensors["fc.weight"] = Tensor(zeros: [5, 32])
+        b.tensors["fc.bias"] = Tensor(zeros: [5])
+        XCTAssertThrowsError(try ArchitectureRecognizer.recognize(b)) { e in
+            XCTAssertTrue("\(e)".contains("vgg: the vgg layout matched but 2 tensor(s) would be left unexplained: 'fc.bias' [5], 'fc.weight' [5, 32]")
+                          || "\(e)".contains("'fc.weight' [5, 32]"), "\(e)")
+        }
+        let forced = try ArchitectureRecognizer.recognizeDetailed(b, forced: "vgg")
+        XCTAssertTrue(forced.unused["fc.weight"]?.contains("--arch") ?? false)
+    }
+
     func testNonMatchingFileListsEveryFamily() throws {
         var b = TensorBundle(format: "safetensors")
         b.tensors["encoder.conv.weight"] = Tensor(zeros: [4, 3, 3, 3])
@@ -210,6 +282,18 @@ final class RecognitionTests: XCTestCase {
             let err = e as? WconvError
             XCTAssertEqual(err?.kind, .invalidInput)
             for f in ArchitectureRecognizer.familyNames { XCTAssertTrue(err?.message.contains("  \(f): ") ?? false, "\(f) missing: \(err?.message ?? "")") }
+        }
+    }
+
+    func testHeadlessBackbonesOutputPooledFeatures() throws {
+        for (file, head, width) in [("resnet_basic.safetensors", "fc", 24), ("densenet.safetensors", "classifier", 20),
+                                    ("efficientnet.safetensors", "classifier.1", 48), ("vgg.safetensors", "classifier", 24 * 49)] {
+            var b = try Fixtures.readSafetensors(file)
+            for k in b.tensors.keys where k.hasPrefix(head + ".") { b.tensors[k] = nil }
+            let r = try ArchitectureRecognizer.recognizeDetailed(b)
+            XCTAssertEqual(r.graph.outputs.map(\.name), ["features"], file)
+            XCTAssertEqual(try r.graph.inferShapes(inputShapes: ["input": [2, 3, 48, 48]])["features"], [2, width], file)
+            XCTAssertTrue(r.evidence.contains { $0.contains("headless") }, file)
         }
     }
 
@@ -226,5 +310,49 @@ final class RecognitionTests: XCTestCase {
 enum ImportReportProbe {
     static func headIn(_ g: ModelGraph) -> Int? {
         g.nodes.last { $0.op == .linear }.flatMap { g.parameters[$0.inputs[1]]?.shape[1] }
+    }
+}
+
+/// Hostile shapes in otherwise well-formed state dicts: recognition fails with a reason or
+/// succeeds, but never traps.
+final class RecognitionRobustnessTests: XCTestCase {
+    func testMutatedShapesNeverCrash() throws {
+        let one = Storage(zeroedByteCount: 8)
+        let shapes: [[Int]] = [[], [0], [3], [1, 1], [0, 3, 3, 3], [5, 0, 1, 1], [1 << 40, 1], [7, 3, 3, 3], [2, 2, 2, 2, 2], [8, 1, 1 << 20, 1 << 20]]
+        var rng = SplitMix64(seed: 20261129)  // deterministic, so a failure reproduces
+        var outcomes = [0, 0]
+        for file in ["resnet_basic.safetensors", "efficientnet.safetensors", "mobilenet_v3_small.safetensors",
+                     "densenet.safetensors", "vgg_bn.safetensors", "bert_cls/model.safetensors"] {
+            let base = try Fixtures.readSafetensors(file)
+            let keys = Array(base.tensors.keys)
+            for _ in 0..<60 {
+                var b = base
+                for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                    let k = keys.randomElement(using: &rng)!
+                    let s = shapes.randomElement(using: &rng)!
+                    b.tensors[k] = try Tensor(dtype: .f32, shape: s, strides: s.map { _ in 0 }, storage: one)
+                }
+                do {
+                    _ = try ArchitectureRecognizer.recognize(b, configJSON: ["num_attention_heads": 4])
+                    outcomes[0] += 1
+                } catch let e as WconvError {
+                    XCTAssertFalse(e.message.isEmpty)
+                    outcomes[1] += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(outcomes[1], 0)
+    }
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

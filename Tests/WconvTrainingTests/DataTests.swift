@@ -131,6 +131,18 @@ final class DatasetTests: XCTestCase {
             try data.prefix(cut).write(to: URL(fileURLWithPath: p))
             XCTAssertThrowsError(try TensorDataset.load(path: p))
         }
+        // Random byte flips in both archives: decode or throw, never crash.
+        var rng = RNG(seed: 12)
+        for name in ["tensors_f32.npz", "tensors_u8.npz"] {
+            let orig = try Data(contentsOf: URL(fileURLWithPath: Fixture.path(name)))
+            for k in 0..<150 {
+                var b = orig
+                for _ in 0..<(1 + k % 4) { let i = rng.below(b.count); b[i] = UInt8(truncatingIfNeeded: rng.next32()) }
+                let p = d.path + "/fz\(k).npz"
+                try b.write(to: URL(fileURLWithPath: p))
+                if let ds = try? TensorDataset.load(path: p) { for i in 0..<ds.count { _ = try? ds.load(i) } }
+            }
+        }
     }
 
     func testStratifiedSplitIsSeededAndStratified() throws {

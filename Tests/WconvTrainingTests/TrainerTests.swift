@@ -6,15 +6,15 @@ import WconvTensor
 import XCTest
 
 /// Three classes told apart by which channel is bright; float images (already network input).
-func syntheticData(_ n: Int, seed: UInt64, shift: Float = 0) throws -> TensorDataset {
+func syntheticData(_ n: Int, seed: UInt64, shift: Float = 0, size: Int = 8) throws -> TensorDataset {
     var rng = RNG(seed: seed)
     var v = [Float](), labels = [Int]()
     for i in 0..<n {
         let c = i % 3
         labels.append(c)
-        for ch in 0..<3 { for _ in 0..<64 { v.append(Float(rng.normal()) * 0.5 + (ch == c ? 1.2 : -0.4) + shift) } }
+        for ch in 0..<3 { for _ in 0..<(size * size) { v.append(Float(rng.normal()) * 0.5 + (ch == c ? 1.2 : -0.4) + shift) } }
     }
-    let t = Tensor(shape: [n, 3, 8, 8], floats: v)
+    let t = Tensor(shape: [n, 3, size, size], floats: v)
     return try TensorDataset(images: t, labels: labels, classes: ["r", "g", "b"], name: "synthetic")
 }
 
@@ -96,7 +96,7 @@ final class TrainerTests: XCTestCase {
                             train: try syntheticData(48, seed: 9), val: try syntheticData(24, seed: 10), log: { _ in })
         let r = try t.run()
         XCTAssertNotNil(r.baselineAccuracy)
-        XCTAssertNotNil(r.stopped)
+        XCTAssertNotNil(r.stopped, "baseline \(r.baselineAccuracy ?? -1), val \(r.history.map { $0.valAccuracy ?? -1 })")
     }
 
     func testScratchReinitialises() throws {
@@ -104,5 +104,45 @@ final class TrainerTests: XCTestCase {
         let t = try Trainer(graph: g, config: config(.scratch, epochs: 1), train: try syntheticData(16, seed: 1), val: nil, log: { _ in })
         let r = try t.run()
         XCTAssertFalse(r.graph.parameters["a.w"]!.bitwiseEqual(g.parameters["a.w"]!))
+    }
+}
+
+final class DeterminismTests: XCTestCase {
+    /// Two threads: still bit-identical for the same seed (and different for another seed).
+    func testTwoThreadsBitIdentical() throws {
+        func run(_ seed: UInt64) throws -> ModelGraph {
+            var c = TrainingConfig()
+            c.mode = .finetune; c.epochs = 2; c.batchSize = 8; c.threads = 2; c.seed = seed; c.dropout = 0.3
+            let t = try Trainer(graph: resnet18Graph(width: 8, classes: 3, input: 32), config: c,
+                                train: try syntheticData(24, seed: 2, size: 32), val: nil, log: { _ in })
+            t.computeBaseline = false
+            return try t.run().graph
+        }
+        let a = try run(1), b = try run(1), c = try run(2)
+        for (k, v) in a.parameters { XCTAssertTrue(v.bitwiseEqual(b.parameters[k]!), k) }
+        XCTAssertFalse(a.parameters["fc.weight"]!.bitwiseEqual(c.parameters["fc.weight"]!))
+    }
+}
+
+final class SoftmaxHeadTests: XCTestCase {
+    /// A graph ending in softmax (Keras style) trains on the logits before it, as torch would on the
+    /// same network without the softmax: identical weights.
+    func testSoftmaxOutputTrainsOnLogits() throws {
+        var sm = tinyGraph()
+        sm.nodes.append(GraphNode(name: "softmax", op: .softmax, inputs: ["logits"], outputs: ["probs"], attributes: ["axis": .int(1)]))
+        sm.outputs = [ValueInfo(name: "probs", shape: [nil, 4])]
+        var c = TrainingConfig()
+        c.mode = .finetune; c.epochs = 2; c.batchSize = 8; c.threads = 1; c.head = "keep"; c.groups = "stem=a|n,block=c,head=z"
+        let data = try syntheticData(24, seed: 3), val = try syntheticData(12, seed: 4)
+        func run(_ g: ModelGraph) throws -> TrainingResult {
+            let t = try Trainer(graph: g, config: c, train: try TensorDataset(images: data.images, labels: data.labels, classes: ["a", "b", "c", "d"], name: "d"),
+                                val: try TensorDataset(images: val.images, labels: val.labels, classes: ["a", "b", "c", "d"], name: "v"), log: { _ in })
+            t.computeBaseline = false
+            return try t.run()
+        }
+        let a = try run(sm), b = try run(tinyGraph())
+        XCTAssertTrue(a.graph.parameters["z.w"]!.bitwiseEqual(b.graph.parameters["z.w"]!))
+        XCTAssertEqual(a.metrics!.loss!, b.metrics!.loss!, accuracy: 1e-5)
+        XCTAssertEqual(a.metrics!.accuracy, b.metrics!.accuracy)
     }
 }

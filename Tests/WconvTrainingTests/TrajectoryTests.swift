@@ -16,7 +16,7 @@ final class TrajectoryTests: XCTestCase {
         let data = try TensorDataset(images: Tensor(shape: [labels.count, 3, 8, 8], floats: floats(f["images"])), labels: labels,
                                      classes: ["x", "y", "z"], name: "trajectory")
         let cases = f["cases"] as! [[String: Any]]
-        XCTAssertEqual(cases.count, 8)
+        XCTAssertEqual(cases.count, 9)
         for c in cases {
             var cfg = TrainingConfig()
             cfg.mode = TrainingMode(rawValue: c["mode"] as! String)!

@@ -1,3 +1,4 @@
+import CFuzzDriver
 import Wconv
 import WconvFormats
 import WconvTensor
@@ -23,4 +24,12 @@ public func fuzzPickle(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = r.globalsSeen.count + r.stubbedGlobals.count
     } catch {}
     return 0
+}
+
+// Entry point: SwiftPM links `main` to `FuzzPickle_main`; hand control to libFuzzer's driver.
+@_cdecl("FuzzPickle_main")
+public func fuzzPickleMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var c = argc
+    var v = argv
+    return LLVMFuzzerRunDriver(&c, &v) { data, size in data.map { fuzzPickle($0, size) } ?? 0 }
 }

@@ -182,7 +182,10 @@ struct ONNXProtoDecoder {
             guard d >= 0, d <= Int64(Int.max) else { throw invalid("\(what): negative dimension \(d)") }
             shape.append(Int(d))
         }
-        guard let numel = try? Tensor.checkedNumel(shape) else { throw invalid("\(what): shape \(shape) overflows") }
+        // Strides multiply the non-zero dims, so an empty tensor with huge other dims must be refused too.
+        guard let numel = try? Tensor.checkedNumel(shape), (try? Tensor.checkedNumel(shape.map { max($0, 1) })) != nil else {
+            throw invalid("\(what): shape \(shape) overflows")
+        }
         guard let dtype = ONNXDataType.dtype(code) else {
             return .skipped(ONNXSkippedTensor(name: name, dataType: code, reason: "element type \(ONNXDataType.name(code)) is not supported by wconv's tensor layer"))
         }
@@ -235,6 +238,14 @@ struct ONNXProtoDecoder {
             guard n == numel else {
                 throw invalid("\(what): \(field) holds \(n) values but shape \(shape) needs \(numel)\(n == 0 ? " (no data in raw_data or the typed fields)" : "")")
             }
+        }
+        // The element count is checked against the field before anything is allocated, so dims cannot
+        // make us allocate more than the file holds.
+        switch dtype {
+        case .f32: try count(t.n_float_data, "float_data")
+        case .f64: try count(t.n_double_data, "double_data")
+        case .i64: try count(t.n_int64_data, "int64_data")
+        default: try count(t.n_int32_data, "int32_data")
         }
         let storage = Storage(zeroedByteCount: numel * dtype.byteSize)
         let dst = storage.mutableBytes!

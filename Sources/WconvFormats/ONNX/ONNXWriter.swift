@@ -96,13 +96,20 @@ public enum ONNXWriter {
                 if let p = producer[inp], p != i { indegree[i] += 1; users[p].append(i) }
             }
         }
-        var ready = Array((0..<g.nodes.count).filter { indegree[$0] == 0 }.reversed())
+        // Already sorted (the usual case): keep the order as given.
+        if (0..<g.nodes.count).allSatisfy({ i in g.nodes[i].inputs.allSatisfy { $0.isEmpty || (producer[$0].map { $0 <= i } ?? true) } }) {
+            return g.nodes
+        }
+        var ready = (0..<g.nodes.count).filter { indegree[$0] == 0 }
         var out: [ONNXNode] = []
-        while let i = ready.popLast() {
+        var head = 0
+        while head < ready.count {
+            let i = ready[head]
+            head += 1
             out.append(g.nodes[i])
             for u in users[i] {
                 indegree[u] -= 1
-                if indegree[u] == 0 { ready.append(u); ready.sort(by: >) }
+                if indegree[u] == 0 { ready.append(u) }
             }
         }
         guard out.count == g.nodes.count else {

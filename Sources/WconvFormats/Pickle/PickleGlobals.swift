@@ -236,8 +236,16 @@ public final class PickleGlobal {
             return "\(qualified) is a dunder attribute (a common gadget)"
         }
         if name.contains(".") {
-            // Protocol 4 allows dotted names (getattr chains), e.g. 'torch' + 'load.__globals__'.
-            return "'\(name)' is a dotted attribute path (a getattr chain gadget)"
+            // Protocol 4 qualnames are getattr chains ('torch' + 'hub.load', 'x' + 'f.__globals__'):
+            // every step of the chain must pass the same checks as a plain module.name.
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard !parts.contains(where: \.isEmpty) else { return "'\(name)' is a malformed dotted name" }
+            var m = module
+            for p in parts.dropLast() {
+                if let why = danger(module: m, name: p) { return why }
+                m += "." + p
+            }
+            return danger(module: m, name: parts[parts.count - 1])
         }
         return nil
     }

@@ -5,7 +5,7 @@ import WconvTensor
 public struct PyTorchReadOptions {
     /// Dotted path to the state dict inside a checkpoint (`--key model.ema`); nil finds it automatically.
     public var key: String?
-    /// Verify the CRC-32 of every record, not only of records up to 1 MiB (costs a pass over the data).
+    /// Verify the CRC-32 of every record, not only of records up to 64 KiB (costs a pass over the data).
     public var verifyAllChecksums: Bool = false
     public init(key: String? = nil) { self.key = key }
 }
@@ -112,8 +112,7 @@ public enum PyTorchReader {
         var walker = TensorTreeWalker(path: file.path)
         if isScript { walker.scriptOrder = TorchScriptCode.declarations(zip: zip, prefix: prefix) }
         let found = try walker.extract(result.value, key: options.key)
-        var format = isScript ? "torchscript" : (found.isModule ? "pytorch-module" : "pytorch-zip")
-        if isScript && options.key != nil { format = "torchscript" }
+        let format = isScript ? "torchscript" : (found.isModule ? "pytorch-module" : "pytorch-zip")
         var bundle = try assemble(found, table: table, format: format, pickle: result, path: file.path)
         if byteSwap { bundle.warnings.append("the file was written on a big-endian machine; values were byte-swapped") }
         if isScript { bundle.warnings.append("TorchScript archive: weights read from data.pkl; its code was not run") }

@@ -16,7 +16,7 @@ enum PyTorchShards {
         var shardOf: [String: String] = [:]
         var shards: [String] = []
         for (name, v) in map {
-            guard let f = v as? String, !f.contains("/"), !f.contains("\\"), f != "..", !f.isEmpty else {
+            guard let f = v as? String, !f.contains("/"), !f.contains("\\"), f != "..", !f.isEmpty, !f.hasSuffix(".index.json") else {
                 throw WconvError.invalid("weight_map entry '\(name)' names '\(v)', which is not a file beside the index", file: indexPath)
             }
             shardOf[name] = f

@@ -85,12 +85,10 @@ public enum PyTorchWriter {
             viewRecord[vk] = key
             placement[name] = Placement(key: key, offset: 0, strides: Tensor.contiguousStrides(t.shape))
         }
-        // Element counts per record (typed storages count elements, untyped ones count bytes).
-        var recordDType: [Int: DType] = [:]
+        // Byte length per record (typed storages then count elements, untyped ones bytes).
         var recordBytes: [Int: Int] = [:]
-        for (name, t) in bundle.tensors {
+        for (name, _) in bundle.tensors {
             let p = placement[name]!
-            recordDType[p.key] = t.dtype
             switch records[p.key].source {
             case .tensor(let x): recordBytes[p.key] = x.byteCount
             case .storage(_, let n): recordBytes[p.key] = n
@@ -102,7 +100,6 @@ public enum PyTorchWriter {
         enc.op(0x29); enc.op(0x52) // EMPTY_TUPLE, REDUCE
         let names = Array(bundle.tensors.keys)
         var i = 0
-        var seenKey = Set<Int>()
         while i < names.count {
             enc.mark()
             for name in names[i..<min(i + 1000, names.count)] {
@@ -122,7 +119,6 @@ public enum PyTorchWriter {
                 enc.int(legacy != nil ? bytes / t.dtype.byteSize : bytes)
                 enc.op(0x74) // TUPLE
                 enc.op(0x51) // BINPERSID
-                seenKey.insert(p.key)
                 enc.int(p.offset)
                 enc.intTuple(t.shape)
                 enc.intTuple(p.strides)
@@ -137,7 +133,6 @@ public enum PyTorchWriter {
             i += 1000
         }
         enc.stop()
-        _ = recordDType
         return Plan(pickle: enc.bytes, records: records)
     }
 

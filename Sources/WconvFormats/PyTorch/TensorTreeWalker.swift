@@ -86,6 +86,11 @@ struct TensorTreeWalker {
             if case .object(let o) = root {
                 throw WconvError.invalid("the file holds a \(o.global.qualifiedName) object, which is neither a state dict nor an nn.Module; no tensors to read", file: path)
             }
+            if let items = root.sequenceItems, !items.isEmpty, items.allSatisfy(isTensor) {
+                for (i, v) in items.enumerated() { r.tensors.append((String(i), try tensorOf(v))) }
+                r.warnings.append("the file holds a \(root.kindName) of \(items.count) tensors; they are named by index")
+                return r
+            }
             if case .tensor = root {
                 r.tensors = [("tensor", try tensorOf(root))]
                 r.warnings.append("the file holds a single tensor; it is named 'tensor'")

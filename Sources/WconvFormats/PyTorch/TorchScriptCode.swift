@@ -5,7 +5,10 @@ enum TorchScriptCode {
     static func declarations(zip: ZipArchive, prefix: String) -> [String: (params: [String], buffers: [String])] {
         var out: [String: (params: [String], buffers: [String])] = [:]
         let codeDir = prefix + "code/"
-        for e in zip.entries where e.name.hasPrefix(codeDir) && e.name.hasSuffix(".py") && e.uncompressedSize < (16 << 20) {
+        // Code is only a hint for ordering: read at most 64 MiB of it in total.
+        var budget = 64 << 20
+        for e in zip.entries where e.name.hasPrefix(codeDir) && e.name.hasSuffix(".py") && e.uncompressedSize <= budget {
+            budget -= e.uncompressedSize
             guard let data = try? zip.data(of: e) else { continue }
             let text = withExtendedLifetime(data) { String(decoding: data.buffer, as: UTF8.self) }
             let module = e.name.dropFirst(codeDir.count).dropLast(3).replacingSlashes

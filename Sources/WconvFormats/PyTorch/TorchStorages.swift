@@ -122,6 +122,10 @@ final class TorchStorageTable {
         return out
     }
 
+    /// Largest ratio of logical tensor bytes to stored bytes (zero-stride expansion), above a small floor.
+    static let maxExpansion = 1024
+    static let expansionFloor = 16 << 20
+
     /// A wconv tensor for a pickled tensor: dtype checked, extent checked against the storage.
     func tensor(_ pt: PickleTensor, name: String) throws -> Tensor {
         guard let dtype = pt.dtype else {
@@ -131,10 +135,19 @@ final class TorchStorageTable {
             throw WconvError.invalid("tensor '\(name)': untyped storage '\(pt.storage.key)' of \(pt.storage.declaredCount) bytes is not a whole number of \(dtype.rawValue) elements", file: path)
         }
         let storage = try self.storage(for: pt.storage, dtype: dtype, tensorName: name)
+        let t: Tensor
         do {
-            return try Tensor(dtype: dtype, shape: pt.shape, strides: pt.strides, offset: pt.offset, storage: storage)
+            t = try Tensor(dtype: dtype, shape: pt.shape, strides: pt.strides, offset: pt.offset, storage: storage)
         } catch let e as WconvError {
             throw WconvError.invalid("tensor '\(name)' (storage '\(pt.storage.key)'): \(e.message)", file: path)
         }
+        // Zero strides let a few stored bytes describe an enormous tensor; anyone materialising it would
+        // allocate far more than the file justifies. Real files expand small buffers only.
+        let (cap, o) = storage.byteCount.multipliedReportingOverflow(by: Self.maxExpansion)
+        let logical = pt.shape.reduce(dtype.byteSize) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        if logical > max(Self.expansionFloor, o ? Int.max : cap) {
+            throw WconvError.invalid("tensor '\(name)' expands \(storage.byteCount) stored bytes to \(logical) bytes (shape \(pt.shape), strides \(pt.strides)); refusing a tensor the file cannot justify", file: path)
+        }
+        return t
     }
 }

@@ -28,8 +28,10 @@ public final class ZipArchive {
     /// Members in central-directory order.
     public private(set) var entries: [ZipEntry]
     private var byName: [String: Int]
-    /// Members with a non-zero CRC up to this size are verified whenever they are read.
-    public var eagerCRCLimit = 1 << 20
+    /// Members with a non-zero CRC up to this size are verified whenever they are read (the pickle and
+    /// small tensors); larger ones only through `verifyChecksum(of:)`, so big records stay untouched
+    /// until used (torch.load with mmap=True checks none).
+    public var eagerCRCLimit = 64 << 10
 
     /// Largest inflated size accepted for one DEFLATE member, and the largest inflate ratio
     /// (DEFLATE cannot exceed ~1032:1, so anything above is a lie in the directory).

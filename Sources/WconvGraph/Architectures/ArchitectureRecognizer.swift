@@ -47,6 +47,17 @@ public enum ArchitectureRecognizer {
 
     /// Like `recognize`, with evidence, renames and the reasons other families were rejected.
     public static func recognizeDetailed(_ bundle: TensorBundle, forced: String? = nil, configJSON: [String: Any]? = nil) throws -> Recognition {
+        let (match, tried) = try attempt(bundle, forced: forced, configJSON: configJSON)
+        if let match { return match }
+        let list = tried.map { "  \($0.family): \($0.reason)" }.joined(separator: "\n")
+        let what = forced.map { "the file is not a \($0) model" } ?? "no known architecture matches these \(bundle.tensors.count) tensors"
+        throw WconvError.invalid("\(what). Tried:\n\(list)\nThe tensors can still be inspected, converted and diffed as a weights-only model; use --arch NAME to force a family.")
+    }
+
+    /// Tries the families in order: the first match, and every family tried before it (or all of
+    /// them, when none matched) with the reason it failed. Throws only for an unknown `forced` name.
+    public static func attempt(_ bundle: TensorBundle, forced: String? = nil, configJSON: [String: Any]? = nil) throws
+        -> (Recognition?, [(family: String, reason: String)]) {
         let (tensors, renames) = stripWrapperPrefixes(bundle.tensors)
         var candidates = families
         if let forced {
@@ -56,7 +67,7 @@ public enum ArchitectureRecognizer {
             }
             candidates = [fam]
         }
-        var tried: [(String, String)] = []
+        var tried: [(family: String, reason: String)] = []
         for fam in candidates {
             let builder = GraphBuilder(tensors)
             do {
@@ -71,20 +82,29 @@ public enum ArchitectureRecognizer {
                 if !bundle.aliases.isEmpty { graph.aliases = bundle.aliases }
                 let used = Set(graph.nodes.flatMap(\.inputs))
                 var unused: [String: String] = [:]
+                var leftovers: [String] = []
                 for key in graph.parameters.keys where !used.contains(key) {
-                    unused[key] = builder.unusedReasons[key] ?? "not part of the recognised \(fam.name) structure"
+                    if let why = builder.unusedReasons[key] { unused[key] = why } else {
+                        leftovers.append(key)
+                        unused[key] = "not part of the recognised \(fam.name) structure (kept; --arch forced the family)"
+                    }
                 }
-                return Recognition(graph: graph, family: fam.name, evidence: evidence, renames: renames,
-                                   unused: unused, tried: tried)
+                // A family whose graph would leave tensors unexplained is the wrong family (a custom
+                // model that happens to share some names); only --arch may override that.
+                if !leftovers.isEmpty && forced == nil {
+                    let shown = leftovers.prefix(3).map { "'\($0)' \(graph.parameters[$0].map { "\($0.shape)" } ?? "")" }.joined(separator: ", ")
+                    tried.append((fam.name, "the \(fam.name) layout matched but \(leftovers.count) tensor(s) would be left unexplained: \(shown)\(leftovers.count > 3 ? ", …" : "")"))
+                    continue
+                }
+                return (Recognition(graph: graph, family: fam.name, evidence: evidence, renames: renames,
+                                    unused: unused, tried: tried), tried)
             } catch let f as RecognitionFailure {
                 tried.append((fam.name, f.reason))
             } catch let e as WconvError {
                 tried.append((fam.name, e.message))
             }
         }
-        let list = tried.map { "  \($0.0): \($0.1)" }.joined(separator: "\n")
-        let what = forced == nil ? "no known architecture matches these \(bundle.tensors.count) tensors" : "the file is not a \(forced!) model"
-        throw WconvError.invalid("\(what). Tried:\n\(list)\nThe tensors can still be inspected, converted and diffed as a weights-only model; use --arch NAME to force a family.")
+        return (nil, tried)
     }
 
     /// Chains prefix-strip renames with a family's own renames into one record per tensor.

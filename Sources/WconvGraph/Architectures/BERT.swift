@@ -109,6 +109,8 @@ extension GraphBuilder {
 /// `intermediate.dense`, `output.{dense,LayerNorm}`, optional `pooler.dense`, optional task head
 /// `classifier` (BertForSequenceClassification, keys under `bert.`). Old TF-ported files name
 /// LayerNorm parameters gamma/beta; they are renamed to weight/bias as transformers does.
+/// RoBERTa (`roberta.` keys) is deliberately not matched: its positions start at padding_idx + 1,
+/// which this graph's arange-from-0 positions would get silently wrong.
 enum BERTFamily: ArchitectureFamily {
     static let name = "bert"
 
@@ -119,13 +121,20 @@ enum BERTFamily: ArchitectureFamily {
             if k.hasSuffix(".beta") { return String(k.dropLast(5)) + ".bias" }
             return nil
         }
-        guard let base = b.basePrefix(["bert.", "model.bert.", "roberta."], probe: "embeddings.word_embeddings.weight") else {
+        guard let base = b.basePrefix(["bert.", "model.bert."], probe: "embeddings.word_embeddings.weight") else {
             throw RecognitionFailure("no 'embeddings.word_embeddings.weight' (HF BERT naming)")
         }
         guard b.has(base + "encoder.layer.0.attention.self.query.weight") else {
             throw RecognitionFailure("no '\(base)encoder.layer.0.attention.self.query.weight' (BERT encoder layer naming)")
         }
         let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
+        if let t = config?["model_type"] as? String, t != "bert" {
+            throw RecognitionFailure("config.json says model_type '\(t)', not 'bert' (its embeddings or layers differ)")
+        }
+        if config == nil, b.shape(base + "embeddings.token_type_embeddings.weight")?.first == 1,
+           let p = b.shape(base + "embeddings.position_embeddings.weight")?.first, p == 514 || p == 258 {
+            throw RecognitionFailure("one token type and \(p) positions look like RoBERTa (positions offset by 2); put its config.json beside the file")
+        }
         let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act")
         var (x, _) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps)
         let layers = b.children(base + "encoder.layer")
@@ -162,7 +171,7 @@ enum BERTFamily: ArchitectureFamily {
         if n > 0 { b.evidence.append("renamed \(n) LayerNorm gamma/beta tensors") }
         if !base.isEmpty { b.evidence.append("task-model prefix '\(base)' kept in parameter names") }
         b.evidence += s.notes
-        let variant = dim == 384 || (dim < 768 && layers.count <= 12 && config == nil) ? "bert (MiniLM-size, hidden \(dim))" : "bert (hidden \(dim), \(layers.count) layers)"
+        let variant = "bert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)"
         return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: variant,
                             preprocessing: nil, outputShapeHint: hints)
     }
@@ -207,7 +216,7 @@ enum DistilBERTFamily: ArchitectureFamily {
         }
         b.evidence.append("\(base)embeddings.word_embeddings.weight: hidden size \(dim), no token-type embeddings; \(layers.count) layers \(base)transformer.layer.N.attention.q_lin/k_lin/v_lin/out_lin")
         b.evidence += s.notes.map { $0.replacingOccurrences(of: "LayerNorm eps 1e-12", with: "LayerNorm eps 1e-12 (DistilBERT's fixed value)") }
-        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers)",
+        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)",
                             preprocessing: nil, outputShapeHint: hints)
     }
 }

@@ -57,9 +57,8 @@ enum DenseNetFamily: ArchitectureFamily {
         x = try b.bn("features.norm5", x, channels: c)
         x = b.act(.relu, "relu", x)
         let pooled = b.poolFlatten(x)
-        let (logits, classes) = try b.linear("classifier", pooled, inFeatures: c, output: "logits")
+        let (logits, _) = try b.headOrFeatures("classifier", pooled, inFeatures: c)
         b.evidence.append("\(blocks.count) dense blocks with \(blocks) layers, growth rate \(growth) (conv2 output channels), stem \(try b.require("features.conv0.weight")[0]) channels")
-        b.evidence.append("classifier.weight [\(classes), \(c)]")
         let depth = 2 * blocks.reduce(0, +) + blocks.count + 1
         return try b.finish(inputs: [imageInput], outputs: [logits], family: name,
                             variant: "densenet\(depth)", preprocessing: .imagenet)

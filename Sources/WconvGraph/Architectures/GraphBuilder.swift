@@ -59,7 +59,8 @@ final class GraphBuilder {
         for key in tensors.keys where key.hasPrefix(p) {
             let rest = key.dropFirst(p.count)
             guard let dot = rest.firstIndex(of: ".") else { continue }
-            if let n = Int(rest[..<dot]), n >= 0 { found.insert(n) }
+            // Indices come from the file: bound them so index arithmetic can never overflow.
+            if let n = Int(rest[..<dot]), n >= 0, n < 1 << 20 { found.insert(n) }
         }
         return found.sorted()
     }
@@ -143,6 +144,20 @@ final class GraphBuilder {
         guard w == [dim] else { throw RecognitionFailure("layer norm '\(prefix)' weight \(w) does not match dim \(dim)") }
         let b = has(prefix + ".bias") ? prefix + ".bias" : ""
         return add(prefix, .layerNorm, [x, prefix + ".weight", b], ["epsilon": .float(eps), "axis": .int(-1)], output: output)
+    }
+
+    /// The classifier Linear at `prefix` when the file has one; otherwise (a backbone saved with its
+    /// head removed or replaced by Identity) the pooled features become the output `features`.
+    func headOrFeatures(_ prefix: String, _ x: String, inFeatures: Int, dropout: Double? = nil, dropoutName: String? = nil) throws -> (String, Int) {
+        guard has(prefix + ".weight") else {
+            evidence.append("no '\(prefix).weight': headless backbone, output is the \(inFeatures) pooled features")
+            return (add("features", .identity, [x], output: "features"), inFeatures)
+        }
+        var h = x
+        if let dropout { h = add(dropoutName ?? prefix + ".dropout", .dropout, [h], ["ratio": .float(dropout)]) }
+        let (logits, classes) = try linear(prefix, h, inFeatures: inFeatures, output: "logits")
+        evidence.append("head \(prefix).weight [\(classes), \(inFeatures)]: \(classes) classes")
+        return (logits, classes)
     }
 
     func act(_ op: Op, _ name: String, _ x: String) -> String {

@@ -14,7 +14,7 @@ enum MobileNetV2Family: ArchitectureFamily {
         guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem") }
         guard b.hasModule("features.1.conv") else { throw RecognitionFailure("no 'features.1.conv' (MobileNetV2 blocks are features.N.conv.K)") }
         let top = b.children("features")
-        guard let last = top.last, top == Array(0...last) else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
+        guard let last = top.last, top.first == 0, top.count == last + 1 else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
         let blocks = Array(top.dropFirst().dropLast())
         guard blocks.allSatisfy({ b.hasModule("features.\($0).conv") }) else { throw RecognitionFailure("not every features.N (1..<\(last)) is an inverted residual 'conv' block") }
         let standard = blocks.count == 17
@@ -34,16 +34,13 @@ enum MobileNetV2Family: ArchitectureFamily {
         }
         (x, c) = try b.convNormAct("features.\(last)", x, inChannels: c, act: .relu6, eps: 1e-5)
         let pooled = b.poolFlatten(x)
-        let dropped = b.add("classifier.0", .dropout, [pooled], ["ratio": .float(0.2)])
-        let (logits, classes) = try b.linear("classifier.1", dropped, inFeatures: c, output: "logits")
+        let (logits, _) = try b.headOrFeatures("classifier.1", pooled, inFeatures: c, dropout: 0.2, dropoutName: "classifier.0")
         let stem = try b.require("features.0.0.weight")
         b.evidence.append("stem features.0.0.weight \(stem), \(blocks.count) inverted residual blocks features.1..\(last - 1) ('conv' children), head conv features.\(last) → \(c), ReLU6")
         b.evidence.append(standard ? "17 blocks: torchvision's standard strides (stride 2 at blocks 2, 4, 7, 14)"
                                    : "\(blocks.count) blocks (standard is 17): stride 2 assumed where a block widens — approximate")
-        b.evidence.append("classifier.1.weight [\(classes), \(c)]")
-        let width = Double(stem[0]) / 32
         return try b.finish(inputs: [imageInput], outputs: [logits], family: name,
-                            variant: "mobilenet_v2" + (stem[0] == 32 ? "" : String(format: " (width ≈%.2g)", width)),
+                            variant: "mobilenet_v2" + (stem[0] == 32 ? "" : " (custom width: stem \(stem[0]))"),
                             preprocessing: .imagenet)
     }
 }

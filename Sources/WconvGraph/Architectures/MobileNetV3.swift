@@ -20,7 +20,7 @@ enum MobileNetV3Family: ArchitectureFamily {
         guard b.hasModule("features.1.block") else { throw RecognitionFailure("no 'features.1.block' (MobileNetV3 blocks are features.N.block.K)") }
         guard !b.hasModule("features.1.0") else { throw RecognitionFailure("features.1 holds nested blocks (EfficientNet layout), not MobileNetV3's flat blocks") }
         let top = b.children("features")
-        guard let last = top.last, top == Array(0...last) else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
+        guard let last = top.last, top.first == 0, top.count == last + 1 else { throw RecognitionFailure("features indices are not contiguous: \(top)") }
         let blocks = Array(top.dropFirst().dropLast())
         guard blocks.allSatisfy({ b.hasModule("features.\($0).block") }) else { throw RecognitionFailure("not every features.N (1..<\(last)) is a 'block'") }
         let table = stride2[blocks.count]

@@ -62,8 +62,7 @@ enum ResNetFamily: ArchitectureFamily {
             }
         }
         let pooled = b.poolFlatten(x)
-        let (logits, classes) = try b.linear("fc", pooled, inFeatures: c, output: "logits")
-        b.evidence.append("fc.weight [\(classes), \(c)]: \(classes) classes from \(c) features")
+        let (logits, _) = try b.headOrFeatures("fc", pooled, inFeatures: c)
         let blocks = layers.reduce(0, +)
         let depth = (bottleneck ? 3 : 2) * blocks + 2
         var variant = "resnet\(depth)"

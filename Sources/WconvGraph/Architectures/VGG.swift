@@ -13,7 +13,6 @@ enum VGGFamily: ArchitectureFamily {
         let idx = b.children("features")
         let convs = idx.filter { (b.shape("features.\($0).weight")?.count ?? 0) == 4 }
         guard !convs.isEmpty else { throw RecognitionFailure("no 4-D 'features.N.weight' convolutions") }
-        guard b.has("classifier.0.weight") else { throw RecognitionFailure("no 'classifier.0.weight' (torchvision VGG head)") }
         guard !b.hasModule("features.0.0"), !b.hasModule("features.denseblock1") else {
             throw RecognitionFailure("'features' holds nested blocks, not a flat VGG conv stack")
         }
@@ -40,6 +39,11 @@ enum VGGFamily: ArchitectureFamily {
         b.evidence.append("\(convs.count) 3×3 convs at features.\(convs.map(String.init).joined(separator: ",")) \(withBN ? "each followed by BatchNorm" : "without BatchNorm"); \(pools) max pools from index gaps (last assumed)")
         let pooled = b.poolFlatten(x, adaptive: [7, 7])
         let lin = b.children("classifier").filter { b.shape("classifier.\($0).weight")?.count == 2 }
+        if lin.isEmpty {
+            let (features, _) = try b.headOrFeatures("classifier.0", pooled, inFeatures: c * 49)
+            return try b.finish(inputs: [imageInput], outputs: [features], family: name,
+                                variant: "vgg\(convs.count)\(withBN ? "_bn" : "") backbone", preprocessing: .imagenet)
+        }
         guard lin.first == 0 else { throw RecognitionFailure("classifier does not start with a Linear at classifier.0") }
         var h = pooled, f = c * 49
         for (i, li) in lin.enumerated() {

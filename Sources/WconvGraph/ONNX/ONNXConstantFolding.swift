@@ -61,9 +61,10 @@ extension ONNXBuildContext {
         guard let x = inputs.first ?? nil else { return nil }
         let v = x.doubles()
         func make(_ values: [Double], _ shape: [Int], _ dtype: DType) -> Tensor? {
-            guard values.count == (try? Tensor.checkedNumel(shape)) else { return nil }
+            guard shape.allSatisfy({ $0 >= 0 }), values.count == (try? Tensor.checkedNumel(shape)),
+                  (try? Tensor.checkedNumel(shape.map { max($0, 1) })) != nil else { return nil }
             switch dtype {
-            case .i64: return ONNXReader.int64Tensor(values.map { Int(clamping: $0) }, shape: shape)
+            case .i64: return ONNXReader.int64Tensor(values.map(ONNXBuildContext.safeInt), shape: shape)
             case .f32: return Tensor(shape: shape, floats: values.map { Float($0) })
             default:
                 let f = Tensor(shape: shape, floats: values.map { Float($0) })
@@ -100,8 +101,8 @@ extension ONNXBuildContext {
                 shape[i] = x.shape[i]
             }
             if let m = shape.firstIndex(of: -1) {
-                let rest = shape.enumerated().filter { $0.offset != m }.reduce(1) { $0 * $1.element }
-                guard rest > 0, v.count % rest == 0 else { return nil }
+                let others = shape.enumerated().filter { $0.offset != m }.map(\.element)
+                guard others.allSatisfy({ $0 > 0 }), let rest = try? Tensor.checkedNumel(others), v.count % rest == 0 else { return nil }
                 shape[m] = v.count / rest
             }
             return make(v, shape, x.dtype)
@@ -164,8 +165,9 @@ extension ONNXBuildContext {
         case "Range":
             guard inputs.count == 3, let l = inputs[1], let d = inputs[2], let start = v.first,
                   let limit = l.doubles().first, let delta = d.doubles().first, delta != 0 else { return nil }
-            let count = max(Int(((limit - start) / delta).rounded(.up)), 0)
-            guard count <= ONNXBuildContext.maxFoldedElements else { return nil }
+            let steps = ((limit - start) / delta).rounded(.up)
+            guard steps.isFinite, steps <= Double(ONNXBuildContext.maxFoldedElements) else { return nil }
+            let count = max(Int(steps), 0)
             return make((0..<count).map { start + Double($0) * delta }, [count], x.dtype)
         default:
             return nil

@@ -80,6 +80,7 @@ struct ONNXBuildContext {
             }.joined(separator: "\n  ")
             throw invalid("the graph uses \(unsupported.count) node\(unsupported.count == 1 ? "" : "s") wconv cannot import as a graph:\n  \(list)\nThe weights still import: `ONNXReader.read` / `wconv inspect` and `convert` to a weights format work on this file.")
         }
+        fusePatterns()
         return try assemble()
     }
 
@@ -99,15 +100,21 @@ struct ONNXBuildContext {
                 if let p = producer[inp], p != i { indegree[i] += 1; users[p].append(i) }
             }
         }
-        var ready = (0..<g.nodes.count).filter { indegree[$0] == 0 }.reversed() as [Int]
+        // Files are almost always sorted already (the checker requires it): keep file order then.
+        if (0..<g.nodes.count).allSatisfy({ i in g.nodes[i].inputs.allSatisfy { $0.isEmpty || (producer[$0].map { $0 < i } ?? true) } }) {
+            return Array(g.nodes.indices)
+        }
+        var ready = (0..<g.nodes.count).filter { indegree[$0] == 0 }
         var out: [Int] = []
         out.reserveCapacity(g.nodes.count)
-        // Smallest index first keeps file order when the file is already sorted.
-        while let i = ready.popLast() {
+        var head = 0
+        while head < ready.count {
+            let i = ready[head]
+            head += 1
             out.append(i)
-            for u in users[i].reversed() {
+            for u in users[i] {
                 indegree[u] -= 1
-                if indegree[u] == 0 { ready.append(u); ready.sort(by: >) }
+                if indegree[u] == 0 { ready.append(u) }
             }
         }
         guard out.count == g.nodes.count else { throw invalid("the graph has a cycle: \(g.nodes.count - out.count) nodes depend on each other") }
@@ -118,7 +125,16 @@ struct ONNXBuildContext {
 
     func constant(_ n: ONNXNode, _ i: Int) -> Tensor? { n.input(i).flatMap { constants[$0] } }
 
-    func ints(_ t: Tensor) -> [Int] { t.doubles().map { Int(clamping: $0) } }
+    func ints(_ t: Tensor) -> [Int] { t.doubles().map(ONNXBuildContext.safeInt) }
+
+    /// Double → Int without trapping: NaN becomes 0, out-of-range values clamp to ±2^62 (values read
+    /// from files feed axes and shapes; anything that large is refused later as out of range).
+    static func safeInt(_ d: Double) -> Int {
+        guard d.isFinite else { return d.isNaN ? 0 : (d > 0 ? 1 << 62 : -(1 << 62)) }
+        if d >= 0x1p62 { return 1 << 62 }
+        if d <= -0x1p62 { return -(1 << 62) }
+        return Int(d.rounded(.towardZero))
+    }
 
     /// An `ints` attribute before `opsetMoved`, the constant input `index` from then on.
     func intsAttrOrInput(_ n: ONNXNode, attr: String, index: Int, movedAt: Int) -> (values: [Int]?, dynamic: Bool) {

@@ -177,6 +177,7 @@ struct ONNXExportContext {
         case .concat: add("Concat", n.name, n.inputs, [y], ["axis": .int(n.int("axis") ?? 0)], rank: r)
         case .flatten:
             let axis = n.int("axis") ?? 1
+            guard axis >= 0, axis <= 64 else { problems.append("\(n.name) (flatten): axis \(axis) out of range"); return }
             if axis == 1 {
                 add("Flatten", n.name, [x], [y], ["axis": .int(1)], rank: 2)
             } else {

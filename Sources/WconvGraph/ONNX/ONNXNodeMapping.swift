@@ -18,7 +18,11 @@ extension ONNXBuildContext {
             unsupported.append(unsupportedNode(n, "custom domain '\(n.domain)'"))
             return
         }
-        let out1 = n.outputs.isEmpty ? [] : [n.outputs[0]]
+        guard let first = n.outputs.first, !first.isEmpty, !n.inputs.isEmpty else {
+            unsupported.append(unsupportedNode(n, "a node without inputs or outputs"))
+            return
+        }
+        let out1 = [first]
         if let op = ONNXBuildContext.unary[n.opType] {
             emit(n, op, inputs: [n.inputs.first ?? ""], outputs: out1)
             return
@@ -65,6 +69,7 @@ extension ONNXBuildContext {
         case "Reshape": mapReshape(n)
         case "Gather":
             let axis = n.int("axis") ?? 0
+            guard n.inputs.count == 2 else { unsupported.append(unsupportedNode(n, "expects 2 inputs")); return }
             if axis == 0, let w = n.input(0), let t = constants[w], t.rank == 2, t.dtype.isFloatingPoint, constants[n.inputs[1]] == nil {
                 emit(n, .embedding, inputs: [n.inputs[1], w], outputs: out1)
             } else {
@@ -158,7 +163,9 @@ extension ONNXBuildContext {
         }
         let kernel = n.ints("kernel_shape") ?? [ws[2], ws[3]]
         let strides = n.ints("strides") ?? [1, 1], dil = n.ints("dilations") ?? [1, 1]
-        guard kernel.count == 2, strides.count == 2, dil.count == 2 else { unsupported.append(unsupportedNode(n, "not 2-D")); return }
+        guard kernel.count == 2, strides.count == 2, dil.count == 2, (kernel + strides + dil).allSatisfy({ $0 > 0 && $0 <= 1 << 20 }) else {
+            unsupported.append(unsupportedNode(n, "kernel, strides and dilations must be 2 positive values each")); return
+        }
         guard let pads = spatialPads(n, kernel: kernel, strides: strides, dilations: dil), pads.count == 4 else {
             unsupported.append(unsupportedNode(n, "auto_pad \(n.string("auto_pad") ?? "") with stride > 1 needs a static input shape"))
             return
@@ -175,7 +182,10 @@ extension ONNXBuildContext {
             unsupported.append(unsupportedNode(n, "the Indices output is used")); return
         }
         let strides = n.ints("strides") ?? [1, 1], dil = n.ints("dilations") ?? [1, 1]
-        guard let pads = spatialPads(n, kernel: kernel, strides: strides, dilations: dil) else {
+        guard strides.count == 2, dil.count == 2, (kernel + strides + dil).allSatisfy({ $0 > 0 && $0 <= 1 << 20 }) else {
+            unsupported.append(unsupportedNode(n, "kernel, strides and dilations must be 2 positive values each")); return
+        }
+        guard let pads = spatialPads(n, kernel: kernel, strides: strides, dilations: dil), pads.count == 4 else {
             unsupported.append(unsupportedNode(n, "auto_pad with stride > 1 needs a static input shape")); return
         }
         var attrs: [String: AttributeValue] = ["kernel": .ints(kernel), "strides": .ints(strides), "pads": .ints(pads),

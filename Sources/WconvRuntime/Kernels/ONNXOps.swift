@@ -98,10 +98,7 @@ struct GatherNDPlan: Equatable {
 /// into attributes are read from constant parameters here.
 func compileONNXNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) -> [Int]?) throws -> (Kernel, [[Int]])? {
     var node = en.node
-    let onnxOps: Set<Op> = ShapeInference.onnxUnary.union(ShapeInference.onnxBinary).union(
-        [.where, .reduceMean, .reduceSum, .reduceMax, .globalMaxPool, .unsqueeze, .squeeze, .split, .expand, .shape,
-         .constantOfShape, .range, .tile, .gatherND, .argMax])
-    guard onnxOps.contains(node.op) else { return nil }
+    guard ShapeInference.onnxOps.contains(node.op) else { return nil }
     func fail(_ msg: String) -> WconvError {
         WconvError.invalid("node '\(node.name)' (\(node.op)): \(msg); input shapes \(s.map { $0.map { "\($0)" } ?? "-" })")
     }

@@ -184,6 +184,10 @@ public struct TensorDataset: LabelledDataset {
         }
         let k = (labels.max() ?? -1) + 1
         if let bad = labels.first(where: { $0 < 0 }) { throw WconvError.invalid("\(name): negative label \(bad)") }
+        // Labels index classes: more classes than samples (plus slack) means corrupt labels.
+        guard k <= labels.count + 1000 else {
+            throw WconvError.invalid("\(name): label \(k - 1) for only \(labels.count) samples; labels must be class indices 0…K−1")
+        }
         let cls = classes ?? (0..<k).map(String.init)
         guard cls.count >= k else { throw WconvError.invalid("\(name): label \(k - 1) but only \(cls.count) class names") }
         guard cls.count >= 2 else { throw WconvError.invalid("\(name): only one class; a classifier needs at least two") }
@@ -202,7 +206,9 @@ public struct TensorDataset: LabelledDataset {
         guard [.i64, .i32, .i16, .u8, .i8].contains(labels.dtype), labels.rank == 1 else {
             throw WconvError(.invalidInput, "'labels' must be a 1-d integer array, got \(labels)", file: path)
         }
-        return try TensorDataset(images: images, labels: labels.doubles().map { Int($0) }, name: path)
+        let values = labels.doubles()
+        guard values.allSatisfy({ $0 >= -1e15 && $0 <= 1e15 }) else { throw WconvError(.invalidInput, "'labels' holds values out of range", file: path) }
+        return try TensorDataset(images: images, labels: values.map { Int($0) }, name: path)
     }
 
     public var count: Int { labels.count }

@@ -372,7 +372,7 @@ public func sci(_ x: Double) -> String {
     let e = Int(floor(log10(abs(x))))
     var m = x / pow(10, Double(e))
     var ee = e
-    if abs(m) >= 9.995 { m /= 10; ee += 1 }
+    if abs(m) >= 9.95 { m /= 10; ee += 1 }
     return fmt(m, 1) + "e" + (ee < 0 ? "-" : "+") + (abs(ee) < 10 ? "0" : "") + String(abs(ee))
 }
 

@@ -31,8 +31,9 @@ public enum SafetensorsLite {
         guard b.count >= 8 else { throw WconvError(.invalidInput, "checkpoint too short (\(b.count) bytes)", file: path) }
         var n: UInt64 = 0
         withUnsafeMutableBytes(of: &n) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<8])) }
-        let hlen = Int(UInt64(littleEndian: n))
-        guard hlen <= b.count - 8 else { throw WconvError(.invalidInput, "checkpoint header of \(hlen) bytes runs past the end", file: path) }
+        let raw = UInt64(littleEndian: n)
+        guard raw <= UInt64(b.count - 8) else { throw WconvError(.invalidInput, "checkpoint header of \(raw) bytes runs past the end (\(b.count) bytes)", file: path) }
+        let hlen = Int(raw)
         guard let header = try JSONSerialization.jsonObject(with: Data(b[8..<(8 + hlen)])) as? [String: Any] else {
             throw WconvError(.invalidInput, "checkpoint header is not a JSON object", file: path)
         }

@@ -71,6 +71,9 @@ public final class Trainer {
     public let preprocessing: Preprocessing
     let inputName: String
     let outputName: String
+    /// The value trained against: the output, or the input of a final softmax (Keras-style heads
+    /// end in softmax; cross-entropy needs the logits before it).
+    let logitsName: String
     let criterion: CrossEntropyLoss
 
     public init(graph source: ModelGraph, config: TrainingConfig, train: any LabelledDataset, val: (any LabelledDataset)?,
@@ -87,6 +90,7 @@ public final class Trainer {
         self.log = log
         self.inputName = inp.name
         self.outputName = out.name
+        self.logitsName = Trainer.logitsValue(source)
         self.classes = train.classes
         self.augment = augment ?? (config.mode != .featureExtract)
         if source.preprocessing == nil {
@@ -123,6 +127,13 @@ public final class Trainer {
         if config.mmdWeight > 0 && config.mode == .featureExtract {
             plan.warnings.append("MMD in feature-extract mode cannot move the (frozen) penultimate features, so it has no effect; use --mode finetune or progressive for domain adaptation.")
         }
+    }
+
+    /// The output, or the input of the softmax that produces it.
+    static func logitsValue(_ g: ModelGraph) -> String {
+        guard let out = g.outputs.first?.name else { return "" }
+        if let n = g.nodes.last(where: { $0.outputs.contains(out) }), n.op == .softmax, let x = n.inputs.first { return x }
+        return out
     }
 
     /// Per-channel mean/std of up to 32 training images after the model's normalisation.
@@ -299,9 +310,18 @@ public final class Trainer {
             if config.mode == .progressive && e == 0 { baseline = rec.valAccuracy }
             if let dir = checkpointDir { try writeCheckpoint(dir: dir, epoch: e + 1) }
             if let k = stopAfterEpoch, e + 1 >= k { break }
-            if config.mode.isFineTuning, let b = baseline, let va = rec.valAccuracy, e >= 1, va < b - baselineMargin,
-               !(config.mode == .progressive && e == 0) {
-                stopped = "epoch \(e + 1): validation accuracy \(fmt(va * 100, 1))% fell below the feature-extraction baseline \(fmt(b * 100, 1))%. Likely cause: the backbone's learning rate is too high (\(sci(plan.groupLR[plan.grouping.backbone.last?.name ?? ""] ?? 0)) vs head \(sci(config.lr))), destroying the pretrained features. Fix: --backbone-lr 10–100× below the head, or --mode progressive."
+            // The seed's symptom: fine-tuning falls below the frozen features. Judged after a warm-up
+            // (the new head starts from nothing) on two consecutive epochs, so one noisy epoch passes.
+            let warm = max(3, config.epochs / 3)
+            let prev = history.count >= 2 ? history[history.count - 2].valAccuracy : nil
+            if config.mode.isFineTuning, let b = baseline, let va = rec.valAccuracy, let pv = prev, e + 1 >= warm,
+               va < b - baselineMargin, pv < b - baselineMargin, let bestAcc = best?.acc {
+                let headLR = plan.groupLR[plan.grouping.head.name] ?? config.lr
+                let bbLR = plan.grouping.backbone.compactMap { plan.groupLR[$0.name] }.max() ?? 0
+                let cause = bbLR > 0 && headLR / bbLR < 10
+                    ? "the backbone's learning rate \(sci(bbLR)) is only \(fmt(headLR / bbLR, 1))× below the head's \(sci(headLR)), destroying the pretrained features. Fix: --backbone-lr \(sci(headLR / 10)) or lower (10–100× below the head)."
+                    : "the backbone adapts too fast for this much data (backbone LR \(sci(bbLR)), head \(sci(headLR))). Fix: lower --backbone-lr further, use --mode progressive, or keep --mode feature-extract."
+                stopped = "epoch \(e + 1): validation accuracy \(fmt(va * 100, 1))% (best \(fmt(bestAcc * 100, 1))%) is below the feature-extraction baseline \(fmt(b * 100, 1))% after \(e + 1) epochs. Likely cause: " + cause
                 log("stopped: " + stopped!)
                 break
             }
@@ -382,7 +402,9 @@ public final class Trainer {
                 input = Tensor(shape: [ns + nt] + Array(x.shape.dropFirst()), floats: x.floats() + t.floats())
             }
             let out = try session.forward([inName: input], training: true)
-            guard let logits = out[outputName] else { throw WconvError(.runtime, "the model produced no '\(outputName)'") }
+            guard let logits = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
+                throw WconvError(.runtime, "the model produced no '\(logitsName)'")
+            }
             let C = classes.count
             guard logits.numel == (ns + nt) * C else { throw WconvError(.runtime, "logits \(logits.shape) do not match \(ns + nt) samples × \(C) classes") }
             let lv = logits.floats()
@@ -393,7 +415,7 @@ public final class Trainer {
                                   gradient: UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
                 }
             }
-            var grads: [String: Tensor] = [outputName: Tensor(shape: logits.shape, floats: grad)]
+            var grads: [String: Tensor] = [logitsName: Tensor(shape: logits.shape, floats: grad)]
             var total = loss
             if nt > 0, let fv = featureValue, let feats = session.activation(named: fv) {
                 let d = feats.numel / (ns + nt)
@@ -463,7 +485,7 @@ public final class Trainer {
             while s < cache.count {
                 let idx = Array(s..<min(s + 64, cache.count))
                 let out = try session.forward([cut.value: cache.batch(idx)], training: false)
-                scores += out[outputName]!.floats()
+                scores += try logitsOf(out, session)
                 targets += idx.map { cache.labels[$0] }
                 s += 64
             }
@@ -472,14 +494,27 @@ public final class Trainer {
             let stream = loader.batches(epoch: 0)
             while let b = try stream.next() {
                 let out = try session.forward([inputName: b.tensor], training: false)
-                scores += out[outputName]!.floats()
+                scores += try logitsOf(out, session)
                 targets += b.labels
             }
         }
         return try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
     }
 
-    static func metrics(logits: [Float], targets: [Int], classes: [String], criterion: CrossEntropyLoss, C: Int) throws -> ClassificationMetrics {
+    func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
+        guard let t = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
+            throw WconvError(.runtime, "the model produced no '\(logitsName)'")
+        }
+        return t.floats()
+    }
+
+    static func metrics(logits: [Float], targets: [Int], classes: [String], criterion: CrossEntropyLoss, C: Int, probabilities: Bool = false) throws -> ClassificationMetrics {
+        if probabilities {
+            // The graph ends in softmax: scores are probabilities already; loss = mean −log p_y.
+            var loss = 0.0
+            for (i, y) in targets.enumerated() { loss -= _log(max(Double(logits[i * C + y]), 1e-12)) }
+            return ClassificationMetrics(scores: logits, targets: targets, classes: classes, loss: loss / Double(max(targets.count, 1)))
+        }
         let loss = try criterion.loss(logits: logits, targets: targets, classes: C).loss
         var probs = logits
         for i in 0..<targets.count {
@@ -507,7 +542,8 @@ public final class Trainer {
             scores += o.floats()
             targets += b.labels
         }
-        return try metrics(logits: scores, targets: targets, classes: classes, criterion: CrossEntropyLoss(), C: classes.count)
+        return try metrics(logits: scores, targets: targets, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
+                           probabilities: logitsValue(graph) != outName)
     }
 
     func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {
@@ -571,11 +607,13 @@ public final class Trainer {
         guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
             throw WconvError(.invalidInput, "not a wconv training checkpoint (no wconv.checkpoint metadata)", file: path)
         }
-        let a = try JSONEncoder().encode(st.config), b = try JSONEncoder().encode(config)
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        let a = try enc.encode(st.config), b = try enc.encode(config)
         if a != b {
             var mine = config, theirs = st.config
             mine.epochs = 0; theirs.epochs = 0
-            guard try JSONEncoder().encode(mine) == JSONEncoder().encode(theirs) else {
+            guard try enc.encode(mine) == enc.encode(theirs) else {
                 throw WconvError(.usage, "the checkpoint was written with different training flags; resume with the same flags (only --epochs may grow)", file: path)
             }
         }

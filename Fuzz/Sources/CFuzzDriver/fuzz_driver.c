@@ -1,0 +1,1 @@
+// Header-only target: declares libFuzzer's LLVMFuzzerRunDriver for the Swift harnesses.

@@ -1,0 +1,25 @@
+import Foundation
+import WconvFormats
+
+/// fixtures/keras paths and expected values (tools/fixtures/keras/gen.py), parsed with wconv's
+/// JSON parser (Foundation's on Linux misrounds some doubles in the last bit).
+enum KerasGraphFixtures {
+    static let dir: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent("fixtures/keras").path
+    }()
+    static func path(_ name: String) -> String { dir + "/" + name }
+    static func json(_ name: String) throws -> KerasJSON {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path(name)))
+        return try data.withUnsafeBytes { try KerasJSON.parse($0, what: name, file: nil) }
+    }
+    static func floats(_ v: KerasJSON?) -> [Float] { v?.array?.map { Float($0.double!) } ?? [] }
+    static func ints(_ v: KerasJSON?) -> [Int] { v?.array?.map { $0.int! } ?? [] }
+    /// Where Swift tests leave exported files for tools/interop/check_h5.py.
+    static let interopDir: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent(".build/interop/keras").path
+    }()
+}
