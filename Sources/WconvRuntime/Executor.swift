@@ -82,8 +82,8 @@ final class Executor {
 
     /// Integer values of a constant parameter (reshape shapes, pads given as inputs).
     private func intConstant(_ name: String) -> [Int]? {
-        guard let t = graph.parameters[name] else { return nil }
-        return t.doubles().map { Int(clamping: $0) }
+        guard let t = graph.parameters[name] ?? graph.aliases[name].flatMap({ graph.parameters[$0] }) else { return nil }
+        return t.doubles().map { $0.isFinite ? Int(max(min($0, 9.0e15), -9.0e15)) : 0 }
     }
 
     /// Compiles steps and plans buffers for these input shapes (no-op when already planned).
@@ -106,6 +106,11 @@ final class Executor {
             let (kernel, outShapes) = try compileFoldingKnownValues(en, inputShapes: inShapes, known: &known, intConstant: intConstant)
             guard outShapes.count == en.node.outputs.count || (outShapes.count == 1 && en.node.outputs.count >= 1) else {
                 throw WconvError.invalid("node '\(en.node.name)': expected \(outShapes.count) outputs, graph lists \(en.node.outputs.count)")
+            }
+            for sh in outShapes {
+                guard let n = try? Tensor.checkedNumel(sh), n <= 1 << 34 else {
+                    throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) would produce a tensor of shape \(sh), too large to allocate")
+                }
             }
             let outs = en.node.outputs.prefix(outShapes.count).map { valueIds[$0]! }
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
@@ -201,9 +206,17 @@ final class Executor {
         try plan(inputShapes: inputShapes)
         for info in graph.inputs {
             let t = inputs[info.name]!
-            let vals = t.dtype == .f32 ? t.floats() : t.converted(to: .f32).tensor.floats()
             let dst = ptrs[valueIds[info.name]!]!
-            vals.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: vals.count) }
+            let n = t.numel
+            if t.dtype == .f32 {
+                // One copy straight from the caller's bytes.
+                t.withContiguousBytes { raw in
+                    if n > 0 { UnsafeMutableRawPointer(dst).copyMemory(from: raw.baseAddress!, byteCount: n * 4) }
+                }
+            } else {
+                let vals = t.converted(to: .f32).tensor.floats()
+                vals.withUnsafeBufferPointer { if n > 0 { dst.update(from: $0.baseAddress!, count: n) } }
+            }
         }
     }
 
@@ -211,7 +224,8 @@ final class Executor {
     func tensor(_ vid: Int) -> Tensor? {
         guard let sh = shapes[vid], let p = ptrs[vid] else { return nil }
         let n = sh.reduce(1, *)
-        return Tensor(shape: sh, floats: Array(UnsafeBufferPointer(start: p, count: n)))
+        let storage = Storage(copying: UnsafeRawBufferPointer(start: p, count: n * 4))
+        return try? Tensor(dtype: .f32, shape: sh, storage: storage)
     }
 
     /// Runs every step. `training` selects batch statistics (per `bnMode`) and dropout masks.
@@ -283,6 +297,8 @@ final class Executor {
             adaptiveAvgPoolForward(x!, planes: planes, h: h, w: w, oh: oh, ow: ow, y)
         case .binary(let kind, let p):
             binaryForward(kind, x!, inp(1)!, p, y)
+            let act = nodes[st.node].fused
+            if act != .none { applyActivation(act, y, y, p.count) }
         case .concat(let lengths, let outer, let inner):
             concatForward((0..<st.inputs.count).map { UnsafePointer(inp($0)!) }, lengths: lengths, outer: outer, inner: inner, y)
         case .view:
@@ -325,6 +341,23 @@ final class Executor {
             sliceCopy(x!, plan, y, backward: false)
         case .arange(let count, let start, let step):
             for i in 0..<count { y[i] = Float(start + i * step) }
+        case .reduce(let kind, let plan):
+            reduceForward(kind, x!, plan, y)
+        case .unary(let kind, let count):
+            unaryForward(kind, x!, y, count)
+        case .whereSelect(let strides, let outShape):
+            whereForward(x!, inp(1)!, inp(2)!, strides: strides, outShape: outShape, y)
+        case .split(let lengths, let outer, let inner):
+            let total = lengths.reduce(0, +)
+            var off = 0
+            for (k, len) in lengths.enumerated() {
+                let dst = ptrs[st.outputs[k]]!
+                for o in 0..<outer { (dst + o * len * inner).update(from: x! + (o * total + off) * inner, count: len * inner) }
+                off += len
+            }
+        case .expand(let plan):
+            y.update(repeating: 0, count: plan.count)
+            binaryForward(.add, x!, y, plan, y)
         case .onnx(let k):
             try runONNX(k, st)
         }

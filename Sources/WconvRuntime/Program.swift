@@ -32,6 +32,14 @@ enum Kernel {
     case attention(AttentionGeometry, maskShape: [Int]?)
     case slice(SlicePlan)
     case arange(count: Int, start: Int, step: Int)
+    case reduce(ReduceKind, ReducePlan)
+    case unary(UnaryKind, count: Int)
+    /// inputs [cond, a, b]; strides of each operand against the output.
+    case whereSelect(strides: [[Int]], outShape: [Int])
+    /// x broadcast to the output (inputs [x, shape]).
+    case expand(BroadcastPlan)
+    /// One output per piece along an axis: data viewed as [outer, Σ lengths, inner].
+    case split(lengths: [Int], outer: Int, inner: Int)
     /// Ops the ONNX importer adds (Kernels/ONNXOps.swift).
     case onnx(ONNXKernel)
 }
@@ -84,12 +92,21 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         return r
     }
     let act = en.fused
+    // Attributes come from files: bound them so no geometry arithmetic below can overflow.
+    // (Slice bounds may be Int.max-like "to the end" markers; they are clamped where used.)
+    for (key, value) in node.attributes where key != "starts" && key != "ends" {
+        let ints: [Int] = value.intsValue ?? []
+        if let bad = ints.first(where: { $0 > 1 << 32 || $0 < -(1 << 32) }) { throw fail("attribute \(key) value \(bad) is out of range") }
+    }
+    for case let sh? in s {
+        guard sh.allSatisfy({ $0 >= 0 }), (try? Tensor.checkedNumel(sh)) != nil else { throw fail("input shape \(sh) is invalid") }
+    }
 
     switch node.op {
     case .conv2d:
         let x = try shape(0), wt = try shape(1)
         guard x.count == 4 else { throw fail("conv2d expects NCHW input") }
-        guard wt.count == 4 else { throw fail("conv2d weight must be OIHW") }
+        guard wt.count == 4, wt.allSatisfy({ $0 > 0 }) else { throw fail("conv2d weight must be OIHW with positive dims") }
         let groups = node.int("group") ?? 1
         guard groups >= 1, x[1] % groups == 0, wt[0] % groups == 0, wt[1] * groups == x[1] else {
             throw fail("weight \(wt) with group \(groups) does not fit \(x[1]) input channels")
@@ -135,7 +152,7 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         let kernel = k.count == 1 ? [k[0], k[0]] : k
         guard kernel.count == 2, kernel.allSatisfy({ $0 > 0 }) else { throw fail("bad kernel \(k)") }
         let st = try pair("strides", kernel), p = try pads4(), d = try pair("dilations", [1, 1])
-        guard st.allSatisfy({ $0 > 0 }), p.allSatisfy({ $0 >= 0 }) else { throw fail("bad strides or pads") }
+        guard st.allSatisfy({ $0 > 0 }), d.allSatisfy({ $0 > 0 }), p.allSatisfy({ $0 >= 0 }) else { throw fail("strides and dilations must be positive, pads non-negative") }
         // PyTorch: pad must be at most half the kernel.
         guard p[0] * 2 <= kernel[0] * d[0] + 1, p[1] * 2 <= kernel[1] * d[1] + 1 else { throw fail("pads \(p) exceed half the kernel \(kernel)") }
         let g = PoolGeometry(n: x[0], c: x[1], h: x[2], w: x[3], kernel: kernel, strides: st, pads: p, dilations: d,
@@ -156,11 +173,90 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         if node.op == .globalAvgPool && (node.int("keepdims") ?? 1) == 0 { out = [x[0], x[1]] }
         return (.adaptiveAvgPool(planes: x[0] * x[1], h: x[2], w: x[3], oh: oh, ow: ow), [out])
 
-    case .add, .sub, .mul, .div:
+    case .add, .sub, .mul, .div, .pow, .minimum, .maximum, .equal, .less, .lessOrEqual, .greater, .greaterOrEqual, .and, .or:
         let a = try shape(0), b = try shape(1)
         guard let p = BroadcastPlan(a, b) else { throw fail("shapes do not broadcast") }
-        let kind: BinaryKind = node.op == .add ? .add : node.op == .sub ? .sub : node.op == .mul ? .mul : .div
-        return (.binary(kind, p), [p.outShape])
+        let kinds: [Op: BinaryKind] = [.add: .add, .sub: .sub, .mul: .mul, .div: .div, .pow: .pow, .minimum: .minimum, .maximum: .maximum,
+                                       .equal: .equal, .less: .less, .lessOrEqual: .lessOrEqual, .greater: .greater,
+                                       .greaterOrEqual: .greaterOrEqual, .and: .and, .or: .or]
+        return (.binary(kinds[node.op]!, p), [p.outShape])
+
+    case .erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN:
+        let x = try shape(0)
+        let kinds: [Op: UnaryKind] = [.erf: .erf, .sqrt: .sqrt, .exp: .exp, .log: .log, .abs: .abs, .neg: .neg,
+                                      .reciprocal: .reciprocal, .not: .not, .isNaN: .isNaN]
+        return (.unary(kinds[node.op]!, count: x.reduce(1, *)), [x])
+
+    case .cast:
+        let x = try shape(0)
+        let to = DType(rawValue: node.string("to") ?? "f32") ?? .f32
+        if to == .bool { return (.unary(.castBool, count: x.reduce(1, *)), [x]) }
+        if !to.isFloatingPoint { return (.unary(.castInt, count: x.reduce(1, *)), [x]) }
+        // f16/bf16 casts round like onnxruntime (Kernels/ONNXOps.swift).
+        if to == .f16 || to == .bf16, let rounded = try compileONNXNode(en, inputShapes: s, intConstant: intConstant) { return rounded }
+        // Activations are f32 inside the runtime: float casts keep the values.
+        return (.view, [x])
+
+    case .unsqueeze:
+        var x = try shape(0)
+        guard let axes = node.ints("axes") ?? (node.inputs.count > 1 ? intConstant(node.inputs[1]) : nil) else { throw fail("unsqueeze needs axes") }
+        let r = x.count + axes.count
+        for a in try axes.map({ try axis($0, rank: r) }).sorted() { x.insert(1, at: a) }
+        return (.view, [x])
+
+    case .squeeze:
+        let x = try shape(0)
+        let given = node.ints("axes") ?? (node.inputs.count > 1 ? intConstant(node.inputs[1]) : nil)
+        let axes = try given.map { try $0.map { try axis($0, rank: x.count) } } ?? x.indices.filter { x[$0] == 1 }
+        for a in axes where x[a] != 1 { throw fail("cannot squeeze axis \(a) of size \(x[a])") }
+        return (.view, [x.enumerated().filter { !axes.contains($0.offset) }.map(\.element)])
+
+    case .reduceMean, .reduceSum, .reduceMax, .globalMaxPool:
+        let x = try shape(0)
+        var axes: [Int]
+        if node.op == .globalMaxPool { axes = Array(2..<x.count) }
+        else {
+            let given = node.ints("axes") ?? (node.inputs.count > 1 ? intConstant(node.inputs[1]) : nil) ?? []
+            axes = given.isEmpty ? Array(0..<x.count) : try given.map { try axis($0, rank: x.count) }
+        }
+        axes = Array(Set(axes)).sorted()
+        guard let lo = axes.first, let hi = axes.last, hi - lo + 1 == axes.count else {
+            // Non-adjacent axes: the general strided reduction (Kernels/ONNXOps.swift).
+            if let general = try compileONNXNode(en, inputShapes: s, intConstant: intConstant) { return general }
+            throw fail("reduction over non-adjacent axes \(axes) is not supported")
+        }
+        let keep = (node.int("keepdims") ?? 1) != 0
+        var out: [Int] = []
+        for (i, d) in x.enumerated() { if axes.contains(i) { if keep { out.append(1) } } else { out.append(d) } }
+        let kind: ReduceKind = node.op == .reduceSum ? .sum : (node.op == .reduceMean ? .mean : .max)
+        return (.reduce(kind, ReducePlan(outer: x[..<lo].reduce(1, *), red: x[lo...hi].reduce(1, *), inner: x[(hi + 1)...].reduce(1, *))), [out])
+
+    case .where:
+        let c = try shape(0), a = try shape(1), b = try shape(2)
+        guard let ab = BroadcastPlan.outputShape(a, b), let out = BroadcastPlan.outputShape(c, ab) else { throw fail("shapes do not broadcast") }
+        return (.whereSelect(strides: [c, a, b].map { broadcastStrides($0, to: out) }, outShape: out), [out])
+
+    case .split:
+        let x = try shape(0)
+        let ax = try axis(node.int("axis") ?? 0, rank: x.count)
+        let pieces = node.outputs.count
+        var sizes = node.ints("split") ?? (node.inputs.count > 1 ? intConstant(node.inputs[1]) : nil) ?? []
+        if sizes.isEmpty {
+            guard pieces > 0 else { throw fail("split has no outputs") }
+            let each = (x[ax] + pieces - 1) / pieces
+            sizes = (0..<pieces).map { min(each, max(0, x[ax] - $0 * each)) }
+        }
+        guard sizes.count == pieces, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == x[ax] else {
+            throw fail("split sizes \(sizes) do not cover axis \(ax) of size \(x[ax]) in \(pieces) outputs")
+        }
+        let outs = sizes.map { n -> [Int] in var o = x; o[ax] = n; return o }
+        return (.split(lengths: sizes, outer: x[..<ax].reduce(1, *), inner: x[(ax + 1)...].reduce(1, *)), outs)
+
+    case .expand:
+        let x = try shape(0)
+        guard let target = node.ints("shape") ?? (node.inputs.count > 1 ? intConstant(node.inputs[1]) : nil) else { throw fail("expand needs a constant shape input") }
+        guard let out = BroadcastPlan.outputShape(x, target), let p = BroadcastPlan(x, out) else { throw fail("shape \(x) does not expand to \(target)") }
+        return (.expand(p), [out])
 
     case .concat:
         let shapes = try (0..<s.count).map { try shape($0) }
@@ -190,7 +286,8 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
             else if v == -1 { guard infer < 0 else { throw fail("shape \(t) has two -1") }; infer = i; out.append(1) }
             else if v > 0 { out.append(v) } else { throw fail("bad shape \(t)") }
         }
-        let total = x.reduce(1, *), known = out.reduce(1, *)
+        let total = x.reduce(1, *)
+        guard let known = try? Tensor.checkedNumel(out) else { throw fail("reshape target \(t) overflows") }
         if infer >= 0 {
             guard known > 0, total % known == 0 else { throw fail("cannot infer -1 in \(t) for \(total) elements") }
             out[infer] = total / known

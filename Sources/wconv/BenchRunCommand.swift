@@ -1,10 +1,77 @@
 import ArgumentParser
+import Foundation
 import Wconv
 
+/// `wconv bench run MODEL --batch 16`: inference throughput (images/s) of one model.
 struct BenchRunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run")
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Measures inference throughput (images/s) of a model.",
+        discussion: "Runs warm-up iterations, then times --iters forwards on seeded random input of the given batch and size. tools/bench-run runs the same forward in PyTorch side by side.")
+
+    @Argument(help: "Model file (any supported format).")
+    var model: String
+
+    @Option(name: .long, help: "Batch size.")
+    var batch: Int = 16
+
+    @Option(name: .long, help: "Image height and width (image models).")
+    var size: Int?
+
+    @Option(name: .long, help: "Timed iterations.")
+    var iters: Int = 5
+
+    @Option(name: .long, help: "Untimed warm-up iterations.")
+    var warmup: Int = 1
+
+    @Option(name: .long, help: "Threads for BLAS and the runtime's loops.")
+    var threads: Int = 2
+
+    @Option(name: .long, help: "Force an architecture family for bare state dicts.")
+    var arch: String?
+
+    @Flag(name: .long, help: "Print one JSON document on stdout.")
+    var json = false
 
     func run() throws {
-        throw WconvError(.runtime, "'wconv bench run' is not available in this build yet")
+        guard batch >= 1, iters >= 1, warmup >= 0, threads >= 1 else { throw WconvError(.usage, "--batch, --iters and --threads must be positive") }
+        let graph = try loadRunnableModel(model, arch: arch)
+        var shapes = graph.probeInputShapes()
+        var rng = SplitMix64(seed: 1)
+        var inputs: [String: Tensor] = [:]
+        for info in graph.inputs {
+            var s = shapes[info.name] ?? info.shape.map { $0 ?? 1 }
+            if !s.isEmpty { s[0] = batch }
+            if s.count == 4, let size { s[2] = size; s[3] = size }
+            shapes[info.name] = s
+            let n = s.reduce(1, *)
+            inputs[info.name] = info.dtype.isFloatingPoint
+                ? Tensor(shape: s, floats: (0..<n).map { _ in rng.nextGaussian() })
+                : Tensor(shape: s, floats: (0..<n).map { _ in Float(rng.next() % UInt64(max(1, VerifyCommand.indexBound(graph, input: info.name)))) })
+        }
+        let t0 = Date()
+        let session = try InferenceSession(graph: graph, threads: threads)
+        let buildSeconds = Date().timeIntervalSince(t0)
+        for _ in 0..<warmup { _ = try session.run(inputs) }
+        var times: [Double] = []
+        for _ in 0..<iters {
+            let t = Date()
+            _ = try session.run(inputs)
+            times.append(Date().timeIntervalSince(t))
+        }
+        let sorted = times.sorted()
+        let median = sorted[sorted.count / 2], best = sorted[0]
+        let ips = Double(batch) / median
+        if json {
+            let doc: [String: Any] = [
+                "model": model, "architecture": graph.architecture as Any, "batch": batch, "inputShapes": shapes,
+                "threads": threads, "iters": iters, "sessionBuildSeconds": buildSeconds,
+                "medianSeconds": median, "bestSeconds": best, "imagesPerSecond": ips, "bestImagesPerSecond": Double(batch) / best,
+                "activationMB": Double(session.plannedActivationFloats * 4) / 1e6,
+            ]
+            FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8))
+        } else {
+            print(String(format: "%@: batch %d, %d iters, median %.3f s/batch (best %.3f): %.2f images/s (session build %.2f s, activations %.0f MB)",
+                         model, batch, iters, median, best, ips, buildSeconds, Double(session.plannedActivationFloats * 4) / 1e6))
+        }
     }
 }

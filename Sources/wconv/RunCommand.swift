@@ -1,10 +1,111 @@
 import ArgumentParser
+import Foundation
 import Wconv
 
+/// Loads any supported model file as a runnable graph (canonical files restore their graph;
+/// state dicts go through architecture recognition). Shared by run, verify and bench run.
+func loadRunnableModel(_ path: String, arch: String? = nil) throws -> ModelGraph {
+    let graph = try GraphImporter.importGraph(path: path, arch: arch, toolVersion: wconvVersion).graph
+    if graph.isWeightsOnly {
+        let why = graph.provenance.notes["weightsOnlyReason"].map { ": \($0)" } ?? ""
+        throw WconvError(.invalidInput, "has weights but no graph, so it cannot run\(why). Try `wconv import --arch NAME` to force a family", file: path)
+    }
+    return graph
+}
+
 struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Runs a model on inputs.")
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Runs a model on inputs.",
+        discussion: "Inputs are .npy arrays (one --input per graph input, in order, or NAME=FILE). Prints the output shape and, for classifier outputs, the top-k classes with probabilities and labels.")
+
+    @Argument(help: "Model file (any supported format).")
+    var model: String
+
+    @Option(name: .long, help: "Input .npy file (repeat for several inputs; NAME=FILE addresses a graph input by name).")
+    var input: [String] = []
+
+    @Option(name: .shortAndLong, help: "Write the (first) output to this .npy file.")
+    var output: String?
+
+    @Option(name: .long, help: "Print the top-k classes of a [N, classes] output.")
+    var top: Int = 5
+
+    @Option(name: .long, help: "Force an architecture family for bare state dicts.")
+    var arch: String?
+
+    @Option(name: .long, help: "Threads for BLAS and the runtime's loops.")
+    var threads: Int = 2
+
+    @Flag(name: .long, help: "Print one JSON document on stdout.")
+    var json = false
 
     func run() throws {
-        throw WconvError(.runtime, "'wconv run' is not available in this build yet")
+        guard !input.isEmpty else { throw WconvError(.usage, "give at least one --input x.npy") }
+        guard top >= 0 else { throw WconvError(.usage, "--top must be non-negative") }
+        let graph = try loadRunnableModel(model, arch: arch)
+        var inputs: [String: Tensor] = [:]
+        for (k, spec) in input.enumerated() {
+            var name: String, path: String
+            if let eq = spec.firstIndex(of: "="), graph.inputs.contains(where: { $0.name == String(spec[..<eq]) }) {
+                name = String(spec[..<eq]); path = String(spec[spec.index(after: eq)...])
+            } else {
+                guard k < graph.inputs.count else {
+                    throw WconvError(.usage, "the model has \(graph.inputs.count) input(s) (\(graph.inputs.map(\.name).joined(separator: ", "))) but \(input.count) --input were given")
+                }
+                name = graph.inputs[k].name; path = spec
+            }
+            let lower = path.lowercased()
+            if [".png", ".jpg", ".jpeg"].contains(where: { lower.hasSuffix($0) }) {
+                throw WconvError(.usage, "image inputs are not decoded in this build yet (image decoding lands with the data pipeline); give a preprocessed .npy array N×3×H×W", file: path)
+            }
+            inputs[name] = try NPY.read(path: path)
+        }
+        let session = try InferenceSession(graph: graph, threads: threads)
+        let t0 = Date()
+        let outputs = try session.run(inputs)
+        let seconds = Date().timeIntervalSince(t0)
+        let first = outputs[graph.outputs[0].name]!
+        if let output { try NPY.write(first, to: output) }
+        let tops = first.shape.count == 2 && top > 0 ? topK(first, k: min(top, first.shape[1]), labels: graph.labels) : []
+        if json {
+            var doc: [String: Any] = [
+                "model": model, "seconds": seconds,
+                "outputs": graph.outputs.map { ["name": $0.name, "shape": outputs[$0.name]!.shape] },
+            ]
+            if let output { doc["written"] = output }
+            if !tops.isEmpty {
+                doc["top"] = tops.map { $0.map { ["index": $0.index, "label": $0.label as Any, "probability": $0.probability, "logit": $0.logit] } }
+            }
+            let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        for o in graph.outputs { print("\(o.name): \(outputs[o.name]!.shape)") }
+        for (i, row) in tops.enumerated() {
+            print("sample \(i):")
+            for e in row {
+                let label = e.label.map { " \($0)" } ?? ""
+                print(String(format: "  %5d%@  p=%.4f  logit=%.4f", e.index, label, e.probability, e.logit))
+            }
+        }
+        if let output { print("wrote \(output)") }
+        FileHandle.standardError.write(Data(String(format: "ran in %.3f s\n", seconds).utf8))
+    }
+
+    struct TopEntry { var index: Int; var label: String?; var probability: Double; var logit: Double }
+
+    /// Softmax probabilities and the k largest logits of each row.
+    func topK(_ t: Tensor, k: Int, labels: [String]?) -> [[TopEntry]] {
+        let v = t.floats()
+        let n = t.shape[0], c = t.shape[1]
+        return (0..<n).map { r in
+            let row = (0..<c).map { Double(v[r * c + $0]) }
+            let mx = row.max() ?? 0
+            let sum = row.reduce(0) { $0 + exp($1 - mx) }
+            return row.indices.sorted { row[$0] > row[$1] }.prefix(k).map { i in
+                TopEntry(index: i, label: labels.flatMap { i < $0.count ? $0[i] : nil },
+                         probability: exp(row[i] - mx) / sum, logit: row[i])
+            }
+        }
     }
 }

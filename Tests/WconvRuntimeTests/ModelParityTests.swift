@@ -76,6 +76,14 @@ final class ModelParityTests: XCTestCase {
     func testBERT() throws { try check("bert_cls") }
     func testMiniLMNoConfig() throws { try check("minilm_noconfig") }
     func testDistilBERT() throws { try check("distilbert") }
+    func testEfficientNetV2() throws { try check("efficientnet_v2") }
+
+    /// Every model the graph fixtures list, so a newly recognised family is covered without a new test.
+    func testEveryManifestModel() throws {
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("manifest.json"))) as! [String: Any]
+        XCTAssertGreaterThanOrEqual(manifest.count, 12)
+        for name in manifest.keys.sorted() { try check(name) }
+    }
 
     /// Backward through a whole recognised model: a finite-difference spot check on the head and
     /// (small eps: with train-mode BN and ReLU/max-pool kinks, 1e-2 steps leave the linear regime)

@@ -153,12 +153,12 @@ final class ONNXOpGradientTests: XCTestCase {
 /// importer may fuse back; the attention-mask path keeps unsqueeze/cast): the trainer's path for ONNX BERTs.
 final class ONNXImportedGradientTests: XCTestCase {
     func testImportedBertGradientsMatchFiniteDifferences() throws {
-        var g = try GraphImporter.importGraph(path: ONNXParityTests.modelPath("bert_ts_op14")).graph
+        var g = try GraphImporter.importGraph(path: ONNXOpsParityTests.modelPath("bert_ts_op14")).graph
         XCTAssertTrue(g.nodes.contains { ShapeInference.onnxOps.contains($0.op) }, "no ONNX-only op left in the graph")
         // Address the hidden state as "y" for checkGradients.
         g.nodes.append(GraphNode(name: "as_y", op: .identity, inputs: [g.outputs[0].name], outputs: ["y"]))
         g.outputs = [ValueInfo(name: "y", shape: [nil, nil, 32])]
-        let probe = try ONNXParityTests.loadProbe("bert_ts_op14")
+        let probe = try ONNXOpsParityTests.loadProbe("bert_ts_op14")
         // Word embeddings sit below both decomposed LayerNorms; the query bias reaches the output through
         // attention and the second; the intermediate bias through the Erf GELU and the last.
         let trainable = ["embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.bias",

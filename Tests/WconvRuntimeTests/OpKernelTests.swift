@@ -213,6 +213,9 @@ final class OpKernelTests: XCTestCase {
         // frozenAffine drops γ, β from the trainable set.
         let fa = try TrainingSession(graph: go, trainable: ["dx", "w", "b"], bnMode: ["n0": .frozenAffine])
         XCTAssertEqual(fa.trainable, ["dx"])
+        try fa.setBatchNormModes(["n0": .train])
+        XCTAssertEqual(fa.trainable, ["dx", "w", "b"], "unfreezing BN restores its affine parameters")
+        XCTAssertThrowsError(try fa.setBatchNormModes(["nope": .frozen]))
     }
 
     func testLayerNormSoftmax() throws {

@@ -9,6 +9,8 @@ final class GradientState {
     var grad: [Int: UnsafeMutablePointer<Float>] = [:]
     var gradCount: [Int: Int] = [:]
     var touched = Set<Int>()
+    /// Steps whose backward did work in the last pass (tests check frozen parts cost nothing).
+    var stepsRun = 0
 
     deinit { for p in grad.values { p.deallocate() } }
 
@@ -48,6 +50,7 @@ extension Executor {
         guard let outV = outs.first else { return }
         let needs = st.inputs.map { $0 >= 0 && gs.requiresGrad[$0] }
         guard needs.contains(true) else { return }
+        gs.stepsRun += 1
         let dy = UnsafePointer(gs.grad[root[outV]]!)
         func x(_ k: Int) -> UnsafeMutablePointer<Float>? { k < st.inputs.count && st.inputs[k] >= 0 ? ptrs[st.inputs[k]] : nil }
         func dx(_ k: Int) -> UnsafeMutablePointer<Float>? {
@@ -120,6 +123,29 @@ extension Executor {
             if let d = dx(0) { sliceCopy(d, plan, UnsafeMutablePointer(mutating: dy), backward: true) }
         case .arange:
             break
+        case .reduce(let kind, let plan):
+            if let d = dx(0) { reduceBackward(kind, x(0)!, plan, y: yv, dy: dy, dx: d) }
+        case .unary(let kind, let count):
+            if let d = dx(0) { unaryBackward(kind, x(0)!, yv, dy: dy, dx: d, count) }
+        case .whereSelect(let strides, let outShape):
+            whereBackward(x(0)!, strides: strides, outShape: outShape, dy: dy, da: dx(1), db: dx(2))
+        case .split(let lengths, let outer, let inner):
+            if let d = dx(0) {
+                let total = lengths.reduce(0, +)
+                var off = 0
+                for (k, len) in lengths.enumerated() {
+                    let ov = st.outputs[k]
+                    if gs.touched.contains(root[ov]), let g = gs.grad[root[ov]] {
+                        for o in 0..<outer {
+                            let s = g + o * len * inner, t = d + (o * total + off) * inner
+                            for i in 0..<(len * inner) { t[i] += s[i] }
+                        }
+                    }
+                    off += len
+                }
+            }
+        case .expand(let plan):
+            if let d = dx(0) { binaryBackward(.add, x(0)!, x(0)!, plan, dy: dy, da: d, db: nil) }
         case .onnx(let k):
             backwardONNX(k, st, gs: gs)
         case .pad(let shape, let pads, _):

@@ -14,6 +14,8 @@ public final class TrainingSession {
     let store: ParameterStore
     public let threads: Int
     public private(set) var trainable: Set<String> = []
+    /// What the caller asked for, before `.frozenAffine` removed BN affine parameters.
+    private var requestedTrainable: Set<String> = []
     private var trainableValues = Set<Int>()
     private let grads = GradientState()
     private var lastForwardTraining = false
@@ -48,6 +50,7 @@ public final class TrainingSession {
             guard store[n] != nil else { throw WconvError(.usage, "trainable parameter '\(n)' is not in the model") }
             guard !graph.buffers.contains(n) else { throw WconvError(.usage, "'\(n)' is a buffer (e.g. BN running statistics), not a trainable parameter") }
         }
+        requestedTrainable = names
         var effective = names
         for node in graph.nodes where node.op == .batchNorm && executor.bnMode[node.name] == .frozenAffine {
             for k in 1...2 where node.inputs.count > k { effective.remove(node.inputs[k]) }
@@ -56,6 +59,20 @@ public final class TrainingSession {
         trainableValues = Set(effective.compactMap { executor.id($0) })
         grads.release()
     }
+
+    /// Changes the BatchNorm policy (progressive unfreezing moves the frozen/train boundary);
+    /// re-applies `.frozenAffine` to the trainable set. Names must be batchNorm nodes.
+    public func setBatchNormModes(_ modes: [String: BatchNormMode]) throws {
+        for name in modes.keys where !graph.nodes.contains(where: { $0.name == name && $0.op == .batchNorm }) {
+            throw WconvError(.usage, "bnMode names '\(name)', which is not a batchNorm node of the graph")
+        }
+        let requested = requestedTrainable
+        executor.bnMode = modes
+        try setTrainableChecked(requested)
+    }
+
+    /// BatchNorm policy per node name currently in force.
+    public var batchNormModes: [String: BatchNormMode] { executor.bnMode }
 
     /// Seed for dropout masks; the same seed and thread count give the same masks.
     public func seedDropout(_ seed: UInt64) { executor.rng = SplitMix64(seed: seed) }
@@ -103,6 +120,7 @@ public final class TrainingSession {
         let ex = executor
         grads.requiresGrad = ex.computeRequiresGrad(trainableValues: trainableValues)
         grads.touched = []
+        grads.stepsRun = 0
         for (name, g) in outputGradients {
             guard let v = ex.id(name), let sh = ex.shapes[v] else {
                 throw WconvError(.usage, "gradient given for '\(name)', which is not a value of the graph")
@@ -121,6 +139,9 @@ public final class TrainingSession {
         // Trainable parameters no gradient reached get zeros, so optimizers see a defined buffer.
         for name in trainable { if let v = ex.id(name), let e = store[name] { _ = grads.buffer(ex.root[v], count: e.count) } }
     }
+
+    /// Number of nodes whose backward ran in the last `backward` (frozen parts contribute none).
+    public var lastBackwardNodeCount: Int { grads.stepsRun }
 
     /// The gradient of a trainable parameter from the last backward, or nil.
     public func gradientBuffer(named name: String) -> UnsafeMutableBufferPointer<Float>? {

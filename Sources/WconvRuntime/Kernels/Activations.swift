@@ -3,8 +3,10 @@ import WconvGraph
 
 /// Pointwise activations, applied standalone or fused into a conv / BN epilogue.
 enum Activation: Equatable {
-    case none, relu, relu6, silu, geluErf, geluTanh, hardSwish, hardSigmoid, sigmoid, tanh
+    case none, relu, relu6, silu, geluErf, geluTanh, hardSwish, sigmoid, tanh
     case clip(Float, Float)
+    /// max(0, min(1, alpha·x + beta)); PyTorch's (and Keras 3's) is alpha 1/6, beta 0.5, Keras 2's alpha 0.2.
+    case hardSigmoid(alpha: Float, beta: Float)
 
     /// The activation an op denotes, or nil when the op is not a pointwise activation.
     static func from(_ node: GraphNode) -> Activation? {
@@ -14,7 +16,8 @@ enum Activation: Equatable {
         case .silu: return .silu
         case .gelu: return node.string("approximate") == "tanh" ? .geluTanh : .geluErf
         case .hardSwish: return .hardSwish
-        case .hardSigmoid: return .hardSigmoid
+        case .hardSigmoid:
+            return .hardSigmoid(alpha: Float(node.float("alpha") ?? 1.0 / 6), beta: Float(node.float("beta") ?? 0.5))
         case .sigmoid: return .sigmoid
         case .tanh: return .tanh
         case .clip:
@@ -51,9 +54,13 @@ enum Activation: Equatable {
             }
         case .hardSwish:
             for i in 0..<n { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) / 6 }
-        case .hardSigmoid:
-            // PyTorch's hardsigmoid: relu6(x + 3) / 6 (ONNX's alpha=1/6, beta=0.5 is the same).
-            for i in 0..<n { y[i] = min(max(x[i] + 3, 0), 6) / 6 }
+        case .hardSigmoid(let alpha, let beta):
+            if alpha == 1 / 6 && beta == 0.5 {
+                // PyTorch's hardsigmoid, computed its way (relu6(x + 3) / 6) so the rounding matches.
+                for i in 0..<n { y[i] = min(max(x[i] + 3, 0), 6) / 6 }
+            } else {
+                for i in 0..<n { y[i] = min(max(alpha * x[i] + beta, 0), 1) }
+            }
         }
     }
 
@@ -100,8 +107,11 @@ enum Activation: Equatable {
                 if v < -3 { continue }
                 if v > 3 { dx[i] += dy[i] } else { dx[i] += dy[i] * (2 * v + 3) / 6 }
             }
-        case .hardSigmoid:
-            for i in 0..<n where x[i] > -3 && x[i] < 3 { dx[i] += dy[i] / 6 }
+        case .hardSigmoid(let alpha, let beta):
+            for i in 0..<n {
+                let v = alpha * x[i] + beta
+                if v > 0 && v < 1 { dx[i] += dy[i] * alpha }
+            }
         }
     }
 

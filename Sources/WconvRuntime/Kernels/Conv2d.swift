@@ -151,12 +151,14 @@ func conv2dForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: UnsafeP
                 let dst = y + ((img0 + img) * o + oc) * howo
                 if let bias {
                     let bv = bias[oc]
-                    if direct {
-                        for p in 0..<howo { dst[p] += bv }
-                    } else {
+                    // One pass for the common epilogues (bias, bias+ReLU); two otherwise.
+                    switch activation {
+                    case .relu: for p in 0..<howo { dst[p] = max(src[p] + bv, 0) }
+                    case .none: for p in 0..<howo { dst[p] = src[p] + bv }
+                    default:
                         for p in 0..<howo { dst[p] = src[p] + bv }
+                        activation.apply(dst, dst, howo)
                     }
-                    activation.apply(dst, dst, howo)
                 } else {
                     activation.apply(src, dst, howo)
                 }

@@ -1,6 +1,27 @@
 import Foundation
 
-enum BinaryKind { case add, sub, mul, div }
+enum BinaryKind { case add, sub, mul, div, pow, minimum, maximum, equal, less, lessOrEqual, greater, greaterOrEqual, and, or }
+
+/// The scalar rule of every binary op (the fast paths above cover add/mul; the rest loop through this).
+@inline(__always)
+func binaryScalar(_ kind: BinaryKind, _ u: Float, _ v: Float) -> Float {
+    switch kind {
+    case .add: return u + v
+    case .sub: return u - v
+    case .mul: return u * v
+    case .div: return u / v
+    case .pow: return powf(u, v)
+    case .minimum: return u.isNaN || v.isNaN ? .nan : Swift.min(u, v)
+    case .maximum: return u.isNaN || v.isNaN ? .nan : Swift.max(u, v)
+    case .equal: return u == v ? 1 : 0
+    case .less: return u < v ? 1 : 0
+    case .lessOrEqual: return u <= v ? 1 : 0
+    case .greater: return u > v ? 1 : 0
+    case .greaterOrEqual: return u >= v ? 1 : 0
+    case .and: return u != 0 && v != 0 ? 1 : 0
+    case .or: return u != 0 || v != 0 ? 1 : 0
+    }
+}
 
 /// Numpy broadcasting of two operands to one output, with dims coalesced so the inner loop is long.
 struct BroadcastPlan {
@@ -88,6 +109,7 @@ func binaryForward(_ kind: BinaryKind, _ a: UnsafePointer<Float>, _ b: UnsafePoi
             case (.sub, _, _): for i in 0..<inner { py[i] = pa[i * ia] - pb[i * ib] }
             case (.mul, _, _): for i in 0..<inner { py[i] = pa[i * ia] * pb[i * ib] }
             case (.div, _, _): for i in 0..<inner { py[i] = pa[i * ia] / pb[i * ib] }
+            default: for i in 0..<inner { py[i] = binaryScalar(kind, pa[i * ia], pb[i * ib]) }
             }
         }
     }
@@ -115,6 +137,17 @@ func binaryBackward(_ kind: BinaryKind, _ a: UnsafePointer<Float>, _ b: UnsafePo
                 case .div:
                     if isA { for i in 0..<inner { t[i * st] += g[i] / pb[i * ib] } }
                     else { for i in 0..<inner { let bv = pb[i * ib]; t[i * st] -= g[i] * pa[i * ia] / (bv * bv) } }
+                case .pow:
+                    if isA { for i in 0..<inner { let u = pa[i * ia], v = pb[i * ib]; t[i * st] += g[i] * v * powf(u, v - 1) } }
+                    else { for i in 0..<inner { let u = pa[i * ia], v = pb[i * ib]; if u > 0 { t[i * st] += g[i] * logf(u) * powf(u, v) } } }
+                case .minimum, .maximum:
+                    // The selected operand takes the gradient (ties go to a, as torch.minimum splits… we pick a).
+                    for i in 0..<inner {
+                        let u = pa[i * ia], v = pb[i * ib]
+                        let pickA = kind == .minimum ? u <= v : u >= v
+                        if pickA == isA { t[i * st] += g[i] }
+                    }
+                default: break
                 }
             }
         }
