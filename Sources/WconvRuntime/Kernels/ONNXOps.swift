@@ -2,12 +2,12 @@ import Foundation
 import WconvGraph
 import WconvTensor
 
-/// Kernels for the ops the ONNX importer adds (ONNXOps.swift). Every value is held as f32, like the
-/// rest of the runtime: integer and bool tensors (ids, masks, shape vectors) are exact below 2^24;
-/// bools are 0/1. Ops whose result depends only on shapes (shape, constantOfShape, range) are
-/// evaluated once when the step is compiled.
-enum ONNXUnaryKind { case erf, sqrt, exp, log, abs, neg, reciprocal, not, isNaN, truncInt, toBool, toHalf, toBFloat16 }
-enum ONNXBinaryKind { case pow, equal, less, lessOrEqual, greater, greaterOrEqual, and, or, minimum, maximum }
+/// Kernels for ONNX-only ops (WconvGraph/ONNX/ONNXOps.swift) that `compileNode` does not handle
+/// itself: tile, gatherND, argMax, shape, constantOfShape, range, reductions over non-adjacent
+/// axes, f16/bf16-rounding casts and integer division. Every value is held as f32, like the rest
+/// of the runtime: integer and bool tensors are exact below 2^24. Ops whose result depends only on
+/// shapes (shape, constantOfShape, range, known shape chains) are evaluated when the step is compiled.
+enum ONNXUnaryKind { case toHalf, toBFloat16 }
 enum ONNXReduceKind { case sum, mean, max }
 
 /// How each of several inputs is read while walking an output shape in row-major order: per-dim
@@ -61,16 +61,8 @@ struct NBroadcast: Equatable {
 /// A compiled ONNX-only step.
 enum ONNXKernel {
     case unary(ONNXUnaryKind, count: Int)
-    case binary(ONNXBinaryKind, NBroadcast)
-    /// inputs [condition, x, y]
-    case select(NBroadcast)
     /// `map` walks the input; input 0 of the map is the output (reduced dims have stride 0).
     case reduce(ONNXReduceKind, map: NBroadcast, outCount: Int, groupSize: Int)
-    case globalMaxPool(planes: Int, size: Int)
-    /// One output per piece along the axis.
-    case split(lengths: [Int], outer: Int, inner: Int)
-    /// Broadcast copy of input 0 to the map's shape.
-    case expand(NBroadcast)
     case tile(inShape: [Int], outShape: [Int])
     /// Values known when the step was compiled (shape, range).
     case constant([Float])
@@ -104,8 +96,6 @@ func compileONNXNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (Stri
     }
     // Value inputs that are constant parameters become the attributes the shape rules read.
     switch node.op {
-    case .expand where node.ints("shape") == nil && node.inputs.count > 1:
-        if let v = intConstant(node.inputs[1]) { node.attributes["shape"] = .ints(v) }
     case .tile where node.ints("repeats") == nil && node.inputs.count > 1:
         if let v = intConstant(node.inputs[1]) { node.attributes["repeats"] = .ints(v) }
     case .constantOfShape where node.ints("shape") == nil && !node.inputs.isEmpty:
@@ -117,29 +107,11 @@ func compileONNXNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (Stri
     let count = outs[0].reduce(1, *)
 
     switch node.op {
-    case .unsqueeze, .squeeze:
-        return (.view, outs)
     case .cast:
         let to = DType(rawValue: node.string("to") ?? "f32") ?? .f32
-        switch to {
-        case .f32, .f64: return (.view, outs)
-        case .f16: return (.onnx(.unary(.toHalf, count: count)), outs)
-        case .bf16: return (.onnx(.unary(.toBFloat16, count: count)), outs)
-        case .bool: return (.onnx(.unary(.toBool, count: count)), outs)
-        default: return (.onnx(.unary(.truncInt, count: count)), outs)
-        }
-    case .erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN:
-        let k: ONNXUnaryKind = [Op.erf: .erf, .sqrt: .sqrt, .exp: .exp, .log: .log, .abs: .abs, .neg: .neg,
-                                 .reciprocal: .reciprocal, .not: .not, .isNaN: .isNaN][node.op]!
-        return (.onnx(.unary(k, count: count)), outs)
-    case .pow, .equal, .less, .lessOrEqual, .greater, .greaterOrEqual, .and, .or, .minimum, .maximum:
-        let k: ONNXBinaryKind = [Op.pow: .pow, .equal: .equal, .less: .less, .lessOrEqual: .lessOrEqual, .greater: .greater,
-                                  .greaterOrEqual: .greaterOrEqual, .and: .and, .or: .or, .minimum: .minimum, .maximum: .maximum][node.op]!
-        guard let m = NBroadcast([s[0]!, s[1]!], out: outs[0]) else { throw fail("shapes do not broadcast") }
-        return (.onnx(.binary(k, m)), outs)
-    case .where:
-        guard let m = NBroadcast([s[0]!, s[1]!, s[2]!], out: outs[0]) else { throw fail("shapes do not broadcast") }
-        return (.onnx(.select(m)), outs)
+        if to == .f16 { return (.onnx(.unary(.toHalf, count: count)), outs) }
+        if to == .bf16 { return (.onnx(.unary(.toBFloat16, count: count)), outs) }
+        return nil
     case .reduceMean, .reduceSum, .reduceMax:
         let axes = try ShapeInference.reducedAxes(node, s, rank: x.count)
         var kept = x
@@ -149,16 +121,6 @@ func compileONNXNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (Stri
         if node.op == .reduceMax && group == 0 { throw fail("max over an empty dim") }
         let kind: ONNXReduceKind = node.op == .reduceMean ? .mean : node.op == .reduceSum ? .sum : .max
         return (.onnx(.reduce(kind, map: m, outCount: count, groupSize: group)), outs)
-    case .globalMaxPool:
-        let size = x.dropFirst(2).reduce(1, *)
-        guard size > 0 else { throw fail("empty spatial dims") }
-        return (.onnx(.globalMaxPool(planes: x[0] * x[1], size: size)), outs)
-    case .split:
-        let ax = (node.int("axis") ?? 0) < 0 ? (node.int("axis") ?? 0) + x.count : (node.int("axis") ?? 0)
-        return (.onnx(.split(lengths: outs.map { $0[ax] }, outer: x[..<ax].reduce(1, *), inner: x[(ax + 1)...].reduce(1, *))), outs)
-    case .expand:
-        guard let m = NBroadcast([x], out: outs[0]) else { throw fail("cannot expand to \(outs[0])") }
-        return (.onnx(.expand(m)), outs)
     case .tile:
         return (.onnx(.tile(inShape: x, outShape: outs[0])), outs)
     case .shape:

@@ -9,49 +9,8 @@ extension Executor {
         switch kernel {
         case .unary(let kind, let count):
             onnxUnaryForward(kind, inp(0), y, count)
-        case .binary(let kind, let m):
-            onnxBinaryForward(kind, inp(0), inp(1), m, y)
-        case .select(let m):
-            let c = inp(0), a = inp(1), b = inp(2)
-            let inner = m.inner, sc = m.innerStride(0), sa = m.innerStride(1), sb = m.innerStride(2)
-            Parallel.forRange(m.rows, costPerItem: inner) { range in
-                for row in range {
-                    let pc = c + m.rowOffset(0, row), pa = a + m.rowOffset(1, row), pb = b + m.rowOffset(2, row)
-                    let py = y + row * inner
-                    for i in 0..<inner { py[i] = pc[i * sc] != 0 ? pa[i * sa] : pb[i * sb] }
-                }
-            }
         case .reduce(let kind, let m, let outCount, let group):
             onnxReduceForward(kind, inp(0), map: m, outCount: outCount, groupSize: group, y)
-        case .globalMaxPool(let planes, let size):
-            let x = inp(0)
-            Parallel.forRange(planes, costPerItem: size) { range in
-                for p in range {
-                    let px = x + p * size
-                    var best = px[0]
-                    for i in 1..<size where px[i] > best || px[i].isNaN { best = px[i]; if best.isNaN { break } }
-                    y[p] = best
-                }
-            }
-        case .split(let lengths, let outer, let inner):
-            let x = inp(0)
-            let total = lengths.reduce(0, +)
-            var start = 0
-            for (k, len) in lengths.enumerated() {
-                let out = ptrs[st.outputs[k]]!
-                let n = len * inner
-                for o in 0..<outer { (out + o * n).update(from: x + (o * total + start) * inner, count: n) }
-                start += len
-            }
-        case .expand(let m):
-            let x = inp(0)
-            let inner = m.inner, sx = m.innerStride(0)
-            Parallel.forRange(m.rows, costPerItem: inner) { range in
-                for row in range {
-                    let px = x + m.rowOffset(0, row), py = y + row * inner
-                    if sx == 1 { py.update(from: px, count: inner) } else { for i in 0..<inner { py[i] = px[i * sx] } }
-                }
-            }
         case .tile(let inShape, let outShape):
             tileCopy(ptrs[st.inputs[0]]!, inShape: inShape, outShape: outShape, y, backward: false)
         case .constant(let values):
@@ -107,59 +66,18 @@ extension Executor {
     }
 }
 
-/// Elementwise one-input ops.
+/// Casts that round to a narrower float type, as onnxruntime's Cast does.
 func onnxUnaryForward(_ kind: ONNXUnaryKind, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
     Parallel.forRange(n, costPerItem: 4) { r in
         switch kind {
-        case .erf: for i in r { y[i] = Foundation.erf(x[i]) }
-        case .sqrt: for i in r { y[i] = x[i].squareRoot() }
-        case .exp: for i in r { y[i] = Foundation.exp(x[i]) }
-        case .log: for i in r { y[i] = Foundation.log(x[i]) }
-        case .abs: for i in r { y[i] = Swift.abs(x[i]) }
-        case .neg: for i in r { y[i] = -x[i] }
-        case .reciprocal: for i in r { y[i] = 1 / x[i] }
-        case .not: for i in r { y[i] = x[i] == 0 ? 1 : 0 }
-        case .isNaN: for i in r { y[i] = x[i].isNaN ? 1 : 0 }
-        // ONNX Cast float → int truncates toward zero (NaN/inf are undefined; 0 keeps the buffer finite).
-        case .truncInt: for i in r { let v = x[i]; y[i] = v.isFinite ? v.rounded(.towardZero) : 0 }
-        case .toBool: for i in r { y[i] = x[i] != 0 ? 1 : 0 }
         case .toHalf: for i in r { y[i] = Float(Float16(x[i])) }
         case .toBFloat16:
-            // Round to nearest even on the top 16 bits, as onnxruntime's Cast does.
+            // Round to nearest even on the top 16 bits.
             for i in r {
                 let v = x[i]
                 if v.isNaN { y[i] = v; continue }
                 let b = v.bitPattern
-                let rounded = (b &+ 0x7FFF &+ ((b >> 16) & 1)) & 0xFFFF_0000
-                y[i] = Float(bitPattern: rounded)
-            }
-        }
-    }
-}
-
-/// Two-input elementwise ops with broadcasting; comparisons and logic give 0/1.
-func onnxBinaryForward(_ kind: ONNXBinaryKind, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ m: NBroadcast,
-                       _ y: UnsafeMutablePointer<Float>) {
-    let inner = m.inner, ia = m.innerStride(0), ib = m.innerStride(1)
-    Parallel.forRange(m.rows, costPerItem: inner) { range in
-        for row in range {
-            let pa = a + m.rowOffset(0, row), pb = b + m.rowOffset(1, row), py = y + row * inner
-            switch kind {
-            case .pow:
-                for i in 0..<inner {
-                    let e = pb[i * ib]
-                    py[i] = e == 2 ? pa[i * ia] * pa[i * ia] : Foundation.pow(pa[i * ia], e)
-                }
-            case .equal: for i in 0..<inner { py[i] = pa[i * ia] == pb[i * ib] ? 1 : 0 }
-            case .less: for i in 0..<inner { py[i] = pa[i * ia] < pb[i * ib] ? 1 : 0 }
-            case .lessOrEqual: for i in 0..<inner { py[i] = pa[i * ia] <= pb[i * ib] ? 1 : 0 }
-            case .greater: for i in 0..<inner { py[i] = pa[i * ia] > pb[i * ib] ? 1 : 0 }
-            case .greaterOrEqual: for i in 0..<inner { py[i] = pa[i * ia] >= pb[i * ib] ? 1 : 0 }
-            case .and: for i in 0..<inner { py[i] = pa[i * ia] != 0 && pb[i * ib] != 0 ? 1 : 0 }
-            case .or: for i in 0..<inner { py[i] = pa[i * ia] != 0 || pb[i * ib] != 0 ? 1 : 0 }
-            // NaN propagates, as in onnxruntime's Min/Max.
-            case .minimum: for i in 0..<inner { let u = pa[i * ia], v = pb[i * ib]; py[i] = u.isNaN || v.isNaN ? .nan : Swift.min(u, v) }
-            case .maximum: for i in 0..<inner { let u = pa[i * ia], v = pb[i * ib]; py[i] = u.isNaN || v.isNaN ? .nan : Swift.max(u, v) }
+                y[i] = Float(bitPattern: (b &+ 0x7FFF &+ ((b >> 16) & 1)) & 0xFFFF_0000)
             }
         }
     }
