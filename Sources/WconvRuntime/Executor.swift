@@ -97,13 +97,32 @@ final class Executor {
         for (k, input) in graph.inputs.enumerated() { shp[valueIds[input.name]!] = inputShapes[k] }
         var newSteps: [Step] = []
         var rt = Array(0..<nValues)
-        var known = KnownValues(parameter: { self.graph.parameters[$0] }, inputs: graph.inputs)
+        // Values computed from shapes alone (ONNX Shape → Gather → Concat → Reshape chains) are
+        // evaluated once here and become constants; `known` holds their buffers.
+        var known: [Int: UnsafeMutablePointer<Float>] = [:]
+        var foldBuffers: [UnsafeMutablePointer<Float>] = []
+        func knownValues(_ name: String) -> [Double]? {
+            guard let v = valueIds[name], let p = known[v], let sh = shp[v] else { return nil }
+            return (0..<sh.reduce(1, *)).map { Double(p[$0]) }
+        }
+        let intOf: (String) -> [Int]? = { name in
+            self.intConstant(name) ?? knownValues(name).map { $0.map { $0.isFinite ? Int(max(min($0, 9.0e15), -9.0e15)) : 0 } }
+        }
+        let valuesOf: (String) -> [Double]? = { name in
+            if let t = self.graph.parameters[name] { return t.doubles() }
+            return knownValues(name)
+        }
+        var knownInts = KnownValues(parameter: { self.graph.parameters[$0] }, inputs: graph.inputs)
         for (ni, en) in nodes.enumerated() {
             var en = en
-            en.node = known.resolve(en.node)
+            en.node = knownInts.resolve(en.node)
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
-            let (kernel, outShapes) = try compileFoldingKnownValues(en, inputShapes: inShapes, known: &known, intConstant: intConstant)
+            let (kernel, outShapes) = try compileFoldingKnownValues(en, inputShapes: inShapes, known: &knownInts,
+                                                                    intConstant: intOf, constant: valuesOf)
+            if try foldIfConstant(kernel, node: ni, ins: ins, outShapes: outShapes, shapes: &shp, known: &known, buffers: &foldBuffers) != nil {
+                continue
+            }
             guard outShapes.count == en.node.outputs.count || (outShapes.count == 1 && en.node.outputs.count >= 1) else {
                 throw WconvError.invalid("node '\(en.node.name)': expected \(outShapes.count) outputs, graph lists \(en.node.outputs.count)")
             }
@@ -127,6 +146,7 @@ final class Executor {
         // Assign buffers: params point into the store; activations get slots.
         var p = [UnsafeMutablePointer<Float>?](repeating: nil, count: nValues)
         for (vid, name) in paramName { p[vid] = params[name]!.pointer }
+        for (vid, b) in known { p[vid] = b }
         var slotCap: [Int] = []
         var slotOf = [Int](repeating: -1, count: nValues)
         var free: [Int] = []
@@ -159,7 +179,7 @@ final class Executor {
             slotPtr.append(b)
             arenaFloats += cap
         }
-        arena = slotPtr
+        arena = slotPtr + foldBuffers
         for v in 0..<nValues where paramName[v] == nil {
             let r = rt[v]
             if slotOf[r] >= 0 { p[v] = slotPtr[slotOf[r]] } else if r != v { p[v] = p[r] }
@@ -186,6 +206,53 @@ final class Executor {
         ptrs = p
         root = rt
         plannedInputShapes = inputShapes
+    }
+
+    /// Evaluates a step at plan time when its result depends only on shapes and constants (small
+    /// integer-like tensors); returns true when folded. Never folds reads of trainable-sized
+    /// parameters, so gradients are unaffected.
+    private func foldIfConstant(_ kernel: Kernel, node ni: Int, ins: [Int], outShapes: [[Int]], shapes shp: inout [[Int]?],
+                                known: inout [Int: UnsafeMutablePointer<Float>], buffers: inout [UnsafeMutablePointer<Float>]) throws -> Bool? {
+        let outNames = nodes[ni].node.outputs.prefix(outShapes.count)
+        let outs = outNames.map { valueIds[$0]! }
+        let total = outShapes.reduce(0) { $0 + $1.reduce(1, *) }
+        guard total <= 1 << 16 else { return nil }
+        let live = ins.filter { $0 >= 0 }
+        let anyKnown = live.contains { known[$0] != nil }
+        let allConst = live.allSatisfy { known[$0] != nil || (paramName[$0] != nil && (shp[$0]?.reduce(1, *) ?? 0) <= 64) }
+        switch kernel {
+        case .constant: break
+        case .fill, .range: guard allConst else { return nil }
+        case .gather, .binary, .unary, .view, .concat, .slice, .transpose, .expand, .whereSelect, .reduce, .split, .arange:
+            guard anyKnown && allConst else { return nil }
+        default: return nil
+        }
+        for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
+        if case .view = kernel, let src = live.first {
+            guard let srcPtr = known[src] ?? paramName[src].map({ params[$0]!.pointer }) else { return nil }
+            known[outs[0]] = srcPtr
+            return true
+        }
+        var tmp = [UnsafeMutablePointer<Float>?](repeating: nil, count: valueNames.count)
+        for v in live {
+            // A Shape node's own input is an activation: its kernel never reads it.
+            if let k = known[v] { tmp[v] = k } else if let n = paramName[v] { tmp[v] = params[n]!.pointer }
+        }
+        for (k, o) in outs.enumerated() {
+            let n = max(outShapes[k].reduce(1, *), 1)
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            b.initialize(repeating: 0, count: n)
+            buffers.append(b)
+            tmp[o] = b
+            known[o] = b
+        }
+        let savedSteps = steps, savedPtrs = ptrs, savedShapes = shapes
+        steps = [Step(node: ni, kernel: kernel, inputs: ins, outputs: outs)]
+        ptrs = tmp
+        shapes = shp
+        defer { steps = savedSteps; ptrs = savedPtrs; shapes = savedShapes }
+        try runStep(0, training: false)
+        return true
     }
 
     /// Validates and copies the caller's inputs into their buffers (plans for their shapes first).
@@ -355,6 +422,12 @@ final class Executor {
                 for o in 0..<outer { (dst + o * len * inner).update(from: x! + (o * total + off) * inner, count: len * inner) }
                 off += len
             }
+        case .constant(let vals):
+            for (i, v) in vals.enumerated() { y[i] = v }
+        case .fill(let value, let count):
+            y.update(repeating: value, count: count)
+        case .range(let start, let delta, let count):
+            for i in 0..<count { y[i] = start + Float(i) * delta }
         case .expand(let plan):
             y.update(repeating: 0, count: plan.count)
             binaryForward(.add, x!, y, plan, y)

@@ -40,6 +40,12 @@ enum Kernel {
     case expand(BroadcastPlan)
     /// One output per piece along an axis: data viewed as [outer, Σ lengths, inner].
     case split(lengths: [Int], outer: Int, inner: Int)
+    /// Values known from shapes alone (ONNX Shape); folded at plan time.
+    case constant([Float])
+    /// ONNX ConstantOfShape.
+    case fill(value: Float, count: Int)
+    /// ONNX Range with constant bounds.
+    case range(start: Float, delta: Float, count: Int)
     /// Ops the ONNX importer adds (Kernels/ONNXOps.swift).
     case onnx(ONNXKernel)
 }
@@ -62,7 +68,7 @@ struct ExecNode {
 }
 
 /// Shape inference + kernel selection for one node. Throws errors naming the node and shapes.
-func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) -> [Int]?) throws -> (Kernel, [[Int]]) {
+func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) -> [Int]?, constant: (String) -> [Double]? = { _ in nil }) throws -> (Kernel, [[Int]]) {
     let node = en.node
     func fail(_ msg: String) -> WconvError {
         WconvError.invalid("node '\(node.name)' (\(node.op)): \(msg); input shapes \(s.map { $0.map { "\($0)" } ?? "-" })")
@@ -251,6 +257,30 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         }
         let outs = sizes.map { n -> [Int] in var o = x; o[ax] = n; return o }
         return (.split(lengths: sizes, outer: x[..<ax].reduce(1, *), inner: x[(ax + 1)...].reduce(1, *)), outs)
+
+    case .shape:
+        let x = try shape(0)
+        let r = x.count
+        func clamp(_ v: Int) -> Int { let a = v < 0 ? v + r : v; return min(max(a, 0), r) }
+        let st = clamp(node.int("start") ?? 0), e = clamp(node.int("end") ?? r)
+        let vals = st < e ? x[st..<e].map { Float($0) } : []
+        return (.constant(vals), [[vals.count]])
+
+    case .constantOfShape:
+        guard let dims = node.ints("shape") ?? node.inputs.first.flatMap(intConstant) else { throw fail("constantOfShape needs a shape known before running") }
+        guard dims.allSatisfy({ $0 >= 0 }), let n = try? Tensor.checkedNumel(dims), n <= 1 << 30 else { throw fail("bad shape \(dims)") }
+        return (.fill(value: Float(node.float("value") ?? 0), count: n), [dims])
+
+    case .range:
+        // Bounds as attributes (the ONNX builder's constant form) or as known inputs.
+        func bound(_ key: String, _ i: Int) -> Double? { node.float(key) ?? (i < node.inputs.count ? constant(node.inputs[i])?.first : nil) }
+        guard let a = bound("start", 0), let b = bound("limit", 1), let d = bound("delta", 2) else {
+            throw fail("range needs start, limit and delta known before running")
+        }
+        guard d != 0, a.isFinite, b.isFinite, d.isFinite else { throw fail("range delta must be non-zero and bounds finite") }
+        let count = max(Int(((b - a) / d).rounded(.up)), 0)
+        guard count <= 1 << 30 else { throw fail("range of \(count) values is too large") }
+        return (.range(start: Float(a), delta: Float(d), count: count), [[count]])
 
     case .expand:
         let x = try shape(0)

@@ -104,6 +104,7 @@ final class OpKernelTests: XCTestCase {
             (.gelu, [:], { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }),
             (.gelu, ["approximate": .string("tanh")], { 0.5 * $0 * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }),
             (.hardSwish, [:], { $0 * min(max($0 + 3, 0), 6) / 6 }), (.hardSigmoid, [:], { min(max($0 + 3, 0), 6) / 6 }),
+            (.hardSigmoid, ["alpha": .float(0.2), "beta": .float(0.5)], { min(max(0.2 * $0 + 0.5, 0), 1) }),
         ]
         for (op, attrs, f) in refs {
             let g = singleNodeGraph(op, attrs: attrs, inputShapes: [[2, 3, 4, 5]])

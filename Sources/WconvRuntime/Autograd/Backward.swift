@@ -121,7 +121,7 @@ extension Executor {
             attentionBackward(x(0)!, x(1)!, x(2)!, g, probs: aux[si]!, dy: dy, dq: dx(0), dk: dx(1), dv: dx(2), scratch: staging)
         case .slice(let plan):
             if let d = dx(0) { sliceCopy(d, plan, UnsafeMutablePointer(mutating: dy), backward: true) }
-        case .arange:
+        case .arange, .constant, .fill, .range:
             break
         case .reduce(let kind, let plan):
             if let d = dx(0) { reduceBackward(kind, x(0)!, plan, y: yv, dy: dy, dx: d) }

@@ -4,9 +4,9 @@ import WconvGraph
 /// Pointwise activations, applied standalone or fused into a conv / BN epilogue.
 enum Activation: Equatable {
     case none, relu, relu6, silu, geluErf, geluTanh, hardSwish, sigmoid, tanh
+    /// clip(α·x + β, 0, 1): PyTorch's hardsigmoid is α = 1/6, β = 0.5; Keras 2 / ONNX default α = 0.2.
+    case hardSigmoid(Float, Float)
     case clip(Float, Float)
-    /// max(0, min(1, alpha·x + beta)); PyTorch's (and Keras 3's) is alpha 1/6, beta 0.5, Keras 2's alpha 0.2.
-    case hardSigmoid(alpha: Float, beta: Float)
 
     /// The activation an op denotes, or nil when the op is not a pointwise activation.
     static func from(_ node: GraphNode) -> Activation? {
@@ -17,7 +17,7 @@ enum Activation: Equatable {
         case .gelu: return node.string("approximate") == "tanh" ? .geluTanh : .geluErf
         case .hardSwish: return .hardSwish
         case .hardSigmoid:
-            return .hardSigmoid(alpha: Float(node.float("alpha") ?? 1.0 / 6), beta: Float(node.float("beta") ?? 0.5))
+            return .hardSigmoid(Float(node.float("alpha") ?? 1.0 / 6.0), Float(node.float("beta") ?? 0.5))
         case .sigmoid: return .sigmoid
         case .tanh: return .tanh
         case .clip:
@@ -54,12 +54,12 @@ enum Activation: Equatable {
             }
         case .hardSwish:
             for i in 0..<n { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) / 6 }
-        case .hardSigmoid(let alpha, let beta):
-            if alpha == 1 / 6 && beta == 0.5 {
-                // PyTorch's hardsigmoid, computed its way (relu6(x + 3) / 6) so the rounding matches.
+        case .hardSigmoid(let a, let b):
+            if a == 1.0 / 6.0 && b == 0.5 {
+                // PyTorch's exact formula: relu6(x + 3) / 6.
                 for i in 0..<n { y[i] = min(max(x[i] + 3, 0), 6) / 6 }
             } else {
-                for i in 0..<n { y[i] = min(max(alpha * x[i] + beta, 0), 1) }
+                for i in 0..<n { y[i] = min(max(a * x[i] + b, 0), 1) }
             }
         }
     }
@@ -107,11 +107,8 @@ enum Activation: Equatable {
                 if v < -3 { continue }
                 if v > 3 { dx[i] += dy[i] } else { dx[i] += dy[i] * (2 * v + 3) / 6 }
             }
-        case .hardSigmoid(let alpha, let beta):
-            for i in 0..<n {
-                let v = alpha * x[i] + beta
-                if v > 0 && v < 1 { dx[i] += dy[i] * alpha }
-            }
+        case .hardSigmoid(let a, let b):
+            for i in 0..<n { let t = a * x[i] + b; if t > 0 && t < 1 { dx[i] += dy[i] * a } }
         }
     }
 

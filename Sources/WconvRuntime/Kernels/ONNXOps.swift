@@ -154,8 +154,8 @@ func compileONNXNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (Stri
 /// recorded in `known`, and a node whose whole integer result is known (a shape chain) becomes a
 /// constant step computed once per planned input shape.
 func compileFoldingKnownValues(_ en: ExecNode, inputShapes: [[Int]?], known: inout KnownValues,
-                               intConstant: (String) -> [Int]?) throws -> (Kernel, [[Int]]) {
-    let (kernel, outShapes) = try compileNode(en, inputShapes: inputShapes, intConstant: intConstant)
+                               intConstant: (String) -> [Int]?, constant: (String) -> [Double]?) throws -> (Kernel, [[Int]]) {
+    let (kernel, outShapes) = try compileNode(en, inputShapes: inputShapes, intConstant: intConstant, constant: constant)
     known.record(en.node, inputShapes: inputShapes, outputShapes: outShapes)
     if en.node.outputs.count == 1, !en.node.inputs.isEmpty, en.fused == .none, let v = known.values[en.node.outputs[0]] {
         return (.onnx(.constant(v.map { Float($0) })), outShapes)
