@@ -18,7 +18,7 @@ public enum ShapeInference {
     }
 
     /// True when the op has a built-in or registered rule.
-    public static func hasRule(_ op: Op) -> Bool { builtinOps.contains(op) || customRule(op) != nil }
+    public static func hasRule(_ op: Op) -> Bool { builtinOps.contains(op) || onnxOps.contains(op) || customRule(op) != nil }
 
     static let builtinOps: Set<Op> = [
         .conv2d, .batchNorm, .linear, .matmul, .relu, .relu6, .clip, .silu, .gelu, .hardSwish, .hardSigmoid,
@@ -288,6 +288,7 @@ public enum ShapeInference {
             }
             return [q]
         default:
+            if let out = try onnxOpShapes(node, inputs) { return out }
             if let rule = customRule(node.op) { return try rule(node, inputs) }
             throw fail(node, inputs, "no shape rule for op '\(node.op)' (unknown op)")
         }
@@ -340,11 +341,13 @@ extension ModelGraph {
             }
             shapes[input.name] = shape
         }
+        var known = KnownValues(parameter: { parameters[$0] ?? aliases[$0].flatMap { parameters[$0] } }, inputs: inputs)
         for node in nodes {
             if allowUnknownOps && (!ShapeInference.hasRule(node.op) || node.inputs.contains(where: unknown.contains)) {
                 unknown.formUnion(node.outputs)
                 continue
             }
+            let node = known.resolve(node)
             var ins = [[Int]?]()
             ins.reserveCapacity(node.inputs.count)
             for name in node.inputs {
@@ -357,6 +360,7 @@ extension ModelGraph {
                 }
             }
             let outs = try ShapeInference.outputShapes(node, ins)
+            known.record(node, inputShapes: ins, outputShapes: outs)
             guard outs.count >= node.outputs.count else {
                 throw WconvError.invalid("node '\(node.name)' (op \(node.op)) declares \(node.outputs.count) outputs but the op produces \(outs.count)")
             }

@@ -112,10 +112,14 @@ final class Executor {
             if let t = self.graph.parameters[name] { return t.doubles() }
             return knownValues(name)
         }
+        var knownInts = KnownValues(parameter: { self.graph.parameters[$0] }, inputs: graph.inputs)
         for (ni, en) in nodes.enumerated() {
+            var en = en
+            en.node = knownInts.resolve(en.node)
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
-            let (kernel, outShapes) = try compileNode(en, inputShapes: inShapes, intConstant: intOf, constant: valuesOf)
+            let (kernel, outShapes) = try compileFoldingKnownValues(en, inputShapes: inShapes, known: &knownInts,
+                                                                    intConstant: intOf, constant: valuesOf)
             if try foldIfConstant(kernel, node: ni, ins: ins, outShapes: outShapes, shapes: &shp, known: &known, buffers: &foldBuffers) != nil {
                 continue
             }
@@ -302,7 +306,7 @@ final class Executor {
         var out = [Int](repeating: 0, count: n)
         for i in 0..<n {
             let f = p[i]
-            guard f.isFinite, f == f.rounded() else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
+            guard f.isFinite, f == f.rounded(), abs(f) < 9e18 else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
             var v = Int(f)
             if v < 0 { v += bound }
             guard v >= 0 && v < bound else {
@@ -427,6 +431,8 @@ final class Executor {
         case .expand(let plan):
             y.update(repeating: 0, count: plan.count)
             binaryForward(.add, x!, y, plan, y)
+        case .onnx(let k):
+            try runONNX(k, st)
         }
     }
 }

@@ -46,6 +46,8 @@ enum Kernel {
     case fill(value: Float, count: Int)
     /// ONNX Range with constant bounds.
     case range(start: Float, delta: Float, count: Int)
+    /// Ops the ONNX importer adds (Kernels/ONNXOps.swift).
+    case onnx(ONNXKernel)
 }
 
 /// One compiled step: the kernel and the value ids it reads and writes (-1 for an omitted input).
@@ -196,6 +198,8 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         let to = DType(rawValue: node.string("to") ?? "f32") ?? .f32
         if to == .bool { return (.unary(.castBool, count: x.reduce(1, *)), [x]) }
         if !to.isFloatingPoint { return (.unary(.castInt, count: x.reduce(1, *)), [x]) }
+        // f16/bf16 casts round like onnxruntime (Kernels/ONNXOps.swift).
+        if to == .f16 || to == .bf16, let rounded = try compileONNXNode(en, inputShapes: s, intConstant: intConstant) { return rounded }
         // Activations are f32 inside the runtime: float casts keep the values.
         return (.view, [x])
 
@@ -223,6 +227,8 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         }
         axes = Array(Set(axes)).sorted()
         guard let lo = axes.first, let hi = axes.last, hi - lo + 1 == axes.count else {
+            // Non-adjacent axes: the general strided reduction (Kernels/ONNXOps.swift).
+            if let general = try compileONNXNode(en, inputShapes: s, intConstant: intConstant) { return general }
             throw fail("reduction over non-adjacent axes \(axes) is not supported")
         }
         let keep = (node.int("keepdims") ?? 1) != 0
@@ -261,13 +267,16 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         return (.constant(vals), [[vals.count]])
 
     case .constantOfShape:
-        guard let name = node.inputs.first, let dims = intConstant(name) else { throw fail("constantOfShape needs a shape known before running") }
+        guard let dims = node.ints("shape") ?? node.inputs.first.flatMap(intConstant) else { throw fail("constantOfShape needs a shape known before running") }
         guard dims.allSatisfy({ $0 >= 0 }), let n = try? Tensor.checkedNumel(dims), n <= 1 << 30 else { throw fail("bad shape \(dims)") }
         return (.fill(value: Float(node.float("value") ?? 0), count: n), [dims])
 
     case .range:
-        guard node.inputs.count >= 3, let a = constant(node.inputs[0])?.first, let b = constant(node.inputs[1])?.first,
-              let d = constant(node.inputs[2])?.first else { throw fail("range needs start, limit and delta known before running") }
+        // Bounds as attributes (the ONNX builder's constant form) or as known inputs.
+        func bound(_ key: String, _ i: Int) -> Double? { node.float(key) ?? (i < node.inputs.count ? constant(node.inputs[i])?.first : nil) }
+        guard let a = bound("start", 0), let b = bound("limit", 1), let d = bound("delta", 2) else {
+            throw fail("range needs start, limit and delta known before running")
+        }
         guard d != 0, a.isFinite, b.isFinite, d.isFinite else { throw fail("range delta must be non-zero and bounds finite") }
         let count = max(Int(((b - a) / d).rounded(.up)), 0)
         guard count <= 1 << 30 else { throw fail("range of \(count) values is too large") }
@@ -275,7 +284,7 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
 
     case .expand:
         let x = try shape(0)
-        guard node.inputs.count > 1, let target = intConstant(node.inputs[1]) else { throw fail("expand needs a constant shape input") }
+        guard let target = node.ints("shape") ?? (node.inputs.count > 1 ? intConstant(node.inputs[1]) : nil) else { throw fail("expand needs a constant shape input") }
         guard let out = BroadcastPlan.outputShape(x, target), let p = BroadcastPlan(x, out) else { throw fail("shape \(x) does not expand to \(target)") }
         return (.expand(p), [out])
 
@@ -411,6 +420,7 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], intConstant: (String) 
         return (.arange(count: x[ax], start: node.int("start") ?? 0, step: node.int("step") ?? 1), [[x[ax]]])
 
     default:
+        if let compiled = try compileONNXNode(en, inputShapes: s, intConstant: intConstant) { return compiled }
         throw WconvError.invalid("node '\(node.name)': op '\(node.op)' is not supported by the runtime")
     }
 }

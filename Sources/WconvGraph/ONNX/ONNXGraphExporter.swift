@@ -237,6 +237,7 @@ struct ONNXExportContext {
             let inputs = n.ints("split").map { [x, ints(n.name + ".split", $0)] } ?? [x]
             add("Split", n.name, inputs, n.outputs, ["axis": .int(n.int("axis") ?? 0)], rank: r)
         case .slice:
+            if n.ints("starts") == nil && n.inputs.count >= 3 { add("Slice", n.name, n.inputs, [y], rank: r); return }
             guard let s = n.ints("starts"), let e = n.ints("ends") else { problems.append("\(n.name) (slice): no starts/ends"); return }
             var inputs = [x, ints(n.name + ".starts", s), ints(n.name + ".ends", e)]
             if let a = n.ints("axes") { inputs.append(ints(n.name + ".axes", a)) }
@@ -251,6 +252,7 @@ struct ONNXExportContext {
         case .where:
             add("Where", n.name, n.inputs, [y], rank: n.inputs.compactMap { rank($0) }.max())
         case .expand:
+            if let s = n.ints("shape") { add("Expand", n.name, [x, ints(n.name + ".shape", s)], [y], rank: max(s.count, r ?? 0)); return }
             add("Expand", n.name, n.inputs, [y], rank: n.inputs.count == 2 ? graph.parameters[n.inputs[1]]?.numel : nil)
         case .shape:
             var attrs: OrderedDictionary<String, ONNXAttribute> = [:]
@@ -258,11 +260,23 @@ struct ONNXExportContext {
             if let e = n.int("end") { attrs["end"] = .int(e) }
             add("Shape", n.name, [x], [y], attrs, rank: 1)
         case .constantOfShape:
+            let shapeIn = n.ints("shape").map { ints(n.name + ".shape", $0) } ?? x
             let dtype = n.string("dtype").flatMap(DType.init(rawValue:)) ?? .f32
             let value = Tensor(shape: [1], floats: [Float(n.float("value") ?? 0)]).converted(to: dtype).tensor
-            add("ConstantOfShape", n.name, [x], [y], ["value": .tensor(value)], rank: graph.parameters[x]?.numel)
-        case .range: add("Range", n.name, n.inputs, [y], rank: 1)
-        case .tile: add("Tile", n.name, n.inputs, [y], rank: r)
+            add("ConstantOfShape", n.name, [shapeIn], [y], ["value": .tensor(value)], rank: n.ints("shape")?.count ?? graph.parameters[x]?.numel)
+        case .range:
+            if let s = n.float("start"), let l = n.float("limit"), let d = n.float("delta") {
+                // Integral bounds came from int64 constants (position ids); keep that dtype.
+                let integral = [s, l, d].allSatisfy { $0 == $0.rounded() }
+                let names = [(s, "start"), (l, "limit"), (d, "delta")].map { v, k in
+                    integral ? constant(n.name + "." + k, ONNXReader.int64Tensor([Int(clamping: v)], shape: [])) : scalar(n.name + "." + k, v)
+                }
+                add("Range", n.name, names, [y], rank: 1); return
+            }
+            add("Range", n.name, n.inputs, [y], rank: 1)
+        case .tile:
+            if let reps = n.ints("repeats") { add("Tile", n.name, [x, ints(n.name + ".repeats", reps)], [y], rank: r); return }
+            add("Tile", n.name, n.inputs, [y], rank: r)
         case .gatherND: add("GatherND", n.name, n.inputs, [y], ["batch_dims": .int(n.int("batchDims") ?? 0)], rank: nil)
         case .argMax:
             add("ArgMax", n.name, [x], [y], ["axis": .int(n.int("axis") ?? 0), "keepdims": .int(n.int("keepdims") ?? 1),

@@ -105,17 +105,12 @@ extension ONNXBuildContext {
         case "CastLike":
             emit(n, .cast, inputs: [n.inputs[0]], outputs: out1, ["to": .string((constant(n, 1)?.dtype ?? .f32).rawValue)])
         case "Where": emit(n, .where, outputs: out1)
-        case "Expand": emit(n, .expand, outputs: out1)
+        case "Expand", "Tile", "ConstantOfShape", "Range": mapValueShaped(n)
         case "Shape":
             var attrs: [String: AttributeValue] = [:]
             if let s = n.int("start") { attrs["start"] = .int(s) }
             if let e = n.int("end") { attrs["end"] = .int(e) }
             emit(n, .shape, outputs: out1, attrs)
-        case "ConstantOfShape":
-            let value = n.tensor("value")
-            emit(n, .constantOfShape, outputs: out1, ["value": .float(value?.doubles().first ?? 0), "dtype": .string((value?.dtype ?? .f32).rawValue)])
-        case "Range": emit(n, .range, outputs: out1)
-        case "Tile": emit(n, .tile, outputs: out1)
         case "Min", "Max":
             guard n.inputs.count == 2 else { unsupported.append(unsupportedNode(n, "\(n.inputs.count) inputs (2 supported)")); return }
             emit(n, n.opType == "Min" ? .minimum : .maximum, outputs: out1)
@@ -355,7 +350,8 @@ extension ONNXBuildContext {
         } else {
             for (i, key) in ["starts", "ends", "axes", "steps"].enumerated() where i + 1 < n.inputs.count {
                 guard let name = n.input(i + 1) else { continue }
-                guard let t = constants[name] else { unsupported.append(unsupportedNode(n, "\(key) computed at run time")); return }
+                // Bounds from a shape chain (x[:, :seq]): kept as inputs, resolved once shapes are known.
+                guard let t = constants[name] else { emit(n, .slice, outputs: [n.outputs[0]]); return }
                 attrs[key] = .ints(ints(t))
             }
         }

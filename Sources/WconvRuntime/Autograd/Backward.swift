@@ -146,6 +146,8 @@ extension Executor {
             }
         case .expand(let plan):
             if let d = dx(0) { binaryBackward(.add, x(0)!, x(0)!, plan, dy: dy, da: d, db: nil) }
+        case .onnx(let k):
+            backwardONNX(k, st, gs: gs)
         case .pad(let shape, let pads, _):
             if let d = dx(0) {
                 let r = shape.count
