@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZE=${1:-224}; BATCH=${2:-16}; THREADS=${3:-2}
 swift build -c release --product wconv >/dev/null
-PY="$(tools/refenv)/python"
+PY="${WCONV_PY:-$(tools/refenv)}"
 W=$(.build/release/wconv bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" --json)
 T=$("$PY" tools/bench-train/train_torch.py --arch resnet18 --size "$SIZE" --batch "$BATCH" --threads "$THREADS")
 "$PY" - "$W" "$T" <<'PY'

@@ -1,5 +1,5 @@
 # PyTorch's side of the training benchmark: images/s of the usual loops on the CPU.
-# run with: $(tools/refenv)/python tools/bench-train/train_torch.py --arch resnet18 --size 224 --batch 16 --threads 2
+# run with: $(tools/refenv) tools/bench-train/train_torch.py --arch resnet18 --size 224 --batch 16 --threads 2
 # Prints one JSON line: full fine-tune step (forward + backward + AdamW), the usual feature-extract
 # step (frozen backbone, model.train(), full forward every step, backward into the head only), and
 # the eval-mode frozen forward (what a feature cache pays once per image).

@@ -10,7 +10,7 @@ The Swift test KerasGraphRoundTripTests.testExportForInterop writes .build/inter
   3. tf_keras (with --tf-keras PYTHON, a python that has tf_keras): the same for the tf_keras
      models.
 Run: swift test --filter KerasGraphRoundTripTests/testExportForInterop &&
-     KERAS_BACKEND=jax $(tools/refenv)/python tools/interop/check_h5.py [--tf-keras PYTHON]
+     KERAS_BACKEND=jax $(tools/refenv) tools/interop/check_h5.py [--tf-keras PYTHON]
 Exit status 0 when every check passed, 1 otherwise.
 """
 import json

@@ -3,7 +3,7 @@ inference) and onnxruntime. Where the exported model has a probe in fixtures/onn
 name as the fixture it was imported from), runs it in onnxruntime and compares with the probe output
 the original model produced.
 
-Run with:  $(tools/refenv)/python tools/interop/check_onnx.py [DIR]
+Run with:  $(tools/refenv) tools/interop/check_onnx.py [DIR]
 DIR defaults to .build/interop/onnx, which `swift test --filter ONNXGraphRoundTripTests` fills.
 Exit code 0 when every file passes, 1 otherwise.
 """

@@ -2,7 +2,7 @@
 """Interop check: .pth files written by wconv's PyTorchWriter load in real torch with
 torch.load(weights_only=True) and in Python's zipfile, with the values torch originally saved.
 
-Usage: $(tools/refenv)/python tools/interop/check_pth.py DIR
+Usage: $(tools/refenv) tools/interop/check_pth.py DIR
   DIR holds <fixture>.wconv.pth files, written by
   `WCONV_INTEROP_OUT=DIR swift test --filter PyTorchWriterTests`;
   each is compared with fixtures/pytorch/<fixture>.json. Exits 1 on any difference.
