@@ -66,7 +66,7 @@ public enum KerasReader {
 
     static func readKerasZip(_ file: MappedFile) throws -> KerasModelFile {
         let path = file.path
-        let zip = try KerasZipShim(file: file)
+        let zip = try ZipArchive(file: file)
         guard let cfgEntry = zip.entry(named: "config.json") else {
             throw WconvError.invalid("the .keras zip has no config.json (members: \(zip.entries.map(\.name).joined(separator: ", ")))", file: path)
         }
