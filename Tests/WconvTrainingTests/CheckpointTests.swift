@@ -11,8 +11,8 @@ final class CheckpointTests: XCTestCase {
         t["model.w"] = Tensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6])
         t["optim.w.step"] = Tensor(shape: [1], floats: [7])
         let path = d.path + "/c.safetensors"
-        try SafetensorsLite.write(t, metadata: ["k": "v"], to: path)
-        let (back, meta) = try SafetensorsLite.read(path: path)
+        try CheckpointFile.write(t, metadata: ["k": "v"], to: path)
+        let (back, meta) = try CheckpointFile.read(path: path)
         XCTAssertEqual(meta["k"], "v")
         XCTAssertEqual(back["model.w"]?.floats(), [1, 2, 3, 4, 5, 6])
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -24,7 +24,7 @@ final class CheckpointTests: XCTestCase {
             }
             let p = d.path + "/f\(k).safetensors"
             try b.write(to: URL(fileURLWithPath: p))
-            _ = try? SafetensorsLite.read(path: p)
+            _ = try? CheckpointFile.read(path: p)
         }
     }
 

@@ -285,7 +285,7 @@ public final class Trainer {
                 // The optimizer state saved with the checkpoint, unless this epoch starts a new
                 // trainable set with fresh state (as the uninterrupted run would).
                 let boundary = e > 0 && plan.epochs[e].trainable != plan.epochs[e - 1].trainable && !config.keepOptimizerStateOnUnfreeze
-                if !boundary { try opt.importState(try SafetensorsLite.read(path: resume).tensors.filter { $0.key.hasPrefix("optim.") }.reduce(into: OrderedDictionary<String, Tensor>()) { $0[String($1.key.dropFirst(6))] = $1.value }) }
+                if !boundary { try opt.importState(try CheckpointFile.read(path: resume).tensors.filter { $0.key.hasPrefix("optim.") }.reduce(into: OrderedDictionary<String, Tensor>()) { $0[String($1.key.dropFirst(6))] = $1.value }) }
             }
             let rec: EpochRecord
             do { rec = try trainEpoch(e) } catch let s as StopTraining {
@@ -598,12 +598,12 @@ public final class Trainer {
         let st = CheckpointState(epoch: epoch, globalStep: globalStep, config: config, history: history, baseline: baseline,
                                  classes: classes, bestEpoch: best?.epoch, bestAccuracy: best?.acc)
         let json = String(decoding: try JSONEncoder().encode(st), as: UTF8.self)
-        try SafetensorsLite.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
+        try CheckpointFile.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
     }
 
     /// Restores model, history and counters; returns the number of completed epochs.
     func loadCheckpoint(_ path: String) throws -> Int {
-        let (t, meta) = try SafetensorsLite.read(path: path)
+        let (t, meta) = try CheckpointFile.read(path: path)
         guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
             throw WconvError(.invalidInput, "not a wconv training checkpoint (no wconv.checkpoint metadata)", file: path)
         }
