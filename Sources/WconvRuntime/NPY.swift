@@ -10,7 +10,8 @@ public enum NPY {
         do { return try parse(file.buffer, owner: file) } catch let e as WconvError { throw e.inFile(path) }
     }
 
-    static func parse(_ b: UnsafeRawBufferPointer, owner: AnyObject) throws -> Tensor {
+    /// Parses an array held in memory kept alive by `owner` (a mapped file, an .npz member).
+    public static func parse(_ b: UnsafeRawBufferPointer, owner: AnyObject) throws -> Tensor {
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
         guard b.count >= 10, Array(b[0..<6]) == magic else {
             throw WconvError.invalid("not a .npy file (no \\x93NUMPY magic at byte 0)")
