@@ -46,15 +46,33 @@ public enum GraphImporter {
     /// `arch` forces a recogniser family; `configJSON` overrides a `config.json` found beside the file.
     public static func importGraph(path: String, key: String? = nil, arch: String? = nil,
                                    configJSON: [String: Any]? = nil, toolVersion: String? = nil) throws -> ImportResult {
-        let bundle = try ModelFile.load(path: path, key: key)
+        // Formats with structure are parsed once: the bundle and the graph come from the same model.
+        let bundle: TensorBundle
+        var build: FormatBuilder?
+        switch try ModelFile.sniff(path: path) {
+        case .onnx where key == nil:
+            let model = try ONNXReader.readModel(path: path)
+            bundle = ONNXReader.bundle(model)
+            build = { path, _ in try ONNXGraphBuilder.build(model, path: path) }
+        case .kerasH5 where key == nil, .kerasZip where key == nil:
+            let model = try KerasReader.readModel(path: path)
+            bundle = model.bundle
+            build = { _, _ in try KerasGraphBuilder.build(model) }
+        default:
+            bundle = try ModelFile.load(path: path, key: key)
+        }
         let sha = try? SHA256.hex(ofFile: path)
         return try importGraph(bundle: bundle, sourcePath: path, sha256: sha, arch: arch,
-                               configJSON: configJSON ?? ArchitectureRecognizer.configBeside(path: path), toolVersion: toolVersion)
+                               configJSON: configJSON ?? ArchitectureRecognizer.configBeside(path: path),
+                               toolVersion: toolVersion, builder: build)
     }
 
     /// Builds the graph for an already-read bundle (the dispatch itself).
+    /// `builder` overrides the registered builder for the bundle's format (used when the caller
+    /// already parsed the file's structure).
     public static func importGraph(bundle: TensorBundle, sourcePath: String, sha256: String? = nil, arch: String? = nil,
-                                   configJSON: [String: Any]? = nil, toolVersion: String? = nil) throws -> ImportResult {
+                                   configJSON: [String: Any]? = nil, toolVersion: String? = nil,
+                                   builder explicitBuilder: FormatBuilder? = nil) throws -> ImportResult {
         var graph: ModelGraph
         var evidence: [String] = []
         var renames: [TensorRename] = []
@@ -72,7 +90,7 @@ public enum GraphImporter {
             for k in graph.parameters.keys where !used.contains(k) && !graph.isWeightsOnly { unused[k] = "not read by any op of the stored graph" }
             if graph.isWeightsOnly { weightsOnlyReason = graph.provenance.notes["weightsOnlyReason"] ?? "the canonical file stores weights only" }
         } else if structuredFormats.contains(bundle.format) {
-            if let b = builder(for: bundle.format) {
+            if let b = explicitBuilder ?? builder(for: bundle.format) {
                 graph = try b(sourcePath, bundle)
                 evidence = ["graph built from the \(bundle.format) file's own structure"]
             } else {
