@@ -40,7 +40,7 @@ public struct LayerGrouping: Sendable {
     static let wrappers: Set<String> = ["module", "model", "_orig_mod"]
     static let stagePatterns: [String] = [
         #"^(layer\d+)\b"#, #"^(features\.denseblock\d+)\b"#, #"^(features\.\d+)\b"#, #"^(_blocks\.\d+)\b"#,
-        #"^((?:[a-z_]+\.)?encoder\.layers?\.(?:encoder_layer_)?\d+)\b"#, #"^((?:blocks|stages|layers)\.\d+)\b"#,
+        #"^((?:[a-z_]+\.)?encoder\.layers?\.(?:encoder_layer_)?\d+)\b"#, #"^((?:blocks|stages|layers|vit\.layers)\.\d+)\b"#,
         #"^(conv\d+)_block\d+"#, #"^(block\d+)[a-z]?_"#, #"^(block_\d+)_"#, #"^(stage\d+)\b"#,
     ]
 
