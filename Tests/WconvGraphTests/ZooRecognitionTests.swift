@@ -22,23 +22,11 @@ final class ZooRecognitionTests: XCTestCase {
         return out
     }
 
-    /// Zero-stride one-element tensors with the real names and shapes: recognition reads shapes only.
-    func bundle(_ entry: [String: Any]) throws -> TensorBundle {
-        var b = TensorBundle(format: "pytorch-zip")
-        let one = Storage(zeroedByteCount: 8)
-        for item in try XCTUnwrap(entry["keys"] as? [[Any]]) {
-            let name = try XCTUnwrap(item[0] as? String), shape = try XCTUnwrap(item[1] as? [Int])
-            let dtype: DType = item.count > 2 && (item[2] as? String) == "int64" ? .i64 : .f32
-            b.tensors[name] = try Tensor(dtype: dtype, shape: shape, strides: shape.map { _ in 0 }, storage: one)
-        }
-        return b
-    }
-
     func testFullSizeLayouts() throws {
         let all = try fullSize()
         XCTAssertGreaterThanOrEqual(all.count, 23)
         for (name, entry) in all.sorted(by: { $0.key < $1.key }) {
-            let r = try ArchitectureRecognizer.recognizeDetailed(try bundle(entry), configJSON: entry["config"] as? [String: Any])
+            let r = try ArchitectureRecognizer.recognizeDetailed(try Fixtures.shapesOnly(entry), configJSON: entry["config"] as? [String: Any])
             if let v = entry["variant"] as? String { XCTAssertEqual(r.graph.variant, v, name) }
             let size = r.graph.inputs[0].shape[2] ?? r.graph.preprocessing?.inputSize.first ?? 224
             let shapes = try r.graph.inferShapes(inputShapes: ["input": [1, 3, size, size]])
@@ -55,7 +43,7 @@ final class ZooRecognitionTests: XCTestCase {
     func testEfficientNetPyTorchStaticPadding() throws {
         var checked = 0, asymmetric = 0
         for (name, entry) in try fullSize() where name.hasPrefix("effnet_pt_") {
-            let g = try ArchitectureRecognizer.recognize(try bundle(entry))
+            let g = try ArchitectureRecognizer.recognize(try Fixtures.shapesOnly(entry))
             XCTAssertEqual(g.preprocessing?.inputSize.first, ["b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456, "b6": 528,
                                                               "b7": 600, "lite0": 224, "lite1": 240, "lite2": 260, "lite3": 280,
                                                               "lite4": 300][String(name.dropFirst(10))], name)
