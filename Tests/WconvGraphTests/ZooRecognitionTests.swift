@@ -24,7 +24,7 @@ final class ZooRecognitionTests: XCTestCase {
 
     func testFullSizeLayouts() throws {
         let all = try fullSize()
-        XCTAssertGreaterThanOrEqual(all.count, 23)
+        XCTAssertGreaterThanOrEqual(all.count, 25)
         for (name, entry) in all.sorted(by: { $0.key < $1.key }) {
             let r = try ArchitectureRecognizer.recognizeDetailed(try Fixtures.shapesOnly(entry), configJSON: entry["config"] as? [String: Any])
             if let v = entry["variant"] as? String { XCTAssertEqual(r.graph.variant, v, name) }
@@ -45,7 +45,7 @@ final class ZooRecognitionTests: XCTestCase {
         for (name, entry) in try fullSize() where name.hasPrefix("effnet_pt_") {
             let g = try ArchitectureRecognizer.recognize(try Fixtures.shapesOnly(entry))
             XCTAssertEqual(g.preprocessing?.inputSize.first, ["b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456, "b6": 528,
-                                                              "b7": 600, "lite0": 224, "lite1": 240, "lite2": 260, "lite3": 280,
+                                                              "b7": 600, "b8": 672, "l2": 800, "lite0": 224, "lite1": 240, "lite2": 260, "lite3": 280,
                                                               "lite4": 300][String(name.dropFirst(10))], name)
             let expected = try XCTUnwrap(entry["static_pads"] as? [String: [Int]])
             for node in g.nodes where node.op == .conv2d {

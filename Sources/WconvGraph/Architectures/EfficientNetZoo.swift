@@ -68,11 +68,12 @@ extension GraphBuilder {
 /// EfficientNet in the layouts of efficientnet_pytorch (lukemelas; also efficientnet_lite_pytorch,
 /// which shares its names) and timm. Called by `EfficientNetFamily` when the keys say so.
 enum EfficientNetZoo {
-    /// efficientnet_pytorch B0–B7: (name, stem width, blocks, head width, image size, dropout).
+    /// efficientnet_pytorch B0–B8 and L2: (name, stem width, blocks, head width, image size, dropout).
     static let pytorchB: [(String, Int, Int, Int, Int, Double)] = [
         ("b0", 32, 16, 1280, 224, 0.2), ("b1", 32, 23, 1280, 240, 0.2), ("b2", 32, 23, 1408, 260, 0.3),
         ("b3", 40, 26, 1536, 300, 0.3), ("b4", 48, 32, 1792, 380, 0.4), ("b5", 48, 39, 2048, 456, 0.4),
-        ("b6", 56, 45, 2304, 528, 0.5), ("b7", 64, 55, 2560, 600, 0.5),
+        ("b6", 56, 45, 2304, 528, 0.5), ("b7", 64, 55, 2560, 600, 0.5), ("b8", 72, 61, 2816, 672, 0.5),
+        ("l2", 136, 88, 5504, 800, 0.5),
     ]
     /// efficientnet_lite_pytorch Lite0–4 (stem 32 and head 1280 fixed): (name, blocks, last block width, image size, dropout).
     static let pytorchLite: [(String, Int, Int, Int, Double)] = [
@@ -93,7 +94,7 @@ enum EfficientNetZoo {
         }
     }
 
-    /// efficientnet_pytorch / efficientnet_lite_pytorch: `_conv_stem`, `_bn0`, blocks `_blocks.N`
+    /// efficientnet_pytorch (B0–B8, L2) / efficientnet_lite_pytorch (Lite0–4): `_conv_stem`, `_bn0`, blocks `_blocks.N`
     /// (`_expand_conv`/`_bn0`, `_depthwise_conv`/`_bn1`, `_se_reduce`/`_se_expand`, `_project_conv`/`_bn2`),
     /// `_conv_head`, `_bn1`, `_fc`. Blocks are numbered flat: a stage starts where a block changes the
     /// channel count (within a stage every block keeps it). Every conv uses TF 'same' padding computed
@@ -151,7 +152,7 @@ enum EfficientNetZoo {
         b.evidence.append(lite ? "no squeeze-excitation: EfficientNet-Lite (efficientnet_lite_pytorch's layout), ReLU6 activations"
                                : "squeeze-excitation (_se_reduce/_se_expand) in every block: B-series, swish activations")
         b.evidence.append(name.map { "stem \(stem[0]), \(ids.count) blocks, last width \(last), head \(headWidth) match \($0): TF 'same' padding for its \(imageSize)×\(imageSize) input, BatchNorm eps 1e-3" }
-                          ?? "widths/depths match no \(lite ? "Lite0–4" : "B0–B7") preset: TF 'same' padding computed for a 224×224 input (the same for any size divisible by 32), BatchNorm eps 1e-3")
+                          ?? "widths/depths match no \(lite ? "Lite0–4" : "B0–B8/L2") preset: TF 'same' padding computed for a 224×224 input (the same for any size divisible by 32), BatchNorm eps 1e-3")
         let pre = Preprocessing(inputSize: [imageSize, imageSize], resizeShorter: imageSize, interpolation: "bilinear")
         return try b.finish(inputs: [imageInput], outputs: [logits], family: EfficientNetFamily.name,
                             variant: name ?? "efficientnet_pytorch\(lite ? "_lite" : "") (custom: stem \(stem[0]), \(ids.count) blocks)",
