@@ -16,6 +16,8 @@ import WconvTensor
 public struct TokenizerConfig: Sendable {
     public var normalizer: BertNormalizer
     public var wordPiece: WordPiece
+    /// Every token with its id: the model's vocabulary and the added tokens.
+    public var vocabulary: Vocabulary
     public var addedTokens: [AddedToken]
     public var postProcessor: TemplatePostProcessor
     public var padToken: String
@@ -86,6 +88,9 @@ public struct TokenizerConfig: Sendable {
         if let v = config["strip_accents"] { normalizer.stripAccents = v.isNull ? nil : try bool(v, "strip_accents", configFile) }
         if let v = config["tokenize_chinese_chars"] { normalizer.handleChineseChars = try bool(v, "tokenize_chinese_chars", configFile) }
 
+        // The model's own vocabulary must hold the unknown token; added tokens stay outside it, as in HF.
+        let wordPiece = try WordPiece(vocabulary: vocabulary, unkToken: unkToken, continuingSubwordPrefix: prefix, maxInputCharsPerWord: maxChars)
+
         // Added tokens from tokenizer_config.json, then the named special tokens, as transformers
         // registers them: a token the vocabulary lacks gets the next free id.
         if let decoder = config["added_tokens_decoder"]?.object {
@@ -108,7 +113,6 @@ public struct TokenizerConfig: Sendable {
             addedTokens.append(t)
         }
 
-        let wordPiece = try WordPiece(vocabulary: vocabulary, unkToken: unkToken, continuingSubwordPrefix: prefix, maxInputCharsPerWord: maxChars)
         if postProcessor == nil {
             guard let cls = vocabulary.id(for: specials["cls_token"]!.content), let sep = vocabulary.id(for: specials["sep_token"]!.content) else {
                 throw WconvError.invalid("the vocabulary has no \(specials["cls_token"]!.content) or \(specials["sep_token"]!.content) token, which BERT puts around every text", file: files.vocabTxt ?? files.directory)
@@ -119,8 +123,8 @@ public struct TokenizerConfig: Sendable {
         guard let padId = vocabulary.id(for: padToken) else {
             throw WconvError.invalid("the padding token \"\(padToken)\" is not in the vocabulary; set pad_token in tokenizer_config.json", file: configFile)
         }
-        var result = TokenizerConfig(normalizer: normalizer, wordPiece: wordPiece, addedTokens: addedTokens, postProcessor: postProcessor!,
-                                     padToken: padToken, padId: padId)
+        var result = TokenizerConfig(normalizer: normalizer, wordPiece: wordPiece, vocabulary: vocabulary, addedTokens: addedTokens,
+                                     postProcessor: postProcessor!, padToken: padToken, padId: padId)
         // transformers writes 1e30 for "no limit"; only a length an Int holds is a limit.
         if let m = config["model_max_length"]?.int, m > 0 { result.modelMaxLength = m }
         result.paddingSide = try side(config["padding_side"], "padding_side", configFile) ?? .right

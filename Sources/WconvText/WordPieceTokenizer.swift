@@ -40,7 +40,7 @@ public struct WordPieceTokenizer: Sendable {
 
     /// The token strings of `text` (for display), without special tokens.
     public func tokens(_ text: String) -> [String] {
-        tokenIds(text).map { config.wordPiece.vocabulary.token(for: $0) ?? config.wordPiece.unkToken }
+        tokenIds(text).map { config.vocabulary.token(for: $0) ?? config.wordPiece.unkToken }
     }
 
     /// The longest input, special tokens included: `maxLength` if given, else the model's.

@@ -38,7 +38,7 @@ struct TokenizeCommand: ParsableCommand {
             print("{\n  \"input_ids\": \(rows(batch.inputIds)),\n  \"attention_mask\": \(rows(batch.attentionMask)),\n  \"token_type_ids\": \(rows(batch.tokenTypeIds))\n}")
             return
         }
-        let vocab = tokenizer.config.wordPiece.vocabulary
+        let vocab = tokenizer.config.vocabulary
         for (i, ids) in batch.inputIds.enumerated() {
             let real = zip(ids, batch.attentionMask[i]).filter { $0.1 == 1 }.map(\.0)
             print("text \(i + 1): \(real.count) tokens")
