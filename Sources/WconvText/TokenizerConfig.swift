@@ -10,7 +10,10 @@ import WconvTensor
 ///   on every call;
 /// - without it, vocab.txt with BERT's defaults;
 /// - tokenizer_config.json's `do_lower_case`, `strip_accents` and `tokenize_chinese_chars`
-///   override the normaliser when present; `model_max_length`, `padding_side`, `truncation_side`,
+///   override the normaliser when present (not for the generic `PreTrainedTokenizerFast`, which
+///   takes tokenizer.json as it is; transformers 5 also lower-cases when a BertTokenizer's config
+///   omits `do_lower_case`, where tokenizers and transformers 4 follow tokenizer.json, as wconv
+///   does); `model_max_length`, `padding_side`, `truncation_side`,
 ///   `added_tokens_decoder` and the special-token names come from it, with special_tokens_map.json
 ///   taking precedence for the names.
 public struct TokenizerConfig: Sendable {
@@ -83,10 +86,13 @@ public struct TokenizerConfig: Sendable {
             throw WconvError.invalid("no tokenizer.json or vocab.txt", file: files.directory)
         }
 
-        // transformers' BertTokenizer options.
-        if let v = config["do_lower_case"] { normalizer.lowercase = try bool(v, "do_lower_case", configFile) }
-        if let v = config["strip_accents"] { normalizer.stripAccents = v.isNull ? nil : try bool(v, "strip_accents", configFile) }
-        if let v = config["tokenize_chinese_chars"] { normalizer.handleChineseChars = try bool(v, "tokenize_chinese_chars", configFile) }
+        // transformers' BertTokenizer options; the generic tokenizer classes take tokenizer.json as it is.
+        let generic = ["PreTrainedTokenizerFast", "TokenizersBackend"].contains(config["tokenizer_class"]?.string ?? "")
+        if !generic || files.tokenizerJSON == nil {
+            if let v = config["do_lower_case"] { normalizer.lowercase = try bool(v, "do_lower_case", configFile) }
+            if let v = config["strip_accents"] { normalizer.stripAccents = v.isNull ? nil : try bool(v, "strip_accents", configFile) }
+            if let v = config["tokenize_chinese_chars"] { normalizer.handleChineseChars = try bool(v, "tokenize_chinese_chars", configFile) }
+        }
 
         // The model's own vocabulary must hold the unknown token; added tokens stay outside it, as in HF.
         let wordPiece = try WordPiece(vocabulary: vocabulary, unkToken: unkToken, continuingSubwordPrefix: prefix, maxInputCharsPerWord: maxChars)

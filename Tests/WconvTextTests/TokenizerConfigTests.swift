@@ -46,6 +46,10 @@ final class TokenizerConfigTests: XCTestCase {
         let b = try t.encodeBatch(["the quick brown fox jumps"])
         XCTAssertEqual(b.length, 5)
         XCTAssertEqual(b.truncatedCount, 1)
+        // The generic class takes tokenizer.json's normaliser as it is (transformers 5 does too).
+        let tmp3 = TempDir()
+        let generic = try WordPieceTokenizer(model: try uncasedCopy(tmp3, extra: ["do_lower_case": false, "tokenizer_class": "PreTrainedTokenizerFast"]))
+        XCTAssertTrue(generic.config.normalizer.lowercase)
         // transformers writes 1e30 for "no limit".
         let tmp2 = TempDir()
         let unlimited = try WordPieceTokenizer(model: try uncasedCopy(tmp2, extra: ["model_max_length": 1e30]))
