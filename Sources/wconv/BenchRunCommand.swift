@@ -62,13 +62,12 @@ struct BenchRunCommand: ParsableCommand {
         let median = sorted[sorted.count / 2], best = sorted[0]
         let ips = Double(batch) / median
         if json {
-            let doc: [String: Any] = [
-                "model": model, "architecture": graph.architecture as Any, "batch": batch, "inputShapes": shapes,
-                "threads": threads, "iters": iters, "sessionBuildSeconds": buildSeconds,
-                "medianSeconds": median, "bestSeconds": best, "imagesPerSecond": ips, "bestImagesPerSecond": Double(batch) / best,
-                "activationMB": Double(session.plannedActivationFloats * 4) / 1e6,
-            ]
-            FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8))
+            printJSON(.object([
+                ("model", .string(model)), ("architecture", graph.architecture.map(JSONValue.string) ?? .null), ("batch", .int(batch)),
+                ("inputShapes", .object(shapes.keys.sorted().map { ($0, .array(shapes[$0]!.map(JSONValue.int))) })), ("threads", .int(threads)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
+                ("medianSeconds", .double(median)), ("bestSeconds", .double(best)), ("imagesPerSecond", .double(ips)),
+                ("bestImagesPerSecond", .double(Double(batch) / best)), ("activationMB", .double(Double(session.plannedActivationFloats * 4) / 1e6)),
+            ]))
         } else {
             print(String(format: "%@: batch %d, %d iters, median %.3f s/batch (best %.3f): %.2f images/s (session build %.2f s, activations %.0f MB)",
                          model, batch, iters, median, best, ips, buildSeconds, Double(session.plannedActivationFloats * 4) / 1e6))

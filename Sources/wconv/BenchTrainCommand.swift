@@ -72,7 +72,10 @@ struct BenchTrainCommand: ParsableCommand {
             results["projected \(epochs)-epoch feature-extract s/1000 images, uncached"] = uncached
             results["projected \(epochs)-epoch feature-extract s/1000 images, cached"] = cached
         }
-        if json { try printJSON(["model": label, "batch_size": batchSize, "images_per_second": results]) } else {
+        if json {
+            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)),
+                               ("images_per_second", .object(results.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }))]))
+        } else {
             print("training throughput, \(label), batch \(batchSize), \(h)x\(w), \(threads) threads:")
             for (k, v) in results.sorted(by: { $0.key < $1.key }) { print("  \(k.padding(toLength: 62, withPad: " ", startingAt: 0)) \(fmt(v, 1))\(k.hasPrefix("projected") ? " s" : " img/s")") }
         }

@@ -22,9 +22,7 @@ struct EvalCommand: ParsableCommand {
         try DatasetCheck.verifyAll(ds, threads: threads)
         let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: threads, batchSize: batchSize)
         if json {
-            let d = try JSONEncoder().encode(m)
-            FileHandle.standardOutput.write(d)
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            try printJSON(encoding: m)
         } else {
             print(m.table(), terminator: "")
         }

@@ -58,11 +58,13 @@ struct FinetuneCommand: ParsableCommand {
         try ModelIO.save(out, to: output)
         stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
         if json {
-            var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]
-            if let m = result.metrics, let d = try? JSONEncoder().encode(m), let mj = try? JSONSerialization.jsonObject(with: d) { obj["metrics"] = mj }
-            if let b = result.baselineAccuracy { obj["baseline_accuracy"] = b }
-            obj["mmd"] = result.mmd.map { ["kind": $0.kind.rawValue, "before": $0.before, "after": $0.after] }
-            try printJSON(obj)
+            var doc: [(String, JSONValue)] = [("output", .string(output)), ("epochs", .int(result.history.count)), ("seconds", .double(wall))]
+            if let m = result.metrics { doc.append(("metrics", try JSONValue(encoding: m))) }
+            if let b = result.baselineAccuracy { doc.append(("baseline_accuracy", .double(b))) }
+            doc.append(("mmd", .array(result.mmd.map {
+                .object([("kind", .string($0.kind.rawValue)), ("before", .double($0.before)), ("after", .double($0.after))])
+            })))
+            printJSON(.object(doc))
         } else if let m = result.metrics {
             print(m.table(), terminator: "")
         }

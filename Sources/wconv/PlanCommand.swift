@@ -35,6 +35,6 @@ struct PlanCommand: ParsableCommand {
         var plan = try TrainingPlan(graph: graph, config: config, classes: classNames, modelName: modelName(model))
         try plan.checkData(headOutputs: headSize, dataClasses: classNames.count,
                            channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: graph.preprocessing ?? .imagenet, seed: config.seed) })
-        if json { try printJSON(plan.jsonObject()) } else { print(plan.render(), terminator: "") }
+        if json { printJSON(plan.json) } else { print(plan.render(), terminator: "") }
     }
 }

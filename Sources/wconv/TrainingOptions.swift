@@ -61,12 +61,6 @@ struct TrainingOptions: ParsableArguments {
 
 func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
-func printJSON(_ obj: Any) throws {
-    let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
-    FileHandle.standardOutput.write(d)
-    FileHandle.standardOutput.write(Data("\n".utf8))
-}
-
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }
 
 /// Overrides of the model's preprocessing metadata (for files that carry none, such as a bare .pth).

@@ -1,4 +1,6 @@
 import Foundation
+import WconvFormats
+import WconvGraph
 import WconvTensor
 import XCTest
 
@@ -17,9 +19,14 @@ enum Fixtures {
         return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
     }
 
-    static func config(_ sub: String) -> [String: Any]? {
-        guard let d = FileManager.default.contents(atPath: "\(dir)/\(sub)/config.json") else { return nil }
-        return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+    static func config(_ sub: String) -> JSONValue? {
+        ArchitectureRecognizer.configBeside(path: "\(dir)/\(sub)/model.safetensors")
+    }
+
+    /// A config object read with Foundation (as the full-size entries are) in the recogniser's form.
+    static func config(_ object: Any?) throws -> JSONValue? {
+        guard let object else { return nil }
+        return try JSONValue.parse(Array(try JSONSerialization.data(withJSONObject: object)), options: .python)
     }
 
     /// A bundle of zero-stride one-element tensors with the names and shapes of a full-size entry

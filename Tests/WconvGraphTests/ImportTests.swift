@@ -1,4 +1,5 @@
 import Foundation
+import WconvFormats
 import WconvGraph
 import WconvTensor
 import XCTest
@@ -82,7 +83,7 @@ final class ImportTests: XCTestCase {
     }
 
     func testLayerGroups() throws {
-        func groups(_ file: String, config: [String: Any]? = nil) throws -> [LayerGroup] {
+        func groups(_ file: String, config: JSONValue? = nil) throws -> [LayerGroup] {
             try LayerGrouping(graph: try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors(file), configJSON: config)).groups
         }
         for (file, stages) in [("resnet_basic.safetensors", ["layer1", "layer2", "layer3", "layer4"]),

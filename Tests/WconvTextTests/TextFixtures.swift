@@ -10,9 +10,9 @@ enum TextFixtures {
 
     static func path(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
 
-    static func json(_ name: String) throws -> KerasJSON {
+    static func json(_ name: String) throws -> JSONValue {
         let data = try Data(contentsOf: URL(fileURLWithPath: path(name)))
-        return try data.withUnsafeBytes { try KerasJSON.parse($0, what: name, file: path(name)) }
+        return try data.withUnsafeBytes { try JSONValue.parse($0, what: name, file: path(name)) }
     }
 
     /// The real all-MiniLM-L6-v2 folder, or nil with the reason the test is skipped.

@@ -1,4 +1,3 @@
-import Foundation
 import OrderedCollections
 import WconvTensor
 
@@ -8,16 +7,14 @@ enum PyTorchShards {
     static func read(indexPath: String, options: PyTorchReadOptions) throws -> TensorBundle {
         let file = try MappedFile(path: indexPath)
         guard file.size < 256 << 20 else { throw WconvError.invalid("index file of \(file.size) bytes is too large", file: indexPath) }
-        let data = Data(file.buffer)
-        guard let json = try? JSONSerialization.jsonObject(with: data), let obj = json as? [String: Any],
-              let map = obj["weight_map"] as? [String: Any] else {
+        guard let map = (try? JSONValue.parse(file.buffer, options: .python))?["weight_map"]?.object else {
             throw WconvError.invalid("not a sharded-checkpoint index: expected a JSON object with a \"weight_map\"", file: indexPath)
         }
         var shardOf: [String: String] = [:]
         var shards: [String] = []
         for (name, v) in map {
-            guard let f = v as? String, !f.contains("/"), !f.contains("\\"), f != "..", !f.isEmpty, !f.hasSuffix(".index.json") else {
-                throw WconvError.invalid("weight_map entry '\(name)' names '\(v)', which is not a file beside the index", file: indexPath)
+            guard let f = v.string, !f.contains("/"), !f.contains("\\"), f != "..", !f.isEmpty, !f.hasSuffix(".index.json") else {
+                throw WconvError.invalid("weight_map entry '\(name)' names \(v.serialized), which is not a file beside the index", file: indexPath)
             }
             shardOf[name] = f
             if !shards.contains(f) { shards.append(f) }

@@ -14,8 +14,8 @@ enum SafetensorsIndex {
     static func parse(_ bytes: UnsafeRawBufferPointer, file: String) throws -> Index {
         let json: JSONValue
         do {
-            json = try StrictJSONParser.parse(bytes)
-        } catch let f as StrictJSONParser.Failure {
+            json = try JSONValue.parse(bytes, options: .strict)
+        } catch let f as JSONParseError {
             throw WconvError(.invalidInput, "sharded-checkpoint index is not valid JSON: \(f.message) at byte \(f.offset)", file: file)
         }
         guard case .object(let top) = json else {
@@ -110,33 +110,7 @@ enum SafetensorsIndex {
     /// The index JSON exactly as huggingface_hub writes it (`json.dump(index, f, indent=2)`:
     /// weight_map in shard order, ASCII escapes, no trailing newline).
     static func render(totalSize: Int, weightMap: [(String, String)]) -> String {
-        var s = "{\n  \"metadata\": {\n    \"total_size\": \(totalSize)\n  },\n  \"weight_map\": "
-        if weightMap.isEmpty { return s + "{}\n}" }
-        s += "{"
-        for (i, (name, shard)) in weightMap.enumerated() {
-            s += (i == 0 ? "\n" : ",\n") + "    " + pythonQuoted(name) + ": " + pythonQuoted(shard)
-        }
-        return s + "\n  }\n}"
-    }
-
-    /// Python's `json.dumps` string escaping (ensure_ascii=True): non-ASCII as \uXXXX.
-    static func pythonQuoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.utf16 {
-            switch u {
-            case 0x22: out += "\\\""
-            case 0x5C: out += "\\\\"
-            case 0x0A: out += "\\n"
-            case 0x0D: out += "\\r"
-            case 0x09: out += "\\t"
-            case 0x08: out += "\\b"
-            case 0x0C: out += "\\f"
-            case 0x20..<0x7F: out.unicodeScalars.append(Unicode.Scalar(UInt8(u)))
-            default:
-                let hex = String(u, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            }
-        }
-        return out + "\""
+        let map = JSONValue.object(weightMap.map { ($0.0, .string($0.1)) })
+        return JSONValue.object([("metadata", ["total_size": .int(totalSize)]), ("weight_map", map)]).text(.pythonIndented)
     }
 }
