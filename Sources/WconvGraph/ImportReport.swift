@@ -86,7 +86,7 @@ public struct ImportReport: Codable, Sendable {
         }
         if let h = head { s.append("head:          \(h.node) (\(h.weight)): \(h.inFeatures) → \(h.outFeatures)") }
         if let p = preprocessing {
-            s.append("preprocessing: resize \(p.resizeShorter.map(String.init) ?? "-") → crop \(p.inputSize.map(String.init).joined(separator: "×")), mean \(p.mean), std \(p.std), \(p.interpolation), \(p.channelOrder)")
+            s.append("preprocessing: resize \(p.resizeShorter.map(String.init) ?? "-") → crop \(p.inputSize.map(String.init).joined(separator: "×")), mean \(p.mean), std \(p.std), \(p.interpolation), \(p.channelOrder)\(p.assumed == true ? " (assumed: the family's usual values; the file records none — training fits the input size to the data)" : "")")
         } else if architecture != nil { s.append("preprocessing: none (not an image model)") }
         if !groups.isEmpty {
             let total = groups.reduce(0) { $0 + $1.parameterCount }
