@@ -21,7 +21,7 @@ public struct DataFit: Sendable {
         var notes: [String] = []
         let survey = train.map { ImageSizeSurvey($0) }
         if let t = train {
-            let sizes = survey.map { $0.isEmpty ? "" : ", images \($0.text)" } ?? ""
+            let sizes = survey.map { $0.isEmpty ? "" : ", sizes \($0.text)" } ?? ""
             notes.append("data: \(t.count) training images\(sizes)")
         }
         let d = try InputSizing.resolve(graph: graph, request: request, survey: survey)

@@ -10,8 +10,13 @@ public struct ImageSizeSurvey: Sendable, Equatable {
     /// Images in the dataset.
     public var total: Int
 
+    /// `sizes` as (width, height) pairs.
+    public init(sizes: [[Int]], total: Int) {
+        self.sizes = sizes.sorted { (Swift.min($0[0], $0[1]), Swift.max($0[0], $0[1])) < (Swift.min($1[0], $1[1]), Swift.max($1[0], $1[1])) }
+        self.total = total
+    }
+
     public init(_ data: any LabelledDataset, limit: Int = 256) {
-        total = data.count
         var found: [[Int]] = []
         let step = Swift.max(1, data.count / Swift.max(1, limit))
         for i in stride(from: 0, to: data.count, by: step).prefix(limit) {
@@ -26,7 +31,7 @@ public struct ImageSizeSurvey: Sendable, Equatable {
             default: continue
             }
         }
-        sizes = found.sorted { (Swift.min($0[0], $0[1]), Swift.max($0[0], $0[1])) < (Swift.min($1[0], $1[1]), Swift.max($1[0], $1[1])) }
+        self.init(sizes: found, total: data.count)
     }
 
     public var isEmpty: Bool { sizes.isEmpty }
