@@ -50,8 +50,11 @@ public enum ModelFile {
     }
 
     private static func sniffZip(_ buf: UnsafeRawBufferPointer, path: String) throws -> FileFormat {
-        guard let names = ZipDirectory.names(buf) else {
-            throw WconvError(.invalidInput, "zip archive without a readable central directory (\(buf.count) bytes): the file is truncated or damaged; download it again", file: path)
+        let names: [String]
+        do {
+            names = try ZipArchive(buffer: buf, path: path).entries.map(\.name)
+        } catch let e as WconvError {
+            throw WconvError(.invalidInput, "zip archive (\(buf.count) bytes) refused: \(e.message)", file: path)
         }
         func has(_ suffix: String) -> Bool { names.contains { $0 == suffix || $0.hasSuffix("/" + suffix) } }
         if has("data.pkl") {

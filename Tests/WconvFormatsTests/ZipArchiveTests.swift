@@ -116,4 +116,19 @@ final class ZipArchiveTests: XCTestCase {
         XCTAssertEqual(s.byteCount, e.uncompressedSize)
         XCTAssertFalse(s.isMapped)
     }
+
+    /// Sniffing and reading walk the zip the same way: bytes after the end record that its comment
+    /// length does not cover (a stray signature) are refused by both, and a valid archive lists the
+    /// same members from memory as from the mapping.
+    func testSniffingAndReadingShareOneWalk() throws {
+        let good = try craft([Member(name: "m/data.pkl", data: [0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]), Member(name: "m/data/0", data: [1, 2, 3, 4])], "m.pth")
+        let mapped = try MappedFile(path: good)
+        XCTAssertEqual(try ZipArchive(buffer: mapped.buffer, path: good).entries, try ZipArchive(file: mapped).entries)
+        XCTAssertEqual(try ModelFile.sniff(path: good), .pytorchZip)
+
+        let stray = dir + "/stray.pth"
+        try (try Data(contentsOf: URL(fileURLWithPath: good)) + Data("junk".utf8)).write(to: URL(fileURLWithPath: stray))
+        XCTAssertThrowsError(try ModelFile.sniff(path: stray)) { XCTAssertTrue(($0 as! WconvError).message.contains("central directory"), "\($0)") }
+        refuses(stray, "central directory")
+    }
 }
