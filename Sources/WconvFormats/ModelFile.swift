@@ -69,10 +69,7 @@ public enum ModelFile {
     }
 
     private static func sniffJSON(_ buf: UnsafeRawBufferPointer, path: String) throws -> FileFormat {
-        guard buf.count <= 200_000_000 else {
-            throw WconvError(.invalidInput, "a \(buf.count)-byte JSON file is too large to be a checkpoint index", file: path)
-        }
-        let index = try SafetensorsIndex.parse(buf, file: path)
+        let index = try ShardedCheckpoint.parse(buf, file: path)
         if index.weightMap.allSatisfy({ $0.shard.hasSuffix(".safetensors") }) { return .safetensorsIndex }
         return .pytorchIndex
     }
@@ -90,50 +87,12 @@ public enum ModelFile {
         case .pytorchZip, .torchscript, .pytorchLegacy, .pytorchPickle:
             return try PyTorchReader.read(path: path, options: PyTorchReadOptions(key: key))
         case .pytorchIndex:
-            return try loadPyTorchShards(indexPath: path, key: key)
+            return try PyTorchReader.readShards(index: MappedFile(path: path), options: PyTorchReadOptions(key: key))
         case .onnx:
             return try ONNXReader.read(path: path)
         case .kerasH5, .kerasZip:
             return try KerasReader.read(path: path)
         }
-    }
-
-    /// A `pytorch_model.bin.index.json`: every shard through the PyTorch reader, merged, with the
-    /// same consistency checks as the safetensors index.
-    private static func loadPyTorchShards(indexPath: String, key: String?) throws -> TensorBundle {
-        let file = try MappedFile(path: indexPath)
-        let index = try SafetensorsIndex.parse(file.buffer, file: indexPath)
-        let dir: String
-        if let slash = indexPath.lastIndex(of: "/") { dir = String(indexPath[...slash]) } else { dir = "" }
-        var expected: [String: String] = [:]
-        var order: [String] = []
-        var seenShards = Set<String>()
-        for (name, shard) in index.weightMap {
-            guard !shard.isEmpty, !shard.contains("/"), shard != "..", shard != "." else {
-                throw WconvError(.unsafe, "weight_map[\"\(name)\"] names shard \"\(shard)\"; shards must be plain file names in the index's directory", file: indexPath)
-            }
-            expected[name] = shard
-            if seenShards.insert(shard).inserted { order.append(shard) }
-        }
-        var bundle = TensorBundle(format: "pytorch-sharded")
-        for shard in order {
-            let part = try PyTorchReader.read(path: dir + shard, options: PyTorchReadOptions(key: key))
-            for (name, t) in part.tensors {
-                guard expected[name] == shard else {
-                    throw WconvError(.invalidInput, "shard \"\(shard)\" holds tensor \"\(name)\" which the weight_map \(expected[name].map { "puts in \"\($0)\"" } ?? "does not list")", file: indexPath)
-                }
-                bundle.tensors[name] = t
-            }
-            for (k, v) in part.aliases { bundle.aliases[k] = v }
-            for (k, v) in part.extras { bundle.extras["\(shard): \(k)"] = v }
-            bundle.globalsSeen += part.globalsSeen.filter { !bundle.globalsSeen.contains($0) }
-            bundle.stubbedGlobals += part.stubbedGlobals.filter { !bundle.stubbedGlobals.contains($0) }
-            bundle.warnings += part.warnings
-        }
-        for (name, shard) in index.weightMap where bundle.tensors[name] == nil {
-            throw WconvError(.invalidInput, "weight_map lists tensor \"\(name)\" in shard \"\(shard)\" but that shard does not hold it", file: indexPath)
-        }
-        return bundle
     }
 
     /// Writes `bundle` as `format`. Returns the files written (several when sharding).

@@ -25,14 +25,26 @@ public struct PyTorchReadOptions {
 /// `metadata["pytorch.state_dict_key"]` and everything else the file holds is summarised in `extras`.
 public enum PyTorchReader {
     public static func read(path: String, options: PyTorchReadOptions = .init()) throws -> TensorBundle {
-        if path.hasSuffix(".index.json") {
-            return try PyTorchShards.read(indexPath: path, options: options)
-        }
         let file = try MappedFile(path: path)
+        if path.hasSuffix(".index.json") {
+            return try readShards(index: file, options: options)
+        }
+        return try read(mapped: file, options: options)
+    }
+
+    /// A Hugging Face `pytorch_model.bin.index.json`: every shard read, merged and checked against the map.
+    static func readShards(index: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
+        try ShardedCheckpoint.read(indexPath: index.path, file: index, format: "pytorch-sharded") {
+            try read(mapped: $0, options: options)
+        }
+    }
+
+    /// Reads one mapped file; errors name it.
+    static func read(mapped file: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
         do {
             return try read(file: file, options: options)
         } catch let e as WconvError {
-            throw e.inFile(path)
+            throw e.inFile(file.path)
         }
     }
 

@@ -168,7 +168,7 @@ public enum SafetensorsWriter {
             }
             written.append(shardPath)
         }
-        let text = SafetensorsIndex.render(totalSize: total, weightMap: weightMap)
+        let text = ShardedCheckpoint.render(totalSize: total, weightMap: weightMap)
         try AtomicFileWriter.write(to: indexPath) { try $0.write(text) }
         written.append(indexPath)
         return written
