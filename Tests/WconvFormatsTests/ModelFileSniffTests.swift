@@ -26,6 +26,19 @@ final class ModelFileSniffTests: XCTestCase {
         }
     }
 
+    /// One sniffer: a file no reader takes gets the same message from the sniffer and the PyTorch reader.
+    func testSniffAndPyTorchReaderRefuseAlike() throws {
+        for name in ["empty.pth", "error_page.pth", "lfs_pointer.safetensors", "old_tar.pth"] {
+            let path = Self.dir.appendingPathComponent(name).path
+            var messages: [String] = []
+            for read in [{ _ = try ModelFile.sniff(path: path) }, { _ = try PyTorchReader.read(path: path) }] {
+                XCTAssertThrowsError(try read(), name) { messages.append(($0 as! WconvError).description) }
+            }
+            XCTAssertEqual(messages.count, 2, name)
+            XCTAssertEqual(messages.first, messages.last, name)
+        }
+    }
+
     func testLoadDispatchesSafetensorsAndRefusesKeyForIt() throws {
         let path = Self.dir.appendingPathComponent("weights.pth").path
         let b = try ModelFile.load(path: path)

@@ -50,7 +50,7 @@ public enum PyTorchReader {
 
     /// True when the bytes look like any PyTorch file (zip with data.pkl, legacy magic, TorchScript).
     public static func sniff(_ head: UnsafeRawBufferPointer) -> Bool {
-        switch FileKind.detect(head) {
+        switch FileKind.detect(head, fileSize: head.count) {
         case .legacyPickle: return true
         case .zip:
             // torch.save puts `<prefix>/data.pkl` first; TorchScript puts `<prefix>/data/0` (or data.pkl) first.
@@ -67,13 +67,14 @@ public enum PyTorchReader {
     }
 
     static func read(file: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
-        let kind = FileKind.detect(UnsafeRawBufferPointer(rebasing: file.buffer.prefix(4096)))
+        let head = UnsafeRawBufferPointer(rebasing: file.buffer.prefix(4096))
+        let kind = FileKind.detect(head, fileSize: file.size)
         switch kind {
         case .zip: return try readZip(file: file, options: options)
         case .legacyPickle: return try LegacyPyTorch.read(file: file, options: options)
         case .plainPickle: return try PlainPickle.read(file: file, options: options)
-        default:
-            throw kind.refusal(path: file.path, size: file.size)
+        case _ where kind.isRefusedEverywhere: throw kind.refusal(path: file.path, size: file.size, head: head)
+        default: throw WconvError.invalid("not a PyTorch file: this is \(kind.description)", file: file.path)
         }
     }
 
