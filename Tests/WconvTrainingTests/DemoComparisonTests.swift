@@ -1,4 +1,5 @@
 import Foundation
+import WconvFormats
 import WconvGraph
 import WconvTensor
 @testable import WconvTraining
