@@ -22,9 +22,11 @@ let package = Package(
         // protoc-c output for schemas/onnx.proto, committed (tools/regenerate-onnx rebuilds it).
         .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
         .systemLibrary(name: "CWconvBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // libpng's headers sit in a versioned folder: pkg-config gives the path (no unsafeFlags, so
+        // other packages can depend on Wconv).
+        .systemLibrary(name: "CWconvPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
-        .target(name: "CWconvImage", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
-                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "CWconvImage", dependencies: ["CWconvPNG"], linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Core Library
         .target(name: "WconvTensor", dependencies: [
