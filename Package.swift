@@ -48,13 +48,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Tests
-        .testTarget(name: "WconvTensorTests", dependencies: ["WconvTensor"]),
-        .testTarget(name: "WconvFormatsTests", dependencies: ["WconvFormats"]),
-        .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats"]),
-        .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats"]),
-        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats"]),
-        .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats"]),
-        .testTarget(name: "WconvCLITests", dependencies: ["Wconv"]),
+        // Tests: fixture paths, temporary folders and assertions they all use.
+        .target(name: "WconvTestSupport", dependencies: ["WconvTensor"], path: "Tests/WconvTestSupport"),
+        .testTarget(name: "WconvTensorTests", dependencies: ["WconvTensor", "WconvTestSupport"]),
+        .testTarget(name: "WconvFormatsTests", dependencies: ["WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvCLITests", dependencies: ["Wconv", "WconvTestSupport"]),
     ]
 )

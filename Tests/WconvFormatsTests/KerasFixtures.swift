@@ -1,14 +1,11 @@
 import Foundation
 import WconvTensor
 import WconvFormats
+import WconvTestSupport
 
 /// Paths and expected values of fixtures/keras (written by tools/fixtures/keras/gen.py).
 enum KerasFixtures {
-    static let dir: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent("fixtures/keras").path
-    }()
+    static let dir = Repo.fixture("keras")
 
     static func path(_ name: String) -> String { dir + "/" + name }
 

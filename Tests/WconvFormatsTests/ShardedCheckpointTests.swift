@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import WconvTensor
 @testable import WconvFormats
+import WconvTestSupport
 
 /// Safetensors and PyTorch shards go through one reader: the same fault gets the same error kind
 /// whichever format the shards are and whichever entry point reads them.
@@ -14,10 +15,10 @@ final class ShardedCheckpointTests: XCTestCase {
          { try PyTorchReader.read(path: $0) }),
     ]
 
-    func copy(_ src: String) throws -> String {
-        let dir = SafetensorsFixtures.tempDir()
+    func copy(_ src: String) throws -> TempDir {
+        let dir = TempDir("shards")
         for f in try FileManager.default.contentsOfDirectory(atPath: src) {
-            try FileManager.default.copyItem(atPath: src + "/" + f, toPath: dir + "/" + f)
+            try FileManager.default.copyItem(atPath: src + "/" + f, toPath: dir.file(f))
         }
         return dir
     }
@@ -36,8 +37,7 @@ final class ShardedCheckpointTests: XCTestCase {
 
     func testShardNamesOutsideTheFolderAreUnsafeInBothFormats() throws {
         for (src, indexName, shard, reader) in cases {
-            let dir = try copy(src)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let tmp = try copy(src), dir = tmp.path
             let index = dir + "/" + indexName
             let original = try String(contentsOfFile: index, encoding: .utf8)
             XCTAssertNoThrow(try reader(index))
@@ -53,9 +53,8 @@ final class ShardedCheckpointTests: XCTestCase {
 
     func testMapAndShardsMustAgreeInBothFormats() throws {
         for (src, indexName, _, reader) in cases {
-            let dir = try copy(src)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let index = dir + "/" + indexName
+            let tmp = try copy(src)
+            let index = tmp.file(indexName)
             let original = try String(contentsOfFile: index, encoding: .utf8)
             // A name no shard holds, and a held tensor the map no longer lists.
             let first = try XCTUnwrap(try JSONValue.parse(Array(original.utf8), options: .strict)["weight_map"]?.object?.keys.first)

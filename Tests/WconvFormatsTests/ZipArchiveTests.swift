@@ -2,15 +2,14 @@ import Foundation
 import XCTest
 import WconvTensor
 @testable import WconvFormats
+import WconvTestSupport
 
 /// Zip reader and writer: round trips, and crafted archives that must be refused.
 final class ZipArchiveTests: XCTestCase {
-    var dir: String!
-    override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "wconv-zip-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+    var temp: TempDir!
+    var dir: String { temp.path }
+    override func setUpWithError() throws { temp = TempDir("zip") }
+    override func tearDown() { temp = nil }
 
     struct Member { var name: String; var data: [UInt8]; var method: UInt16 = 0; var flags: UInt16 = 0; var crc: UInt32? = nil
         var localName: String? = nil; var usize: UInt32? = nil; var offsetOverride: UInt32? = nil; var bothSizes: UInt32? = nil }

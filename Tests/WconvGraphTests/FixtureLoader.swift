@@ -3,16 +3,12 @@ import WconvFormats
 import WconvGraph
 import WconvTensor
 import XCTest
+import WconvTestSupport
 
 /// Test-only reader for the committed safetensors fixtures (the real reader lives in WconvFormats
 /// and is tested there); it keeps these tests independent of that work.
 enum Fixtures {
-    static let dir: String = {
-        // Tests/WconvGraphTests/FixtureLoader.swift → repository root.
-        let here = URL(fileURLWithPath: #filePath)
-        return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("fixtures/models").path
-    }()
+    static let dir = Repo.fixture("models")
 
     static func manifest() throws -> [String: [String: Any]] {
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))
