@@ -35,6 +35,7 @@ struct TrainingOptions: ParsableArguments {
     @Flag(name: .customLong("keep-optimizer-state"), help: "Keep optimizer moments when progressive unfreezing rebuilds the groups.") var keepOptimizerState = false
     @Flag(name: .customLong("no-shuffle"), help: "Keep the dataset order (reference runs).") var noShuffle = false
     @OptionGroup var preprocessing: PreprocessingOptions
+    @OptionGroup var multiLabel: MultiLabelFlags
 
     func config() throws -> TrainingConfig {
         var c = TrainingConfig()
@@ -54,6 +55,7 @@ struct TrainingOptions: ParsableArguments {
         } else if let d = layerDecay {
             c.layerLR = .decay(d)
         }
+        try multiLabel.apply(to: &c)
         try c.validate()
         return c
     }
@@ -65,6 +67,11 @@ func printJSON(_ obj: Any) throws {
     let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
     FileHandle.standardOutput.write(d)
     FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+/// An Encodable value as a JSON object for `printJSON`.
+func jsonObject<T: Encodable>(_ v: T) throws -> Any {
+    try JSONSerialization.jsonObject(with: JSONEncoder().encode(v))
 }
 
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }
