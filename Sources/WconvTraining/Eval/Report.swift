@@ -6,22 +6,7 @@ import WconvTensor
 public enum TrainingReport {
     public static func html(result: TrainingResult, plan: TrainingPlan, title: String, trainCount: Int, valCount: Int?, wallSeconds: Double) -> String {
         let h = result.history
-        var s = """
-        <!doctype html><html><head><meta charset="utf-8"><title>\(esc(title))</title><style>
-        body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
-        header{background:#1d2b44;color:#fff;padding:22px 36px}header h1{margin:0;font-size:22px;font-weight:600}
-        header p{margin:6px 0 0;color:#b8c4d8;font-size:14px}main{padding:24px 36px;max-width:1180px}
-        .cards{display:flex;flex-wrap:wrap;gap:14px;margin-bottom:22px}.card{background:#fff;border-radius:10px;padding:14px 18px;min-width:150px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-        .card .v{font-size:26px;font-weight:650}.card .l{font-size:12px;color:#667085;text-transform:uppercase;letter-spacing:.04em}
-        .row{display:flex;flex-wrap:wrap;gap:18px}.panel{background:#fff;border-radius:10px;padding:16px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08);margin-bottom:18px}
-        .panel h2{font-size:15px;margin:0 0 10px;color:#344054}pre{font-size:12px;background:#f8f9fb;padding:12px;border-radius:8px;overflow-x:auto}
-        table{border-collapse:collapse;font-size:13px}td,th{padding:4px 10px;text-align:right;border-bottom:1px solid #eef0f3}th{color:#667085;font-weight:600}
-        td:first-child,th:first-child{text-align:left}.warn{background:#fff6e5;border-left:4px solid #f0a500;padding:8px 12px;margin:6px 0;font-size:13px;border-radius:4px}
-        .stop{background:#fdecec;border-left:4px solid #d92d20;padding:8px 12px;margin:6px 0;font-size:14px;border-radius:4px}
-        svg text{font-family:inherit}
-        </style></head><body><header><h1>\(esc(title))</h1>
-        <p>\(esc(plan.modelName)) · mode \(plan.config.mode.rawValue) · \(plan.classes.count) \(plan.multiLabel ? "labels (multi-label)" : "classes") · \(trainCount) training / \(valCount.map(String.init) ?? "no") validation images · seed \(plan.config.seed)</p></header><main>
-        """
+        var s = page(title: title, subtitle: "\(plan.modelName) · mode \(plan.config.mode.rawValue) · \(plan.classes.count) \(plan.multiLabel ? "labels (multi-label)" : "classes") · \(trainCount) training / \(valCount.map(String.init) ?? "no") validation images · seed \(plan.config.seed)")
         if let stop = result.stopped { s += "<div class=\"stop\"><b>Stopped:</b> \(esc(stop))</div>" }
         // Figure cards.
         var cards: [(String, String)] = []
@@ -62,6 +47,26 @@ public enum TrainingReport {
         s += "<div class=\"panel\"><h2>Plan</h2><pre>\(esc(plan.render()))</pre></div>"
         s += "</main></body></html>\n"
         return s
+    }
+
+    /// The page's head, style and header, up to the opened `<main>`.
+    static func page(title: String, subtitle: String) -> String {
+        """
+        <!doctype html><html><head><meta charset="utf-8"><title>\(esc(title))</title><style>
+        body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+        header{background:#1d2b44;color:#fff;padding:22px 36px}header h1{margin:0;font-size:22px;font-weight:600}
+        header p{margin:6px 0 0;color:#b8c4d8;font-size:14px}main{padding:24px 36px;max-width:1180px}
+        .cards{display:flex;flex-wrap:wrap;gap:14px;margin-bottom:22px}.card{background:#fff;border-radius:10px;padding:14px 18px;min-width:150px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+        .card .v{font-size:26px;font-weight:650}.card .l{font-size:12px;color:#667085;text-transform:uppercase;letter-spacing:.04em}
+        .row{display:flex;flex-wrap:wrap;gap:18px}.panel{background:#fff;border-radius:10px;padding:16px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08);margin-bottom:18px}
+        .panel h2{font-size:15px;margin:0 0 10px;color:#344054}pre{font-size:12px;background:#f8f9fb;padding:12px;border-radius:8px;overflow-x:auto}
+        table{border-collapse:collapse;font-size:13px}td,th{padding:4px 10px;text-align:right;border-bottom:1px solid #eef0f3}th{color:#667085;font-weight:600}
+        td:first-child,th:first-child{text-align:left}.warn{background:#fff6e5;border-left:4px solid #f0a500;padding:8px 12px;margin:6px 0;font-size:13px;border-radius:4px}
+        .stop{background:#fdecec;border-left:4px solid #d92d20;padding:8px 12px;margin:6px 0;font-size:14px;border-radius:4px}
+        svg text{font-family:inherit}
+        </style></head><body><header><h1>\(esc(title))</h1>
+        <p>\(esc(subtitle))</p></header><main>
+        """
     }
 
     static func esc(_ s: String) -> String {
