@@ -279,7 +279,7 @@ public final class Trainer {
             log("resumed from \(resume) after epoch \(startEpoch)")
         } else if computeBaseline && config.mode == .finetune && val != nil {
             baseline = try featureExtractionBaseline()
-            if let b = baseline { log("feature-extraction baseline: val accuracy \(fmt(b * 100, 2))%") }
+            if let b = baseline { log("feature-extraction baseline: " + (multiLabel != nil ? "val macro AUC \(fmt(b, 4))" : "val accuracy \(fmt(b * 100, 2))%")) }
         }
         var mmdReport: [(MMDKind, Double, Double)] = []
         var mmdBefore: [MMDKind: Double] = [:]
