@@ -86,24 +86,32 @@ public struct MultiLabelMetrics: Codable, Sendable {
         return (tp, fp, fn)
     }
 
+    /// Walks the distinct scores from high to low: for each, the positives and negatives scored at
+    /// or above it, the score, and the next lower score (nil after the last).
+    static func sweep(_ s: [Float], _ y: [Bool], _ body: (_ tp: Int, _ fp: Int, _ score: Float, _ next: Float?) -> Void) {
+        let order = s.indices.sorted { s[$0] > s[$1] }
+        var tp = 0, fp = 0, i = 0
+        while i < order.count {
+            var j = i
+            while j < order.count && s[order[j]] == s[order[i]] {
+                if y[order[j]] { tp += 1 } else { fp += 1 }
+                j += 1
+            }
+            body(tp, fp, s[order[i]], j < order.count ? s[order[j]] : nil)
+            i = j
+        }
+    }
+
     /// sklearn's `average_precision_score`: over the distinct scores from high to low,
     /// Σ (recall_k − recall_{k−1})·precision_k. nil without positives.
     public static func averagePrecision(scores: [Float], positive: [Bool]) -> Double? {
         let P = positive.filter { $0 }.count
         guard P > 0 else { return nil }
-        let order = scores.indices.sorted { scores[$0] > scores[$1] }
-        var tp = 0, fp = 0, prevRecall = 0.0, ap = 0.0
-        var i = 0
-        while i < order.count {
-            var j = i
-            while j < order.count && scores[order[j]] == scores[order[i]] {
-                if positive[order[j]] { tp += 1 } else { fp += 1 }
-                j += 1
-            }
+        var prevRecall = 0.0, ap = 0.0
+        sweep(scores, positive) { tp, fp, _, _ in
             let r = Double(tp) / Double(P)
             ap += (r - prevRecall) * Double(tp) / Double(tp + fp)
             prevRecall = r
-            i = j
         }
         return ap
     }
@@ -116,21 +124,10 @@ public struct MultiLabelMetrics: Codable, Sendable {
             let (s, y) = column(probabilities, targets, L, j)
             let P = y.filter { $0 }.count
             guard P > 0 else { return 0.5 }
-            let order = s.indices.sorted { s[$0] > s[$1] }
-            var tp = 0, fp = 0, best = (f1: -1.0, threshold: 0.5)
-            var i = 0
-            while i < order.count {
-                var j = i
-                while j < order.count && s[order[j]] == s[order[i]] {
-                    if y[order[j]] { tp += 1 } else { fp += 1 }
-                    j += 1
-                }
+            var best = (f1: -1.0, threshold: 0.5)
+            sweep(s, y) { tp, fp, score, next in
                 let f1 = 2 * Double(tp) / Double(2 * tp + fp + (P - tp))
-                if f1 > best.f1 {
-                    let here = Double(s[order[i]])
-                    best = (f1, j < order.count ? (here + Double(s[order[j]])) / 2 : here)
-                }
-                i = j
+                if f1 > best.f1 { best = (f1, next.map { (Double(score) + Double($0)) / 2 } ?? Double(score)) }
             }
             return best.threshold
         }
