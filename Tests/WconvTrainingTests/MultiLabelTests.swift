@@ -209,4 +209,32 @@ final class MultiLabelTrainingTests: XCTestCase {
         let doc: [String: Any] = ["rows": rows, "logits": logits.map(Double.init), "macro_auc": auc, "labels": train.classes]
         try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: out + "/wconv_val.json"))
     }
+
+    /// Every mode, the feature cache and MMD run on multi-label data and report multi-label figures.
+    func testEveryModeCacheAndMMD() throws {
+        var g = try ModelIO.load(path: Fixture.path("multilabel/pretrained.pth"))
+        g.preprocessing = Preprocessing(inputSize: [32, 32], resizeShorter: nil, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
+        let all = try CSVDataset(path: Fixture.path("multilabel/train.csv"))
+        let train = SubsetDataset(all, indices: Array(0..<64)), val = SubsetDataset(all, indices: Array(64..<112))
+        let target = try UnlabeledImageDataset(root: Fixture.path("multilabel/images/val"))
+        for (mode, mmd) in [(TrainingMode.featureExtract, false), (.progressive, false), (.scratch, false), (.finetune, true)] {
+            var c = TrainingConfig()
+            c.mode = mode; c.epochs = 2; c.batchSize = 16; c.lr = 3e-3; c.threads = 2
+            c.multiLabel = MultiLabelOptions(posWeight: "auto", uncertain: .ones)
+            if mmd { c.mmdWeight = 1; c.mmdKind = .gaussian }
+            let t = try Trainer(graph: g, config: c, train: train, val: val, target: mmd ? target : nil, augment: mode == .scratch, log: { _ in })
+            t.computeBaseline = false
+            let r = try t.run()
+            XCTAssertEqual(r.history.count, 2, "\(mode)")
+            XCTAssertNil(r.metrics)
+            let m = try XCTUnwrap(r.multiLabelMetrics, "\(mode)")
+            XCTAssertEqual(m.count, 48)
+            XCTAssertNotNil(m.macroAUC)
+            XCTAssertTrue(r.history.allSatisfy { $0.trainLoss.isFinite && $0.valMacroAUC != nil }, "\(mode)")
+            // Frozen features are cached whenever part of the network is frozen and inputs are not augmented.
+            XCTAssertEqual(r.history.last?.cached, mode == .featureExtract || mode == .progressive, "\(mode)")
+            XCTAssertEqual(r.graph.parameters["fc.weight"]?.shape, [5, 32])
+            if mmd { XCTAssertEqual(r.mmd.count, 2); XCTAssertNotNil(r.history.last?.mmd) }
+        }
+    }
 }
