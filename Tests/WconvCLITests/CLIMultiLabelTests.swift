@@ -84,6 +84,9 @@ final class CLIMultiLabelTests: XCTestCase {
         let bad = try CLI.run(["eval", ml + "/pretrained.pth", "--data", csv("b.csv", "path,a,b\n\(img),1,0\n\(img),0,maybe\n")])
         XCTAssertEqual(bad.status, 3, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("line 3, column 'b': 'maybe'"), bad.stderr)
+        let weights = try CLI.run(["finetune", ml + "/pretrained.pth", "--data", ml + "/train.csv", "--class-weights", "auto", "-o", dir + "/x.safetensors"])
+        XCTAssertEqual(weights.status, 2, weights.stderr)
+        XCTAssertTrue(weights.stderr.contains("--pos-weight"), weights.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x.safetensors"))
     }
 }

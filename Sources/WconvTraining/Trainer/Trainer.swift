@@ -118,6 +118,7 @@ public final class Trainer {
         plan.multiLabel = train.isMultiLabel
         try plan.checkData(headOutputs: HeadReplacement.outputSize(source), dataClasses: train.classes.count,
                            channelStats: Trainer.channelStats(train, preprocessing: preprocessing, seed: config.seed))
+        multiLabel = try MultiLabelObjective(config: config, train: train, val: val)
         switch config.classWeights {
         case "none": criterion = CrossEntropyLoss(labelSmoothing: Float(config.labelSmoothing))
         case "auto":
@@ -130,7 +131,6 @@ public final class Trainer {
             }
             criterion = CrossEntropyLoss(weights: w, labelSmoothing: Float(config.labelSmoothing))
         }
-        multiLabel = try MultiLabelObjective(config: config, train: train, val: val)
         if config.mmdWeight > 0 && target == nil { throw WconvError(.usage, "--mmd-weight needs --adapt-target DIR (unlabeled target-domain images)") }
         if config.mmdWeight > 0 && config.mode == .featureExtract {
             plan.warnings.append("MMD in feature-extract mode cannot move the (frozen) penultimate features, so it has no effect; use --mode finetune or progressive for domain adaptation.")
