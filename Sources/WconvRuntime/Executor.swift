@@ -377,7 +377,7 @@ final class Executor {
                 dropoutMask(mask, count: count, ratio: ratio, rng: &rng)
                 Parallel.forRange(count) { r in for i in r { y[i] = x![i] * mask[i] } }
             } else if UnsafePointer(y) != UnsafePointer(x!) {
-                y.update(from: x!, count: count)
+                copyFloats(y, from: x!, count: count)
             }
         case .layerNorm(let rows, let inner, let eps):
             let saved = aux[si]!
@@ -398,7 +398,7 @@ final class Executor {
             if let maskShape, let m = inp(3) {
                 let buf = aux[si]! + (keepAllValues ? full : 0)
                 let plan = BroadcastPlan(maskShape, [g.b, g.heads, g.tq, g.tk])!
-                buf.update(repeating: 0, count: full)
+                fillFloats(buf, with: 0, count: full)
                 // Broadcast the mask into the zeroed buffer: mask + 0 (the plan's b operand is full-size).
                 binaryForward(.add, m, UnsafePointer(buf), plan, buf)
                 expanded = UnsafePointer(buf)
@@ -419,17 +419,17 @@ final class Executor {
             var off = 0
             for (k, len) in lengths.enumerated() {
                 let dst = ptrs[st.outputs[k]]!
-                for o in 0..<outer { (dst + o * len * inner).update(from: x! + (o * total + off) * inner, count: len * inner) }
+                for o in 0..<outer { copyFloats(dst + o * len * inner, from: x! + (o * total + off) * inner, count: len * inner) }
                 off += len
             }
         case .constant(let vals):
             for (i, v) in vals.enumerated() { y[i] = v }
         case .fill(let value, let count):
-            y.update(repeating: value, count: count)
+            fillFloats(y, with: value, count: count)
         case .range(let start, let delta, let count):
             for i in 0..<count { y[i] = start + Float(i) * delta }
         case .expand(let plan):
-            y.update(repeating: 0, count: plan.count)
+            fillFloats(y, with: 0, count: plan.count)
             binaryForward(.add, x!, y, plan, y)
         case .onnx(let k):
             try runONNX(k, st)

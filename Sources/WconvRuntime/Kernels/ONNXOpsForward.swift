@@ -14,9 +14,9 @@ extension Executor {
         case .tile(let inShape, let outShape):
             tileCopy(ptrs[st.inputs[0]]!, inShape: inShape, outShape: outShape, y, backward: false)
         case .constant(let values):
-            values.withUnsafeBufferPointer { if let b = $0.baseAddress { y.update(from: b, count: values.count) } }
+            copyFloats(y, from: values)
         case .fill(let v, let count):
-            y.update(repeating: v, count: count)
+            fillFloats(y, with: v, count: count)
         case .gatherND(let p):
             let data = inp(0), idx = ptrs[st.inputs[1]]!
             let name = nodes[st.node].node.name
@@ -34,7 +34,7 @@ extension Executor {
                         }
                         off = off * p.dims[d] + v
                     }
-                    (y + (b * p.tuples + t) * p.slice).update(from: data + b * p.batchStride + off * p.slice, count: p.slice)
+                    copyFloats(y + (b * p.tuples + t) * p.slice, from: data + b * p.batchStride + off * p.slice, count: p.slice)
                 }
             }
         case .intDiv(let m):
