@@ -6,7 +6,7 @@ struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "finetune", abstract: "Fine-tunes a model on a labelled dataset and exports it with its labels and preprocessing.")
 
     @Argument(help: "Model file (any supported format).") var model: String
-    @Option(help: "Training data: ImageFolder directory (one folder per class) or .npz with images/labels.") var data: String
+    @Option(help: "Training data: ImageFolder directory (one folder per class), .csv (path + label columns; two or more label columns are multi-label) or .npz with images/labels.") var data: String
     @Option(help: "Validation data (same classes).") var val: String?
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of --data for validation (seeded, stratified).") var valSplit: Double?
     @Option(name: .customLong("adapt-target"), help: "Unlabeled target-domain images for MMD domain adaptation.") var adaptTarget: String?
@@ -62,7 +62,7 @@ struct FinetuneCommand: ParsableCommand {
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
         try ModelIO.save(out, to: output)
-        stderrLine("wrote \(output): \(kept); \(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata")
+        stderrLine("wrote \(output): \(kept); \(out.labels?.count ?? 0) \(train.isMultiLabel ? "labels, multi-label" : "classes"), labels and preprocessing in the metadata")
         if result.guardTripped, let why = result.stopped {
             // Advice, not failure: the work is kept; --strict-guards turns it into exit 1.
             let text = "guard rail tripped at \(why)\n  the best model seen, \(kept), was written to \(output)"
@@ -72,10 +72,13 @@ struct FinetuneCommand: ParsableCommand {
         if json {
             var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]
             if let m = result.metrics, let d = try? JSONEncoder().encode(m), let mj = try? JSONSerialization.jsonObject(with: d) { obj["metrics"] = mj }
+            if let m = result.multiLabelMetrics { obj["metrics"] = try jsonObject(m) }
             if let b = result.baselineAccuracy { obj["baseline_accuracy"] = b }
             obj["mmd"] = result.mmd.map { ["kind": $0.kind.rawValue, "before": $0.before, "after": $0.after] }
             try printJSON(obj)
         } else if let m = result.metrics {
+            print(m.table(), terminator: "")
+        } else if let m = result.multiLabelMetrics {
             print(m.table(), terminator: "")
         }
     }

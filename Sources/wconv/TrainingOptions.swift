@@ -37,6 +37,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Early stopping: end the run after N epochs without a better validation metric (needs validation data).") var patience: Int?
     @Flag(name: .customLong("restore-best"), inversion: .prefixedNo, help: "Output the best validation epoch's weights (default) rather than the last epoch's; a tripped guard always outputs the best.") var restoreBest = true
     @OptionGroup var preprocessing: PreprocessingOptions
+    @OptionGroup var multiLabel: MultiLabelFlags
 
     func config() throws -> TrainingConfig {
         var c = TrainingConfig()
@@ -57,6 +58,7 @@ struct TrainingOptions: ParsableArguments {
         } else if let d = layerDecay {
             c.layerLR = .decay(d)
         }
+        try multiLabel.apply(to: &c)
         try c.validate()
         return c
     }
@@ -68,6 +70,11 @@ func printJSON(_ obj: Any) throws {
     let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
     FileHandle.standardOutput.write(d)
     FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+/// An Encodable value as a JSON object for `printJSON`.
+func jsonObject<T: Encodable>(_ v: T) throws -> Any {
+    try JSONSerialization.jsonObject(with: JSONEncoder().encode(v))
 }
 
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }

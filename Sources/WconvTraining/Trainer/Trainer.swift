@@ -48,6 +48,9 @@ public struct TrainingResult {
 
     /// A guard rail fired (the output is still the best model seen).
     public var guardTripped: Bool { if case .guardRail = stop { return true } else { return false } }
+    /// Multi-label data: the metrics of the returned model on the validation set, with the
+    /// per-label thresholds of best F1 there (also recorded in the model's metadata).
+    public var multiLabelMetrics: MultiLabelMetrics? = nil
 }
 
 /// The training loop over the plan: modes, frozen-feature caching, MMD, checkpoints, guard rails.
@@ -84,10 +87,13 @@ public final class Trainer {
     /// end in softmax; cross-entropy needs the logits before it).
     let logitsName: String
     let criterion: CrossEntropyLoss
+    /// Set for multi-label data (BCE-with-logits instead of `criterion`).
+    let multiLabel: MultiLabelObjective?
 
-    public init(graph source: ModelGraph, config: TrainingConfig, train: any LabelledDataset, val: (any LabelledDataset)?,
+    public init(graph original: ModelGraph, config: TrainingConfig, train: any LabelledDataset, val: (any LabelledDataset)?,
                 target: (any LabelledDataset)? = nil, modelName: String = "model", augment: Bool? = nil,
                 log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws {
+        let source = train.isMultiLabel ? MultiLabelObjective.logitsGraph(original) : original
         guard !source.isWeightsOnly else {
             throw WconvError.invalid("\(modelName) holds weights only (no graph): its architecture was not recognised, so it cannot be trained; import it from ONNX/Keras or a recognised architecture")
         }
@@ -118,8 +124,10 @@ public final class Trainer {
         }
         graph = g
         plan = try TrainingPlan(graph: g, config: config, classes: train.classes, modelName: modelName)
+        plan.multiLabel = train.isMultiLabel
         try plan.checkData(headOutputs: HeadReplacement.outputSize(source), dataClasses: train.classes.count,
                            channelStats: Trainer.channelStats(train, preprocessing: preprocessing, seed: config.seed))
+        multiLabel = try MultiLabelObjective(config: config, train: train, val: val)
         switch config.classWeights {
         case "none": criterion = CrossEntropyLoss(labelSmoothing: Float(config.labelSmoothing))
         case "auto":
@@ -286,7 +294,7 @@ public final class Trainer {
             if let b = try featureExtractionBaseline() {
                 baseline = b.score
                 best = b
-                log("feature-extraction baseline: val accuracy \(fmt(b.score * 100, 2))%")
+                log("feature-extraction baseline: " + (multiLabel != nil ? "val macro AUC \(fmt(b.score, 4))" : "val accuracy \(fmt(b.score * 100, 2))%"))
             }
         }
         var mmdReport: [(MMDKind, Double, Double)] = []
@@ -355,14 +363,19 @@ public final class Trainer {
             log("MMD source/target after: " + mmdReport.map { "\($0.0.rawValue) \(fmt($0.1, 5)) → \(fmt($0.2, 5))" }.joined(separator: ", "))
         }
         var metrics: ClassificationMetrics?
-        if let val { metrics = try evaluate(graph: graph, data: val, classes: classes) }
+        var multiLabelMetrics: MultiLabelMetrics?
+        if let val, multiLabel != nil {
+            multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), bestOnData: true)
+        } else if let val { metrics = try evaluate(graph: graph, data: val, classes: classes) }
         var out = graph
+        if multiLabel != nil { MultiLabelObjective.annotate(&out, labels: classes, thresholds: multiLabelMetrics?.thresholds) }
         out.provenance.notes["wconv.training.plan"] = plan.jsonString()
         out.provenance.notes["wconv.training.seed"] = String(config.seed)
         if let d = try? JSONEncoder().encode(history) { out.provenance.notes["wconv.training.history"] = String(decoding: d, as: UTF8.self) }
         return TrainingResult(graph: out, history: history, metrics: metrics, baselineAccuracy: baseline,
                               mmd: mmdReport.map { (kind: $0.0, before: $0.1, after: $0.2) }, stopped: stop?.message, bestEpoch: best?.epoch,
-                              stop: stop, kept: kept)
+                              stop: stop, kept: kept,
+                              multiLabelMetrics: multiLabelMetrics)
     }
 
     struct StopTraining: Error { var message: String }
@@ -399,7 +412,7 @@ public final class Trainer {
         session.seedDropout(config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(e))
         let spe = stepsPerEpoch
         let schedule = try config.lrSchedule(stepsPerEpoch: spe)
-        var lossSum = 0.0, correct = 0, seen = 0, mmdSum = 0.0, mmdCount = 0
+        var lossSum = 0.0, correct = 0.0, seen = 0, mmdSum = 0.0, mmdCount = 0
         let inName = cut?.value ?? inputName
         let targetLoader = target.map { DataLoader(dataset: $0, transform: trainTransform, batchSize: config.batchSize, shuffle: true, seed: config.seed ^ 0x7A26_E7) }
         var targetStream = targetLoader?.batches(epoch: e)
@@ -418,7 +431,7 @@ public final class Trainer {
             targetPos += 1
             return try targetStream?.next()?.tensor
         }
-        func step(_ x: Tensor, _ labels: [Int]) throws {
+        func step(_ x: Tensor, _ labels: [Int], rows: [Int]) throws {
             optimizer.applySchedule(schedule, step: globalStep)
             let ns = labels.count
             var input = x
@@ -435,10 +448,16 @@ public final class Trainer {
             guard logits.numel == (ns + nt) * C else { throw WconvError(.runtime, "logits \(logits.shape) do not match \(ns + nt) samples × \(C) classes") }
             let lv = logits.floats()
             var grad = [Float](repeating: 0, count: lv.count)
+            var mlCorrect: Double?
             let loss = try lv.withUnsafeBufferPointer { lp in
                 try grad.withUnsafeMutableBufferPointer { gp in
-                    try criterion(logits: UnsafeBufferPointer(rebasing: lp[0..<(ns * C)]), targets: labels, classes: C,
-                                  gradient: UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
+                    let (l, g) = (UnsafeBufferPointer(rebasing: lp[0..<(ns * C)]), UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
+                    if let ml = multiLabel {
+                        let r = try ml.step(logits: l, rows: rows, gradient: g)
+                        mlCorrect = r.correct
+                        return r.loss
+                    }
+                    return try criterion(logits: l, targets: labels, classes: C, gradient: g)
                 }
             }
             var grads: [String: Tensor] = [logitsName: Tensor(shape: logits.shape, floats: grad)]
@@ -460,7 +479,8 @@ public final class Trainer {
             globalStep += 1
             lossSum += loss * Double(ns)
             seen += ns
-            for i in 0..<ns {
+            if let c = mlCorrect { correct += c }
+            for i in 0..<ns where mlCorrect == nil {
                 var bi = 0
                 for c in 1..<C where lv[i * C + c] > lv[i * C + bi] { bi = c }
                 if bi == labels[i] { correct += 1 }
@@ -476,16 +496,16 @@ public final class Trainer {
             var s = 0
             while s < order.count {
                 let idx = Array(order[s..<min(s + config.batchSize, order.count)])
-                try step(cache.batch(idx), idx.map { cache.labels[$0] })
+                try step(cache.batch(idx), idx.map { cache.labels[$0] }, rows: idx)
                 s += config.batchSize
             }
         } else {
             let loader = DataLoader(dataset: train, transform: trainTransform, batchSize: config.batchSize, shuffle: config.shuffle, seed: config.seed, workers: 1)
             let stream = loader.batches(epoch: e)
-            while let b = try stream.next() { try step(b.tensor, b.labels) }
+            while let b = try stream.next() { try step(b.tensor, b.labels, rows: b.indices) }
         }
         let trainSeconds = Date().timeIntervalSince(t0)
-        var rec = EpochRecord(epoch: e + 1, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+        var rec = EpochRecord(epoch: e + 1, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: correct / Double(max(seen, 1)),
                               valLoss: nil, valAccuracy: nil, valMacroAUC: nil, headLR: optimizer.groups.first { $0.name.hasPrefix("head") }?.lr ?? config.lr,
                               seconds: 0, imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9), trainableGroups: plan.epochs[e].trainable,
                               mmd: mmdCount > 0 ? mmdSum / Double(mmdCount) : nil, cached: cut != nil)
@@ -502,9 +522,9 @@ public final class Trainer {
     var stepsPerEpoch: Int { max(1, (train.count + config.batchSize - 1) / config.batchSize) }
 
     /// Validation with the current session (cached features when the cut is active).
-    func evaluateCurrent() throws -> ClassificationMetrics {
+    func evaluateCurrent() throws -> (loss: Double?, accuracy: Double, macroAUC: Double?) {
         guard let session, let val else { throw WconvError(.runtime, "no validation data") }
-        var scores: [Float] = [], targets: [Int] = []
+        var scores: [Float] = [], targets: [Int] = [], rows: [Int] = []
         let C = classes.count
         if let cache = caches["val"], let cut {
             var s = 0
@@ -513,6 +533,7 @@ public final class Trainer {
                 let out = try session.forward([cut.value: cache.batch(idx)], training: false)
                 scores += try logitsOf(out, session)
                 targets += idx.map { cache.labels[$0] }
+                rows += idx
                 s += 64
             }
         } else {
@@ -522,9 +543,12 @@ public final class Trainer {
                 let out = try session.forward([inputName: b.tensor], training: false)
                 scores += try logitsOf(out, session)
                 targets += b.labels
+                rows += b.indices
             }
         }
-        return try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
+        if let ml = multiLabel { return try ml.figures(logits: scores, rows: rows) }
+        let m = try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
+        return (m.loss, m.accuracy, m.macroAUC)
     }
 
     func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
@@ -555,21 +579,28 @@ public final class Trainer {
 
     /// Eval-mode metrics of a whole graph on a dataset (used after training and by `wconv eval`).
     public static func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String], threads: Int = 2, batchSize: Int = 32) throws -> ClassificationMetrics {
+        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize)
+        let labels = data.labels
+        return try metrics(logits: scores, targets: rows.map { labels[$0] }, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
+                           probabilities: logitsValue(graph) != graph.outputs.first?.name)
+    }
+
+    /// The graph's output (eval mode) for every sample, `width` values each, and the samples' rows.
+    static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
         let s = try InferenceSession(graph: graph, threads: threads)
         let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
         let stream = loader.batches(epoch: 0)
-        var scores: [Float] = [], targets: [Int] = []
+        var values: [Float] = [], rows: [Int] = []
         while let b = try stream.next() {
             guard let o = try s.run([inp: b.tensor])[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
-            guard o.numel == b.count * classes.count else {
-                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(classes.count) classes; evaluate on data with the model's classes")
+            guard o.numel == b.count * width else {
+                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")
             }
-            scores += o.floats()
-            targets += b.labels
+            values += o.floats()
+            rows += b.indices
         }
-        return try metrics(logits: scores, targets: targets, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
-                           probabilities: logitsValue(graph) != outName)
+        return (values, rows)
     }
 
     func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {
