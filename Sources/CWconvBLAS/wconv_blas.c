@@ -34,6 +34,29 @@ static unsigned long long xgetbv0(void) {
 }
 #endif
 
+void wconv_cpu_decode(const wconv_cpuid_words *w, wconv_cpu_features *out) {
+    out->os_avx = (w->xcr0 & 0x6) == 0x6;          // XMM and YMM state
+    out->os_avx512 = (w->xcr0 & 0xe6) == 0xe6;     // plus opmask, ZMM0-15 upper halves, ZMM16-31
+    out->os_amx = (w->xcr0 & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
+    unsigned int c1 = w->leaf1_ecx, b7 = w->leaf7_ebx, c7 = w->leaf7_ecx, d7 = w->leaf7_edx, a71 = w->leaf7_1_eax;
+    bool z = out->os_avx512;
+    out->sse4_2 = (c1 >> 20) & 1;
+    out->avx = ((c1 >> 28) & 1) && out->os_avx;
+    out->fma = ((c1 >> 12) & 1) && out->os_avx;
+    out->avx2 = ((b7 >> 5) & 1) && out->os_avx;
+    out->avx512f = ((b7 >> 16) & 1) && z;
+    out->avx512dq = ((b7 >> 17) & 1) && z;
+    out->avx512cd = ((b7 >> 28) & 1) && z;
+    out->avx512bw = ((b7 >> 30) & 1) && z;
+    out->avx512vl = ((b7 >> 31) & 1) && z;
+    out->avx512_vnni = ((c7 >> 11) & 1) && z;
+    out->avx512_fp16 = ((d7 >> 23) & 1) && z;
+    out->avx512_bf16 = ((a71 >> 5) & 1) && z;
+    out->amx_bf16 = ((d7 >> 22) & 1) && out->os_amx;
+    out->amx_tile = ((d7 >> 24) & 1) && out->os_amx;
+    out->amx_int8 = ((d7 >> 25) & 1) && out->os_amx;
+}
+
 void wconv_cpu_detect(wconv_cpu_features *out) {
     memset(out, 0, sizeof *out);
 #if defined(__x86_64__) || defined(__i386__)
@@ -43,37 +66,18 @@ void wconv_cpu_detect(wconv_cpu_features *out) {
     memcpy(out->vendor, &b, 4);
     memcpy(out->vendor + 4, &d, 4);
     memcpy(out->vendor + 8, &c, 4);
+    wconv_cpuid_words w = {0};
     __get_cpuid(1, &a, &b, &c, &d);
     unsigned int baseFamily = (a >> 8) & 0xf;
     out->family = (int)(baseFamily + (baseFamily == 0xf ? ((a >> 20) & 0xff) : 0));
     out->model = (int)(((a >> 4) & 0xf) | ((baseFamily == 6 || baseFamily == 0xf) ? ((a >> 16) & 0xf) << 4 : 0));
-    bool osxsave = (c >> 27) & 1;
-    unsigned long long xcr0 = osxsave ? xgetbv0() : 0;
-    out->os_avx = (xcr0 & 0x6) == 0x6;          // XMM and YMM state
-    out->os_avx512 = (xcr0 & 0xe6) == 0xe6;     // plus opmask, ZMM0-15 upper halves, ZMM16-31
-    out->os_amx = (xcr0 & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
-    out->sse4_2 = (c >> 20) & 1;
-    out->avx = ((c >> 28) & 1) && out->os_avx;
-    out->fma = ((c >> 12) & 1) && out->os_avx;
+    w.leaf1_ecx = c;
+    if ((c >> 27) & 1) w.xcr0 = xgetbv0();  // OSXSAVE: XGETBV is available
     if (maxLeaf >= 7) {
-        unsigned int b7, c7, d7, a71 = 0;
-        __cpuid_count(7, 0, a, b7, c7, d7);
-        unsigned int subleaves = a;
-        if (subleaves >= 1) { unsigned int x, y, z; __cpuid_count(7, 1, a71, x, y, z); }
-        out->avx2 = ((b7 >> 5) & 1) && out->os_avx;
-        bool z = out->os_avx512;
-        out->avx512f = ((b7 >> 16) & 1) && z;
-        out->avx512dq = ((b7 >> 17) & 1) && z;
-        out->avx512cd = ((b7 >> 28) & 1) && z;
-        out->avx512bw = ((b7 >> 30) & 1) && z;
-        out->avx512vl = ((b7 >> 31) & 1) && z;
-        out->avx512_vnni = ((c7 >> 11) & 1) && z;
-        out->avx512_fp16 = ((d7 >> 23) & 1) && z;
-        out->avx512_bf16 = ((a71 >> 5) & 1) && z;
-        out->amx_bf16 = ((d7 >> 22) & 1) && out->os_amx;
-        out->amx_tile = ((d7 >> 24) & 1) && out->os_amx;
-        out->amx_int8 = ((d7 >> 25) & 1) && out->os_amx;
+        __cpuid_count(7, 0, a, w.leaf7_ebx, w.leaf7_ecx, w.leaf7_edx);
+        if (a >= 1) __cpuid_count(7, 1, w.leaf7_1_eax, b, c, d);
     }
+    wconv_cpu_decode(&w, out);
     if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000004) {
         unsigned int r[12];
         for (unsigned int i = 0; i < 3; i++) __get_cpuid(0x80000002 + i, &r[i * 4], &r[i * 4 + 1], &r[i * 4 + 2], &r[i * 4 + 3]);

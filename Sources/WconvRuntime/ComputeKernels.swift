@@ -9,6 +9,9 @@ public struct CPUFeatures: Sendable {
     public enum Level: Int, Sendable, Comparable, CustomStringConvertible {
         case baseline = 0, avx, avx2, avx512, avx512bf16
         public static func < (a: Level, b: Level) -> Bool { a.rawValue < b.rawValue }
+        /// The tier of an OpenBLAS core name ("Prescott" → baseline, "SkylakeX" → avx512); nil for a
+        /// name wconv's table does not know.
+        public init?(openBLASCore name: String) { self.init(rawValue: Int(wconv_blas_core_tier(name))) }
         public var description: String {
             switch self {
             case .baseline: return "SSE"
@@ -52,20 +55,19 @@ public struct CPUFeatures: Sendable {
         flags = named.filter(\.1).map(\.0)
         var copy = f
         openBLASCore = wconv_blas_isa_coretype(&copy).map { String(cString: $0) }
-        level = openBLASCore.map { CPUFeatures.Level(rawValue: Int(wconv_blas_core_tier($0))) ?? .baseline } ?? .baseline
+        level = openBLASCore.flatMap(Level.init(openBLASCore:)) ?? .baseline
     }
 
-    /// A CPU with only the given features (tests of the core choice).
-    public static func synthetic(vendor: String, flags: Set<String>) -> CPUFeatures {
+    /// The features a CPU with these raw CPUID words and XCR0 would report (tests of the decoding
+    /// and of the core choice: leaf 1 ECX, leaf 7.0 EBX/ECX/EDX, leaf 7.1 EAX).
+    public init(vendor: String, leaf1ECX: UInt32, leaf7EBX: UInt32, leaf7ECX: UInt32 = 0, leaf7EDX: UInt32 = 0,
+                leaf7Sub1EAX: UInt32 = 0, xcr0: UInt64) {
         var f = wconv_cpu_features()
         withUnsafeMutableBytes(of: &f.vendor) { b in for (i, c) in vendor.utf8.prefix(12).enumerated() { b[i] = c } }
-        f.sse4_2 = flags.contains("sse4_2"); f.avx = flags.contains("avx"); f.fma = flags.contains("fma")
-        f.avx2 = flags.contains("avx2"); f.avx512f = flags.contains("avx512f"); f.avx512dq = flags.contains("avx512dq")
-        f.avx512cd = flags.contains("avx512cd"); f.avx512bw = flags.contains("avx512bw"); f.avx512vl = flags.contains("avx512vl")
-        f.avx512_vnni = flags.contains("avx512_vnni"); f.avx512_bf16 = flags.contains("avx512_bf16")
-        f.avx512_fp16 = flags.contains("avx512_fp16"); f.amx_tile = flags.contains("amx_tile")
-        f.amx_bf16 = flags.contains("amx_bf16"); f.amx_int8 = flags.contains("amx_int8")
-        return CPUFeatures(f)
+        var w = wconv_cpuid_words(leaf1_ecx: leaf1ECX, leaf7_ebx: leaf7EBX, leaf7_ecx: leaf7ECX, leaf7_edx: leaf7EDX,
+                                  leaf7_1_eax: leaf7Sub1EAX, xcr0: xcr0)
+        wconv_cpu_decode(&w, &f)
+        self.init(f)
     }
 
     /// "AMD EPYC (AuthenticAMD family 25 model 17): AVX-512+BF16 — avx2 fma avx512f …"
@@ -126,11 +128,20 @@ public struct BLASKernels: Sendable {
     /// True once OpenBLAS is in the process (does not load it).
     public static var isLoaded: Bool { wconv_blas_is_loaded() }
 
+    /// Runs the loader's GEMM self-check again (a threaded 128×96×160 product and a small
+    /// transposed one with β, against a double-precision naive reference).
+    public static func selfCheck() throws -> (passed: Bool, error: Double) {
+        _ = try load()
+        var e = 0.0
+        let ok = wconv_blas_self_check(&e) != 0
+        return (ok, e)
+    }
+
     /// OpenBLAS's current thread count.
     public static var threads: Int { Int(wconv_blas_threads()) }
 
     /// ISA tier of the kernels in use (nil for a core name wconv's table does not know).
-    public var coreLevel: CPUFeatures.Level? { CPUFeatures.Level(rawValue: Int(wconv_blas_core_tier(core))) }
+    public var coreLevel: CPUFeatures.Level? { CPUFeatures.Level(openBLASCore: core) }
 
     /// The kernels are the generic SSE ones although the CPU has AVX2 or better: a 2–3× slowdown.
     public var isGenericOnCapableCPU: Bool { coreLevel == .baseline && cpu.level >= .avx2 }

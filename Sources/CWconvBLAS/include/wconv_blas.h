@@ -18,6 +18,15 @@ typedef struct {
 /// Fills `out` from CPUID/XGETBV (all false on other architectures).
 void wconv_cpu_detect(wconv_cpu_features *out);
 
+/// The CPUID registers and XCR0 that the feature flags come from.
+typedef struct {
+    unsigned int leaf1_ecx, leaf7_ebx, leaf7_ecx, leaf7_edx, leaf7_1_eax;
+    unsigned long long xcr0;
+} wconv_cpuid_words;
+
+/// Sets the ISA flags of `out` from raw CPUID words (vendor, brand and model are left alone).
+void wconv_cpu_decode(const wconv_cpuid_words *words, wconv_cpu_features *out);
+
 /// The OpenBLAS core type whose kernels match `cpu`'s usable ISA ("Cooperlake" for AVX-512 with
 /// BF16, "SkylakeX" for AVX-512, "Zen"/"Haswell" for AVX2+FMA, "Sandybridge" for AVX), or NULL.
 const char *wconv_blas_isa_coretype(const wconv_cpu_features *cpu);

@@ -15,7 +15,7 @@ enum KernelReport {
         do {
             let k = try BLASKernels.load()
             out.append("BLAS: \(k.summary), \(BLASKernels.threads) threads")
-            if !k.path.isEmpty { out.append("      \(k.path)") }
+            out.append("      \(k.config)" + (k.path.isEmpty ? "" : " — \(k.path)"))
         } catch {
             out.append("BLAS: \(error)")
         }
