@@ -80,12 +80,6 @@ final class Executor {
 
     func id(_ name: String) -> Int? { valueIds[name] }
 
-    /// Integer values of a constant parameter (reshape shapes, pads given as inputs).
-    private func intConstant(_ name: String) -> [Int]? {
-        guard let t = graph.parameters[name] ?? graph.aliases[name].flatMap({ graph.parameters[$0] }) else { return nil }
-        return t.doubles().map { $0.isFinite ? Int(max(min($0, 9.0e15), -9.0e15)) : 0 }
-    }
-
     /// Compiles steps and plans buffers for these input shapes (no-op when already planned).
     func plan(inputShapes: [[Int]]) throws {
         if plannedInputShapes == inputShapes { return }
@@ -97,41 +91,46 @@ final class Executor {
         for (k, input) in graph.inputs.enumerated() { shp[valueIds[input.name]!] = inputShapes[k] }
         var newSteps: [Step] = []
         var rt = Array(0..<nValues)
-        // Values computed from shapes alone (ONNX Shape → Gather → Concat → Reshape chains) are
-        // evaluated once here and become constants; `known` holds their buffers.
+        // Shapes, dtypes and values known before running come from the graph's specialisation
+        // for these input shapes (the one shape rule and folding pass of WconvGraph); folded values
+        // get constant buffers and no step.
+        var byName: [String: [Int]] = [:]
+        for (k, input) in graph.inputs.enumerated() { byName[input.name] = inputShapes[k] }
+        let spec = try graph.specialize(inputShapes: byName)
         var known: [Int: UnsafeMutablePointer<Float>] = [:]
         var foldBuffers: [UnsafeMutablePointer<Float>] = []
-        func knownValues(_ name: String) -> [Double]? {
-            guard let v = valueIds[name], let p = known[v], let sh = shp[v] else { return nil }
-            return (0..<sh.reduce(1, *)).map { Double(p[$0]) }
+        for (name, t) in spec.folded {
+            guard let v = valueIds[name], paramName[v] == nil else { continue }
+            let values = t.dtype == .f32 ? t.floats() : t.converted(to: .f32).tensor.floats()
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
+            b.initialize(repeating: 0, count: max(values.count, 1))
+            values.withUnsafeBufferPointer { if let base = $0.baseAddress { b.update(from: base, count: values.count) } }
+            foldBuffers.append(b)
+            known[v] = b
+            shp[v] = t.shape
         }
-        let intOf: (String) -> [Int]? = { name in
-            self.intConstant(name) ?? knownValues(name).map { $0.map { $0.isFinite ? Int(max(min($0, 9.0e15), -9.0e15)) : 0 } }
-        }
-        let valuesOf: (String) -> [Double]? = { name in
-            if let t = self.graph.parameters[name] { return t.doubles() }
-            return knownValues(name)
-        }
-        var knownInts = KnownValues(parameter: { self.graph.parameters[$0] }, inputs: graph.inputs)
         for (ni, en) in nodes.enumerated() {
             var en = en
-            en.node = knownInts.resolve(en.node)
+            let outNames = en.node.outputs.filter { !$0.isEmpty }
+            if !outNames.isEmpty, outNames.allSatisfy({ spec.folded[$0] != nil }) { continue }
+            if let r = spec.resolved[en.node.name] { en.node.inputs = r.inputs; en.node.attributes = r.attributes }
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
-            let (kernel, outShapes) = try compileFoldingKnownValues(en, inputShapes: inShapes, known: &knownInts,
-                                                                    intConstant: intOf, constant: valuesOf)
-            if try foldIfConstant(kernel, node: ni, ins: ins, outShapes: outShapes, shapes: &shp, known: &known, buffers: &foldBuffers) != nil {
-                continue
+            let dtypes = en.node.inputs.map { $0.isEmpty ? nil : spec.dtypes[$0] ?? .f32 }
+            var outShapes: [[Int]] = []
+            for name in en.node.outputs {
+                guard let sh = spec.shapes[name] else {
+                    throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)): no shape inferred for its output '\(name)'")
+                }
+                outShapes.append(sh)
             }
-            guard outShapes.count == en.node.outputs.count || (outShapes.count == 1 && en.node.outputs.count >= 1) else {
-                throw WconvError.invalid("node '\(en.node.name)': expected \(outShapes.count) outputs, graph lists \(en.node.outputs.count)")
-            }
+            let kernel = try compileNode(en, inputShapes: inShapes, outputShapes: outShapes, dtypes: dtypes)
             for sh in outShapes {
                 guard let n = try? Tensor.checkedNumel(sh), n <= 1 << 34 else {
                     throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) would produce a tensor of shape \(sh), too large to allocate")
                 }
             }
-            let outs = en.node.outputs.prefix(outShapes.count).map { valueIds[$0]! }
+            let outs = en.node.outputs.map { valueIds[$0]! }
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
             if case .view = kernel { rt[outs[0]] = rt[ins[0]] }
             newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
@@ -206,53 +205,6 @@ final class Executor {
         ptrs = p
         root = rt
         plannedInputShapes = inputShapes
-    }
-
-    /// Evaluates a step at plan time when its result depends only on shapes and constants (small
-    /// integer-like tensors); returns true when folded. Never folds reads of trainable-sized
-    /// parameters, so gradients are unaffected.
-    private func foldIfConstant(_ kernel: Kernel, node ni: Int, ins: [Int], outShapes: [[Int]], shapes shp: inout [[Int]?],
-                                known: inout [Int: UnsafeMutablePointer<Float>], buffers: inout [UnsafeMutablePointer<Float>]) throws -> Bool? {
-        let outNames = nodes[ni].node.outputs.prefix(outShapes.count)
-        let outs = outNames.map { valueIds[$0]! }
-        let total = outShapes.reduce(0) { $0 + $1.reduce(1, *) }
-        guard total <= 1 << 16 else { return nil }
-        let live = ins.filter { $0 >= 0 }
-        let anyKnown = live.contains { known[$0] != nil }
-        let allConst = live.allSatisfy { known[$0] != nil || (paramName[$0] != nil && (shp[$0]?.reduce(1, *) ?? 0) <= 64) }
-        switch kernel {
-        case .constant: break
-        case .fill, .range: guard allConst else { return nil }
-        case .gather, .binary, .unary, .view, .concat, .slice, .transpose, .expand, .whereSelect, .reduce, .split, .arange:
-            guard anyKnown && allConst else { return nil }
-        default: return nil
-        }
-        for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
-        if case .view = kernel, let src = live.first {
-            guard let srcPtr = known[src] ?? paramName[src].map({ params[$0]!.pointer }) else { return nil }
-            known[outs[0]] = srcPtr
-            return true
-        }
-        var tmp = [UnsafeMutablePointer<Float>?](repeating: nil, count: valueNames.count)
-        for v in live {
-            // A Shape node's own input is an activation: its kernel never reads it.
-            if let k = known[v] { tmp[v] = k } else if let n = paramName[v] { tmp[v] = params[n]!.pointer }
-        }
-        for (k, o) in outs.enumerated() {
-            let n = max(outShapes[k].reduce(1, *), 1)
-            let b = UnsafeMutablePointer<Float>.allocate(capacity: n)
-            b.initialize(repeating: 0, count: n)
-            buffers.append(b)
-            tmp[o] = b
-            known[o] = b
-        }
-        let savedSteps = steps, savedPtrs = ptrs, savedShapes = shapes
-        steps = [Step(node: ni, kernel: kernel, inputs: ins, outputs: outs)]
-        ptrs = tmp
-        shapes = shp
-        defer { steps = savedSteps; ptrs = savedPtrs; shapes = savedShapes }
-        try runStep(0, training: false)
-        return true
     }
 
     /// Validates and copies the caller's inputs into their buffers (plans for their shapes first).

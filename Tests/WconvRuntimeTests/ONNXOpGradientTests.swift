@@ -154,7 +154,8 @@ final class ONNXOpGradientTests: XCTestCase {
 final class ONNXImportedGradientTests: XCTestCase {
     func testImportedBertGradientsMatchFiniteDifferences() throws {
         var g = try GraphImporter.importGraph(path: ONNXOpsParityTests.modelPath("bert_ts_op14")).graph
-        XCTAssertTrue(g.nodes.contains { ShapeInference.onnxOps.contains($0.op) }, "no ONNX-only op left in the graph")
+        let onnxOnly: Set<Op> = [.unsqueeze, .squeeze, .cast, .shape, .where, .expand, .reduceMean, .sqrt, .pow, .erf]
+        XCTAssertTrue(g.nodes.contains { onnxOnly.contains($0.op) }, "no ONNX-only op left in the graph")
         // Address the hidden state as "y" for checkGradients.
         g.nodes.append(GraphNode(name: "as_y", op: .identity, inputs: [g.outputs[0].name], outputs: ["y"]))
         g.outputs = [ValueInfo(name: "y", shape: [nil, nil, 32])]

@@ -176,9 +176,15 @@ struct ONNXExportContext {
             }
         case .concat: add("Concat", n.name, n.inputs, [y], ["axis": .int(n.int("axis") ?? 0)], rank: r)
         case .flatten:
-            let axis = n.int("axis") ?? 1
+            let axis = n.int("axis") ?? 1, end = n.int("end") ?? -1
             guard axis >= 0, axis <= 64 else { problems.append("\(n.name) (flatten): axis \(axis) out of range"); return }
-            if axis == 1 {
+            if end != -1 {
+                // flatten(0, r − 2) of a rank-r input is ONNX Flatten(r − 1) (how ONNX Flatten imports).
+                guard axis == 0, let r, end == r - 2 || end == -2 else {
+                    problems.append("\(n.name) (flatten): start \(axis), end \(end) has no ONNX form"); return
+                }
+                add("Flatten", n.name, [x], [y], ["axis": .int(r - 1)], rank: 2)
+            } else if axis == 1 {
                 add("Flatten", n.name, [x], [y], ["axis": .int(1)], rank: 2)
             } else {
                 // torch.flatten(x, a) keeps dims before a: Reshape to [0]*a + [-1] (0 copies a dim).

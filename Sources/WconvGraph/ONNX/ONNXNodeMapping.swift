@@ -23,6 +23,7 @@ extension ONNXBuildContext {
             return
         }
         let out1 = [first]
+        if let importer = OpCatalog.onnxImporters[n.opType] { try importer(&self, n); return }
         if let op = ONNXBuildContext.unary[n.opType] {
             emit(n, op, inputs: [n.inputs.first ?? ""], outputs: out1)
             return
@@ -48,9 +49,7 @@ extension ONNXBuildContext {
         case "GlobalAveragePool": emit(n, .globalAvgPool, inputs: [n.inputs[0]], outputs: out1, ["keepdims": .int(1)])
         case "GlobalMaxPool": emit(n, .globalMaxPool, inputs: [n.inputs[0]], outputs: out1, ["keepdims": .int(1)])
         case "Flatten":
-            let axis = n.int("axis") ?? 1
-            guard axis == 1 else { unsupported.append(unsupportedNode(n, "Flatten with axis \(axis) (only axis 1 maps to torch.flatten)")); return }
-            emit(n, .flatten, outputs: out1, ["axis": .int(1)])
+            mapFlatten(n)
         case "Clip": mapClip(n)
         case "HardSigmoid":
             emit(n, .hardSigmoid, outputs: out1, ["alpha": .float(Double(n.float("alpha") ?? 0.2)), "beta": .float(Double(n.float("beta") ?? 0.5))])
@@ -299,6 +298,30 @@ extension ONNXBuildContext {
         if let lo { attrs["min"] = .float(lo) }
         if let hi { attrs["max"] = .float(hi) }
         emit(n, .clip, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
+    }
+
+    /// ONNX Flatten(axis) is always 2-D: [prod(dims ..< axis), prod(dims axis...)]. Axis 1 is
+    /// torch.flatten(x, 1); axis 0 is a reshape to [1, -1]; other axes (negative ones need the rank)
+    /// flatten the tail and then the head.
+    mutating func mapFlatten(_ n: ONNXNode) {
+        var axis = n.int("axis") ?? 1
+        if axis < 0 {
+            guard let rank = n.input(0).flatMap({ shapes[$0]?.count ?? constants[$0]?.rank }) else {
+                unsupported.append(unsupportedNode(n, "Flatten with a negative axis \(axis) on an input of unknown rank")); return
+            }
+            axis += rank
+        }
+        let y = n.outputs[0]
+        switch axis {
+        case ..<0: unsupported.append(unsupportedNode(n, "Flatten axis \(n.int("axis") ?? 1) is out of range"))
+        case 0: emit(n, .reshape, inputs: [n.inputs[0]], outputs: [y], ["shape": .ints([1, -1]), "allowzero": .int(0)])
+        case 1: emit(n, .flatten, inputs: [n.inputs[0]], outputs: [y], ["axis": .int(1)])
+        default:
+            let tail = y + "::tail"
+            emit(n, .flatten, inputs: [n.inputs[0]], outputs: [tail], ["axis": .int(axis)])
+            nodes[nodes.count - 1].name += "::tail"
+            emit(n, .flatten, inputs: [tail], outputs: [y], ["axis": .int(0), "end": .int(axis - 1)])
+        }
     }
 
     mutating func mapReshape(_ n: ONNXNode) {
