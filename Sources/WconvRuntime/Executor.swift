@@ -124,7 +124,7 @@ final class Executor {
                 }
                 outShapes.append(sh)
             }
-            let kernel = try compileNode(en, inputShapes: inShapes, outputShapes: outShapes, dtypes: dtypes)
+            let kernel = try compileNode(en, inputShapes: inShapes, outputShapes: outShapes, dtypes: dtypes, training: keepAllValues)
             for sh in outShapes {
                 guard let n = try? Tensor.checkedNumel(sh), n <= 1 << 34 else {
                     throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) would produce a tensor of shape \(sh), too large to allocate")
@@ -133,6 +133,7 @@ final class Executor {
             let outs = en.node.outputs.map { valueIds[$0]! }
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
             if case .view = kernel { rt[outs[0]] = rt[ins[0]] }
+            if case .op(let k) = kernel, k.isView { rt[outs[0]] = rt[ins[0]] }
             newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
         }
         // Last step reading each root buffer (graph outputs live to the end).
@@ -192,6 +193,7 @@ final class Executor {
             case .dropout(_, let count): n = keepAllValues ? count : 0
             case .attention(let g, let maskShape):
                 n = (keepAllValues ? 1 : 0) * g.b * g.heads * g.probsPerHead + (maskShape != nil ? g.b * g.heads * g.probsPerHead : 0)
+            case .op(let k): n = k.auxFloats(training: keepAllValues)
             default: break
             }
             if n > 0 {
@@ -314,10 +316,6 @@ final class Executor {
             avgPoolForward(x!, g, y)
         case .adaptiveAvgPool(let planes, let h, let w, let oh, let ow):
             adaptiveAvgPoolForward(x!, planes: planes, h: h, w: w, oh: oh, ow: ow, y)
-        case .binary(let kind, let p):
-            binaryForward(kind, x!, inp(1)!, p, y)
-            let act = nodes[st.node].fused
-            if act != .none { applyActivation(act, y, y, p.count) }
         case .concat(let lengths, let outer, let inner):
             concatForward((0..<st.inputs.count).map { UnsafePointer(inp($0)!) }, lengths: lengths, outer: outer, inner: inner, y)
         case .view:
@@ -360,12 +358,6 @@ final class Executor {
             sliceCopy(x!, plan, y, backward: false)
         case .arange(let count, let start, let step):
             for i in 0..<count { y[i] = Float(start + i * step) }
-        case .reduce(let kind, let plan):
-            reduceForward(kind, x!, plan, y)
-        case .unary(let kind, let count):
-            unaryForward(kind, x!, y, count)
-        case .whereSelect(let strides, let outShape):
-            whereForward(x!, inp(1)!, inp(2)!, strides: strides, outShape: outShape, y)
         case .split(let lengths, let outer, let inner):
             let total = lengths.reduce(0, +)
             var off = 0
@@ -383,8 +375,8 @@ final class Executor {
         case .expand(let plan):
             y.update(repeating: 0, count: plan.count)
             binaryForward(.add, x!, y, plan, y)
-        case .onnx(let k):
-            try runONNX(k, st)
+        case .op(let k):
+            try k.forward(StepContext(executor: self, step: st, index: si, training: training))
         }
     }
 }

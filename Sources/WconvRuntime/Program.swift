@@ -17,7 +17,6 @@ enum Kernel {
     case maxPool(PoolGeometry)
     case avgPool(PoolGeometry)
     case adaptiveAvgPool(planes: Int, h: Int, w: Int, oh: Int, ow: Int)
-    case binary(BinaryKind, BroadcastPlan)
     case concat(lengths: [Int], outer: Int, inner: Int)
     /// Output shares the input's buffer (flatten, reshape, identity, eval dropout).
     case view
@@ -32,10 +31,6 @@ enum Kernel {
     case attention(AttentionGeometry, maskShape: [Int]?)
     case slice(SlicePlan)
     case arange(count: Int, start: Int, step: Int)
-    case reduce(ReduceKind, ReducePlan)
-    case unary(UnaryKind, count: Int)
-    /// inputs [cond, a, b]; strides of each operand against the output.
-    case whereSelect(strides: [[Int]], outShape: [Int])
     /// x broadcast to the output (inputs [x, shape]).
     case expand(BroadcastPlan)
     /// One output per piece along an axis: data viewed as [outer, Σ lengths, inner].
@@ -46,8 +41,8 @@ enum Kernel {
     case fill(value: Float, count: Int)
     /// ONNX Range with constant bounds.
     case range(start: Float, delta: Float, count: Int)
-    /// Ops the ONNX importer adds (Kernels/ONNXOps.swift).
-    case onnx(ONNXKernel)
+    /// An op from the kernel catalog (Ops/*Kernels.swift): selection, forward and backward in one place.
+    case op(any StepKernel)
 }
 
 /// One compiled step: the kernel and the value ids it reads and writes (-1 for an omitted input).
@@ -70,7 +65,7 @@ struct ExecNode {
 /// Kernel selection for one node. Output shapes come from the graph's shape inference
 /// (`ModelGraph.specialize`), never recomputed here; a kernel whose own geometry disagrees with them
 /// is refused, so no kernel can write outside the buffer planned for its output.
-func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], outputShapes outs: [[Int]], dtypes: [DType?]) throws -> Kernel {
+func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], outputShapes outs: [[Int]], dtypes: [DType?], training: Bool) throws -> Kernel {
     let node = en.node
     func fail(_ msg: String) -> WconvError {
         WconvError.invalid("node '\(node.name)' (\(node.op)): \(msg); input shapes \(s.map { $0.map { "\($0)" } ?? "-" })")
@@ -104,7 +99,9 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], outputShapes outs: [[I
     }
     let out0 = outs.first ?? []
     let count0 = out0.reduce(1, *)
-    func isInteger(_ i: Int) -> Bool { i < dtypes.count && dtypes[i].map { !$0.isFloatingPoint } == true }
+    if let kernels = KernelCatalog.byOp[node.op] {
+        return .op(try kernels.select(KernelRequest(exec: en, inputShapes: s, outputShapes: outs, inputDTypes: dtypes, training: training)))
+    }
 
     switch node.op {
     case .conv2d:
@@ -162,62 +159,8 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], outputShapes outs: [[I
         let x = try shape(0)
         return .adaptiveAvgPool(planes: x[0] * x[1], h: x.dropFirst(2).reduce(1, *), w: 1, oh: 1, ow: 1)
 
-    case .add, .sub, .mul, .div, .pow, .minimum, .maximum, .equal, .less, .lessOrEqual, .greater, .greaterOrEqual, .and, .or:
-        let a = try shape(0), b = try shape(1)
-        guard let p = BroadcastPlan(a, b) else { throw fail("shapes do not broadcast") }
-        try agree(p.outShape)
-        // ONNX Div on integer tensors truncates toward zero.
-        if node.op == .div, isInteger(0), isInteger(1), en.fused == .none, let m = NBroadcast([a, b], out: p.outShape) {
-            return .onnx(.intDiv(m))
-        }
-        let kinds: [Op: BinaryKind] = [.add: .add, .sub: .sub, .mul: .mul, .div: .div, .pow: .pow, .minimum: .minimum, .maximum: .maximum,
-                                       .equal: .equal, .less: .less, .lessOrEqual: .lessOrEqual, .greater: .greater,
-                                       .greaterOrEqual: .greaterOrEqual, .and: .and, .or: .or]
-        return .binary(kinds[node.op]!, p)
-
-    case .erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN:
-        let kinds: [Op: UnaryKind] = [.erf: .erf, .sqrt: .sqrt, .exp: .exp, .log: .log, .abs: .abs, .neg: .neg,
-                                      .reciprocal: .reciprocal, .not: .not, .isNaN: .isNaN]
-        return .unary(kinds[node.op]!, count: count0)
-
-    case .cast:
-        let to = DType(rawValue: node.string("to") ?? "f32") ?? .f32
-        if to == .bool { return .unary(.castBool, count: count0) }
-        if !to.isFloatingPoint { return .unary(.castInt, count: count0) }
-        // f16/bf16 casts round like onnxruntime (Kernels/ONNXOps.swift).
-        if to == .f16 { return .onnx(.unary(.toHalf, count: count0)) }
-        if to == .bf16 { return .onnx(.unary(.toBFloat16, count: count0)) }
-        // Activations are f32 inside the runtime: other float casts keep the values.
-        return .view
-
     case .unsqueeze, .squeeze, .flatten, .reshape, .identity:
         return .view
-
-    case .reduceMean, .reduceSum, .reduceMax, .globalMaxPool:
-        let x = try shape(0)
-        var axes: [Int]
-        if node.op == .globalMaxPool { axes = Array(2..<x.count) }
-        else {
-            if node.ints("axes") == nil, node.inputs.count > 1, !node.inputs[1].isEmpty { throw fail("the axes are computed from input data at run time") }
-            axes = try ReductionOps.reducedAxes(node, rank: x.count)
-        }
-        guard let lo = axes.first, let hi = axes.last, hi - lo + 1 == axes.count else {
-            // Non-adjacent axes: the general strided reduction (Kernels/ONNXOps.swift).
-            var kept = x
-            for a in axes { kept[a] = 1 }
-            guard let m = NBroadcast([kept], out: x) else { throw fail("internal: reduce map") }
-            let group = axes.reduce(1) { $0 * x[$1] }
-            if node.op == .reduceMax && group == 0 { throw fail("max over an empty dim") }
-            let kind: ONNXReduceKind = node.op == .reduceMean ? .mean : node.op == .reduceSum ? .sum : .max
-            return .onnx(.reduce(kind, map: m, outCount: count0, groupSize: group))
-        }
-        let kind: ReduceKind = node.op == .reduceSum ? .sum : (node.op == .reduceMean ? .mean : .max)
-        if kind == .max && x[lo...hi].reduce(1, *) == 0 { throw fail("max over an empty dim") }
-        return .reduce(kind, ReducePlan(outer: x[..<lo].reduce(1, *), red: x[lo...hi].reduce(1, *), inner: x[(hi + 1)...].reduce(1, *)))
-
-    case .where:
-        let c = try shape(0), a = try shape(1), b = try shape(2)
-        return .whereSelect(strides: [c, a, b].map { broadcastStrides($0, to: out0) }, outShape: out0)
 
     case .split:
         let x = try shape(0)
@@ -306,7 +249,6 @@ func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], outputShapes outs: [[I
         return .slice(SlicePlan(inShape: x, starts: p.starts, steps: p.steps, outShape: p.out))
 
     default:
-        if let compiled = try compileONNXNode(en, inputShapes: s, outputShapes: outs) { return compiled }
         throw WconvError.invalid("node '\(node.name)': op '\(node.op)' is not supported by the runtime")
     }
 }

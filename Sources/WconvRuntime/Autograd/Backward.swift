@@ -83,8 +83,6 @@ extension Executor {
             if let d = dx(0) { avgPoolBackward(g, dy: dy, dx: d) }
         case .adaptiveAvgPool(let planes, let h, let w, let oh, let ow):
             if let d = dx(0) { adaptiveAvgPoolBackward(planes: planes, h: h, w: w, oh: oh, ow: ow, dy: dy, dx: d) }
-        case .binary(let kind, let p):
-            binaryBackward(kind, x(0)!, x(1)!, p, dy: dy, da: dx(0), db: dx(1))
         case .concat(let lengths, let outer, let inner):
             concatBackward(dy, lengths: lengths, outer: outer, inner: inner, dxs: (0..<st.inputs.count).map { dx($0) })
         case .view:
@@ -123,12 +121,6 @@ extension Executor {
             if let d = dx(0) { sliceCopy(d, plan, UnsafeMutablePointer(mutating: dy), backward: true) }
         case .arange, .constant, .fill, .range:
             break
-        case .reduce(let kind, let plan):
-            if let d = dx(0) { reduceBackward(kind, x(0)!, plan, y: yv, dy: dy, dx: d) }
-        case .unary(let kind, let count):
-            if let d = dx(0) { unaryBackward(kind, x(0)!, yv, dy: dy, dx: d, count) }
-        case .whereSelect(let strides, let outShape):
-            whereBackward(x(0)!, strides: strides, outShape: outShape, dy: dy, da: dx(1), db: dx(2))
         case .split(let lengths, let outer, let inner):
             if let d = dx(0) {
                 let total = lengths.reduce(0, +)
@@ -146,8 +138,8 @@ extension Executor {
             }
         case .expand(let plan):
             if let d = dx(0) { binaryBackward(.add, x(0)!, x(0)!, plan, dy: dy, da: d, db: nil) }
-        case .onnx(let k):
-            backwardONNX(k, st, gs: gs)
+        case .op(let k):
+            try k.backward(BackwardContext(executor: self, step: st, index: si, gradients: gs, lastForwardTraining: lastForwardTraining))
         case .pad(let shape, let pads, _):
             if let d = dx(0) {
                 let r = shape.count
