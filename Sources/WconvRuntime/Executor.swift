@@ -132,8 +132,7 @@ final class Executor {
             }
             let outs = en.node.outputs.map { valueIds[$0]! }
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
-            if case .view = kernel { rt[outs[0]] = rt[ins[0]] }
-            if case .op(let k) = kernel, k.isView { rt[outs[0]] = rt[ins[0]] }
+            if kernel.isView { rt[outs[0]] = rt[ins[0]] }
             newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
         }
         // Last step reading each root buffer (graph outputs live to the end).
@@ -186,16 +185,7 @@ final class Executor {
         }
         // Saved state for backward and dropout masks.
         for (si, st) in newSteps.enumerated() {
-            var n = 0
-            switch st.kernel {
-            case .batchNorm(_, let c, _, _, _, _): n = 2 * c
-            case .layerNorm(let rows, _, _): n = 2 * rows
-            case .dropout(_, let count): n = keepAllValues ? count : 0
-            case .attention(let g, let maskShape):
-                n = (keepAllValues ? 1 : 0) * g.b * g.heads * g.probsPerHead + (maskShape != nil ? g.b * g.heads * g.probsPerHead : 0)
-            case .op(let k): n = k.auxFloats(training: keepAllValues)
-            default: break
-            }
+            let n = st.kernel.auxFloats(training: keepAllValues)
             if n > 0 {
                 let b = UnsafeMutablePointer<Float>.allocate(capacity: n)
                 b.initialize(repeating: 0, count: n)
@@ -254,130 +244,9 @@ final class Executor {
         for si in steps.indices { try runStep(si, training: training) }
     }
 
-    private func indices(_ vid: Int, bound: Int, node: String) throws -> [Int] {
-        let n = shapes[vid]!.reduce(1, *)
-        let p = ptrs[vid]!
-        var out = [Int](repeating: 0, count: n)
-        for i in 0..<n {
-            let f = p[i]
-            guard f.isFinite, f == f.rounded(), abs(f) < 9e18 else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
-            var v = Int(f)
-            if v < 0 { v += bound }
-            guard v >= 0 && v < bound else {
-                throw WconvError.invalid("node '\(node)': index \(Int(f)) out of range for a dimension of size \(bound)")
-            }
-            out[i] = v
-        }
-        return out
-    }
-
     func runStep(_ si: Int, training: Bool) throws {
         let st = steps[si]
-        @inline(__always) func inp(_ k: Int) -> UnsafeMutablePointer<Float>? {
-            k < st.inputs.count && st.inputs[k] >= 0 ? ptrs[st.inputs[k]] : nil
-        }
-        let x = inp(0)
-        let y = ptrs[st.outputs[0]]!
-        switch st.kernel {
-        case .conv(let g, let act):
-            conv2dForward(x!, g, weight: inp(1)!, bias: inp(2).map { UnsafePointer($0) }, activation: act, y,
-                          workspace: workspace, staging: staging)
-        case .batchNorm(let n, let c, let inner, let eps, let momentum, let act):
-            let name = nodes[st.node].node.name
-            let saved = aux[si]!
-            let mode = bnMode[name] ?? .train
-            if training && mode == .train {
-                batchNormTrainForward(x!, n: n, c: c, inner: inner, weight: inp(1), bias: inp(2),
-                                      runningMean: inp(3), runningVar: inp(4), momentum: momentum, epsilon: eps,
-                                      savedMean: saved, savedInvStd: saved + c, y)
-                applyActivation(act, y, y, n * c * inner)
-            } else {
-                guard let mean = inp(3), let variance = inp(4) else {
-                    throw WconvError.invalid("node '\(name)': batchNorm in eval mode needs running_mean and running_var")
-                }
-                for ch in 0..<c {
-                    saved[ch] = mean[ch]
-                    saved[c + ch] = Float(1 / (Double(variance[ch]) + Double(eps)).squareRoot())
-                }
-                let (scale, shift) = foldBatchNorm(weight: inp(1), bias: inp(2), mean: mean, variance: variance, epsilon: eps, c: c)
-                channelAffine(x!, n: n, c: c, inner: inner, scale: scale, shift: shift, activation: act, y)
-            }
-        case .affine(let n, let c, let inner, let act):
-            channelAffine(x!, n: n, c: c, inner: inner, scale: inp(1)!, shift: inp(2)!, activation: act, y)
-        case .linear(let rows, let inF, let outF, let act):
-            linearForward(x!, rows: rows, inF: inF, outF: outF, weight: inp(1)!, bias: inp(2).map { UnsafePointer($0) }, activation: act, y)
-        case .matmul(let p):
-            matmulForward(x!, inp(1)!, p, y)
-        case .activation(let act, let count):
-            applyActivation(act, x!, y, count)
-        case .maxPool(let g):
-            maxPoolForward(x!, g, y)
-        case .avgPool(let g):
-            avgPoolForward(x!, g, y)
-        case .adaptiveAvgPool(let planes, let h, let w, let oh, let ow):
-            adaptiveAvgPoolForward(x!, planes: planes, h: h, w: w, oh: oh, ow: ow, y)
-        case .concat(let lengths, let outer, let inner):
-            concatForward((0..<st.inputs.count).map { UnsafePointer(inp($0)!) }, lengths: lengths, outer: outer, inner: inner, y)
-        case .view:
-            break
-        case .transpose(let shape, let perm):
-            transposeForward(x!, shape: shape, perm: perm, y)
-        case .dropout(let ratio, let count):
-            if training && ratio > 0, let mask = aux[si] {
-                dropoutMask(mask, count: count, ratio: ratio, rng: &rng)
-                Parallel.forRange(count) { r in for i in r { y[i] = x![i] * mask[i] } }
-            } else if UnsafePointer(y) != UnsafePointer(x!) {
-                y.update(from: x!, count: count)
-            }
-        case .layerNorm(let rows, let inner, let eps):
-            let saved = aux[si]!
-            layerNormForward(x!, rows: rows, inner: inner, weight: inp(1), bias: inp(2), epsilon: eps, y,
-                             savedMean: saved, savedInvStd: saved + rows)
-        case .gather(let outer, let axisLen, let inner, let di, let ii):
-            let idx = try indices(st.inputs[ii], bound: axisLen, node: nodes[st.node].node.name)
-            gatherForward(inp(di)!, outer: outer, axisLen: axisLen, inner: inner, indices: idx, y)
-        case .softmax(let outer, let axisLen, let inner):
-            softmaxForward(x!, outer: outer, axisLen: axisLen, inner: inner, y)
-        case .pad(let shape, let pads, let value):
-            padForward(x!, shape: shape, pads: pads, value: value, y)
-        case .attention(let g, let maskShape):
-            let full = g.b * g.heads * g.probsPerHead
-            // Probabilities: kept per step for backward in training sessions, scratch otherwise.
-            let probs = keepAllValues ? aux[si]! : staging2.get(full)
-            var expanded: UnsafePointer<Float>? = nil
-            if let maskShape, let m = inp(3) {
-                let buf = aux[si]! + (keepAllValues ? full : 0)
-                let plan = BroadcastPlan(maskShape, [g.b, g.heads, g.tq, g.tk])!
-                buf.update(repeating: 0, count: full)
-                // Broadcast the mask into the zeroed buffer: mask + 0 (the plan's b operand is full-size).
-                binaryForward(.add, m, UnsafePointer(buf), plan, buf)
-                expanded = UnsafePointer(buf)
-            }
-            attentionForward(x!, inp(1)!, inp(2)!, mask: expanded, g, probs: probs, y)
-        case .slice(let plan):
-            sliceCopy(x!, plan, y, backward: false)
-        case .arange(let count, let start, let step):
-            for i in 0..<count { y[i] = Float(start + i * step) }
-        case .split(let lengths, let outer, let inner):
-            let total = lengths.reduce(0, +)
-            var off = 0
-            for (k, len) in lengths.enumerated() {
-                let dst = ptrs[st.outputs[k]]!
-                for o in 0..<outer { (dst + o * len * inner).update(from: x! + (o * total + off) * inner, count: len * inner) }
-                off += len
-            }
-        case .constant(let vals):
-            for (i, v) in vals.enumerated() { y[i] = v }
-        case .fill(let value, let count):
-            y.update(repeating: value, count: count)
-        case .range(let start, let delta, let count):
-            for i in 0..<count { y[i] = start + Float(i) * delta }
-        case .expand(let plan):
-            y.update(repeating: 0, count: plan.count)
-            binaryForward(.add, x!, y, plan, y)
-        case .op(let k):
-            try k.forward(StepContext(executor: self, step: st, index: si, training: training))
-        }
+        try st.kernel.forward(StepContext(executor: self, step: st, index: si, training: training))
     }
 }
 

@@ -16,7 +16,8 @@ struct OpKernels {
 /// Every op's kernels; families are the `*Kernels` files of this folder (a new family adds a line).
 enum KernelCatalog {
     static let families: [[OpKernels]] = [
-        ShapeKernels.all, ReductionKernels.all, ElementwiseKernels.all,
+        ConvolutionKernels.all, NormalizationKernels.all, LinearKernels.all, ActivationKernels.all, PoolingKernels.all,
+        ElementwiseKernels.all, ShapeKernels.all, ShapeValueKernels.all, ReductionKernels.all, AttentionKernels.all,
     ]
     static let byOp: [Op: OpKernels] = {
         var all: [Op: OpKernels] = [:]

@@ -4,7 +4,62 @@ import WconvTensor
 
 /// Ops that move or select elements (docs/adding-an-op.md).
 enum ShapeKernels {
-    static let all: [OpKernels] = [tile, gatherND]
+    static let all: [OpKernels] = [Op.unsqueeze, .squeeze, .flatten, .reshape].map { OpKernels($0) { _ in View() } }
+        + [tile, gatherND, concat, transpose, gather, embedding, pad, slice, split, expand]
+
+    static let concat = OpKernels(.concat) { r in
+        let shapes = try (0..<r.inputShapes.count).map { try r.shape($0) }
+        let out = r.outShape
+        let ax = try r.axis(r.node.int("axis") ?? 0, rank: out.count)
+        guard shapes.map({ $0[ax] }).reduce(0, +) == out[ax] else { throw r.fail("internal: concat lengths") }
+        return Concat(lengths: shapes.map { $0[ax] }, outer: out[..<ax].reduce(1, *), inner: out[(ax + 1)...].reduce(1, *))
+    }
+
+    static let transpose = OpKernels(.transpose) { r in
+        let x = try r.shape(0)
+        return Transpose(shape: x, perm: r.node.ints("perm") ?? Array((0..<x.count).reversed()))
+    }
+
+    static let gather = OpKernels(.gather) { r in
+        let data = try r.shape(0)
+        let ax = try r.axis(r.node.int("axis") ?? 0, rank: data.count)
+        return Gather(outer: data[..<ax].reduce(1, *), axisLen: data[ax], inner: data[(ax + 1)...].reduce(1, *), dataInput: 0, indexInput: 1)
+    }
+
+    /// Embedding is a gather over axis 0 of the weight.
+    static let embedding = OpKernels(.embedding) { r in
+        let wt = try r.shape(1)
+        return Gather(outer: 1, axisLen: wt[0], inner: wt[1], dataInput: 1, indexInput: 0)
+    }
+
+    static let pad = OpKernels(.pad) { r in
+        let x = try r.shape(0)
+        guard let pads = r.node.ints("pads"), pads.count == 2 * x.count else { throw r.fail("pads must be known and have 2×rank values") }
+        guard pads.allSatisfy({ $0 >= 0 }) else { throw r.fail("negative pads (cropping) are not supported") }
+        let mode = r.node.string("mode") ?? "constant"
+        guard mode == "constant" else { throw r.fail("pad mode '\(mode)' is not supported (only constant)") }
+        return Pad(shape: x, pads: pads, value: Float(r.node.float("value") ?? 0))
+    }
+
+    static let slice = OpKernels(.slice) { r in
+        let x = try r.shape(0)
+        let p = try ShapeOps.slicePlan(r.node, x, fail: r.fail)
+        try r.agree(p.out)
+        return Slice(plan: SlicePlan(inShape: x, starts: p.starts, steps: p.steps, outShape: p.out))
+    }
+
+    static let split = OpKernels(.split) { r in
+        let x = try r.shape(0)
+        let ax = try r.axis(r.node.int("axis") ?? 0, rank: x.count)
+        let sizes = r.outputShapes.map { $0[ax] }
+        guard sizes.reduce(0, +) == x[ax] else { throw r.fail("internal: split sizes \(sizes) do not cover \(x[ax])") }
+        return Split(lengths: sizes, outer: x[..<ax].reduce(1, *), inner: x[(ax + 1)...].reduce(1, *))
+    }
+
+    static let expand = OpKernels(.expand) { r in
+        guard let p = BroadcastPlan(try r.shape(0), r.outShape), p.outShape == r.outShape else { throw r.fail("internal: expand plan") }
+        return Expand(plan: p)
+    }
 
     static let tile = OpKernels(.tile) { r in Tile(inShape: try r.shape(0), outShape: r.outShape) }
 
@@ -98,5 +153,124 @@ struct GatherND: StepKernel {
                 for i in 0..<slice { dst[i] += src[i] }
             }
         }
+    }
+}
+
+/// One output along an axis from several inputs: data viewed as [outer, Σ lengths, inner].
+struct Concat: StepKernel {
+    let lengths: [Int], outer: Int, inner: Int
+    func forward(_ c: StepContext) throws {
+        concatForward((0..<lengths.count).map { UnsafePointer(c.input($0)!) }, lengths: lengths, outer: outer, inner: inner, c.output())
+    }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient() else { return }
+        concatBackward(dy, lengths: lengths, outer: outer, inner: inner, dxs: (0..<lengths.count).map { c.inputGradient($0) })
+    }
+}
+
+struct Transpose: StepKernel {
+    let shape: [Int], perm: [Int]
+    func forward(_ c: StepContext) throws { transposeForward(c.input(0)!, shape: shape, perm: perm, c.output()) }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
+        transposeForward(dy, shape: perm.map { shape[$0] }, perm: inversePermutation(perm), d, accumulate: true)
+    }
+}
+
+/// Gather along one axis (and embedding lookup); indices are checked when the step runs.
+struct Gather: StepKernel {
+    let outer: Int, axisLen: Int, inner: Int
+    let dataInput: Int, indexInput: Int
+
+    static func indices(_ p: UnsafePointer<Float>, count: Int, bound: Int, node: String) throws -> [Int] {
+        var out = [Int](repeating: 0, count: count)
+        for i in 0..<count {
+            let f = p[i]
+            guard f.isFinite, f == f.rounded(), Swift.abs(f) < 9e18 else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
+            var v = Int(f)
+            if v < 0 { v += bound }
+            guard v >= 0 && v < bound else {
+                throw WconvError.invalid("node '\(node)': index \(Int(f)) out of range for a dimension of size \(bound)")
+            }
+            out[i] = v
+        }
+        return out
+    }
+
+    func forward(_ c: StepContext) throws {
+        let n = c.executor.shapes[c.step.inputs[indexInput]]!.reduce(1, *)
+        let idx = try Gather.indices(c.input(indexInput)!, count: n, bound: axisLen, node: c.nodeName)
+        gatherForward(c.input(dataInput)!, outer: outer, axisLen: axisLen, inner: inner, indices: idx, c.output())
+    }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let d = c.inputGradient(dataInput) else { return }
+        let n = c.executor.shapes[c.step.inputs[indexInput]]!.reduce(1, *)
+        let idx = try Gather.indices(c.input(indexInput)!, count: n, bound: axisLen, node: "gather")
+        gatherBackward(dy: dy, outer: outer, axisLen: axisLen, inner: inner, indices: idx, dData: d)
+    }
+}
+
+/// Constant padding.
+struct Pad: StepKernel {
+    let shape: [Int], pads: [Int]
+    let value: Float
+    func forward(_ c: StepContext) throws { padForward(c.input(0)!, shape: shape, pads: pads, value: value, c.output()) }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
+        let r = shape.count
+        let outShape = (0..<r).map { shape[$0] + pads[$0] + pads[$0 + r] }
+        padCopy(d, shape: shape, pads: pads, UnsafeMutablePointer(mutating: dy), outShape: outShape, backward: true)
+    }
+}
+
+struct Slice: StepKernel {
+    let plan: SlicePlan
+    func forward(_ c: StepContext) throws { sliceCopy(c.input(0)!, plan, c.output(), backward: false) }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
+        sliceCopy(d, plan, UnsafeMutablePointer(mutating: dy), backward: true)
+    }
+}
+
+/// One output per piece along an axis: data viewed as [outer, Σ lengths, inner].
+struct Split: StepKernel {
+    let lengths: [Int], outer: Int, inner: Int
+    func forward(_ c: StepContext) throws {
+        let x = c.input(0)!
+        let total = lengths.reduce(0, +)
+        var off = 0
+        for (k, len) in lengths.enumerated() {
+            let dst = c.output(k)
+            for o in 0..<outer { (dst + o * len * inner).update(from: x + (o * total + off) * inner, count: len * inner) }
+            off += len
+        }
+    }
+    func backward(_ c: BackwardContext) throws {
+        guard let d = c.inputGradient(0) else { return }
+        let total = lengths.reduce(0, +)
+        var off = 0
+        for (k, len) in lengths.enumerated() {
+            if let g = c.outputGradient(k) {
+                for o in 0..<outer {
+                    let s = g + o * len * inner, t = d + (o * total + off) * inner
+                    for i in 0..<(len * inner) { t[i] += s[i] }
+                }
+            }
+            off += len
+        }
+    }
+}
+
+/// x broadcast to the output.
+struct Expand: StepKernel {
+    let plan: BroadcastPlan
+    func forward(_ c: StepContext) throws {
+        let y = c.output()
+        y.update(repeating: 0, count: plan.count)
+        binaryForward(.add, c.input(0)!, y, plan, y)
+    }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
+        binaryBackward(.add, c.input(0)!, c.input(0)!, plan, dy: dy, da: d, db: nil)
     }
 }
