@@ -69,6 +69,7 @@ final class Executor {
 
     deinit {
         freeArena()
+        for c in planCache { c.release() }
     }
 
     private func freeArena() {
@@ -78,11 +79,53 @@ final class Executor {
         aux = [:]
     }
 
+    /// A plan for other input shapes, kept so alternating shapes (a last smaller batch, images of
+    /// a few sizes) are planned once each. Owns its buffers.
+    private final class CachedPlan {
+        let inputShapes: [[Int]]
+        let steps: [Step], shapes: [[Int]?], ptrs: [UnsafeMutablePointer<Float>?], root: [Int]
+        let arena: [UnsafeMutablePointer<Float>], arenaFloats: Int
+        let aux: [Int: UnsafeMutablePointer<Float>]
+        init(_ e: Executor, _ shapes: [[Int]]) {
+            inputShapes = shapes
+            steps = e.steps; self.shapes = e.shapes; ptrs = e.ptrs; root = e.root
+            arena = e.arena; arenaFloats = e.arenaFloats; aux = e.aux
+        }
+        func release() {
+            for p in arena { p.deallocate() }
+            for p in aux.values { p.deallocate() }
+        }
+    }
+    private var planCache: [CachedPlan] = []
+    /// Plans kept besides the current one (inference keeps more: its buffers are reused by liveness).
+    private var planCacheLimit: Int { keepAllValues ? 1 : 3 }
+
+    /// Moves the current plan into the cache and restores the one for `inputShapes` when cached.
+    private func switchPlan(to inputShapes: [[Int]]) -> Bool {
+        if let shapes = plannedInputShapes {
+            planCache.append(CachedPlan(self, shapes))
+            arena = []; aux = [:]
+            plannedInputShapes = nil
+        }
+        guard let i = planCache.firstIndex(where: { $0.inputShapes == inputShapes }) else {
+            while planCache.count > planCacheLimit { planCache.removeFirst().release() }
+            return false
+        }
+        let c = planCache.remove(at: i)
+        steps = c.steps; shapes = c.shapes; ptrs = c.ptrs; root = c.root
+        arena = c.arena; arenaFloats = c.arenaFloats; aux = c.aux
+        plannedInputShapes = c.inputShapes
+        while planCache.count > planCacheLimit { planCache.removeFirst().release() }
+        return true
+    }
+
     func id(_ name: String) -> Int? { valueIds[name] }
 
-    /// Compiles steps and plans buffers for these input shapes (no-op when already planned).
+    /// Compiles steps and plans buffers for these input shapes: a no-op when they are the current
+    /// plan's, restored when one of the last few plans had them.
     func plan(inputShapes: [[Int]]) throws {
         if plannedInputShapes == inputShapes { return }
+        if switchPlan(to: inputShapes) { return }
         freeArena()
         plannedInputShapes = nil
         let nValues = valueNames.count
