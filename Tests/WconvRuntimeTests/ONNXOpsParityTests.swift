@@ -119,7 +119,8 @@ final class ONNXOpsParityTests: XCTestCase {
         // The kernels really ran: none of these may have been folded away at import.
         let kernels: [Op] = [.erf, .sqrt, .exp, .log, .abs, .neg, .reciprocal, .not, .isNaN, .cast, .pow, .equal, .less,
                              .lessOrEqual, .greater, .greaterOrEqual, .and, .or, .minimum, .maximum, .where, .reduceMean,
-                             .reduceSum, .reduceMax, .globalMaxPool, .argMax, .unsqueeze, .squeeze, .split, .expand, .tile, .gatherND]
+                             .reduceSum, .reduceMax, .globalMaxPool, .argMax, .unsqueeze, .squeeze, .split, .expand, .tile, .gatherND,
+                             .resize]
         XCTAssertEqual(Set(kernels.map(\.rawValue)).subtracting(ran), [], "ops folded or missing from the fixtures")
         XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
     }
@@ -163,9 +164,18 @@ final class ONNXOpsParityTests: XCTestCase {
         var failures: [String] = []
         let cases = ["bert_ts_op17", "bert_dynamo_op18", "effnet_ts_op17", "attrs_op18"].map { ($0, "") }
             + (try Self.probeNames(dir: "/ops")).map { ($0, "/ops") }
+        // Attributes newer than the exporter's opset 17 (Resize's keep_aspect_ratio_policy in 18,
+        // half_pixel_symmetric in 19) are refused naming the node and the opset they need.
+        let newerThanExport: Set<String> = ["resize_op18", "resize_op19"]
         for (name, dir) in cases {
             for via in [ModelIO.Format.safetensors, .onnx] {
-                do { try checkParity(name, dir: dir, via: via) } catch { failures.append("\(name) via \(via): \(error)") }
+                do {
+                    try checkParity(name, dir: dir, via: via)
+                    if via == .onnx && newerThanExport.contains(name) { failures.append("\(name) via onnx: expected a refusal") }
+                } catch {
+                    if via == .onnx && newerThanExport.contains(name) && "\(error)".contains("needs opset") { continue }
+                    failures.append("\(name) via \(via): \(error)")
+                }
             }
         }
         XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))

@@ -96,6 +96,7 @@ struct ONNXExportContext {
     func rank(_ v: String) -> Int? { ranks[v] }
 
     mutating func emit(_ n: GraphNode) {
+        if let export = OpCatalog.schema(n.op)?.onnxExport { export(&self, n); return }
         let x = n.inputs.first ?? ""
         let y = n.outputs.first ?? ""
         let r = rank(x)

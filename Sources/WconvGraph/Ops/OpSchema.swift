@@ -9,14 +9,21 @@ public typealias ShapeRule = @Sendable (_ node: GraphNode, _ inputs: [[Int]?]) t
 /// An input whose *value* decides the output shape (Reshape's shape, Slice's bounds, …). Once the
 /// folding pass knows the value it becomes attribute `attribute` and the input is dropped.
 public struct ValueInput: Sendable {
+    public enum Kind: Sendable {
+        /// A list of ints (shapes, axes, bounds).
+        case ints
+        /// A list of floats (Resize's scales and roi).
+        case floats
+        /// One float; `recordsDType` also stores the value's dtype as attribute `dtype` (Range).
+        case scalar(recordsDType: Bool)
+    }
     public var index: Int
     public var attribute: String
-    /// Stored as one float (Range's bounds) instead of a list of ints.
-    public var scalarFloat: Bool
-    public init(_ index: Int, _ attribute: String, scalarFloat: Bool = false) {
+    public var kind: Kind
+    public init(_ index: Int, _ attribute: String, _ kind: Kind = .ints) {
         self.index = index
         self.attribute = attribute
-        self.scalarFloat = scalarFloat
+        self.kind = kind
     }
 }
 
@@ -34,10 +41,12 @@ public struct OpSchema: @unchecked Sendable {
     var foldsFromShapes: Bool
     /// ONNX op types this op imports (docs/adding-an-op.md); the builder looks them up here first.
     var onnx: [String: ONNXImporter]
+    /// Writes the node as ONNX at the exporter's opset; nil: the exporter's own table handles it.
+    var onnxExport: ONNXExporter?
 
     init(_ op: Op, valueInputs: [ValueInput] = [], dtype: DTypeRule = .sameAsInput,
          fold: ((FoldArgs) throws -> [Tensor]?)? = nil, foldsFromShapes: Bool = false,
-         onnx: [String: ONNXImporter] = [:], shape: @escaping (ShapeArgs) throws -> [[Int]]) {
+         onnx: [String: ONNXImporter] = [:], onnxExport: ONNXExporter? = nil, shape: @escaping (ShapeArgs) throws -> [[Int]]) {
         self.op = op
         self.valueInputs = valueInputs
         self.shape = shape
@@ -45,12 +54,15 @@ public struct OpSchema: @unchecked Sendable {
         self.fold = fold
         self.foldsFromShapes = foldsFromShapes
         self.onnx = onnx
+        self.onnxExport = onnxExport
     }
 }
 
 /// Imports one ONNX node (docs/adding-an-op.md): reads its attributes for the model's opset and
 /// emits canonical nodes, or records why it cannot.
 typealias ONNXImporter = (inout ONNXBuildContext, ONNXNode) throws -> Void
+/// Writes one canonical node as ONNX nodes (or records a problem).
+typealias ONNXExporter = (inout ONNXExportContext, GraphNode) -> Void
 
 /// How an op's output dtypes follow from its inputs.
 struct DTypeRule {

@@ -150,7 +150,7 @@ public enum ShapeOps {
         return [Array(data[..<ax]) + idx + Array(data[(ax + 1)...])]
     }
 
-    static let pad = OpSchema(.pad, valueInputs: [ValueInput(1, "pads"), ValueInput(2, "value", scalarFloat: true)]) { a in
+    static let pad = OpSchema(.pad, valueInputs: [ValueInput(1, "pads"), ValueInput(2, "value", .scalar(recordsDType: false))]) { a in
         let x = try a.need(0)
         guard let p = a.node.ints("pads"), p.count == 2 * x.count else {
             throw a.fail("pads must list \(2 * x.count) values (begin…, end…)")

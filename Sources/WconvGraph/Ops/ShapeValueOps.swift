@@ -59,8 +59,8 @@ public enum ShapeValueOps {
         return [integral ? .i64 : .f32]
     }
 
-    static let range = OpSchema(.range, valueInputs: [ValueInput(0, "start", scalarFloat: true), ValueInput(1, "limit", scalarFloat: true),
-                                                      ValueInput(2, "delta", scalarFloat: true)],
+    static let range = OpSchema(.range, valueInputs: [ValueInput(0, "start", .scalar(recordsDType: true)), ValueInput(1, "limit", .scalar(recordsDType: true)),
+                                                      ValueInput(2, "delta", .scalar(recordsDType: true))],
                                 dtype: rangeDType, fold: { a in
         guard let s = a.node.float("start"), let d = a.node.float("delta") else { return nil }
         let n = a.outShape[0]

@@ -29,12 +29,13 @@ public enum ValueFolding {
             // Already an attribute: the importer had the constant.
             if node.attributes[vi.attribute] != nil { return node }
             guard let t = value(node.inputs[vi.index]) else { return node }
-            if vi.scalarFloat {
+            switch vi.kind {
+            case .ints: n.attributes[vi.attribute] = .ints(t.exactInts())
+            case .floats: n.attributes[vi.attribute] = .floats(t.doubles())
+            case .scalar(let recordsDType):
                 guard t.numel == 1, let d = t.doubles().first else { return node }
                 n.attributes[vi.attribute] = .float(d)
-                if n.attributes["dtype"] == nil { n.attributes["dtype"] = .string(t.dtype.rawValue) }
-            } else {
-                n.attributes[vi.attribute] = .ints(t.exactInts())
+                if recordsDType && n.attributes["dtype"] == nil { n.attributes["dtype"] = .string(t.dtype.rawValue) }
             }
             moved.append(vi.index)
         }
