@@ -194,7 +194,9 @@ final class FixtureGradientTests: XCTestCase {
             }
             g.nodes.append(GraphNode(name: "y", op: .concat, inputs: flat, outputs: ["y"], attributes: ["axis": .int(0)]))
             g.outputs = [ValueInfo(name: "y", shape: [nil])]
-            try checkGradients(g, inputs: [:], trainable: [param], eps: 1e-2, tol: 2e-2, samples: 16)
+            // Float weights train too (a transposed convolution's weight and bias).
+            let weights = g.parameters.keys.filter { $0 != param && g.parameters[$0]!.dtype.isFloatingPoint && !g.buffers.contains($0) }
+            try checkGradients(g, inputs: [:], trainable: [param] + weights, eps: 1e-2, tol: 2e-2, samples: 16)
         }
     }
 }
