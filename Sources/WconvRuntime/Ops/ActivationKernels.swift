@@ -39,7 +39,7 @@ struct Dropout: StepKernel {
             dropoutMask(mask, count: count, ratio: ratio, rng: &c.executor.rng)
             Parallel.forRange(count) { r in for i in r { y[i] = x[i] * mask[i] } }
         } else if UnsafePointer(y) != UnsafePointer(x) {
-            y.update(from: x, count: count)
+            copyFloats(y, from: x, count: count)
         }
     }
     func backward(_ c: BackwardContext) throws {

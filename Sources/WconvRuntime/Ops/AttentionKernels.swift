@@ -31,7 +31,7 @@ struct Attention: StepKernel {
         if let maskShape, let m = c.input(3) {
             let buf = c.aux! + (e.keepAllValues ? full : 0)
             let plan = BroadcastPlan(maskShape, [g.b, g.heads, g.tq, g.tk])!
-            buf.update(repeating: 0, count: full)
+            fillFloats(buf, with: 0, count: full)
             // Broadcast the mask into the zeroed buffer: mask + 0 (the plan's b operand is full-size).
             binaryForward(.add, m, UnsafePointer(buf), plan, buf)
             expanded = UnsafePointer(buf)

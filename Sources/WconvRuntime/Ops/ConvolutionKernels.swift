@@ -62,7 +62,7 @@ struct ConvTranspose2d: StepKernel {
 
     func forward(_ c: StepContext) throws {
         let g = geometry, e = c.executor, x = c.input(0)!, y = c.output()
-        y.update(repeating: 0, count: outCount)
+        fillFloats(y, with: 0, count: outCount)
         // The convolution's input slot is only read for its weight gradient (not computed here); it
         // still gets a buffer of the convolution-input size (y) since the depthwise loop reads it.
         conv2dBackward(UnsafePointer(y), g, weight: c.input(1)!, dy: x, dx: y, dw: nil, db: nil, workspace: e.workspace, staging: e.staging, staging2: e.staging2)

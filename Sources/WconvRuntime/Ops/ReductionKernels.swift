@@ -63,7 +63,7 @@ struct StridedReduce: StepKernel {
         let x = c.input(0)!, y = c.output(), m = map
         let inner = m.inner, so = m.innerStride(0)
         if kind == .max {
-            y.update(repeating: -.infinity, count: outCount)
+            fillFloats(y, with: -.infinity, count: outCount)
             for row in 0..<m.rows {
                 let py = y + m.rowOffset(0, row), px = x + row * inner
                 for i in 0..<inner { let v = px[i]; if v > py[i * so] || v.isNaN { py[i * so] = v } }

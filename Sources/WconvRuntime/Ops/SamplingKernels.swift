@@ -183,7 +183,7 @@ struct Resize: StepKernel {
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output()
         let e = c.executor
-        if axes.isEmpty { y.update(from: x, count: outShape.reduce(1, *)) } else {
+        if axes.isEmpty { copyFloats(y, from: x, count: outShape.reduce(1, *)) } else {
             var src = UnsafePointer(x)
             for (k, a) in axes.enumerated() {
                 let last = k == axes.count - 1
@@ -214,7 +214,7 @@ struct Resize: StepKernel {
                 if k == 0 { Resize.passBackward(a, inShapeK, g, dx); break }
                 let count = max(inShapeK.reduce(1, *), 1)
                 let buf = (k % 2 == 0 ? e.staging : e.staging2).get(count)
-                buf.update(repeating: 0, count: count)
+                fillFloats(buf, with: 0, count: count)
                 Resize.passBackward(a, inShapeK, g, buf)
                 g = UnsafePointer(buf)
             }

@@ -138,7 +138,7 @@ struct GatherND: StepKernel {
         for b in 0..<batch {
             for t in 0..<tuples {
                 let off = try offset(idx, b, t, name: c.nodeName)
-                (y + (b * tuples + t) * slice).update(from: data + b * batchStride + off * slice, count: slice)
+                copyFloats(y + (b * tuples + t) * slice, from: data + b * batchStride + off * slice, count: slice)
             }
         }
     }
@@ -241,7 +241,7 @@ struct Split: StepKernel {
         var off = 0
         for (k, len) in lengths.enumerated() {
             let dst = c.output(k)
-            for o in 0..<outer { (dst + o * len * inner).update(from: x + (o * total + off) * inner, count: len * inner) }
+            for o in 0..<outer { copyFloats(dst + o * len * inner, from: x + (o * total + off) * inner, count: len * inner) }
             off += len
         }
     }
@@ -266,7 +266,7 @@ struct Expand: StepKernel {
     let plan: BroadcastPlan
     func forward(_ c: StepContext) throws {
         let y = c.output()
-        y.update(repeating: 0, count: plan.count)
+        fillFloats(y, with: 0, count: plan.count)
         binaryForward(.add, c.input(0)!, y, plan, y)
     }
     func backward(_ c: BackwardContext) throws {

@@ -31,8 +31,8 @@ struct Fill: StepKernel {
     func forward(_ c: StepContext) throws {
         let y = c.output()
         switch values {
-        case .list(let v): for (i, x) in v.enumerated() { y[i] = x }
-        case .constant(let v, let n): y.update(repeating: v, count: n)
+        case .list(let v): copyFloats(y, from: v)
+        case .constant(let v, let n): fillFloats(y, with: v, count: n)
         case .ramp(let s, let d, let n): for i in 0..<n { y[i] = Float(s + Double(i) * d) }
         }
     }
