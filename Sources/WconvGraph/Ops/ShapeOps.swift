@@ -1,3 +1,5 @@
+import OrderedCollections
+import WconvFormats
 import WconvTensor
 
 extension Op {
@@ -16,11 +18,14 @@ extension Op {
     public static let embedding: Op = "embedding"
     /// inputs [data, indices]; attrs axis (ONNX Gather).
     public static let gather: Op = "gather"
-    /// attrs pads [begin..., end...] over all dims, mode "constant", value.
+    /// attrs pads [begin…, end…] over `axes` (default every dim; negative pads crop), mode
+    /// "constant" | "reflect" | "edge" | "wrap", value (constant mode). inputs [x] or, until known,
+    /// [x, pads?, value?, axes?].
     public static let pad: Op = "pad"
     /// ONNX Slice. inputs [x] (or [x, starts, ends, axes?, steps?] until known); attrs starts,
-    /// ends, axes (default 0..<count), steps (default 1). Negative starts/ends count from the end;
-    /// ends are clamped to the dim, so Int.max-like values mean "to the end". Steps must be positive here.
+    /// ends, axes (default 0..<count), steps (default 1, negative steps walk backwards). Negative
+    /// starts/ends count from the end; bounds are clamped to the dim, so INT64_MAX/MIN-like values
+    /// mean "to the edge".
     public static let slice: Op = "slice"
     /// attrs axes.
     public static let unsqueeze: Op = "unsqueeze"
@@ -150,14 +155,50 @@ public enum ShapeOps {
         return [Array(data[..<ax]) + idx + Array(data[(ax + 1)...])]
     }
 
-    static let pad = OpSchema(.pad, valueInputs: [ValueInput(1, "pads"), ValueInput(2, "value", .scalar(recordsDType: false))]) { a in
-        let x = try a.need(0)
-        guard let p = a.node.ints("pads"), p.count == 2 * x.count else {
-            throw a.fail("pads must list \(2 * x.count) values (begin…, end…)")
+    /// Pads over every dim ([begin…, end…], negative crops) from `pads` given over `axes` (default all).
+    public static func padPlan(_ node: GraphNode, rank r: Int, fail: (String) -> Error) throws -> [Int] {
+        guard let p = node.ints("pads") else { throw fail("the pads are computed from input data at run time; wconv needs them known once the input shapes are known") }
+        let mode = node.string("mode") ?? "constant"
+        guard ["constant", "reflect", "edge", "wrap"].contains(mode) else { throw fail("pad mode '\(mode)' is not constant, reflect, edge or wrap") }
+        guard node.inputs.dropFirst().allSatisfy(\.isEmpty) else { throw fail("the pad value or axes are computed from input data at run time") }
+        var axes: [Int] = []
+        for a in node.ints("axes") ?? Array(0..<r) {
+            let n = a < 0 ? a + r : a
+            guard n >= 0 && n < r, !axes.contains(n) else { throw fail("axes \(node.ints("axes") ?? []) do not name distinct dims of rank \(r)") }
+            axes.append(n)
         }
+        guard p.count == 2 * axes.count else { throw fail("pads must list \(2 * axes.count) values (begin…, end…)") }
+        guard p.allSatisfy({ Swift.abs($0) < 1 << 32 }) else { throw fail("pads \(p) are out of range") }
+        var full = [Int](repeating: 0, count: 2 * r)
+        for (i, a) in axes.enumerated() { full[a] = p[i]; full[r + a] = p[axes.count + i] }
+        return full
+    }
+
+    static let pad = OpSchema(.pad, valueInputs: [ValueInput(1, "pads"), ValueInput(2, "value", .scalar(recordsDType: false)), ValueInput(3, "axes")],
+                              onnxExport: exportPad) { a in
+        let x = try a.need(0)
+        let p = try padPlan(a.node, rank: x.count, fail: a.fail)
+        let mode = a.node.string("mode") ?? "constant"
         let out = try (0..<x.count).map { try a.sum(try a.sum(x[$0], p[$0]), p[$0 + x.count]) }
         guard out.allSatisfy({ $0 >= 0 }) else { throw a.fail("pads \(p) make a negative size") }
+        if mode == "reflect" {
+            for d in x.indices where p[d] > 0 || p[d + x.count] > 0 {
+                guard max(p[d], p[d + x.count]) < x[d] else { throw a.fail("reflect padding \(max(p[d], p[d + x.count])) must be smaller than the dim \(x[d])") }
+            }
+        }
+        if mode == "edge" || mode == "wrap" {
+            for d in x.indices where (p[d] > 0 || p[d + x.count] > 0) && x[d] == 0 { throw a.fail("\(mode) padding of an empty dim") }
+        }
         return [out]
+    }
+
+    static func exportPad(_ e: inout ONNXExportContext, _ n: GraphNode) {
+        let x = n.inputs[0]
+        guard let r = e.rank(x), let pads = try? padPlan(n, rank: r, fail: { WconvError.invalid($0) }) else {
+            e.problems.append("\(n.name) (pad): pads need the input's rank and known values"); return
+        }
+        e.add("Pad", n.name, [x, e.ints(n.name + ".pads", pads), e.scalar(n.name + ".value", n.float("value") ?? 0)], [n.outputs[0]],
+              ["mode": .string(n.string("mode") ?? "constant")], rank: r)
     }
 
     /// Start, step and length per dim of a slice over `x` (shared by the shape rule, the value rule
@@ -175,12 +216,22 @@ public enum ShapeOps {
         for i in 0..<starts.count {
             let a = axes[i] < 0 ? axes[i] + x.count : axes[i]
             guard a >= 0 && a < x.count else { throw fail("axis \(axes[i]) is out of range for rank \(x.count)") }
-            guard steps[i] > 0, steps[i] < 1 << 40 else { throw fail("step \(steps[i]) must be positive") }
+            let step = steps[i]
+            guard step != 0, Swift.abs(step) < 1 << 40 else { throw fail("step \(step) must be non-zero") }
             let n = x[a]
-            func clamp(_ v: Int) -> Int { let r = v < 0 ? (v == .min ? 0 : v + n) : v; return min(max(r, 0), n) }
-            let s = clamp(starts[i]), e = clamp(ends[i])
-            st[a] = s; sp[a] = steps[i]
-            out[a] = e > s ? (e - s + steps[i] - 1) / steps[i] : 0
+            // Negative values count from the end (bounds may be INT64_MIN/MAX "to the edge" markers).
+            func fromEnd(_ v: Int) -> Int { v >= 0 ? v : (v < -n ? -1 : v + n) }
+            if step > 0 {
+                let s = min(max(fromEnd(starts[i]), 0), n), e = min(max(fromEnd(ends[i]), 0), n)
+                st[a] = s
+                out[a] = e > s ? (e - s + step - 1) / step : 0
+            } else {
+                // ONNX: with a negative step the start is clamped to [0, n − 1] and the end to [−1, n − 1].
+                let s = min(max(fromEnd(starts[i]), 0), n - 1), e = min(max(fromEnd(ends[i]), -1), n - 1)
+                st[a] = max(s, 0)
+                out[a] = s > e ? (s - e - step - 1) / -step : 0
+            }
+            sp[a] = step
         }
         return (st, sp, out)
     }

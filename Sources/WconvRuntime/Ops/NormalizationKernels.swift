@@ -5,7 +5,18 @@ import WconvTensor
 /// Batch norm (train statistics, eval, or folded to a per-channel affine by inference), layer
 /// norm and softmax (docs/adding-an-op.md).
 enum NormalizationKernels {
-    static let all: [OpKernels] = [batchNorm, layerNorm, softmax]
+    static let all: [OpKernels] = [batchNorm, layerNorm, softmax(.softmax), softmax(.logSoftmax), channelNorm(.instanceNorm), channelNorm(.groupNorm)]
+
+    /// Instance norm is group norm with one channel per group.
+    static func channelNorm(_ op: Op) -> OpKernels {
+        OpKernels(op) { r in
+            let x = try r.shape(0)
+            let groups = op == .instanceNorm ? x[1] : (r.node.int("groups") ?? 1)
+            let perGroupAffine = try r.shape(1)[0] != x[1]
+            return GroupNorm(n: x[0], c: x[1], groups: groups, spatial: x.dropFirst(2).reduce(1, *),
+                             epsilon: Float(r.node.float("epsilon") ?? 1e-5), perGroupAffine: perGroupAffine)
+        }
+    }
 
     static let batchNorm = OpKernels(.batchNorm) { r in
         let x = try r.shape(0)
@@ -32,10 +43,15 @@ enum NormalizationKernels {
         return LayerNorm(rows: x[..<ax].reduce(1, *), inner: inner, epsilon: Float(r.node.float("epsilon") ?? 1e-5))
     }
 
-    static let softmax = OpKernels(.softmax) { r in
-        let x = try r.shape(0)
-        let ax = try r.axis(r.node.int("axis") ?? -1, rank: x.count)
-        return Softmax(outer: x[..<ax].reduce(1, *), axisLen: x[ax], inner: x[(ax + 1)...].reduce(1, *))
+    /// Over one axis, or (opset < 13, flattenTo2d) over every dim from the axis on.
+    static func softmax(_ op: Op) -> OpKernels {
+        OpKernels(op) { r in
+            let x = try r.shape(0)
+            let ax = try r.axis(r.node.int("axis") ?? -1, rank: x.count)
+            let flat = (r.node.int("flattenTo2d") ?? 0) != 0
+            return Softmax(outer: x[..<ax].reduce(1, *), axisLen: flat ? x[ax...].reduce(1, *) : x[ax],
+                           inner: flat ? 1 : x[(ax + 1)...].reduce(1, *), log: op == .logSoftmax)
+        }
     }
 }
 
@@ -105,11 +121,107 @@ struct LayerNorm: StepKernel {
     }
 }
 
+/// Softmax or log-softmax along an axis: data viewed as [outer, axisLen, inner].
 struct Softmax: StepKernel {
     let outer: Int, axisLen: Int, inner: Int
-    func forward(_ c: StepContext) throws { softmaxForward(c.input(0)!, outer: outer, axisLen: axisLen, inner: inner, c.output()) }
+    let log: Bool
+    func forward(_ c: StepContext) throws {
+        let x = c.input(0)!, y = c.output()
+        if !log { softmaxForward(x, outer: outer, axisLen: axisLen, inner: inner, y); return }
+        let (n, inn) = (axisLen, inner)
+        Parallel.forRange(outer * inner, costPerItem: axisLen * 3) { range in
+            for idx in range {
+                let base = (idx / inn) * n * inn + idx % inn
+                var mx = -Float.infinity
+                for a in 0..<n { mx = max(mx, x[base + a * inn]) }
+                var s: Float = 0
+                for a in 0..<n { s += expf(x[base + a * inn] - mx) }
+                let lse = mx + logf(s)
+                for a in 0..<n { y[base + a * inn] = x[base + a * inn] - lse }
+            }
+        }
+    }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
-        softmaxBackward(c.output(), dy: dy, outer: outer, axisLen: axisLen, inner: inner, dx: d)
+        let y = c.output()
+        if !log { softmaxBackward(y, dy: dy, outer: outer, axisLen: axisLen, inner: inner, dx: d); return }
+        // dx = dy − softmax · Σ dy, with softmax = exp(y).
+        let (n, inn) = (axisLen, inner)
+        Parallel.forRange(outer * inner, costPerItem: axisLen * 3) { range in
+            for idx in range {
+                let base = (idx / inn) * n * inn + idx % inn
+                var s: Float = 0
+                for a in 0..<n { s += dy[base + a * inn] }
+                for a in 0..<n { let j = base + a * inn; d[j] += dy[j] - expf(y[j]) * s }
+            }
+        }
+    }
+}
+
+/// Group normalisation of x viewed as [N, C, S]: statistics per (sample, group of C/G channels)
+/// over C/G·S elements (biased variance), then scale and bias per channel or per group. Saved state:
+/// mean and 1/std per (sample, group).
+struct GroupNorm: StepKernel {
+    let n: Int, c: Int, groups: Int, spatial: Int
+    let epsilon: Float
+    let perGroupAffine: Bool
+    var rows: Int { n * groups }
+    var rowLen: Int { c / groups * spatial }
+    func auxFloats(training: Bool) -> Int { 2 * rows }
+    func affineIndex(_ ch: Int) -> Int { perGroupAffine ? ch / (c / groups) : ch }
+
+    func forward(_ ctx: StepContext) throws {
+        let x = ctx.input(0)!, scale = ctx.input(1)!, bias = ctx.input(2)!, y = ctx.output(), saved = ctx.aux!
+        let len = rowLen, cpg = c / groups, sp = spatial
+        Parallel.forRange(rows, costPerItem: len * 3) { range in
+            for row in range {
+                let px = x + row * len, py = y + row * len
+                var mean = 0.0
+                for i in 0..<len { mean += Double(px[i]) }
+                mean /= Double(max(len, 1))
+                var v = 0.0
+                for i in 0..<len { let d = Double(px[i]) - mean; v += d * d }
+                let inv = Float(1 / (v / Double(max(len, 1)) + Double(epsilon)).squareRoot())
+                saved[row] = Float(mean); saved[rows + row] = inv
+                let g = row % groups
+                for k in 0..<cpg {
+                    let a = affineIndex(g * cpg + k), sc = scale[a] * inv, sh = bias[a]
+                    let m = Float(mean), off = k * sp
+                    for i in 0..<sp { py[off + i] = (px[off + i] - m) * sc + sh }
+                }
+            }
+        }
+    }
+
+    func backward(_ ctx: BackwardContext) throws {
+        guard let dy = ctx.outputGradient() else { return }
+        let x = ctx.input(0)!, scale = ctx.input(1)!, saved = ctx.aux!
+        let dx = ctx.inputGradient(0), ds = ctx.inputGradient(1), db = ctx.inputGradient(2)
+        let len = rowLen, cpg = c / groups, sp = spatial
+        for row in 0..<rows {
+            let px = x + row * len, g = dy + row * len, mean = saved[row], inv = saved[rows + row]
+            let grp = row % groups
+            // Σ dxhat and Σ dxhat·xhat over the row, with dxhat = dy · scale.
+            var s1: Float = 0, s2: Float = 0
+            for k in 0..<cpg {
+                let a = affineIndex(grp * cpg + k), w = scale[a]
+                var sdb: Float = 0, sds: Float = 0
+                for i in 0..<sp {
+                    let j = k * sp + i, xhat = (px[j] - mean) * inv, gy = g[j]
+                    s1 += gy * w; s2 += gy * w * xhat
+                    sdb += gy; sds += gy * xhat
+                }
+                db?[a] += sdb; ds?[a] += sds
+            }
+            guard let dx else { continue }
+            let nf = Float(len), d = dx + row * len
+            for k in 0..<cpg {
+                let w = scale[affineIndex(grp * cpg + k)]
+                for i in 0..<sp {
+                    let j = k * sp + i, xhat = (px[j] - mean) * inv
+                    d[j] += inv * (g[j] * w - s1 / nf - xhat * s2 / nf)
+                }
+            }
+        }
     }
 }

@@ -34,11 +34,8 @@ enum ShapeKernels {
 
     static let pad = OpKernels(.pad) { r in
         let x = try r.shape(0)
-        guard let pads = r.node.ints("pads"), pads.count == 2 * x.count else { throw r.fail("pads must be known and have 2×rank values") }
-        guard pads.allSatisfy({ $0 >= 0 }) else { throw r.fail("negative pads (cropping) are not supported") }
-        let mode = r.node.string("mode") ?? "constant"
-        guard mode == "constant" else { throw r.fail("pad mode '\(mode)' is not supported (only constant)") }
-        return Pad(shape: x, pads: pads, value: Float(r.node.float("value") ?? 0))
+        let pads = try ShapeOps.padPlan(r.node, rank: x.count, fail: r.fail)
+        return Pad(shape: x, outShape: r.outShape, pads: pads, mode: r.node.string("mode") ?? "constant", value: Float(r.node.float("value") ?? 0))
     }
 
     static let slice = OpKernels(.slice) { r in
@@ -210,16 +207,68 @@ struct Gather: StepKernel {
     }
 }
 
-/// Constant padding.
+/// Pad in every ONNX mode, negative pads cropping: each output index reads one input index per dim
+/// (constant mode: none outside the input, which takes the value).
 struct Pad: StepKernel {
-    let shape: [Int], pads: [Int]
+    /// source[d][o]: the input index output index o of dim d reads, −1 for the constant.
+    let source: [[Int]]
+    let inShape: [Int], outShape: [Int]
     let value: Float
-    func forward(_ c: StepContext) throws { padForward(c.input(0)!, shape: shape, pads: pads, value: value, c.output()) }
-    func backward(_ c: BackwardContext) throws {
-        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
+
+    init(shape: [Int], outShape: [Int], pads: [Int], mode: String, value: Float) {
         let r = shape.count
-        let outShape = (0..<r).map { shape[$0] + pads[$0] + pads[$0 + r] }
-        padCopy(d, shape: shape, pads: pads, UnsafeMutablePointer(mutating: dy), outShape: outShape, backward: true)
+        inShape = shape; self.outShape = outShape; self.value = value
+        source = (0..<r).map { d in
+            let n = shape[d]
+            return (0..<outShape[d]).map { o -> Int in
+                let i = o - pads[d]
+                if i >= 0 && i < n { return i }
+                switch mode {
+                case "reflect": return i < 0 ? min(-i, n - 1) : max(2 * (n - 1) - i, 0)
+                case "edge": return i < 0 ? 0 : n - 1
+                case "wrap": return ((i % n) + n) % n
+                default: return -1
+                }
+            }
+        }
+    }
+
+    /// Calls body(output row, input row offset or nil) for every output row (all dims but the last).
+    func rows(_ body: (Int, Int?) -> Void) {
+        let r = outShape.count
+        guard r > 0 else { body(0, 0); return }
+        let inStrides = Tensor.contiguousStrides(inShape)
+        let rows = outShape.dropLast().reduce(1, *)
+        for row in 0..<rows {
+            var rem = row, off = 0, inside = true
+            for d in stride(from: r - 2, through: 0, by: -1) {
+                let src = source[d][rem % outShape[d]]
+                rem /= outShape[d]
+                if src < 0 { inside = false; break }
+                off += src * inStrides[d]
+            }
+            body(row, inside ? off : nil)
+        }
+    }
+
+    func forward(_ c: StepContext) throws {
+        let x = c.input(0)!, y = c.output()
+        let inner = outShape.last ?? 1, last = source.last ?? [0]
+        rows { row, off in
+            let py = y + row * inner
+            guard let off else { for j in 0..<inner { py[j] = value }; return }
+            for j in 0..<inner { let s = last[j]; py[j] = s < 0 ? value : x[off + s] }
+        }
+    }
+
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let dx = c.inputGradient(0) else { return }
+        let inner = outShape.last ?? 1, last = source.last ?? [0]
+        rows { row, off in
+            guard let off else { return }
+            let g = dy + row * inner
+            for j in 0..<inner where last[j] >= 0 { dx[off + last[j]] += g[j] }
+        }
     }
 }
 
