@@ -1,4 +1,5 @@
 import Foundation
+import WconvGraph
 
 enum BinaryKind { case add, sub, mul, div, pow, minimum, maximum, equal, less, lessOrEqual, greater, greaterOrEqual, and, or }
 
@@ -32,16 +33,8 @@ struct BroadcastPlan {
     var outShape: [Int]
     var count: Int
 
-    static func outputShape(_ a: [Int], _ b: [Int]) -> [Int]? {
-        let r = max(a.count, b.count)
-        var out = [Int](repeating: 1, count: r)
-        for i in 0..<r {
-            let da = i < r - a.count ? 1 : a[i - (r - a.count)]
-            let db = i < r - b.count ? 1 : b[i - (r - b.count)]
-            if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
-        }
-        return out
-    }
+    /// Numpy broadcasting: the graph's one rule.
+    static func outputShape(_ a: [Int], _ b: [Int]) -> [Int]? { ShapeInference.broadcast(a, b) }
 
     init?(_ a: [Int], _ b: [Int]) {
         guard let out = BroadcastPlan.outputShape(a, b) else { return nil }
