@@ -86,6 +86,8 @@ public enum SamplingOps {
         } else {
             throw fail("needs scales or sizes")
         }
+        // The kernel keeps a few (index, weight) taps per output index of each axis.
+        for a in axes where out[a] > 1 << 24 { throw fail("output size \(out[a]) along axis \(a) is larger than wconv resizes to (2^24)") }
         var roi = [Float](repeating: 0, count: r) + [Float](repeating: 1, count: r)
         if case .floats(let given)? = node.attributes["roi"], !given.isEmpty {
             guard given.count == 2 * axes.count else { throw fail("roi \(given) must list a start and an end per resized axis") }

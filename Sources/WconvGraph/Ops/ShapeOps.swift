@@ -181,6 +181,7 @@ public enum ShapeOps {
         let mode = a.node.string("mode") ?? "constant"
         let out = try (0..<x.count).map { try a.sum(try a.sum(x[$0], p[$0]), p[$0 + x.count]) }
         guard out.allSatisfy({ $0 >= 0 }) else { throw a.fail("pads \(p) make a negative size") }
+        _ = try a.bounded(out)
         if mode == "reflect" {
             for d in x.indices where p[d] > 0 || p[d + x.count] > 0 {
                 guard max(p[d], p[d + x.count]) < x[d] else { throw a.fail("reflect padding \(max(p[d], p[d + x.count])) must be smaller than the dim \(x[d])") }
