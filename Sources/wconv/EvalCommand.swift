@@ -14,8 +14,13 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-        try preprocessing.apply(to: &graph)
         let ds = try TrainingJob.dataset(data, classes: graph.labels)
+        let request = try preprocessing.request()
+        if request.inputSize != nil || request.resize != nil || request.mean != nil || request.std != nil {
+            let d = try InputSizing.resolve(graph: graph, request: request, survey: request.inputSize == .auto ? ImageSizeSurvey(ds) : nil)
+            graph.preprocessing = d.preprocessing
+            for w in d.warnings { stderrLine("warning: " + w) }
+        }
         if let n = HeadReplacement.outputSize(graph), n != ds.classes.count {
             throw WconvError.invalid("the model predicts \(n) classes but the data has \(ds.classes.count) (\(ds.classes.prefix(8).joined(separator: ", "))); evaluate on data with the model's classes")
         }

@@ -13,6 +13,7 @@ struct FinetuneCommand: ParsableCommand {
     @OptionGroup var training: TrainingOptions
     @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract where it is off so frozen features are cached).") var augment: Bool?
     @Flag(name: .customLong("no-baseline"), help: "Skip the feature-extraction baseline that guards a fine-tuning run.") var noBaseline = false
+    @Flag(name: .customLong("strict-guards"), help: "A tripped guard rail fails the run (exit 1) instead of advising; the best model seen is still written.") var strictGuards = false
     @Option(name: .customLong("checkpoint-dir"), help: "Write an atomic checkpoint here after every epoch.") var checkpointDir: String?
     @Option(help: "Resume from a checkpoint (last.safetensors) written with the same flags.") var resume: String?
     @Option(name: .shortAndLong, help: "Output model: .safetensors | .pth | .onnx | .h5") var output: String
@@ -20,11 +21,13 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Print the final metrics as JSON on stdout.") var json = false
 
     func run() throws {
-        let config = try training.config()
+        let flags = try training.config()
         let started = Date()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-        try training.preprocessing.apply(to: &graph)
-        let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: config.seed)
+        let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: flags.seed)
+        let fit = try DataFit.resolve(graph: graph, config: flags, batchSize: training.batchSize, request: training.preprocessing.request(), train: train)
+        graph.preprocessing = fit.preprocessing
+        let config = fit.config
         let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }
         stderrLine(TrainingJob.summary(train, name: "training"))
         if let v = valSet { stderrLine(TrainingJob.summary(v, name: "validation")) }
@@ -33,6 +36,7 @@ struct FinetuneCommand: ParsableCommand {
         if let v = valSet { try DatasetCheck.verifyAll(v, threads: config.threads) }
         if let t = target { try DatasetCheck.verifyAll(t, threads: config.threads) }
         let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: augment)
+        trainer.annotatePlan(fit)
         trainer.checkpointDir = checkpointDir
         trainer.computeBaseline = !noBaseline
         if isatty(2) != 0 {
@@ -52,11 +56,19 @@ struct FinetuneCommand: ParsableCommand {
             try TrainingReport.write(html, to: report)
             stderrLine("report: \(report)")
         }
-        if let stop = result.stopped { throw WconvError(.runtime, "training stopped at " + stop) }
+        guard let kept = result.kept else {
+            throw WconvError(.runtime, "guard: \(result.stopped ?? "training ended") — no epoch completed, so there is no model worth writing; \(output) was not written")
+        }
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
         try ModelIO.save(out, to: output)
-        stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
+        stderrLine("wrote \(output): \(kept); \(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata")
+        if result.guardTripped, let why = result.stopped {
+            // Advice, not failure: the work is kept; --strict-guards turns it into exit 1.
+            let text = "guard rail tripped at \(why)\n  the best model seen, \(kept), was written to \(output)"
+            if strictGuards { throw WconvError(.runtime, text + " (--strict-guards: exit 1)") }
+            stderrLine("warning: " + text)
+        }
         if json {
             var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]
             if let m = result.metrics, let d = try? JSONEncoder().encode(m), let mj = try? JSONSerialization.jsonObject(with: d) { obj["metrics"] = mj }

@@ -36,9 +36,18 @@ public struct TrainingResult {
     public var baselineAccuracy: Double?
     /// (kind, before, after) for each MMD kind, when a target domain was given.
     public var mmd: [(kind: MMDKind, before: Double, after: Double)]
-    /// Set when a guard rail stopped the run: the epoch and the likely cause.
+    /// Set when the run ended early: a guard rail (the epoch and the likely cause) or `--patience`.
     public var stopped: String?
+    /// 0-based epoch of the best validation metric (−1: the feature-extraction baseline).
     public var bestEpoch: Int?
+    /// Why the run ended early, when it did.
+    public var stop: RunStop? = nil
+    /// Which weights `graph` holds, e.g. "epoch 7 (best validation accuracy 84.0%)"; nil when no
+    /// epoch completed (nothing worth writing).
+    public var kept: String? = nil
+
+    /// A guard rail fired (the output is still the best model seen).
+    public var guardTripped: Bool { if case .guardRail = stop { return true } else { return false } }
 }
 
 /// The training loop over the plan: modes, frozen-feature caching, MMD, checkpoints, guard rails.
@@ -49,8 +58,8 @@ public struct TrainingResult {
 /// from an epoch checkpoint continues exactly as if never interrupted.
 public final class Trainer {
     public let config: TrainingConfig
-    public private(set) var graph: ModelGraph
-    public private(set) var plan: TrainingPlan
+    public internal(set) var graph: ModelGraph
+    public internal(set) var plan: TrainingPlan
     public let classes: [String]
     public let train: any LabelledDataset
     public let val: (any LabelledDataset)?
@@ -58,7 +67,7 @@ public final class Trainer {
     public var augment: Bool
     public var checkpointDir: String?
     public var computeBaseline = true
-    /// Accuracy drop below the baseline that stops a fine-tuning run (after its first epoch).
+    /// Accuracy drop below the baseline that trips the fine-tuning guard (see `BaselineGuard`).
     public var baselineMargin = 0.02
     public var log: (String) -> Void
     public var progress: ((Int, Int, Double) -> Void)?
@@ -123,6 +132,7 @@ public final class Trainer {
             }
             criterion = CrossEntropyLoss(weights: w, labelSmoothing: Float(config.labelSmoothing))
         }
+        if config.patience != nil && val == nil { throw WconvError(.usage, "--patience needs validation data (--val DIR or --val-split f) to tell when the run stops improving") }
         if config.mmdWeight > 0 && target == nil { throw WconvError(.usage, "--mmd-weight needs --adapt-target DIR (unlabeled target-domain images)") }
         if config.mmdWeight > 0 && config.mode == .featureExtract {
             plan.warnings.append("MMD in feature-extract mode cannot move the (frozen) penultimate features, so it has no effect; use --mode finetune or progressive for domain adaptation.")
@@ -172,10 +182,13 @@ public final class Trainer {
     private var cut: GraphCut.Split?
     private var caches: [String: FeatureCache] = [:]   // "train"/"val"/"target" for the current cut
     private var cachedCut: String?
-    private var history: [EpochRecord] = []
+    var history: [EpochRecord] = []
     private var globalStep = 0
     private var baseline: Double?
-    private var best: (acc: Double, epoch: Int, params: OrderedDictionary<String, Tensor>)?
+    var best: BestModel?
+    /// Weights after the last completed epoch, kept only without validation data (what a NaN
+    /// guard hands back when there is no best epoch to fall back on).
+    var lastCompleted: (epoch: Int, parameters: OrderedDictionary<String, Tensor>)?
 
     var evalTransform: ImageTransform { ImageTransform(mode: .eval, preprocessing: preprocessing) }
     var trainTransform: ImageTransform { ImageTransform(mode: augment ? .train : .eval, preprocessing: preprocessing) }
@@ -270,13 +283,17 @@ public final class Trainer {
             startEpoch = try loadCheckpoint(resume)
             log("resumed from \(resume) after epoch \(startEpoch)")
         } else if computeBaseline && config.mode == .finetune && val != nil {
-            baseline = try featureExtractionBaseline()
-            if let b = baseline { log("feature-extraction baseline: val accuracy \(fmt(b * 100, 2))%") }
+            if let b = try featureExtractionBaseline() {
+                baseline = b.score
+                best = b
+                log("feature-extraction baseline: val accuracy \(fmt(b.score * 100, 2))%")
+            }
         }
         var mmdReport: [(MMDKind, Double, Double)] = []
         var mmdBefore: [MMDKind: Double] = [:]
         if target != nil { mmdBefore = try measureMMD(); log("MMD source/target before: " + mmdBefore.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \(fmt($0.value, 5))" }.joined(separator: ", ")) }
-        var stopped: String?
+        var stop: RunStop?
+        var patience = config.patience.map { EarlyStopping(patience: $0) }
         let tStart = Date()
         for e in startEpoch..<config.epochs {
             let fresh = e == startEpoch
@@ -289,8 +306,8 @@ public final class Trainer {
             }
             let rec: EpochRecord
             do { rec = try trainEpoch(e) } catch let s as StopTraining {
-                stopped = s.message
-                log("stopped: " + s.message)
+                stop = .guardRail(s.message)
+                log("guard: " + s.message)
                 break
             }
             history.append(rec)
@@ -303,31 +320,35 @@ public final class Trainer {
             let eta = elapsed / Double(done) * Double(config.epochs - e - 1)
             line += "  lr \(sci(rec.headLR))  \(Int(rec.imagesPerSecond)) img/s  \(fmt(rec.seconds, 1))s  ETA \(Trainer.duration(eta))\(rec.cached ? "  [cached]" : "")"
             log(line)
-            if let va = rec.valAccuracy, best == nil || va > best!.acc {
+            var improved = false
+            if let score = selectionScore(rec) {
+                if best?.isBeaten(by: score, loss: rec.valLoss) ?? true {
+                    syncGraph()
+                    best = BestModel(score: score, loss: rec.valLoss, epoch: e, parameters: graph.parameters)
+                    improved = true
+                }
+            } else {
                 syncGraph()
-                best = (va, e, graph.parameters)
+                lastCompleted = (e, graph.parameters)
             }
-            if config.mode == .progressive && e == 0 { baseline = rec.valAccuracy }
+            if config.mode == .progressive && e == 0 { baseline = selectionScore(rec) }
             if let dir = checkpointDir { try writeCheckpoint(dir: dir, epoch: e + 1) }
             if let k = stopAfterEpoch, e + 1 >= k { break }
-            // The seed's symptom: fine-tuning falls below the frozen features. Judged after a warm-up
-            // (the new head starts from nothing) on two consecutive epochs, so one noisy epoch passes.
-            let warm = max(3, config.epochs / 3)
-            let prev = history.count >= 2 ? history[history.count - 2].valAccuracy : nil
-            if config.mode.isFineTuning, let b = baseline, let va = rec.valAccuracy, let pv = prev, e + 1 >= warm,
-               va < b - baselineMargin, pv < b - baselineMargin, let bestAcc = best?.acc {
-                let headLR = plan.groupLR[plan.grouping.head.name] ?? config.lr
-                let bbLR = plan.grouping.backbone.compactMap { plan.groupLR[$0.name] }.max() ?? 0
-                let cause = bbLR > 0 && headLR / bbLR < 10
-                    ? "the backbone's learning rate \(sci(bbLR)) is only \(fmt(headLR / bbLR, 1))× below the head's \(sci(headLR)), destroying the pretrained features. Fix: --backbone-lr \(sci(headLR / 10)) or lower (10–100× below the head)."
-                    : "the backbone adapts too fast for this much data (backbone LR \(sci(bbLR)), head \(sci(headLR))). Fix: lower --backbone-lr further, use --mode progressive, or keep --mode feature-extract."
-                stopped = "epoch \(e + 1): validation accuracy \(fmt(va * 100, 1))% (best \(fmt(bestAcc * 100, 1))%) is below the feature-extraction baseline \(fmt(b * 100, 1))% after \(e + 1) epochs. Likely cause: " + cause
-                log("stopped: " + stopped!)
+            if config.mode.isFineTuning, let b = baseline, selectionScore(rec) != nil,
+               BaselineGuard.trips(scores: history.compactMap { selectionScore($0) }, totalEpochs: config.epochs, baseline: b, margin: baselineMargin) {
+                stop = .guardRail(baselineGuardMessage(epoch: e, baseline: b))
+                log("guard: " + stop!.message)
+                break
+            }
+            if patience?.record(improved: improved) == true, e + 1 < config.epochs {
+                stop = .earlyStopping("early stopping after epoch \(e + 1): no better validation \(metricName) for \(config.patience!) epochs (best: \(best?.label ?? "none"))")
+                log(stop!.message)
                 break
             }
         }
         syncGraph()
-        if let b = best { for (k, v) in b.params { graph.parameters[k] = v } }
+        let kept = keepWeights(stop: stop)
+        log("kept: " + (kept ?? "nothing (no epoch completed)"))
         if target != nil {
             let after = try measureMMD()
             for (k, v) in mmdBefore.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { mmdReport.append((k, v, after[k] ?? .nan)) }
@@ -340,24 +361,29 @@ public final class Trainer {
         out.provenance.notes["wconv.training.seed"] = String(config.seed)
         if let d = try? JSONEncoder().encode(history) { out.provenance.notes["wconv.training.history"] = String(decoding: d, as: UTF8.self) }
         return TrainingResult(graph: out, history: history, metrics: metrics, baselineAccuracy: baseline,
-                              mmd: mmdReport.map { (kind: $0.0, before: $0.1, after: $0.2) }, stopped: stopped, bestEpoch: best?.epoch)
+                              mmd: mmdReport.map { (kind: $0.0, before: $0.1, after: $0.2) }, stopped: stop?.message, bestEpoch: best?.epoch,
+                              stop: stop, kept: kept)
     }
 
     struct StopTraining: Error { var message: String }
 
-    /// The seed's feature extraction on cached features (cheap): the accuracy fine-tuning must beat.
-    func featureExtractionBaseline() throws -> Double? {
+    /// The seed's feature extraction on cached features (cheap): the accuracy fine-tuning must beat,
+    /// with its weights (a candidate for the output, so fine-tuning never hands back less).
+    func featureExtractionBaseline() throws -> BestModel? {
         var c = config
         c.mode = .featureExtract
         c.epochs = min(3, config.epochs)
         c.schedule = "constant"
         c.mmdWeight = 0
+        c.patience = nil
+        c.restoreBest = true
         let t = try Trainer(graph: graph, config: c, train: train, val: val, modelName: "baseline", augment: false, log: { _ in })
         t.computeBaseline = false
         t.cacheMemoryLimit = cacheMemoryLimit
         // The head is already replaced in `graph`; keep it.
         let r = try t.runQuiet()
-        return r.history.compactMap(\.valAccuracy).max()
+        guard let e = r.bestEpoch, e >= 0, e < r.history.count, let score = t.selectionScore(r.history[e]) else { return nil }
+        return BestModel(score: score, loss: r.history[e].valLoss, epoch: BestModel.baselineEpoch, parameters: r.graph.parameters)
     }
 
     func runQuiet() throws -> TrainingResult {
@@ -585,6 +611,7 @@ public final class Trainer {
         var classes: [String]
         var bestEpoch: Int?
         var bestAccuracy: Double?
+        var bestLoss: Double?
     }
 
     /// `dir/last.safetensors` (atomic): model (`model.*`), optimizer (`optim.*`), run state.
@@ -593,10 +620,10 @@ public final class Trainer {
         syncGraph()
         var t = OrderedDictionary<String, Tensor>()
         for (k, v) in graph.parameters { t["model." + k] = v }
-        if let b = best { for (k, v) in b.params { t["best." + k] = v } }
+        if let b = best { for (k, v) in b.parameters { t["best." + k] = v } }
         for (k, v) in optimizer?.exportState() ?? [:] { t["optim." + k] = v }
         let st = CheckpointState(epoch: epoch, globalStep: globalStep, config: config, history: history, baseline: baseline,
-                                 classes: classes, bestEpoch: best?.epoch, bestAccuracy: best?.acc)
+                                 classes: classes, bestEpoch: best?.epoch, bestAccuracy: best?.score, bestLoss: best?.loss)
         let json = String(decoding: try JSONEncoder().encode(st), as: UTF8.self)
         try CheckpointFile.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
     }
@@ -628,7 +655,7 @@ public final class Trainer {
         if let be = st.bestEpoch, let ba = st.bestAccuracy {
             var params = graph.parameters
             for (k, v) in t where k.hasPrefix("best.") { params[String(k.dropFirst(5))] = v }
-            best = (ba, be, params)
+            best = BestModel(score: ba, loss: st.bestLoss, epoch: be, parameters: params)
         }
         history = st.history
         globalStep = st.globalStep
