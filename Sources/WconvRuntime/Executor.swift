@@ -135,6 +135,8 @@ final class Executor {
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
             if case .view = kernel { rt[outs[0]] = rt[ins[0]] }
             newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
+            try checkAccesses(newSteps[newSteps.count - 1], shapes: shp, constant: { v in
+                known[v].map { UnsafePointer($0) } ?? self.paramName[v].map { UnsafePointer(self.params[$0]!.pointer) } })
         }
         // Last step reading each root buffer (graph outputs live to the end).
         var lastUse = [Int](repeating: -1, count: nValues)
@@ -251,6 +253,7 @@ final class Executor {
         ptrs = tmp
         shapes = shp
         defer { steps = savedSteps; ptrs = savedPtrs; shapes = savedShapes }
+        try checkAccesses(steps[0], shapes: shp, constant: { v in known[v].map { UnsafePointer($0) } })
         try runStep(0, training: false)
         return true
     }
