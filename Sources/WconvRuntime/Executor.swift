@@ -190,8 +190,8 @@ final class Executor {
         for (si, st) in newSteps.enumerated() {
             var n = 0
             switch st.kernel {
-            case .batchNorm(_, let c, _, _, _, _): n = 2 * c
-            case .layerNorm(let rows, _, _): n = 2 * rows
+            case .batchNorm(_, let c, _, _, _, _): n = max(2 * c, 1)
+            case .layerNorm(let rows, _, _): n = max(2 * rows, 1)  // kept for empty inputs too: runStep reads it
             case .dropout(_, let count): n = keepAllValues ? count : 0
             case .attention(let g, let maskShape):
                 n = (keepAllValues ? 1 : 0) * g.b * g.heads * g.probsPerHead + (maskShape != nil ? g.b * g.heads * g.probsPerHead : 0)

@@ -21,13 +21,15 @@ final class GraphFuzzCorpusTests: XCTestCase {
     }
 
     /// The recipes build graphs that mostly run: a generator whose graphs were all refused would
-    /// fuzz nothing past the first check.
+    /// fuzz nothing past the first check. WCONV_FUZZ_RECIPES=N sweeps more (a quick fuzz without libFuzzer).
     func testRandomRecipesMostlyRun() {
-        var rng = SplitMix64(seed: 11)
+        var rng = SplitMix64(seed: UInt64(ProcessInfo.processInfo.environment["WCONV_FUZZ_SEED"] ?? "") ?? 11)
         var ran = 0
-        let n = 200
+        let n = Int(ProcessInfo.processInfo.environment["WCONV_FUZZ_RECIPES"] ?? "") ?? 200
         for _ in 0..<n {
             let bytes = (0..<96).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            // WCONV_FUZZ_LAST=FILE keeps the recipe being run, to turn a crash into a corpus entry.
+            if let keep = ProcessInfo.processInfo.environment["WCONV_FUZZ_LAST"] { FileManager.default.createFile(atPath: keep, contents: Data(bytes)) }
             if bytes.withUnsafeBytes({ fuzzRuntimeGraph($0) }) { ran += 1 }
         }
         print("FuzzGraph: \(ran) of \(n) random recipes ran")

@@ -38,6 +38,8 @@ func transposeForward(_ x: UnsafePointer<Float>, shape: [Int], perm: [Int], _ y:
     let srcStrides = perm.map { inStrides[$0] }
     let count = shape.reduce(1, *)
     if count == 0 { return }
+    // A scalar (rank 0) is its own transpose.
+    guard r > 0 else { if accumulate { y[0] += x[0] } else { y[0] = x[0] }; return }
     let inner = outShape[r - 1], innerStride = srcStrides[r - 1]
     let rows = count / max(inner, 1)
     Parallel.forRange(rows, costPerItem: inner) { range in
@@ -80,6 +82,8 @@ func padCopy(_ x: UnsafePointer<Float>, shape: [Int], pads: [Int], _ y: UnsafeMu
     let r = shape.count
     let count = shape.reduce(1, *)
     if count == 0 { return }
+    // A scalar has nothing to pad: its one value is the interior.
+    guard r > 0 else { if backward { UnsafeMutablePointer(mutating: x)[0] += y[0] } else { y[0] = x[0] }; return }
     let inner = shape[r - 1]
     let rows = count / inner
     let outStrides = Tensor_contiguousStrides(outShape)
