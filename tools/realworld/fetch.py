@@ -61,8 +61,13 @@ CASES = [
 ]
 
 
+UNAVAILABLE = set()
+
+
 def wheel(package):
     """Path of the package's wheel in WHEELS, downloading it once; None when pip cannot get it."""
+    if package in UNAVAILABLE:
+        return None
     name, version = package.split("==")
     stem = name.replace("-", "_").lower() + "-" + version
     for f in os.listdir(WHEELS):
@@ -71,6 +76,7 @@ def wheel(package):
     r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
                         "--disable-pip-version-check", "-d", WHEELS, package], capture_output=True, text=True)
     if r.returncode != 0:
+        UNAVAILABLE.add(package)
         print(f"SKIP {package}: pip download failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
         return None
     return wheel(package)
