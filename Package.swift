@@ -21,6 +21,8 @@ let package = Package(
         // protoc-c output for schemas/onnx.proto, committed (tools/regenerate-onnx rebuilds it).
         .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
         .systemLibrary(name: "CWconvBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Open MPI for data-parallel training (issue 12): linked always, initialised only when launched under MPI.
+        .systemLibrary(name: "CWconvMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
         .target(name: "CWconvImage", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
@@ -35,7 +37,7 @@ let package = Package(
         ]),
         .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining"]),
 
         // Command line

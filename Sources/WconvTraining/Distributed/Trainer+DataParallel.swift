@@ -1,0 +1,43 @@
+import WconvRuntime
+import WconvTensor
+
+/// The trainer's data-parallel hooks (a no-op path when `parallel` is one process).
+extension Trainer {
+    /// The global batch's gradients from this rank's (`labels` its shard's targets, `loss` their
+    /// mean loss), with rank 0's BatchNorm running statistics. A non-finite global loss stops the
+    /// run on every rank alike.
+    func reduceStep(_ gradients: [String: Tensor], session: TrainingSession, labels: [Int], loss: Double, epoch e: Int) throws -> [String: Tensor] {
+        // The loss is a mean over the targets' weights (torch's weighted mean): that sum is the
+        // shard's share of the global mean.
+        let weight = criterion.weights.map { w in labels.reduce(0.0) { $0 + Double(w[$1]) } } ?? Double(labels.count)
+        let r = try parallel.reduce(gradients: gradients, layout: DataParallel.GradientLayout(session), weight: weight,
+                                    sums: [labels.isEmpty ? 0 : loss * weight])
+        let global = r.sums[0] / r.weight
+        guard global.isFinite else { throw lossNotFinite(global, epoch: e) }
+        try parallel.syncBuffers(session, names: Trainer.trainingBatchNormBuffers(session))
+        return r.gradients
+    }
+
+    /// A rank whose shard of the global batch is empty still takes the global step.
+    func stepWithoutSamples(_ session: TrainingSession, _ optimizer: Optimizer, epoch e: Int) throws {
+        try optimizer.step(parameters: session, gradients: reduceStep([:], session: session, labels: [], loss: 0, epoch: e))
+    }
+
+    /// Running statistics that batch-statistics BatchNorm layers update in forward.
+    static func trainingBatchNormBuffers(_ s: TrainingSession) -> [String] {
+        let modes = s.batchNormModes
+        return s.graph.nodes.filter { $0.op == .batchNorm && (modes[$0.name] ?? .train) == .train }
+            .flatMap { $0.inputs.dropFirst(3).prefix(2) }.filter { s.graph.buffers.contains($0) }
+    }
+
+    /// An epoch's loss sum, correct count and sample count over all ranks.
+    func sumEpochFigures(_ lossSum: Double, _ correct: Int, _ seen: Int) throws -> (Double, Int, Int) {
+        let t = try parallel.comm.allreduceSum([lossSum, Double(correct), Double(seen)], what: "epoch figures")
+        return (t[0], Int(t[1].rounded()), Int(t[2].rounded()))
+    }
+
+    /// Fills in the other ranks' shards of a feature cache this rank built its shard of.
+    func shareCache(_ cache: FeatureCache, name: String) throws {
+        try parallel.share(cache.storage, per: cache.perSample, count: cache.count, what: "\(name) feature cache")
+    }
+}
