@@ -11,6 +11,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of --data for validation (seeded, stratified).") var valSplit: Double?
     @Option(name: .customLong("adapt-target"), help: "Unlabeled target-domain images for MMD domain adaptation.") var adaptTarget: String?
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var distributed: DistributedOptions
     @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract where it is off so frozen features are cached).") var augment: Bool?
     @Flag(name: .customLong("no-baseline"), help: "Skip the feature-extraction baseline that guards a fine-tuning run.") var noBaseline = false
     @Option(name: .customLong("checkpoint-dir"), help: "Write an atomic checkpoint here after every epoch.") var checkpointDir: String?
@@ -21,6 +22,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let config = try training.config()
+        let parallel = try distributed.start(config)
         let started = Date()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         try training.preprocessing.apply(to: &graph)
@@ -29,11 +31,13 @@ struct FinetuneCommand: ParsableCommand {
         stderrLine(TrainingJob.summary(train, name: "training"))
         if let v = valSet { stderrLine(TrainingJob.summary(v, name: "validation")) }
         // Every image is decoded once before training: a bad file stops the run now, not in epoch 7.
-        try DatasetCheck.verifyAll(train, threads: config.threads)
-        if let v = valSet { try DatasetCheck.verifyAll(v, threads: config.threads) }
+        try DatasetCheck.verifyAll(parallel.part(train), threads: config.threads)
+        if let v = valSet { try DatasetCheck.verifyAll(parallel.part(v), threads: config.threads) }
         if let t = target { try DatasetCheck.verifyAll(t, threads: config.threads) }
         let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: augment)
         trainer.checkpointDir = checkpointDir
+        trainer.parallel = parallel
+        if !parallel.isRoot { trainer.log = { _ in } }
         trainer.computeBaseline = !noBaseline
         if isatty(2) != 0 {
             let total = train.count
@@ -45,6 +49,7 @@ struct FinetuneCommand: ParsableCommand {
             }
         }
         let result = try trainer.run(resume: resume)
+        guard parallel.isRoot else { return }   // rank 0 alone writes the outputs
         let wall = Date().timeIntervalSince(started)
         if let report {
             let html = TrainingReport.html(result: result, plan: trainer.plan, title: "wconv fine-tuning: \(modelName(model))",

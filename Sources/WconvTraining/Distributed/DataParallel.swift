@@ -27,6 +27,12 @@ public struct DataParallel {
     /// Mixed into the dropout seed so ranks draw different masks (0 on rank 0: one process is unchanged).
     public var dropoutSalt: UInt64 { UInt64(comm.rank) &* 0xD6E8_FEB8_6659_FD93 }
 
+    /// This rank's part of a dataset (all of it for one process, or when it has fewer samples than ranks).
+    public func part(_ data: any LabelledDataset) -> any LabelledDataset {
+        guard isDistributed, data.count >= comm.size else { return data }
+        return SubsetDataset(data, indices: Array(shardRange(data.count)))
+    }
+
     /// This rank's part of a global batch.
     public func shard<T>(_ items: [T]) -> [T] { Array(items[shardRange(items.count)]) }
 
