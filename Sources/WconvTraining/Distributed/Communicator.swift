@@ -205,7 +205,7 @@ public final class Communicator: @unchecked Sendable {
     /// When the launcher stops this rank because another one failed, say so (the launcher names
     /// the failed rank) instead of vanishing silently.
     private static func installTerminationNote(_ c: Communicator) {
-        terminationNote = strdup("wconv: error: \(c.name) stopped by the launcher: another rank failed (named in the launcher's message)\n")
+        terminationNote = strdup("wconv: error: \(c.name) received SIGTERM: the launcher stops every rank when one fails (its message names that rank)\n")
         signal(SIGTERM) { sig in
             if let m = terminationNote { _ = write(2, m, strlen(m)) }
             _exit(128 + sig)
