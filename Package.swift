@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Targets keep the arrows one-way (design.md §2):
-// C libraries → WconvTensor → WconvFormats → WconvGraph → WconvRuntime → WconvTraining → wconv.
+// C libraries → WconvTensor → WconvFormats → WconvGraph → WconvRuntime → WconvTraining → wconv;
+// WconvText (tokenizers, text data) stands on WconvTensor and WconvFormats only.
 let package = Package(
     name: "wconv",
     products: [
@@ -38,7 +39,8 @@ let package = Package(
         .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining"]),
+        .target(name: "WconvText", dependencies: ["WconvTensor", "WconvFormats"]),
+        .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining", "WconvText"]),
 
         // Command line
         .executableTarget(name: "wconv", dependencies: [
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats"]),
         .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats"]),
         .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats"]),
+        .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats"]),
         .testTarget(name: "WconvCLITests", dependencies: ["Wconv"]),
     ]
 )

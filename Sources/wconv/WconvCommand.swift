@@ -13,7 +13,7 @@ struct WconvCommand: ParsableCommand {
         subcommands: [
             InspectCommand.self, ImportCommand.self, ConvertCommand.self, DiffCommand.self,
             RunCommand.self, VerifyCommand.self, PlanCommand.self, FinetuneCommand.self,
-            EvalCommand.self, BenchCommand.self,
+            EvalCommand.self, BenchCommand.self, TokenizeCommand.self,
         ]
     )
 
