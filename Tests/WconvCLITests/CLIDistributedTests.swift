@@ -17,15 +17,10 @@ final class CLIDistributedTests: XCTestCase {
                 "--input-size", "64", "--resize", "0", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "-o", out] + extra
     }
 
-    static var mpirun: String? {
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
-        return paths.map { $0 + "/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
     /// `mpirun -np ranks` of the wconv binary (through `sh -c script` when given), killed and failed
     /// after `timeout` seconds so a hang fails the test instead of blocking it.
     func mpi(_ ranks: Int, _ wconvArgs: [String], script: String? = nil, timeout: Double = 180) throws -> CLI.Result {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is absent (Open MPI: apt-get install openmpi-bin libopenmpi-dev, as tools/install-deps does)") }
+        guard let mpirun = Communicator.mpirunPath() else { throw XCTSkip("mpirun is absent (Open MPI: apt-get install openmpi-bin libopenmpi-dev, as tools/install-deps does)") }
         guard let bin = CLI.binary else { throw XCTSkip("the wconv binary is not built: run `swift build` first") }
         var a = ["--oversubscribe", "-np", "\(ranks)"]
         if getuid() == 0 { a.append("--allow-run-as-root") }

@@ -62,6 +62,11 @@ public final class Communicator: @unchecked Sendable {
         launcherVariables.contains { environment[$0] != nil }
     }
 
+    /// Open MPI's `mpirun` on the PATH, if installed.
+    public static func mpirunPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map { $0 + "/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
     private static let lock = NSLock()
     nonisolated(unsafe) private static var started: Communicator?
 
@@ -170,7 +175,8 @@ public final class Communicator: @unchecked Sendable {
         watchLock.unlock()
     }
 
-    static func now() -> Double {
+    /// Monotonic seconds (for timing collectives).
+    public static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

@@ -51,41 +51,53 @@ public struct DataParallel {
     public func reduce(gradients: [String: Tensor], layout: GradientLayout, weight: Double,
                        sums: [Double]) throws -> (gradients: [String: Tensor], weight: Double, sums: [Double]) {
         guard isDistributed else { return (gradients, weight, sums) }
+        // Consecutive parameters fill buckets of about `bucketFloats`; each bucket carries the
+        // weight last (so it normalises on its own), the last one also `sums`.
+        var buckets: [[String]] = [[]]
+        var filled = 0
+        for n in layout.names {
+            if filled >= DataParallel.bucketFloats { buckets.append([]); filled = 0 }
+            buckets[buckets.count - 1].append(n)
+            filled += layout.count(n)
+        }
         var out: [String: Tensor] = [:]
-        var pending: [String] = []
-        var bucket: [Float] = []
-        bucket.reserveCapacity(DataParallel.bucketFloats)
-        func flush(extras: [Double]) throws -> [Double] {
-            bucket += extras.map(Float.init)
-            try bucket.withUnsafeMutableBufferPointer { try comm.allreduceSum($0, what: "gradients") }
-            let total = Double(bucket[bucket.count - 1])
+        var tail: [Double] = []
+        for (b, names) in buckets.enumerated() {
+            let extras = (b == buckets.count - 1 ? sums : []) + [weight]
+            let size = names.reduce(0) { $0 + layout.count($1) }
+            var buf = [Float](repeating: 0, count: size + extras.count)
+            try buf.withUnsafeMutableBufferPointer { dst in
+                var off = 0
+                for n in names {
+                    let c = layout.count(n)
+                    if var g = gradients[n] {
+                        if g.dtype != .f32 { g = Tensor(shape: g.shape, floats: g.floats()) }
+                        guard g.numel == c else { throw WconvError(.runtime, "gradient of '\(n)' has \(g.numel) values, expected \(c)") }
+                        let w = Float(weight)
+                        g.withContiguousBytes { raw in
+                            let src = raw.bindMemory(to: Float.self)
+                            for k in 0..<c { dst[off + k] = src[k] * w }
+                        }
+                    }
+                    off += c
+                }
+                for (k, e) in extras.enumerated() { dst[size + k] = Float(e) }
+                try comm.allreduceSum(dst, what: "gradients")
+            }
+            let total = Double(buf[buf.count - 1])
             guard total > 0 else { throw WconvError(.runtime, "the global batch has no samples (total loss weight \(total))") }
             let inv = Float(1 / total)
             var off = 0
-            for n in pending {
-                let shape = layout.shapes[n]!, c = shape.reduce(1, *)
-                out[n] = Tensor(shape: shape, floats: bucket[off..<(off + c)].map { $0 * inv })
+            for n in names {
+                let c = layout.count(n)
+                out[n] = Tensor(shape: layout.shapes[n]!, floats: Array(unsafeUninitializedCapacity: c) { d, k in
+                    buf.withUnsafeBufferPointer { for i in 0..<c { d[i] = $0[off + i] * inv } }
+                    k = c
+                })
                 off += c
             }
-            let tail = Array(bucket[off...]).map(Double.init)
-            bucket.removeAll(keepingCapacity: true)
-            pending.removeAll()
-            return tail
+            tail = buf[size...].map(Double.init)
         }
-        let w = Float(weight)
-        for n in layout.names {
-            let c = layout.shapes[n]!.reduce(1, *)
-            if let g = gradients[n] {
-                guard g.numel == c else { throw WconvError(.runtime, "gradient of '\(n)' has \(g.numel) values, expected \(c)") }
-                bucket += g.floats().map { $0 * w }
-            } else {
-                bucket += [Float](repeating: 0, count: c)
-            }
-            pending.append(n)
-            // Every bucket carries the weight last, so each can be normalised on its own.
-            if bucket.count >= DataParallel.bucketFloats { _ = try flush(extras: [weight]) }
-        }
-        let tail = try flush(extras: sums + [weight])
         return (out, tail[tail.count - 1], Array(tail.dropLast()))
     }
 
@@ -98,6 +110,7 @@ public struct DataParallel {
             shapes = [:]
             for n in names { shapes[n] = session.graph.parameters[n]?.shape ?? [session.parameterBuffer(named: n)?.count ?? 0] }
         }
+        func count(_ name: String) -> Int { shapes[name]!.reduce(1, *) }
     }
 
     /// Rank 0's BatchNorm running statistics on every rank (as DDP's `broadcast_buffers`), so the
