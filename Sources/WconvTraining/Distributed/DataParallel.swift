@@ -84,9 +84,10 @@ public struct DataParallel {
                 for (k, e) in extras.enumerated() { dst[size + k] = Float(e) }
                 try comm.allreduceSum(dst, what: "gradients")
             }
+            // A global batch with no loss term (every label uncertain under U-Ignore) has a zero
+            // gradient, as in one process.
             let total = Double(buf[buf.count - 1])
-            guard total > 0 else { throw WconvError(.runtime, "the global batch has no samples (total loss weight \(total))") }
-            let inv = Float(1 / total)
+            let inv = total > 0 ? Float(1 / total) : 0
             var off = 0
             for n in names {
                 let c = layout.count(n)
