@@ -3,17 +3,18 @@ import WconvTensor
 
 /// The trainer's data-parallel hooks (a no-op path when `parallel` is one process).
 extension Trainer {
-    /// The global batch's gradients from this rank's (`labels` and `rows` its shard's targets and
-    /// dataset rows, `loss` their mean loss), with rank 0's BatchNorm running statistics. A
-    /// non-finite global loss stops the run on every rank alike.
-    func reduceStep(_ gradients: [String: Tensor], session: TrainingSession, labels: [Int], rows: [Int], loss: Double, epoch e: Int) throws -> [String: Tensor] {
+    /// The global batch's gradients and mean loss from this rank's (`labels` and `rows` its shard's
+    /// targets and dataset rows, `loss` their mean loss), with rank 0's BatchNorm running
+    /// statistics. A non-finite global loss stops the run on every rank alike.
+    func reduceStep(_ gradients: [String: Tensor], session: TrainingSession, labels: [Int], rows: [Int], loss: Double,
+                    epoch e: Int) throws -> (gradients: [String: Tensor], loss: Double) {
         let weight = lossWeight(labels: labels, rows: rows)
         let r = try parallel.reduce(gradients: gradients, layout: DataParallel.GradientLayout(session), weight: weight,
                                     sums: [labels.isEmpty ? 0 : loss * weight])
         let global = r.sums[0] / r.weight
         guard global.isFinite else { throw lossNotFinite(global, epoch: e) }
         try parallel.syncBuffers(session, names: Trainer.trainingBatchNormBuffers(session))
-        return r.gradients
+        return (r.gradients, global)
     }
 
     /// What the shard's mean loss divides by, so that shards add up to the global mean: the
@@ -28,7 +29,7 @@ extension Trainer {
 
     /// A rank whose shard of the global batch is empty still takes the global step.
     func stepWithoutSamples(_ session: TrainingSession, _ optimizer: Optimizer, epoch e: Int) throws {
-        try optimizer.step(parameters: session, gradients: reduceStep([:], session: session, labels: [], rows: [], loss: 0, epoch: e))
+        try optimizer.step(parameters: session, gradients: reduceStep([:], session: session, labels: [], rows: [], loss: 0, epoch: e).gradients)
     }
 
     /// Running statistics that batch-statistics BatchNorm layers update in forward.

@@ -460,7 +460,7 @@ public final class Trainer {
             let lv = logits.floats()
             var grad = [Float](repeating: 0, count: lv.count)
             var mlCorrect: Double?
-            let loss = try lv.withUnsafeBufferPointer { lp in
+            var loss = try lv.withUnsafeBufferPointer { lp in
                 try grad.withUnsafeMutableBufferPointer { gp in
                     let (l, g) = (UnsafeBufferPointer(rebasing: lp[0..<(ns * C)]), UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
                     if let ml = multiLabel {
@@ -485,7 +485,7 @@ public final class Trainer {
             // Ranks decide together, on the global loss, after the reduction.
             guard total.isFinite || parallel.isDistributed else { throw lossNotFinite(total, epoch: e) }
             var g = try session.backward(outputGradients: grads)
-            if parallel.isDistributed { g = try reduceStep(g, session: session, labels: labels, rows: rows, loss: total, epoch: e) }
+            if parallel.isDistributed { (g, loss) = try reduceStep(g, session: session, labels: labels, rows: rows, loss: total, epoch: e) }
             try optimizer.step(parameters: session, gradients: g)
             globalStep += 1
             lossSum += loss * Double(ns)
