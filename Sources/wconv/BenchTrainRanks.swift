@@ -48,17 +48,26 @@ extension BenchTrainCommand {
         let t0 = Communicator.now()
         for _ in 0..<steps { try step() }
         let seconds = Communicator.now() - t0
-        let figures = try comm.allreduceSum([reduceSeconds], what: "benchmark figures")
+        // The all-reduce alone, ranks in step (the loop's figure also holds waiting for the slowest rank).
+        var alone = Double.infinity
+        for _ in 0..<3 {
+            try comm.barrier(what: "all-reduce timing")
+            let t = Communicator.now()
+            _ = try parallel.reduce(gradients: [:], layout: layout, weight: 1, sums: [])
+            alone = min(alone, Communicator.now() - t)
+        }
+        let figures = try comm.allreduceSum([reduceSeconds, alone], what: "benchmark figures")
         guard comm.isRoot else { return }
         let imagesPerSecond = Double(batchSize * steps) / seconds
         let share = figures[0] / Double(n) / seconds
         let mb = Double(layout.names.reduce(0) { $0 + layout.shapes[$1]!.reduce(1, *) }) * 4 / 1e6
         if json {
             try printJSON(["model": label, "batch_size": batchSize, "ranks": n, "threads": threads, "images_per_second": imagesPerSecond,
-                           "allreduce_share": share, "gradient_megabytes": mb, "step_seconds": seconds / Double(steps)])
+                           "allreduce_share": share, "gradient_megabytes": mb, "step_seconds": seconds / Double(steps),
+                           "allreduce_seconds": n > 1 ? figures[1] / Double(n) : 0])
         } else {
             print("data-parallel fine-tuning, \(label), global batch \(batchSize), \(h)x\(w), \(n) rank\(n == 1 ? "" : "s") × \(threads) thread\(threads == 1 ? "" : "s"):")
-            print("  \(fmt(imagesPerSecond, 1)) img/s, \(fmt(seconds / Double(steps), 3)) s/step; gradient all-reduce (incl. waiting for the slowest rank) \(fmt(share * 100, 1))% of the step, \(fmt(mb, 1)) MB per step")
+            print("  \(fmt(imagesPerSecond, 1)) img/s, \(fmt(seconds / Double(steps), 3)) s/step; gradient all-reduce (incl. waiting for the slowest rank) \(fmt(share * 100, 1))% of the step, \(fmt(mb, 1)) MB per step\(n > 1 ? "; the all-reduce alone \(fmt(figures[1] / Double(n) * 1000, 1)) ms" : "")")
         }
     }
 
