@@ -13,24 +13,12 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Timed steps per measurement (after one warm-up step).") var steps: Int = 3
     @Option(help: "Classes of the new head.") var classes: Int = 10
     @Option(help: "CPU threads.") var threads: Int = 2
+    @Option(help: "Data-parallel ranks: runs itself under `mpirun -np N` and measures fine-tuning with the batch sharded and gradients all-reduced.") var ranks: Int?
     @Flag(help: "Print one JSON document on stdout.") var json = false
 
     func run() throws {
-        var graph: ModelGraph
-        let label: String
-        if let syn = synthetic {
-            guard syn == "resnet18" else { throw WconvError(.usage, "--synthetic '\(syn)': only resnet18 is built in") }
-            graph = SyntheticModels.resnet18(classes: 1000, input: size)
-            label = "synthetic resnet18"
-        } else if let model {
-            graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-            label = modelName(model)
-        } else {
-            throw WconvError(.usage, "give a model file or --synthetic resnet18")
-        }
-        let names = (0..<classes).map { "c\($0)" }
-        let rep = try HeadReplacement.replace(graph, classes: names, dropout: 0, seed: 0)
-        graph = rep.graph
+        if let ranks { return try runDataParallel(ranks: ranks) }
+        let (graph, label, rep) = try network()
         let p = graph.preprocessing ?? .imagenet
         let h = p.inputSize.first ?? 224, w = p.inputSize.count > 1 ? p.inputSize[1] : h
         var rng = RNG(seed: 1)
@@ -95,5 +83,23 @@ struct BenchTrainCommand: ParsableCommand {
             print(String(format: "GEMM roof (sgemm 2048³ here): %.1f GFLOP/s; GFLOP counts conv, linear and matmul work (forward + backward)", roof))
             print("peak memory (VmHWM): \(Fmt.bytes(peak))")
         }
+    }
+
+    /// The benchmarked network with a new head of `classes` outputs.
+    func network() throws -> (graph: ModelGraph, label: String, head: HeadReplacement.Result) {
+        let graph: ModelGraph
+        let label: String
+        if let syn = synthetic {
+            guard syn == "resnet18" else { throw WconvError(.usage, "--synthetic '\(syn)': only resnet18 is built in") }
+            graph = SyntheticModels.resnet18(classes: 1000, input: size)
+            label = "synthetic resnet18"
+        } else if let model {
+            graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+            label = modelName(model)
+        } else {
+            throw WconvError(.usage, "give a model file or --synthetic resnet18")
+        }
+        let rep = try HeadReplacement.replace(graph, classes: (0..<classes).map { "c\($0)" }, dropout: 0, seed: 0)
+        return (rep.graph, label, rep)
     }
 }

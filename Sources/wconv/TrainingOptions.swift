@@ -64,7 +64,7 @@ struct TrainingOptions: ParsableArguments {
     }
 }
 
-func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+func stderrLine(_ s: String) { if !Console.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
 func printJSON(_ obj: Any) throws {
     let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])

@@ -30,8 +30,9 @@ struct WconvCommand: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            Console.rank?.finalize()
         } catch let error as WconvError {
-            FileHandle.standardError.write(Data("wconv: \(label(error.kind)): \(error.description)\n".utf8))
+            FileHandle.standardError.write(Data("wconv\(Console.tag): \(label(error.kind)): \(error.description)\n".utf8))
             Foundation.exit(error.exitCode)
         } catch {
             // ArgumentParser's own outcomes: help/version (exit 0), usage errors (its EX_USAGE 64

@@ -78,6 +78,8 @@ public final class Trainer {
     /// Ends the run after this many epochs as if killed (after the checkpoint is written): for
     /// resume tests and `--max-epochs-this-run`.
     public var stopAfterEpoch: Int?
+    /// The ranks of a data-parallel run (one process by default): see Distributed/.
+    public var parallel = DataParallel()
     /// The penultimate features (input of the output linear), for MMD.
     public private(set) var featureValue: String?
     public let preprocessing: Preprocessing
@@ -259,17 +261,21 @@ public final class Trainer {
 
     func buildCache(_ front: ModelGraph, data: any LabelledDataset, name: String) throws -> FeatureCache {
         let s = try InferenceSession(graph: front, threads: config.threads)
-        let loader = DataLoader(dataset: data, transform: evalTransform, batchSize: max(1, min(config.batchSize, 64)), shuffle: false, seed: config.seed, workers: 1)
+        // Under data parallelism each rank computes its shard (sample 0 alone, to learn the shape,
+        // when its shard is empty) and `shareCache` fills in the rest.
+        let part = parallel.shardRange(data.count)
+        let mine: any LabelledDataset = parallel.isDistributed ? SubsetDataset(data, indices: part.isEmpty ? [0] : Array(part)) : data
+        let loader = DataLoader(dataset: mine, transform: evalTransform, batchSize: max(1, min(config.batchSize, 64)), shuffle: false, seed: config.seed, workers: 1)
         let stream = loader.batches(epoch: 0)
         var cache: FeatureCache?
-        var k = 0
+        var k = part.isEmpty ? data.count : part.lowerBound
         while let b = try stream.next() {
             guard let out = try s.run([inputName: b.tensor])[front.outputs[0].name] else { throw WconvError(.runtime, "frozen part produced no output") }
             if cache == nil { cache = try FeatureCache(count: data.count, sampleShape: Array(out.shape.dropFirst()), labels: data.labels, memoryLimit: cacheMemoryLimit) }
             let per = cache!.perSample
             try out.withContiguousBytes { raw in
                 let src = raw.bindMemory(to: Float.self)
-                for j in 0..<b.count {
+                for j in 0..<b.count where k + j < data.count {
                     let dst = cache!.sample(k + j)
                     guard dst.count == per else { throw WconvError(.runtime, "feature size changed within \(name)") }
                     _ = dst.initialize(from: UnsafeBufferPointer(rebasing: src[(j * per)..<((j + 1) * per)]))
@@ -278,6 +284,7 @@ public final class Trainer {
             k += b.count
         }
         guard let c = cache else { throw WconvError.invalid("the \(name) set is empty") }
+        try shareCache(c, name: name)
         return c
     }
 
@@ -340,7 +347,7 @@ public final class Trainer {
                 lastCompleted = (e, graph.parameters)
             }
             if config.mode == .progressive && e == 0 { baseline = selectionScore(rec) }
-            if let dir = checkpointDir { try writeCheckpoint(dir: dir, epoch: e + 1) }
+            if let dir = checkpointDir, parallel.isRoot { try writeCheckpoint(dir: dir, epoch: e + 1) }
             if let k = stopAfterEpoch, e + 1 >= k { break }
             if config.mode.isFineTuning, let b = baseline, selectionScore(rec) != nil,
                BaselineGuard.trips(scores: history.compactMap { selectionScore($0) }, totalEpochs: config.epochs, baseline: b, margin: baselineMargin) {
@@ -364,9 +371,10 @@ public final class Trainer {
         }
         var metrics: ClassificationMetrics?
         var multiLabelMetrics: MultiLabelMetrics?
-        if let val, multiLabel != nil {
+        // The root reports the final metrics; the other ranks only trained.
+        if let val, parallel.isRoot, multiLabel != nil {
             multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), bestOnData: true)
-        } else if let val { metrics = try evaluate(graph: graph, data: val, classes: classes) }
+        } else if let val, parallel.isRoot { metrics = try evaluate(graph: graph, data: val, classes: classes) }
         var out = graph
         if multiLabel != nil { MultiLabelObjective.annotate(&out, labels: classes, thresholds: multiLabelMetrics?.thresholds) }
         out.provenance.notes["wconv.training.plan"] = plan.jsonString()
@@ -393,6 +401,7 @@ public final class Trainer {
         let t = try Trainer(graph: graph, config: c, train: train, val: val, modelName: "baseline", augment: false, log: { _ in })
         t.computeBaseline = false
         t.cacheMemoryLimit = cacheMemoryLimit
+        t.parallel = parallel
         // The head is already replaced in `graph`; keep it.
         let r = try t.runQuiet()
         guard let e = r.bestEpoch, e >= 0, e < r.history.count, let score = t.selectionScore(r.history[e]) else { return nil }
@@ -409,7 +418,7 @@ public final class Trainer {
     func trainEpoch(_ e: Int) throws -> EpochRecord {
         guard let session, let optimizer else { throw WconvError(.runtime, "trainer not prepared") }
         let t0 = Date()
-        session.seedDropout(config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(e))
+        session.seedDropout((config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(e)) ^ parallel.dropoutSalt)
         let spe = stepsPerEpoch
         let schedule = try config.lrSchedule(stepsPerEpoch: spe)
         var lossSum = 0.0, correct = 0.0, seen = 0, mmdSum = 0.0, mmdCount = 0
@@ -434,6 +443,8 @@ public final class Trainer {
         func step(_ x: Tensor, _ labels: [Int], rows: [Int]) throws {
             optimizer.applySchedule(schedule, step: globalStep)
             let ns = labels.count
+            // This rank's shard of a short last batch can be empty; it still joins the reduction.
+            if ns == 0 { try stepWithoutSamples(session, optimizer, epoch: e); globalStep += 1; return }
             var input = x
             var nt = 0
             if let t = try nextTarget(ns) {
@@ -449,7 +460,7 @@ public final class Trainer {
             let lv = logits.floats()
             var grad = [Float](repeating: 0, count: lv.count)
             var mlCorrect: Double?
-            let loss = try lv.withUnsafeBufferPointer { lp in
+            var loss = try lv.withUnsafeBufferPointer { lp in
                 try grad.withUnsafeMutableBufferPointer { gp in
                     let (l, g) = (UnsafeBufferPointer(rebasing: lp[0..<(ns * C)]), UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
                     if let ml = multiLabel {
@@ -471,10 +482,10 @@ public final class Trainer {
                 total += config.mmdWeight * r.value
                 mmdSum += r.value; mmdCount += 1
             }
-            guard total.isFinite else {
-                throw StopTraining(message: "epoch \(e + 1), step \(globalStep + 1): the loss became \(total). Likely cause: a learning rate too high for these weights (head \(sci(config.lr))) or inputs far from the normalisation the model expects. Fix: lower --lr (and --backbone-lr) by 10×, add --schedule warmup-cosine, or check the normalisation warning above.")
-            }
-            let g = try session.backward(outputGradients: grads)
+            // Ranks decide together, on the global loss, after the reduction.
+            guard total.isFinite || parallel.isDistributed else { throw lossNotFinite(total, epoch: e) }
+            var g = try session.backward(outputGradients: grads)
+            if parallel.isDistributed { (g, loss) = try reduceStep(g, session: session, labels: labels, rows: rows, loss: total, epoch: e) }
             try optimizer.step(parameters: session, gradients: g)
             globalStep += 1
             lossSum += loss * Double(ns)
@@ -495,15 +506,17 @@ public final class Trainer {
             }
             var s = 0
             while s < order.count {
-                let idx = Array(order[s..<min(s + config.batchSize, order.count)])
+                let idx = parallel.shard(Array(order[s..<min(s + config.batchSize, order.count)]))
                 try step(cache.batch(idx), idx.map { cache.labels[$0] }, rows: idx)
                 s += config.batchSize
             }
         } else {
             let loader = DataLoader(dataset: train, transform: trainTransform, batchSize: config.batchSize, shuffle: config.shuffle, seed: config.seed, workers: 1)
+            if parallel.isDistributed { loader.shard = { [parallel] in parallel.shard($0) } }
             let stream = loader.batches(epoch: e)
             while let b = try stream.next() { try step(b.tensor, b.labels, rows: b.indices) }
         }
+        if parallel.isDistributed { (lossSum, correct, seen) = try sumEpochFigures(lossSum, correct, seen) }
         let trainSeconds = Date().timeIntervalSince(t0)
         var rec = EpochRecord(epoch: e + 1, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: correct / Double(max(seen, 1)),
                               valLoss: nil, valAccuracy: nil, valMacroAUC: nil, headLR: optimizer.groups.first { $0.name.hasPrefix("head") }?.lr ?? config.lr,
@@ -521,15 +534,20 @@ public final class Trainer {
 
     var stepsPerEpoch: Int { max(1, (train.count + config.batchSize - 1) / config.batchSize) }
 
+    func lossNotFinite(_ total: Double, epoch e: Int) -> StopTraining {
+        StopTraining(message: "epoch \(e + 1), step \(globalStep + 1): the loss became \(total). Likely cause: a learning rate too high for these weights (head \(sci(config.lr))) or inputs far from the normalisation the model expects. Fix: lower --lr (and --backbone-lr) by 10×, add --schedule warmup-cosine, or check the normalisation warning above.")
+    }
+
     /// Validation with the current session (cached features when the cut is active).
     func evaluateCurrent() throws -> (loss: Double?, accuracy: Double, macroAUC: Double?) {
         guard let session, let val else { throw WconvError(.runtime, "no validation data") }
         var scores: [Float] = [], targets: [Int] = [], rows: [Int] = []
         let C = classes.count
+        let part = parallel.shardRange(val.count)
         if let cache = caches["val"], let cut {
-            var s = 0
-            while s < cache.count {
-                let idx = Array(s..<min(s + 64, cache.count))
+            var s = part.lowerBound
+            while s < part.upperBound {
+                let idx = Array(s..<min(s + 64, part.upperBound))
                 let out = try session.forward([cut.value: cache.batch(idx)], training: false)
                 scores += try logitsOf(out, session)
                 targets += idx.map { cache.labels[$0] }
@@ -538,13 +556,18 @@ public final class Trainer {
             }
         } else {
             let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: min(config.batchSize, 64), shuffle: false, seed: config.seed)
-            let stream = loader.batches(epoch: 0)
+            let stream = loader.batches(epoch: 0, only: part)
             while let b = try stream.next() {
                 let out = try session.forward([inputName: b.tensor], training: false)
                 scores += try logitsOf(out, session)
                 targets += b.labels
                 rows += b.indices
             }
+        }
+        if parallel.isDistributed {
+            scores = try parallel.gather(scores, per: C, total: val.count)
+            targets = val.labels
+            rows = Array(0..<val.count)
         }
         if let ml = multiLabel { return try ml.figures(logits: scores, rows: rows) }
         let m = try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
