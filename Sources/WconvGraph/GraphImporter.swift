@@ -101,6 +101,8 @@ public enum GraphImporter {
             do {
                 let r = try ArchitectureRecognizer.recognizeDetailed(bundle, forced: arch, configJSON: configJSON)
                 graph = r.graph
+                // The family's usual preprocessing: a guess, since a state dict records none.
+                if graph.preprocessing != nil { graph.preprocessing?.assumed = true }
                 evidence = r.evidence
                 renames = r.renames
                 unused = r.unused

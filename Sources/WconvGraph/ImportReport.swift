@@ -61,8 +61,10 @@ public struct ImportReport: Codable, Sendable {
         return Head(node: n.name, weight: n.inputs[1], inFeatures: w.shape[1], outFeatures: w.shape[0])
     }
 
-    /// Human-readable report.
-    public func render() -> String {
+    /// Human-readable report: a summary that fits a screen (architecture, groups with their
+    /// parameter counts, every unused or aliased tensor, renames by rule); `verbose` adds one line
+    /// per tensor.
+    public func render(verbose: Bool = false) -> String {
         var s: [String] = []
         s.append("source:        \(source)")
         if let h = sourceSHA256 { s.append("sha256:        \(h)") }
@@ -84,29 +86,72 @@ public struct ImportReport: Codable, Sendable {
         }
         if let h = head { s.append("head:          \(h.node) (\(h.weight)): \(h.inFeatures) → \(h.outFeatures)") }
         if let p = preprocessing {
-            s.append("preprocessing: resize \(p.resizeShorter.map(String.init) ?? "-") → crop \(p.inputSize.map(String.init).joined(separator: "×")), mean \(p.mean), std \(p.std), \(p.interpolation), \(p.channelOrder)")
+            s.append("preprocessing: resize \(p.resizeShorter.map(String.init) ?? "-") → crop \(p.inputSize.map(String.init).joined(separator: "×")), mean \(p.mean), std \(p.std), \(p.interpolation), \(p.channelOrder)\(p.assumed == true ? " (assumed: the family's usual values; the file records none — training fits the input size to the data)" : "")")
         } else if architecture != nil { s.append("preprocessing: none (not an image model)") }
         if !groups.isEmpty {
-            s.append("layer groups:")
-            for g in groups { s.append("  \(g.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(g.name) (\(g.parameters.count) parameters, \(g.buffers.count) buffers)") }
+            let total = groups.reduce(0) { $0 + $1.parameterCount }
+            s.append("layer groups:  \(groups.count), \(Self.count(total)) parameter values")
+            let w = groups.map(\.name.count).max() ?? 0
+            for g in groups {
+                s.append("  \(g.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(g.name.padding(toLength: w, withPad: " ", startingAt: 0))  \(g.parameters.count) parameters (\(Self.count(g.parameterCount)) values), \(g.buffers.count) buffers")
+            }
         }
         let used = tensors.filter { $0.status == "used" }.count
         let renamed = tensors.filter { $0.status == "renamed" }
         let unused = tensors.filter { $0.status == "unused" }
         s.append("tensors:       \(tensors.count) in the file: \(used) used as named, \(renamed.count) renamed, \(unused.count) kept but unused")
-        for t in tensors {
-            let head = "  \(t.source) \(t.dtype)\(t.shape)"
-            switch t.status {
-            case "renamed": s.append("\(head) → \(t.name) [\(t.rule ?? "")] used by \(t.usedBy.joined(separator: ", "))")
-            case "unused": s.append("\(head) unused: \(t.reason ?? "")")
-            case "alias": s.append("\(head) alias of \(t.reason ?? "")")
-            default: s.append("\(head) → \(t.usedBy.joined(separator: ", "))")
-            }
+        if verbose {
+            for t in tensors { s.append(Self.line(t)) }
+        } else {
+            s += summaryLines()
         }
         for (k, v) in extras.sorted(by: { $0.key < $1.key }) { s.append("also in file:  \(k): \(v)") }
         if !stubbedGlobals.isEmpty { s.append("inert stubs:   \(stubbedGlobals.joined(separator: ", ")) (referenced by the pickle, never executed)") }
         for w in warnings { s.append("warning: \(w)") }
         if let o = output { s.append("wrote:         \(o)") }
         return s.joined(separator: "\n")
+    }
+}
+
+extension ImportReport {
+    /// One tensor and what became of it (the `--verbose` table).
+    static func line(_ t: TensorEntry) -> String {
+        let head = "  \(t.source) \(t.dtype)\(t.shape)"
+        switch t.status {
+        case "renamed": return "\(head) → \(t.name) [\(t.rule ?? "")] used by \(t.usedBy.joined(separator: ", "))"
+        case "unused": return "\(head) unused: \(t.reason ?? "")"
+        case "alias": return "\(head) alias of \(t.reason ?? "")"
+        default: return "\(head) → \(t.usedBy.joined(separator: ", "))"
+        }
+    }
+
+    /// Without `--verbose`: renames counted per rule (one example each); unused and aliased tensors
+    /// listed one by one, except BatchNorm step counters, which every BN checkpoint holds and no
+    /// computation reads — those are counted.
+    func summaryLines() -> [String] {
+        var s: [String] = []
+        var byRule: [(rule: String, first: TensorEntry, n: Int)] = []
+        for t in tensors where t.status == "renamed" {
+            let r = t.rule ?? "renamed"
+            if let i = byRule.firstIndex(where: { $0.rule == r }) { byRule[i].n += 1 } else { byRule.append((r, t, 1)) }
+        }
+        for r in byRule { s.append("  renamed \(r.n) by [\(r.rule)], e.g. \(r.first.source) → \(r.first.name)") }
+        let counters = tensors.filter { $0.status == "unused" && $0.source.hasSuffix("num_batches_tracked") }
+        if !counters.isEmpty {
+            s.append("  unused \(counters.count) BatchNorm step counters (*.num_batches_tracked): training bookkeeping, kept so exports load with strict=True")
+        }
+        for t in tensors where (t.status == "unused" && !t.source.hasSuffix("num_batches_tracked")) || t.status == "alias" {
+            s.append(Self.line(t))
+        }
+        s.append("  (--verbose lists every tensor)")
+        return s
+    }
+
+    /// 79,304 style.
+    static func count(_ n: Int) -> String {
+        var digits = Array(String(n.magnitude))
+        var i = digits.count - 3
+        while i > 0 { digits.insert(",", at: i); i -= 3 }
+        return (n < 0 ? "-" : "") + String(digits)
     }
 }

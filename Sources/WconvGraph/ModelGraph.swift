@@ -3,7 +3,7 @@ import WconvTensor
 
 /// An op of the canonical vocabulary. A string-backed struct rather than an enum so that
 /// builders and the runtime can add ops in their own files (`extension Op { static let … }`).
-/// Attribute conventions for each op are documented where the op is declared (OpVocabulary.swift).
+/// Attribute conventions for each op are documented where the op is declared (Ops/*Ops.swift, docs/adding-an-op.md).
 public struct Op: Hashable, Codable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
@@ -83,6 +83,10 @@ public struct Preprocessing: Codable, Equatable, Sendable {
     public var channelOrder: String
     /// Input value range before mean/std: 1.0 means pixels scaled to [0,1], 255.0 means raw.
     public var scale: Double
+    /// True when wconv filled in the architecture family's usual preprocessing because the file
+    /// records none (a bare state dict): training then fits the input size to the data
+    /// (`--input-size auto`). Nil (absent from the JSON) when recorded.
+    public var assumed: Bool?
 
     public init(inputSize: [Int] = [224, 224], resizeShorter: Int? = 256,
                 mean: [Double] = [0.485, 0.456, 0.406], std: [Double] = [0.229, 0.224, 0.225],

@@ -6,13 +6,14 @@ struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "finetune", abstract: "Fine-tunes a model on a labelled dataset and exports it with its labels and preprocessing.")
 
     @Argument(help: "Model file (any supported format).") var model: String
-    @Option(help: "Training data: ImageFolder directory (one folder per class) or .npz with images/labels.") var data: String
+    @Option(help: "Training data: ImageFolder directory (one folder per class), .csv (path + label columns; two or more label columns are multi-label) or .npz with images/labels.") var data: String
     @Option(help: "Validation data (same classes).") var val: String?
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of --data for validation (seeded, stratified).") var valSplit: Double?
     @Option(name: .customLong("adapt-target"), help: "Unlabeled target-domain images for MMD domain adaptation.") var adaptTarget: String?
     @OptionGroup var training: TrainingOptions
     @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract where it is off so frozen features are cached).") var augment: Bool?
     @Flag(name: .customLong("no-baseline"), help: "Skip the feature-extraction baseline that guards a fine-tuning run.") var noBaseline = false
+    @Flag(name: .customLong("strict-guards"), help: "A tripped guard rail fails the run (exit 1) instead of advising; the best model seen is still written.") var strictGuards = false
     @Option(name: .customLong("checkpoint-dir"), help: "Write an atomic checkpoint here after every epoch.") var checkpointDir: String?
     @Option(help: "Resume from a checkpoint (last.safetensors) written with the same flags.") var resume: String?
     @Option(name: .shortAndLong, help: "Output model: .safetensors | .pth | .onnx | .h5") var output: String
@@ -20,11 +21,13 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Print the final metrics as JSON on stdout.") var json = false
 
     func run() throws {
-        let config = try training.config()
+        let flags = try training.config()
         let started = Date()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-        try training.preprocessing.apply(to: &graph)
-        let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: config.seed)
+        let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: flags.seed)
+        let fit = try DataFit.resolve(graph: graph, config: flags, batchSize: training.batchSize, request: training.preprocessing.request(), train: train)
+        graph.preprocessing = fit.preprocessing
+        let config = fit.config
         let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }
         stderrLine(TrainingJob.summary(train, name: "training"))
         if let v = valSet { stderrLine(TrainingJob.summary(v, name: "validation")) }
@@ -33,6 +36,7 @@ struct FinetuneCommand: ParsableCommand {
         if let v = valSet { try DatasetCheck.verifyAll(v, threads: config.threads) }
         if let t = target { try DatasetCheck.verifyAll(t, threads: config.threads) }
         let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: augment)
+        trainer.annotatePlan(fit)
         trainer.checkpointDir = checkpointDir
         trainer.computeBaseline = !noBaseline
         if isatty(2) != 0 {
@@ -52,18 +56,29 @@ struct FinetuneCommand: ParsableCommand {
             try TrainingReport.write(html, to: report)
             stderrLine("report: \(report)")
         }
-        if let stop = result.stopped { throw WconvError(.runtime, "training stopped at " + stop) }
+        guard let kept = result.kept else {
+            throw WconvError(.runtime, "guard: \(result.stopped ?? "training ended") — no epoch completed, so there is no model worth writing; \(output) was not written")
+        }
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
         try ModelIO.save(out, to: output)
-        stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
+        stderrLine("wrote \(output): \(kept); \(out.labels?.count ?? 0) \(train.isMultiLabel ? "labels, multi-label" : "classes"), labels and preprocessing in the metadata")
+        if result.guardTripped, let why = result.stopped {
+            // Advice, not failure: the work is kept; --strict-guards turns it into exit 1.
+            let text = "guard rail tripped at \(why)\n  the best model seen, \(kept), was written to \(output)"
+            if strictGuards { throw WconvError(.runtime, text + " (--strict-guards: exit 1)") }
+            stderrLine("warning: " + text)
+        }
         if json {
             var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]
             if let m = result.metrics, let d = try? JSONEncoder().encode(m), let mj = try? JSONSerialization.jsonObject(with: d) { obj["metrics"] = mj }
+            if let m = result.multiLabelMetrics { obj["metrics"] = try jsonObject(m) }
             if let b = result.baselineAccuracy { obj["baseline_accuracy"] = b }
             obj["mmd"] = result.mmd.map { ["kind": $0.kind.rawValue, "before": $0.before, "after": $0.after] }
             try printJSON(obj)
         } else if let m = result.metrics {
+            print(m.table(), terminator: "")
+        } else if let m = result.multiLabelMetrics {
             print(m.table(), terminator: "")
         }
     }

@@ -8,7 +8,8 @@ struct ImportCommand: ParsableCommand {
         abstract: "Reads any supported file and writes the canonical model.",
         discussion: """
         Builds the model graph (recognised architecture for bare state dicts, the file's own graph for \
-        ONNX/Keras, the stored graph for canonical files), prints what happened to every tensor, and \
+        ONNX/Keras, the stored graph for canonical files), prints a summary (architecture, layer groups \
+        with their parameter counts, every unused or aliased tensor; --verbose: every tensor), and \
         writes the canonical safetensors model (default: beside FILE as NAME.wconv.safetensors). \
         A file whose structure is not recognised imports as weights only, with the reason.
         """)
@@ -31,6 +32,9 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON document on stdout.")
     var json = false
 
+    @Flag(name: .long, help: "List every tensor and what became of it (the summary lists only unused and aliased ones).")
+    var verbose = false
+
     func run() throws {
         var configJSON: [String: Any]?
         if let config {
@@ -52,7 +56,7 @@ struct ImportCommand: ParsableCommand {
             FileHandle.standardOutput.write(try enc.encode(result.report))
             FileHandle.standardOutput.write(Data("\n".utf8))
         } else {
-            print(result.report.render())
+            print(result.report.render(verbose: verbose))
         }
     }
 

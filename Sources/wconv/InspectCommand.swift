@@ -5,8 +5,8 @@ import Wconv
 /// `wconv inspect FILE`: what a model file holds, tensor by tensor.
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "inspect", abstract: "Lists every tensor of a model file.",
-        discussion: "The format is sniffed from the bytes. Shows dtype, shape and size of every tensor, totals, metadata, what else the file holds, globals the pickle referenced and tied tensors.")
+        commandName: "inspect", abstract: "Lists the tensors of a model file.",
+        discussion: "The format is sniffed from the bytes. Shows dtype, shape and size of every tensor (above \(InspectReport.summaryThreshold) tensors: totals per module, unless --verbose or --stats), totals, metadata, what else the file holds, globals the pickle referenced and tied tensors.")
 
     @Argument(help: "Model file (.pth/.pt/.bin, .safetensors or its .index.json, .onnx, .h5/.keras).")
     var file: String
@@ -19,6 +19,9 @@ struct InspectCommand: ParsableCommand {
 
     @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint (default: found automatically).")
     var key: String?
+
+    @Flag(help: "One row per tensor even for large files (otherwise one row per module above \(InspectReport.summaryThreshold) tensors).")
+    var verbose = false
 
     func run() throws {
         let format = try ModelFile.sniff(path: file)
@@ -41,7 +44,7 @@ struct InspectCommand: ParsableCommand {
             }
             doc.print()
         } else {
-            print(InspectReport.text(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil))
+            print(InspectReport.text(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil, verbose: verbose))
             if let structure { print(structure.lines.joined(separator: "\n")) }
         }
     }
@@ -73,9 +76,40 @@ enum InspectReport {
         return groups.sorted { $0[0] < $1[0] }
     }
 
-    static func text(file: String, format: FileFormat, bundle b: TensorBundle, stats: [String: TensorStats]?) -> String {
+    /// Files with more tensors than this get one row per module unless `--verbose`.
+    static let summaryThreshold = 40
+
+    /// One row per module (name prefix), at the shallowest depth that splits the file into 2…40 rows.
+    static func moduleTable(_ b: TensorBundle) -> String {
+        func prefix(_ name: String, _ depth: Int) -> String {
+            name.split(whereSeparator: { $0 == "." || $0 == "/" }).prefix(depth).joined(separator: ".")
+        }
+        let names = Array(b.tensors.keys)
+        var depth = 1
+        while depth < 4, Set(names.map { prefix($0, depth) }).count < 2 { depth += 1 }
+        var rows: [(String, Int, Int, Int, Set<String>)] = []
+        var index: [String: Int] = [:]
+        for (name, t) in b.tensors {
+            let p = prefix(name, depth)
+            if index[p] == nil { index[p] = rows.count; rows.append((p, 0, 0, 0, [])) }
+            let i = index[p]!
+            rows[i].1 += 1
+            if b.aliases[name] == nil { rows[i].2 += t.numel; rows[i].3 += t.byteCount }
+            rows[i].4.insert(t.dtype.rawValue)
+        }
+        var table = TextTable(["module", "tensors", "elements", "bytes", "dtypes"], rightAligned: [1, 2, 3])
+        for r in rows { table.add([r.0, String(r.1), Fmt.count(r.2), Fmt.count(r.3), r.4.sorted().joined(separator: ",")]) }
+        return table.render() + "\n(\(b.tensors.count) tensors; --verbose lists every one)"
+    }
+
+    static func text(file: String, format: FileFormat, bundle b: TensorBundle, stats: [String: TensorStats]?, verbose: Bool = false) -> String {
         var out: [String] = []
         out.append("\(file): \(format.rawValue)")
+        if !verbose, stats == nil, b.tensors.count > summaryThreshold {
+            out.append(moduleTable(b))
+            out += footer(b, stats: nil)
+            return out.joined(separator: "\n")
+        }
         var headers = ["name", "dtype", "shape", "bytes"]
         var right: Set<Int> = [3]
         if stats != nil {
@@ -93,6 +127,13 @@ enum InspectReport {
             table.add(row)
         }
         out.append(table.render())
+        out += footer(b, stats: stats)
+        return out.joined(separator: "\n")
+    }
+
+    /// Totals, ties, metadata, extras, globals and warnings (after the tensor table).
+    static func footer(_ b: TensorBundle, stats: [String: TensorStats]?) -> [String] {
+        var out: [String] = []
         let stored = b.tensors.filter { b.aliases[$0.key] == nil }
         out.append("")
         out.append("total: \(Fmt.count(b.tensors.count)) tensors (\(stored.count) stored), \(Fmt.count(stored.values.reduce(0) { $0 + $1.numel })) elements, \(Fmt.bytes(storedBytes(b)))")
@@ -125,7 +166,7 @@ enum InspectReport {
             out.append("stubbed (inert, never called): " + b.stubbedGlobals.joined(separator: ", "))
         }
         for w in b.warnings { out.append("warning: \(w)") }
-        return out.joined(separator: "\n")
+        return out
     }
 
     static func json(file: String, format: FileFormat, bundle b: TensorBundle, stats: [String: TensorStats]?) -> JSONOut {

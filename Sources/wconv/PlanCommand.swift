@@ -6,15 +6,14 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plan", abstract: "Prints the resolved training plan (groups, trainable epochs, learning rates, BatchNorm policy, warnings) before any compute.")
 
     @Argument(help: "Model file (any supported format).") var model: String
-    @Option(help: "Training data (ImageFolder directory or .npz) — gives the classes and enables the data checks.") var data: String?
+    @Option(help: "Training data (ImageFolder directory, .csv or .npz) — gives the classes (or labels) and enables the data checks.") var data: String?
     @Option(help: "Number of classes (or a comma list of names) when no --data is given.") var classes: String?
     @OptionGroup var training: TrainingOptions
     @Flag(help: "Print the plan as JSON.") var json = false
 
     func run() throws {
-        let config = try training.config()
+        let flags = try training.config()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-        try training.preprocessing.apply(to: &graph)
         let classNames: [String]
         var trainSet: (any LabelledDataset)?
         if let data {
@@ -30,11 +29,17 @@ struct PlanCommand: ParsableCommand {
         } else {
             throw WconvError(.usage, "give --data DIR or --classes N so the plan knows the number of classes")
         }
+        let fit = try DataFit.resolve(graph: graph, config: flags, batchSize: training.batchSize, request: training.preprocessing.request(), train: trainSet)
+        graph.preprocessing = fit.preprocessing
+        let config = fit.config
         let headSize = HeadReplacement.outputSize(graph)
         if config.head == "new" { graph = try HeadReplacement.replace(graph, classes: classNames, dropout: config.dropout, seed: config.seed).graph }
         var plan = try TrainingPlan(graph: graph, config: config, classes: classNames, modelName: modelName(model))
+        plan.multiLabel = trainSet?.isMultiLabel ?? false
         try plan.checkData(headOutputs: headSize, dataClasses: classNames.count,
-                           channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: graph.preprocessing ?? .imagenet, seed: config.seed) })
+                           channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: fit.preprocessing, seed: config.seed) })
+        plan.notes += fit.notes
+        plan.warnings += fit.warnings
         if json { try printJSON(plan.jsonObject()) } else { print(plan.render(), terminator: "") }
     }
 }

@@ -7,7 +7,7 @@ import Wconv
 struct TrainingOptions: ParsableArguments {
     @Option(help: "feature-extract | finetune | progressive | scratch") var mode: String = "feature-extract"
     @Option(help: "Epochs.") var epochs: Int = 10
-    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: "Batch size (default 32, at most a fifth of the training set).") var batchSize: Int?
     @Option(help: "sgd | adam | adamw") var optimizer: String = "adamw"
     @Option(help: "SGD momentum.") var momentum: Double = 0.9
     @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
@@ -34,7 +34,10 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "MMD kind: mean (the seed's) | gaussian (multi-bandwidth kernel)") var mmd: String = "mean"
     @Flag(name: .customLong("keep-optimizer-state"), help: "Keep optimizer moments when progressive unfreezing rebuilds the groups.") var keepOptimizerState = false
     @Flag(name: .customLong("no-shuffle"), help: "Keep the dataset order (reference runs).") var noShuffle = false
+    @Option(help: "Early stopping: end the run after N epochs without a better validation metric (needs validation data).") var patience: Int?
+    @Flag(name: .customLong("restore-best"), inversion: .prefixedNo, help: "Output the best validation epoch's weights (default) rather than the last epoch's; a tripped guard always outputs the best.") var restoreBest = true
     @OptionGroup var preprocessing: PreprocessingOptions
+    @OptionGroup var multiLabel: MultiLabelFlags
 
     func config() throws -> TrainingConfig {
         var c = TrainingConfig()
@@ -42,11 +45,12 @@ struct TrainingOptions: ParsableArguments {
         guard let b = BatchNormPolicy(rawValue: bn) else { throw WconvError(.usage, "--bn '\(bn)': use auto, train, frozen or frozen-affine") }
         guard let k = MMDKind(rawValue: mmd) else { throw WconvError(.usage, "--mmd '\(mmd)': use mean or gaussian") }
         c.mode = m; c.bn = b; c.mmdKind = k
-        c.epochs = epochs; c.batchSize = batchSize; c.optimizer = optimizer; c.momentum = momentum; c.nesterov = nesterov
+        c.epochs = epochs; c.batchSize = batchSize ?? 32; c.optimizer = optimizer; c.momentum = momentum; c.nesterov = nesterov
         c.lr = lr; c.backboneLR = backboneLR; c.weightDecay = weightDecay; c.decayNormsAndBiases = decayNorms
         c.schedule = schedule; c.warmupEpochs = warmupEpochs; c.stepEpochs = stepEpochs; c.labelSmoothing = labelSmoothing
         c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = threads; c.groups = groups
         c.mmdWeight = mmdWeight; c.keepOptimizerStateOnUnfreeze = keepOptimizerState; c.shuffle = !noShuffle
+        c.patience = patience; c.restoreBest = restoreBest
         if let l = layerLR {
             guard l == "geometric" else { throw WconvError(.usage, "--layer-lr '\(l)': only geometric is defined") }
             guard layerDecay == nil else { throw WconvError(.usage, "give --layer-lr geometric or --layer-decay, not both") }
@@ -54,6 +58,7 @@ struct TrainingOptions: ParsableArguments {
         } else if let d = layerDecay {
             c.layerLR = .decay(d)
         }
+        try multiLabel.apply(to: &c)
         try c.validate()
         return c
     }
@@ -67,34 +72,34 @@ func printJSON(_ obj: Any) throws {
     FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
+/// An Encodable value as a JSON object for `printJSON`.
+func jsonObject<T: Encodable>(_ v: T) throws -> Any {
+    try JSONSerialization.jsonObject(with: JSONEncoder().encode(v))
+}
+
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }
 
 /// Overrides of the model's preprocessing metadata (for files that carry none, such as a bare .pth).
 struct PreprocessingOptions: ParsableArguments {
-    @Option(name: .customLong("input-size"), help: "Network input size (square), overriding the model's metadata.") var inputSize: Int?
+    @Option(name: .customLong("input-size"), help: "Network input size (square) or auto: the data's native size below the default, rounded to the network's total stride (the default for models that record no preprocessing).") var inputSize: String?
     @Option(help: "Resize the shorter side to this before the center crop (0: resize straight to the input size).") var resize: Int?
     @Option(help: "Per-channel mean, e.g. 0.485,0.456,0.406 (on pixels scaled to [0,1]).") var mean: String?
     @Option(help: "Per-channel std, e.g. 0.229,0.224,0.225.") var std: String?
 
-    func apply(to graph: inout ModelGraph) throws {
-        guard inputSize != nil || resize != nil || mean != nil || std != nil else { return }
-        var p = graph.preprocessing ?? .imagenet
-        if let n = inputSize {
-            guard n > 0 else { throw WconvError(.usage, "--input-size must be positive") }
-            p.inputSize = [n, n]
-            if resize == nil { p.resizeShorter = Int((Double(n) * 256 / 224).rounded()) }
+    func request() throws -> PreprocessingRequest {
+        var r = PreprocessingRequest(resize: resize)
+        if let s = inputSize {
+            if s == "auto" { r.inputSize = .auto } else if let n = Int(s), n > 0 { r.inputSize = .fixed(n) } else {
+                throw WconvError(.usage, "--input-size '\(s)': give a positive size in pixels or auto")
+            }
         }
-        if let r = resize { p.resizeShorter = r > 0 ? r : nil }
         func three(_ s: String, _ flag: String) throws -> [Double] {
             let v = s.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard v.count == 3 else { throw WconvError(.usage, "\(flag) needs three comma-separated numbers, got '\(s)'") }
             return v
         }
-        if let m = mean { p.mean = try three(m, "--mean") }
-        if let s = std {
-            p.std = try three(s, "--std")
-            guard p.std.allSatisfy({ $0 > 0 }) else { throw WconvError(.usage, "--std values must be positive") }
-        }
-        graph.preprocessing = p
+        if let m = mean { r.mean = try three(m, "--mean") }
+        if let s = std { r.std = try three(s, "--std") }
+        return r
     }
 }

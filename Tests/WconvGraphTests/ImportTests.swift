@@ -25,7 +25,10 @@ final class ImportTests: XCTestCase {
         XCTAssertTrue(fc.rule?.contains("module.") ?? false)
         XCTAssertEqual(rep.head?.inFeatures, 24)
         XCTAssertEqual(rep.head?.outFeatures, 10)
-        XCTAssertEqual(rep.preprocessing, .imagenet)
+        var family = rep.preprocessing
+        family?.assumed = nil
+        XCTAssertEqual(family, .imagenet)
+        XCTAssertEqual(rep.preprocessing?.assumed, true, "a state dict records no preprocessing: the family's is assumed")
         XCTAssertEqual(r.graph.provenance.sourceSHA256, "00ff")
         XCTAssertEqual(r.graph.provenance.sourceFormat, "pytorch-zip")
         XCTAssertEqual(r.graph.provenance.toolVersion, "9.9")

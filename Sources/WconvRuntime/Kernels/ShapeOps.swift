@@ -68,39 +68,6 @@ func inversePermutation(_ perm: [Int]) -> [Int] {
     return inv
 }
 
-/// Constant padding with non-negative pads [begin..., end...] over all dims.
-func padForward(_ x: UnsafePointer<Float>, shape: [Int], pads: [Int], value: Float, _ y: UnsafeMutablePointer<Float>) {
-    let r = shape.count
-    let outShape = (0..<r).map { shape[$0] + pads[$0] + pads[$0 + r] }
-    let total = outShape.reduce(1, *)
-    y.update(repeating: value, count: total)
-    padCopy(x, shape: shape, pads: pads, y, outShape: outShape, backward: false)
-}
-
-/// Copies the interior: forward x → y's interior; backward adds y's interior into x.
-func padCopy(_ x: UnsafePointer<Float>, shape: [Int], pads: [Int], _ y: UnsafeMutablePointer<Float>, outShape: [Int], backward: Bool) {
-    let r = shape.count
-    let count = shape.reduce(1, *)
-    if count == 0 { return }
-    // A scalar has nothing to pad: its one value is the interior.
-    guard r > 0 else { if backward { UnsafeMutablePointer(mutating: x)[0] += y[0] } else { y[0] = x[0] }; return }
-    let inner = shape[r - 1]
-    let rows = count / inner
-    let outStrides = Tensor_contiguousStrides(outShape)
-    let mx = UnsafeMutablePointer(mutating: x)
-    for row in 0..<rows {
-        var rem = row, off = pads[r - 1]
-        var i = r - 2
-        while i >= 0 { off += ((rem % shape[i]) + pads[i]) * outStrides[i]; rem /= shape[i]; i -= 1 }
-        if backward {
-            let d = mx + row * inner, s = y + off
-            for j in 0..<inner { d[j] += s[j] }
-        } else {
-            (y + off).update(from: x + row * inner, count: inner)
-        }
-    }
-}
-
 /// Gather along `axis` (ONNX Gather / embedding): data viewed as [outer, axisLen, inner].
 func gatherForward(_ data: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: Int, indices: [Int], _ y: UnsafeMutablePointer<Float>) {
     let k = indices.count
