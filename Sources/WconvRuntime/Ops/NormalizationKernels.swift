@@ -123,7 +123,8 @@ struct LayerNorm: StepKernel {
         e.read(0, rows * inner); e.read(1, inner); e.read(2, inner); e.write(0, rows * inner)
         return e
     }
-    func auxFloats(training: Bool) -> Int { 2 * rows }
+    /// At least one float: an empty input (rows 0) still gets the saved-state pointer forward unwraps.
+    func auxFloats(training: Bool) -> Int { max(2 * rows, 1) }
     func forward(_ c: StepContext) throws {
         let saved = c.aux!
         layerNormForward(c.input(0)!, rows: rows, inner: inner, weight: c.input(1), bias: c.input(2), epsilon: epsilon, c.output(),
@@ -194,7 +195,8 @@ struct GroupNorm: StepKernel {
         e.read(0, rows * rowLen); e.read(1, affine); e.read(2, affine); e.write(0, rows * rowLen)
         return e
     }
-    func auxFloats(training: Bool) -> Int { 2 * rows }
+    /// At least one float: an empty input (rows 0) still gets the saved-state pointer forward unwraps.
+    func auxFloats(training: Bool) -> Int { max(2 * rows, 1) }
     func affineIndex(_ ch: Int) -> Int { perGroupAffine ? ch / (c / groups) : ch }
 
     func forward(_ ctx: StepContext) throws {
