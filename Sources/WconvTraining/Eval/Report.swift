@@ -22,7 +22,7 @@ public enum TrainingReport {
         </style></head><body><header><h1>\(esc(title))</h1>
         <p>\(esc(plan.modelName)) · mode \(plan.config.mode.rawValue) · \(plan.classes.count) classes · \(trainCount) training / \(valCount.map(String.init) ?? "no") validation images · seed \(plan.config.seed)</p></header><main>
         """
-        if let stop = result.stopped { s += "<div class=\"stop\"><b>Stopped:</b> \(esc(stop))</div>" }
+        if let stop = result.stopped { s += "<div class=\"stop\"><b>\(result.guardTripped ? "Guard rail" : "Stopped"):</b> \(esc(stop))\(result.kept.map { "<br>Kept: " + esc($0) } ?? "")</div>" }
         // Figure cards.
         var cards: [(String, String)] = []
         if let m = result.metrics {
@@ -31,7 +31,7 @@ public enum TrainingReport {
             cards.append(("macro F1", fmt(m.macroF1, 3)))
         }
         if let b = result.baselineAccuracy { cards.append(("feature-extract baseline", fmt(b * 100, 1) + "%")) }
-        cards.append(("epochs", "\(h.count)\(result.bestEpoch.map { " (best \($0 + 1))" } ?? "")"))
+        cards.append(("epochs", "\(h.count)\(result.bestEpoch.map { $0 < 0 ? " (best: the baseline)" : " (best \($0 + 1))" } ?? "")"))
         if !h.isEmpty { cards.append(("images / s", String(Int(h.map(\.imagesPerSecond).reduce(0, +) / Double(h.count))))) }
         cards.append(("wall time", Trainer.duration(wallSeconds)))
         for m in result.mmd { cards.append(("MMD \(m.kind.rawValue)", fmt(m.before, 4) + " → " + fmt(m.after, 4))) }
