@@ -22,11 +22,12 @@ final class GradientState {
     /// Zeroed gradient buffer of a root value, allocated on first use for the planned shapes.
     func buffer(_ root: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let p = grad[root] {
-            if !touched.contains(root) { p.update(repeating: 0, count: count); touched.insert(root) }
+            // fillFloats: this inlines into throwing backward functions (Kernels/Copy.swift).
+            if !touched.contains(root) { fillFloats(p, with: 0, count: count); touched.insert(root) }
             return p
         }
         let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        p.initialize(repeating: 0, count: max(count, 1))
+        fillFloats(p, with: 0, count: max(count, 1))
         grad[root] = p; gradCount[root] = count
         touched.insert(root)
         return p
