@@ -59,7 +59,7 @@ enum NormalizationKernels {
 struct BatchNorm: StepKernel {
     let n: Int, c: Int, inner: Int
     let epsilon: Float, momentum: Float
-    func auxFloats(training: Bool) -> Int { 2 * c }
+    func auxFloats(training: Bool) -> Int { max(2 * c, 1) }
 
     func forward(_ ctx: StepContext) throws {
         let saved = ctx.aux!, y = ctx.output(), x = ctx.input(0)!
@@ -107,7 +107,7 @@ struct ChannelAffine: StepKernel {
 struct LayerNorm: StepKernel {
     let rows: Int, inner: Int
     let epsilon: Float
-    func auxFloats(training: Bool) -> Int { 2 * rows }
+    func auxFloats(training: Bool) -> Int { max(2 * rows, 1) }  // also for empty inputs: forward reads it
     func forward(_ c: StepContext) throws {
         let saved = c.aux!
         layerNormForward(c.input(0)!, rows: rows, inner: inner, weight: c.input(1), bias: c.input(2), epsilon: epsilon, c.output(),
@@ -167,7 +167,7 @@ struct GroupNorm: StepKernel {
     let perGroupAffine: Bool
     var rows: Int { n * groups }
     var rowLen: Int { c / groups * spatial }
-    func auxFloats(training: Bool) -> Int { 2 * rows }
+    func auxFloats(training: Bool) -> Int { max(2 * rows, 1) }  // also for empty inputs: forward reads it
     func affineIndex(_ ch: Int) -> Int { perGroupAffine ? ch / (c / groups) : ch }
 
     func forward(_ ctx: StepContext) throws {
