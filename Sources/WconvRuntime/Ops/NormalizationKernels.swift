@@ -65,7 +65,7 @@ struct BatchNorm: StepKernel {
         e.write(0, n * c * inner)
         return e
     }
-    func auxFloats(training: Bool) -> Int { 2 * c }
+    func auxFloats(training: Bool) -> Int { max(2 * c, 1) }
 
     func forward(_ ctx: StepContext) throws {
         let saved = ctx.aux!, y = ctx.output(), x = ctx.input(0)!
