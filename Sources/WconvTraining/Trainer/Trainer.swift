@@ -109,7 +109,7 @@ public final class Trainer {
         self.outputName = out.name
         self.logitsName = Trainer.logitsValue(source)
         self.classes = train.classes
-        self.augment = augment ?? (config.mode != .featureExtract)
+        self.augment = augment ?? DataFit.defaultAugment(mode: config.mode, trainCount: train.count)
         if source.preprocessing == nil {
             log("warning: \(modelName) carries no preprocessing metadata; using ImageNet's (resize 256, crop 224, mean/std of ImageNet)")
         }
@@ -201,7 +201,11 @@ public final class Trainer {
     var lastCompleted: (epoch: Int, parameters: OrderedDictionary<String, Tensor>)?
 
     var evalTransform: ImageTransform { ImageTransform(mode: .eval, preprocessing: preprocessing) }
-    var trainTransform: ImageTransform { ImageTransform(mode: augment ? .train : .eval, preprocessing: preprocessing) }
+    var trainTransform: ImageTransform {
+        var t = ImageTransform(mode: augment ? .train : .eval, preprocessing: preprocessing)
+        t.crop = DataFit.trainCrop(config.trainCrop, preprocessing: preprocessing)
+        return t
+    }
 
     /// Copies the session's current values back into `graph`.
     func syncGraph() {
