@@ -61,16 +61,27 @@ struct BenchRunCommand: ParsableCommand {
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2], best = sorted[0]
         let ips = Double(batch) / median
+        let peak = ProcStatus.read().hwm  // before the roof's own buffers
+        let flops = try ModelFLOPs(graph, inputShapes: shapes).forward
+        let gflops = flops / median / 1e9
+        let roof = try BLASKernels.measureRoof()
         if json {
             printJSON(.object([
                 ("model", .string(model)), ("architecture", graph.architecture.map(JSONValue.string) ?? .null), ("batch", .int(batch)),
-                ("inputShapes", .object(shapes.keys.sorted().map { ($0, .array(shapes[$0]!.map(JSONValue.int))) })), ("threads", .int(threads)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
+                ("inputShapes", .object(shapes.keys.sorted().map { ($0, .array(shapes[$0]!.map(JSONValue.int))) })),
+                ("threads", .int(threads)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
                 ("medianSeconds", .double(median)), ("bestSeconds", .double(best)), ("imagesPerSecond", .double(ips)),
                 ("bestImagesPerSecond", .double(Double(batch) / best)), ("activationMB", .double(Double(session.plannedActivationFloats * 4) / 1e6)),
+                ("peakRSSBytes", .int(peak)), ("gflopPerBatch", .double(flops / 1e9)), ("gflopsAchieved", .double(gflops)),
+                ("gemmRoofGflops", .double(roof)), ("roofFraction", .double(gflops / roof)), ("kernels", KernelReport.json(loadBLAS: true)),
             ]))
         } else {
+            print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
             print(String(format: "%@: batch %d, %d iters, median %.3f s/batch (best %.3f): %.2f images/s (session build %.2f s, activations %.0f MB)",
                          model, batch, iters, median, best, ips, buildSeconds, Double(session.plannedActivationFloats * 4) / 1e6))
+            print(String(format: "arithmetic: %.1f GFLOP per batch (conv, linear, matmul): %.1f GFLOP/s, %.0f %% of the GEMM roof (sgemm 2048³ here: %.1f GFLOP/s)",
+                         flops / 1e9, gflops, 100 * gflops / roof, roof))
+            print("peak memory (VmHWM): \(Fmt.bytes(peak))")
         }
     }
 }

@@ -1,4 +1,4 @@
-/// Bulk copies and fills for the step functions that `throw` (Executor.runStep, runONNX).
+/// Bulk copies and fills for the step functions that `throw` (every `StepKernel.forward`/`backward`).
 ///
 /// Swift 6.3.1's code generator miscompiles a `throws` function whose success path ends in a
 /// memmove/memcpy/memset: it becomes a tail call that skips restoring the error register, so the
