@@ -25,7 +25,7 @@ struct FinetuneCommand: ParsableCommand {
         let started = Date()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: flags.seed)
-        let fit = try DataFit.resolve(graph: graph, config: flags, batchSize: training.batchSize, request: training.preprocessing.request(), train: train)
+        let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: augment, request: training.preprocessing.request(), train: train)
         graph.preprocessing = fit.preprocessing
         let config = fit.config
         let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }
@@ -35,7 +35,7 @@ struct FinetuneCommand: ParsableCommand {
         try DatasetCheck.verifyAll(train, threads: config.threads)
         if let v = valSet { try DatasetCheck.verifyAll(v, threads: config.threads) }
         if let t = target { try DatasetCheck.verifyAll(t, threads: config.threads) }
-        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: augment)
+        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: fit.augment)
         trainer.annotatePlan(fit)
         trainer.checkpointDir = checkpointDir
         trainer.computeBaseline = !noBaseline
