@@ -62,7 +62,7 @@ struct FinetuneCommand: ParsableCommand {
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
         try ModelIO.save(out, to: output)
-        stderrLine("wrote \(output): \(kept); \(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata")
+        stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
         if result.guardTripped, let why = result.stopped {
             // Advice, not failure: the work is kept; --strict-guards turns it into exit 1.
             let text = "guard rail tripped at \(why)\n  the best model seen, \(kept), was written to \(output)"

@@ -36,7 +36,7 @@ final class CLIFewLabelTests: XCTestCase {
         let fe = try finetune([], output: tmp + "/fe.safetensors")
         XCTAssertTrue(fe.log.contains("input 32×32 (auto"), "the input size fits the 32×32 data:\n\(fe.log)")
         XCTAssertTrue(fe.log.contains("normalisation: mean"), fe.log)
-        XCTAssertTrue(fe.log.contains("batch 10 (default for 50 training images"), fe.log)
+        XCTAssertTrue(fe.log.contains("small dataset (50 < 1000 images): batch 10"), fe.log)
         XCTAssertTrue(fe.log.contains("optimizer steps"), fe.log)
         let ft = try finetune(["--mode", "finetune"], output: tmp + "/ft.safetensors")
         let torchFE = try meanFinal(ref, "feature_extract"), torchFT = try meanFinal(ref, "finetune")
