@@ -11,7 +11,6 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of --data for validation (seeded, stratified).") var valSplit: Double?
     @Option(name: .customLong("adapt-target"), help: "Unlabeled target-domain images for MMD domain adaptation.") var adaptTarget: String?
     @OptionGroup var training: TrainingOptions
-    @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract where it is off so frozen features are cached).") var augment: Bool?
     @Flag(name: .customLong("no-baseline"), help: "Skip the feature-extraction baseline that guards a fine-tuning run.") var noBaseline = false
     @Flag(name: .customLong("strict-guards"), help: "A tripped guard rail fails the run (exit 1) instead of advising; the best model seen is still written.") var strictGuards = false
     @Option(name: .customLong("checkpoint-dir"), help: "Write an atomic checkpoint here after every epoch.") var checkpointDir: String?
@@ -25,7 +24,7 @@ struct FinetuneCommand: ParsableCommand {
         let started = Date()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: flags.seed)
-        let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: augment, request: training.preprocessing.request(), train: train)
+        let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: training.augment, request: training.preprocessing.request(), train: train)
         graph.preprocessing = fit.preprocessing
         let config = fit.config
         let target = try adaptTarget.map { try UnlabeledImageDataset(root: $0) }

@@ -29,7 +29,7 @@ struct PlanCommand: ParsableCommand {
         } else {
             throw WconvError(.usage, "give --data DIR or --classes N so the plan knows the number of classes")
         }
-        let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: nil, request: training.preprocessing.request(), train: trainSet)
+        let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: training.augment, request: training.preprocessing.request(), train: trainSet)
         graph.preprocessing = fit.preprocessing
         let config = fit.config
         let headSize = HeadReplacement.outputSize(graph)

@@ -34,6 +34,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "MMD kind: mean (the seed's) | gaussian (multi-bandwidth kernel)") var mmd: String = "mean"
     @Flag(name: .customLong("keep-optimizer-state"), help: "Keep optimizer moments when progressive unfreezing rebuilds the groups.") var keepOptimizerState = false
     @Flag(name: .customLong("no-shuffle"), help: "Keep the dataset order (reference runs).") var noShuffle = false
+    @Flag(inversion: .prefixedNo, help: "Training augmentation: random crop (--train-crop) + flip. Default on, except feature-extract on 1000 or more images, where it is off so frozen features are cached.") var augment: Bool?
     @Option(name: .customLong("train-crop"), help: "Random crop of training augmentation: auto (pad for inputs ≤ 64 px, else random-resized) | random-resized | pad") var trainCrop: String = "auto"
     @Option(help: "Early stopping: end the run after N epochs without a better validation metric (needs validation data).") var patience: Int?
     @Flag(name: .customLong("restore-best"), inversion: .prefixedNo, help: "Output the best validation epoch's weights (default) rather than the last epoch's; a tripped guard always outputs the best.") var restoreBest = true
