@@ -69,7 +69,8 @@ struct FinetuneCommand: ParsableCommand {
             stderrLine("warning: " + text)
         }
         if json {
-            var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall]
+            var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall, "kept": kept]
+            if let why = result.stopped { obj["stopped"] = why; obj["guard_tripped"] = result.guardTripped }
             if let m = result.metrics, let d = try? JSONEncoder().encode(m), let mj = try? JSONSerialization.jsonObject(with: d) { obj["metrics"] = mj }
             if let b = result.baselineAccuracy { obj["baseline_accuracy"] = b }
             obj["mmd"] = result.mmd.map { ["kind": $0.kind.rawValue, "before": $0.before, "after": $0.after] }
