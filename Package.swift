@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Targets keep the arrows one-way (design.md §2):
-// C libraries → WconvTensor → WconvFormats → WconvGraph → WconvRuntime → WconvTraining → wconv.
+// C libraries → WconvTensor → WconvFormats → WconvGraph → WconvRuntime → WconvTraining → wconv;
+// WconvText (tokenizers, text data) stands on WconvTensor and WconvFormats only.
 let package = Package(
     name: "wconv",
     products: [
@@ -20,7 +21,10 @@ let package = Package(
         .systemLibrary(name: "CWconvHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // protoc-c output for schemas/onnx.proto, committed (tools/regenerate-onnx rebuilds it).
         .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
-        .systemLibrary(name: "CWconvBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS is opened with dlopen on first use, with the kernels chosen from CPUID (wconv_blas.c).
+        .target(name: "CWconvBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("m")]),
+        // Open MPI for data-parallel training (issue 12): linked always, initialised only when launched under MPI.
+        .systemLibrary(name: "CWconvMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
         .target(name: "CWconvImage", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
@@ -35,8 +39,9 @@ let package = Package(
         ]),
         .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining"]),
+        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvText", dependencies: ["WconvTensor", "WconvFormats"]),
+        .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining", "WconvText"]),
 
         // Command line
         .executableTarget(name: "wconv", dependencies: [
@@ -50,6 +55,7 @@ let package = Package(
         .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats"]),
         .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats"]),
         .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats"]),
+        .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats"]),
         .testTarget(name: "WconvCLITests", dependencies: ["Wconv"]),
     ]
 )

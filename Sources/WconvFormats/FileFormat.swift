@@ -12,7 +12,7 @@ public enum FileFormat: String, CaseIterable, Sendable {
     case torchscript
     /// Pre-1.6 `torch.save` (`_use_new_zipfile_serialization=False`).
     case pytorchLegacy = "pytorch-legacy"
-    /// A bare pickle the PyTorch reader accepts.
+    /// A bare pickle the PyTorch reader accepts, or a plain `pickle.dump` of tensors / numpy arrays.
     case pytorchPickle = "pytorch-pickle"
     /// A sharded `pytorch_model.bin.index.json`.
     case pytorchIndex = "pytorch-index"

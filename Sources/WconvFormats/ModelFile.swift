@@ -37,6 +37,8 @@ public enum ModelFile {
         if SafetensorsReader.looksLikeIndex(head) { return try sniffJSON(buf, path: path) }
         if FileSignature.looksLikeONNX(head) { return .onnx }
         if PyTorchReader.sniff(head) { return .pytorchPickle }
+        // A plain pickle (protocol 2–5): read inertly; one reaching for code is refused naming the callable.
+        if case .plainPickle = FileKind.detect(head) { return .pytorchPickle }
         if FileSignature.startsWith(head, [0x1f, 0x8b]) {
             throw refuse("this file is gzip-compressed; decompress it (gunzip) and pass the result")
         }

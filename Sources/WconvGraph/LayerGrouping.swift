@@ -26,7 +26,8 @@ public struct LayerGroup: Codable, Equatable, Sendable {
 ///   `last_linear`, `logits` (after wrapper prefixes `module.`, `model.`, `_orig_mod.`); when names say
 ///   nothing, the last linear/conv feeding the graph output;
 /// - everything before the first stage is the stem; unnamed parameters between stages join the
-///   stage before them (DenseNet transitions, final norms);
+///   stage before them (DenseNet transitions, final BatchNorms); a final LayerNorm between the last
+///   stage and the head (ViT) joins the head;
 /// - when no stage pattern matches, the body is cut into `fallbackGroups` structural groups of
 ///   equal parameter-tensor counts in graph order, as the seed's `layerwise_lr` does.
 public struct LayerGrouping: Sendable {
@@ -40,7 +41,7 @@ public struct LayerGrouping: Sendable {
     static let wrappers: Set<String> = ["module", "model", "_orig_mod"]
     static let stagePatterns: [String] = [
         #"^(layer\d+)\b"#, #"^(features\.denseblock\d+)\b"#, #"^(features\.\d+)\b"#, #"^(_blocks\.\d+)\b"#,
-        #"^((?:[a-z_]+\.)?encoder\.layers?\.(?:encoder_layer_)?\d+)\b"#, #"^((?:blocks|stages|layers)\.\d+)\b"#,
+        #"^((?:[a-z_]+\.)?encoder\.layers?\.(?:encoder_layer_)?\d+)\b"#, #"^((?:blocks|stages|layers|vit\.layers)\.\d+)\b"#,
         #"^(conv\d+)_block\d+"#, #"^(block\d+)[a-z]?_"#, #"^(block_\d+)_"#, #"^(stage\d+)\b"#,
     ]
 
@@ -162,8 +163,22 @@ public struct LayerGrouping: Sendable {
                 }
                 return nil
             }
-            let body = trainableOrder.filter { !headSet.contains($0) }
-            let staged = body.map { stage($0) }
+            var body = trainableOrder.filter { !headSet.contains($0) }
+            var staged = body.map { stage($0) }
+            // A final LayerNorm after the last stage (ViT's `norm` / `encoder.ln` / `layernorm`, timm's
+            // `fc_norm`) trains with the head, as timm's layer decay groups it. BatchNorms (running
+            // statistics beside them, as DenseNet's norm5) stay with the stage before.
+            if !headSet.isEmpty, let lastStaged = staged.lastIndex(where: { $0 != nil }) {
+                for p in body[(lastStaged + 1)...].reversed() {
+                    guard let cut = p.lastIndex(where: { $0 == "." || $0 == "/" }), (graph.parameters[p]?.rank ?? 2) <= 1 else { break }
+                    let module = p[...cut]
+                    let batchNorm = graph.parameters.keys.contains { $0.hasPrefix(module) && ($0.hasSuffix("running_mean") || $0.contains("moving_mean")) }
+                    guard !batchNorm else { break }
+                    headSet.insert(p)
+                }
+                body = trainableOrder.filter { !headSet.contains($0) }
+                staged = body.map { stage($0) }
+            }
             if staged.contains(where: { $0 != nil }) {
                 var current = "stem"
                 var kind = LayerGroup.Kind.stem

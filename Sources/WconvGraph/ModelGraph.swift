@@ -3,7 +3,7 @@ import WconvTensor
 
 /// An op of the canonical vocabulary. A string-backed struct rather than an enum so that
 /// builders and the runtime can add ops in their own files (`extension Op { static let … }`).
-/// Attribute conventions for each op are documented where the op is declared (OpVocabulary.swift).
+/// Attribute conventions for each op are documented where the op is declared (Ops/*Ops.swift, docs/adding-an-op.md).
 public struct Op: Hashable, Codable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }

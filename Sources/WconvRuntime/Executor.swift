@@ -69,6 +69,7 @@ final class Executor {
 
     deinit {
         freeArena()
+        for c in planCache { c.release() }
     }
 
     private func freeArena() {
@@ -78,17 +79,53 @@ final class Executor {
         aux = [:]
     }
 
-    func id(_ name: String) -> Int? { valueIds[name] }
+    /// A plan for other input shapes, kept so alternating shapes (a last smaller batch, images of
+    /// a few sizes) are planned once each. Owns its buffers.
+    private final class CachedPlan {
+        let inputShapes: [[Int]]
+        let steps: [Step], shapes: [[Int]?], ptrs: [UnsafeMutablePointer<Float>?], root: [Int]
+        let arena: [UnsafeMutablePointer<Float>], arenaFloats: Int
+        let aux: [Int: UnsafeMutablePointer<Float>]
+        init(_ e: Executor, _ shapes: [[Int]]) {
+            inputShapes = shapes
+            steps = e.steps; self.shapes = e.shapes; ptrs = e.ptrs; root = e.root
+            arena = e.arena; arenaFloats = e.arenaFloats; aux = e.aux
+        }
+        func release() {
+            for p in arena { p.deallocate() }
+            for p in aux.values { p.deallocate() }
+        }
+    }
+    private var planCache: [CachedPlan] = []
+    /// Plans kept besides the current one (inference keeps more: its buffers are reused by liveness).
+    private var planCacheLimit: Int { keepAllValues ? 1 : 3 }
 
-    /// Integer values of a constant parameter (reshape shapes, pads given as inputs).
-    private func intConstant(_ name: String) -> [Int]? {
-        guard let t = graph.parameters[name] ?? graph.aliases[name].flatMap({ graph.parameters[$0] }) else { return nil }
-        return t.doubles().map { $0.isFinite ? Int(max(min($0, 9.0e15), -9.0e15)) : 0 }
+    /// Moves the current plan into the cache and restores the one for `inputShapes` when cached.
+    private func switchPlan(to inputShapes: [[Int]]) -> Bool {
+        if let shapes = plannedInputShapes {
+            planCache.append(CachedPlan(self, shapes))
+            arena = []; aux = [:]
+            plannedInputShapes = nil
+        }
+        guard let i = planCache.firstIndex(where: { $0.inputShapes == inputShapes }) else {
+            while planCache.count > planCacheLimit { planCache.removeFirst().release() }
+            return false
+        }
+        let c = planCache.remove(at: i)
+        steps = c.steps; shapes = c.shapes; ptrs = c.ptrs; root = c.root
+        arena = c.arena; arenaFloats = c.arenaFloats; aux = c.aux
+        plannedInputShapes = c.inputShapes
+        while planCache.count > planCacheLimit { planCache.removeFirst().release() }
+        return true
     }
 
-    /// Compiles steps and plans buffers for these input shapes (no-op when already planned).
+    func id(_ name: String) -> Int? { valueIds[name] }
+
+    /// Compiles steps and plans buffers for these input shapes: a no-op when they are the current
+    /// plan's, restored when one of the last few plans had them.
     func plan(inputShapes: [[Int]]) throws {
         if plannedInputShapes == inputShapes { return }
+        if switchPlan(to: inputShapes) { return }
         freeArena()
         plannedInputShapes = nil
         let nValues = valueNames.count
@@ -97,44 +134,53 @@ final class Executor {
         for (k, input) in graph.inputs.enumerated() { shp[valueIds[input.name]!] = inputShapes[k] }
         var newSteps: [Step] = []
         var rt = Array(0..<nValues)
-        // Values computed from shapes alone (ONNX Shape → Gather → Concat → Reshape chains) are
-        // evaluated once here and become constants; `known` holds their buffers.
+        // Shapes, dtypes and values known before running come from the graph's specialisation
+        // for these input shapes (the one shape rule and folding pass of WconvGraph); folded values
+        // get constant buffers and no step.
+        var byName: [String: [Int]] = [:]
+        for (k, input) in graph.inputs.enumerated() { byName[input.name] = inputShapes[k] }
+        let spec = try graph.specialize(inputShapes: byName)
         var known: [Int: UnsafeMutablePointer<Float>] = [:]
         var foldBuffers: [UnsafeMutablePointer<Float>] = []
-        func knownValues(_ name: String) -> [Double]? {
-            guard let v = valueIds[name], let p = known[v], let sh = shp[v] else { return nil }
-            return (0..<sh.reduce(1, *)).map { Double(p[$0]) }
+        for (name, t) in spec.folded {
+            guard let v = valueIds[name], paramName[v] == nil else { continue }
+            let values = t.dtype == .f32 ? t.floats() : t.converted(to: .f32).tensor.floats()
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
+            b.initialize(repeating: 0, count: max(values.count, 1))
+            values.withUnsafeBufferPointer { if let base = $0.baseAddress { b.update(from: base, count: values.count) } }
+            foldBuffers.append(b)
+            known[v] = b
+            shp[v] = t.shape
         }
-        let intOf: (String) -> [Int]? = { name in
-            self.intConstant(name) ?? knownValues(name).map { $0.map { $0.isFinite ? Int(max(min($0, 9.0e15), -9.0e15)) : 0 } }
-        }
-        let valuesOf: (String) -> [Double]? = { name in
-            if let t = self.graph.parameters[name] { return t.doubles() }
-            return knownValues(name)
-        }
-        var knownInts = KnownValues(parameter: { self.graph.parameters[$0] }, inputs: graph.inputs)
         for (ni, en) in nodes.enumerated() {
             var en = en
-            en.node = knownInts.resolve(en.node)
+            let outNames = en.node.outputs.filter { !$0.isEmpty }
+            if !outNames.isEmpty, outNames.allSatisfy({ spec.folded[$0] != nil }) { continue }
+            if let r = spec.resolved[en.node.name] { en.node.inputs = r.inputs; en.node.attributes = r.attributes }
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
-            let (kernel, outShapes) = try compileFoldingKnownValues(en, inputShapes: inShapes, known: &knownInts,
-                                                                    intConstant: intOf, constant: valuesOf)
-            if try foldIfConstant(kernel, node: ni, ins: ins, outShapes: outShapes, shapes: &shp, known: &known, buffers: &foldBuffers) != nil {
-                continue
+            let dtypes = en.node.inputs.map { $0.isEmpty ? nil : spec.dtypes[$0] ?? .f32 }
+            var outShapes: [[Int]] = []
+            for name in en.node.outputs {
+                guard let sh = spec.shapes[name] else {
+                    throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)): no shape inferred for its output '\(name)'")
+                }
+                outShapes.append(sh)
             }
-            guard outShapes.count == en.node.outputs.count || (outShapes.count == 1 && en.node.outputs.count >= 1) else {
-                throw WconvError.invalid("node '\(en.node.name)': expected \(outShapes.count) outputs, graph lists \(en.node.outputs.count)")
-            }
+            let kernel = try compileNode(en, inputShapes: inShapes, outputShapes: outShapes, dtypes: dtypes, training: keepAllValues)
             for sh in outShapes {
                 guard let n = try? Tensor.checkedNumel(sh), n <= 1 << 34 else {
                     throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) would produce a tensor of shape \(sh), too large to allocate")
                 }
             }
-            let outs = en.node.outputs.prefix(outShapes.count).map { valueIds[$0]! }
+            let outs = en.node.outputs.map { valueIds[$0]! }
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
-            if case .view = kernel { rt[outs[0]] = rt[ins[0]] }
+            if kernel.isView { rt[outs[0]] = rt[ins[0]] }
             newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
+            // The step's accesses are proved against its planned buffers before anything runs.
+            try checkAccesses(newSteps[newSteps.count - 1], shapes: shp, constant: { v in
+                known[v].map { UnsafePointer($0) } ?? self.paramName[v].map { UnsafePointer(self.params[$0]!.pointer) }
+            })
         }
         // Last step reading each root buffer (graph outputs live to the end).
         var lastUse = [Int](repeating: -1, count: nValues)
@@ -186,15 +232,7 @@ final class Executor {
         }
         // Saved state for backward and dropout masks.
         for (si, st) in newSteps.enumerated() {
-            var n = 0
-            switch st.kernel {
-            case .batchNorm(_, let c, _, _, _, _): n = 2 * c
-            case .layerNorm(let rows, _, _): n = 2 * rows
-            case .dropout(_, let count): n = keepAllValues ? count : 0
-            case .attention(let g, let maskShape):
-                n = (keepAllValues ? 1 : 0) * g.b * g.heads * g.probsPerHead + (maskShape != nil ? g.b * g.heads * g.probsPerHead : 0)
-            default: break
-            }
+            let n = st.kernel.auxFloats(training: keepAllValues)
             if n > 0 {
                 let b = UnsafeMutablePointer<Float>.allocate(capacity: n)
                 b.initialize(repeating: 0, count: n)
@@ -206,53 +244,6 @@ final class Executor {
         ptrs = p
         root = rt
         plannedInputShapes = inputShapes
-    }
-
-    /// Evaluates a step at plan time when its result depends only on shapes and constants (small
-    /// integer-like tensors); returns true when folded. Never folds reads of trainable-sized
-    /// parameters, so gradients are unaffected.
-    private func foldIfConstant(_ kernel: Kernel, node ni: Int, ins: [Int], outShapes: [[Int]], shapes shp: inout [[Int]?],
-                                known: inout [Int: UnsafeMutablePointer<Float>], buffers: inout [UnsafeMutablePointer<Float>]) throws -> Bool? {
-        let outNames = nodes[ni].node.outputs.prefix(outShapes.count)
-        let outs = outNames.map { valueIds[$0]! }
-        let total = outShapes.reduce(0) { $0 + $1.reduce(1, *) }
-        guard total <= 1 << 16 else { return nil }
-        let live = ins.filter { $0 >= 0 }
-        let anyKnown = live.contains { known[$0] != nil }
-        let allConst = live.allSatisfy { known[$0] != nil || (paramName[$0] != nil && (shp[$0]?.reduce(1, *) ?? 0) <= 64) }
-        switch kernel {
-        case .constant: break
-        case .fill, .range: guard allConst else { return nil }
-        case .gather, .binary, .unary, .view, .concat, .slice, .transpose, .expand, .whereSelect, .reduce, .split, .arange:
-            guard anyKnown && allConst else { return nil }
-        default: return nil
-        }
-        for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
-        if case .view = kernel, let src = live.first {
-            guard let srcPtr = known[src] ?? paramName[src].map({ params[$0]!.pointer }) else { return nil }
-            known[outs[0]] = srcPtr
-            return true
-        }
-        var tmp = [UnsafeMutablePointer<Float>?](repeating: nil, count: valueNames.count)
-        for v in live {
-            // A Shape node's own input is an activation: its kernel never reads it.
-            if let k = known[v] { tmp[v] = k } else if let n = paramName[v] { tmp[v] = params[n]!.pointer }
-        }
-        for (k, o) in outs.enumerated() {
-            let n = max(outShapes[k].reduce(1, *), 1)
-            let b = UnsafeMutablePointer<Float>.allocate(capacity: n)
-            b.initialize(repeating: 0, count: n)
-            buffers.append(b)
-            tmp[o] = b
-            known[o] = b
-        }
-        let savedSteps = steps, savedPtrs = ptrs, savedShapes = shapes
-        steps = [Step(node: ni, kernel: kernel, inputs: ins, outputs: outs)]
-        ptrs = tmp
-        shapes = shp
-        defer { steps = savedSteps; ptrs = savedPtrs; shapes = savedShapes }
-        try runStep(0, training: false)
-        return true
     }
 
     /// Validates and copies the caller's inputs into their buffers (plans for their shapes first).
@@ -300,140 +291,9 @@ final class Executor {
         for si in steps.indices { try runStep(si, training: training) }
     }
 
-    private func indices(_ vid: Int, bound: Int, node: String) throws -> [Int] {
-        let n = shapes[vid]!.reduce(1, *)
-        let p = ptrs[vid]!
-        var out = [Int](repeating: 0, count: n)
-        for i in 0..<n {
-            let f = p[i]
-            guard f.isFinite, f == f.rounded(), abs(f) < 9e18 else { throw WconvError.invalid("node '\(node)': index \(f) is not an integer") }
-            var v = Int(f)
-            if v < 0 { v += bound }
-            guard v >= 0 && v < bound else {
-                throw WconvError.invalid("node '\(node)': index \(Int(f)) out of range for a dimension of size \(bound)")
-            }
-            out[i] = v
-        }
-        return out
-    }
-
     func runStep(_ si: Int, training: Bool) throws {
         let st = steps[si]
-        @inline(__always) func inp(_ k: Int) -> UnsafeMutablePointer<Float>? {
-            k < st.inputs.count && st.inputs[k] >= 0 ? ptrs[st.inputs[k]] : nil
-        }
-        let x = inp(0)
-        let y = ptrs[st.outputs[0]]!
-        switch st.kernel {
-        case .conv(let g, let act):
-            conv2dForward(x!, g, weight: inp(1)!, bias: inp(2).map { UnsafePointer($0) }, activation: act, y,
-                          workspace: workspace, staging: staging)
-        case .batchNorm(let n, let c, let inner, let eps, let momentum, let act):
-            let name = nodes[st.node].node.name
-            let saved = aux[si]!
-            let mode = bnMode[name] ?? .train
-            if training && mode == .train {
-                batchNormTrainForward(x!, n: n, c: c, inner: inner, weight: inp(1), bias: inp(2),
-                                      runningMean: inp(3), runningVar: inp(4), momentum: momentum, epsilon: eps,
-                                      savedMean: saved, savedInvStd: saved + c, y)
-                applyActivation(act, y, y, n * c * inner)
-            } else {
-                guard let mean = inp(3), let variance = inp(4) else {
-                    throw WconvError.invalid("node '\(name)': batchNorm in eval mode needs running_mean and running_var")
-                }
-                for ch in 0..<c {
-                    saved[ch] = mean[ch]
-                    saved[c + ch] = Float(1 / (Double(variance[ch]) + Double(eps)).squareRoot())
-                }
-                let (scale, shift) = foldBatchNorm(weight: inp(1), bias: inp(2), mean: mean, variance: variance, epsilon: eps, c: c)
-                channelAffine(x!, n: n, c: c, inner: inner, scale: scale, shift: shift, activation: act, y)
-            }
-        case .affine(let n, let c, let inner, let act):
-            channelAffine(x!, n: n, c: c, inner: inner, scale: inp(1)!, shift: inp(2)!, activation: act, y)
-        case .linear(let rows, let inF, let outF, let act):
-            linearForward(x!, rows: rows, inF: inF, outF: outF, weight: inp(1)!, bias: inp(2).map { UnsafePointer($0) }, activation: act, y)
-        case .matmul(let p):
-            matmulForward(x!, inp(1)!, p, y)
-        case .activation(let act, let count):
-            applyActivation(act, x!, y, count)
-        case .maxPool(let g):
-            maxPoolForward(x!, g, y)
-        case .avgPool(let g):
-            avgPoolForward(x!, g, y)
-        case .adaptiveAvgPool(let planes, let h, let w, let oh, let ow):
-            adaptiveAvgPoolForward(x!, planes: planes, h: h, w: w, oh: oh, ow: ow, y)
-        case .binary(let kind, let p):
-            binaryForward(kind, x!, inp(1)!, p, y)
-            let act = nodes[st.node].fused
-            if act != .none { applyActivation(act, y, y, p.count) }
-        case .concat(let lengths, let outer, let inner):
-            concatForward((0..<st.inputs.count).map { UnsafePointer(inp($0)!) }, lengths: lengths, outer: outer, inner: inner, y)
-        case .view:
-            break
-        case .transpose(let shape, let perm):
-            transposeForward(x!, shape: shape, perm: perm, y)
-        case .dropout(let ratio, let count):
-            if training && ratio > 0, let mask = aux[si] {
-                dropoutMask(mask, count: count, ratio: ratio, rng: &rng)
-                Parallel.forRange(count) { r in for i in r { y[i] = x![i] * mask[i] } }
-            } else if UnsafePointer(y) != UnsafePointer(x!) {
-                y.update(from: x!, count: count)
-            }
-        case .layerNorm(let rows, let inner, let eps):
-            let saved = aux[si]!
-            layerNormForward(x!, rows: rows, inner: inner, weight: inp(1), bias: inp(2), epsilon: eps, y,
-                             savedMean: saved, savedInvStd: saved + rows)
-        case .gather(let outer, let axisLen, let inner, let di, let ii):
-            let idx = try indices(st.inputs[ii], bound: axisLen, node: nodes[st.node].node.name)
-            gatherForward(inp(di)!, outer: outer, axisLen: axisLen, inner: inner, indices: idx, y)
-        case .softmax(let outer, let axisLen, let inner):
-            softmaxForward(x!, outer: outer, axisLen: axisLen, inner: inner, y)
-        case .pad(let shape, let pads, let value):
-            padForward(x!, shape: shape, pads: pads, value: value, y)
-        case .attention(let g, let maskShape):
-            let full = g.b * g.heads * g.probsPerHead
-            // Probabilities: kept per step for backward in training sessions, scratch otherwise.
-            let probs = keepAllValues ? aux[si]! : staging2.get(full)
-            var expanded: UnsafePointer<Float>? = nil
-            if let maskShape, let m = inp(3) {
-                let buf = aux[si]! + (keepAllValues ? full : 0)
-                let plan = BroadcastPlan(maskShape, [g.b, g.heads, g.tq, g.tk])!
-                buf.update(repeating: 0, count: full)
-                // Broadcast the mask into the zeroed buffer: mask + 0 (the plan's b operand is full-size).
-                binaryForward(.add, m, UnsafePointer(buf), plan, buf)
-                expanded = UnsafePointer(buf)
-            }
-            attentionForward(x!, inp(1)!, inp(2)!, mask: expanded, g, probs: probs, y)
-        case .slice(let plan):
-            sliceCopy(x!, plan, y, backward: false)
-        case .arange(let count, let start, let step):
-            for i in 0..<count { y[i] = Float(start + i * step) }
-        case .reduce(let kind, let plan):
-            reduceForward(kind, x!, plan, y)
-        case .unary(let kind, let count):
-            unaryForward(kind, x!, y, count)
-        case .whereSelect(let strides, let outShape):
-            whereForward(x!, inp(1)!, inp(2)!, strides: strides, outShape: outShape, y)
-        case .split(let lengths, let outer, let inner):
-            let total = lengths.reduce(0, +)
-            var off = 0
-            for (k, len) in lengths.enumerated() {
-                let dst = ptrs[st.outputs[k]]!
-                for o in 0..<outer { (dst + o * len * inner).update(from: x! + (o * total + off) * inner, count: len * inner) }
-                off += len
-            }
-        case .constant(let vals):
-            for (i, v) in vals.enumerated() { y[i] = v }
-        case .fill(let value, let count):
-            y.update(repeating: value, count: count)
-        case .range(let start, let delta, let count):
-            for i in 0..<count { y[i] = start + Float(i) * delta }
-        case .expand(let plan):
-            y.update(repeating: 0, count: plan.count)
-            binaryForward(.add, x!, y, plan, y)
-        case .onnx(let k):
-            try runONNX(k, st)
-        }
+        try st.kernel.forward(StepContext(executor: self, step: st, index: si, training: training))
     }
 }
 

@@ -218,11 +218,37 @@ enum DTypeNarrowing {
 extension ConvertCommand {
     /// ONNX and Keras .h5 need the model's structure, not just its tensors: the input is imported
     /// into a graph (architecture recognised, or the file's own graph) and exported from it.
+    /// Weights to weights, no graph needed: a Keras weights file whose layers are in model order
+    /// (legacy `save_weights('x.h5')` / `model.save('x.h5')`) is rewritten layer by layer as legacy
+    /// Keras .h5 weights. False when the input is not such a file. A Keras 3 `.weights.h5` keeps its
+    /// layers by name, not in model order, and the legacy layout loads by order: refused with the reason.
+    private func convertKerasWeights() throws -> Bool {
+        guard [.kerasH5, .kerasZip].contains(try ModelFile.sniff(path: input)) else { return false }
+        let keras = try KerasReader.readModel(path: input)
+        switch keras.layout {
+        case .legacyWeights, .legacyModel: break
+        case .kerasWeights:
+            throw WconvError(.invalidInput, "a Keras 3 .weights.h5 stores its layers by name, not in model order, and Keras loads legacy .h5 weights by order, so the .h5 would need the model's config: convert the model's .keras file instead, or convert this file to .safetensors/.pth (names and values kept)", file: input)
+        default: return false
+        }
+        let layers = keras.layers.map { KerasWeightsWriter.Layer(name: $0.name, weights: $0.weights.map { ($0.name, $0.tensor) }) }
+        try KerasWeightsWriter.write(layers: layers, to: output)
+        let count = layers.reduce(0) { $0 + $1.weights.count }
+        if json {
+            JSONOut.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(FileFormat.kerasH5.rawValue)),
+                            ("layers", .int(layers.count)), ("tensors", .int(count))]).print()
+        } else {
+            print("read \(input) (\(keras.layout.rawValue), weights only): \(layers.count) layers, \(count) tensors\nwrote \(output) (keras-h5 weights, layers in the file's model order)")
+        }
+        return true
+    }
+
     private func convertThroughGraph(format: FileFormat) throws {
         guard rename.isEmpty, stripPrefix == nil, dtype == nil else {
             throw WconvError(.usage, "--rename, --strip-prefix and --dtype change tensor names or types, which an exported graph must keep; convert to .safetensors first, then to \(format == .onnx ? "ONNX" : ".h5")")
         }
         let graph = try ModelIO.load(path: input, key: key, toolVersion: wconvVersion)
+        if graph.isWeightsOnly && format == .kerasH5, try convertKerasWeights() { return }
         if graph.isWeightsOnly {
             throw WconvError(.invalidInput, "\(format == .onnx ? "ONNX" : "Keras .h5") export needs the model's graph, and no architecture was recognised in this file; run 'wconv import \(input)' to see why (or pass --arch to 'wconv import'), then convert the canonical file it writes", file: input)
         }

@@ -39,6 +39,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Early stopping: end the run after N epochs without a better validation metric (needs validation data).") var patience: Int?
     @Flag(name: .customLong("restore-best"), inversion: .prefixedNo, help: "Output the best validation epoch's weights (default) rather than the last epoch's; a tripped guard always outputs the best.") var restoreBest = true
     @OptionGroup var preprocessing: PreprocessingOptions
+    @OptionGroup var multiLabel: MultiLabelFlags
 
     /// The flags left at their defaults, which small datasets adapt (`DataFit`).
     var defaulted: DataFit.Defaulted {
@@ -68,17 +69,23 @@ struct TrainingOptions: ParsableArguments {
         } else if let d = layerDecay {
             c.layerLR = .decay(d)
         }
+        try multiLabel.apply(to: &c)
         try c.validate()
         return c
     }
 }
 
-func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+func stderrLine(_ s: String) { if !Console.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
 func printJSON(_ obj: Any) throws {
     let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
     FileHandle.standardOutput.write(d)
     FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+/// An Encodable value as a JSON object for `printJSON`.
+func jsonObject<T: Encodable>(_ v: T) throws -> Any {
+    try JSONSerialization.jsonObject(with: JSONEncoder().encode(v))
 }
 
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }

@@ -22,6 +22,19 @@ enum Fixtures {
         return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
     }
 
+    /// A bundle of zero-stride one-element tensors with the names and shapes of a full-size entry
+    /// (`keys`: [name, shape(, dtype)]): recognition and shape inference read shapes only.
+    static func shapesOnly(_ entry: [String: Any]) throws -> TensorBundle {
+        var b = TensorBundle(format: "pytorch-zip")
+        let one = Storage(zeroedByteCount: 8)
+        for item in try XCTUnwrap(entry["keys"] as? [[Any]]) {
+            let name = try XCTUnwrap(item[0] as? String), shape = try XCTUnwrap(item[1] as? [Int])
+            let dtype: DType = item.count > 2 && (item[2] as? String) == "int64" ? .i64 : .f32
+            b.tensors[name] = try Tensor(dtype: dtype, shape: shape, strides: shape.map { _ in 0 }, storage: one)
+        }
+        return b
+    }
+
     /// Reads a safetensors file into a bundle (header order), copying the bytes.
     static func readSafetensors(_ relative: String) throws -> TensorBundle {
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + relative))

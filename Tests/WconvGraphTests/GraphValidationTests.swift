@@ -176,6 +176,28 @@ final class GraphValidationTests: XCTestCase {
         XCTAssertTrue(shape(.layerNorm, [[2, 7, 8], [7], [7]]).contains("trailing dims"))
     }
 
+    func testNewOpRulesAndRefusals() {
+        // Resize: floor(dim · scale) per axis, sizes, opset 18 axes; hostile sizes refused by name.
+        XCTAssertEqual(shape(.resize, [[1, 2, 5, 7]], ["scales": .floats([1, 1, 2, 1.5])]), "[1, 2, 10, 10]")
+        XCTAssertEqual(shape(.resize, [[1, 2, 5, 7]], ["sizes": .ints([3, 4]), "axes": .ints([2, 3])]), "[1, 2, 3, 4]")
+        XCTAssertEqual(shape(.resize, [[1, 2, 5, 7]], ["sizes": .ints([10, 10]), "axes": .ints([2, 3]), "keepAspectRatio": .string("not_larger")]), "[1, 2, 7, 10]")
+        let huge = shape(.resize, [[1, 1, 1, 4]], ["sizes": .ints([1, 1, 1, 1 << 25])])
+        XCTAssertTrue(huge.contains("node 'n'") && huge.contains("2^24"), huge)
+        XCTAssertTrue(shape(.resize, [[1, 1, 4, 4]], ["mode": .string("area"), "scales": .floats([1, 1, 2, 2])]).contains("mode 'area'"))
+        // ConvTranspose: (in − 1)·s − pads + d·(k − 1) + output_padding + 1; output_shape; SAME_UPPER.
+        XCTAssertEqual(shape(.convTranspose2d, [[1, 4, 5, 6], [4, 3, 3, 3]], ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "outputPadding": .ints([1, 0])]), "[1, 3, 10, 11]")
+        XCTAssertEqual(shape(.convTranspose2d, [[1, 4, 5, 6], [4, 2, 3, 3]], ["group": .int(2), "strides": .ints([2, 2]), "autoPad": .string("SAME_UPPER")]), "[1, 4, 10, 12]")
+        XCTAssertTrue(shape(.convTranspose2d, [[1, 4, 5, 6], [4, 3, 3, 3]], ["strides": .ints([2, 2]), "outputPadding": .ints([2, 0])]).contains("smaller than the stride"))
+        // Pad modes, negative pads, axes; a pad asking for gigabytes is refused.
+        XCTAssertEqual(shape(.pad, [[1, 2, 4, 5]], ["pads": .ints([0, -1, 1, 2, 0, 0, -1, 1])]), "[1, 1, 4, 8]")
+        XCTAssertEqual(shape(.pad, [[1, 2, 4, 5]], ["pads": .ints([2, 1, 1, 0]), "axes": .ints([2, -1]), "mode": .string("reflect")]), "[1, 2, 7, 6]")
+        XCTAssertTrue(shape(.pad, [[1, 2, 4, 5]], ["pads": .ints([0, 0, 4, 0, 0, 0, 0, 0]), "mode": .string("reflect")]).contains("smaller than the dim"))
+        XCTAssertTrue(shape(.pad, [[1, 1, 1, 1]], ["pads": .ints([0, 0, 0, 0, 0, 0, 1 << 20, 1 << 20])]).contains("larger than"))
+        // Slice with negative steps and INT64 edge markers.
+        XCTAssertEqual(shape(.slice, [[4, 5]], ["starts": .ints([-1, Int.max]), "ends": .ints([Int.min, 0]), "axes": .ints([0, 1]), "steps": .ints([-1, -2])]), "[4, 2]")
+        XCTAssertEqual(shape(.flatten, [[2, 3, 4, 5]], ["axis": .int(0), "end": .int(1)]), "[6, 4, 5]")
+    }
+
     func testTransformerOps() throws {
         var g = ModelGraph(inputs: [ValueInfo(name: "ids", dtype: .i64, shape: [nil, nil])])
         g.parameters["emb"] = Tensor(zeros: [10, 8])

@@ -79,7 +79,8 @@ final class LayerGroupTests: XCTestCase {
         XCTAssertEqual(t.groups.count, 1 + 12 + 1)
         XCTAssertEqual(t.groups[0].parameters, ["class_token", "conv_proj.weight", "conv_proj.bias", "encoder.pos_embedding"])
         XCTAssertEqual(t.groups[1].name, "encoder.layers.encoder_layer_0")
-        XCTAssertEqual(t.head.parameters, ["heads.head.weight", "heads.head.bias"])
+        // The final LayerNorm trains with the head (timm's layer-decay grouping).
+        XCTAssertEqual(t.head.parameters, ["encoder.ln.weight", "encoder.ln.bias", "heads.head.weight", "heads.head.bias"])
 
         let c = try groups("convnext_tiny")
         XCTAssertEqual(c.groups.first?.name, "features.0")

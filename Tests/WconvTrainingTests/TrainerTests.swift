@@ -39,6 +39,7 @@ final class TrainerTests: XCTestCase {
         let g = tinyGraph(classes: 5)
         let train = try syntheticData(48, seed: 1), val = try syntheticData(24, seed: 2)
         var lines: [String] = []
+        // Small sets augment by default (DataFit.defaultAugment); without augmentation the frozen features are cached.
         let t = try Trainer(graph: g, config: config(.featureExtract, epochs: 12) { $0.lr = 0.5 }, train: train, val: val, augment: false, log: { lines.append($0) })
         let r = try t.run()
         XCTAssertTrue(r.history.allSatisfy(\.cached))

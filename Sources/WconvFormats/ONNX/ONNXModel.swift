@@ -196,7 +196,9 @@ public enum ONNXDim: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self { case .value(let v): return String(v); case .param(let p): return p; case .unknown: return "?" }
     }
-    public var intValue: Int? { if case .value(let v) = self { return v }; return nil }
+    /// The fixed size, or nil for a dynamic dim. Converters (paddle2onnx, tf2onnx) write a
+    /// dynamic dim as dim_value -1: every negative value is dynamic.
+    public var intValue: Int? { if case .value(let v) = self, v >= 0 { return v }; return nil }
 }
 
 /// A ValueInfoProto for a tensor-typed value (other types keep `elemType` 0 and no shape).

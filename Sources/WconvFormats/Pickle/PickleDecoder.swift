@@ -44,10 +44,14 @@ public enum PickleDecoder {
     /// - Parameters:
     ///   - context: names the pickle in messages (e.g. `archive/data.pkl`).
     ///   - persistentLoad: maps a persistent id (BINPERSID/PERSID operand) to a value; nil refuses them.
+    ///   - storageFromBytes: interprets `torch.storage._load_from_bytes(bytes)` (how a plain `pickle.dump`
+    ///     embeds each tensor's storage as a legacy torch.save image); nil leaves such calls inert.
     public static func decode(_ bytes: UnsafeRawBufferPointer, offset: Int = 0, context: String,
                               limits: PickleLimits = PickleLimits(),
-                              persistentLoad: ((PickleValue) throws -> PickleValue)? = nil) throws -> PickleResult {
+                              persistentLoad: ((PickleValue) throws -> PickleValue)? = nil,
+                              storageFromBytes: (([UInt8]) throws -> PickleValue)? = nil) throws -> PickleResult {
         let m = PickleMachine(bytes: bytes, position: offset, context: context, limits: limits, persistentLoad: persistentLoad)
+        m.storageFromBytes = storageFromBytes
         let v = try m.run()
         return PickleResult(value: v, arena: m.arena, globalsSeen: m.globalsSeen, stubbedGlobals: m.stubbed,
                             endOffset: m.pos, protocolVersion: m.proto)
@@ -60,6 +64,7 @@ final class PickleMachine {
     let context: String
     let limits: PickleLimits
     let persistentLoad: ((PickleValue) throws -> PickleValue)?
+    var storageFromBytes: (([UInt8]) throws -> PickleValue)?
     let arena = PickleArena()
     var stack: [PickleValue] = []
     var marks: [Int] = []

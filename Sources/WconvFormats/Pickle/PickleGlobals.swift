@@ -31,6 +31,11 @@ public final class PickleGlobal {
         case numpyScalar
         case numpyDType
         case numpyReconstruct
+        /// `numpy.core.numeric._frombuffer(buffer, dtype, shape, order)` (protocol-5 arrays).
+        case numpyFromBuffer
+        /// `torch.storage._load_from_bytes(bytes)`: a storage pickled by plain `pickle`, as a legacy
+        /// torch.save image (read inertly by the plain-pickle reader, never through torch.load).
+        case storageFromBytes
         case copyregReconstructor
         /// TorchScript `torch.jit._pickle.build_*list` / `restore_type_tag`: return their first argument.
         case jitPassThrough
@@ -57,6 +62,7 @@ public final class PickleGlobal {
         case "__builtin__": return "builtins"
         case "copy_reg": return "copyreg"
         case "numpy.core.multiarray": return "numpy._core.multiarray"
+        case "numpy.core.numeric": return "numpy._core.numeric"
         default: return m
         }
     }
@@ -126,6 +132,7 @@ public final class PickleGlobal {
             return .unknown
         case "torch.storage":
             if name == "UntypedStorage" { return .untypedStorage }
+            if name == "_load_from_bytes" { return .storageFromBytes }
             if name == "TypedStorage" || name == "_LegacyStorage" { return .unknown }
             return .unknown
         case "torch.nn.parameter":
@@ -153,6 +160,8 @@ public final class PickleGlobal {
             case "_reconstruct": return .numpyReconstruct
             default: return .unknown
             }
+        case "numpy._core.numeric":
+            return name == "_frombuffer" ? .numpyFromBuffer : .unknown
         case "numpy":
             switch name {
             case "dtype": return .numpyDType

@@ -89,7 +89,12 @@ extension PickleMachine {
             return try numpyScalar(g, args)
         case .jitPassThrough:
             return args.first ?? .none
-        case .numpyDType, .numpyReconstruct, .harmlessValue, .tensorClass, .parameterClass, .typedStorage,
+        case .storageFromBytes:
+            guard let hook = storageFromBytes, case .bytes(let b)? = args.first else {
+                return .object(try track(PickleObject(global: g, args: args, isCallRecord: true)))
+            }
+            return try hook(b)
+        case .numpyDType, .numpyReconstruct, .numpyFromBuffer, .harmlessValue, .tensorClass, .parameterClass, .typedStorage,
              .untypedStorage, .torchDType, .copyregReconstructor:
             if g.kind == .copyregReconstructor, let cls = args.first {
                 return try newObject(cls, try tuple([]))

@@ -18,6 +18,7 @@ public struct PyTorchReadOptions {
 /// | `pytorch-legacy` | pre-1.6 `_use_new_zipfile_serialization=False` format |
 /// | `torchscript` | `torch.jit.save` archive (weights from `data.pkl`, code never run) |
 /// | `pytorch-module` | `torch.save(model)` of a whole `nn.Module` (zip or legacy) |
+/// | `pytorch-pickle` | plain `pickle.dump` of tensors or numpy arrays (detectron2 `.pkl`) |
 /// | `pytorch-sharded` | Hugging Face `pytorch_model.bin.index.json` plus its shards |
 ///
 /// Checkpoints keep format `pytorch-zip`/`pytorch-legacy`; the chosen key is in
@@ -58,10 +59,7 @@ public enum PyTorchReader {
         switch kind {
         case .zip: return try readZip(file: file, options: options)
         case .legacyPickle: return try LegacyPyTorch.read(file: file, options: options)
-        case .plainPickle:
-            // Decode anyway (inertly) so a hostile pickle is reported as such, not just as "not torch".
-            _ = try PickleDecoder.decode(file.buffer, context: "pickle")
-            throw WconvError.invalid("this is a plain Python pickle, not a torch.save file (no legacy magic number, no zip container); wconv reads only PyTorch files", file: file.path)
+        case .plainPickle: return try PlainPickle.read(file: file, options: options)
         default:
             throw kind.refusal(path: file.path, size: file.size)
         }

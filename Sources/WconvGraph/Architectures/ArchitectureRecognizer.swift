@@ -34,7 +34,7 @@ public struct Recognition: Sendable {
 public enum ArchitectureRecognizer {
     static let families: [ArchitectureFamily.Type] = [
         ResNetFamily.self, EfficientNetFamily.self, MobileNetV2Family.self, MobileNetV3Family.self,
-        VGGFamily.self, DenseNetFamily.self, BERTFamily.self, DistilBERTFamily.self,
+        VGGFamily.self, DenseNetFamily.self, BERTFamily.self, DistilBERTFamily.self, ConvNeXtFamily.self, ViTFamily.self,
     ]
 
     /// Names accepted by `forced` (`--arch`).
@@ -128,7 +128,8 @@ public enum ArchitectureRecognizer {
         if l.hasPrefix("mobilenet_v3") || l.hasPrefix("mobilenetv3") { return "mobilenet_v3" }
         if l.hasPrefix("distilbert") { return "distilbert" }
         if l.hasPrefix("bert") || l.hasPrefix("minilm") { return "bert" }
-        for f in ["resnet", "resnext", "wide_resnet", "efficientnet", "vgg", "densenet"] where l.hasPrefix(f) {
+        if l.hasPrefix("vit") || l.hasPrefix("deit") { return "vit" }
+        for f in ["resnet", "resnext", "wide_resnet", "efficientnet", "vgg", "densenet", "convnext"] where l.hasPrefix(f) {
             return f == "resnext" || f == "wide_resnet" ? "resnet" : f
         }
         return l

@@ -61,7 +61,9 @@ enum EfficientNetFamily: ArchitectureFamily {
     }
 
     static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
-        guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem (torchvision Conv2dNormActivation)") }
+        if b.has("_conv_stem.weight") { return try EfficientNetZoo.buildPyTorch(b) }
+        if b.has("conv_stem.weight"), b.hasModule("blocks") { return try EfficientNetZoo.buildTimm(b, config: config) }
+        guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem (torchvision Conv2dNormActivation), '_conv_stem' (efficientnet_pytorch) nor 'conv_stem' + 'blocks' (timm)") }
         guard b.has("features.1.0.block.0.0.weight") else {
             throw RecognitionFailure("no 'features.1.0.block.0.0.weight' (EfficientNet stages hold MBConv blocks at features.S.M.block)")
         }

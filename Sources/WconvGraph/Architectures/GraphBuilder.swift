@@ -82,8 +82,10 @@ final class GraphBuilder {
 
     /// conv2d from `prefix.weight` (and `prefix.bias` when present). Groups are inferred from the
     /// weight's input channels against the running channel count; padding defaults to torchvision's
-    /// (k-1)/2·dilation. Returns the output value and its channel count.
-    func conv(_ prefix: String, _ x: String, inChannels: Int, stride: Int = 1, pad: Int? = nil, dilation: Int = 1) throws -> (String, Int) {
+    /// (k-1)/2·dilation, `pads` ([top, left, bottom, right]) overrides it (TF 'same').
+    /// Returns the output value and its channel count.
+    func conv(_ prefix: String, _ x: String, inChannels: Int, stride: Int = 1, pad: Int? = nil, dilation: Int = 1,
+              pads: [Int]? = nil) throws -> (String, Int) {
         let w = try require(prefix + ".weight", rank: 4)
         guard w[1] > 0, inChannels % w[1] == 0 else {
             throw RecognitionFailure("conv '\(prefix)' weight \(w) does not fit \(inChannels) input channels")
@@ -99,7 +101,7 @@ final class GraphBuilder {
             inputs.append(prefix + ".bias")
         }
         let out = add(prefix, .conv2d, inputs, [
-            "strides": .ints([stride, stride]), "pads": .ints([ph, pw, ph, pw]),
+            "strides": .ints([stride, stride]), "pads": .ints(pads ?? [ph, pw, ph, pw]),
             "dilations": .ints([dilation, dilation]), "group": .int(groups),
         ])
         return (out, w[0])
@@ -176,10 +178,16 @@ final class GraphBuilder {
 
     /// Squeeze-and-excitation as torchvision's SqueezeExcitation: avgpool → fc1 → act → fc2 → gate → x·s.
     func squeezeExcite(_ prefix: String, _ x: String, channels: Int, act: Op, gate: Op) throws -> String {
+        try squeezeExcite(prefix, reduce: prefix + ".fc1", expand: prefix + ".fc2", x, channels: channels, act: act, gate: gate)
+    }
+
+    /// Squeeze-and-excitation with the 1×1 convs at `reduce` and `expand` (efficientnet_pytorch's
+    /// `_se_reduce`/`_se_expand`, timm's `se.conv_reduce`/`se.conv_expand`); nodes named under `prefix`.
+    func squeezeExcite(_ prefix: String, reduce: String, expand: String, _ x: String, channels: Int, act: Op, gate: Op) throws -> String {
         let pooled = add(prefix + ".avgpool", .globalAvgPool, [x], ["keepdims": .int(1)])
-        let (s1, c1) = try conv(prefix + ".fc1", pooled, inChannels: channels)
+        let (s1, c1) = try conv(reduce, pooled, inChannels: channels)
         let a = self.act(act, prefix + ".activation", s1)
-        let (s2, c2) = try conv(prefix + ".fc2", a, inChannels: c1)
+        let (s2, c2) = try conv(expand, a, inChannels: c1)
         guard c2 == channels else { throw RecognitionFailure("squeeze-excitation '\(prefix)' restores \(c2) channels, expected \(channels)") }
         let g = self.act(gate, prefix + ".scale_activation", s2)
         return add(prefix + ".scale", .mul, [g, x])

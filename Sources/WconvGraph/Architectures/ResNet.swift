@@ -4,23 +4,38 @@ import WconvTensor
 /// `downsample.{0,1}`, `fc`. Block type from the presence of `conv3`; groups from conv weight
 /// shapes; a block's stride is 2 exactly when it is the first of layer ≥ 2 and has a downsample
 /// (torchvision adds one whenever stride ≠ 1, and layer2..4 all start with stride 2).
+/// timm's ResNets use the same names; its ResNet-D variants add a deep stem (`conv1.0/1/3/4/6`:
+/// three 3×3 convs, the first with stride 2) and average-pool downsampling (`downsample.1/2`: a
+/// 2×2 stride-2 avg pool, ceil mode, padding not counted, before a 1×1 conv; no pool at stride 1).
 enum ResNetFamily: ArchitectureFamily {
     static let name = "resnet"
 
     static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
-        let stem = try b.require("conv1.weight", rank: 4)
-        guard stem[1] == 3 else { throw RecognitionFailure("conv1.weight \(stem) does not take 3 input channels") }
+        let deepStem = !b.has("conv1.weight") && b.has("conv1.0.weight") && b.has("conv1.6.weight")
+        let stem = try b.require(deepStem ? "conv1.0.weight" : "conv1.weight", rank: 4)
+        guard stem[1] == 3 else { throw RecognitionFailure("\(deepStem ? "conv1.0" : "conv1").weight \(stem) does not take 3 input channels") }
         guard b.has("layer1.0.conv1.weight") else { throw RecognitionFailure("no 'layer1.0.conv1.weight' (torchvision ResNet block naming)") }
         let bottleneck = b.has("layer1.0.conv3.weight")
         var layers: [Int] = []
         var li = 1
         while b.hasModule("layer\(li)") { layers.append(b.children("layer\(li)").count); li += 1 }
-        b.evidence.append("conv1.weight \(stem) stem, bn1, \(layers.count) stages layer1..layer\(layers.count) with \(layers) blocks")
+        b.evidence.append("\(deepStem ? "conv1.0" : "conv1").weight \(stem) stem, bn1, \(layers.count) stages layer1..layer\(layers.count) with \(layers) blocks")
         b.evidence.append(bottleneck ? "bottleneck blocks (conv1/conv2/conv3 per block)" : "basic blocks (conv1/conv2 per block)")
 
         var x = "input"
-        var (y, c) = try b.conv("conv1", x, inChannels: 3, stride: 2)
+        var (y, c): (String, Int)
+        if deepStem {
+            (y, c) = try b.conv("conv1.0", x, inChannels: 3, stride: 2)
+            y = b.act(.relu, "conv1.2", try b.bn("conv1.1", y, channels: c))
+            (y, c) = try b.conv("conv1.3", y, inChannels: c)
+            y = b.act(.relu, "conv1.5", try b.bn("conv1.4", y, channels: c))
+            (y, c) = try b.conv("conv1.6", y, inChannels: c)
+            b.evidence.append("deep stem conv1.0/conv1.3/conv1.6 (timm ResNet-D)")
+        } else {
+            (y, c) = try b.conv("conv1", x, inChannels: 3, stride: 2)
+        }
         y = try b.bn("bn1", y, channels: c)
+        let c0 = c
         y = b.act(.relu, "relu", y)
         x = b.add("maxpool", .maxPool2d, [y], ["kernel": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "ceilMode": .int(0)])
         var groupsSeen = Set<Int>()
@@ -30,7 +45,8 @@ enum ResNetFamily: ArchitectureFamily {
             for blk in 0..<n {
                 let p = "layer\(s + 1).\(blk)"
                 guard b.has("\(p).conv1.weight") else { throw RecognitionFailure("missing '\(p).conv1.weight' (blocks of layer\(s + 1) are not numbered 0..<\(n))") }
-                let down = b.has("\(p).downsample.0.weight")
+                let avgDown = b.has("\(p).downsample.1.weight") && b.has("\(p).downsample.2.running_mean")
+                let down = b.has("\(p).downsample.0.weight") || avgDown
                 let stride = (s > 0 && blk == 0 && down) ? 2 : 1
                 var (h, ch) = try b.conv("\(p).conv1", x, inChannels: c, stride: bottleneck ? 1 : stride)
                 h = try b.bn("\(p).bn1", h, channels: ch)
@@ -50,8 +66,17 @@ enum ResNetFamily: ArchitectureFamily {
                 var identity = x
                 if down {
                     var dc: Int
-                    (identity, dc) = try b.conv("\(p).downsample.0", x, inChannels: c, stride: stride)
-                    identity = try b.bn("\(p).downsample.1", identity, channels: dc)
+                    if avgDown {
+                        if stride > 1 {
+                            identity = b.add("\(p).downsample.0", .avgPool2d, [x], ["kernel": .ints([2, 2]), "strides": .ints([stride, stride]),
+                                             "pads": .ints([0, 0, 0, 0]), "ceilMode": .int(1), "countIncludePad": .int(0)])
+                        }
+                        (identity, dc) = try b.conv("\(p).downsample.1", identity, inChannels: c)
+                        identity = try b.bn("\(p).downsample.2", identity, channels: dc)
+                    } else {
+                        (identity, dc) = try b.conv("\(p).downsample.0", x, inChannels: c, stride: stride)
+                        identity = try b.bn("\(p).downsample.1", identity, channels: dc)
+                    }
                     guard dc == ch else { throw RecognitionFailure("'\(p).downsample' gives \(dc) channels but the block gives \(ch)") }
                 } else if ch != c {
                     throw RecognitionFailure("block '\(p)' changes channels \(c) → \(ch) without a downsample")
@@ -73,7 +98,10 @@ enum ResNetFamily: ArchitectureFamily {
             variant = "wide_resnet\(depth)_\(Int(widthRatio))"
             b.evidence.append("bottleneck width \(Int(widthRatio))× planes (wide variant)")
         }
-        if stem[0] != 64 { variant += " (custom width \(stem[0]))" }
+        let avgDown = layers.indices.contains { b.has("layer\($0 + 1).0.downsample.1.weight") && !b.has("layer\($0 + 1).0.downsample.0.weight") }
+        if deepStem && avgDown { variant += "d" } else if deepStem { variant += "c" }
+        if avgDown { b.evidence.append("average-pool downsample (downsample.1 conv after a 2×2 avg pool, timm avg_down)") }
+        if c0 != 64 { variant += " (custom width \(c0))" }
         return try b.finish(inputs: [imageInput], outputs: [logits], family: name, variant: variant,
                             preprocessing: .imagenet)
     }

@@ -71,8 +71,10 @@ struct ONNXBuildContext {
 
         for idx in order where !absorbed.contains(idx) {
             let n = g.nodes[idx]
-            if try fold(n) { continue }
+            if recordConstant(n) { continue }
+            let emitted = nodes.count
             try map(n, index: idx, order: order)
+            foldEmitted(from: emitted)
         }
         if !unsupported.isEmpty {
             let list = unsupported.map { u in

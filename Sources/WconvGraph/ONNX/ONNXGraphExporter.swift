@@ -63,6 +63,8 @@ struct ONNXExportContext {
                               producerName: "wconv", graph: g)
         if let src = graph.provenance.sourceFile { model.metadataProps["wconv.source"] = src }
         if let f = graph.provenance.sourceFormat { model.metadataProps["wconv.sourceFormat"] = f }
+        // A multi-label model's task and per-label thresholds travel with it.
+        for k in ["wconv.task", "wconv.thresholds"] { if let v = graph.provenance.notes[k] { model.metadataProps[k] = v } }
         return model
     }
 
@@ -96,6 +98,7 @@ struct ONNXExportContext {
     func rank(_ v: String) -> Int? { ranks[v] }
 
     mutating func emit(_ n: GraphNode) {
+        if let export = OpCatalog.schema(n.op)?.onnxExport { export(&self, n); return }
         let x = n.inputs.first ?? ""
         let y = n.outputs.first ?? ""
         let r = rank(x)
@@ -139,10 +142,6 @@ struct ONNXExportContext {
             add("MatMul", n.name, n.inputs, [y], rank: n.inputs.compactMap { rank($0) }.max())
         case .relu6:
             add("Clip", n.name, [x, scalar(n.name + ".min", 0), scalar(n.name + ".max", 6)], [y], rank: r)
-        case .clip:
-            let lo = n.float("min").map { scalar(n.name + ".min", $0) } ?? ""
-            let hi = n.float("max").map { scalar(n.name + ".max", $0) } ?? ""
-            add("Clip", n.name, hi.isEmpty ? (lo.isEmpty ? [x] : [x, lo]) : [x, lo, hi], [y], rank: r)
         case .silu:
             let s = fresh(n.name + "/sigmoid")
             add("Sigmoid", s, [x], [s], rank: r)
@@ -176,9 +175,15 @@ struct ONNXExportContext {
             }
         case .concat: add("Concat", n.name, n.inputs, [y], ["axis": .int(n.int("axis") ?? 0)], rank: r)
         case .flatten:
-            let axis = n.int("axis") ?? 1
+            let axis = n.int("axis") ?? 1, end = n.int("end") ?? -1
             guard axis >= 0, axis <= 64 else { problems.append("\(n.name) (flatten): axis \(axis) out of range"); return }
-            if axis == 1 {
+            if end != -1 {
+                // flatten(0, r − 2) of a rank-r input is ONNX Flatten(r − 1) (how ONNX Flatten imports).
+                guard axis == 0, let r, end == r - 2 || end == -2 else {
+                    problems.append("\(n.name) (flatten): start \(axis), end \(end) has no ONNX form"); return
+                }
+                add("Flatten", n.name, [x], [y], ["axis": .int(r - 1)], rank: 2)
+            } else if axis == 1 {
                 add("Flatten", n.name, [x], [y], ["axis": .int(1)], rank: 2)
             } else {
                 // torch.flatten(x, a) keeps dims before a: Reshape to [0]*a + [-1] (0 copies a dim).
@@ -208,15 +213,6 @@ struct ONNXExportContext {
         case .gather:
             let rr = n.inputs.count == 2 ? zip2(rank(n.inputs[0]), rank(n.inputs[1])).map { $0 - 1 + $1 } : nil
             add("Gather", n.name, n.inputs, [y], ["axis": .int(n.int("axis") ?? 0)], rank: rr)
-        case .softmax:
-            if (n.int("flattenTo2d") ?? 0) == 1, let a = n.int("axis"), let r, a != -1, a != r - 1 {
-                problems.append("\(n.name) (softmax): opset < 13 flattening semantics at axis \(a) have no opset-17 spelling"); return
-            }
-            add("Softmax", n.name, [x], [y], ["axis": .int(n.int("axis") ?? -1)], rank: r)
-        case .pad:
-            let pads = n.ints("pads") ?? []
-            add("Pad", n.name, [x, ints(n.name + ".pads", pads), scalar(n.name + ".value", n.float("value") ?? 0)], [y],
-                ["mode": .string(n.string("mode") ?? "constant")], rank: r)
         case .reduceMean, .reduceSum, .reduceMax:
             let axes = n.ints("axes") ?? []
             let keep = n.int("keepdims") ?? 1

@@ -23,6 +23,7 @@ extension ONNXBuildContext {
             return
         }
         let out1 = [first]
+        if let importer = OpCatalog.onnxImporters[n.opType] { try importer(&self, n); return }
         if let op = ONNXBuildContext.unary[n.opType] {
             emit(n, op, inputs: [n.inputs.first ?? ""], outputs: out1)
             return
@@ -48,19 +49,10 @@ extension ONNXBuildContext {
         case "GlobalAveragePool": emit(n, .globalAvgPool, inputs: [n.inputs[0]], outputs: out1, ["keepdims": .int(1)])
         case "GlobalMaxPool": emit(n, .globalMaxPool, inputs: [n.inputs[0]], outputs: out1, ["keepdims": .int(1)])
         case "Flatten":
-            let axis = n.int("axis") ?? 1
-            guard axis == 1 else { unsupported.append(unsupportedNode(n, "Flatten with axis \(axis) (only axis 1 maps to torch.flatten)")); return }
-            emit(n, .flatten, outputs: out1, ["axis": .int(1)])
+            mapFlatten(n)
         case "Clip": mapClip(n)
         case "HardSigmoid":
             emit(n, .hardSigmoid, outputs: out1, ["alpha": .float(Double(n.float("alpha") ?? 0.2)), "beta": .float(Double(n.float("beta") ?? 0.5))])
-        case "LeakyRelu":
-            unsupported.append(unsupportedNode(n))
-        case "Softmax":
-            var attrs: [String: AttributeValue] = ["axis": .int(n.int("axis") ?? (opset < 13 ? 1 : -1))]
-            // Before opset 13 Softmax flattened the input to 2-D at `axis`; only the last axis agrees.
-            if opset < 13 { attrs["flattenTo2d"] = .int(1) }
-            emit(n, .softmax, outputs: out1, attrs)
         case "Concat": emit(n, .concat, outputs: out1, ["axis": .int(n.int("axis") ?? 0)])
         case "Transpose":
             var attrs: [String: AttributeValue] = [:]
@@ -90,7 +82,8 @@ extension ONNXBuildContext {
         case "Pad": mapPad(n)
         case "Unsqueeze", "Squeeze":
             let (axes, dyn) = intsAttrOrInput(n, attr: "axes", index: 1, movedAt: 13)
-            if dyn { unsupported.append(unsupportedNode(n, "axes computed at run time")); return }
+            // Axes computed at run time stay an input, resolved once the input shapes are known.
+            if dyn { emit(n, n.opType == "Unsqueeze" ? .unsqueeze : .squeeze, inputs: Array(n.inputs.prefix(2)), outputs: out1); return }
             var attrs: [String: AttributeValue] = [:]
             if let axes { attrs["axes"] = .ints(axes) }
             emit(n, n.opType == "Unsqueeze" ? .unsqueeze : .squeeze, inputs: [n.inputs[0]], outputs: out1, attrs)
@@ -290,8 +283,16 @@ extension ONNXBuildContext {
             lo = n.float("min").map(Double.init)
             hi = n.float("max").map(Double.init)
         } else {
-            if let m = n.input(1) { guard let t = constants[m] else { unsupported.append(unsupportedNode(n, "min computed at run time")); return }; lo = t.doubles().first }
-            if let m = n.input(2) { guard let t = constants[m] else { unsupported.append(unsupportedNode(n, "max computed at run time")); return }; hi = t.doubles().first }
+            // A bound computed at run time keeps both bounds as inputs: the folding pass turns them into
+            // attributes once known, otherwise the kernel reads them when it runs.
+            if [n.input(1), n.input(2)].contains(where: { $0.map { constants[$0] == nil } ?? false }) {
+                var ins = [n.inputs[0], n.input(1) ?? "", n.input(2) ?? ""]
+                while ins.last == "" { ins.removeLast() }
+                emit(n, .clip, inputs: ins, outputs: [n.outputs[0]])
+                return
+            }
+            if let m = n.input(1) { lo = constants[m]?.doubles().first }
+            if let m = n.input(2) { hi = constants[m]?.doubles().first }
         }
         if lo == 0 && hi == 6 { emit(n, .relu6, inputs: [n.inputs[0]], outputs: [n.outputs[0]]); return }
         if lo == 0 && hi == nil { emit(n, .relu, inputs: [n.inputs[0]], outputs: [n.outputs[0]]); return }
@@ -299,6 +300,30 @@ extension ONNXBuildContext {
         if let lo { attrs["min"] = .float(lo) }
         if let hi { attrs["max"] = .float(hi) }
         emit(n, .clip, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
+    }
+
+    /// ONNX Flatten(axis) is always 2-D: [prod(dims ..< axis), prod(dims axis...)]. Axis 1 is
+    /// torch.flatten(x, 1); axis 0 is a reshape to [1, -1]; other axes (negative ones need the rank)
+    /// flatten the tail and then the head.
+    mutating func mapFlatten(_ n: ONNXNode) {
+        var axis = n.int("axis") ?? 1
+        if axis < 0 {
+            guard let rank = n.input(0).flatMap({ shapes[$0]?.count ?? constants[$0]?.rank }) else {
+                unsupported.append(unsupportedNode(n, "Flatten with a negative axis \(axis) on an input of unknown rank")); return
+            }
+            axis += rank
+        }
+        let y = n.outputs[0]
+        switch axis {
+        case ..<0: unsupported.append(unsupportedNode(n, "Flatten axis \(n.int("axis") ?? 1) is out of range"))
+        case 0: emit(n, .reshape, inputs: [n.inputs[0]], outputs: [y], ["shape": .ints([1, -1]), "allowzero": .int(0)])
+        case 1: emit(n, .flatten, inputs: [n.inputs[0]], outputs: [y], ["axis": .int(1)])
+        default:
+            let tail = y + "::tail"
+            emit(n, .flatten, inputs: [n.inputs[0]], outputs: [tail], ["axis": .int(axis)])
+            nodes[nodes.count - 1].name += "::tail"
+            emit(n, .flatten, inputs: [tail], outputs: [y], ["axis": .int(0), "end": .int(axis - 1)])
+        }
     }
 
     mutating func mapReshape(_ n: ONNXNode) {
@@ -315,18 +340,24 @@ extension ONNXBuildContext {
     mutating func mapSplit(_ n: ONNXNode) {
         var attrs: [String: AttributeValue] = ["axis": .int(n.int("axis") ?? 0)]
         let (split, dyn) = intsAttrOrInput(n, attr: "split", index: 1, movedAt: 13)
-        if dyn { unsupported.append(unsupportedNode(n, "split sizes computed at run time")); return }
         if let split { attrs["split"] = .ints(split) }
         if let k = n.int("num_outputs") { attrs["numOutputs"] = .int(k) }
-        emit(n, .split, inputs: [n.inputs[0]], outputs: n.outputs, attrs)
+        // Sizes computed at run time stay an input, resolved once the input shapes are known.
+        emit(n, .split, inputs: dyn ? Array(n.inputs.prefix(2)) : [n.inputs[0]], outputs: n.outputs, attrs)
     }
 
     mutating func mapReduce(_ n: ONNXNode) {
         // axes became an input in opset 13 for ReduceSum and in 18 for the others.
         let movedAt = n.opType == "ReduceSum" ? 13 : 18
         let (axes, dyn) = intsAttrOrInput(n, attr: "axes", index: 1, movedAt: movedAt)
-        if dyn { unsupported.append(unsupportedNode(n, "axes computed at run time")); return }
         let keep = n.int("keepdims") ?? 1
+        if dyn {
+            // Axes computed at run time stay an input, resolved once the input shapes are known.
+            guard (n.int("noop_with_empty_axes") ?? 0) == 0 else { unsupported.append(unsupportedNode(n, "noop_with_empty_axes with axes computed at run time")); return }
+            let op: Op = n.opType == "ReduceMean" ? .reduceMean : n.opType == "ReduceSum" ? .reduceSum : .reduceMax
+            emit(n, op, inputs: Array(n.inputs.prefix(2)), outputs: [n.outputs[0]], ["keepdims": .int(keep)])
+            return
+        }
         if (n.int("noop_with_empty_axes") ?? 0) == 1, axes?.isEmpty ?? true {
             emit(n, .identity, inputs: [n.inputs[0]], outputs: [n.outputs[0]]); return
         }
@@ -358,22 +389,21 @@ extension ONNXBuildContext {
         emit(n, .slice, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
     }
 
+    /// Pad at every opset: pads, value and (opset 18) axes are attributes when constant and stay
+    /// inputs otherwise (resolved once known); modes constant, reflect, edge and wrap.
     mutating func mapPad(_ n: ONNXNode) {
-        let mode = n.string("mode") ?? "constant"
-        var pads: [Int]?, value: Double = 0
+        var attrs: [String: AttributeValue] = ["mode": .string(n.string("mode") ?? "constant")]
         if opset < 11 {
-            pads = n.ints("pads") ?? n.ints("paddings")
-            value = Double(n.float("value") ?? 0)
-        } else {
-            if let p = n.input(1), let t = constants[p] { pads = ints(t) }
-            if let v = n.input(2) {
-                guard let t = constants[v] else { unsupported.append(unsupportedNode(n, "pad value computed at run time")); return }
-                value = t.doubles().first ?? 0
-            }
-            if n.input(3) != nil { unsupported.append(unsupportedNode(n, "Pad with axes (opset 18) is not supported")); return }
+            guard let pads = n.ints("pads") ?? n.ints("paddings") else { unsupported.append(unsupportedNode(n, "no pads")); return }
+            attrs["pads"] = .ints(pads)
+            attrs["value"] = .float(Double(n.float("value") ?? 0))
+            emit(n, .pad, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
+            return
         }
-        guard let pads else { unsupported.append(unsupportedNode(n, "pads computed at run time")); return }
-        emit(n, .pad, inputs: [n.inputs[0]], outputs: [n.outputs[0]], ["pads": .ints(pads), "mode": .string(mode), "value": .float(value)])
+        var ins = [n.inputs[0], n.input(1) ?? "", n.input(2) ?? "", n.input(3) ?? ""]
+        if ins[2].isEmpty { attrs["value"] = .float(0) }
+        while ins.last == "" { ins.removeLast() }
+        emit(n, .pad, inputs: ins, outputs: [n.outputs[0]], attrs)
     }
 }
 

@@ -7,6 +7,9 @@ enum Activation: Equatable {
     /// clip(α·x + β, 0, 1): PyTorch's hardsigmoid is α = 1/6, β = 0.5; Keras 2 / ONNX default α = 0.2.
     case hardSigmoid(Float, Float)
     case clip(Float, Float)
+    case leakyRelu(Float)
+    /// x · tanh(softplus(x)).
+    case mish
 
     /// The activation an op denotes, or nil when the op is not a pointwise activation.
     static func from(_ node: GraphNode) -> Activation? {
@@ -20,7 +23,11 @@ enum Activation: Equatable {
             return .hardSigmoid(Float(node.float("alpha") ?? 1.0 / 6.0), Float(node.float("beta") ?? 0.5))
         case .sigmoid: return .sigmoid
         case .tanh: return .tanh
+        case .leakyRelu: return .leakyRelu(Float(node.float("alpha") ?? 0.01))
+        case .mish: return .mish
         case .clip:
+            // Bounds still read from tensors at run time are not a fusable activation.
+            guard node.inputs.dropFirst().allSatisfy(\.isEmpty) else { return nil }
             let lo = node.float("min").map { Float($0) } ?? -Float.infinity
             let hi = node.float("max").map { Float($0) } ?? Float.infinity
             return .clip(lo, hi)
@@ -54,6 +61,11 @@ enum Activation: Equatable {
             }
         case .hardSwish:
             for i in 0..<n { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) / 6 }
+        case .leakyRelu(let a):
+            for i in 0..<n { let v = x[i]; y[i] = v >= 0 ? v : a * v }
+        case .mish:
+            // softplus with torch's threshold (x > 20: softplus(x) = x) keeps exp from overflowing.
+            for i in 0..<n { let v = x[i]; y[i] = v * tanhf(v > 20 ? v : log1pf(expf(v))) }
         case .hardSigmoid(let a, let b):
             if a == 1.0 / 6.0 && b == 0.5 {
                 // PyTorch's exact formula: relu6(x + 3) / 6.
@@ -109,6 +121,14 @@ enum Activation: Equatable {
             }
         case .hardSigmoid(let a, let b):
             for i in 0..<n { let t = a * x[i] + b; if t > 0 && t < 1 { dx[i] += dy[i] * a } }
+        case .leakyRelu(let a):
+            for i in 0..<n { dx[i] += x[i] >= 0 ? dy[i] : a * dy[i] }
+        case .mish:
+            for i in 0..<n {
+                let v = x[i]
+                let sp = v > 20 ? v : log1pf(expf(v)), t = tanhf(sp), sig = 1 / (1 + expf(-v))
+                dx[i] += dy[i] * (t + v * (1 - t * t) * sig)
+            }
         }
     }
 

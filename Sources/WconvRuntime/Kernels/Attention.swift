@@ -73,7 +73,7 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
     }
 }
 
-/// Slice with positive steps: per dim start, step and output size.
+/// Slice: per dim start, step (negative walks backwards) and output size.
 struct SlicePlan: Equatable {
     var inShape: [Int]
     var starts: [Int]

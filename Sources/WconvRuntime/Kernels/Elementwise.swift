@@ -1,4 +1,5 @@
 import Foundation
+import WconvGraph
 
 enum BinaryKind { case add, sub, mul, div, pow, minimum, maximum, equal, less, lessOrEqual, greater, greaterOrEqual, and, or }
 
@@ -32,16 +33,8 @@ struct BroadcastPlan {
     var outShape: [Int]
     var count: Int
 
-    static func outputShape(_ a: [Int], _ b: [Int]) -> [Int]? {
-        let r = max(a.count, b.count)
-        var out = [Int](repeating: 1, count: r)
-        for i in 0..<r {
-            let da = i < r - a.count ? 1 : a[i - (r - a.count)]
-            let db = i < r - b.count ? 1 : b[i - (r - b.count)]
-            if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
-        }
-        return out
-    }
+    /// Numpy broadcasting: the graph's one rule.
+    static func outputShape(_ a: [Int], _ b: [Int]) -> [Int]? { ShapeInference.broadcast(a, b) }
 
     init?(_ a: [Int], _ b: [Int]) {
         guard let out = BroadcastPlan.outputShape(a, b) else { return nil }
@@ -155,4 +148,52 @@ func binaryBackward(_ kind: BinaryKind, _ a: UnsafePointer<Float>, _ b: UnsafePo
     }
     if let da { run(da, isA: true) }
     if let db { run(db, isA: false) }
+}
+
+/// How each of several inputs is read while walking an output shape in row-major order: per-dim
+/// strides (0 on broadcast dims), with the last dim walked in an inner loop.
+struct NBroadcast: Equatable {
+    var outShape: [Int]
+    /// strides[input][dim], aligned to outShape.
+    var strides: [[Int]]
+    var count: Int
+
+    init?(_ inputs: [[Int]], out: [Int]) {
+        outShape = out
+        count = out.reduce(1, *)
+        strides = []
+        let r = out.count
+        for s in inputs {
+            guard s.count <= r else { return nil }
+            let padded = [Int](repeating: 1, count: r - s.count) + s
+            var st = [Int](repeating: 0, count: r)
+            var acc = 1
+            for i in stride(from: r - 1, through: 0, by: -1) {
+                guard padded[i] == out[i] || padded[i] == 1 else { return nil }
+                st[i] = padded[i] == 1 ? 0 : acc
+                acc *= padded[i]
+            }
+            strides.append(st)
+        }
+    }
+
+    var inner: Int { outShape.last ?? 1 }
+    var rows: Int { inner == 0 ? 0 : count / inner }
+    /// Stride of input k along the inner (last) dim.
+    func innerStride(_ k: Int) -> Int { strides[k].last ?? 0 }
+
+    /// Offset of input k at the start of output row `row`.
+    @inline(__always)
+    func rowOffset(_ k: Int, _ row: Int) -> Int {
+        var rem = row, off = 0
+        var i = outShape.count - 2
+        let st = strides[k]
+        while i >= 0 {
+            let d = outShape[i]
+            off += (rem % d) * st[i]
+            rem /= d
+            i -= 1
+        }
+        return off
+    }
 }

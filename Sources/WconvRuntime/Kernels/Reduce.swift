@@ -3,7 +3,7 @@ import Foundation
 enum ReduceKind { case sum, mean, max }
 
 /// A reduction over a contiguous block of axes: data viewed as [outer, red, inner].
-/// (Non-contiguous axes are rejected at compile time with a clear message.)
+/// (Other axis sets use the strided reduction of Ops/ReductionKernels.swift.)
 struct ReducePlan: Equatable {
     var outer: Int, red: Int, inner: Int
 }

@@ -38,6 +38,8 @@ func transposeForward(_ x: UnsafePointer<Float>, shape: [Int], perm: [Int], _ y:
     let srcStrides = perm.map { inStrides[$0] }
     let count = shape.reduce(1, *)
     if count == 0 { return }
+    // A scalar (rank 0) is its own transpose.
+    guard r > 0 else { if accumulate { y[0] += x[0] } else { y[0] = x[0] }; return }
     let inner = outShape[r - 1], innerStride = srcStrides[r - 1]
     let rows = count / max(inner, 1)
     Parallel.forRange(rows, costPerItem: inner) { range in
@@ -64,37 +66,6 @@ func inversePermutation(_ perm: [Int]) -> [Int] {
     var inv = [Int](repeating: 0, count: perm.count)
     for (i, p) in perm.enumerated() { inv[p] = i }
     return inv
-}
-
-/// Constant padding with non-negative pads [begin..., end...] over all dims.
-func padForward(_ x: UnsafePointer<Float>, shape: [Int], pads: [Int], value: Float, _ y: UnsafeMutablePointer<Float>) {
-    let r = shape.count
-    let outShape = (0..<r).map { shape[$0] + pads[$0] + pads[$0 + r] }
-    let total = outShape.reduce(1, *)
-    y.update(repeating: value, count: total)
-    padCopy(x, shape: shape, pads: pads, y, outShape: outShape, backward: false)
-}
-
-/// Copies the interior: forward x → y's interior; backward adds y's interior into x.
-func padCopy(_ x: UnsafePointer<Float>, shape: [Int], pads: [Int], _ y: UnsafeMutablePointer<Float>, outShape: [Int], backward: Bool) {
-    let r = shape.count
-    let count = shape.reduce(1, *)
-    if count == 0 { return }
-    let inner = shape[r - 1]
-    let rows = count / inner
-    let outStrides = Tensor_contiguousStrides(outShape)
-    let mx = UnsafeMutablePointer(mutating: x)
-    for row in 0..<rows {
-        var rem = row, off = pads[r - 1]
-        var i = r - 2
-        while i >= 0 { off += ((rem % shape[i]) + pads[i]) * outStrides[i]; rem /= shape[i]; i -= 1 }
-        if backward {
-            let d = mx + row * inner, s = y + off
-            for j in 0..<inner { d[j] += s[j] }
-        } else {
-            (y + off).update(from: x + row * inner, count: inner)
-        }
-    }
 }
 
 /// Gather along `axis` (ONNX Gather / embedding): data viewed as [outer, axisLen, inner].

@@ -1,0 +1,126 @@
+import OrderedCollections
+import WconvFormats
+import WconvTensor
+
+extension Op {
+    /// inputs [x, weight(O, I/group, kH, kW), bias?]; attrs strides, pads, dilations, group.
+    /// Spatial attributes are (height, width); `pads` is [top, left, bottom, right] so asymmetric
+    /// 'same' padding stays exact.
+    public static let conv2d: Op = "conv2d"
+    /// Transposed 2-D convolution (PyTorch ConvTranspose2d, ONNX ConvTranspose). inputs [x,
+    /// weight(C_in, C_out/group, kH, kW), bias?]; attrs strides, dilations, group, outputPadding [h, w],
+    /// and the padding as `pads` [top, left, bottom, right], or `autoPad` ("SAME_UPPER", "SAME_LOWER",
+    /// "VALID") and/or `outputShape` [h, w] from which pads follow as onnxruntime derives them.
+    /// Output size: (in − 1)·stride − pads + dilation·(k − 1) + outputPadding + 1.
+    public static let convTranspose2d: Op = "convTranspose2d"
+}
+
+/// The padding and output shape of a transposed convolution, read once for the shape rule and the
+/// runtime's kernel selection.
+public struct ConvTransposeGeometry: Equatable {
+    /// [top, left, bottom, right]
+    public var pads: [Int]
+    public var outShape: [Int]
+}
+
+/// Convolutions (docs/adding-an-op.md).
+public enum ConvolutionOps {
+    static let schemas: [OpSchema] = [conv2d, convTranspose2d]
+
+    public static func convTransposeGeometry(_ node: GraphNode, x: [Int], w: [Int], fail: (String) -> Error) throws -> ConvTransposeGeometry {
+        guard x.count == 4 else { throw fail("expects a 4-D NCHW input") }
+        guard w.count == 4, w.allSatisfy({ $0 > 0 && $0 < 1 << 20 }) else { throw fail("expects a 4-D weight (C_in, C_out/group, kH, kW)") }
+        let g = node.int("group") ?? 1
+        guard g >= 1, x[1] == w[0], w[0] % g == 0 else {
+            throw fail("input has \(x[1]) channels but the weight \(w) with group \(g) expects \(w[0]) (divisible by the group)")
+        }
+        guard let s = node.ints("strides", count: 2, default: 1), let d = node.ints("dilations", count: 2, default: 1),
+              let op = node.ints("outputPadding", count: 2, default: 0), let given = node.ints("pads", count: 4, default: 0) else {
+            throw fail("strides, dilations and outputPadding need 2 values, pads 4")
+        }
+        guard (s + d).allSatisfy({ $0 >= 1 && $0 < 1 << 20 }), (op + given).allSatisfy({ $0 >= 0 && $0 < 1 << 30 }) else {
+            throw fail("strides \(s) and dilations \(d) must be positive, pads \(given) and output padding \(op) non-negative")
+        }
+        // The kernel runs as the adjoint of a convolution, which needs the output padding below the stride.
+        guard op[0] < s[0], op[1] < s[1] else { throw fail("output padding \(op) must be smaller than the stride \(s)") }
+        let auto = node.string("autoPad") ?? "NOTSET"
+        var outputShape = node.ints("outputShape")
+        if let o = outputShape, o.count == 4 { outputShape = Array(o.suffix(2)) }
+        guard outputShape == nil || outputShape!.count == 2 else { throw fail("output_shape \(node.ints("outputShape") ?? []) needs 2 spatial sizes") }
+        var pads = given, out = [x[0], w[1] * g, 0, 0]
+        for i in 0..<2 {
+            let natural = (x[2 + i] - 1) * s[i] + op[i] + (w[2 + i] - 1) * d[i] + 1
+            var target: Int? = outputShape?[i]
+            if target == nil && (auto == "SAME_UPPER" || auto == "SAME_LOWER") { target = x[2 + i] * s[i] }
+            if let target {
+                // onnxruntime: total padding max(0, natural − target), the odd one at the end for
+                // SAME_UPPER and at the start otherwise.
+                let total = max(0, natural - target)
+                guard natural - total == target else {
+                    throw fail("output size \(target) is larger than the \(natural) this transposed convolution produces")
+                }
+                let head = auto == "SAME_UPPER" ? total / 2 : total - total / 2
+                pads[i] = head; pads[2 + i] = total - head
+            } else if auto == "VALID" {
+                pads[i] = 0; pads[2 + i] = 0
+            }
+            out[2 + i] = natural - pads[i] - pads[2 + i]
+            guard out[2 + i] >= 1 else { throw fail("pads \(pads) leave no output along spatial dim \(i)") }
+        }
+        return ConvTransposeGeometry(pads: pads, outShape: out)
+    }
+
+    static let convTranspose2d = OpSchema(.convTranspose2d, onnx: ["ConvTranspose": importConvTranspose], onnxExport: exportConvTranspose) { a in
+        let x = try a.need(0), w = try a.need(1)
+        let geometry = try convTransposeGeometry(a.node, x: x, w: w, fail: a.fail)
+        if let b = a.optional(2), b != [geometry.outShape[1]] { throw a.fail("bias shape \(b) should be [\(geometry.outShape[1])]") }
+        return [geometry.outShape]
+    }
+
+    static func importConvTranspose(_ ctx: inout ONNXBuildContext, _ n: ONNXNode) throws {
+        guard let wName = n.input(1), let ws = ctx.constants[wName]?.shape ?? ctx.shapes[wName], ws.count == 4 else {
+            ctx.unsupported.append(ctx.unsupportedNode(n, "only 2-D transposed convolution with a known weight shape is supported"))
+            return
+        }
+        if let k = n.ints("kernel_shape"), k != [ws[2], ws[3]] {
+            ctx.unsupported.append(ctx.unsupportedNode(n, "kernel_shape \(k) differs from the weight's \(ws)")); return
+        }
+        var attrs: [String: AttributeValue] = ["strides": .ints(n.ints("strides") ?? [1, 1]), "dilations": .ints(n.ints("dilations") ?? [1, 1]),
+                                               "group": .int(n.int("group") ?? 1), "outputPadding": .ints(n.ints("output_padding") ?? [0, 0]),
+                                               "pads": .ints(n.ints("pads") ?? [0, 0, 0, 0])]
+        if let a = n.string("auto_pad"), a != "NOTSET" { attrs["autoPad"] = .string(a) }
+        if let o = n.ints("output_shape") { attrs["outputShape"] = .ints(o) }
+        ctx.emit(n, .convTranspose2d, inputs: Array(n.inputs.prefix(3)), outputs: [n.outputs[0]], attrs)
+    }
+
+    static func exportConvTranspose(_ e: inout ONNXExportContext, _ n: GraphNode) {
+        guard n.inputs.count >= 2, let w = e.graph.parameters[n.inputs[1]], w.rank == 4 else {
+            e.problems.append("\(n.name) (convTranspose2d): weight is not a 4-D parameter"); return
+        }
+        var attrs: OrderedDictionary<String, ONNXAttribute> = [
+            "kernel_shape": .ints([w.shape[2], w.shape[3]]), "strides": .ints(n.ints("strides") ?? [1, 1]),
+            "dilations": .ints(n.ints("dilations") ?? [1, 1]), "group": .int(n.int("group") ?? 1),
+            "output_padding": .ints(n.ints("outputPadding") ?? [0, 0]),
+        ]
+        if let a = n.string("autoPad") { attrs["auto_pad"] = .string(a) } else { attrs["pads"] = .ints(n.ints("pads") ?? [0, 0, 0, 0]) }
+        if let o = n.ints("outputShape") { attrs["output_shape"] = .ints(o) }
+        e.add("ConvTranspose", n.name, n.inputs, [n.outputs[0]], attrs, rank: 4)
+    }
+
+    static let conv2d = OpSchema(.conv2d) { a in
+        let x = try a.need(0), w = try a.need(1)
+        guard x.count == 4 else { throw a.fail("expects a 4-D NCHW input") }
+        guard w.count == 4 else { throw a.fail("expects a 4-D OIHW weight") }
+        let g = a.int("group") ?? 1
+        let (expected, overflow) = w[1].multipliedReportingOverflow(by: g)
+        guard g >= 1, !overflow, x[1] == expected, w[0] % g == 0 else {
+            throw a.fail("input has \(x[1]) channels but weight \(w) with group \(g) expects \(overflow ? "an impossible number of" : String(expected)) (and \(w[0]) output channels divisible by the group)")
+        }
+        if let b = a.optional(2), b != [w[0]] { throw a.fail("bias shape \(b) should be [\(w[0])]") }
+        let s = try a.ints("strides", 2, default: 1), d = try a.ints("dilations", 2, default: 1)
+        let p = try a.ints("pads", 4, default: 0)
+        let h = try a.window(x[2], k: w[2], s: s[0], p0: p[0], p1: p[2], d: d[0], ceil: false, what: "height")
+        let wd = try a.window(x[3], k: w[3], s: s[1], p0: p[1], p1: p[3], d: d[1], ceil: false, what: "width")
+        return [[x[0], w[0], h, wd]]
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import WconvGraph
+import WconvTensor
+
+/// Multi-head attention with an optional additive mask (docs/adding-an-op.md).
+enum AttentionKernels {
+    static let all: [OpKernels] = [attention]
+
+    static let attention = OpKernels(.attention) { r in
+        let q = try r.shape(0), k = try r.shape(1)
+        let heads = r.node.int("heads") ?? 1
+        let g = AttentionGeometry(b: q[0], tq: q[1], tk: k[1], d: q[2], heads: heads, kvBatch: k[0],
+                                  scale: Float(r.node.float("scale") ?? 1 / Double(q[2] / heads).squareRoot()))
+        return Attention(geometry: g, maskShape: r.inputShapes.count > 3 ? r.inputShapes[3] : nil)
+    }
+}
+
+/// Saved state: the probabilities (training plans only) and the mask broadcast to
+/// [B, heads, Tq, Tk] (when there is a mask).
+struct Attention: StepKernel {
+    let geometry: AttentionGeometry
+    let maskShape: [Int]?
+    var full: Int { geometry.b * geometry.heads * geometry.probsPerHead }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.b * g.tq * g.d); e.read(1, g.kvBatch * g.tk * g.d); e.read(2, g.kvBatch * g.tk * g.d)
+        if let maskShape { e.read(3, maskShape.reduce(1, *)) }
+        e.write(0, g.b * g.tq * g.d)
+        return e
+    }
+    func auxFloats(training: Bool) -> Int { (training ? full : 0) + (maskShape != nil ? full : 0) }
+
+    func forward(_ c: StepContext) throws {
+        let g = geometry, e = c.executor
+        // Probabilities: kept per step for backward in training plans, scratch otherwise.
+        let probs = e.keepAllValues ? c.aux! : e.staging2.get(full)
+        var expanded: UnsafePointer<Float>? = nil
+        if let maskShape, let m = c.input(3) {
+            let buf = c.aux! + (e.keepAllValues ? full : 0)
+            let plan = BroadcastPlan(maskShape, [g.b, g.heads, g.tq, g.tk])!
+            fillFloats(buf, with: 0, count: full)
+            // Broadcast the mask into the zeroed buffer: mask + 0 (the plan's b operand is full-size).
+            binaryForward(.add, m, UnsafePointer(buf), plan, buf)
+            expanded = UnsafePointer(buf)
+        }
+        attentionForward(c.input(0)!, c.input(1)!, c.input(2)!, mask: expanded, g, probs: probs, c.output())
+    }
+
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient() else { return }
+        attentionBackward(c.input(0)!, c.input(1)!, c.input(2)!, geometry, probs: c.aux!, dy: dy,
+                          dq: c.inputGradient(0), dk: c.inputGradient(1), dv: c.inputGradient(2), scratch: c.executor.staging)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import WconvGraph
+import WconvTensor
+
+/// Convolutions (docs/adding-an-op.md). conv2d: im2col + sgemm, 1×1 straight into GEMM, depthwise
+/// as a direct loop (Kernels/Conv2d.swift); the activation fused by inference runs in its epilogue.
+enum ConvolutionKernels {
+    static let all: [OpKernels] = [conv2d, convTranspose2d]
+
+    /// Runs as the adjoint of the convolution from the output space back to the input space: that
+    /// convolution's geometry (input = this op's output) must map the output onto the input exactly.
+    static let convTranspose2d = OpKernels(.convTranspose2d) { r in
+        let x = try r.shape(0), wt = try r.shape(1)
+        let t = try ConvolutionOps.convTransposeGeometry(r.node, x: x, w: wt, fail: r.fail)
+        try r.agree(t.outShape)
+        let groups = r.node.int("group") ?? 1
+        let st = try r.attr("strides", 2, 1), d = try r.attr("dilations", 2, 1), p = t.pads
+        let g = ConvGeometry(n: x[0], c: t.outShape[1], h: t.outShape[2], w: t.outShape[3], o: x[1], kh: wt[2], kw: wt[3],
+                             sh: st[0], sw: st[1], pt: p[0], pl: p[1], pb: p[2], pr: p[3], dh: d[0], dw: d[1], groups: groups)
+        guard g.ho == x[2], g.wo == x[3] else { throw r.fail("internal: the adjoint convolution maps \(t.outShape) to [\(g.ho), \(g.wo)], not the input") }
+        return ConvTranspose2d(geometry: g)
+    }
+
+    static let conv2d = OpKernels(.conv2d) { r in
+        let x = try r.shape(0), wt = try r.shape(1)
+        guard x.count == 4, wt.count == 4, wt.allSatisfy({ $0 > 0 }) else { throw r.fail("conv2d expects an NCHW input and an OIHW weight with positive dims") }
+        let groups = r.node.int("group") ?? 1
+        guard groups >= 1, x[1] % groups == 0, wt[0] % groups == 0, wt[1] * groups == x[1] else {
+            throw r.fail("weight \(wt) with group \(groups) does not fit \(x[1]) input channels")
+        }
+        if r.inputShapes.count > 2, let b = r.inputShapes[2], b.reduce(1, *) != wt[0] { throw r.fail("bias shape \(b) must be [\(wt[0])]") }
+        let st = try r.attr("strides", 2, 1), d = try r.attr("dilations", 2, 1), p = try r.attr("pads", 4, 0)
+        let g = ConvGeometry(n: x[0], c: x[1], h: x[2], w: x[3], o: wt[0], kh: wt[2], kw: wt[3], sh: st[0], sw: st[1],
+                             pt: p[0], pl: p[1], pb: p[2], pr: p[3], dh: d[0], dw: d[1], groups: groups)
+        try r.agree([g.n, g.o, g.ho, g.wo])
+        return Conv2d(geometry: g)
+    }
+}
+
+struct Conv2d: StepKernel {
+    let geometry: ConvGeometry
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.n * g.c * g.h * g.w); e.read(1, g.o * g.cg * g.kh * g.kw); e.read(2, g.o)
+        e.write(0, g.n * g.o * g.ho * g.wo)
+        return e
+    }
+    func forward(_ c: StepContext) throws {
+        let e = c.executor
+        conv2dForward(c.input(0)!, geometry, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, activation: c.fused,
+                      c.output(), workspace: e.workspace, staging: e.staging)
+    }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient() else { return }
+        let e = c.executor
+        conv2dBackward(c.input(0)!, geometry, weight: c.input(1)!, dy: dy, dx: c.inputGradient(0), dw: c.inputGradient(1), db: c.inputGradient(2),
+                       workspace: e.workspace, staging: e.staging, staging2: e.staging2)
+    }
+}
+
+/// Transposed convolution through the convolution kernels: forward is the convolution's input
+/// gradient (Wᵀ·x then col2im), the input gradient is a convolution of dy, the weight gradient the
+/// convolution's weight gradient with the roles of input and output swapped.
+struct ConvTranspose2d: StepKernel {
+    /// The convolution this op is the adjoint of (its input is this op's output).
+    let geometry: ConvGeometry
+    var outCount: Int { geometry.n * geometry.c * geometry.hw }
+
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // Input is the adjoint convolution's output, the written output its input.
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.n * g.o * g.ho * g.wo); e.read(1, g.o * g.cg * g.kh * g.kw); e.read(2, g.c)
+        e.write(0, outCount)
+        return e
+    }
+    func forward(_ c: StepContext) throws {
+        let g = geometry, e = c.executor, x = c.input(0)!, y = c.output()
+        fillFloats(y, with: 0, count: outCount)
+        // The convolution's input slot is only read for its weight gradient (not computed here); it
+        // still gets a buffer of the convolution-input size (y) since the depthwise loop reads it.
+        conv2dBackward(UnsafePointer(y), g, weight: c.input(1)!, dy: x, dx: y, dw: nil, db: nil, workspace: e.workspace, staging: e.staging, staging2: e.staging2)
+        if let b = c.input(2) {
+            let plane = g.hw
+            Parallel.forRange(g.n * g.c, costPerItem: plane) { range in
+                for nc in range { let v = b[nc % g.c], p = y + nc * plane; for i in 0..<plane { p[i] += v } }
+            }
+        }
+    }
+
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient() else { return }
+        let g = geometry, e = c.executor, x = c.input(0)!
+        if let db = c.inputGradient(2) {
+            for ch in 0..<g.c {
+                var s: Float = 0
+                for img in 0..<g.n { let p = dy + (img * g.c + ch) * g.hw; for i in 0..<g.hw { s += p[i] } }
+                db[ch] += s
+            }
+        }
+        if let dw = c.inputGradient(1) {
+            conv2dBackward(dy, g, weight: c.input(1)!, dy: x, dx: nil, dw: dw, db: nil, workspace: e.workspace, staging: e.staging, staging2: e.staging2)
+        }
+        if let dx = c.inputGradient(0) {
+            let n = g.n * g.o * g.howo
+            var tmp = [Float](repeating: 0, count: n)
+            tmp.withUnsafeMutableBufferPointer { t in
+                conv2dForward(dy, g, weight: c.input(1)!, bias: nil, activation: .none, t.baseAddress!, workspace: e.workspace, staging: e.staging)
+                for i in 0..<n { dx[i] += t[i] }
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import WconvGraph
+import WconvTensor
+
+/// Pooling (docs/adding-an-op.md); window geometry with PyTorch's rules (Kernels/Pooling.swift).
+enum PoolingKernels {
+    static let all: [OpKernels] = [pool(.maxPool2d), pool(.avgPool2d), adaptiveAvgPool2d, globalAvgPool]
+
+    static func pool(_ op: Op) -> OpKernels {
+        OpKernels(op) { r in
+            let x = try r.shape(0)
+            let kernel = try r.attr("kernel", 2, 0)
+            let st = r.node.ints("strides") == nil ? kernel : try r.attr("strides", 2, 1)
+            let p = try r.attr("pads", 4, 0), d = try r.attr("dilations", 2, 1)
+            let g = PoolGeometry(n: x[0], c: x[1], h: x[2], w: x[3], kernel: kernel, strides: st, pads: p, dilations: d,
+                                 ceilMode: (r.node.int("ceilMode") ?? 0) != 0, countIncludePad: (r.node.int("countIncludePad") ?? 1) != 0)
+            try r.agree([g.n, g.c, g.ho, g.wo])
+            return Pool(max: op == .maxPool2d, geometry: g)
+        }
+    }
+
+    static let adaptiveAvgPool2d = OpKernels(.adaptiveAvgPool2d) { r in
+        let x = try r.shape(0)
+        return AdaptiveAvgPool(planes: x[0] * x[1], h: x[2], w: x[3], oh: r.outShape[2], ow: r.outShape[3])
+    }
+
+    /// Any number of spatial dims: one plane of all spatial elements per (n, c).
+    static let globalAvgPool = OpKernels(.globalAvgPool) { r in
+        let x = try r.shape(0)
+        return AdaptiveAvgPool(planes: x[0] * x[1], h: x.dropFirst(2).reduce(1, *), w: 1, oh: 1, ow: 1)
+    }
+}
+
+struct Pool: StepKernel {
+    let max: Bool
+    let geometry: PoolGeometry
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.n * g.c * g.h * g.w); e.write(0, g.n * g.c * g.ho * g.wo)
+        return e
+    }
+    func forward(_ c: StepContext) throws {
+        if max { maxPoolForward(c.input(0)!, geometry, c.output()) } else { avgPoolForward(c.input(0)!, geometry, c.output()) }
+    }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
+        if max { maxPoolBackward(c.input(0)!, geometry, dy: dy, dx: d) } else { avgPoolBackward(geometry, dy: dy, dx: d) }
+    }
+}
+
+struct AdaptiveAvgPool: StepKernel {
+    let planes: Int, h: Int, w: Int, oh: Int, ow: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, planes * h * w); e.write(0, planes * oh * ow)
+        return e
+    }
+    func forward(_ c: StepContext) throws { adaptiveAvgPoolForward(c.input(0)!, planes: planes, h: h, w: w, oh: oh, ow: ow, c.output()) }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
+        adaptiveAvgPoolBackward(planes: planes, h: h, w: w, oh: oh, ow: ow, dy: dy, dx: d)
+    }
+}
