@@ -11,11 +11,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of --data for validation (seeded, stratified).") var valSplit: Double?
     @Option(name: .customLong("adapt-target"), help: "Unlabeled target-domain images for MMD domain adaptation.") var adaptTarget: String?
     @OptionGroup var training: TrainingOptions
-<<<<<<< HEAD
-=======
     @OptionGroup var distributed: DistributedOptions
-    @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract where it is off so frozen features are cached).") var augment: Bool?
->>>>>>> main
     @Flag(name: .customLong("no-baseline"), help: "Skip the feature-extraction baseline that guards a fine-tuning run.") var noBaseline = false
     @Flag(name: .customLong("strict-guards"), help: "A tripped guard rail fails the run (exit 1) instead of advising; the best model seen is still written.") var strictGuards = false
     @Option(name: .customLong("checkpoint-dir"), help: "Write an atomic checkpoint here after every epoch.") var checkpointDir: String?
@@ -71,11 +67,7 @@ struct FinetuneCommand: ParsableCommand {
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
         try ModelIO.save(out, to: output)
-<<<<<<< HEAD
-        stderrLine("wrote \(output) (\(out.labels?.count ?? 0) classes, labels and preprocessing in the metadata)")
-=======
-        stderrLine("wrote \(output): \(kept); \(out.labels?.count ?? 0) \(train.isMultiLabel ? "labels, multi-label" : "classes"), labels and preprocessing in the metadata")
->>>>>>> main
+        stderrLine("wrote \(output) (\(out.labels?.count ?? 0) \(train.isMultiLabel ? "labels, multi-label" : "classes"), labels and preprocessing in the metadata)")
         if result.guardTripped, let why = result.stopped {
             // Advice, not failure: the work is kept; --strict-guards turns it into exit 1.
             let text = "guard rail tripped at \(why)\n  the best model seen, \(kept), was written to \(output)"
