@@ -37,11 +37,11 @@ struct FinetuneCommand: ParsableCommand {
         try DatasetCheck.verifyAll(parallel.part(train), threads: config.threads)
         if let v = valSet { try DatasetCheck.verifyAll(parallel.part(v), threads: config.threads) }
         if let t = target { try DatasetCheck.verifyAll(t, threads: config.threads) }
-        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: fit.augment)
+        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: fit.augment,
+                                  log: stderrLine)   // quiet on ranks other than 0
         trainer.annotatePlan(fit)
         trainer.checkpointDir = checkpointDir
         trainer.parallel = parallel
-        if !parallel.isRoot { trainer.log = { _ in } }
         trainer.computeBaseline = !noBaseline
         if isatty(2) != 0 {
             let total = train.count
