@@ -21,7 +21,10 @@ let package = Package(
         .systemLibrary(name: "CWconvHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // protoc-c output for schemas/onnx.proto, committed (tools/regenerate-onnx rebuilds it).
         .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
-        .systemLibrary(name: "CWconvBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS is opened with dlopen on first use, with the kernels chosen from CPUID (wconv_blas.c).
+        .target(name: "CWconvBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("m")]),
+        // Open MPI for data-parallel training (issue 12): linked always, initialised only when launched under MPI.
+        .systemLibrary(name: "CWconvMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
         .target(name: "CWconvImage", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
@@ -36,7 +39,7 @@ let package = Package(
         ]),
         .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvText", dependencies: ["WconvTensor", "WconvFormats"]),
         .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining", "WconvText"]),
 

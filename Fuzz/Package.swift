@@ -18,5 +18,6 @@ let package = Package(
         .executableTarget(name: "FuzzZip", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
         .executableTarget(name: "FuzzSafetensors", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
         .executableTarget(name: "FuzzONNX", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
+        .executableTarget(name: "FuzzGraph", dependencies: ["CFuzzDriver", .product(name: "Wconv", package: wconvPackage)]),
     ]
 )

@@ -178,6 +178,10 @@ final class Executor {
             for (k, o) in outs.enumerated() { shp[o] = outShapes[k] }
             if kernel.isView { rt[outs[0]] = rt[ins[0]] }
             newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
+            // The step's accesses are proved against its planned buffers before anything runs.
+            try checkAccesses(newSteps[newSteps.count - 1], shapes: shp, constant: { v in
+                known[v].map { UnsafePointer($0) } ?? self.paramName[v].map { UnsafePointer(self.params[$0]!.pointer) }
+            })
         }
         // Last step reading each root buffer (graph outputs live to the end).
         var lastUse = [Int](repeating: -1, count: nValues)

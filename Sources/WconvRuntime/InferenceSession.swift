@@ -14,7 +14,7 @@ public final class InferenceSession {
 
     /// - Parameter threads: cores used by BLAS and by the runtime's own loops.
     public init(graph: ModelGraph, threads: Int = 2) throws {
-        RuntimeThreads.configure(threads)
+        try RuntimeThreads.configure(threads)
         self.graph = graph
         self.threads = threads
         let store = ParameterStore(graph: graph)

@@ -56,8 +56,10 @@ struct BenchImportCommand: ParsableCommand {
                 ("load_seconds", .object([("min", .double(sorted[0])), ("median", .double(median)), ("all", .array(times.map { .double($0) }))])),
                 ("peak_rss_bytes", .int(peak)), ("baseline_rss_bytes", .int(baseline.rss)),
                 ("rss_delta_bytes", .int(rssDelta)), ("anon_delta_bytes", .int(anonDelta)),
+                ("kernels", KernelReport.jsonOut(loadBLAS: false)),
             ]).print()
         } else {
+            print(KernelReport.lines(loadBLAS: false).joined(separator: "\n"))
             print("""
             \(file): \(format.rawValue), \(tensors) tensors, \(Fmt.bytes(bytes))
             load (\(`repeat`)×\(touch ? ", touching every page" : "")): min \(Fmt.ms(sorted[0])), median \(Fmt.ms(median))
@@ -78,26 +80,5 @@ struct BenchImportCommand: ParsableCommand {
             while i < t.storage.byteCount { sum &+= UInt64(p[i]); i += 4096 }
         }
         return sum
-    }
-}
-
-/// Memory figures of this process from /proc/self/status (Linux), in bytes; 0 where unavailable.
-struct ProcStatus {
-    var rss = 0, hwm = 0, rssAnon = 0
-
-    static func read() -> ProcStatus {
-        var s = ProcStatus()
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return s }
-        for line in text.split(separator: "\n") {
-            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard parts.count >= 2, let kb = Int(parts[1]) else { continue }
-            switch parts[0] {
-            case "VmRSS:": s.rss = kb * 1024
-            case "VmHWM:": s.hwm = kb * 1024
-            case "RssAnon:": s.rssAnon = kb * 1024
-            default: break
-            }
-        }
-        return s
     }
 }

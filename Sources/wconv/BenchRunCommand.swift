@@ -61,17 +61,27 @@ struct BenchRunCommand: ParsableCommand {
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2], best = sorted[0]
         let ips = Double(batch) / median
+        let peak = ProcStatus.read().hwm  // before the roof's own buffers
+        let flops = try ModelFLOPs(graph, inputShapes: shapes).forward
+        let gflops = flops / median / 1e9
+        let roof = try BLASKernels.measureRoof()
         if json {
             let doc: [String: Any] = [
                 "model": model, "architecture": graph.architecture as Any, "batch": batch, "inputShapes": shapes,
                 "threads": threads, "iters": iters, "sessionBuildSeconds": buildSeconds,
                 "medianSeconds": median, "bestSeconds": best, "imagesPerSecond": ips, "bestImagesPerSecond": Double(batch) / best,
                 "activationMB": Double(session.plannedActivationFloats * 4) / 1e6,
+                "peakRSSBytes": peak, "gflopPerBatch": flops / 1e9, "gflopsAchieved": gflops,
+                "gemmRoofGflops": roof, "roofFraction": gflops / roof, "kernels": KernelReport.json(loadBLAS: true),
             ]
             FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8))
         } else {
+            print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
             print(String(format: "%@: batch %d, %d iters, median %.3f s/batch (best %.3f): %.2f images/s (session build %.2f s, activations %.0f MB)",
                          model, batch, iters, median, best, ips, buildSeconds, Double(session.plannedActivationFloats * 4) / 1e6))
+            print(String(format: "arithmetic: %.1f GFLOP per batch (conv, linear, matmul): %.1f GFLOP/s, %.0f %% of the GEMM roof (sgemm 2048³ here: %.1f GFLOP/s)",
+                         flops / 1e9, gflops, 100 * gflops / roof, roof))
+            print("peak memory (VmHWM): \(Fmt.bytes(peak))")
         }
     }
 }

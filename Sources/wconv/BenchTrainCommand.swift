@@ -13,24 +13,12 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Timed steps per measurement (after one warm-up step).") var steps: Int = 3
     @Option(help: "Classes of the new head.") var classes: Int = 10
     @Option(help: "CPU threads.") var threads: Int = 2
+    @Option(help: "Data-parallel ranks: runs itself under `mpirun -np N` and measures fine-tuning with the batch sharded and gradients all-reduced.") var ranks: Int?
     @Flag(help: "Print one JSON document on stdout.") var json = false
 
     func run() throws {
-        var graph: ModelGraph
-        let label: String
-        if let syn = synthetic {
-            guard syn == "resnet18" else { throw WconvError(.usage, "--synthetic '\(syn)': only resnet18 is built in") }
-            graph = SyntheticModels.resnet18(classes: 1000, input: size)
-            label = "synthetic resnet18"
-        } else if let model {
-            graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-            label = modelName(model)
-        } else {
-            throw WconvError(.usage, "give a model file or --synthetic resnet18")
-        }
-        let names = (0..<classes).map { "c\($0)" }
-        let rep = try HeadReplacement.replace(graph, classes: names, dropout: 0, seed: 0)
-        graph = rep.graph
+        if let ranks { return try runDataParallel(ranks: ranks) }
+        let (graph, label, rep) = try network()
         let p = graph.preprocessing ?? .imagenet
         let h = p.inputSize.first ?? 224, w = p.inputSize.count > 1 ? p.inputSize[1] : h
         var rng = RNG(seed: 1)
@@ -40,6 +28,8 @@ struct BenchTrainCommand: ParsableCommand {
         let all = Set(grouping.groups.flatMap(\.parameters))
         let head = Set(grouping.head.parameters)
         var results: [String: Double] = [:]
+        let inputShapes = [graph.inputs[0].name: x.shape]
+        var gflop: [String: Double] = [:]  // per image
         for (name, trainable) in [("finetune", all), ("feature-extract (uncached)", head)] {
             let s = try TrainingSession(graph: graph, trainable: trainable, threads: threads)
             let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
@@ -55,6 +45,7 @@ struct BenchTrainCommand: ParsableCommand {
             let t0 = Date()
             for _ in 0..<steps { try step() }
             results[name] = Double(batchSize * steps) / Date().timeIntervalSince(t0)
+            gflop[name] = try ModelFLOPs(graph, inputShapes: inputShapes, trainable: trainable).trainingStep / 1e9 / Double(batchSize)
         }
         // Feature extraction with the cache: the frozen forward once, then only the head per epoch.
         if let split = GraphCut.split(graph, at: rep.featureValue, rank: 2) {
@@ -64,6 +55,7 @@ struct BenchTrainCommand: ParsableCommand {
             let t0 = Date()
             for _ in 0..<steps { _ = try inf.run([graph.inputs[0].name: x]) }
             results["frozen forward (once per image)"] = Double(batchSize * steps) / Date().timeIntervalSince(t0)
+            gflop["frozen forward (once per image)"] = try ModelFLOPs(front, inputShapes: inputShapes).forward / 1e9 / Double(batchSize)
         }
         // A feature-extract run of `epochs` epochs over 1000 images: uncached pays the frozen forward
         // every epoch; cached pays it once (the head's cost is negligible next to it).
@@ -72,9 +64,42 @@ struct BenchTrainCommand: ParsableCommand {
             results["projected \(epochs)-epoch feature-extract s/1000 images, uncached"] = uncached
             results["projected \(epochs)-epoch feature-extract s/1000 images, cached"] = cached
         }
-        if json { try printJSON(["model": label, "batch_size": batchSize, "images_per_second": results]) } else {
+        let peak = ProcStatus.read().hwm  // before the roof's own buffers
+        let roof = try BLASKernels.measureRoof()
+        let achieved = gflop.reduce(into: [String: Double]()) { $0[$1.key] = $1.value * (results[$1.key] ?? 0) }
+        if json {
+            try printJSON(["model": label, "batch_size": batchSize, "images_per_second": results,
+                           "gflop_per_image": gflop, "gflops_achieved": achieved, "gemm_roof_gflops": roof,
+                           "roof_fraction": achieved.mapValues { $0 / roof }, "peak_rss_bytes": peak,
+                           "kernels": KernelReport.json(loadBLAS: true)])
+        } else {
+            print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
             print("training throughput, \(label), batch \(batchSize), \(h)x\(w), \(threads) threads:")
-            for (k, v) in results.sorted(by: { $0.key < $1.key }) { print("  \(k.padding(toLength: 62, withPad: " ", startingAt: 0)) \(fmt(v, 1))\(k.hasPrefix("projected") ? " s" : " img/s")") }
+            for (k, v) in results.sorted(by: { $0.key < $1.key }) {
+                var line = "  \(k.padding(toLength: 62, withPad: " ", startingAt: 0)) \(fmt(v, 1))\(k.hasPrefix("projected") ? " s" : " img/s")"
+                if let a = achieved[k] { line += String(format: "  %.1f GFLOP/s, %.0f %% of the GEMM roof", a, 100 * a / roof) }
+                print(line)
+            }
+            print(String(format: "GEMM roof (sgemm 2048³ here): %.1f GFLOP/s; GFLOP counts conv, linear and matmul work (forward + backward)", roof))
+            print("peak memory (VmHWM): \(Fmt.bytes(peak))")
         }
+    }
+
+    /// The benchmarked network with a new head of `classes` outputs.
+    func network() throws -> (graph: ModelGraph, label: String, head: HeadReplacement.Result) {
+        let graph: ModelGraph
+        let label: String
+        if let syn = synthetic {
+            guard syn == "resnet18" else { throw WconvError(.usage, "--synthetic '\(syn)': only resnet18 is built in") }
+            graph = SyntheticModels.resnet18(classes: 1000, input: size)
+            label = "synthetic resnet18"
+        } else if let model {
+            graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+            label = modelName(model)
+        } else {
+            throw WconvError(.usage, "give a model file or --synthetic resnet18")
+        }
+        let rep = try HeadReplacement.replace(graph, classes: (0..<classes).map { "c\($0)" }, dropout: 0, seed: 0)
+        return (rep.graph, label, rep)
     }
 }

@@ -6,7 +6,7 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plan", abstract: "Prints the resolved training plan (groups, trainable epochs, learning rates, BatchNorm policy, warnings) before any compute.")
 
     @Argument(help: "Model file (any supported format).") var model: String
-    @Option(help: "Training data (ImageFolder directory or .npz) — gives the classes and enables the data checks.") var data: String?
+    @Option(help: "Training data (ImageFolder directory, .csv or .npz) — gives the classes (or labels) and enables the data checks.") var data: String?
     @Option(help: "Number of classes (or a comma list of names) when no --data is given.") var classes: String?
     @OptionGroup var training: TrainingOptions
     @Flag(help: "Print the plan as JSON.") var json = false
@@ -35,6 +35,7 @@ struct PlanCommand: ParsableCommand {
         let headSize = HeadReplacement.outputSize(graph)
         if config.head == "new" { graph = try HeadReplacement.replace(graph, classes: classNames, dropout: config.dropout, seed: config.seed).graph }
         var plan = try TrainingPlan(graph: graph, config: config, classes: classNames, modelName: modelName(model))
+        plan.multiLabel = trainSet?.isMultiLabel ?? false
         try plan.checkData(headOutputs: headSize, dataClasses: classNames.count,
                            channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: fit.preprocessing, seed: config.seed) })
         plan.notes += fit.notes

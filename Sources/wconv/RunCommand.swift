@@ -16,7 +16,7 @@ func loadRunnableModel(_ path: String, arch: String? = nil) throws -> ModelGraph
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Runs a model on inputs.",
-        discussion: "Inputs are .npy arrays (one --input per graph input, in order, or NAME=FILE), or PNG/JPEG images (comma-separated for a batch), which are decoded, resized, center-cropped and normalised as the model's preprocessing metadata says. Prints the output shape and, for classifier outputs, the top-k classes with probabilities and labels.")
+        discussion: "Inputs are .npy arrays (one --input per graph input, in order, or NAME=FILE), or PNG/JPEG images (comma-separated for a batch), which are decoded, resized, center-cropped and normalised as the model's preprocessing metadata says. Prints the output shape and, for classifier outputs, the top-k classes with probabilities and labels (per-label sigmoid probabilities for a multi-label model).")
 
     @Argument(help: "Model file (any supported format).")
     var model: String
@@ -67,7 +67,7 @@ struct RunCommand: ParsableCommand {
         let seconds = Date().timeIntervalSince(t0)
         let first = outputs[graph.outputs[0].name]!
         if let output { try NPY.write(first, to: output) }
-        let tops = first.shape.count == 2 && top > 0 ? topK(first, k: min(top, first.shape[1]), labels: graph.labels) : []
+        let tops = first.shape.count == 2 && top > 0 ? topK(first, k: min(top, first.shape[1]), labels: graph.labels, sigmoid: Trainer.isMultiLabelModel(graph)) : []
         if json {
             var doc: [String: Any] = [
                 "model": model, "seconds": seconds,
@@ -116,8 +116,8 @@ struct RunCommand: ParsableCommand {
 
     struct TopEntry { var index: Int; var label: String?; var probability: Double; var logit: Double }
 
-    /// Softmax probabilities and the k largest logits of each row.
-    func topK(_ t: Tensor, k: Int, labels: [String]?) -> [[TopEntry]] {
+    /// Softmax probabilities (per-label sigmoids for a multi-label model) and the k largest logits of each row.
+    func topK(_ t: Tensor, k: Int, labels: [String]?, sigmoid: Bool = false) -> [[TopEntry]] {
         let v = t.floats()
         let n = t.shape[0], c = t.shape[1]
         return (0..<n).map { r in
@@ -126,7 +126,7 @@ struct RunCommand: ParsableCommand {
             let sum = row.reduce(0) { $0 + exp($1 - mx) }
             return row.indices.sorted { row[$0] > row[$1] }.prefix(k).map { i in
                 TopEntry(index: i, label: labels.flatMap { i < $0.count ? $0[i] : nil },
-                         probability: exp(row[i] - mx) / sum, logit: row[i])
+                         probability: sigmoid ? 1 / (1 + exp(-row[i])) : exp(row[i] - mx) / sum, logit: row[i])
             }
         }
     }

@@ -34,9 +34,11 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "MMD kind: mean (the seed's) | gaussian (multi-bandwidth kernel)") var mmd: String = "mean"
     @Flag(name: .customLong("keep-optimizer-state"), help: "Keep optimizer moments when progressive unfreezing rebuilds the groups.") var keepOptimizerState = false
     @Flag(name: .customLong("no-shuffle"), help: "Keep the dataset order (reference runs).") var noShuffle = false
+    @Option(name: .customLong("train-crop"), help: "Random crop of training augmentation: auto (pad for inputs ≤ 64 px, else random-resized) | random-resized | pad") var trainCrop: String = "auto"
     @Option(help: "Early stopping: end the run after N epochs without a better validation metric (needs validation data).") var patience: Int?
     @Flag(name: .customLong("restore-best"), inversion: .prefixedNo, help: "Output the best validation epoch's weights (default) rather than the last epoch's; a tripped guard always outputs the best.") var restoreBest = true
     @OptionGroup var preprocessing: PreprocessingOptions
+    @OptionGroup var multiLabel: MultiLabelFlags
 
     func config() throws -> TrainingConfig {
         var c = TrainingConfig()
@@ -49,7 +51,7 @@ struct TrainingOptions: ParsableArguments {
         c.schedule = schedule; c.warmupEpochs = warmupEpochs; c.stepEpochs = stepEpochs; c.labelSmoothing = labelSmoothing
         c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = threads; c.groups = groups
         c.mmdWeight = mmdWeight; c.keepOptimizerStateOnUnfreeze = keepOptimizerState; c.shuffle = !noShuffle
-        c.patience = patience; c.restoreBest = restoreBest
+        c.patience = patience; c.restoreBest = restoreBest; c.trainCrop = trainCrop
         if let l = layerLR {
             guard l == "geometric" else { throw WconvError(.usage, "--layer-lr '\(l)': only geometric is defined") }
             guard layerDecay == nil else { throw WconvError(.usage, "give --layer-lr geometric or --layer-decay, not both") }
@@ -57,17 +59,23 @@ struct TrainingOptions: ParsableArguments {
         } else if let d = layerDecay {
             c.layerLR = .decay(d)
         }
+        try multiLabel.apply(to: &c)
         try c.validate()
         return c
     }
 }
 
-func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+func stderrLine(_ s: String) { if !Console.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
 func printJSON(_ obj: Any) throws {
     let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
     FileHandle.standardOutput.write(d)
     FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+/// An Encodable value as a JSON object for `printJSON`.
+func jsonObject<T: Encodable>(_ v: T) throws -> Any {
+    try JSONSerialization.jsonObject(with: JSONEncoder().encode(v))
 }
 
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }

@@ -9,21 +9,30 @@ struct WconvCommand: ParsableCommand {
         commandName: "wconv",
         abstract: "Transfer learning without Python: read any weights, fine-tune on the CPU, export anywhere.",
         discussion: "Exit status: 0 success, 1 runtime failure, 2 bad usage, 3 input refused as invalid or unsafe, 4 a diff or verification found a difference.",
-        version: wconvVersion,
         subcommands: [
             InspectCommand.self, ImportCommand.self, ConvertCommand.self, DiffCommand.self,
             RunCommand.self, VerifyCommand.self, PlanCommand.self, FinetuneCommand.self,
-            EvalCommand.self, BenchCommand.self, TokenizeCommand.self,
+            EvalCommand.self, CompareCommand.self, BenchCommand.self, TokenizeCommand.self,
         ]
     )
+
+    @Flag(name: .long, help: "Show the version, the CPU's instruction sets and the BLAS kernels in use.")
+    var version = false
+
+    func run() throws {
+        guard version else { throw CleanExit.helpRequest(self) }
+        print("wconv \(wconvVersion)")
+        print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
+    }
 
     /// Entry point: the one place where errors become messages and exit codes (design.md §4).
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
+            Console.rank?.finalize()
         } catch let error as WconvError {
-            FileHandle.standardError.write(Data("wconv: \(label(error.kind)): \(error.description)\n".utf8))
+            FileHandle.standardError.write(Data("wconv\(Console.tag): \(label(error.kind)): \(error.description)\n".utf8))
             Foundation.exit(error.exitCode)
         } catch {
             // ArgumentParser's own outcomes: help/version (exit 0), usage errors (its EX_USAGE 64

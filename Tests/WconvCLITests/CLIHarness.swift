@@ -23,13 +23,15 @@ enum CLI {
         var stderr: String
     }
 
-    static func run(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    /// Runs the binary with `args`; `environment` entries are added to this process's environment.
+    static func run(_ args: [String], environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
         guard let bin = binary else {
             throw XCTSkip("the wconv binary is not built: run `swift build` (tools/test does) before `swift test`")
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bin)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

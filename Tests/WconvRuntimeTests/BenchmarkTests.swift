@@ -18,7 +18,7 @@ final class BenchmarkTests: XCTestCase {
     }
 
     func testGemmAndConvAnchors() throws {
-        RuntimeThreads.configure(2)
+        try RuntimeThreads.configure(2)
         for (m, n, k) in [(256, 3136, 576), (512, 784, 4608), (64, 50176, 147)] {
             let a = UnsafeMutablePointer<Float>.allocate(capacity: m * k); a.initialize(repeating: 0.01, count: m * k)
             let b = UnsafeMutablePointer<Float>.allocate(capacity: k * n); b.initialize(repeating: 0.02, count: k * n)

@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZE=${1:-224}; BATCH=${2:-16}; THREADS=${3:-2}
-swift build -c release --product wconv >/dev/null
+# WCONV_BIN=path runs another wconv binary (e.g. an older build for before/after figures).
+if [ -z "${WCONV_BIN:-}" ]; then swift build -c release --product wconv >/dev/null; WCONV=.build/release/wconv; else WCONV="$WCONV_BIN"; fi
 PY="${WCONV_PY:-$(tools/refenv)}"
+"$WCONV" --version | sed 1d || true
 # Models: ARCHS="resnet18 resnet50 efficientnet_b0" (default resnet18). resnet18 is wconv's built-in
 # synthetic network; the others are torchvision models (weights=None, random BatchNorm statistics)
 # saved as state dicts into .build/bench/ at bench time and imported by wconv like any user file.
@@ -16,7 +18,7 @@ ARCHS=${ARCHS:-resnet18}
 mkdir -p .build/bench
 for ARCH in $ARCHS; do
 if [ "$ARCH" = resnet18 ]; then
-  W=$(.build/release/wconv bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" --json)
+  W=$("$WCONV" bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" --json)
 else
   F=.build/bench/$ARCH.pth
   [ -f "$F" ] || "$PY" - "$ARCH" "$F" <<'GEN'
@@ -28,21 +30,30 @@ for mod in m.modules():
         mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
 torch.save(m.state_dict(), sys.argv[2])
 GEN
-  W=$(.build/release/wconv bench train "$F" --batch-size "$BATCH" --threads "$THREADS" --json)
+  W=$("$WCONV" bench train "$F" --batch-size "$BATCH" --threads "$THREADS" --json)
 fi
 T=$("$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --batch "$BATCH" --threads "$THREADS")
 "$PY" - "$W" "$T" "$ARCH" <<'PY'
 import json, sys
-w = json.loads(sys.argv[1])["images_per_second"]; t = json.loads(sys.argv[2]); ti = t["images_per_second"]
+wj = json.loads(sys.argv[1]); w = wj["images_per_second"]; t = json.loads(sys.argv[2]); ti = t["images_per_second"]
+gf = wj.get("gflop_per_image", {}); roof = wj.get("gemm_roof_gflops")
 print(f"{sys.argv[3]} at {t['size']}, batch {t['batch']}, {t['threads']} threads (images/s, higher is better)")
-rows = [("full fine-tune step", w["finetune"], ti["finetune"]),
-        ("feature-extract step, uncached", w["feature-extract (uncached)"], ti["feature-extract (usual loop)"]),
-        ("frozen forward (cache fill)", w["frozen forward (once per image)"], ti["frozen forward"])]
-for name, a, b in rows:
-    print(f"  {name:34s} wconv {a:8.1f}   torch {b:8.1f}   ratio {a / b:5.2f}")
+rows = [("full fine-tune step", "finetune", ti["finetune"]),
+        ("feature-extract step, uncached", "feature-extract (uncached)", ti["feature-extract (usual loop)"]),
+        ("frozen forward (cache fill)", "frozen forward (once per image)", ti["frozen forward"])]
+for name, key, b in rows:
+    a = w[key]
+    line = f"  {name:34s} wconv {a:8.1f}   torch {b:8.1f}   ratio {a / b:5.2f}"
+    if key in gf and roof:
+        line += f"   GFLOP/s wconv {a * gf[key]:6.1f} ({100 * a * gf[key] / roof:3.0f}% of roof)  torch {b * gf[key]:6.1f} ({100 * b * gf[key] / roof:3.0f}%)"
+    print(line)
 ep = 10
 print(f"  10-epoch feature extraction, s per 1000 images: wconv cached {1000 / w['frozen forward (once per image)']:.1f}"
       f"   torch usual loop {ep * 1000 / ti['feature-extract (usual loop)']:.1f}"
       f"   speed-up ×{(ep * 1000 / ti['feature-extract (usual loop)']) / (1000 / w['frozen forward (once per image)']):.1f}")
+if roof:
+    print(f"  GEMM roof (OpenBLAS sgemm 2048³, measured by wconv in this run) {roof:.1f} GFLOP/s; GFLOP = conv/linear/matmul multiply-adds ×2, forward + backward")
+MiB = 1024 * 1024
+print(f"  peak memory (VmHWM, whole process): wconv {wj.get('peak_rss_bytes', 0) / MiB:.0f} MiB   torch {t.get('peak_rss', 0) / MiB:.0f} MiB")
 PY
 done

@@ -1,6 +1,6 @@
 # PyTorch's side of the training benchmark: images/s of the usual loops on the CPU.
 # run with: $(tools/refenv) tools/bench-train/train_torch.py --arch resnet18 --size 224 --batch 16 --threads 2
-# Prints one JSON line: full fine-tune step (forward + backward + AdamW), the usual feature-extract
+# Prints one JSON line (with the process's peak RSS, VmHWM): full fine-tune step (forward + backward + AdamW), the usual feature-extract
 # step (frozen backbone, model.train(), full forward every step, backward into the head only), and
 # the eval-mode frozen forward (what a feature cache pays once per image).
 import argparse, json, time
@@ -61,4 +61,7 @@ def fwd():
     with torch.no_grad():
         m(x)
 res["frozen forward"] = timed(fwd)
-print(json.dumps({"arch": a.arch, "size": a.size, "batch": a.batch, "threads": a.threads, "images_per_second": res}))
+with open("/proc/self/status") as f:
+    peak = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+print(json.dumps({"arch": a.arch, "size": a.size, "batch": a.batch, "threads": a.threads, "images_per_second": res,
+                  "peak_rss": peak}))

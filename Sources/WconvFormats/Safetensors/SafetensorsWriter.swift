@@ -143,6 +143,7 @@ public enum SafetensorsWriter {
             throw WconvError(.invalidInput, "the header would be \(json.count) bytes, over safetensors' 100,000,000-byte limit; write shards with a maximum shard size", file: path)
         }
         try AtomicFileWriter.write(to: path) { w in
+            try w.reserve(8 + json.count + order.reduce(0) { $0 + plan.byName[$1]!.byteCount })
             var n = UInt64(json.count).littleEndian
             try withUnsafeBytes(of: &n) { try w.write($0) }
             try w.write(json)

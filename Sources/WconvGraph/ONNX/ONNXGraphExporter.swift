@@ -63,6 +63,8 @@ struct ONNXExportContext {
                               producerName: "wconv", graph: g)
         if let src = graph.provenance.sourceFile { model.metadataProps["wconv.source"] = src }
         if let f = graph.provenance.sourceFormat { model.metadataProps["wconv.sourceFormat"] = f }
+        // A multi-label model's task and per-label thresholds travel with it.
+        for k in ["wconv.task", "wconv.thresholds"] { if let v = graph.provenance.notes[k] { model.metadataProps[k] = v } }
         return model
     }
 

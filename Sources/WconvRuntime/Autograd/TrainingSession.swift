@@ -26,7 +26,7 @@ public final class TrainingSession {
     ///   - trainable: parameter names that receive gradients (buffers are never trainable).
     ///   - bnMode: per BatchNorm node name (default `.train`); `.frozenAffine` also freezes γ and β.
     public init(graph: ModelGraph, trainable: Set<String>, bnMode: [String: BatchNormMode] = [:], threads: Int = 2) throws {
-        RuntimeThreads.configure(threads)
+        try RuntimeThreads.configure(threads)
         self.graph = graph
         self.threads = threads
         store = ParameterStore(graph: graph)

@@ -1,4 +1,3 @@
-import CWconvBLAS
 import Foundation
 
 /// Geometry of one 2-D convolution, NCHW input, OIHW weight. Pads are [top, left, bottom, right].
@@ -100,15 +99,6 @@ func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, img0: Int, nb: Int, 
             }
         }
     }
-}
-
-/// Row-major C[M,N] = alpha·op(A)·op(B) + beta·C.
-@inline(__always)
-func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// Forward convolution with a fused epilogue (bias, then activation).

@@ -38,6 +38,8 @@ func transposeForward(_ x: UnsafePointer<Float>, shape: [Int], perm: [Int], _ y:
     let srcStrides = perm.map { inStrides[$0] }
     let count = shape.reduce(1, *)
     if count == 0 { return }
+    // A scalar (rank 0) is its own transpose.
+    guard r > 0 else { if accumulate { y[0] += x[0] } else { y[0] = x[0] }; return }
     let inner = outShape[r - 1], innerStride = srcStrides[r - 1]
     let rows = count / max(inner, 1)
     Parallel.forRange(rows, costPerItem: inner) { range in

@@ -28,6 +28,7 @@ enum ActivationKernels {
 struct ActivationKernel: StepKernel {
     let activation: Activation
     let count: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
     func forward(_ c: StepContext) throws { applyActivation(activation, c.input(0)!, c.output(), count) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
@@ -39,6 +40,7 @@ struct ActivationKernel: StepKernel {
 struct Dropout: StepKernel {
     let ratio: Float
     let count: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
     func auxFloats(training: Bool) -> Int { training ? count : 0 }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output()
@@ -63,6 +65,12 @@ struct Dropout: StepKernel {
 struct TensorClip: StepKernel {
     let count: Int
     let hasMin: Bool, hasMax: Bool
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = elementwise(count, inputs: inputs, outputs: outputs)
+        if hasMin { e.read(1, 1) }
+        if hasMax { e.read(2, 1) }
+        return e
+    }
     init?(_ r: KernelRequest) {
         let ins = r.node.inputs
         guard ins.dropFirst().contains(where: { !$0.isEmpty }) else { return nil }
@@ -87,6 +95,12 @@ struct TensorClip: StepKernel {
 /// x ≥ 0 ? x : slope·x with the slope broadcast (map input 0: x, input 1: slope).
 struct PRelu: StepKernel {
     let map: NBroadcast
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        for k in 0..<2 { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
+        e.write(0, map.count)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, s = c.input(1)!, y = c.output(), m = map
         let inner = m.inner, ss = m.innerStride(1)

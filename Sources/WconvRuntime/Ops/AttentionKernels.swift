@@ -21,6 +21,14 @@ struct Attention: StepKernel {
     let geometry: AttentionGeometry
     let maskShape: [Int]?
     var full: Int { geometry.b * geometry.heads * geometry.probsPerHead }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.b * g.tq * g.d); e.read(1, g.kvBatch * g.tk * g.d); e.read(2, g.kvBatch * g.tk * g.d)
+        if let maskShape { e.read(3, maskShape.reduce(1, *)) }
+        e.write(0, g.b * g.tq * g.d)
+        return e
+    }
     func auxFloats(training: Bool) -> Int { (training ? full : 0) + (maskShape != nil ? full : 0) }
 
     func forward(_ c: StepContext) throws {

@@ -39,6 +39,13 @@ enum ConvolutionKernels {
 
 struct Conv2d: StepKernel {
     let geometry: ConvGeometry
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.n * g.c * g.h * g.w); e.read(1, g.o * g.cg * g.kh * g.kw); e.read(2, g.o)
+        e.write(0, g.n * g.o * g.ho * g.wo)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let e = c.executor
         conv2dForward(c.input(0)!, geometry, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, activation: c.fused,
@@ -60,6 +67,14 @@ struct ConvTranspose2d: StepKernel {
     let geometry: ConvGeometry
     var outCount: Int { geometry.n * geometry.c * geometry.hw }
 
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // Input is the adjoint convolution's output, the written output its input.
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.n * g.o * g.ho * g.wo); e.read(1, g.o * g.cg * g.kh * g.kw); e.read(2, g.c)
+        e.write(0, outCount)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let g = geometry, e = c.executor, x = c.input(0)!, y = c.output()
         fillFloats(y, with: 0, count: outCount)

@@ -48,6 +48,12 @@ enum ElementwiseKernels {
 /// The output is the input's buffer (reshape-like ops, float casts).
 struct View: StepKernel {
     var isView: Bool { true }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // The output is the input's buffer seen with another shape: it cannot show more elements.
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        if let n = outputs.first { e.read(0, n) }
+        return e
+    }
     func forward(_ c: StepContext) throws {}
     func backward(_ c: BackwardContext) throws { _ = c.inputGradient(0) }
 }
@@ -56,6 +62,11 @@ struct View: StepKernel {
 struct Binary: StepKernel {
     let kind: BinaryKind
     let plan: BroadcastPlan
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, stridedSpan(plan.dims, plan.sa)); e.read(1, stridedSpan(plan.dims, plan.sb)); e.write(0, plan.count)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let y = c.output()
         binaryForward(kind, c.input(0)!, c.input(1)!, plan, y)
@@ -71,6 +82,12 @@ struct Binary: StepKernel {
 /// ONNX Div on integer tensors: truncates toward zero; division by zero is an error naming the node.
 struct IntegerDivide: StepKernel {
     let map: NBroadcast
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        for k in 0..<2 { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
+        e.write(0, map.count)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let a = c.input(0)!, b = c.input(1)!, y = c.output(), m = map
         let inner = m.inner, ia = m.innerStride(0), ib = m.innerStride(1)
@@ -88,6 +105,7 @@ struct IntegerDivide: StepKernel {
 struct Unary: StepKernel {
     let kind: UnaryKind
     let count: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
     func forward(_ c: StepContext) throws { unaryForward(kind, c.input(0)!, c.output(), count) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let dx = c.inputGradient(0) else { return }
@@ -100,6 +118,7 @@ struct Unary: StepKernel {
 struct RoundingCast: StepKernel {
     let toHalf: Bool
     let count: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output(), half = toHalf
         Parallel.forRange(count, costPerItem: 4) { r in
@@ -122,6 +141,12 @@ struct RoundingCast: StepKernel {
 struct Where: StepKernel {
     let strides: [[Int]]
     let outShape: [Int]
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        for k in 0..<3 { e.read(k, strides[k].count == outShape.count ? stridedSpan(outShape, strides[k]) : Int.max) }
+        e.write(0, outShape.reduce(1, *))
+        return e
+    }
     func forward(_ c: StepContext) throws {
         whereForward(c.input(0)!, c.input(1)!, c.input(2)!, strides: strides, outShape: outShape, c.output())
     }

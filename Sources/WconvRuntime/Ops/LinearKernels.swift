@@ -23,6 +23,11 @@ enum LinearKernels {
 /// y = x·Wᵀ + b, with the fused activation in the epilogue.
 struct Linear: StepKernel {
     let rows: Int, inF: Int, outF: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, rows * inF); e.read(1, outF * inF); e.read(2, outF); e.write(0, rows * outF)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         linearForward(c.input(0)!, rows: rows, inF: inF, outF: outF, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) },
                       activation: c.fused, c.output())
@@ -36,6 +41,15 @@ struct Linear: StepKernel {
 
 struct Matmul: StepKernel {
     let plan: MatmulPlan
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        let p = plan
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        if p.batch > 0 {
+            e.read(0, (p.aOffsets.max() ?? 0) + p.m * p.k); e.read(1, (p.bOffsets.max() ?? 0) + p.k * p.n)
+        } else { e.read(0, 0); e.read(1, 0) }
+        e.write(0, p.batch * p.m * p.n)
+        return e
+    }
     func forward(_ c: StepContext) throws { matmulForward(c.input(0)!, c.input(1)!, plan, c.output()) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient() else { return }

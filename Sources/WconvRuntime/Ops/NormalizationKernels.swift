@@ -59,7 +59,13 @@ enum NormalizationKernels {
 struct BatchNorm: StepKernel {
     let n: Int, c: Int, inner: Int
     let epsilon: Float, momentum: Float
-    func auxFloats(training: Bool) -> Int { 2 * c }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, n * c * inner); for k in 1..<5 { e.read(k, c) }
+        e.write(0, n * c * inner)
+        return e
+    }
+    func auxFloats(training: Bool) -> Int { max(2 * c, 1) }
 
     func forward(_ ctx: StepContext) throws {
         let saved = ctx.aux!, y = ctx.output(), x = ctx.input(0)!
@@ -95,6 +101,11 @@ struct BatchNorm: StepKernel {
 /// Eval BN folded to per-channel scale/shift by inference. inputs [x, scale, shift].
 struct ChannelAffine: StepKernel {
     let n: Int, c: Int, inner: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, n * c * inner); e.read(1, c); e.read(2, c); e.write(0, n * c * inner)
+        return e
+    }
     func forward(_ ctx: StepContext) throws {
         channelAffine(ctx.input(0)!, n: n, c: c, inner: inner, scale: ctx.input(1)!, shift: ctx.input(2)!, activation: ctx.fused, ctx.output())
     }
@@ -107,7 +118,13 @@ struct ChannelAffine: StepKernel {
 struct LayerNorm: StepKernel {
     let rows: Int, inner: Int
     let epsilon: Float
-    func auxFloats(training: Bool) -> Int { 2 * rows }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, rows * inner); e.read(1, inner); e.read(2, inner); e.write(0, rows * inner)
+        return e
+    }
+    /// At least one float: an empty input (rows 0) still gets the saved-state pointer forward unwraps.
+    func auxFloats(training: Bool) -> Int { max(2 * rows, 1) }
     func forward(_ c: StepContext) throws {
         let saved = c.aux!
         layerNormForward(c.input(0)!, rows: rows, inner: inner, weight: c.input(1), bias: c.input(2), epsilon: epsilon, c.output(),
@@ -125,6 +142,11 @@ struct LayerNorm: StepKernel {
 struct Softmax: StepKernel {
     let outer: Int, axisLen: Int, inner: Int
     let log: Bool
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, outer * axisLen * inner); e.write(0, outer * axisLen * inner)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output()
         if !log { softmaxForward(x, outer: outer, axisLen: axisLen, inner: inner, y); return }
@@ -167,7 +189,14 @@ struct GroupNorm: StepKernel {
     let perGroupAffine: Bool
     var rows: Int { n * groups }
     var rowLen: Int { c / groups * spatial }
-    func auxFloats(training: Bool) -> Int { 2 * rows }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        let affine = perGroupAffine ? groups : c
+        e.read(0, rows * rowLen); e.read(1, affine); e.read(2, affine); e.write(0, rows * rowLen)
+        return e
+    }
+    /// At least one float: an empty input (rows 0) still gets the saved-state pointer forward unwraps.
+    func auxFloats(training: Bool) -> Int { max(2 * rows, 1) }
     func affineIndex(_ ch: Int) -> Int { perGroupAffine ? ch / (c / groups) : ch }
 
     func forward(_ ctx: StepContext) throws {

@@ -76,6 +76,9 @@ protocol StepKernel {
     func auxFloats(training: Bool) -> Int
     /// The output is input 0 reinterpreted: it shares the buffer (and gradient buffer).
     var isView: Bool { get }
+    /// Elements read from each input and written to each output, from the kernel's own parameters,
+    /// given the planned element counts (AccessCheck.swift); the planner refuses any excess.
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents
 }
 
 extension StepKernel {

@@ -34,6 +34,12 @@ enum PoolingKernels {
 struct Pool: StepKernel {
     let max: Bool
     let geometry: PoolGeometry
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        let g = geometry
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, g.n * g.c * g.h * g.w); e.write(0, g.n * g.c * g.ho * g.wo)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         if max { maxPoolForward(c.input(0)!, geometry, c.output()) } else { avgPoolForward(c.input(0)!, geometry, c.output()) }
     }
@@ -45,6 +51,11 @@ struct Pool: StepKernel {
 
 struct AdaptiveAvgPool: StepKernel {
     let planes: Int, h: Int, w: Int, oh: Int, ow: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, planes * h * w); e.write(0, planes * oh * ow)
+        return e
+    }
     func forward(_ c: StepContext) throws { adaptiveAvgPoolForward(c.input(0)!, planes: planes, h: h, w: w, oh: oh, ow: ow, c.output()) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }

@@ -43,6 +43,11 @@ enum ReductionKernels {
 struct BlockReduce: StepKernel {
     let kind: ReduceKind
     let plan: ReducePlan
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, plan.outer * plan.red * plan.inner); e.write(0, plan.outer * plan.inner)
+        return e
+    }
     func forward(_ c: StepContext) throws { reduceForward(kind, c.input(0)!, plan, c.output()) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let dx = c.inputGradient(0) else { return }
@@ -59,6 +64,11 @@ struct StridedReduce: StepKernel {
     let outCount: Int
     let groupSize: Int
 
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, map.count); e.write(0, max(outCount, stridedSpan(map.outShape, map.strides[0])))
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output(), m = map
         let inner = m.inner, so = m.innerStride(0)
@@ -113,6 +123,11 @@ struct StridedReduce: StepKernel {
 struct ArgMax: StepKernel {
     let outer: Int, axisLen: Int, inner: Int
     let selectLast: Bool
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, outer * axisLen * inner); e.write(0, outer * inner)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output()
         for o in 0..<outer {

@@ -126,6 +126,18 @@ struct Resize: StepKernel {
     let extrapolation: Float
 
     /// Shape after the first `k` passes.
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // Every pass's source indices must lie inside the axis it reads.
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        var inside = shape(after: axes.count) == outShape
+        for (k, a) in axes.enumerated() {
+            let s = shape(after: k)
+            inside = inside && a.dim < s.count && s[a.dim] == a.inLen && a.index.count == a.outLen * a.tapsPer
+                && a.weight.count == a.index.count && a.index.allSatisfy { $0 >= 0 && $0 < a.inLen }
+        }
+        e.read(0, inside ? inShape.reduce(1, *) : Int.max); e.write(0, outShape.reduce(1, *))
+        return e
+    }
     func shape(after k: Int) -> [Int] {
         var s = inShape
         for a in axes.prefix(k) { s[a.dim] = a.outLen }

@@ -72,6 +72,14 @@ enum ShapeKernels {
 /// ONNX Tile: forward copies x[source] into y[output]; backward accumulates dy[output] into dx[source].
 struct Tile: StepKernel {
     let inShape: [Int], outShape: [Int]
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // Output index d reads input index d mod the input's dim: same rank, no empty input dim.
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        let total = outShape.reduce(1, *)
+        let fits = total == 0 || (inShape.count == outShape.count && !inShape.contains(0))
+        e.read(0, fits ? (total == 0 ? 0 : inShape.reduce(1, *)) : Int.max); e.write(0, total)
+        return e
+    }
     func forward(_ c: StepContext) throws { tileCopy(c.input(0)!, inShape: inShape, outShape: outShape, c.output(), backward: false) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
@@ -114,6 +122,13 @@ struct GatherND: StepKernel {
     var batchStride: Int
 
     /// Element offset of tuple t of batch b within its batch entry.
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        let fits = dims.reduce(1, *) * slice <= batchStride
+        e.read(0, fits ? batch * batchStride : Int.max); e.read(1, batch * tuples * k)
+        e.write(0, batch * tuples * slice)
+        return e
+    }
     func offset(_ idx: UnsafePointer<Float>, _ b: Int, _ t: Int, name: String) throws -> Int {
         let tuple = idx + (b * tuples + t) * k
         var off = 0
@@ -156,6 +171,12 @@ struct GatherND: StepKernel {
 /// One output along an axis from several inputs: data viewed as [outer, Σ lengths, inner].
 struct Concat: StepKernel {
     let lengths: [Int], outer: Int, inner: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        for (k, len) in lengths.enumerated() { e.read(k, outer * len * inner) }
+        e.write(0, outer * lengths.reduce(0, +) * inner)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         concatForward((0..<lengths.count).map { UnsafePointer(c.input($0)!) }, lengths: lengths, outer: outer, inner: inner, c.output())
     }
@@ -167,6 +188,12 @@ struct Concat: StepKernel {
 
 struct Transpose: StepKernel {
     let shape: [Int], perm: [Int]
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        let n = Set(perm) == Set(shape.indices) && perm.count == shape.count ? shape.reduce(1, *) : Int.max
+        e.read(0, n); e.write(0, shape.reduce(1, *))
+        return e
+    }
     func forward(_ c: StepContext) throws { transposeForward(c.input(0)!, shape: shape, perm: perm, c.output()) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
@@ -179,6 +206,15 @@ struct Gather: StepKernel {
     let outer: Int, axisLen: Int, inner: Int
     let dataInput: Int, indexInput: Int
 
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // One output row of `inner` per index and outer block; index values are checked (constant
+        // ones at plan time, others when the step runs).
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(dataInput, outer * axisLen * inner)
+        e.write(0, outer * (indexInput < inputs.count ? inputs[indexInput] : 0) * inner)
+        e.indices = [(indexInput, axisLen)]
+        return e
+    }
     static func indices(_ p: UnsafePointer<Float>, count: Int, bound: Int, node: String) throws -> [Int] {
         var out = [Int](repeating: 0, count: count)
         for i in 0..<count {
@@ -215,6 +251,14 @@ struct Pad: StepKernel {
     let inShape: [Int], outShape: [Int]
     let value: Float
 
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // Every output index reads one input index per dim (or the constant): all inside the input.
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        let inside = source.count == inShape.count && outShape.count == inShape.count
+            && inShape.indices.allSatisfy { d in source[d].count == outShape[d] && source[d].allSatisfy { $0 < inShape[d] } }
+        e.read(0, inside ? inShape.reduce(1, *) : Int.max); e.write(0, outShape.reduce(1, *))
+        return e
+    }
     init(shape: [Int], outShape: [Int], pads: [Int], mode: String, value: Float) {
         let r = shape.count
         inShape = shape; self.outShape = outShape; self.value = value
@@ -274,6 +318,18 @@ struct Pad: StepKernel {
 
 struct Slice: StepKernel {
     let plan: SlicePlan
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        // The first and last element read along each axis (steps may be negative) lie inside it.
+        let p = plan, r = p.inShape.count
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        let ranks = p.outShape.count == r && p.starts.count == r && p.steps.count == r
+        let inside = ranks && (p.outShape.contains(0) || (0..<r).allSatisfy { a in
+            let first = p.starts[a], last = first + (p.outShape[a] - 1) * p.steps[a]
+            return first >= 0 && first < p.inShape[a] && last >= 0 && last < p.inShape[a]
+        })
+        e.read(0, inside ? p.inShape.reduce(1, *) : Int.max); e.write(0, p.outShape.reduce(1, *))
+        return e
+    }
     func forward(_ c: StepContext) throws { sliceCopy(c.input(0)!, plan, c.output(), backward: false) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
@@ -284,6 +340,12 @@ struct Slice: StepKernel {
 /// One output per piece along an axis: data viewed as [outer, Σ lengths, inner].
 struct Split: StepKernel {
     let lengths: [Int], outer: Int, inner: Int
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, outer * lengths.reduce(0, +) * inner)
+        for (k, len) in lengths.enumerated() { e.write(k, outer * len * inner) }
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!
         let total = lengths.reduce(0, +)
@@ -313,6 +375,11 @@ struct Split: StepKernel {
 /// x broadcast to the output.
 struct Expand: StepKernel {
     let plan: BroadcastPlan
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, stridedSpan(plan.dims, plan.sa)); e.write(0, plan.count)
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let y = c.output()
         fillFloats(y, with: 0, count: plan.count)

@@ -28,6 +28,14 @@ enum ShapeValueKernels {
 struct Fill: StepKernel {
     enum Values { case list([Float]), constant(Float, count: Int), ramp(start: Double, step: Double, count: Int) }
     let values: Values
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        switch values {
+        case .list(let v): e.write(0, v.count)
+        case .constant(_, let n), .ramp(_, _, let n): e.write(0, n)
+        }
+        return e
+    }
     func forward(_ c: StepContext) throws {
         let y = c.output()
         switch values {

@@ -26,6 +26,8 @@ public final class DataLoader {
     public let seed: UInt64
     public let prefetch: Int
     public let workers: Int
+    /// Which part of each batch this process loads (data-parallel ranks); nil: all of it.
+    public var shard: (([Int]) -> [Int])?
 
     public init(dataset: any LabelledDataset, transform: ImageTransform, batchSize: Int, shuffle: Bool,
                 dropLast: Bool = false, seed: UInt64, prefetch: Int = 4, workers: Int = 1) {
@@ -105,14 +107,16 @@ public final class DataLoader {
         }
     }
 
-    /// Iterates the batches of `epoch`, produced ahead on a background thread.
-    public func batches(epoch: Int, startBatch: Int = 0) -> BatchStream {
-        let order = self.order(epoch: epoch)
+    /// Iterates the batches of `epoch` (of positions `only` of its order, when given), produced
+    /// ahead on a background thread.
+    public func batches(epoch: Int, startBatch: Int = 0, only: Range<Int>? = nil) -> BatchStream {
+        var order = self.order(epoch: epoch)
+        if let only { order = Array(order[only]) }
         var plan: [[Int]] = []
         var s = 0
         while s < order.count {
             let e = min(s + batchSize, order.count)
-            if e - s == batchSize || !dropLast { plan.append(Array(order[s..<e])) }
+            if e - s == batchSize || !dropLast { plan.append(shard?(Array(order[s..<e])) ?? Array(order[s..<e])) }
             s = e
         }
         return BatchStream(loader: self, plan: Array(plan.dropFirst(startBatch)), epoch: epoch)

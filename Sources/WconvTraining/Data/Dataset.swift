@@ -16,6 +16,14 @@ public protocol LabelledDataset: Sendable {
     /// Human-readable origin of sample `i` (file path or `tensor[i]`), for error messages.
     func describe(_ i: Int) -> String
     func load(_ i: Int) throws -> RawSample
+    /// Multi-label targets, N×L row-major over `classes` (the labels): 1, 0, or −1 for uncertain;
+    /// nil for single-label data (the default).
+    var multiLabelTargets: [Float]? { get }
+}
+
+extension LabelledDataset {
+    public var multiLabelTargets: [Float]? { nil }
+    public var isMultiLabel: Bool { multiLabelTargets != nil }
 }
 
 /// A view of a dataset restricted to some indices (train/val split).
@@ -28,6 +36,11 @@ public struct SubsetDataset: LabelledDataset {
     public var classes: [String] { base.classes }
     public func describe(_ i: Int) -> String { base.describe(indices[i]) }
     public func load(_ i: Int) throws -> RawSample { try base.load(indices[i]) }
+    public var multiLabelTargets: [Float]? {
+        guard let t = base.multiLabelTargets else { return nil }
+        let L = base.classes.count
+        return indices.flatMap { t[($0 * L)..<(($0 + 1) * L)] }
+    }
 }
 
 public enum DatasetSplit {

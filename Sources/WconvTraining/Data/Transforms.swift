@@ -102,13 +102,22 @@ public enum Resample {
 /// `Preprocessing` metadata so normalisation is right by default.
 public struct ImageTransform: Sendable {
     public enum Mode: String, Codable, Sendable {
-        /// RandomResizedCrop(inputSize, scale, ratio) + RandomHorizontalFlip(0.5) + normalise.
+        /// `crop` + RandomHorizontalFlip(0.5) + normalise.
         case train
         /// Resize(shorter side) + CenterCrop(inputSize) + normalise — deterministic.
         case eval
     }
+    /// The random crop of `.train`.
+    public enum Crop: String, Codable, CaseIterable, Sendable {
+        /// torchvision's RandomResizedCrop(inputSize, scale, ratio): the ImageNet recipe.
+        case randomResized = "random-resized"
+        /// The eval geometry, then RandomCrop(inputSize, padding: inputSize/8, reflect): the recipe of
+        /// small images (CIFAR), where a resized crop of 8 % of the area often loses the object.
+        case pad
+    }
     public var mode: Mode
     public var preprocessing: Preprocessing
+    public var crop: Crop = .randomResized
     public var scale: (Double, Double) = (0.08, 1.0)
     public var ratio: (Double, Double) = (3.0 / 4.0, 4.0 / 3.0)
     public var flip = true
@@ -171,31 +180,63 @@ public struct ImageTransform: Sendable {
         guard img.width > 0, img.height > 0 else { throw WconvError.invalid("empty image (0 pixels)") }
         var hwc: [Float]
         var flipIt = false
-        switch mode {
-        case .train:
+        switch (mode, crop) {
+        case (.train, .pad):
+            hwc = try geometry(img)
+            hwc = ImageTransform.padCrop(hwc, width: ow, height: oh, padding: max(1, min(ow, oh) / 8), rng: &rng)
+            if flip { flipIt = rng.uniform() < 0.5 }
+        case (.train, .randomResized):
             let box = ImageTransform.randomResizedCropBox(width: img.width, height: img.height, scale: scale, ratio: ratio, rng: &rng)
             hwc = Resample.resize(img, box: box, outWidth: ow, outHeight: oh)
             if flip { flipIt = rng.uniform() < 0.5 }
-        case .eval:
-            var rw = ow, rh = oh
-            if let s = preprocessing.resizeShorter { (rw, rh) = ImageTransform.resizedSize(width: img.width, height: img.height, shorter: s) }
-            guard rw >= ow, rh >= oh else {
-                throw WconvError.invalid("image \(img.width)x\(img.height) resized to \(rw)x\(rh) is smaller than the \(ow)x\(oh) crop")
-            }
-            let top = ImageTransform.centerOffset(rh, oh), left = ImageTransform.centerOffset(rw, ow)
-            let full: [Float]
-            if rw == img.width && rh == img.height {
-                full = img.pixels.map { Float($0) }
-            } else {
-                full = Resample.resize(img, box: CropBox(x: 0, y: 0, width: img.width, height: img.height), outWidth: rw, outHeight: rh)
-            }
-            hwc = [Float](repeating: 0, count: oh * ow * 3)
-            for y in 0..<oh {
-                let s = ((top + y) * rw + left) * 3, d = y * ow * 3
-                for i in 0..<(ow * 3) { hwc[d + i] = full[s + i] }
-            }
+        case (.eval, _):
+            hwc = try geometry(img)
         }
         normalise(hwc, width: ow, height: oh, flip: flipIt, into: out)
+    }
+
+    /// Reflect-pads an HWC image by `padding` on every side and crops `width`×`height` at a random
+    /// offset (torchvision's RandomCrop with `padding_mode="reflect"`, which repeats no edge pixel).
+    static func padCrop(_ hwc: [Float], width w: Int, height h: Int, padding p: Int, rng: inout RNG) -> [Float] {
+        let dy = rng.below(2 * p + 1) - p, dx = rng.below(2 * p + 1) - p
+        func reflect(_ i: Int, _ n: Int) -> Int {
+            guard n > 1 else { return 0 }
+            var i = i
+            while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
+            return i
+        }
+        var out = [Float](repeating: 0, count: hwc.count)
+        for y in 0..<h {
+            let sy = reflect(y + dy, h)
+            for x in 0..<w {
+                let s = (sy * w + reflect(x + dx, w)) * 3, d = (y * w + x) * 3
+                out[d] = hwc[s]; out[d + 1] = hwc[s + 1]; out[d + 2] = hwc[s + 2]
+            }
+        }
+        return out
+    }
+
+    /// Resize(shorter side) + CenterCrop(inputSize), HWC floats in 0…255.
+    func geometry(_ img: RGBImage) throws -> [Float] {
+        let oh = outputHeight, ow = outputWidth
+        var rw = ow, rh = oh
+        if let s = preprocessing.resizeShorter { (rw, rh) = ImageTransform.resizedSize(width: img.width, height: img.height, shorter: s) }
+        guard rw >= ow, rh >= oh else {
+            throw WconvError.invalid("image \(img.width)x\(img.height) resized to \(rw)x\(rh) is smaller than the \(ow)x\(oh) crop")
+        }
+        let top = ImageTransform.centerOffset(rh, oh), left = ImageTransform.centerOffset(rw, ow)
+        let full: [Float]
+        if rw == img.width && rh == img.height {
+            full = img.pixels.map { Float($0) }
+        } else {
+            full = Resample.resize(img, box: CropBox(x: 0, y: 0, width: img.width, height: img.height), outWidth: rw, outHeight: rh)
+        }
+        var hwc = [Float](repeating: 0, count: oh * ow * 3)
+        for y in 0..<oh {
+            let s = ((top + y) * rw + left) * 3, d = y * ow * 3
+            for i in 0..<(ow * 3) { hwc[d + i] = full[s + i] }
+        }
+        return hwc
     }
 
     /// HWC 0…255 → CHW `(x/255·scale − mean)/std`, optionally mirrored, in the model's channel order.

@@ -6,23 +6,8 @@ import WconvTensor
 public enum TrainingReport {
     public static func html(result: TrainingResult, plan: TrainingPlan, title: String, trainCount: Int, valCount: Int?, wallSeconds: Double) -> String {
         let h = result.history
-        var s = """
-        <!doctype html><html><head><meta charset="utf-8"><title>\(esc(title))</title><style>
-        body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
-        header{background:#1d2b44;color:#fff;padding:22px 36px}header h1{margin:0;font-size:22px;font-weight:600}
-        header p{margin:6px 0 0;color:#b8c4d8;font-size:14px}main{padding:24px 36px;max-width:1180px}
-        .cards{display:flex;flex-wrap:wrap;gap:14px;margin-bottom:22px}.card{background:#fff;border-radius:10px;padding:14px 18px;min-width:150px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-        .card .v{font-size:26px;font-weight:650}.card .l{font-size:12px;color:#667085;text-transform:uppercase;letter-spacing:.04em}
-        .row{display:flex;flex-wrap:wrap;gap:18px}.panel{background:#fff;border-radius:10px;padding:16px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08);margin-bottom:18px}
-        .panel h2{font-size:15px;margin:0 0 10px;color:#344054}pre{font-size:12px;background:#f8f9fb;padding:12px;border-radius:8px;overflow-x:auto}
-        table{border-collapse:collapse;font-size:13px}td,th{padding:4px 10px;text-align:right;border-bottom:1px solid #eef0f3}th{color:#667085;font-weight:600}
-        td:first-child,th:first-child{text-align:left}.warn{background:#fff6e5;border-left:4px solid #f0a500;padding:8px 12px;margin:6px 0;font-size:13px;border-radius:4px}
-        .stop{background:#fdecec;border-left:4px solid #d92d20;padding:8px 12px;margin:6px 0;font-size:14px;border-radius:4px}
-        svg text{font-family:inherit}
-        </style></head><body><header><h1>\(esc(title))</h1>
-        <p>\(esc(plan.modelName)) · mode \(plan.config.mode.rawValue) · \(plan.classes.count) classes · \(trainCount) training / \(valCount.map(String.init) ?? "no") validation images · seed \(plan.config.seed)</p></header><main>
-        """
-        if let stop = result.stopped { s += "<div class=\"stop\"><b>Stopped:</b> \(esc(stop))</div>" }
+        var s = page(title: title, subtitle: "\(plan.modelName) · mode \(plan.config.mode.rawValue) · \(plan.classes.count) \(plan.multiLabel ? "labels (multi-label)" : "classes") · \(trainCount) training / \(valCount.map(String.init) ?? "no") validation images · seed \(plan.config.seed)")
+        if let stop = result.stopped { s += "<div class=\"stop\"><b>\(result.guardTripped ? "Guard rail" : "Stopped"):</b> \(esc(stop))\(result.kept.map { "<br>Kept: " + esc($0) } ?? "")</div>" }
         // Figure cards.
         var cards: [(String, String)] = []
         if let m = result.metrics {
@@ -30,8 +15,9 @@ public enum TrainingReport {
             if let a = m.macroAUC { cards.append(("macro AUC", fmt(a, 3))) }
             cards.append(("macro F1", fmt(m.macroF1, 3)))
         }
+        if let m = result.multiLabelMetrics { cards += multiLabelCards(m) }
         if let b = result.baselineAccuracy { cards.append(("feature-extract baseline", fmt(b * 100, 1) + "%")) }
-        cards.append(("epochs", "\(h.count)\(result.bestEpoch.map { " (best \($0 + 1))" } ?? "")"))
+        cards.append(("epochs", "\(h.count)\(result.bestEpoch.map { $0 < 0 ? " (best: the baseline)" : " (best \($0 + 1))" } ?? "")"))
         if !h.isEmpty { cards.append(("images / s", String(Int(h.map(\.imagesPerSecond).reduce(0, +) / Double(h.count))))) }
         cards.append(("wall time", Trainer.duration(wallSeconds)))
         for m in result.mmd { cards.append(("MMD \(m.kind.rawValue)", fmt(m.before, 4) + " → " + fmt(m.after, 4))) }
@@ -39,7 +25,10 @@ public enum TrainingReport {
         // Curves.
         let ep = h.map { Double($0.epoch) }
         s += "<div class=\"row\"><div class=\"panel\"><h2>Loss</h2>" + lineChart(x: ep, series: [("train", h.map(\.trainLoss), "#3b6fd8"), ("validation", h.map { $0.valLoss ?? .nan }, "#e8663d")], baseline: nil, percent: false) + "</div>"
-        s += "<div class=\"panel\"><h2>Accuracy</h2>" + lineChart(x: ep, series: [("train", h.map(\.trainAccuracy), "#3b6fd8"), ("validation", h.map { $0.valAccuracy ?? .nan }, "#e8663d")], baseline: result.baselineAccuracy, percent: true) + "</div></div>"
+        let ml = plan.multiLabel
+        s += "<div class=\"panel\"><h2>\(ml ? "Label accuracy and validation macro AUC" : "Accuracy")</h2>" + lineChart(x: ep, series: [("train", h.map(\.trainAccuracy), "#3b6fd8"), ("validation", h.map { $0.valAccuracy ?? .nan }, "#e8663d")]
+            + (ml ? [("val AUC", h.map { $0.valMacroAUC ?? .nan }, "#8e5bd6")] : []), baseline: result.baselineAccuracy, percent: true) + "</div></div>"
+        if let m = result.multiLabelMetrics { s += multiLabelPanels(m) }
         if let m = result.metrics {
             s += "<div class=\"row\"><div class=\"panel\"><h2>Confusion matrix (rows: true class, columns: predicted)</h2>" + confusion(m) + "</div>"
             s += "<div class=\"panel\"><h2>Per class</h2>" + perClassBars(m) + "</div></div>"
@@ -58,6 +47,26 @@ public enum TrainingReport {
         s += "<div class=\"panel\"><h2>Plan</h2><pre>\(esc(plan.render()))</pre></div>"
         s += "</main></body></html>\n"
         return s
+    }
+
+    /// The page's head, style and header, up to the opened `<main>`.
+    static func page(title: String, subtitle: String) -> String {
+        """
+        <!doctype html><html><head><meta charset="utf-8"><title>\(esc(title))</title><style>
+        body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+        header{background:#1d2b44;color:#fff;padding:22px 36px}header h1{margin:0;font-size:22px;font-weight:600}
+        header p{margin:6px 0 0;color:#b8c4d8;font-size:14px}main{padding:24px 36px;max-width:1180px}
+        .cards{display:flex;flex-wrap:wrap;gap:14px;margin-bottom:22px}.card{background:#fff;border-radius:10px;padding:14px 18px;min-width:150px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+        .card .v{font-size:26px;font-weight:650}.card .l{font-size:12px;color:#667085;text-transform:uppercase;letter-spacing:.04em}
+        .row{display:flex;flex-wrap:wrap;gap:18px}.panel{background:#fff;border-radius:10px;padding:16px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08);margin-bottom:18px}
+        .panel h2{font-size:15px;margin:0 0 10px;color:#344054}pre{font-size:12px;background:#f8f9fb;padding:12px;border-radius:8px;overflow-x:auto}
+        table{border-collapse:collapse;font-size:13px}td,th{padding:4px 10px;text-align:right;border-bottom:1px solid #eef0f3}th{color:#667085;font-weight:600}
+        td:first-child,th:first-child{text-align:left}.warn{background:#fff6e5;border-left:4px solid #f0a500;padding:8px 12px;margin:6px 0;font-size:13px;border-radius:4px}
+        .stop{background:#fdecec;border-left:4px solid #d92d20;padding:8px 12px;margin:6px 0;font-size:14px;border-radius:4px}
+        svg text{font-family:inherit}
+        </style></head><body><header><h1>\(esc(title))</h1>
+        <p>\(esc(subtitle))</p></header><main>
+        """
     }
 
     static func esc(_ s: String) -> String {
@@ -121,9 +130,13 @@ public enum TrainingReport {
     }
 
     static func perClassBars(_ m: ClassificationMetrics) -> String {
-        let n = m.classes.count
-        let metrics: [(String, [Double], String)] = [("precision", m.precision, "#3b6fd8"), ("recall", m.recall, "#e8663d"), ("F1", m.f1, "#2f9e58"), ("AUC", m.auc.map { $0 ?? .nan }, "#8e5bd6")]
-        let group = 4 * 11.0 + 14, l = 40.0, t = 24.0, b = 56.0, H = 260.0
+        bars(names: m.classes, series: [("precision", m.precision, "#3b6fd8"), ("recall", m.recall, "#e8663d"), ("F1", m.f1, "#2f9e58"), ("AUC", m.auc.map { $0 ?? .nan }, "#8e5bd6")])
+    }
+
+    /// Grouped bars in [0, 1]: one group per name, one bar per series (NaN: no bar).
+    static func bars(names: [String], series: [(String, [Double], String)]) -> String {
+        let n = names.count
+        let group = Double(series.count) * 11.0 + 14, l = 40.0, t = 24.0, b = 56.0, H = 260.0
         let W = l + group * Double(n) + 20
         var s = "<svg width=\"\(Int(max(W, 400)))\" height=\"\(Int(H))\">"
         let ph = H - t - b
@@ -132,15 +145,15 @@ public enum TrainingReport {
             s += "<line x1=\"\(l)\" x2=\"\(max(W, 400) - 10)\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"#eceef2\"/><text x=\"\(l - 6)\" y=\"\(y + 4)\" font-size=\"11\" text-anchor=\"end\" fill=\"#667085\">\(fmt(Double(k) / 4, 2))</text>"
         }
         for c in 0..<n {
-            for (k, (_, vals, color)) in metrics.enumerated() {
+            for (k, (_, vals, color)) in series.enumerated() {
                 let v = vals[c]
                 guard v.isFinite else { continue }
                 let x = l + 7 + group * Double(c) + 11 * Double(k)
                 s += "<rect x=\"\(x)\" y=\"\(t + ph * (1 - v))\" width=\"9\" height=\"\(ph * v)\" fill=\"\(color)\" rx=\"1.5\"/>"
             }
-            s += "<text transform=\"translate(\(l + group * Double(c) + group / 2),\(H - b + 14)) rotate(-30)\" font-size=\"11\" text-anchor=\"end\" fill=\"#344054\">\(esc(String(m.classes[c].prefix(16))))</text>"
+            s += "<text transform=\"translate(\(l + group * Double(c) + group / 2),\(H - b + 14)) rotate(-30)\" font-size=\"11\" text-anchor=\"end\" fill=\"#344054\">\(esc(String(names[c].prefix(16))))</text>"
         }
-        for (k, (name, _, color)) in metrics.enumerated() {
+        for (k, (name, _, color)) in series.enumerated() {
             s += "<rect x=\"\(l + Double(k) * 86)\" y=\"6\" width=\"12\" height=\"8\" fill=\"\(color)\"/><text x=\"\(l + 16 + Double(k) * 86)\" y=\"14\" font-size=\"12\" fill=\"#344054\">\(name)</text>"
         }
         return s + "</svg>"

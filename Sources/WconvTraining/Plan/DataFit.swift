@@ -10,6 +10,22 @@ public struct DataFit: Sendable {
     public var notes: [String]
     public var warnings: [String]
 
+    /// Fewer training images than this get the small-data defaults.
+    public static let smallDataset = 1000
+
+    /// Augment by default in every mode but feature extraction on a large set, where caching the
+    /// frozen features (no augmentation) is the speed-up that matters; a small set gains more from
+    /// augmentation than from the cache.
+    public static func defaultAugment(mode: TrainingMode, trainCount: Int) -> Bool {
+        mode != .featureExtract || trainCount < smallDataset
+    }
+
+    /// `auto`: pad-crop for inputs of 64 pixels or less, random-resized crop above.
+    public static func trainCrop(_ setting: String, preprocessing p: Preprocessing) -> ImageTransform.Crop {
+        if let c = ImageTransform.Crop(rawValue: setting) { return c }
+        return (p.inputSize.min() ?? 224) <= 64 ? .pad : .randomResized
+    }
+
     /// Default batch size for `n` training images: 32, but at most a fifth of the set (at least
     /// 1), so even ten images per class give several optimizer steps per epoch.
     public static func defaultBatchSize(trainCount n: Int) -> Int { max(1, min(32, n / 5)) }

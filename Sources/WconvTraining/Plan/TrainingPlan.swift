@@ -85,17 +85,24 @@ public struct TrainingConfig: Codable, Sendable {
     public var patience: Int?
     /// Hand back the best validation epoch's weights (default) rather than the last epoch's.
     public var restoreBest = true
+    /// `--pos-weight`, `--uncertain` (used when the data are multi-label).
+    public var multiLabel = MultiLabelOptions()
+    /// Random crop of training augmentation: `auto` (pad-crop for inputs ≤ 64 px, else
+    /// random-resized), `random-resized` or `pad` (see `ImageTransform.Crop`).
+    public var trainCrop = "auto"
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
+        case multiLabel
         case mode, epochs, batchSize, optimizer, momentum, nesterov, eps, lr, backboneLR, layerLR, weightDecay,
              decayNormsAndBiases, bn, schedule, warmupEpochs, stepEpochs, stepGamma, labelSmoothing, classWeights,
              head, dropout, seed, threads, groups, mmdWeight, mmdKind, keepOptimizerStateOnUnfreeze, beta1, beta2, shuffle,
-             patience, restoreBest
+             patience, restoreBest, trainCrop
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        multiLabel = try c.decodeIfPresent(MultiLabelOptions.self, forKey: .multiLabel) ?? MultiLabelOptions()
         mode = try c.decode(TrainingMode.self, forKey: .mode); epochs = try c.decode(Int.self, forKey: .epochs)
         batchSize = try c.decode(Int.self, forKey: .batchSize); optimizer = try c.decode(String.self, forKey: .optimizer)
         momentum = try c.decode(Double.self, forKey: .momentum); nesterov = try c.decode(Bool.self, forKey: .nesterov)
@@ -114,9 +121,11 @@ public struct TrainingConfig: Codable, Sendable {
         shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? true
         patience = try c.decodeIfPresent(Int.self, forKey: .patience)
         restoreBest = try c.decodeIfPresent(Bool.self, forKey: .restoreBest) ?? true
+        trainCrop = try c.decodeIfPresent(String.self, forKey: .trainCrop) ?? "auto"
     }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(multiLabel, forKey: .multiLabel)
         try c.encode(mode, forKey: .mode); try c.encode(epochs, forKey: .epochs); try c.encode(batchSize, forKey: .batchSize)
         try c.encode(optimizer, forKey: .optimizer); try c.encode(momentum, forKey: .momentum); try c.encode(nesterov, forKey: .nesterov)
         try c.encode(eps, forKey: .eps); try c.encode(lr, forKey: .lr); try c.encodeIfPresent(backboneLR, forKey: .backboneLR)
@@ -133,6 +142,7 @@ public struct TrainingConfig: Codable, Sendable {
         try c.encode(shuffle, forKey: .shuffle)
         try c.encodeIfPresent(patience, forKey: .patience)
         try c.encode(restoreBest, forKey: .restoreBest)
+        try c.encode(trainCrop, forKey: .trainCrop)
     }
 
     public var optimizerKind: OptimizerKind {
@@ -164,6 +174,7 @@ public struct TrainingConfig: Codable, Sendable {
         guard batchSize >= 1 else { throw WconvError(.usage, "--batch-size must be at least 1") }
         guard ["sgd", "adam", "adamw"].contains(optimizer) else { throw WconvError(.usage, "--optimizer '\(optimizer)': use sgd, adam or adamw") }
         guard lr > 0, lr.isFinite else { throw WconvError(.usage, "--lr must be positive") }
+        guard trainCrop == "auto" || ImageTransform.Crop(rawValue: trainCrop) != nil else { throw WconvError(.usage, "--train-crop '\(trainCrop)': use auto, random-resized or pad") }
         if let p = patience, p < 1 { throw WconvError(.usage, "--patience must be at least 1 epoch") }
         guard ["new", "keep"].contains(head) else { throw WconvError(.usage, "--head '\(head)': use new or keep") }
         guard dropout >= 0, dropout < 1 else { throw WconvError(.usage, "--dropout must be in [0, 1)") }
@@ -196,6 +207,8 @@ public struct TrainingPlan: Sendable {
     public var parameterRank: [String: Int]
     public var modelName: String
     public var classes: [String]
+    /// Multi-label data: `classes` are labels, the loss is BCE-with-logits.
+    public var multiLabel = false
 
     public init(graph: ModelGraph, config: TrainingConfig, classes: [String], modelName: String = "model") throws {
         try config.validate()
@@ -314,7 +327,9 @@ public struct TrainingPlan: Sendable {
             throw WconvError.invalid("the model's head predicts \(h) classes but the data has \(dataClasses) class folders; use --head new to replace the head for \(dataClasses) classes, or point --data at a dataset with \(h) classes")
         }
         if let stats = channelStats {
-            let bad = stats.enumerated().filter { abs($0.element.mean) > 1.0 || $0.element.std < 0.25 || $0.element.std > 4 }
+            // Loose bounds: bright or dark datasets sit a standard deviation or more off zero after
+            // a correct normalisation; a missing or doubled scaling lands far outside.
+            let bad = stats.enumerated().filter { abs($0.element.mean) > 2.0 || $0.element.std < 0.25 || $0.element.std > 4 }
             if !bad.isEmpty {
                 let desc = stats.enumerated().map { "ch\($0.offset) mean \(fmt($0.element.mean, 2)) std \(fmt($0.element.std, 2))" }.joined(separator: ", ")
                 warnings.append("after the model's normalisation the data is far from zero mean / unit variance (\(desc)): the model expects different inputs (the seed's 'not normalizing inputs correctly'). Fix: check the model's preprocessing metadata (`wconv inspect`) or pass --mean/--std matching the pretrained weights.")
@@ -325,12 +340,14 @@ public struct TrainingPlan: Sendable {
     /// The human-readable plan.
     public func render() -> String {
         let total = grouping.groups.reduce(0) { $0 + $1.parameterCount }
-        var s = "plan: \(modelName) → \(classes.count) classes (\(classes.prefix(6).joined(separator: ", "))\(classes.count > 6 ? ", …" : ""))\n"
+        var s = "plan: \(modelName) → \(classes.count) \(multiLabel ? "labels" : "classes") (\(classes.prefix(6).joined(separator: ", "))\(classes.count > 6 ? ", …" : ""))\n"
         s += "  mode \(config.mode.rawValue), \(config.epochs) epochs, batch \(config.batchSize), \(config.optimizerKind.name) wd \(config.weightDecay)\(config.decayNormsAndBiases ? "" : " (none on norms/biases)"), schedule \(config.schedule), seed \(config.seed), \(config.threads) threads\n"
         for n in notes { s += "  \(n)\n" }
         s += "  output: \(config.restoreBest ? "the best validation epoch's weights (the last epoch's without validation data)" : "the last epoch's weights (--no-restore-best)")"
         s += config.patience.map { "; early stopping after \($0) epochs without a better validation metric\n" } ?? "\n"
-        if config.labelSmoothing > 0 || config.classWeights != "none" { s += "  loss: cross-entropy, class weights \(config.classWeights), label smoothing \(config.labelSmoothing)\n" }
+        if multiLabel {
+            s += "  multi-label: \(classes.count) sigmoid outputs, loss BCE-with-logits, pos-weight \(config.multiLabel.posWeight), uncertain labels (−1): \(config.multiLabel.uncertain.rawValue)\n"
+        } else if config.labelSmoothing > 0 || config.classWeights != "none" { s += "  loss: cross-entropy, class weights \(config.classWeights), label smoothing \(config.labelSmoothing)\n" }
         if config.mmdWeight > 0 { s += "  domain adaptation: \(config.mmdKind.rawValue) MMD on penultimate features, weight \(config.mmdWeight)\n" }
         if case .geometric(let b, let m) = config.layerLR { s += "  layer-wise LR: geometric \(sci(b)) → \(sci(m)) over \(grouping.groups.count) groups\n" }
         if case .decay(let d) = config.layerLR { s += "  layer-wise LR: decay \(d) per group from the head\n" }
@@ -357,7 +374,7 @@ public struct TrainingPlan: Sendable {
         let enc = JSONEncoder()
         let cfg = (try? JSONSerialization.jsonObject(with: enc.encode(config))) ?? [:]
         return [
-            "model": modelName, "classes": classes, "config": cfg, "grouping": grouping.method,
+            "model": modelName, "classes": classes, "multi_label": multiLabel, "config": cfg, "grouping": grouping.method,
             "groups": grouping.groups.map { g -> [String: Any] in
                 ["name": g.name, "kind": g.kind.rawValue, "parameters": g.parameters, "parameter_count": g.parameterCount,
                  "batchnorm_nodes": g.batchNormNodes, "lr": groupLR[g.name] ?? 0,

@@ -79,10 +79,11 @@ public enum RunStop: Sendable, Equatable {
 }
 
 extension Trainer {
-    /// Best epoch, early stopping and the guard look at this validation figure.
-    func selectionScore(_ r: EpochRecord) -> Double? { r.valAccuracy }
+    /// The validation figure that best epoch, early stopping and the guard compare
+    /// (`selectionScore`: accuracy, or macro AUC for multi-label data), named and formatted.
+    var metricName: String { multiLabel != nil ? "macro AUC" : "accuracy" }
 
-    var metricName: String { "accuracy" }
+    func scoreText(_ v: Double) -> String { multiLabel != nil ? fmt(v, 4) : fmt(v * 100, 1) + "%" }
 
     /// Puts the weights the run hands back into `graph` and says which they are (nil when no
     /// epoch completed and there is nothing worth handing back): the best seen with `restoreBest`
@@ -91,7 +92,7 @@ extension Trainer {
         let guarded: Bool = { if case .guardRail = stop { return true } else { return false } }()
         if let b = best, config.restoreBest || guarded {
             for (k, v) in b.parameters { graph.parameters[k] = v }
-            let desc = "\(b.label) (best validation \(metricName) \(fmt(b.score * 100, 1))%)"
+            let desc = "\(b.label) (best validation \(metricName) \(scoreText(b.score)))"
             guard let last = history.last, b.epoch != history.count - 1 else { return desc }
             return desc + ", not the last epoch run (\(last.epoch))"
         }
@@ -113,6 +114,6 @@ extension Trainer {
         let cause = bbLR > 0 && headLR / bbLR < 10
             ? "the backbone's learning rate \(sci(bbLR)) is only \(fmt(headLR / bbLR, 1))× below the head's \(sci(headLR)), destroying the pretrained features. Fix: --backbone-lr \(sci(headLR / 10)) or lower (10–100× below the head)."
             : "the backbone adapts too fast for this much data (backbone LR \(sci(bbLR)), head \(sci(headLR))). Fix: lower --backbone-lr further, use --mode progressive, or keep --mode feature-extract."
-        return "epoch \(e + 1) of \(config.epochs): validation \(metricName) \(fmt(va * 100, 1))% is below the feature-extraction baseline \(fmt(b * 100, 1))% for two epochs and not rising. Likely cause: " + cause
+        return "epoch \(e + 1) of \(config.epochs): validation \(metricName) \(scoreText(va)) is below the feature-extraction baseline \(scoreText(b)) for two epochs and not rising. Likely cause: " + cause
     }
 }

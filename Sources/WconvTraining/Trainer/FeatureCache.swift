@@ -52,6 +52,9 @@ public final class FeatureCache {
 
     public var byteCount: Int { bytes }
 
+    /// Every sample's values, in order.
+    public var storage: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: base, count: count * perSample) }
+
     public func sample(_ i: Int) -> UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: base + i * perSample, count: perSample)
     }

@@ -48,6 +48,9 @@ public struct TrainingResult {
 
     /// A guard rail fired (the output is still the best model seen).
     public var guardTripped: Bool { if case .guardRail = stop { return true } else { return false } }
+    /// Multi-label data: the metrics of the returned model on the validation set, with the
+    /// per-label thresholds of best F1 there (also recorded in the model's metadata).
+    public var multiLabelMetrics: MultiLabelMetrics? = nil
 }
 
 /// The training loop over the plan: modes, frozen-feature caching, MMD, checkpoints, guard rails.
@@ -75,6 +78,8 @@ public final class Trainer {
     /// Ends the run after this many epochs as if killed (after the checkpoint is written): for
     /// resume tests and `--max-epochs-this-run`.
     public var stopAfterEpoch: Int?
+    /// The ranks of a data-parallel run (one process by default): see Distributed/.
+    public var parallel = DataParallel()
     /// The penultimate features (input of the output linear), for MMD.
     public private(set) var featureValue: String?
     public let preprocessing: Preprocessing
@@ -84,10 +89,13 @@ public final class Trainer {
     /// end in softmax; cross-entropy needs the logits before it).
     let logitsName: String
     let criterion: CrossEntropyLoss
+    /// Set for multi-label data (BCE-with-logits instead of `criterion`).
+    let multiLabel: MultiLabelObjective?
 
-    public init(graph source: ModelGraph, config: TrainingConfig, train: any LabelledDataset, val: (any LabelledDataset)?,
+    public init(graph original: ModelGraph, config: TrainingConfig, train: any LabelledDataset, val: (any LabelledDataset)?,
                 target: (any LabelledDataset)? = nil, modelName: String = "model", augment: Bool? = nil,
                 log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws {
+        let source = train.isMultiLabel ? MultiLabelObjective.logitsGraph(original) : original
         guard !source.isWeightsOnly else {
             throw WconvError.invalid("\(modelName) holds weights only (no graph): its architecture was not recognised, so it cannot be trained; import it from ONNX/Keras or a recognised architecture")
         }
@@ -101,7 +109,7 @@ public final class Trainer {
         self.outputName = out.name
         self.logitsName = Trainer.logitsValue(source)
         self.classes = train.classes
-        self.augment = augment ?? (config.mode != .featureExtract)
+        self.augment = augment ?? DataFit.defaultAugment(mode: config.mode, trainCount: train.count)
         if source.preprocessing == nil {
             log("warning: \(modelName) carries no preprocessing metadata; using ImageNet's (resize 256, crop 224, mean/std of ImageNet)")
         }
@@ -118,8 +126,10 @@ public final class Trainer {
         }
         graph = g
         plan = try TrainingPlan(graph: g, config: config, classes: train.classes, modelName: modelName)
+        plan.multiLabel = train.isMultiLabel
         try plan.checkData(headOutputs: HeadReplacement.outputSize(source), dataClasses: train.classes.count,
                            channelStats: Trainer.channelStats(train, preprocessing: preprocessing, seed: config.seed))
+        multiLabel = try MultiLabelObjective(config: config, train: train, val: val)
         switch config.classWeights {
         case "none": criterion = CrossEntropyLoss(labelSmoothing: Float(config.labelSmoothing))
         case "auto":
@@ -191,7 +201,11 @@ public final class Trainer {
     var lastCompleted: (epoch: Int, parameters: OrderedDictionary<String, Tensor>)?
 
     var evalTransform: ImageTransform { ImageTransform(mode: .eval, preprocessing: preprocessing) }
-    var trainTransform: ImageTransform { ImageTransform(mode: augment ? .train : .eval, preprocessing: preprocessing) }
+    var trainTransform: ImageTransform {
+        var t = ImageTransform(mode: augment ? .train : .eval, preprocessing: preprocessing)
+        t.crop = DataFit.trainCrop(config.trainCrop, preprocessing: preprocessing)
+        return t
+    }
 
     /// Copies the session's current values back into `graph`.
     func syncGraph() {
@@ -251,17 +265,21 @@ public final class Trainer {
 
     func buildCache(_ front: ModelGraph, data: any LabelledDataset, name: String) throws -> FeatureCache {
         let s = try InferenceSession(graph: front, threads: config.threads)
-        let loader = DataLoader(dataset: data, transform: evalTransform, batchSize: max(1, min(config.batchSize, 64)), shuffle: false, seed: config.seed, workers: 1)
+        // Under data parallelism each rank computes its shard (sample 0 alone, to learn the shape,
+        // when its shard is empty) and `shareCache` fills in the rest.
+        let part = parallel.shardRange(data.count)
+        let mine: any LabelledDataset = parallel.isDistributed ? SubsetDataset(data, indices: part.isEmpty ? [0] : Array(part)) : data
+        let loader = DataLoader(dataset: mine, transform: evalTransform, batchSize: max(1, min(config.batchSize, 64)), shuffle: false, seed: config.seed, workers: 1)
         let stream = loader.batches(epoch: 0)
         var cache: FeatureCache?
-        var k = 0
+        var k = part.isEmpty ? data.count : part.lowerBound
         while let b = try stream.next() {
             guard let out = try s.run([inputName: b.tensor])[front.outputs[0].name] else { throw WconvError(.runtime, "frozen part produced no output") }
             if cache == nil { cache = try FeatureCache(count: data.count, sampleShape: Array(out.shape.dropFirst()), labels: data.labels, memoryLimit: cacheMemoryLimit) }
             let per = cache!.perSample
             try out.withContiguousBytes { raw in
                 let src = raw.bindMemory(to: Float.self)
-                for j in 0..<b.count {
+                for j in 0..<b.count where k + j < data.count {
                     let dst = cache!.sample(k + j)
                     guard dst.count == per else { throw WconvError(.runtime, "feature size changed within \(name)") }
                     _ = dst.initialize(from: UnsafeBufferPointer(rebasing: src[(j * per)..<((j + 1) * per)]))
@@ -270,6 +288,7 @@ public final class Trainer {
             k += b.count
         }
         guard let c = cache else { throw WconvError.invalid("the \(name) set is empty") }
+        try shareCache(c, name: name)
         return c
     }
 
@@ -286,7 +305,7 @@ public final class Trainer {
             if let b = try featureExtractionBaseline() {
                 baseline = b.score
                 best = b
-                log("feature-extraction baseline: val accuracy \(fmt(b.score * 100, 2))%")
+                log("feature-extraction baseline: " + (multiLabel != nil ? "val macro AUC \(fmt(b.score, 4))" : "val accuracy \(fmt(b.score * 100, 2))%"))
             }
         }
         var mmdReport: [(MMDKind, Double, Double)] = []
@@ -332,7 +351,7 @@ public final class Trainer {
                 lastCompleted = (e, graph.parameters)
             }
             if config.mode == .progressive && e == 0 { baseline = selectionScore(rec) }
-            if let dir = checkpointDir { try writeCheckpoint(dir: dir, epoch: e + 1) }
+            if let dir = checkpointDir, parallel.isRoot { try writeCheckpoint(dir: dir, epoch: e + 1) }
             if let k = stopAfterEpoch, e + 1 >= k { break }
             if config.mode.isFineTuning, let b = baseline, selectionScore(rec) != nil,
                BaselineGuard.trips(scores: history.compactMap { selectionScore($0) }, totalEpochs: config.epochs, baseline: b, margin: baselineMargin) {
@@ -355,14 +374,20 @@ public final class Trainer {
             log("MMD source/target after: " + mmdReport.map { "\($0.0.rawValue) \(fmt($0.1, 5)) → \(fmt($0.2, 5))" }.joined(separator: ", "))
         }
         var metrics: ClassificationMetrics?
-        if let val { metrics = try evaluate(graph: graph, data: val, classes: classes) }
+        var multiLabelMetrics: MultiLabelMetrics?
+        // The root reports the final metrics; the other ranks only trained.
+        if let val, parallel.isRoot, multiLabel != nil {
+            multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), bestOnData: true)
+        } else if let val, parallel.isRoot { metrics = try evaluate(graph: graph, data: val, classes: classes) }
         var out = graph
+        if multiLabel != nil { MultiLabelObjective.annotate(&out, labels: classes, thresholds: multiLabelMetrics?.thresholds) }
         out.provenance.notes["wconv.training.plan"] = plan.jsonString()
         out.provenance.notes["wconv.training.seed"] = String(config.seed)
         if let d = try? JSONEncoder().encode(history) { out.provenance.notes["wconv.training.history"] = String(decoding: d, as: UTF8.self) }
         return TrainingResult(graph: out, history: history, metrics: metrics, baselineAccuracy: baseline,
                               mmd: mmdReport.map { (kind: $0.0, before: $0.1, after: $0.2) }, stopped: stop?.message, bestEpoch: best?.epoch,
-                              stop: stop, kept: kept)
+                              stop: stop, kept: kept,
+                              multiLabelMetrics: multiLabelMetrics)
     }
 
     struct StopTraining: Error { var message: String }
@@ -380,6 +405,7 @@ public final class Trainer {
         let t = try Trainer(graph: graph, config: c, train: train, val: val, modelName: "baseline", augment: false, log: { _ in })
         t.computeBaseline = false
         t.cacheMemoryLimit = cacheMemoryLimit
+        t.parallel = parallel
         // The head is already replaced in `graph`; keep it.
         let r = try t.runQuiet()
         guard let e = r.bestEpoch, e >= 0, e < r.history.count, let score = t.selectionScore(r.history[e]) else { return nil }
@@ -396,10 +422,10 @@ public final class Trainer {
     func trainEpoch(_ e: Int) throws -> EpochRecord {
         guard let session, let optimizer else { throw WconvError(.runtime, "trainer not prepared") }
         let t0 = Date()
-        session.seedDropout(config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(e))
+        session.seedDropout((config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(e)) ^ parallel.dropoutSalt)
         let spe = stepsPerEpoch
         let schedule = try config.lrSchedule(stepsPerEpoch: spe)
-        var lossSum = 0.0, correct = 0, seen = 0, mmdSum = 0.0, mmdCount = 0
+        var lossSum = 0.0, correct = 0.0, seen = 0, mmdSum = 0.0, mmdCount = 0
         let inName = cut?.value ?? inputName
         let targetLoader = target.map { DataLoader(dataset: $0, transform: trainTransform, batchSize: config.batchSize, shuffle: true, seed: config.seed ^ 0x7A26_E7) }
         var targetStream = targetLoader?.batches(epoch: e)
@@ -418,9 +444,11 @@ public final class Trainer {
             targetPos += 1
             return try targetStream?.next()?.tensor
         }
-        func step(_ x: Tensor, _ labels: [Int]) throws {
+        func step(_ x: Tensor, _ labels: [Int], rows: [Int]) throws {
             optimizer.applySchedule(schedule, step: globalStep)
             let ns = labels.count
+            // This rank's shard of a short last batch can be empty; it still joins the reduction.
+            if ns == 0 { try stepWithoutSamples(session, optimizer, epoch: e); globalStep += 1; return }
             var input = x
             var nt = 0
             if let t = try nextTarget(ns) {
@@ -435,10 +463,16 @@ public final class Trainer {
             guard logits.numel == (ns + nt) * C else { throw WconvError(.runtime, "logits \(logits.shape) do not match \(ns + nt) samples × \(C) classes") }
             let lv = logits.floats()
             var grad = [Float](repeating: 0, count: lv.count)
-            let loss = try lv.withUnsafeBufferPointer { lp in
+            var mlCorrect: Double?
+            var loss = try lv.withUnsafeBufferPointer { lp in
                 try grad.withUnsafeMutableBufferPointer { gp in
-                    try criterion(logits: UnsafeBufferPointer(rebasing: lp[0..<(ns * C)]), targets: labels, classes: C,
-                                  gradient: UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
+                    let (l, g) = (UnsafeBufferPointer(rebasing: lp[0..<(ns * C)]), UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
+                    if let ml = multiLabel {
+                        let r = try ml.step(logits: l, rows: rows, gradient: g)
+                        mlCorrect = r.correct
+                        return r.loss
+                    }
+                    return try criterion(logits: l, targets: labels, classes: C, gradient: g)
                 }
             }
             var grads: [String: Tensor] = [logitsName: Tensor(shape: logits.shape, floats: grad)]
@@ -452,15 +486,16 @@ public final class Trainer {
                 total += config.mmdWeight * r.value
                 mmdSum += r.value; mmdCount += 1
             }
-            guard total.isFinite else {
-                throw StopTraining(message: "epoch \(e + 1), step \(globalStep + 1): the loss became \(total). Likely cause: a learning rate too high for these weights (head \(sci(config.lr))) or inputs far from the normalisation the model expects. Fix: lower --lr (and --backbone-lr) by 10×, add --schedule warmup-cosine, or check the normalisation warning above.")
-            }
-            let g = try session.backward(outputGradients: grads)
+            // Ranks decide together, on the global loss, after the reduction.
+            guard total.isFinite || parallel.isDistributed else { throw lossNotFinite(total, epoch: e) }
+            var g = try session.backward(outputGradients: grads)
+            if parallel.isDistributed { (g, loss) = try reduceStep(g, session: session, labels: labels, rows: rows, loss: total, epoch: e) }
             try optimizer.step(parameters: session, gradients: g)
             globalStep += 1
             lossSum += loss * Double(ns)
             seen += ns
-            for i in 0..<ns {
+            if let c = mlCorrect { correct += c }
+            for i in 0..<ns where mlCorrect == nil {
                 var bi = 0
                 for c in 1..<C where lv[i * C + c] > lv[i * C + bi] { bi = c }
                 if bi == labels[i] { correct += 1 }
@@ -475,17 +510,19 @@ public final class Trainer {
             }
             var s = 0
             while s < order.count {
-                let idx = Array(order[s..<min(s + config.batchSize, order.count)])
-                try step(cache.batch(idx), idx.map { cache.labels[$0] })
+                let idx = parallel.shard(Array(order[s..<min(s + config.batchSize, order.count)]))
+                try step(cache.batch(idx), idx.map { cache.labels[$0] }, rows: idx)
                 s += config.batchSize
             }
         } else {
             let loader = DataLoader(dataset: train, transform: trainTransform, batchSize: config.batchSize, shuffle: config.shuffle, seed: config.seed, workers: 1)
+            if parallel.isDistributed { loader.shard = { [parallel] in parallel.shard($0) } }
             let stream = loader.batches(epoch: e)
-            while let b = try stream.next() { try step(b.tensor, b.labels) }
+            while let b = try stream.next() { try step(b.tensor, b.labels, rows: b.indices) }
         }
+        if parallel.isDistributed { (lossSum, correct, seen) = try sumEpochFigures(lossSum, correct, seen) }
         let trainSeconds = Date().timeIntervalSince(t0)
-        var rec = EpochRecord(epoch: e + 1, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+        var rec = EpochRecord(epoch: e + 1, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: correct / Double(max(seen, 1)),
                               valLoss: nil, valAccuracy: nil, valMacroAUC: nil, headLR: optimizer.groups.first { $0.name.hasPrefix("head") }?.lr ?? config.lr,
                               seconds: 0, imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9), trainableGroups: plan.epochs[e].trainable,
                               mmd: mmdCount > 0 ? mmdSum / Double(mmdCount) : nil, cached: cut != nil)
@@ -501,30 +538,44 @@ public final class Trainer {
 
     var stepsPerEpoch: Int { max(1, (train.count + config.batchSize - 1) / config.batchSize) }
 
+    func lossNotFinite(_ total: Double, epoch e: Int) -> StopTraining {
+        StopTraining(message: "epoch \(e + 1), step \(globalStep + 1): the loss became \(total). Likely cause: a learning rate too high for these weights (head \(sci(config.lr))) or inputs far from the normalisation the model expects. Fix: lower --lr (and --backbone-lr) by 10×, add --schedule warmup-cosine, or check the normalisation warning above.")
+    }
+
     /// Validation with the current session (cached features when the cut is active).
-    func evaluateCurrent() throws -> ClassificationMetrics {
+    func evaluateCurrent() throws -> (loss: Double?, accuracy: Double, macroAUC: Double?) {
         guard let session, let val else { throw WconvError(.runtime, "no validation data") }
-        var scores: [Float] = [], targets: [Int] = []
+        var scores: [Float] = [], targets: [Int] = [], rows: [Int] = []
         let C = classes.count
+        let part = parallel.shardRange(val.count)
         if let cache = caches["val"], let cut {
-            var s = 0
-            while s < cache.count {
-                let idx = Array(s..<min(s + 64, cache.count))
+            var s = part.lowerBound
+            while s < part.upperBound {
+                let idx = Array(s..<min(s + 64, part.upperBound))
                 let out = try session.forward([cut.value: cache.batch(idx)], training: false)
                 scores += try logitsOf(out, session)
                 targets += idx.map { cache.labels[$0] }
+                rows += idx
                 s += 64
             }
         } else {
             let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: min(config.batchSize, 64), shuffle: false, seed: config.seed)
-            let stream = loader.batches(epoch: 0)
+            let stream = loader.batches(epoch: 0, only: part)
             while let b = try stream.next() {
                 let out = try session.forward([inputName: b.tensor], training: false)
                 scores += try logitsOf(out, session)
                 targets += b.labels
+                rows += b.indices
             }
         }
-        return try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
+        if parallel.isDistributed {
+            scores = try parallel.gather(scores, per: C, total: val.count)
+            targets = val.labels
+            rows = Array(0..<val.count)
+        }
+        if let ml = multiLabel { return try ml.figures(logits: scores, rows: rows) }
+        let m = try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
+        return (m.loss, m.accuracy, m.macroAUC)
     }
 
     func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
@@ -555,21 +606,28 @@ public final class Trainer {
 
     /// Eval-mode metrics of a whole graph on a dataset (used after training and by `wconv eval`).
     public static func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String], threads: Int = 2, batchSize: Int = 32) throws -> ClassificationMetrics {
+        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize)
+        let labels = data.labels
+        return try metrics(logits: scores, targets: rows.map { labels[$0] }, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
+                           probabilities: logitsValue(graph) != graph.outputs.first?.name)
+    }
+
+    /// The graph's output (eval mode) for every sample, `width` values each, and the samples' rows.
+    static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
         let s = try InferenceSession(graph: graph, threads: threads)
         let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
         let stream = loader.batches(epoch: 0)
-        var scores: [Float] = [], targets: [Int] = []
+        var values: [Float] = [], rows: [Int] = []
         while let b = try stream.next() {
             guard let o = try s.run([inp: b.tensor])[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
-            guard o.numel == b.count * classes.count else {
-                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(classes.count) classes; evaluate on data with the model's classes")
+            guard o.numel == b.count * width else {
+                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")
             }
-            scores += o.floats()
-            targets += b.labels
+            values += o.floats()
+            rows += b.indices
         }
-        return try metrics(logits: scores, targets: targets, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
-                           probabilities: logitsValue(graph) != outName)
+        return (values, rows)
     }
 
     func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {

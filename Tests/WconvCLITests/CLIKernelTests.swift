@@ -1,0 +1,60 @@
+import Foundation
+import Wconv
+import XCTest
+
+/// `wconv --version` reports the kernels; commands that do no arithmetic never load the BLAS (no
+/// thread pool spinning in `convert`); an older core chosen by OpenBLAS is replaced from CPUID.
+final class CLIKernelTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = CLI.tempDir() }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    static var userCoreType: String? { ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// glibc's loader lists every shared object it maps (LD_DEBUG=files), dlopen'ed ones included.
+    func loadsOpenBLAS(_ args: [String]) throws -> Bool {
+        let r = try CLI.run(args, environment: ["LD_DEBUG": "files"])
+        XCTAssertEqual(r.status, 0, "\(args): \(r.stderr.suffix(2000))")
+        return r.stderr.contains("libopenblas")
+    }
+
+    func testCommandsWithoutArithmeticStartNoBLAS() throws {
+        let pth = CLI.fixture("models/densenet.pth")
+        XCTAssertTrue(try loadsOpenBLAS(["--version"]), "the LD_DEBUG probe should see OpenBLAS load for --version")
+        XCTAssertFalse(try loadsOpenBLAS(["convert", pth, dir + "/d.safetensors"]))
+        XCTAssertFalse(try loadsOpenBLAS(["inspect", pth]))
+        XCTAssertFalse(try loadsOpenBLAS(["diff", pth, dir + "/d.safetensors"]))
+        XCTAssertFalse(try loadsOpenBLAS(["import", pth, "-o", dir + "/d.wconv.safetensors"]))
+        XCTAssertFalse(try loadsOpenBLAS(["bench", "import", pth, "--repeat", "1"]))
+    }
+
+    func testVersionPrintsCPUAndKernels() throws {
+        let r = try CLI.run(["--version"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "wconv \(wconvVersion)")
+        let cpu = try XCTUnwrap(lines.first { $0.hasPrefix("CPU:") }, r.stdout)
+        XCTAssertTrue(cpu.contains(CPUFeatures.current.level.description), cpu)
+        let blas = try XCTUnwrap(lines.first { $0.hasPrefix("BLAS:") }, r.stdout)
+        XCTAssertTrue(blas.contains("OpenBLAS") && blas.contains("core ") && blas.contains("threads") && blas.contains("self-check passed"), blas)
+    }
+
+    /// As on a CPU newer than the library: OpenBLAS picks Prescott by itself, wconv replaces it.
+    func testOlderCoreChosenByOpenBLASIsReplaced() throws {
+        if let v = Self.userCoreType { throw XCTSkip("OPENBLAS_CORETYPE=\(v) is set here; wconv keeps it") }
+        guard let want = CPUFeatures.current.openBLASCore else { throw XCTSkip("no AVX on this CPU: nothing newer than Prescott to select") }
+        let r = try CLI.run(["--version"], environment: ["WCONV_BLAS_SIMULATE_LIBRARY_CORE": "Prescott"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard r.stdout.contains("DYNAMIC_ARCH") else { throw XCTSkip("this OpenBLAS has one fixed core; OPENBLAS_CORETYPE cannot change it") }
+        XCTAssertTrue(r.stdout.contains("core \(want) (selected by wconv from CPUID; OpenBLAS alone chose Prescott)"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("self-check passed"), r.stdout)
+    }
+
+    func testUsersCoreTypeIsKeptAndReported() throws {
+        if let v = Self.userCoreType { throw XCTSkip("OPENBLAS_CORETYPE=\(v) is already set here") }
+        let r = try CLI.run(["--version"], environment: ["OPENBLAS_CORETYPE": "Prescott"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("core Prescott (OPENBLAS_CORETYPE=Prescott set by the user)"), r.stdout)
+        if CPUFeatures.current.level >= .avx2 { XCTAssertTrue(r.stdout.contains("warning: generic SSE kernels"), r.stdout) }
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Prints tools/bench-run's table from its JSON lines (stdin); argv[1] is torch's matmul roof."""
+import json
+import sys
+
+torch_roof = float(sys.argv[1])
+rows = [json.loads(l) for l in sys.stdin if l.strip()]
+MiB = 1024 * 1024
+models = []
+for r in rows:
+    name = r.get("model_name") or r.get("model")
+    if name not in models:
+        models.append(name)
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+wroof = None
+print(f"{'model':16} {'wconv':>7} {'eager':>7} {'best':>7} {'÷eager':>7} {'÷best':>6}   "
+      f"{'GFLOP/s wconv · eager · best (% of roof)':44} {'peak MiB wconv · eager · best':>30}")
+for name in models:
+    w = next(r for r in rows if r["mode"] == "wconv" and r["model_name"] == name)
+    eager = [r for r in rows if r["mode"] == "eager" and r["model"] == name]
+    best = [r for r in rows if r["mode"] == "best" and r["model"] == name]
+    wi, ei, bi = w["imagesPerSecond"], mean([r["images_per_second"] for r in eager]), mean([r["images_per_second"] for r in best])
+    per_image = w.get("gflopPerBatch", float("nan")) / w["batch"]
+    roof = w.get("gemmRoofGflops")
+    wroof = roof or wroof
+    gf = lambda ips: ips * per_image
+    ref = max(roof or 0, torch_roof)
+    frac = lambda ips: f"{gf(ips):5.1f} ({100 * gf(ips) / ref:3.0f}%)"
+    peak = lambda rs: max(r["peak_rss"] for r in rs) / MiB
+    base = lambda rs: min(r["baseline_rss"] for r in rs) / MiB
+    wpeak = w.get("peakRSSBytes", 0) / MiB
+    print(f"{name:16} {wi:7.2f} {ei:7.2f} {bi:7.2f} {wi / ei:7.2f} {wi / bi:6.2f}   "
+          f"{frac(wi) + ' · ' + frac(ei) + ' · ' + frac(bi):44} "
+          f"{f'{wpeak:.0f} · {peak(eager):.0f} [{base(eager):.0f}] · {peak(best):.0f} [{base(best):.0f}]':>30}")
+print(f"images/s, batch 16 at 224, 2 threads; PyTorch columns are the mean of a run before and after wconv's.")
+print(f"GEMM roof: wconv's OpenBLAS sgemm 2048³ {wroof or float('nan'):.1f} GFLOP/s, torch.mm 2048³ {torch_roof:.1f}; "
+      f"fractions are of the higher. GFLOP counts conv/linear/matmul multiply-adds ×2 (wconv's count for all three).")
+print("peak = VmHWM of each process; [PyTorch's RSS after importing torch, before building the model].")
