@@ -97,8 +97,9 @@ final class Executor {
         }
     }
     private var planCache: [CachedPlan] = []
-    /// Plans kept besides the current one (inference keeps more: its buffers are reused by liveness).
-    private var planCacheLimit: Int { keepAllValues ? 1 : 3 }
+    /// Plans kept besides the current one. Training plans hold every activation, so none is kept
+    /// (a last smaller batch must not double peak memory); inference arenas are liveness-packed.
+    private var planCacheLimit: Int { keepAllValues ? 0 : 2 }
 
     /// Moves the current plan into the cache and restores the one for `inputShapes` when cached.
     private func switchPlan(to inputShapes: [[Int]]) -> Bool {

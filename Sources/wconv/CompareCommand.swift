@@ -14,7 +14,6 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Validation data (same classes or label columns).") var val: String?
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of --data for validation (seeded).") var valSplit: Double?
     @OptionGroup var training: TrainingOptions
-    @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract).") var augment: Bool?
     @Option(name: .customLong("save-dir"), help: "Write each run's model here as <source>.<mode>.safetensors.") var saveDir: String?
     @Option(name: .shortAndLong, help: "Write the table (Markdown) here.") var output: String?
     @Option(help: "Write an HTML report with the table and the learning curves.") var report: String?
@@ -42,7 +41,7 @@ struct CompareCommand: ParsableCommand {
         var config = flags
         for (path, name) in zip(sourcePaths, display) {
             var g = try ModelIO.load(path: path, toolVersion: wconvVersion)
-            let fit = try DataFit.resolve(graph: g, config: flags, batchSize: training.batchSize, request: training.preprocessing.request(), train: train)
+            let fit = try DataFit.resolve(graph: g, config: flags, defaulted: training.defaulted, augment: training.augment, request: training.preprocessing.request(), train: train)
             g.preprocessing = fit.preprocessing
             if graphs.isEmpty { config = fit.config }
             for w in fit.warnings { stderrLine("warning: \(name): \(w)") }
@@ -56,11 +55,11 @@ struct CompareCommand: ParsableCommand {
         if let saveDir { try FileManager.default.createDirectory(atPath: saveDir, withIntermediateDirectories: true) }
         let total = graphs.count * modeList.count
         var k = 0
-        let runs = try Comparison.run(sources: graphs, modes: modeList, config: config, train: train, val: valSet, augment: augment,
+        let runs = try Comparison.run(sources: graphs, modes: modeList, config: config, train: train, val: valSet, augment: training.augment,
                                       log: { line in
                                           // The plan is printed by `wconv plan`; epochs only with --verbose; warnings always.
                                           if line.hasPrefix("plan:") { return }
-                                          if verbose || line.hasPrefix("warning") || line.hasPrefix("stopped") { stderrLine("    " + line) }
+                                          if verbose || line.hasPrefix("warning") || line.hasPrefix("guard") || line.hasPrefix("early stopping") { stderrLine("    " + line) }
                                       }, done: { run, result in
             k += 1
             if let saveDir {

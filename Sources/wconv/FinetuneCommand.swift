@@ -12,7 +12,6 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("adapt-target"), help: "Unlabeled target-domain images for MMD domain adaptation.") var adaptTarget: String?
     @OptionGroup var training: TrainingOptions
     @OptionGroup var distributed: DistributedOptions
-    @Flag(inversion: .prefixedNo, help: "Random resized crop + flip (default on, except feature-extract where it is off so frozen features are cached).") var augment: Bool?
     @Flag(name: .customLong("no-baseline"), help: "Skip the feature-extraction baseline that guards a fine-tuning run.") var noBaseline = false
     @Flag(name: .customLong("strict-guards"), help: "A tripped guard rail fails the run (exit 1) instead of advising; the best model seen is still written.") var strictGuards = false
     @Option(name: .customLong("checkpoint-dir"), help: "Write an atomic checkpoint here after every epoch.") var checkpointDir: String?
@@ -27,7 +26,7 @@ struct FinetuneCommand: ParsableCommand {
         let started = Date()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: flags.seed)
-        let fit = try DataFit.resolve(graph: graph, config: flags, batchSize: training.batchSize, request: training.preprocessing.request(), train: train)
+        let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: training.augment, request: training.preprocessing.request(), train: train)
         graph.preprocessing = fit.preprocessing
         let config = fit.config
         try distributed.check(config, parallel)
@@ -38,11 +37,11 @@ struct FinetuneCommand: ParsableCommand {
         try DatasetCheck.verifyAll(parallel.part(train), threads: config.threads)
         if let v = valSet { try DatasetCheck.verifyAll(parallel.part(v), threads: config.threads) }
         if let t = target { try DatasetCheck.verifyAll(t, threads: config.threads) }
-        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: augment)
+        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, target: target, modelName: modelName(model), augment: fit.augment,
+                                  log: stderrLine)   // quiet on ranks other than 0
         trainer.annotatePlan(fit)
         trainer.checkpointDir = checkpointDir
         trainer.parallel = parallel
-        if !parallel.isRoot { trainer.log = { _ in } }
         trainer.computeBaseline = !noBaseline
         if isatty(2) != 0 {
             let total = train.count
@@ -68,7 +67,7 @@ struct FinetuneCommand: ParsableCommand {
         var out = result.graph
         out.provenance.toolVersion = wconvVersion
         try ModelIO.save(out, to: output)
-        stderrLine("wrote \(output): \(kept); \(out.labels?.count ?? 0) \(train.isMultiLabel ? "labels, multi-label" : "classes"), labels and preprocessing in the metadata")
+        stderrLine("wrote \(output) (\(out.labels?.count ?? 0) \(train.isMultiLabel ? "labels, multi-label" : "classes"), labels and preprocessing in the metadata)")
         if result.guardTripped, let why = result.stopped {
             // Advice, not failure: the work is kept; --strict-guards turns it into exit 1.
             let text = "guard rail tripped at \(why)\n  the best model seen, \(kept), was written to \(output)"
@@ -76,7 +75,9 @@ struct FinetuneCommand: ParsableCommand {
             stderrLine("warning: " + text)
         }
         if json {
-            var doc: [(String, JSONValue)] = [("output", .string(output)), ("epochs", .int(result.history.count)), ("seconds", .double(wall))]
+            var doc: [(String, JSONValue)] = [("output", .string(output)), ("epochs", .int(result.history.count)), ("seconds", .double(wall)),
+                                              ("kept", .string(kept))]
+            if let why = result.stopped { doc += [("stopped", .string(why)), ("guard_tripped", .bool(result.guardTripped))] }
             if let m = result.metrics { doc.append(("metrics", try JSONValue(encoding: m))) }
             if let m = result.multiLabelMetrics { doc.append(("metrics", try JSONValue(encoding: m))) }
             if let b = result.baselineAccuracy { doc.append(("baseline_accuracy", .double(b))) }

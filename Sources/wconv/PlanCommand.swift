@@ -29,7 +29,7 @@ struct PlanCommand: ParsableCommand {
         } else {
             throw WconvError(.usage, "give --data DIR or --classes N so the plan knows the number of classes")
         }
-        let fit = try DataFit.resolve(graph: graph, config: flags, batchSize: training.batchSize, request: training.preprocessing.request(), train: trainSet)
+        let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: training.augment, request: training.preprocessing.request(), train: trainSet)
         graph.preprocessing = fit.preprocessing
         let config = fit.config
         let headSize = HeadReplacement.outputSize(graph)
@@ -38,7 +38,7 @@ struct PlanCommand: ParsableCommand {
         plan.multiLabel = trainSet?.isMultiLabel ?? false
         try plan.checkData(headOutputs: headSize, dataClasses: classNames.count,
                            channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: fit.preprocessing, seed: config.seed) })
-        plan.notes += fit.notes
+        plan.notes = fit.notes + plan.notes
         plan.warnings += fit.warnings
         if json { printJSON(plan.json) } else { print(plan.render(), terminator: "") }
     }

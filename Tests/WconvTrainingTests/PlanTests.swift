@@ -176,8 +176,11 @@ final class TrainingPlanTests: XCTestCase {
     func testGuardRails() throws {
         let hot = try plan { $0.mode = .finetune; $0.lr = 1e-3; $0.backboneLR = 5e-4 }
         XCTAssertTrue(hot.warnings.contains { $0.contains("--backbone-lr 1.0e-04") }, hot.warnings.joined())
-        let small = try plan { $0.mode = .finetune; $0.batchSize = 8 }
+        let small = try plan { $0.mode = .finetune; $0.batchSize = 8; $0.bn = .train }
         XCTAssertTrue(small.warnings.contains { $0.contains("--bn frozen") })
+        let auto = try plan { $0.mode = .finetune; $0.batchSize = 8 }
+        XCTAssertFalse(auto.warnings.contains { $0.contains("--bn frozen") }, "auto on small batches is advice in the notes")
+        XCTAssertTrue(auto.notes.contains { $0.contains("--bn frozen") }, auto.notes.joined())
         let frozen = try plan { $0.mode = .finetune; $0.batchSize = 8; $0.bn = .frozen }
         XCTAssertFalse(frozen.warnings.contains { $0.contains("--bn frozen") })
         var p = try plan { $0.head = "keep" }

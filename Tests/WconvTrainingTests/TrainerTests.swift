@@ -40,7 +40,8 @@ final class TrainerTests: XCTestCase {
         let g = tinyGraph(classes: 5)
         let train = try syntheticData(48, seed: 1), val = try syntheticData(24, seed: 2)
         var lines: [String] = []
-        let t = try Trainer(graph: g, config: config(.featureExtract, epochs: 12) { $0.lr = 0.5 }, train: train, val: val, log: { lines.append($0) })
+        // Small sets augment by default (DataFit.defaultAugment); without augmentation the frozen features are cached.
+        let t = try Trainer(graph: g, config: config(.featureExtract, epochs: 12) { $0.lr = 0.5 }, train: train, val: val, augment: false, log: { lines.append($0) })
         let r = try t.run()
         XCTAssertTrue(r.history.allSatisfy(\.cached))
         XCTAssertTrue(lines.contains { $0.contains("cached frozen features at 'feat'") }, lines.joined(separator: "\n"))

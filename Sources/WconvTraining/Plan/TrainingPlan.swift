@@ -251,6 +251,11 @@ public struct TrainingPlan: Sendable {
         }
         epochs = plans
         warnings = staticWarnings()
+        if config.bn == .auto && config.batchSize < 16 && trainsBatchNorm {
+            // Advice rather than a warning: on few-label data, batch statistics on small batches
+            // adapt BN to the new domain and measured better than frozen statistics (issue 11).
+            notes.append("BatchNorm: batch statistics on batches of \(config.batchSize) in trainable groups (auto); if validation jumps between epochs, try --bn frozen")
+        }
     }
 
     /// Optimizer groups of epoch `e`: each trainable layer group split into decayed (rank ≥ 2)
@@ -300,6 +305,15 @@ public struct TrainingPlan: Sendable {
         }
     }
 
+    /// Some epoch trains a group with BatchNorm (from the graph's nodes, or from running-stat
+    /// buffers in a weights-only bundle).
+    var trainsBatchNorm: Bool {
+        func hasBN(_ g: LayerGroup) -> Bool {
+            !g.batchNormNodes.isEmpty || g.buffers.contains { $0.hasSuffix("running_mean") || $0.hasSuffix("moving_mean") }
+        }
+        return epochs.contains { e in grouping.groups.contains { g in e.trainable.contains(g.name) && hasBN(g) } }
+    }
+
     /// Plan-time guard rails (the seed's anti-patterns), each with its fix.
     func staticWarnings() -> [String] {
         var w: [String] = []
@@ -311,12 +325,7 @@ public struct TrainingPlan: Sendable {
             }
         }
         let bnTrains = config.bn == .auto || config.bn == .train
-        // BN from the graph's nodes, or from running-stat buffers in a weights-only bundle.
-        func hasBN(_ g: LayerGroup) -> Bool {
-            !g.batchNormNodes.isEmpty || g.buffers.contains { $0.hasSuffix("running_mean") || $0.hasSuffix("moving_mean") }
-        }
-        let trainsBN = epochs.contains { e in grouping.groups.contains { g in e.trainable.contains(g.name) && hasBN(g) } }
-        if bnTrains && trainsBN && config.batchSize < 16 {
+        if bnTrains && trainsBatchNorm && config.batchSize < 16 && config.bn == .train {
             w.append("BatchNorm would train on batches of \(config.batchSize) (< 16): its batch statistics are noisy and the pretrained running statistics drift. Fix: --bn frozen (eval-mode statistics while γ, β train) or --batch-size 16 or more.")
         }
         return w

@@ -94,7 +94,7 @@ extension Trainer {
             for (k, v) in b.parameters { graph.parameters[k] = v }
             let desc = "\(b.label) (best validation \(metricName) \(scoreText(b.score)))"
             guard let last = history.last, b.epoch != history.count - 1 else { return desc }
-            return desc + ", not the last epoch run (\(last.epoch))"
+            return desc + (b.epoch == BestModel.baselineEpoch ? ", which no fine-tuning epoch beat" : ", not the last epoch (\(last.epoch))")
         }
         if guarded {
             // No validation data: the last epoch that finished, not the partial one that failed.
