@@ -34,7 +34,7 @@ struct BenchRunCommand: ParsableCommand {
 
     func run() throws {
         guard batch >= 1, iters >= 1, warmup >= 0, threads >= 1 else { throw WconvError(.usage, "--batch, --iters and --threads must be positive") }
-        let graph = try loadRunnableModel(model, arch: arch)
+        let graph = try ModelIO.loadRunnable(path: model, arch: arch, toolVersion: wconvVersion)
         var shapes = graph.probeInputShapes()
         var rng = SplitMix64(seed: 1)
         var inputs: [String: Tensor] = [:]

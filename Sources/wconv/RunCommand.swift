@@ -2,17 +2,6 @@ import ArgumentParser
 import Foundation
 import Wconv
 
-/// Loads any supported model file as a runnable graph (canonical files restore their graph;
-/// state dicts go through architecture recognition). Shared by run, verify and bench run.
-func loadRunnableModel(_ path: String, arch: String? = nil) throws -> ModelGraph {
-    let graph = try GraphImporter.importGraph(path: path, arch: arch, toolVersion: wconvVersion).graph
-    if graph.isWeightsOnly {
-        let why = graph.provenance.notes["weightsOnlyReason"].map { ": \($0)" } ?? ""
-        throw WconvError(.invalidInput, "has weights but no graph, so it cannot run\(why). Try `wconv import --arch NAME` to force a family", file: path)
-    }
-    return graph
-}
-
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Runs a model on inputs.",
@@ -42,7 +31,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         guard !input.isEmpty else { throw WconvError(.usage, "give at least one --input x.npy") }
         guard top >= 0 else { throw WconvError(.usage, "--top must be non-negative") }
-        let graph = try loadRunnableModel(model, arch: arch)
+        let graph = try ModelIO.loadRunnable(path: model, arch: arch, toolVersion: wconvVersion)
         var inputs: [String: Tensor] = [:]
         for (k, spec) in input.enumerated() {
             var name: String, path: String
