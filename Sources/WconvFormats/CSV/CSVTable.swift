@@ -16,7 +16,7 @@ import WconvTensor
 /// final line break is fine; blank lines are skipped; an unterminated quote is refused. What else is
 /// refused depends on the `Dialect`.
 public struct CSVTable: Sendable {
-    /// How strictly quotes and line ends are read.
+    /// How strictly quotes and line ends are read: start from a preset and change what differs.
     public struct Dialect: Sendable {
         /// The field separator: `,` or a tab.
         public var delimiter: UInt8
@@ -25,12 +25,6 @@ public struct CSVTable: Sendable {
         public var refusesStrayQuotes: Bool
         /// A lone CR ends a record (old Mac line ends). Off, it is part of the field.
         public var carriageReturnEndsRecord: Bool
-
-        public init(delimiter: UInt8, refusesStrayQuotes: Bool, carriageReturnEndsRecord: Bool) {
-            self.delimiter = delimiter
-            self.refusesStrayQuotes = refusesStrayQuotes
-            self.carriageReturnEndsRecord = carriageReturnEndsRecord
-        }
 
         /// RFC 4180 read strictly: the label CSVs, where a shifted column trains on wrong labels.
         public static let strict = Dialect(delimiter: 0x2C, refusesStrayQuotes: true, carriageReturnEndsRecord: true)
