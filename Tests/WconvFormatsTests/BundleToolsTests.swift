@@ -99,4 +99,21 @@ final class BundleToolsTests: XCTestCase {
         XCTAssertEqual(json["tensors"]?[3]?["stats"]?["nan"], 1)
         XCTAssertEqual(json["tensors"]?[3]?["stats"]?["mean"], 2.0)
     }
+
+    func testRenameRulesFollowSed() throws {
+        XCTAssertEqual(try RenameRule("s/^module\\.//").apply("module.layer.module.w"), "layer.module.w")
+        XCTAssertEqual(try RenameRule("s/a/b/").apply("aaa"), "baa", "first match only without g")
+        XCTAssertEqual(try RenameRule("s/a/b/g").apply("aaa"), "bbb")
+        XCTAssertEqual(try RenameRule("s/^(layer[0-9])\\./\\1_/").apply("layer3.conv"), "layer3_conv")
+        XCTAssertEqual(try RenameRule("s/conv/[&]/").apply("x.conv.w"), "x.[conv].w", "& is the whole match")
+        XCTAssertEqual(try RenameRule("s|a/b|c\\|d|").apply("a/b.w"), "c|d.w", "any delimiter, escaped inside")
+        XCTAssertEqual(try RenameRule("s/w/$1/").apply("w"), "$1", "a dollar in the replacement is literal")
+        XCTAssertEqual(try RenameRule("s/zzz/y/").apply("w"), "w")
+        for (bad, why) in [("x/a/b/", "starts with s"), ("s/a/b", "three parts"), ("s/a/b/i", "unknown flag"), ("s/(/x/", "invalid regular expression")] {
+            XCTAssertThrowsError(try RenameRule(bad), bad) { e in
+                XCTAssertEqual((e as? WconvError)?.kind, .usage)
+                XCTAssertTrue("\(e)".contains(why) && "\(e)".contains(bad), "\(e)")
+            }
+        }
+    }
 }
