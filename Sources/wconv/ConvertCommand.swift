@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import OrderedCollections
 import Wconv
 
 /// `wconv convert IN OUT`: rewrites weights in another format, names and values preserved exactly
