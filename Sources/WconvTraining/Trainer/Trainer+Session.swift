@@ -46,6 +46,8 @@ extension Trainer {
                 }
             }
         }
+        // Caches belong to a cut: without one (the whole network trains) they are stale.
+        if cut == nil { caches = [:]; cachedCut = nil }
         let nodeNames = Set(useGraph.nodes.map(\.name))
         session = try TrainingSession(graph: useGraph, trainable: trainable.filter { useGraph.parameters[$0] != nil },
                                       bnMode: bn.filter { nodeNames.contains($0.key) }, threads: config.threads)
