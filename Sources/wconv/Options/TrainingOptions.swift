@@ -28,7 +28,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "new: replace the head for the data's classes (dropout + linear); keep: train the existing head.") var head: String = "new"
     @Option(help: "Dropout before the new head.") var dropout: Double = 0.2
     @Option(help: "Random seed (same seed + thread count → bit-identical results).") var seed: UInt64 = 0
-    @Option(help: "CPU threads.") var threads: Int = 2
+    @OptionGroup var cpu: ThreadsOption
     @Option(help: "Layer groups as name=pattern|pattern,… (input → output; the last, or the one named head, is the head).") var groups: String?
     @Option(name: .customLong("mmd-weight"), help: "Weight λ of the MMD domain-adaptation term (needs --adapt-target).") var mmdWeight: Double = 0
     @Option(help: "MMD kind: mean (the seed's) | gaussian (multi-bandwidth kernel)") var mmd: String = "mean"
@@ -59,7 +59,7 @@ struct TrainingOptions: ParsableArguments {
         c.epochs = epochs ?? 10; c.batchSize = batchSize ?? 32; c.optimizer = optimizer; c.momentum = momentum; c.nesterov = nesterov
         c.lr = lr ?? 1e-3; c.backboneLR = backboneLR; c.weightDecay = weightDecay; c.decayNormsAndBiases = decayNorms
         c.schedule = schedule; c.warmupEpochs = warmupEpochs; c.stepEpochs = stepEpochs; c.labelSmoothing = labelSmoothing
-        c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = threads; c.groups = groups
+        c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = cpu.threads; c.groups = groups
         c.mmdWeight = mmdWeight; c.keepOptimizerStateOnUnfreeze = keepOptimizerState; c.shuffle = !noShuffle
         c.patience = patience; c.restoreBest = restoreBest; c.trainCrop = trainCrop
         if let l = layerLR {
