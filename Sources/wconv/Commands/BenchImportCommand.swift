@@ -22,8 +22,11 @@ struct BenchImportCommand: ParsableCommand {
 
     @OptionGroup var stdout: JSONFlag
 
+    func validate() throws {
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
+    }
+
     func run() throws {
-        guard `repeat` >= 1 else { throw WconvError(.usage, "--repeat must be at least 1") }
         let format = try ModelFile.sniff(path: file)
         let baseline = ProcStatus.read()
         var times: [Double] = []

@@ -29,8 +29,11 @@ struct BenchRunCommand: ParsableCommand {
 
     @OptionGroup var stdout: JSONFlag
 
+    func validate() throws {
+        guard batch >= 1, iters >= 1, warmup >= 0, cpu.threads >= 1 else { throw ValidationError("--batch, --iters and --threads must be positive") }
+    }
+
     func run() throws {
-        guard batch >= 1, iters >= 1, warmup >= 0, cpu.threads >= 1 else { throw WconvError(.usage, "--batch, --iters and --threads must be positive") }
         let graph = try loadRunnableModel(model, arch: family.arch)
         var shapes = graph.probeInputShapes()
         var rng = SplitMix64(seed: 1)

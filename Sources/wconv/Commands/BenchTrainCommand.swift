@@ -16,6 +16,15 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Data-parallel ranks: runs itself under `mpirun -np N` and measures fine-tuning with the batch sharded and gradients all-reduced.") var ranks: Int?
     @OptionGroup var stdout: JSONFlag
 
+    func validate() throws {
+        if let syn = synthetic, syn != "resnet18" { throw ValidationError("--synthetic '\(syn)': only resnet18 is built in") }
+        guard synthetic != nil || model != nil else { throw ValidationError("give a model file or --synthetic resnet18") }
+        if let n = ranks {
+            guard n >= 1 else { throw ValidationError("--ranks must be at least 1") }
+            guard batchSize >= n else { throw ValidationError("--batch-size \(batchSize) is the global batch: give at least one sample per rank (\(n))") }
+        }
+    }
+
     func run() throws {
         if let ranks { return try runDataParallel(ranks: ranks) }
         let (graph, label, rep) = try network()
@@ -90,15 +99,12 @@ struct BenchTrainCommand: ParsableCommand {
     func network() throws -> (graph: ModelGraph, label: String, head: HeadReplacement.Result) {
         let graph: ModelGraph
         let label: String
-        if let syn = synthetic {
-            guard syn == "resnet18" else { throw WconvError(.usage, "--synthetic '\(syn)': only resnet18 is built in") }
-            graph = SyntheticModels.resnet18(classes: 1000, input: size)
-            label = "synthetic resnet18"
-        } else if let model {
+        if let model, synthetic == nil {
             graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
             label = modelName(model)
         } else {
-            throw WconvError(.usage, "give a model file or --synthetic resnet18")
+            graph = SyntheticModels.resnet18(classes: 1000, input: size)
+            label = "synthetic resnet18"
         }
         let rep = try HeadReplacement.replace(graph, classes: (0..<classes).map { "c\($0)" }, dropout: 0, seed: 0)
         return (rep.graph, label, rep)

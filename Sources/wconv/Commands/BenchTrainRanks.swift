@@ -10,8 +10,6 @@ import Wconv
 /// ranks with gradients all-reduced, as `finetune` does under mpirun.
 extension BenchTrainCommand {
     func runDataParallel(ranks n: Int) throws {
-        guard n >= 1 else { throw WconvError(.usage, "--ranks must be at least 1") }
-        guard batchSize >= n else { throw WconvError(.usage, "--batch-size \(batchSize) is the global batch: give at least one sample per rank (\(n))") }
         if n > 1 && !Communicator.launchedByMPI() { Foundation.exit(try relaunch(ranks: n)) }
         let comm = try Communicator.start(n > 1 ? .mpi : .none)
         if comm.usesMPI { Console.rank = comm }

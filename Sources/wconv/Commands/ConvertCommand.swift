@@ -41,7 +41,9 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var stdout: JSONFlag
 
-    func run() throws {
+    /// What the flags ask for, checked before any file is read: the output format, the target
+    /// dtype, the rename rules and the shard limit.
+    func settings() throws -> (format: FileFormat, dtype: DType?, rules: [RenameRule], shardLimit: Int?) {
         let format: FileFormat
         if let to {
             guard let f = FileFormat(writeTarget: to) else {
@@ -67,7 +69,16 @@ struct ConvertCommand: ParsableCommand {
         if shardLimit != nil && format != .safetensors {
             throw WconvError(.usage, "--max-shard-size applies to safetensors output only")
         }
+        if format == .onnx || format == .kerasH5, !rename.isEmpty || stripPrefix != nil || dtype != nil {
+            throw WconvError(.usage, "--rename, --strip-prefix and --dtype change tensor names or types, which an exported graph must keep; convert to .safetensors first, then to \(format == .onnx ? "ONNX" : ".h5")")
+        }
+        return (format, targetDType, rules, shardLimit)
+    }
 
+    func validate() throws { try usageCheck { _ = try settings() } }
+
+    func run() throws {
+        let (format, targetDType, rules, shardLimit) = try settings()
         if format == .onnx || format == .kerasH5 {
             try convertThroughGraph(format: format)
             return
@@ -242,9 +253,6 @@ extension ConvertCommand {
     }
 
     private func convertThroughGraph(format: FileFormat) throws {
-        guard rename.isEmpty, stripPrefix == nil, dtype == nil else {
-            throw WconvError(.usage, "--rename, --strip-prefix and --dtype change tensor names or types, which an exported graph must keep; convert to .safetensors first, then to \(format == .onnx ? "ONNX" : ".h5")")
-        }
         let graph = try ModelIO.load(path: input, key: checkpoint.key, toolVersion: wconvVersion)
         if graph.isWeightsOnly && format == .kerasH5, try convertKerasWeights() { return }
         if graph.isWeightsOnly {

@@ -25,10 +25,13 @@ struct DiffCommand: ParsableCommand {
 
     @OptionGroup var stdout: JSONFlag
 
-    func run() throws {
+    func validate() throws {
         guard atol >= 0, rtol >= 0, atol.isFinite, rtol.isFinite else {
-            throw WconvError(.usage, "--atol and --rtol must be finite and non-negative")
+            throw ValidationError("--atol and --rtol must be finite and non-negative")
         }
+    }
+
+    func run() throws {
         // --key applies to whichever of the two files is a PyTorch checkpoint.
         let ka = try ModelFile.sniff(path: a).isPyTorch ? checkpoint.key : nil
         let kb = try ModelFile.sniff(path: b).isPyTorch ? checkpoint.key : nil

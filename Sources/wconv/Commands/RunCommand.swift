@@ -36,9 +36,12 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var stdout: JSONFlag
 
+    func validate() throws {
+        guard !input.isEmpty else { throw ValidationError("give at least one --input x.npy") }
+        guard top >= 0 else { throw ValidationError("--top must be non-negative") }
+    }
+
     func run() throws {
-        guard !input.isEmpty else { throw WconvError(.usage, "give at least one --input x.npy") }
-        guard top >= 0 else { throw WconvError(.usage, "--top must be non-negative") }
         let graph = try loadRunnableModel(model, arch: family.arch)
         var inputs: [String: Tensor] = [:]
         for (k, spec) in input.enumerated() {

@@ -29,9 +29,12 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var stdout: JSONFlag
 
+    func validate() throws {
+        guard inputs >= 1 else { throw ValidationError("--inputs must be at least 1") }
+        guard atol >= 0, rtol >= 0 else { throw ValidationError("--atol and --rtol must be non-negative") }
+    }
+
     func run() throws {
-        guard inputs >= 1 else { throw WconvError(.usage, "--inputs must be at least 1") }
-        guard atol >= 0, rtol >= 0 else { throw WconvError(.usage, "--atol and --rtol must be non-negative") }
         let ga = try loadRunnableModel(a), gb = try loadRunnableModel(b)
         guard ga.inputs.count == gb.inputs.count, ga.outputs.count == gb.outputs.count else {
             throw WconvError(.difference, "the models differ in structure: \(ga.inputs.count)/\(ga.outputs.count) vs \(gb.inputs.count)/\(gb.outputs.count) inputs/outputs")

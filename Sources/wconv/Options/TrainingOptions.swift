@@ -50,6 +50,8 @@ struct TrainingOptions: ParsableArguments {
         return d
     }
 
+    func validate() throws { try usageCheck { _ = try config() } }
+
     func config() throws -> TrainingConfig {
         var c = TrainingConfig()
         guard let m = TrainingMode(rawValue: mode) else { throw WconvError(.usage, "--mode '\(mode)': use feature-extract, finetune, progressive or scratch") }
@@ -85,6 +87,8 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: "Resize the shorter side to this before the center crop (0: resize straight to the input size).") var resize: Int?
     @Option(help: "Per-channel mean, e.g. 0.485,0.456,0.406 (on pixels scaled to [0,1]).") var mean: String?
     @Option(help: "Per-channel std, e.g. 0.229,0.224,0.225.") var std: String?
+
+    func validate() throws { try usageCheck { _ = try request() } }
 
     func request() throws -> PreprocessingRequest {
         var r = PreprocessingRequest(resize: resize)
