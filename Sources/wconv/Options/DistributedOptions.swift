@@ -42,11 +42,3 @@ struct DistributedOptions: ParsableArguments {
         }
     }
 }
-
-/// Who prints: under data parallelism only rank 0 writes progress, and errors name their rank.
-enum Console {
-    nonisolated(unsafe) static var rank: Communicator?
-    static var quiet: Bool { !(rank?.isRoot ?? true) }
-    /// " (rank 1 of 2 (host))" under data parallelism, else "".
-    static var tag: String { rank.map { $0.size > 1 ? " (\($0.name))" : "" } ?? "" }
-}
