@@ -1,5 +1,5 @@
-import Foundation
 import ArgumentParser
+import Foundation
 import Wconv
 
 /// Overrides of the model's preprocessing metadata (for files that carry none, such as a bare .pth).
