@@ -105,6 +105,18 @@ final class CLIDistributedTests: XCTestCase {
         XCTAssertTrue(resumed.stderr.contains("resumed from"), resumed.stderr)
     }
 
+    /// `--resume` with `--epochs` below the checkpoint's epoch was a runtime trap; now exit 2 saying what to pass.
+    func testResumingWithFewerEpochsThanTheCheckpointIsAUsageError() throws {
+        let dir = CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try CLI.run(args(dir + "/a.safetensors", epochs: 2, extra: ["--checkpoint-dir", dir + "/ck"]))
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let r = try CLI.run(args(dir + "/b.safetensors", epochs: 1, extra: ["--resume", dir + "/ck/last.safetensors"]))
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("the checkpoint is at epoch 2, past --epochs 1: pass --epochs 3 or more"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b.safetensors"))
+    }
+
     func testSyncBatchNormIsAClearUsageError() throws {
         let r = try CLI.run(args(CLI.tempDir() + "/x.safetensors", epochs: 1, extra: ["--sync-bn"]))
         XCTAssertEqual(r.status, 2, r.stderr)

@@ -194,6 +194,8 @@ public final class Trainer {
     private var cachedCut: String?
     var history: [EpochRecord] = []
     private var globalStep = 0
+    /// The optimizer state of the checkpoint `run(resume:)` continues from.
+    private var resumedOptimizerState = OrderedDictionary<String, Tensor>()
     private var baseline: Double?
     var best: BestModel?
     /// Weights after the last completed epoch, kept only without validation data (what a NaN
@@ -317,11 +319,11 @@ public final class Trainer {
         for e in startEpoch..<config.epochs {
             let fresh = e == startEpoch
             try prepare(epoch: e)
-            if fresh, let resume, let opt = optimizer {
+            if fresh, resume != nil, let opt = optimizer {
                 // The optimizer state saved with the checkpoint, unless this epoch starts a new
                 // trainable set with fresh state (as the uninterrupted run would).
                 let boundary = e > 0 && plan.epochs[e].trainable != plan.epochs[e - 1].trainable && !config.keepOptimizerStateOnUnfreeze
-                if !boundary { try opt.importState(try CheckpointFile.read(path: resume).tensors.filter { $0.key.hasPrefix("optim.") }.reduce(into: OrderedDictionary<String, Tensor>()) { $0[String($1.key.dropFirst(6))] = $1.value }) }
+                if !boundary { try opt.importState(resumedOptimizerState) }
             }
             let rec: EpochRecord
             do { rec = try trainEpoch(e) } catch let s as StopTraining {
@@ -686,11 +688,19 @@ public final class Trainer {
         try CheckpointFile.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
     }
 
-    /// Restores model, history and counters; returns the number of completed epochs.
+    /// Restores model, history, counters and the optimizer state (`resumedOptimizerState`);
+    /// returns the number of completed epochs. Everything is checked before anything is taken, so a
+    /// checkpoint of another run, model or class list, or a corrupt one, is refused by name.
     func loadCheckpoint(_ path: String) throws -> Int {
         let (t, meta) = try CheckpointFile.read(path: path)
         guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
-            throw WconvError(.invalidInput, "not a wconv training checkpoint (no wconv.checkpoint metadata)", file: path)
+            throw WconvError(.invalidInput, "not a wconv training checkpoint (no readable wconv.checkpoint metadata); pass the last.safetensors that --checkpoint-dir wrote", file: path)
+        }
+        guard st.epoch >= 0, st.history.count == st.epoch, st.bestEpoch.map({ $0 >= BestModel.baselineEpoch && $0 < st.epoch }) ?? true else {
+            throw WconvError(.invalidInput, "the checkpoint's run state is inconsistent (epoch \(st.epoch), \(st.history.count) epochs of history, best epoch \(st.bestEpoch.map(String.init) ?? "none")): the file is corrupt", file: path)
+        }
+        guard st.epoch <= config.epochs else {
+            throw WconvError(.usage, "the checkpoint is at epoch \(st.epoch), past --epochs \(config.epochs): pass --epochs \(st.epoch + 1) or more to train on from it (--epochs \(st.epoch) only writes its model)", file: path)
         }
         let enc = JSONEncoder()
         enc.outputFormatting = .sortedKeys
@@ -703,18 +713,21 @@ public final class Trainer {
             }
         }
         guard st.classes == classes else { throw WconvError(.invalidInput, "the checkpoint's classes \(st.classes) differ from the data's \(classes)", file: path) }
-        for (k, v) in t where k.hasPrefix("model.") {
-            let name = String(k.dropFirst(6))
-            guard let old = graph.parameters[name], old.shape == v.shape else {
-                throw WconvError(.invalidInput, "checkpoint tensor '\(name)' \(v.shape) does not match the model", file: path)
-            }
-            graph.parameters[name] = v
+        let model = try CheckpointFile.parameters(t, prefix: "model.", of: graph.parameters, path: path)
+        var bestParameters = model
+        if t.keys.contains(where: { $0.hasPrefix("best.") }) {
+            bestParameters = try CheckpointFile.parameters(t, prefix: "best.", of: graph.parameters, path: path)
         }
+        var optim = OrderedDictionary<String, Tensor>()
+        for (k, v) in t where k.hasPrefix("optim.") { optim[String(k.dropFirst(6))] = v }
+        do {
+            try Optimizer(kind: config.optimizerKind, groups: []).importState(optim, sizes: graph.parameters.mapValues(\.numel).reduce(into: [:]) { $0[$1.key] = $1.value })
+        } catch let e as WconvError { throw e.inFile(path) }
+        graph.parameters = model
         if let be = st.bestEpoch, let ba = st.bestAccuracy {
-            var params = graph.parameters
-            for (k, v) in t where k.hasPrefix("best.") { params[String(k.dropFirst(5))] = v }
-            best = BestModel(score: ba, loss: st.bestLoss, epoch: be, parameters: params)
+            best = BestModel(score: ba, loss: st.bestLoss, epoch: be, parameters: bestParameters)
         }
+        resumedOptimizerState = optim
         history = st.history
         globalStep = st.globalStep
         baseline = st.baseline
