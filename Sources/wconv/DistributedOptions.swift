@@ -5,21 +5,23 @@ import Wconv
 /// `--distributed` and its companions: data-parallel training over MPI ranks (docs/scale-out.md).
 struct DistributedOptions: ParsableArguments {
     @Option(help: "auto | mpi | none. Data-parallel training over MPI ranks (`mpirun -np N wconv finetune …`); auto: when started by mpirun or srun.") var distributed: String = "auto"
-    @Flag(name: .customLong("sync-bn"), help: "All-reduce BatchNorm batch statistics across ranks (torch's SyncBatchNorm); not yet supported.") var syncBN = false
+    @Flag(name: .customLong("sync-bn"), help: "With --bn train under several ranks: normalise with the whole global batch's statistics (torch's SyncBatchNorm) instead of each rank's shard's.") var syncBN = false
     @Option(name: .customLong("collective-timeout"), help: "Seconds a rank waits in one collective before it ends the job (a rank that hangs).") var collectiveTimeout: Double = Communicator.defaultTimeout
 
     /// Starts MPI when asked or launched under it and quiets every rank but 0 (errors still
     /// print, naming the rank).
     func start() throws -> DataParallel {
         guard let mode = DistributedMode(rawValue: distributed) else { throw WconvError(.usage, "--distributed '\(distributed)': use auto, mpi or none") }
-        if syncBN { throw WconvError(.usage, "--sync-bn is not yet supported: with --bn train each rank normalises with its own shard's batch statistics; use --bn frozen (the transfer default) for results independent of the rank count") }
         let comm = try Communicator.start(mode, timeout: collectiveTimeout)
         if comm.usesMPI { Console.rank = comm }
-        return DataParallel(comm)
+        return DataParallel(comm, syncBatchNorm: syncBN)
     }
 
     /// Refuses what data parallelism cannot do (yet) and says how the work is split.
     func check(_ config: TrainingConfig, _ parallel: DataParallel) throws {
+        if syncBN && config.bn != .train {
+            throw WconvError(.usage, "--sync-bn makes BatchNorm use the global batch's statistics, so it needs --bn train (batch statistics in every trainable layer); --bn \(config.bn.rawValue) \(config.bn == .auto ? "chooses per layer group" : "uses the running statistics, which need no synchronisation"). Add --bn train or drop --sync-bn")
+        }
         guard parallel.isDistributed else { return }
         let n = parallel.comm.size
         if config.mmdWeight > 0 {
@@ -29,7 +31,9 @@ struct DistributedOptions: ParsableArguments {
             throw WconvError(.usage, "--batch-size \(config.batchSize) is the global batch, split over \(n) ranks: give at least \(n)")
         }
         stderrLine("data parallel: \(n) ranks, global batch \(config.batchSize) (\(config.batchSize / n)–\((config.batchSize + n - 1) / n) per rank), \(config.threads) threads each")
-        if config.bn == .train || (config.bn == .auto && config.mode != .featureExtract) {
+        if syncBN {
+            stderrLine("BatchNorm: batch statistics of the whole global batch (--sync-bn: one all-reduce per layer in forward and in backward)")
+        } else if config.bn == .train || (config.bn == .auto && config.mode != .featureExtract) {
             stderrLine("note: --bn train under \(n) ranks normalises each rank's shard with its own batch statistics; running statistics follow rank 0 (as DDP's broadcast_buffers)")
         }
     }

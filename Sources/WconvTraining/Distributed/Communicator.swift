@@ -112,12 +112,20 @@ public final class Communicator: @unchecked Sendable {
 
     /// Sums `values` over all ranks (f64), returning the totals.
     public func allreduceSum(_ values: [Double], what: String) throws -> [Double] {
-        guard usesMPI, size > 1, !values.isEmpty else { return values }
         var v = values
-        try v.withUnsafeMutableBufferPointer { b in
-            try call("all-reduce of \(what)") { wconv_mpi_allreduce_sum_double(b.baseAddress!, Int32(b.count)) }
-        }
+        try v.withUnsafeMutableBufferPointer { try allreduceSum($0, what: what) }
         return v
+    }
+
+    /// Sums `buffer` over all ranks (f64), in place.
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>, what: String) throws {
+        guard usesMPI, size > 1, let base = buffer.baseAddress else { return }
+        var off = 0
+        while off < buffer.count {
+            let n = min(Communicator.chunk, buffer.count - off)
+            try call("all-reduce of \(what)") { wconv_mpi_allreduce_sum_double(base + off, Int32(n)) }
+            off += n
+        }
     }
 
     /// Copies `root`'s bytes into `buffer` on every other rank.

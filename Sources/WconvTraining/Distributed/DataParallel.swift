@@ -8,11 +8,20 @@ import WconvTensor
 ///
 /// The trainer calls a few hooks: `shard` (which samples are this rank's), `reduce` (the global
 /// gradient and step figures), `gather`/`share` (sharded evaluation and feature caches),
-/// `syncBuffers` (BatchNorm running statistics), and `isRoot` (only rank 0 writes).
+/// `syncBuffers` (BatchNorm running statistics), `batchNormSync` (SyncBatchNorm), and `isRoot`
+/// (only rank 0 writes).
 public struct DataParallel {
     public let comm: Communicator
+    /// SyncBatchNorm's hook, when asked for and there are several ranks (one process needs none:
+    /// its batch statistics are already those of the global batch).
+    public let batchNormSync: SyncBatchNorm?
 
-    public init(_ comm: Communicator = .single) { self.comm = comm }
+    /// - Parameter syncBatchNorm: batch-statistics BatchNorm layers use the global batch's
+    ///   statistics (torch's SyncBatchNorm) rather than each rank's shard's.
+    public init(_ comm: Communicator = .single, syncBatchNorm: Bool = false) {
+        self.comm = comm
+        batchNormSync = syncBatchNorm && comm.size > 1 ? SyncBatchNorm(comm) : nil
+    }
 
     public var isDistributed: Bool { comm.size > 1 }
     public var isRoot: Bool { comm.isRoot }

@@ -27,8 +27,17 @@ extension Trainer {
         return criterion.weights.map { w in labels.reduce(0.0) { $0 + Double(w[$1]) } } ?? Double(labels.count)
     }
 
-    /// A rank whose shard of the global batch is empty still takes the global step.
-    func stepWithoutSamples(_ session: TrainingSession, _ optimizer: Optimizer, epoch e: Int) throws {
+    /// A rank whose shard of the global batch is empty still takes the global step. Under
+    /// SyncBatchNorm it first joins every BatchNorm collective of the step with one placeholder
+    /// sample (`sampleShape`, fed to `input`) that contributes nothing.
+    func stepWithoutSamples(_ session: TrainingSession, _ optimizer: Optimizer, epoch e: Int, sampleShape: [Int], input: String) throws {
+        if let sync = parallel.batchNormSync {
+            sync.contributes = false
+            defer { sync.contributes = true }
+            _ = try session.forward([input: Tensor(zeros: [1] + sampleShape)], training: true)
+            guard let logits = session.activation(named: logitsName) else { throw WconvError(.runtime, "the model produced no '\(logitsName)'") }
+            try session.backwardInPlace(outputGradients: [logitsName: Tensor(zeros: logits.shape)])
+        }
         try optimizer.step(parameters: session, gradients: reduceStep([:], session: session, labels: [], rows: [], loss: 0, epoch: e).gradients)
     }
 

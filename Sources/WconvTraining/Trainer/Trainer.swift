@@ -245,6 +245,7 @@ public final class Trainer {
         let nodeNames = Set(useGraph.nodes.map(\.name))
         session = try TrainingSession(graph: useGraph, trainable: trainable.filter { useGraph.parameters[$0] != nil },
                                       bnMode: bn.filter { nodeNames.contains($0.key) }, threads: config.threads)
+        session?.batchNormSync = parallel.batchNormSync
         sessionKey = key
         let groups = plan.parameterGroups(epoch: e)
         if let opt = optimizer {
@@ -450,7 +451,11 @@ public final class Trainer {
             optimizer.applySchedule(schedule, step: globalStep)
             let ns = labels.count
             // This rank's shard of a short last batch can be empty; it still joins the reduction.
-            if ns == 0 { try stepWithoutSamples(session, optimizer, epoch: e); globalStep += 1; return }
+            if ns == 0 {
+                try stepWithoutSamples(session, optimizer, epoch: e, sampleShape: Array(x.shape.dropFirst()), input: inName)
+                globalStep += 1
+                return
+            }
             var input = x
             var nt = 0
             if let t = try nextTarget(ns) {
@@ -490,6 +495,7 @@ public final class Trainer {
             }
             // Ranks decide together, on the global loss, after the reduction.
             guard total.isFinite || parallel.isDistributed else { throw lossNotFinite(total, epoch: e) }
+            parallel.batchNormSync?.localWeight = lossWeight(labels: labels, rows: rows)
             var g = try session.backward(outputGradients: grads)
             if parallel.isDistributed { (g, loss) = try reduceStep(g, session: session, labels: labels, rows: rows, loss: total, epoch: e) }
             try optimizer.step(parameters: session, gradients: g)
