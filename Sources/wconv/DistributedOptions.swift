@@ -24,9 +24,6 @@ struct DistributedOptions: ParsableArguments {
         }
         guard parallel.isDistributed else { return }
         let n = parallel.comm.size
-        if config.mmdWeight > 0 {
-            throw WconvError(.usage, "--mmd-weight is not supported under data parallelism (the MMD of a global batch is not a sum over ranks' shards); run MMD adaptation in one process")
-        }
         if config.batchSize < n {
             throw WconvError(.usage, "--batch-size \(config.batchSize) is the global batch, split over \(n) ranks: give at least \(n)")
         }

@@ -147,6 +147,28 @@ final class CLIDistributedTests: XCTestCase {
         XCTAssertEqual(lastEpoch(one.stderr), lastEpoch(synced.stderr))
     }
 
+    /// MMD domain adaptation across ranks: each rank forwards its shards of the source and target
+    /// batches, the features are gathered and every rank computes the global batch's MMD. In the
+    /// last step rank 0 holds target rows only (source batch of 1, target batch of 7).
+    func testMMDAdaptationOnTwoRanksGivesTheWeightsOfOneProcess() throws {
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
+        let mmd = ["--adapt-target", Self.demo + "/target/shifted", "--mmd-weight", "1", "--mmd", "gaussian", "--no-restore-best"]
+        let two = try mpi(2, args(dir + "/n2.safetensors", epochs: 3, extra: mmd))
+        XCTAssertEqual(two.status, 0, two.stderr)
+        let one = try CLI.run(args(dir + "/n1.safetensors", epochs: 3, extra: mmd))
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let rel = try relativeDifference(dir + "/n1.safetensors", dir + "/n2.safetensors")
+        print("MMD (gaussian), N=2 vs N=1 after 3 epochs: largest per-tensor max|Δ|/max|w| = \(rel)")
+        XCTAssertLessThanOrEqual(rel, 1e-4, "N=2 vs N=1 with MMD")
+        // The same loss, accuracy and MMD figures, and the same MMD after training.
+        func lines(_ s: String) -> [String] {
+            s.split(separator: "\n").filter { $0.hasPrefix("epoch ") || $0.hasPrefix("MMD source/target") }.map { String($0.prefix(100)).replacingOccurrences(of: #"\d+ img/s.*"#, with: "", options: .regularExpression) }
+        }
+        XCTAssertEqual(lines(one.stderr), lines(two.stderr))
+        XCTAssertEqual(lines(two.stderr).count, 5, two.stderr)
+    }
+
     func testSyncBatchNormWithoutBatchStatisticsIsAUsageError() throws {
         let temp = TempDir()
         let r = try CLI.run(args(temp.path + "/x.safetensors", epochs: 1, extra: ["--sync-bn"]))

@@ -431,6 +431,7 @@ public final class Trainer {
         var lossSum = 0.0, correct = 0.0, seen = 0, mmdSum = 0.0, mmdCount = 0
         let inName = cut?.value ?? inputName
         let targetLoader = target.map { DataLoader(dataset: $0, transform: trainTransform, batchSize: config.batchSize, shuffle: true, seed: config.seed ^ 0x7A26_E7) }
+        if parallel.isDistributed { targetLoader?.shard = { [parallel] in parallel.shard($0) } }
         var targetStream = targetLoader?.batches(epoch: e)
         var targetOrder = targetLoader?.order(epoch: e) ?? []
         var targetPos = 0
@@ -439,7 +440,7 @@ public final class Trainer {
             if let cache = caches["target"] {
                 var idx: [Int] = []
                 for _ in 0..<n { idx.append(targetOrder[targetPos % targetOrder.count]); targetPos += 1 }
-                return cache.batch(idx)
+                return cache.batch(parallel.shard(idx))
             }
             if let b = try targetStream?.next() { return b.tensor }
             targetStream = tl.batches(epoch: e + 1_000_000 * (targetPos + 1))
@@ -447,21 +448,24 @@ public final class Trainer {
             targetPos += 1
             return try targetStream?.next()?.tensor
         }
-        func step(_ x: Tensor, _ labels: [Int], rows: [Int]) throws {
+        // Under data parallelism MMD is of the global batch: features are gathered (distributedMMD).
+        let mmdAcrossRanks = parallel.isDistributed && config.mmdWeight > 0 && target != nil && featureValue != nil
+        func step(_ x: Tensor, _ labels: [Int], rows: [Int], globalCount: Int) throws {
             optimizer.applySchedule(schedule, step: globalStep)
             let ns = labels.count
+            // Every rank draws the global target batch's stream and keeps its shard of it.
+            let t = try nextTarget(globalCount)
+            let nt = t?.shape[0] ?? 0
             // This rank's shard of a short last batch can be empty; it still joins the reduction.
-            if ns == 0 {
-                try stepWithoutSamples(session, optimizer, epoch: e, sampleShape: Array(x.shape.dropFirst()), input: inName)
+            if ns + nt == 0 || (ns == 0 && !mmdAcrossRanks) {
+                if let v = try stepWithoutSamples(session, optimizer, epoch: e, sampleShape: Array(x.shape.dropFirst()), input: inName, mmd: mmdAcrossRanks) {
+                    mmdSum += v; mmdCount += 1
+                }
                 globalStep += 1
                 return
             }
             var input = x
-            var nt = 0
-            if let t = try nextTarget(ns) {
-                nt = t.shape[0]
-                input = Tensor(shape: [ns + nt] + Array(x.shape.dropFirst()), floats: x.floats() + t.floats())
-            }
+            if let t { input = Tensor(shape: [ns + nt] + Array(x.shape.dropFirst()), floats: x.floats() + t.floats()) }
             let out = try session.forward([inName: input], training: true)
             guard let logits = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
                 throw WconvError(.runtime, "the model produced no '\(logitsName)'")
@@ -471,7 +475,8 @@ public final class Trainer {
             let lv = logits.floats()
             var grad = [Float](repeating: 0, count: lv.count)
             var mlCorrect: Double?
-            var loss = try lv.withUnsafeBufferPointer { lp in
+            // A rank holding only target samples (MMD across ranks) has no classification term.
+            var loss = try ns == 0 ? 0 : lv.withUnsafeBufferPointer { lp in
                 try grad.withUnsafeMutableBufferPointer { gp in
                     let (l, g) = (UnsafeBufferPointer(rebasing: lp[0..<(ns * C)]), UnsafeMutableBufferPointer(rebasing: gp[0..<(ns * C)]))
                     if let ml = multiLabel {
@@ -482,9 +487,16 @@ public final class Trainer {
                     return try criterion(logits: l, targets: labels, classes: C, gradient: g)
                 }
             }
-            var grads: [String: Tensor] = [logitsName: Tensor(shape: logits.shape, floats: grad)]
+            var grads: [String: Tensor] = [:]
             var total = loss
-            if nt > 0, let fv = featureValue, let feats = session.activation(named: fv) {
+            if mmdAcrossRanks, let fv = featureValue, let feats = session.activation(named: fv) {
+                let m = try distributedMMD(features: feats.floats(), ns: ns, nt: nt, weight: lossWeight(labels: labels, rows: rows))
+                for i in grad.indices { grad[i] *= Float(m.lossScale) }
+                grads[fv] = Tensor(shape: feats.shape, floats: m.gradient)
+                loss *= m.lossScale
+                total = loss + config.mmdWeight * m.value
+                mmdSum += m.value; mmdCount += 1
+            } else if nt > 0, let fv = featureValue, let feats = session.activation(named: fv) {
                 let d = feats.numel / (ns + nt)
                 let f = feats.floats()
                 let r = MMD.compute(config.mmdKind, source: Array(f[0..<(ns * d)]), target: Array(f[(ns * d)...]), dim: d)
@@ -493,11 +505,15 @@ public final class Trainer {
                 total += config.mmdWeight * r.value
                 mmdSum += r.value; mmdCount += 1
             }
+            grads[logitsName] = Tensor(shape: logits.shape, floats: grad)
             // Ranks decide together, on the global loss, after the reduction.
             guard total.isFinite || parallel.isDistributed else { throw lossNotFinite(total, epoch: e) }
-            parallel.batchNormSync?.localWeight = lossWeight(labels: labels, rows: rows)
+            parallel.batchNormSync?.localWeight = mmdAcrossRanks ? 1 : lossWeight(labels: labels, rows: rows)
             var g = try session.backward(outputGradients: grads)
-            if parallel.isDistributed { (g, loss) = try reduceStep(g, session: session, labels: labels, rows: rows, loss: total, epoch: e) }
+            if parallel.isDistributed {
+                (g, loss) = try reduceStep(g, session: session, labels: labels, rows: rows, loss: loss, objective: total, epoch: e,
+                                           weight: mmdAcrossRanks ? 1 : nil)
+            }
             try optimizer.step(parameters: session, gradients: g)
             globalStep += 1
             lossSum += loss * Double(ns)
@@ -518,15 +534,20 @@ public final class Trainer {
             }
             var s = 0
             while s < order.count {
-                let idx = parallel.shard(Array(order[s..<min(s + config.batchSize, order.count)]))
-                try step(cache.batch(idx), idx.map { cache.labels[$0] }, rows: idx)
+                let global = Array(order[s..<min(s + config.batchSize, order.count)])
+                let idx = parallel.shard(global)
+                try step(cache.batch(idx), idx.map { cache.labels[$0] }, rows: idx, globalCount: global.count)
                 s += config.batchSize
             }
         } else {
             let loader = DataLoader(dataset: train, transform: trainTransform, batchSize: config.batchSize, shuffle: config.shuffle, seed: config.seed, workers: 1)
             if parallel.isDistributed { loader.shard = { [parallel] in parallel.shard($0) } }
             let stream = loader.batches(epoch: e)
-            while let b = try stream.next() { try step(b.tensor, b.labels, rows: b.indices) }
+            var k = 0
+            while let b = try stream.next() {
+                try step(b.tensor, b.labels, rows: b.indices, globalCount: min(config.batchSize, train.count - k * config.batchSize))
+                k += 1
+            }
         }
         if parallel.isDistributed { (lossSum, correct, seen) = try sumEpochFigures(lossSum, correct, seen) }
         let trainSeconds = Date().timeIntervalSince(t0)
