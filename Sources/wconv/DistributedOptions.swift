@@ -31,7 +31,7 @@ struct DistributedOptions: ParsableArguments {
         if syncBN {
             stderrLine("BatchNorm: batch statistics of the whole global batch (--sync-bn: one all-reduce per layer in forward and in backward)")
         } else if config.bn == .train || (config.bn == .auto && config.mode != .featureExtract) {
-            stderrLine("note: --bn train under \(n) ranks normalises each rank's shard with its own batch statistics; running statistics follow rank 0 (as DDP's broadcast_buffers)")
+            stderrLine("note: --bn train under \(n) ranks normalises each rank's shard with its own batch statistics; running statistics follow rank 0 (as DDP's broadcast_buffers). --sync-bn uses the global batch's (with --bn train)")
         }
     }
 }
