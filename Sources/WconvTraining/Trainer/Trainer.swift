@@ -325,6 +325,7 @@ public final class Trainer {
                 // trainable set with fresh state (as the uninterrupted run would).
                 let boundary = e > 0 && plan.epochs[e].trainable != plan.epochs[e - 1].trainable && !config.keepOptimizerStateOnUnfreeze
                 if !boundary { try opt.importState(resumedOptimizerState) }
+                resumedOptimizerState = [:]
             }
             let rec: EpochRecord
             do { rec = try trainEpoch(e) } catch let s as StopTraining {
