@@ -10,6 +10,18 @@ import WconvTensor
 
 /// Validation during a run, the metrics of a finished model (`wconv eval`) and the source/target MMD.
 extension Trainer {
+    /// Batch of eval-mode forwards (validation, feature caches, final metrics): as large as the
+    /// training batch's memory allows, since each forward pays a fixed per-op cost that small images
+    /// do not amortise (issue 9: 846 images of 32×32 in batches of 10 spent most of an epoch there).
+    /// Twice the training batch fits in what training uses (its activation gradients are freed
+    /// while evaluating); inputs below 224 px take the activation volume of that batch at 224 px;
+    /// at most 256 samples.
+    var evalBatchSize: Int {
+        let b = max(1, config.batchSize)
+        let pixels = max(1, preprocessing.inputSize.reduce(1, *))
+        return min(256, max(2 * b, b * 224 * 224 / pixels))
+    }
+
     /// Validation with the current session (cached features when the cut is active).
     func evaluateCurrent() throws -> (loss: Double?, accuracy: Double, macroAUC: Double?) {
         guard let session, let val else { throw WconvError(.runtime, "no validation data") }
@@ -27,7 +39,7 @@ extension Trainer {
                 s += 64
             }
         } else {
-            let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: min(config.batchSize, 64), shuffle: false, seed: config.seed)
+            let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed)
             let stream = loader.batches(epoch: 0, only: part)
             while let b = try stream.next() {
                 let out = try session.forward([inputName: b.tensor], training: false)
@@ -99,7 +111,7 @@ extension Trainer {
     }
 
     func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {
-        try Trainer.evaluate(graph: graph, data: data, classes: classes, threads: config.threads, batchSize: min(64, config.batchSize))
+        try Trainer.evaluate(graph: graph, data: data, classes: classes, threads: config.threads, batchSize: evalBatchSize)
     }
 
     /// Source/target MMD of the penultimate features (eval mode, up to 256 samples each).

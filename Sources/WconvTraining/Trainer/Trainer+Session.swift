@@ -78,7 +78,7 @@ extension Trainer {
         // when its shard is empty) and `shareCache` fills in the rest.
         let part = parallel.shardRange(data.count)
         let mine: any LabelledDataset = parallel.isDistributed ? SubsetDataset(data, indices: part.isEmpty ? [0] : Array(part)) : data
-        let loader = DataLoader(dataset: mine, transform: evalTransform, batchSize: max(1, min(config.batchSize, 64)), shuffle: false, seed: config.seed, workers: 1)
+        let loader = DataLoader(dataset: mine, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed, workers: 1)
         let stream = loader.batches(epoch: 0)
         var cache: FeatureCache?
         var k = part.isEmpty ? data.count : part.lowerBound
