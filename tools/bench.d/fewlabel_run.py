@@ -2,7 +2,7 @@
 # processes, alternating, RUNS times each; prints the medians, the ratio (PyTorch / wconv: > 1 means
 # wconv is faster) and both final accuracies, and wconv's phases from the time each log line arrives.
 # usage: fewlabel_run.py WCONV PY DIR THREADS RUNS
-import json, os, re, statistics, subprocess, sys, time
+import json, os, re, resource, statistics, subprocess, sys, time
 
 wconv, py, root, threads, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 here = os.path.dirname(os.path.abspath(__file__))
@@ -54,13 +54,16 @@ def run_wconv():
 
 
 def run_torch():
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run([py, os.path.join(here, "fewlabel_torch.py"), root, str(threads)], capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         sys.exit("PyTorch script failed:\n" + p.stderr)
     j = json.loads(p.stdout.strip().splitlines()[-1])
     j["wall"] = wall
+    j["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return j
 
 
@@ -86,5 +89,5 @@ print(f"  PyTorch phases (median s): imports {med(x['import_seconds'] for x in P
       f"training {med(x['train_seconds'] for x in P):.1f}, validation {med(x['val_seconds'] for x in P):.1f}")
 MiB = 1024 * 1024
 print(f"  peak memory (VmHWM / maxrss): wconv {med(x['peak_rss'] for x in W) / MiB:.0f} MiB   PyTorch {med(x['peak_rss'] for x in P) / MiB:.0f} MiB"
-      f";  wconv CPU time {med(x['cpu'] for x in W):.1f} s")
+      f";  CPU time (user + sys): wconv {med(x['cpu'] for x in W):.1f} s   PyTorch {med(x['cpu'] for x in P):.1f} s")
 print("  ratio = PyTorch seconds / wconv seconds (> 1: wconv faster); goal (issue 9) ≥ 2 for the process")
