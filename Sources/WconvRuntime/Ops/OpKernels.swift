@@ -17,7 +17,7 @@ struct OpKernels {
 enum KernelCatalog {
     static let families: [[OpKernels]] = [
         ConvolutionKernels.all, NormalizationKernels.all, LinearKernels.all, ActivationKernels.all, PoolingKernels.all,
-        ElementwiseKernels.all, ShapeKernels.all, ShapeValueKernels.all, ReductionKernels.all, AttentionKernels.all, SamplingKernels.all,
+        ElementwiseKernels.all, ShapeKernels.all, ShapeValueKernels.all, ReductionKernels.all, AttentionKernels.all, SamplingKernels.all, IndexKernels.all, EinsumKernels.all,
     ]
     static let byOp: [Op: OpKernels] = {
         var all: [Op: OpKernels] = [:]
