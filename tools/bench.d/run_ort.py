@@ -22,6 +22,7 @@ def main():
     iters, threads = int(iters), int(threads)
     w = json.load(open(wconv_json))
     opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # no warnings about unused initializers
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

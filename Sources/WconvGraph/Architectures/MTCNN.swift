@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// MTCNN's three face-detection stages in facenet-pytorch's layout (`facenet_pytorch/data/{p,r,o}net.pt`,
@@ -56,7 +57,7 @@ enum MTCNNFamily: ArchitectureFamily {
         return b.add(prefix, .prelu, [x, slope])
     }
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         let s = try stage(b)
         var x = "input", c = 3
         var size = s.inputSize
