@@ -95,7 +95,7 @@ struct Einsum: StepKernel {
         for k in plan.strides.indices {
             guard let dx = c.inputGradient(k) else { continue }
             // Destination letters: those operand k has (distinct), first; all others summed.
-            let mine = plan.letters.indices.filter { plan.strides[k][$0] != 0 || plan.operands[k].contains(plan.letters[$0]) }
+            let mine = plan.letters.indices.filter { plan.operands[k].contains(plan.letters[$0]) }
             let rest = plan.letters.indices.filter { !mine.contains($0) }
             let order = mine + rest
             let others = plan.strides.indices.filter { $0 != k }
