@@ -2,10 +2,11 @@ import Foundation
 import WconvGraph
 import WconvTensor
 
-/// Einsum (docs/adding-an-op.md) as one strided loop: for every destination element, the sum over
-/// the remaining letters of the product of the operands. The gradient of operand k is the same loop
-/// with operand k's letters as the destination and the output gradient among the sources. A
-/// reference implementation (no BLAS): exporters emit einsum for small attention and bilinear terms.
+/// Einsum (docs/adding-an-op.md). The reference is one strided loop: for every destination
+/// element, the sum over the remaining letters of the product of the operands; the gradient of
+/// operand k is the same loop with operand k's letters as the destination and the output gradient
+/// among the sources. Two operands whose letters are each batch, row, column or contracted (the
+/// exporters' batched matmuls and attention scores) run forward as one sgemm per batch instead.
 enum EinsumKernels {
     static let all: [OpKernels] = [einsum]
 
@@ -14,7 +15,70 @@ enum EinsumKernels {
         let shapes = try r.node.inputs.indices.map { try r.shape($0) }
         let p = try EinsumOps.plan(eq, shapes, fail: r.fail)
         try r.agree(p.outShape)
-        return Einsum(plan: p, counts: shapes.map { $0.reduce(1, *) })
+        return Einsum(plan: p, gemm: EinsumGemm(p))
+    }
+}
+
+/// Row-major strides of `dims`.
+func rowMajorStrides(_ dims: [Int]) -> [Int] {
+    var st = [Int](repeating: 0, count: dims.count), acc = 1
+    for i in stride(from: dims.count - 1, through: 0, by: -1) { st[i] = acc; acc *= dims[i] }
+    return st
+}
+
+/// A two-operand einsum as batched sgemm: A gathered to [batch, m, k], B to [batch, k, n], the
+/// product scattered to the output's letter order. nil when a letter is summed in one operand
+/// only or repeated within one (those stay on the reference loop).
+struct EinsumGemm {
+    let batch: Int, m: Int, k: Int, n: Int
+    let gatherA: EinsumLoop, gatherB: EinsumLoop, scatter: EinsumLoop
+
+    init?(_ p: EinsumPlan) {
+        guard p.operands.count == 2, p.operands.allSatisfy({ Set($0).count == $0.count }) else { return nil }
+        var bl: [Int] = [], ml: [Int] = [], nl: [Int] = [], kl: [Int] = []
+        for (i, c) in p.letters.enumerated() {
+            let inA = p.operands[0].contains(c), inB = p.operands[1].contains(c), out = i < p.outputCount
+            switch (inA, inB, out) {
+            case (true, true, true): bl.append(i)
+            case (true, false, true): ml.append(i)
+            case (false, true, true): nl.append(i)
+            case (true, true, false): kl.append(i)
+            default: return nil
+            }
+        }
+        let size = { (ls: [Int]) in ls.reduce(1) { $0 * p.sizes[$1] } }
+        batch = size(bl); m = size(ml); k = size(kl); n = size(nl)
+        func loop(_ ls: [Int], source: [Int]) -> EinsumLoop {
+            let dims = ls.map { p.sizes[$0] }
+            return EinsumLoop(dims: dims, outer: dims.count, destStrides: rowMajorStrides(dims), sourceStrides: [ls.map { source[$0] }])
+        }
+        gatherA = loop(bl + ml + kl, source: p.strides[0])
+        gatherB = loop(bl + kl + nl, source: p.strides[1])
+        let outLetters = bl + ml + nl, dims = outLetters.map { p.sizes[$0] }
+        let outStrides = rowMajorStrides(Array(p.sizes.prefix(p.outputCount)))
+        scatter = EinsumLoop(dims: dims, outer: dims.count, destStrides: outLetters.map { outStrides[$0] },
+                             sourceStrides: [rowMajorStrides(dims)])
+    }
+
+    func run(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        guard batch * m * n > 0 else { return }
+        var ga = [Float](repeating: 0, count: batch * m * k), gb = [Float](repeating: 0, count: batch * k * n)
+        var c = [Float](repeating: 0, count: batch * m * n)
+        ga.withUnsafeMutableBufferPointer { pa in
+            gb.withUnsafeMutableBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    gatherA.run([a], pa.baseAddress!, accumulate: false)
+                    gatherB.run([b], pb.baseAddress!, accumulate: false)
+                    if k > 0 {
+                        for i in 0..<batch {
+                            sgemm(transA: false, transB: false, m: m, n: n, k: k, a: pa.baseAddress! + i * m * k, lda: max(k, 1),
+                                  b: pb.baseAddress! + i * k * n, ldb: max(n, 1), beta: 0, c: pc.baseAddress! + i * m * n, ldc: max(n, 1))
+                        }
+                    }
+                    scatter.run([UnsafePointer(pc.baseAddress!)], y, accumulate: false)
+                }
+            }
+        }
     }
 }
 
@@ -66,7 +130,8 @@ struct EinsumLoop {
 
 struct Einsum: StepKernel {
     let plan: EinsumPlan
-    let counts: [Int]
+    /// The sgemm path when the letters allow it; nil: the reference loop.
+    let gemm: EinsumGemm?
 
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
@@ -76,13 +141,10 @@ struct Einsum: StepKernel {
     }
 
     /// Row-major strides of the output over the plan's letters (0 for summed letters).
-    var outStrides: [Int] {
-        var st = [Int](repeating: 0, count: plan.letters.count), acc = 1
-        for i in stride(from: plan.outputCount - 1, through: 0, by: -1) { st[i] = acc; acc *= plan.sizes[i] }
-        return st
-    }
+    var outStrides: [Int] { rowMajorStrides(Array(plan.sizes.prefix(plan.outputCount))) + [Int](repeating: 0, count: plan.letters.count - plan.outputCount) }
 
     func forward(_ c: StepContext) throws {
+        if let gemm { gemm.run(c.input(0)!, c.input(1)!, c.output()); return }
         let loop = EinsumLoop(dims: plan.sizes, outer: plan.outputCount, destStrides: outStrides, sourceStrides: plan.strides)
         loop.run(plan.strides.indices.map { UnsafePointer(c.input($0)!) }, c.output(), accumulate: false)
     }
