@@ -1,0 +1,98 @@
+import Foundation
+import WconvFormats
+import WconvGraph
+import WconvTensor
+import XCTest
+@testable import WconvRuntime
+
+/// LSTM and GRU beyond the generated parity and gradient fixtures (fixtures/onnx/ops, gen_ops.py
+/// group `rnn`): what is refused and how, run-time checks of sequence_lens, and BPTT through an
+/// empty sequence.
+final class RecurrentOpTests: XCTestCase {
+    func testNonDefaultActivationsClipAndInputForgetAreRefusedNamingTheNode() throws {
+        var g = ONNXGraph(name: "rnn")
+        g.inputs = [ONNXValueInfo(name: "x", elemType: 1, shape: [.value(4), .value(1), .value(3)])]
+        g.outputs = ["a", "b", "c"].map { ONNXValueInfo(name: $0, elemType: 1, shape: nil) }
+        var rng = TestRNG(3)
+        g.initializers["W"] = rng.tensor([1, 8, 3]); g.initializers["R"] = rng.tensor([1, 8, 2])
+        g.initializers["Wg"] = rng.tensor([1, 6, 3]); g.initializers["Rg"] = rng.tensor([1, 6, 2])
+        g.nodes = [
+            ONNXNode(name: "lstm_relu", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["a"],
+                     attributes: ["hidden_size": .int(2), "activations": .strings(["Relu", "Tanh", "Tanh"])]),
+            ONNXNode(name: "gru_clip", opType: "GRU", inputs: ["x", "Wg", "Rg"], outputs: ["b"], attributes: ["hidden_size": .int(2), "clip": .float(3)]),
+            ONNXNode(name: "lstm_coupled", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["c"], attributes: ["input_forget": .int(1)]),
+        ]
+        let model = ONNXModel(irVersion: 8, opsetImports: [ONNXOpsetImport(domain: "", version: 14)], graph: g)
+        XCTAssertThrowsError(try ONNXGraphBuilder.build(model)) { e in
+            let m = "\(e)"
+            for part in ["3 nodes", "'lstm_relu'", "Relu", "default activations", "'gru_clip'", "clip", "'lstm_coupled'", "input_forget"] {
+                XCTAssertTrue(m.contains(part), "\(part) missing from: \(m)")
+            }
+        }
+        // The default activations spelled out (any case, per direction) import.
+        g.nodes = [ONNXNode(name: "lstm_default", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["a"],
+                            attributes: ["activations": .strings(["sigmoid", "TANH", "Tanh"])])]
+        g.outputs = [ONNXValueInfo(name: "a", elemType: 1, shape: nil)]
+        XCTAssertEqual(try ONNXGraphBuilder.build(ONNXModel(irVersion: 8, opsetImports: [ONNXOpsetImport(domain: "", version: 14)], graph: g)).nodes.map(\.op), [.lstm])
+    }
+
+    func testWrongWeightShapesNameTheNode() throws {
+        var rng = TestRNG(4)
+        var g = ModelGraph()
+        g.inputs = [ValueInfo(name: "x", shape: [4, 2, 3])]
+        g.parameters["W"] = rng.tensor([2, 8, 3]); g.parameters["R"] = rng.tensor([2, 8, 2])
+        g.nodes = [GraphNode(name: "enc", op: .lstm, inputs: ["x", "W", "R"], outputs: ["y"], attributes: ["direction": .string("forward")])]
+        g.outputs = [ValueInfo(name: "y", shape: [])]
+        XCTAssertThrowsError(try g.validate()) { e in
+            XCTAssertTrue("\(e)".contains("'enc'") && "\(e)".contains("[1, 8, 3]"), "\(e)")
+        }
+    }
+
+    func testSequenceLengthsOutsideTheSequenceAreRefusedAtRunTime() throws {
+        let g = try GraphImporter.importGraph(path: ONNXOpsParityTests.modelPath("rnn_lens_op9", dir: "/ops")).graph
+        var probe = try ONNXOpsParityTests.loadProbe("rnn_lens_op9", dir: "/ops")
+        let s = try InferenceSession(graph: g)
+        probe.inputs["lens"] = ONNXReader.int64Tensor([4, 5, 1], shape: [3])
+        XCTAssertThrowsError(try s.run(probe.inputs)) { e in
+            XCTAssertTrue("\(e)".contains("sequence_lens[1] = 5") && "\(e)".contains("node '"), "\(e)")
+        }
+    }
+
+    func testGradientsThroughShortAndEmptySequences() throws {
+        // Bidirectional LSTM and GRU (linear_before_reset 0) over lengths 3, 0 and 1 of 3 steps: the
+        // empty sequence contributes nothing, steps past an end pass the state's gradient through.
+        var rng = TestRNG(5)
+        for (op, gates) in [(Op.lstm, 4), (Op.gru, 3)] {
+            var g = ModelGraph()
+            g.parameters["x"] = rng.tensor([3, 3, 2])
+            g.parameters["W"] = rng.tensor([2, gates * 2, 2]); g.parameters["R"] = rng.tensor([2, gates * 2, 2])
+            g.parameters["B"] = rng.tensor([2, 2 * gates * 2]); g.parameters["h0"] = rng.tensor([2, 3, 2])
+            g.parameters["lens"] = ONNXReader.int64Tensor([3, 0, 1], shape: [3])
+            g.buffers = ["lens"]
+            let outs = op == .lstm ? ["Y", "Yh", "Yc"] : ["Y", "Yh"]
+            g.nodes = [GraphNode(name: "rnn", op: op, inputs: ["x", "W", "R", "B", "lens", "h0"], outputs: outs,
+                                 attributes: ["direction": .string("bidirectional"), "hiddenSize": .int(2)])]
+            g.nodes += outs.enumerated().map { k, o in GraphNode(name: "f\(k)", op: .flatten, inputs: [o], outputs: ["f\(k)"], attributes: ["axis": .int(0)]) }
+            g.nodes.append(GraphNode(name: "cat", op: .concat, inputs: outs.indices.map { "f\($0)" }, outputs: ["y"], attributes: ["axis": .int(0)]))
+            g.outputs = [ValueInfo(name: "y", shape: [nil])]
+            try checkGradients(g, inputs: [:], trainable: ["x", "W", "R", "B", "h0"], eps: 1e-2, tol: 2e-2, samples: 24)
+            // The empty sequence's final states are zero (onnxruntime's reading), not h0.
+            let y = try XCTUnwrap(try InferenceSession(graph: g).run([:])["y"]).floats()
+            // y = Y [3, 2, 3, 2] then Y_h [2, 3, 2]: sequence 1's final state in both directions.
+            XCTAssertEqual(Array(y[38..<40]) + Array(y[44..<46]), [0, 0, 0, 0])
+            XCTAssertNotEqual(Array(y[36..<38]), [0, 0])
+        }
+    }
+
+    func testDeclaredOutputShapesTheGraphDoesNotComputeAreReportedNotRefused() throws {
+        // ddddocr's recogniser declares [1, ?] for its [T, 1, classes] output; onnxruntime warns and runs.
+        var g = ModelGraph()
+        g.inputs = [ValueInfo(name: "x", shape: [2, 3])]
+        g.nodes = [GraphNode(name: "r", op: .relu, inputs: ["x"], outputs: ["y"])]
+        g.outputs = [ValueInfo(name: "y", shape: [1, nil])]
+        let spec = try g.specialize(inputShapes: ["x": [2, 3]])
+        XCTAssertEqual(spec.shapes["y"], [2, 3])
+        XCTAssertEqual(spec.outputShapeMismatches, ["graph output 'y' is declared [1, ?] but the graph computes [2, 3]"])
+        XCTAssertEqual(try InferenceSession(graph: g).run(["x": Tensor(zeros: [2, 3])])["y"]?.shape, [2, 3])
+    }
+}
