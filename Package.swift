@@ -25,9 +25,11 @@ let package = Package(
         .target(name: "CWconvBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("m")]),
         // Open MPI for data-parallel training (issue 12): linked always, initialised only when launched under MPI.
         .systemLibrary(name: "CWconvMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // libpng's headers sit in a versioned folder: pkg-config gives the path (no unsafeFlags, so
+        // other packages can depend on Wconv).
+        .systemLibrary(name: "CWconvPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
-        .target(name: "CWconvImage", cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
-                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "CWconvImage", dependencies: ["CWconvPNG"], linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Core Library
         .target(name: "WconvTensor", dependencies: [
@@ -49,13 +51,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Tests
-        .testTarget(name: "WconvTensorTests", dependencies: ["WconvTensor"]),
-        .testTarget(name: "WconvFormatsTests", dependencies: ["WconvFormats"]),
-        .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats"]),
-        .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats"]),
-        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats"]),
-        .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats"]),
-        .testTarget(name: "WconvCLITests", dependencies: ["Wconv"]),
+        // Tests: fixture paths, temporary folders and assertions they all use.
+        .target(name: "WconvTestSupport", dependencies: ["WconvTensor"], path: "Tests/WconvTestSupport"),
+        .testTarget(name: "WconvTensorTests", dependencies: ["WconvTensor", "WconvTestSupport"]),
+        .testTarget(name: "WconvFormatsTests", dependencies: ["WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvCLITests", dependencies: ["Wconv", "WconvTestSupport"]),
     ]
 )

@@ -45,7 +45,7 @@ public enum GraphImporter {
     /// Reads `path` (any supported format, sniffed by `ModelFile`) and builds its graph.
     /// `arch` forces a recogniser family; `configJSON` overrides a `config.json` found beside the file.
     public static func importGraph(path: String, key: String? = nil, arch: String? = nil,
-                                   configJSON: [String: Any]? = nil, toolVersion: String? = nil) throws -> ImportResult {
+                                   configJSON: JSONValue? = nil, toolVersion: String? = nil) throws -> ImportResult {
         // Formats with structure are parsed once: the bundle and the graph come from the same model.
         let bundle: TensorBundle
         var build: FormatBuilder?
@@ -71,7 +71,7 @@ public enum GraphImporter {
     /// `builder` overrides the registered builder for the bundle's format (used when the caller
     /// already parsed the file's structure).
     public static func importGraph(bundle: TensorBundle, sourcePath: String, sha256: String? = nil, arch: String? = nil,
-                                   configJSON: [String: Any]? = nil, toolVersion: String? = nil,
+                                   configJSON: JSONValue? = nil, toolVersion: String? = nil,
                                    builder explicitBuilder: FormatBuilder? = nil) throws -> ImportResult {
         var graph: ModelGraph
         var evidence: [String] = []

@@ -138,9 +138,9 @@ public struct TextDataset: Sendable {
             var slice = bytes[start..<i]
             if slice.last == 0x0D { slice = slice.dropLast() }
             if slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            let object: KerasJSON
+            let object: JSONValue
             do {
-                object = try slice.withUnsafeBytes { try KerasJSON.parse($0, what: "line \(line)", file: file) }
+                object = try slice.withUnsafeBytes { try JSONValue.parse($0, what: "line \(line)", file: file) }
             } catch let e as WconvError {
                 throw WconvError.invalid(e.message + " (JSONL holds one JSON object per line)", file: file)
             }

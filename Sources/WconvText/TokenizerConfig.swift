@@ -138,12 +138,12 @@ public struct TokenizerConfig: Sendable {
         return result
     }
 
-    private static func bool(_ v: KerasJSON, _ key: String, _ file: String) throws -> Bool {
+    private static func bool(_ v: JSONValue, _ key: String, _ file: String) throws -> Bool {
         guard let b = v.bool else { throw WconvError.invalid("\(key) must be true or false, not \(v.serialized)", file: file) }
         return b
     }
 
-    private static func side(_ v: KerasJSON?, _ key: String, _ file: String) throws -> TextSide? {
+    private static func side(_ v: JSONValue?, _ key: String, _ file: String) throws -> TextSide? {
         guard let v, !v.isNull else { return nil }
         guard let s = v.string, let side = TextSide(rawValue: s) else {
             throw WconvError.invalid("\(key) must be \"left\" or \"right\", not \(v.serialized)", file: file)
@@ -153,7 +153,7 @@ public struct TokenizerConfig: Sendable {
 
     /// A token written as a string, or as an object with `content` and the AddedToken flags; nil
     /// for JSON null.
-    static func addedToken(_ v: KerasJSON, id: Int, special: Bool, what: String, file: String) throws -> AddedToken? {
+    static func addedToken(_ v: JSONValue, id: Int, special: Bool, what: String, file: String) throws -> AddedToken? {
         if v.isNull { return nil }
         if let s = v.string { return AddedToken(content: s, id: id, special: special) }
         guard let content = v["content"]?.string else {

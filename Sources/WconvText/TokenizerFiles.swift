@@ -37,7 +37,7 @@ public struct TokenizerFiles: Sendable, Equatable {
 }
 
 /// Reads a JSON file through the project's parser, refusing invalid UTF-8 anywhere in it.
-func readJSONFile(_ path: String, what: String) throws -> KerasJSON {
+func readJSONFile(_ path: String, what: String) throws -> JSONValue {
     let data: Data
     do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
         throw WconvError(.invalidInput, "cannot read \(what): \(error.localizedDescription)", file: path)
@@ -46,6 +46,6 @@ func readJSONFile(_ path: String, what: String) throws -> KerasJSON {
         guard String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) != nil else {
             throw WconvError.invalid("\(what) is not valid UTF-8", file: path)
         }
-        return try KerasJSON.parse(raw, what: what, file: path)
+        return try JSONValue.parse(raw, what: what, file: path)
     }
 }

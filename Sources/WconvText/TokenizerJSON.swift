@@ -11,7 +11,7 @@ enum TokenizerJSON {
         var maxInputCharsPerWord: Int
     }
 
-    static func wordPieceModel(_ v: KerasJSON?, file: String) throws -> WordPieceSection {
+    static func wordPieceModel(_ v: JSONValue?, file: String) throws -> WordPieceSection {
         guard let model = v, model.object != nil else {
             throw WconvError.invalid("tokenizer.json has no \"model\" object", file: file)
         }
@@ -38,7 +38,7 @@ enum TokenizerJSON {
     }
 
     /// A BertNormalizer, or none (JSON null: text is used as written).
-    static func normalizer(_ v: KerasJSON?, file: String) throws -> BertNormalizer {
+    static func normalizer(_ v: JSONValue?, file: String) throws -> BertNormalizer {
         guard let v, !v.isNull else {
             return BertNormalizer(cleanText: false, handleChineseChars: false, stripAccents: false, lowercase: false)
         }
@@ -59,7 +59,7 @@ enum TokenizerJSON {
                               stripAccents: strip, lowercase: try flag("lowercase", true))
     }
 
-    static func checkPreTokenizer(_ v: KerasJSON?, file: String) throws {
+    static func checkPreTokenizer(_ v: JSONValue?, file: String) throws {
         let type = v?["type"]?.string
         guard type == "BertPreTokenizer" else {
             throw WconvError.invalid("pre_tokenizer \(type ?? v?.serialized ?? "null") is not supported; wconv splits words as BertPreTokenizer does", file: file)
@@ -68,7 +68,7 @@ enum TokenizerJSON {
 
     /// TemplateProcessing, BertProcessing or RobertaProcessing (a Sequence may wrap one, beside
     /// ByteLevel, which changes no ids); JSON null adds no special tokens.
-    static func postProcessor(_ v: KerasJSON?, vocabulary: Vocabulary, file: String) throws -> TemplatePostProcessor {
+    static func postProcessor(_ v: JSONValue?, vocabulary: Vocabulary, file: String) throws -> TemplatePostProcessor {
         guard let v, !v.isNull else { return .plain }
         switch v["type"]?.string {
         case "TemplateProcessing":

@@ -50,14 +50,14 @@ struct BenchImportCommand: ParsableCommand {
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         if json {
-            JSONOut.object([
+            printJSON(.object([
                 ("file", .string(file)), ("format", .string(format.rawValue)), ("tensors", .int(tensors)), ("bytes", .int(bytes)),
                 ("repeat", .int(`repeat`)), ("touch", .bool(touch)),
                 ("load_seconds", .object([("min", .double(sorted[0])), ("median", .double(median)), ("all", .array(times.map { .double($0) }))])),
                 ("peak_rss_bytes", .int(peak)), ("baseline_rss_bytes", .int(baseline.rss)),
                 ("rss_delta_bytes", .int(rssDelta)), ("anon_delta_bytes", .int(anonDelta)),
-                ("kernels", KernelReport.jsonOut(loadBLAS: false)),
-            ]).print()
+                ("kernels", KernelReport.json(loadBLAS: false)),
+            ]))
         } else {
             print(KernelReport.lines(loadBLAS: false).joined(separator: "\n"))
             print("""

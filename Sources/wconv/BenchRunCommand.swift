@@ -66,15 +66,15 @@ struct BenchRunCommand: ParsableCommand {
         let gflops = flops / median / 1e9
         let roof = try BLASKernels.measureRoof()
         if json {
-            let doc: [String: Any] = [
-                "model": model, "architecture": graph.architecture as Any, "batch": batch, "inputShapes": shapes,
-                "threads": threads, "iters": iters, "sessionBuildSeconds": buildSeconds,
-                "medianSeconds": median, "bestSeconds": best, "imagesPerSecond": ips, "bestImagesPerSecond": Double(batch) / best,
-                "activationMB": Double(session.plannedActivationFloats * 4) / 1e6,
-                "peakRSSBytes": peak, "gflopPerBatch": flops / 1e9, "gflopsAchieved": gflops,
-                "gemmRoofGflops": roof, "roofFraction": gflops / roof, "kernels": KernelReport.json(loadBLAS: true),
-            ]
-            FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8))
+            printJSON(.object([
+                ("model", .string(model)), ("architecture", graph.architecture.map(JSONValue.string) ?? .null), ("batch", .int(batch)),
+                ("inputShapes", .object(shapes.keys.sorted().map { ($0, .array(shapes[$0]!.map(JSONValue.int))) })),
+                ("threads", .int(threads)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
+                ("medianSeconds", .double(median)), ("bestSeconds", .double(best)), ("imagesPerSecond", .double(ips)),
+                ("bestImagesPerSecond", .double(Double(batch) / best)), ("activationMB", .double(Double(session.plannedActivationFloats * 4) / 1e6)),
+                ("peakRSSBytes", .int(peak)), ("gflopPerBatch", .double(flops / 1e9)), ("gflopsAchieved", .double(gflops)),
+                ("gemmRoofGflops", .double(roof)), ("roofFraction", .double(gflops / roof)), ("kernels", KernelReport.json(loadBLAS: true)),
+            ]))
         } else {
             print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
             print(String(format: "%@: batch %d, %d iters, median %.3f s/batch (best %.3f): %.2f images/s (session build %.2f s, activations %.0f MB)",

@@ -68,10 +68,11 @@ struct BenchTrainCommand: ParsableCommand {
         let roof = try BLASKernels.measureRoof()
         let achieved = gflop.reduce(into: [String: Double]()) { $0[$1.key] = $1.value * (results[$1.key] ?? 0) }
         if json {
-            try printJSON(["model": label, "batch_size": batchSize, "images_per_second": results,
-                           "gflop_per_image": gflop, "gflops_achieved": achieved, "gemm_roof_gflops": roof,
-                           "roof_fraction": achieved.mapValues { $0 / roof }, "peak_rss_bytes": peak,
-                           "kernels": KernelReport.json(loadBLAS: true)])
+            func sorted(_ d: [String: Double]) -> JSONValue { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }) }
+            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("images_per_second", sorted(results)),
+                               ("gflop_per_image", sorted(gflop)), ("gflops_achieved", sorted(achieved)), ("gemm_roof_gflops", .double(roof)),
+                               ("roof_fraction", sorted(achieved.mapValues { $0 / roof })), ("peak_rss_bytes", .int(peak)),
+                               ("kernels", KernelReport.json(loadBLAS: true))]))
         } else {
             print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
             print("training throughput, \(label), batch \(batchSize), \(h)x\(w), \(threads) threads:")

@@ -62,9 +62,10 @@ extension BenchTrainCommand {
         let share = figures[0] / Double(n) / seconds
         let mb = Double(layout.names.reduce(0) { $0 + layout.shapes[$1]!.reduce(1, *) }) * 4 / 1e6
         if json {
-            try printJSON(["model": label, "batch_size": batchSize, "ranks": n, "threads": threads, "images_per_second": imagesPerSecond,
-                           "allreduce_share": share, "gradient_megabytes": mb, "step_seconds": seconds / Double(steps),
-                           "allreduce_seconds": n > 1 ? figures[1] / Double(n) : 0])
+            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("ranks", .int(n)), ("threads", .int(threads)),
+                               ("images_per_second", .double(imagesPerSecond)), ("allreduce_share", .double(share)),
+                               ("gradient_megabytes", .double(mb)), ("step_seconds", .double(seconds / Double(steps))),
+                               ("allreduce_seconds", .double(n > 1 ? figures[1] / Double(n) : 0))]))
         } else {
             print("data-parallel fine-tuning, \(label), global batch \(batchSize), \(h)x\(w), \(n) rank\(n == 1 ? "" : "s") × \(threads) thread\(threads == 1 ? "" : "s"):")
             print("  \(fmt(imagesPerSecond, 1)) img/s, \(fmt(seconds / Double(steps), 3)) s/step; gradient all-reduce (incl. waiting for the slowest rank) \(fmt(share * 100, 1))% of the step, \(fmt(mb, 1)) MB per step\(n > 1 ? "; the all-reduce alone \(fmt(figures[1] / Double(n) * 1000, 1)) ms" : "")")

@@ -82,9 +82,13 @@ struct CompareCommand: ParsableCommand {
             stderrLine("report: \(report)")
         }
         if json {
-            var obj: [String: Any] = ["metric": runs.first?.metricName ?? "accuracy", "runs": try runs.map { try jsonObject($0) }]
-            if let b = Comparison.best(runs) { obj["best"] = ["source": runs[b].source, "mode": runs[b].mode.rawValue, "output": runs[b].output as Any] }
-            try printJSON(obj)
+            var doc: [(String, JSONValue)] = [("metric", .string(runs.first?.metricName ?? "accuracy")),
+                                              ("runs", .array(try runs.map { try JSONValue(encoding: $0) }))]
+            if let b = Comparison.best(runs) {
+                doc.append(("best", .object([("source", .string(runs[b].source)), ("mode", .string(runs[b].mode.rawValue)),
+                                             ("output", runs[b].output.map(JSONValue.string) ?? .null)])))
+            }
+            printJSON(.object(doc))
         } else {
             print(table, terminator: "")
         }

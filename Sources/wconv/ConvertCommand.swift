@@ -76,7 +76,7 @@ struct ConvertCommand: ParsableCommand {
         }
 
         var bundle = try ModelFile.load(path: input, key: key)
-        var report: [(String, JSONOut)] = [("input", .string(input)), ("input_format", .string(bundle.format))]
+        var report: [(String, JSONValue)] = [("input", .string(input)), ("input_format", .string(bundle.format))]
         var lines: [String] = ["read \(input) (\(bundle.format)): \(bundle.tensors.count) tensors, \(Fmt.bytes(InspectReport.storedBytes(bundle)))"]
 
         // 1. Prefix stripping.
@@ -94,7 +94,7 @@ struct ConvertCommand: ParsableCommand {
         }
 
         // 2. Rename rules, chained in order.
-        var ruleReports: [JSONOut] = []
+        var ruleReports: [JSONValue] = []
         for r in rules {
             let rule = NameMapping.Rule(description: "rename \(r.text)", transform: r.apply)
             let changed = try NameMapping.apply(rule, to: &bundle)
@@ -139,7 +139,7 @@ struct ConvertCommand: ParsableCommand {
         lines.append("wrote \(files.count == 1 ? files[0] : "\(files.count - 1) shards + \(files.last!)") (\(format.rawValue)): \(bundle.tensors.count) tensors" + (tied > 0 ? ", tied tensors stored once" : ""))
         report += [("output", .string(output)), ("output_format", .string(format.rawValue)),
                    ("files", .array(files.map { .string($0) })), ("tensors", .int(bundle.tensors.count))]
-        if json { JSONOut.object(report).print() } else { print(lines.joined(separator: "\n")) }
+        if json { printJSON(.object(report)) } else { print(lines.joined(separator: "\n")) }
         for w in bundle.warnings { printErr("warning: \(w)") }
     }
 }
@@ -235,8 +235,8 @@ extension ConvertCommand {
         try KerasWeightsWriter.write(layers: layers, to: output)
         let count = layers.reduce(0) { $0 + $1.weights.count }
         if json {
-            JSONOut.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(FileFormat.kerasH5.rawValue)),
-                            ("layers", .int(layers.count)), ("tensors", .int(count))]).print()
+            printJSON(.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(FileFormat.kerasH5.rawValue)),
+                               ("layers", .int(layers.count)), ("tensors", .int(count))]))
         } else {
             print("read \(input) (\(keras.layout.rawValue), weights only): \(layers.count) layers, \(count) tensors\nwrote \(output) (keras-h5 weights, layers in the file's model order)")
         }
@@ -255,8 +255,8 @@ extension ConvertCommand {
         try ModelIO.save(graph, to: output, format: format == .onnx ? .onnx : .h5)
         let line = "read \(input): \(graph.architecture ?? "graph") with \(graph.nodes.count) nodes, \(graph.parameters.count) tensors\nwrote \(output) (\(format.rawValue))"
         if json {
-            JSONOut.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(format.rawValue)),
-                            ("nodes", .int(graph.nodes.count)), ("tensors", .int(graph.parameters.count))]).print()
+            printJSON(.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(format.rawValue)),
+                               ("nodes", .int(graph.nodes.count)), ("tensors", .int(graph.parameters.count))]))
         } else {
             print(line)
         }

@@ -38,7 +38,7 @@ struct DiffCommand: ParsableCommand {
         let bb = try ModelFile.load(path: b, key: kb)
         let result = TensorDiff.compare(ba, bb, atol: atol, rtol: rtol)
         if json {
-            result.json(a: a, b: b, atol: atol, rtol: rtol).print()
+            printJSON(result.json(a: a, b: b, atol: atol, rtol: rtol))
         } else {
             print(result.text(a: a, b: b))
         }
@@ -158,9 +158,9 @@ struct TensorDiff {
         return out.joined(separator: "\n")
     }
 
-    func json(a: String, b: String, atol: Double, rtol: Double) -> JSONOut {
+    func json(a: String, b: String, atol: Double, rtol: Double) -> JSONValue {
         .object([
-            ("a", .string(a)), ("b", .string(b)), ("atol", .number(atol)), ("rtol", .number(rtol)),
+            ("a", .string(a)), ("b", .string(b)), ("atol", .double(atol)), ("rtol", .double(rtol)),
             ("equal", .bool(equal)),
             ("bit_exact", .bool(equal && entries.allSatisfy(\.bitExact))),
             ("compared", .int(entries.count)),
@@ -173,8 +173,8 @@ struct TensorDiff {
                 .object([("name", .string($0.name)), ("a", .string($0.dtypeA.rawValue)), ("b", .string($0.dtypeB.rawValue))])
             })),
             ("tensors", .array(entries.filter(\.comparable).map {
-                .object([("name", .string($0.name)), ("bit_exact", .bool($0.bitExact)), ("max_abs", .number($0.maxAbs)),
-                         ("max_rel", .number($0.maxRel)), ("mismatched", .int($0.mismatched))])
+                .object([("name", .string($0.name)), ("bit_exact", .bool($0.bitExact)), ("max_abs", .double($0.maxAbs)),
+                         ("max_rel", .double($0.maxRel)), ("mismatched", .int($0.mismatched))])
             })),
         ])
     }

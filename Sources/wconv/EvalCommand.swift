@@ -33,14 +33,12 @@ struct EvalCommand: ParsableCommand {
             let th = threshold.map { [Double](repeating: $0, count: ds.classes.count) } ?? recorded
             let m = try Trainer.evaluateMultiLabel(graph: graph, data: ds, threads: threads, batchSize: batchSize, thresholds: th,
                                                    thresholdSource: threshold != nil ? "--threshold" : (recorded != nil ? "the model's wconv.thresholds" : nil))
-            if json { try printJSON(try jsonObject(m)) } else { print(m.table(), terminator: "") }
+            if json { try printJSON(encoding: m) } else { print(m.table(), terminator: "") }
             return
         }
         let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: threads, batchSize: batchSize)
         if json {
-            let d = try JSONEncoder().encode(m)
-            FileHandle.standardOutput.write(d)
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            try printJSON(encoding: m)
         } else {
             print(m.table(), terminator: "")
         }

@@ -75,13 +75,16 @@ struct FinetuneCommand: ParsableCommand {
             stderrLine("warning: " + text)
         }
         if json {
-            var obj: [String: Any] = ["output": output, "epochs": result.history.count, "seconds": wall, "kept": kept]
-            if let why = result.stopped { obj["stopped"] = why; obj["guard_tripped"] = result.guardTripped }
-            if let m = result.metrics, let d = try? JSONEncoder().encode(m), let mj = try? JSONSerialization.jsonObject(with: d) { obj["metrics"] = mj }
-            if let m = result.multiLabelMetrics { obj["metrics"] = try jsonObject(m) }
-            if let b = result.baselineAccuracy { obj["baseline_accuracy"] = b }
-            obj["mmd"] = result.mmd.map { ["kind": $0.kind.rawValue, "before": $0.before, "after": $0.after] }
-            try printJSON(obj)
+            var doc: [(String, JSONValue)] = [("output", .string(output)), ("epochs", .int(result.history.count)), ("seconds", .double(wall)),
+                                              ("kept", .string(kept))]
+            if let why = result.stopped { doc += [("stopped", .string(why)), ("guard_tripped", .bool(result.guardTripped))] }
+            if let m = result.metrics { doc.append(("metrics", try JSONValue(encoding: m))) }
+            if let m = result.multiLabelMetrics { doc.append(("metrics", try JSONValue(encoding: m))) }
+            if let b = result.baselineAccuracy { doc.append(("baseline_accuracy", .double(b))) }
+            doc.append(("mmd", .array(result.mmd.map {
+                .object([("kind", .string($0.kind.rawValue)), ("before", .double($0.before)), ("after", .double($0.after))])
+            })))
+            printJSON(.object(doc))
         } else if let m = result.metrics {
             print(m.table(), terminator: "")
         } else if let m = result.multiLabelMetrics {

@@ -36,14 +36,13 @@ struct ImportCommand: ParsableCommand {
     var verbose = false
 
     func run() throws {
-        var configJSON: [String: Any]?
+        var configJSON: JSONValue?
         if let config {
             guard let data = FileManager.default.contents(atPath: config) else {
                 throw WconvError(.usage, "cannot read --config file", file: config)
             }
-            guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                throw WconvError(.invalidInput, "--config is not a JSON object", file: config)
-            }
+            let obj = try data.withUnsafeBytes { try JSONValue.parse($0, what: "--config", file: config) }
+            guard obj.object != nil else { throw WconvError(.invalidInput, "--config is \(obj.typeName), not a JSON object", file: config) }
             configJSON = obj
         }
         var result = try GraphImporter.importGraph(path: file, key: key, arch: arch, configJSON: configJSON, toolVersion: wconvVersion)
@@ -51,10 +50,7 @@ struct ImportCommand: ParsableCommand {
         try CanonicalModel.save(result.graph, to: out)
         result.report.output = out
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            FileHandle.standardOutput.write(try enc.encode(result.report))
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            try printJSON(encoding: result.report)
         } else {
             print(result.report.render(verbose: verbose))
         }

@@ -39,10 +39,10 @@ struct InspectCommand: ParsableCommand {
         if json {
             var doc = InspectReport.json(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil)
             if let structure, case .object(var items) = doc {
-                items.append(("structure", structure.json))
+                items["structure"] = structure.json
                 doc = .object(items)
             }
-            doc.print()
+            printJSON(doc)
         } else {
             print(InspectReport.text(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil, verbose: verbose))
             if let structure { print(structure.lines.joined(separator: "\n")) }
@@ -169,16 +169,16 @@ enum InspectReport {
         return out
     }
 
-    static func json(file: String, format: FileFormat, bundle b: TensorBundle, stats: [String: TensorStats]?) -> JSONOut {
-        let tensors: [JSONOut] = b.tensors.map { name, t in
-            var m: [(String, JSONOut)] = [
+    static func json(file: String, format: FileFormat, bundle b: TensorBundle, stats: [String: TensorStats]?) -> JSONValue {
+        let tensors: [JSONValue] = b.tensors.map { name, t in
+            var m: [(String, JSONValue)] = [
                 ("name", .string(name)), ("dtype", .string(t.dtype.rawValue)),
                 ("shape", .array(t.shape.map { .int($0) })), ("bytes", .int(t.byteCount)),
             ]
             if let target = b.aliases[name] { m.append(("alias_of", .string(target))) }
             if let s = stats?[name] {
                 m.append(("stats", .object([
-                    ("min", .number(s.min)), ("max", .number(s.max)), ("mean", .number(s.mean)), ("std", .number(s.std)),
+                    ("min", .double(s.min)), ("max", .double(s.max)), ("mean", .double(s.mean)), ("std", .double(s.std)),
                     ("nan", .int(s.nanCount)), ("inf", .int(s.infCount)),
                 ])))
             }

@@ -6,7 +6,7 @@ import Wconv
 enum InspectStructure {
     struct Section {
         var lines: [String]
-        var json: JSONOut
+        var json: JSONValue
     }
 
     static func section(file: String, format: FileFormat) throws -> Section? {
@@ -24,7 +24,7 @@ enum InspectStructure {
                              + r.className.padding(toLength: classWidth, withPad: " ", startingAt: 0) + " "
                              + shape.padding(toLength: 22, withPad: " ", startingAt: 0) + " \(r.params)")
             }
-            let json = JSONOut.object([
+            let json = JSONValue.object([
                 ("kind", .string("keras")),
                 ("layers", .array(rows.map { r in
                     .object([("name", .string(r.name)), ("class", .string(r.className)), ("params", .int(r.params)),

@@ -40,6 +40,6 @@ struct PlanCommand: ParsableCommand {
                            channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: fit.preprocessing, seed: config.seed) })
         plan.notes = fit.notes + plan.notes
         plan.warnings += fit.warnings
-        if json { try printJSON(plan.jsonObject()) } else { print(plan.render(), terminator: "") }
+        if json { printJSON(plan.json) } else { print(plan.render(), terminator: "") }
     }
 }

@@ -69,16 +69,18 @@ struct RunCommand: ParsableCommand {
         if let output { try NPY.write(first, to: output) }
         let tops = first.shape.count == 2 && top > 0 ? topK(first, k: min(top, first.shape[1]), labels: graph.labels, sigmoid: Trainer.isMultiLabelModel(graph)) : []
         if json {
-            var doc: [String: Any] = [
-                "model": model, "seconds": seconds,
-                "outputs": graph.outputs.map { ["name": $0.name, "shape": outputs[$0.name]!.shape] },
+            var doc: [(String, JSONValue)] = [
+                ("model", .string(model)), ("seconds", .double(seconds)),
+                ("outputs", .array(graph.outputs.map { .object([("name", .string($0.name)), ("shape", .array(outputs[$0.name]!.shape.map(JSONValue.int)))]) })),
             ]
-            if let output { doc["written"] = output }
+            if let output { doc.append(("written", .string(output))) }
             if !tops.isEmpty {
-                doc["top"] = tops.map { $0.map { ["index": $0.index, "label": $0.label as Any, "probability": $0.probability, "logit": $0.logit] } }
+                doc.append(("top", .array(tops.map { row in .array(row.map {
+                    .object([("index", .int($0.index)), ("label", $0.label.map(JSONValue.string) ?? .null),
+                             ("probability", .double($0.probability)), ("logit", .double($0.logit))])
+                }) })))
             }
-            let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            printJSON(.object(doc))
             return
         }
         for o in graph.outputs { print("\(o.name): \(outputs[o.name]!.shape)") }

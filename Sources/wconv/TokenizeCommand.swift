@@ -31,11 +31,10 @@ struct TokenizeCommand: ParsableCommand {
         let tokenizer = try WordPieceTokenizer(model: model)
         let batch = try tokenizer.encodeBatch(text, pairs: textPair.isEmpty ? nil : textPair, maxLength: maxLength)
         if json {
-            // One row per line: the rows are what a reader compares.
-            func rows(_ r: [[Int]]) -> String {
-                "[\n" + r.map { "    [" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: ",\n") + "\n  ]"
-            }
-            print("{\n  \"input_ids\": \(rows(batch.inputIds)),\n  \"attention_mask\": \(rows(batch.attentionMask)),\n  \"token_type_ids\": \(rows(batch.tokenTypeIds))\n}")
+            // One row per line (arrays of numbers stay on one line): the rows are what a reader compares.
+            func rows(_ r: [[Int]]) -> JSONValue { .array(r.map { .array($0.map(JSONValue.int)) }) }
+            printJSON(.object([("input_ids", rows(batch.inputIds)), ("attention_mask", rows(batch.attentionMask)),
+                               ("token_type_ids", rows(batch.tokenTypeIds))]))
             return
         }
         let vocab = tokenizer.config.vocabulary

@@ -77,17 +77,6 @@ struct TrainingOptions: ParsableArguments {
 
 func stderrLine(_ s: String) { if !Console.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
-func printJSON(_ obj: Any) throws {
-    let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
-    FileHandle.standardOutput.write(d)
-    FileHandle.standardOutput.write(Data("\n".utf8))
-}
-
-/// An Encodable value as a JSON object for `printJSON`.
-func jsonObject<T: Encodable>(_ v: T) throws -> Any {
-    try JSONSerialization.jsonObject(with: JSONEncoder().encode(v))
-}
-
 func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }
 
 /// Overrides of the model's preprocessing metadata (for files that carry none, such as a bare .pth).

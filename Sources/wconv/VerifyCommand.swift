@@ -78,13 +78,15 @@ struct VerifyCommand: ParsableCommand {
         }
         let ok = failures.allSatisfy { $0 == 0 }
         if json {
-            let doc: [String: Any] = [
-                "a": a, "b": b, "inputs": inputs, "seed": seed, "atol": atol, "rtol": rtol, "match": ok,
-                "outputs": (0..<ga.outputs.count).map { k in
-                    ["name": ga.outputs[k].name, "shape": outShapes[k], "maxAbsDiff": maxAbs[k], "maxRelDiff": maxRel[k], "elementsBeyondTolerance": failures[k]] as [String: Any]
-                },
-            ]
-            FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8))
+            printJSON(.object([
+                ("a", .string(a)), ("b", .string(b)), ("inputs", .int(inputs)), ("seed", JSONValue(seed)),
+                ("atol", .double(atol)), ("rtol", .double(rtol)), ("match", .bool(ok)),
+                ("outputs", .array((0..<ga.outputs.count).map { k in
+                    .object([("name", .string(ga.outputs[k].name)), ("shape", .array(outShapes[k].map(JSONValue.int))),
+                             ("maxAbsDiff", .double(maxAbs[k])), ("maxRelDiff", .double(maxRel[k])),
+                             ("elementsBeyondTolerance", .int(failures[k]))])
+                })),
+            ]))
         } else {
             for k in 0..<ga.outputs.count {
                 print(String(format: "%@ %@: max abs diff %.3g, max rel diff %.3g, %d elements beyond tolerance",

@@ -1,5 +1,6 @@
 import Foundation
 import Wconv
+import WconvTestSupport
 import XCTest
 
 /// Data-parallel fine-tuning under `mpirun -np 2` on one machine (issue 12): the same weights as
@@ -63,8 +64,8 @@ final class CLIDistributedTests: XCTestCase {
     }
 
     func testTwoRanksGiveTheWeightsOfOneProcessAndResumeAcrossRankCounts() throws {
-        let dir = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         // 36 samples in global batches of 7: shards of 3 and 4, and a last batch of 1 (rank 0 empty).
         let two = try mpi(2, args(dir + "/n2.safetensors", epochs: 3, extra: ["--checkpoint-dir", dir + "/ck2"]))
         XCTAssertEqual(two.status, 0, two.stderr)
@@ -90,8 +91,8 @@ final class CLIDistributedTests: XCTestCase {
     }
 
     func testAKilledRankEndsTheJobNamingItAndLeavesAValidCheckpoint() throws {
-        let dir = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let ck = dir + "/ck"
         // Rank 1 is killed (SIGKILL, as the OOM killer would) once the first checkpoint exists.
         let script = "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (while [ ! -f '\(ck)/last.safetensors' ]; do sleep 0.05; done; kill -KILL $$) & fi; exec \"$0\" \"$@\""
@@ -106,7 +107,8 @@ final class CLIDistributedTests: XCTestCase {
     }
 
     func testSyncBatchNormIsAClearUsageError() throws {
-        let r = try CLI.run(args(CLI.tempDir() + "/x.safetensors", epochs: 1, extra: ["--sync-bn"]))
+        let temp = TempDir()
+        let r = try CLI.run(args(temp.path + "/x.safetensors", epochs: 1, extra: ["--sync-bn"]))
         XCTAssertEqual(r.status, 2, r.stderr)
         XCTAssertTrue(r.stderr.contains("--sync-bn is not yet supported"), r.stderr)
     }

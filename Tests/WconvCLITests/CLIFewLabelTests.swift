@@ -1,4 +1,5 @@
 import Foundation
+import WconvTestSupport
 import XCTest
 
 /// Issue 11's few-label task through the binary, with default flags: a bare state dict pretrained
@@ -9,10 +10,8 @@ import XCTest
 /// of PyTorch's recipe.
 final class CLIFewLabelTests: XCTestCase {
     let dir = CLI.fixture("training/fewlabel")
-    var tmp = ""
-
-    override func setUp() { tmp = CLI.tempDir() }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: tmp) }
+    let temp = TempDir("cli")
+    var tmp: String { temp.path }
 
     func reference() throws -> [String: Any] {
         let d = try Data(contentsOf: URL(fileURLWithPath: dir + "/reference.json"))

@@ -1,13 +1,14 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// Runs the built `wconv` binary. SwiftPM test targets cannot depend on the executable, so the
 /// binary is looked up beside the test bundle (or via WCONV_BIN); `tools/test` builds it first and
 /// the tests skip, saying so, when it is missing.
 enum CLI {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repo.root
 
-    static func fixture(_ rel: String) -> String { root.appendingPathComponent("fixtures").appendingPathComponent(rel).path }
+    static func fixture(_ rel: String) -> String { Repo.fixture(rel) }
 
     static var binary: String? {
         var candidates: [String] = []
@@ -45,11 +46,5 @@ enum CLI {
 
     static func json(_ r: Result) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout is not one JSON object: \(r.stdout)")
-    }
-
-    static func tempDir() -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("wconv-cli-\(UUID().uuidString)").path
-        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
     }
 }

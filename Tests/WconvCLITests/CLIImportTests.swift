@@ -1,12 +1,13 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// End-to-end `wconv import` on the model fixtures: recognition, the canonical file it writes, and
 /// re-importing that file. Runs the built binary (WCONV_BIN or .build/debug/wconv); skips, saying
 /// why, when the binary is missing or the file readers are not in the build.
 final class CLIImportTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static func models(_ rel: String) -> String { root.appendingPathComponent("fixtures/models").appendingPathComponent(rel).path }
+    static let root = Repo.root
+    static func models(_ rel: String) -> String { Repo.fixture("models/" + rel) }
 
     struct Run { var status: Int32; var stdout: String; var stderr: String }
 
@@ -34,19 +35,13 @@ final class CLIImportTests: XCTestCase {
         return r
     }
 
-    func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("wconv-import-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
     func json(_ r: Run) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout is not one JSON object: \(r.stdout) \(r.stderr)")
     }
 
     func testImportEveryFixtureAndReimportTheCanonicalFile() throws {
-        let dir = try tempDir()
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let manifest = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.models("manifest.json")))) as? [String: [String: Any]])
         for (name, m) in manifest.sorted(by: { $0.key < $1.key }) {
             for file in try XCTUnwrap(m["files"] as? [String]) {
@@ -68,7 +63,8 @@ final class CLIImportTests: XCTestCase {
     }
 
     func testDefaultOutputBesideTheFileAndHumanReport() throws {
-        let dir = try tempDir()
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let src = "\(dir)/net.safetensors"
         try FileManager.default.copyItem(atPath: Self.models("resnet_basic.safetensors"), toPath: src)
         let r = try wconv(["import", src])
@@ -80,7 +76,8 @@ final class CLIImportTests: XCTestCase {
     }
 
     func testForcedWrongArchitectureExits3() throws {
-        let dir = try tempDir()
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let r = try wconv(["import", Self.models("vgg.safetensors"), "--arch", "resnet", "-o", "\(dir)/x.safetensors"])
         XCTAssertEqual(r.status, 3, r.stderr)
         XCTAssertTrue(r.stderr.contains("resnet:"), r.stderr)

@@ -1,13 +1,13 @@
 import Foundation
 import Wconv
+import WconvTestSupport
 import XCTest
 
 /// `wconv --version` reports the kernels; commands that do no arithmetic never load the BLAS (no
 /// thread pool spinning in `convert`); an older core chosen by OpenBLAS is replaced from CPUID.
 final class CLIKernelTests: XCTestCase {
-    var dir = ""
-    override func setUp() { dir = CLI.tempDir() }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+    var temp = TempDir("cli")
+    var dir: String { temp.path }
 
     static var userCoreType: String? { ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].flatMap { $0.isEmpty ? nil : $0 } }
 

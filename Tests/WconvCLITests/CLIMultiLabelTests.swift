@@ -1,4 +1,5 @@
 import Foundation
+import WconvTestSupport
 import XCTest
 
 /// CheXpert-style multi-label data through the binary: finetune on a CSV, eval the export (per-label
@@ -8,8 +9,8 @@ final class CLIMultiLabelTests: XCTestCase {
     static let prep = ["--input-size", "32", "--resize", "0", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"]
 
     func testFinetuneEvalCompare() throws {
-        let dir = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let ml = CLIMultiLabelTests.ml, prep = CLIMultiLabelTests.prep
         let out = dir + "/ml.safetensors"
         let ft = try CLI.run(["finetune", ml + "/pretrained.pth", "--data", ml + "/train.csv", "--val", ml + "/val.csv", "--mode", "finetune",
@@ -69,8 +70,8 @@ final class CLIMultiLabelTests: XCTestCase {
     }
 
     func testBadCSVsAreRefusedWithRowAndColumn() throws {
-        let dir = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let ml = CLIMultiLabelTests.ml
         func csv(_ name: String, _ text: String) -> String {
             let p = dir + "/" + name

@@ -1,13 +1,14 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// pth → safetensors → pth, bit-exact, through the binary. Needs the PyTorch reader and writer
 /// (another branch of issue 2); until they are merged the binary says "not merged yet" and the test
 /// skips with that reason.
 final class CLIPyTorchRoundTripTests: XCTestCase {
     func testPthToSafetensorsToPthIsBitExact() throws {
-        let dir = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let pth = CLI.fixture("demo/tiny_cnn.pth")
         let st = dir + "/tiny.safetensors", back = dir + "/tiny.pth"
         let c1 = try CLI.run(["convert", pth, st])

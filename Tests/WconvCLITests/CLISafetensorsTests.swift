@@ -1,11 +1,13 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// End-to-end: the built binary on committed fixtures, checking stdout and exit codes.
 final class CLISafetensorsTests: XCTestCase {
+    var temp: TempDir!
     var dir = ""
-    override func setUp() { dir = CLI.tempDir() }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+    override func setUpWithError() throws { temp = TempDir("cli"); dir = temp.path }
+    override func tearDown() { temp = nil }
 
     func testInspectJSON() throws {
         let r = try CLI.run(["inspect", CLI.fixture("safetensors/valid/all_dtypes.safetensors"), "--json"])

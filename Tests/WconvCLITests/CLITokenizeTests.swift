@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// `wconv tokenize`: the JSON a user gets equals transformers' output for the same call.
 final class CLITokenizeTests: XCTestCase {
@@ -38,8 +39,8 @@ final class CLITokenizeTests: XCTestCase {
 
     /// MODEL may be the weights file; the tokenizer files are read from beside it.
     func testWeightsFileWithTokenizerBeside() throws {
-        let dir = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         for f in ["tokenizer.json", "tokenizer_config.json"] {
             try FileManager.default.copyItem(atPath: folder + "/" + f, toPath: dir + "/" + f)
         }
@@ -53,8 +54,8 @@ final class CLITokenizeTests: XCTestCase {
     }
 
     func testRefusals() throws {
-        let empty = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let emptyTemp = TempDir()
+        let empty = emptyTemp.path
         var r = try CLI.run(["tokenize", empty, "--text", "x"])
         XCTAssertEqual(r.status, 3)
         XCTAssertTrue(r.stderr.contains("tokenizer.json"), r.stderr)

@@ -1,12 +1,13 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// The main job through the binary: fine-tune a .pth on an image folder, then `wconv run` the
 /// export on image files and get class names from its metadata.
 final class CLITransferTests: XCTestCase {
     func testFinetuneThenRunImagesPrintsClassNames() throws {
-        let dir = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let demo = CLI.fixture("training/demo")
         let out = dir + "/adapted.safetensors"
         let ft = try CLI.run(["finetune", demo + "/source_resnet.pth", "--data", demo + "/target/train", "--mode", "feature-extract",

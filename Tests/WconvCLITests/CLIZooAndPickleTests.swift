@@ -1,13 +1,14 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// End to end with the built binary: a zoo layout (efficientnet_lite_pytorch .pth) imports as a
 /// graph; plain pickles import, hostile ones exit 3 naming the callable; weights-only Keras files
 /// convert weights to weights.
 final class CLIZooAndPickleTests: XCTestCase {
     func testEfficientNetLitePthImports() throws {
-        let d = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: d) }
+        let dTemp = TempDir()
+        let d = dTemp.path
         let r = try CLI.run(["import", CLI.fixture("models/zoo/effnet_pt_lite/model.pth"), "-o", d + "/m.safetensors", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let j = try CLI.json(r)
@@ -16,8 +17,8 @@ final class CLIZooAndPickleTests: XCTestCase {
     }
 
     func testPlainPickles() throws {
-        let d = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: d) }
+        let dTemp = TempDir()
+        let d = dTemp.path
         let ok = try CLI.run(["convert", CLI.fixture("pytorch/plain/detectron2_p2.pkl"), d + "/d2.safetensors"])
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("pytorch-pickle"), ok.stdout)
@@ -27,8 +28,8 @@ final class CLIZooAndPickleTests: XCTestCase {
     }
 
     func testWeightsOnlyKerasConvertsWithoutAGraph() throws {
-        let d = CLI.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: d) }
+        let dTemp = TempDir()
+        let d = dTemp.path
         let src = CLI.fixture("keras/small_legacy_weights.h5")
         let r = try CLI.run(["convert", src, d + "/w.h5"])
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -1,22 +1,19 @@
 import Foundation
 import WconvTensor
 import WconvFormats
+import WconvTestSupport
 
 /// Paths and expected values of fixtures/keras (written by tools/fixtures/keras/gen.py).
 enum KerasFixtures {
-    static let dir: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent("fixtures/keras").path
-    }()
+    static let dir = Repo.fixture("keras")
 
     static func path(_ name: String) -> String { dir + "/" + name }
 
     /// `<name>.expected.json`, parsed with wconv's JSON parser: Foundation's on Linux rounds some
     /// doubles wrongly in the last bit, which exact comparisons would see.
-    static func expected(_ name: String) throws -> KerasJSON {
+    static func expected(_ name: String) throws -> JSONValue {
         let data = try Data(contentsOf: URL(fileURLWithPath: path(name + ".expected.json")))
-        return try data.withUnsafeBytes { try KerasJSON.parse($0, what: name, file: nil) }
+        return try data.withUnsafeBytes { try JSONValue.parse($0, what: name, file: nil) }
     }
 
     struct ExpectedTensor {
@@ -26,7 +23,7 @@ enum KerasFixtures {
         var ints: [Int64]?
     }
 
-    static func tensors(_ obj: KerasJSON?) -> [String: ExpectedTensor] {
+    static func tensors(_ obj: JSONValue?) -> [String: ExpectedTensor] {
         var out: [String: ExpectedTensor] = [:]
         for (k, d) in obj?.object ?? [:] {
             out[k] = ExpectedTensor(shape: d["shape"]!.array!.map { $0.int! },
@@ -37,6 +34,6 @@ enum KerasFixtures {
         return out
     }
 
-    static func doubles(_ v: KerasJSON?) -> [Double] { v?.array?.map { $0.double! } ?? [] }
-    static func ints(_ v: KerasJSON?) -> [Int] { v?.array?.map { $0.int! } ?? [] }
+    static func doubles(_ v: JSONValue?) -> [Double] { v?.array?.map { $0.double! } ?? [] }
+    static func ints(_ v: JSONValue?) -> [Int] { v?.array?.map { $0.int! } ?? [] }
 }

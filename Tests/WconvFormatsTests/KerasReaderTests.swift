@@ -1,6 +1,7 @@
 import XCTest
 @testable import WconvFormats
 import WconvTensor
+import WconvTestSupport
 
 final class KerasReaderTests: XCTestCase {
     /// Every weight of the file equals the expected values exactly (f32 round-trips through JSON's double).
@@ -136,9 +137,8 @@ final class KerasReaderTests: XCTestCase {
 /// crash or a hang.
 final class KerasTruncationTests: XCTestCase {
     func testTruncatedFilesAreRefused() throws {
-        let dir = NSTemporaryDirectory() + "wconv-keras-trunc-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         var refused = 0, accepted = 0
         for f in ["small_legacy.h5", "small.keras", "small.weights.h5", "tfk_seq_weights.h5"] {
             let data = try Data(contentsOf: URL(fileURLWithPath: KerasFixtures.path(f)))

@@ -1,10 +1,10 @@
 import Foundation
 import WconvTensor
+import WconvTestSupport
 
 /// Paths and expected values of fixtures/onnx (written by tools/fixtures/onnx/gen.py).
 enum ONNXFixtures {
-    static let root: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("fixtures/onnx").path
+    static let root = Repo.fixture("onnx")
 
     static func path(_ name: String) -> String { root + "/" + name }
 

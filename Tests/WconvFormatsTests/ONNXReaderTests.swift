@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import WconvFormats
 import WconvTensor
+import WconvTestSupport
 
 final class ONNXReaderTests: XCTestCase {
     /// Every tensor of every fixture: names in order, dtype, shape and the exact bytes (FNV-1a 64).
@@ -184,9 +185,8 @@ final class ONNXReaderTests: XCTestCase {
     }
 
     func testWriterRoundTripKeepsEveryTensorAndNode() throws {
-        let dir = NSTemporaryDirectory() + "wconv-onnx-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         for name in ["resnet_ts_op17_preserve.onnx", "bert_ts_op14.onnx", "dtypes.onnx", "constant_identity.onnx", "attrs_op9.onnx"] {
             let m = try ONNXReader.readModel(path: ONNXFixtures.path(name))
             let out = dir + "/" + name
@@ -206,9 +206,8 @@ final class ONNXReaderTests: XCTestCase {
     }
 
     func testWriterMovesLargeTensorsToExternalData() throws {
-        let dir = NSTemporaryDirectory() + "wconv-onnx-ext-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let m = try ONNXReader.readModel(path: ONNXFixtures.path("resnet_ts_op13.onnx"))
         let out = dir + "/big.onnx"
         try ONNXWriter.write(m, to: out, externalDataThreshold: 0)

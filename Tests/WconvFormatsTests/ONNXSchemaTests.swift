@@ -1,11 +1,12 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// The committed protoc-c output must match schemas/onnx.proto (tools/regenerate-onnx --check).
 /// Skipped where protoc-c is not installed: the build itself never needs it.
 final class ONNXSchemaTests: XCTestCase {
     func testGeneratedCodeMatchesPinnedSchema() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = Repo.root
         let hasProtocC = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
             .contains { FileManager.default.isExecutableFile(atPath: "\($0)/protoc-c") }
         try XCTSkipUnless(hasProtocC, "protoc-c not installed")

@@ -2,15 +2,12 @@ import Foundation
 import XCTest
 import WconvTensor
 @testable import WconvFormats
+import WconvTestSupport
 
 /// Fixture access and expected-value checks for the PyTorch tests (fixtures/pytorch, written by
 /// tools/fixtures/pytorch/gen.py). Namespaced to stay clear of other format tests in this target.
 enum PTFixtures {
-    static let dir: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent("fixtures/pytorch").path
-    }()
+    static let dir = Repo.fixture("pytorch")
 
     static func path(_ name: String) -> String { dir + "/" + name }
 

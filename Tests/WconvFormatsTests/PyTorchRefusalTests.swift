@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import WconvTensor
 @testable import WconvFormats
+import WconvTestSupport
 
 /// Hostile, broken and foreign files: refused with exit-code-3 kinds and a message saying what they are.
 final class PyTorchRefusalTests: XCTestCase {
@@ -42,8 +43,8 @@ final class PyTorchRefusalTests: XCTestCase {
     func testEveryTruncationOfSmallFilesFailsCleanly() throws {
         for name in ["state_dict.pt", "legacy.pt", "script.pt"] {
             let full = try Data(contentsOf: URL(fileURLWithPath: PTFixtures.path(name)))
-            let tmp = NSTemporaryDirectory() + "wconv-trunc-\(getpid())-\(name)"
-            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let tmpDir = TempDir("trunc")
+            let tmp = tmpDir.file(name)
             for cut in stride(from: 0, to: full.count, by: max(1, full.count / 300)) {
                 try full.prefix(cut).write(to: URL(fileURLWithPath: tmp))
                 do { _ = try PyTorchReader.read(path: tmp) } catch let e as WconvError {

@@ -2,18 +2,14 @@ import Foundation
 import XCTest
 import WconvTensor
 @testable import WconvFormats
+import WconvTestSupport
 
 final class PyTorchWriterTests: XCTestCase {
-    var tmpDir: String!
+    var temp: TempDir!
+    var tmpDir: String { temp.path }
 
-    override func setUpWithError() throws {
-        tmpDir = NSTemporaryDirectory() + "wconv-ptwriter-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: tmpDir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: tmpDir)
-    }
+    override func setUpWithError() throws { temp = TempDir("ptwriter") }
+    override func tearDown() { temp = nil }
 
     /// Reads a fixture, writes it with PyTorchWriter, reads that back: same names, dtypes, shapes and
     /// bytes as the expected JSON written by torch. When WCONV_INTEROP_OUT is set, the written files

@@ -3,11 +3,11 @@ import OrderedCollections
 import XCTest
 @testable import WconvFormats
 import WconvTensor
+import WconvTestSupport
 
 /// Paths and expected values of the fixtures written by tools/fixtures/safetensors/gen.py.
 enum SafetensorsFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures")
+    static let root = Repo.fixtures
     static let dir = root.appendingPathComponent("safetensors")
 
     static func path(_ rel: String) -> String { dir.appendingPathComponent(rel).path }
@@ -66,12 +66,6 @@ enum SafetensorsFixtures {
             if w.isNaN { XCTAssertTrue(g.isNaN, "\(name): expected NaN, got \(g)", file: file, line: line) }
             else { XCTAssertEqual(g, w, "\(name)", file: file, line: line) }
         }
-    }
-
-    static func tempDir() -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("wconv-st-\(UUID().uuidString)").path
-        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
     }
 
     static func bytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }

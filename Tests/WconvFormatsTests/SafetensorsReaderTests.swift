@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import WconvFormats
 import WconvTensor
+import WconvTestSupport
 
 final class SafetensorsReaderTests: XCTestCase {
     typealias F = SafetensorsFixtures
@@ -52,8 +53,8 @@ final class SafetensorsReaderTests: XCTestCase {
     }
 
     func testShardedCheckpointWithMissingShardIsRefused() throws {
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let src = F.dir.appendingPathComponent("sharded").path
         for f in try FileManager.default.contentsOfDirectory(atPath: src) where !f.hasSuffix("00002-of-00003.safetensors") {
             try FileManager.default.copyItem(atPath: src + "/" + f, toPath: dir + "/" + f)
@@ -66,8 +67,8 @@ final class SafetensorsReaderTests: XCTestCase {
     }
 
     func testIndexMustMatchShardHeaders() throws {
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let src = F.dir.appendingPathComponent("sharded").path
         for f in try FileManager.default.contentsOfDirectory(atPath: src) {
             try FileManager.default.copyItem(atPath: src + "/" + f, toPath: dir + "/" + f)

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import WconvFormats
 import WconvTensor
+import WconvTestSupport
 
 final class SafetensorsWriterTests: XCTestCase {
     typealias F = SafetensorsFixtures
@@ -10,16 +11,16 @@ final class SafetensorsWriterTests: XCTestCase {
         // Tensors built from the expected bytes (not through the reader), written, compared with
         // the file python's save_file wrote for the same tensors.
         let bundle = F.bundle("all_dtypes", metadata: ["format": "pt"])
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         try SafetensorsWriter.write(bundle, to: dir + "/out.safetensors")
         XCTAssertEqual(F.bytes(dir + "/out.safetensors"), F.bytes(F.path("valid/writer_expected.safetensors")))
     }
 
     func testTiedTensorsAreStoredOnceLikeSaveModel() throws {
         let b = try SafetensorsReader.read(path: F.path("valid/tied.safetensors"))
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         try SafetensorsWriter.write(b, to: dir + "/tied.safetensors")
         XCTAssertEqual(F.bytes(dir + "/tied.safetensors"), F.bytes(F.path("valid/tied.safetensors")))
 
@@ -41,8 +42,8 @@ final class SafetensorsWriterTests: XCTestCase {
     func testShardsAndIndexMatchHuggingfaceHub() throws {
         let s = F.section("sharded")
         let bundle = F.bundle("sharded", metadata: ["format": "pt"])
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let files = try SafetensorsWriter.writeFiles(bundle, to: dir + "/model.safetensors",
                                                      options: SafetensorsWriteOptions(maxShardSize: s["max_shard_size"] as! Int))
         let names = files.map { URL(fileURLWithPath: $0).lastPathComponent }.sorted()
@@ -56,8 +57,8 @@ final class SafetensorsWriterTests: XCTestCase {
 
     func testOneShardIsAPlainFile() throws {
         let bundle = F.bundle("sharded", metadata: [:])
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         let files = try SafetensorsWriter.writeFiles(bundle, to: dir + "/model.safetensors", options: .init(maxShardSize: 1 << 30))
         XCTAssertEqual(files, [dir + "/model.safetensors"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.safetensors.index.json"))
@@ -65,8 +66,8 @@ final class SafetensorsWriterTests: XCTestCase {
 
     func testHeaderIsPaddedAndDataAligned() throws {
         let bundle = F.bundle("all_dtypes", metadata: ["a": "b\"c\\\n", "é": "ü"])
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         try SafetensorsWriter.write(bundle, to: dir + "/m.safetensors")
         let bytes = F.bytes(dir + "/m.safetensors")
         let n = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
@@ -85,8 +86,8 @@ final class SafetensorsWriterTests: XCTestCase {
         var b = TensorBundle(format: "test")
         b.tensors["t"] = try Tensor(dtype: .f32, shape: [3, 2], strides: [1, 3], storage: base.storage)
         b.tensors["base"] = base
-        let dir = F.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
         try SafetensorsWriter.write(b, to: dir + "/v.safetensors")
         let back = try SafetensorsReader.read(path: dir + "/v.safetensors")
         XCTAssertEqual(back.tensors["t"]!.floats(), [0, 3, 1, 4, 2, 5])

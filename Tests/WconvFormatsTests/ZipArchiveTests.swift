@@ -2,15 +2,14 @@ import Foundation
 import XCTest
 import WconvTensor
 @testable import WconvFormats
+import WconvTestSupport
 
 /// Zip reader and writer: round trips, and crafted archives that must be refused.
 final class ZipArchiveTests: XCTestCase {
-    var dir: String!
-    override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "wconv-zip-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+    var temp: TempDir!
+    var dir: String { temp.path }
+    override func setUpWithError() throws { temp = TempDir("zip") }
+    override func tearDown() { temp = nil }
 
     struct Member { var name: String; var data: [UInt8]; var method: UInt16 = 0; var flags: UInt16 = 0; var crc: UInt32? = nil
         var localName: String? = nil; var usize: UInt32? = nil; var offsetOverride: UInt32? = nil; var bothSizes: UInt32? = nil }
@@ -115,5 +114,20 @@ final class ZipArchiveTests: XCTestCase {
         let s = try z.data(of: e)
         XCTAssertEqual(s.byteCount, e.uncompressedSize)
         XCTAssertFalse(s.isMapped)
+    }
+
+    /// Sniffing and reading walk the zip the same way: bytes after the end record that its comment
+    /// length does not cover (a stray signature) are refused by both, and a valid archive lists the
+    /// same members from memory as from the mapping.
+    func testSniffingAndReadingShareOneWalk() throws {
+        let good = try craft([Member(name: "m/data.pkl", data: [0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]), Member(name: "m/data/0", data: [1, 2, 3, 4])], "m.pth")
+        let mapped = try MappedFile(path: good)
+        XCTAssertEqual(try ZipArchive(buffer: mapped.buffer, path: good).entries, try ZipArchive(file: mapped).entries)
+        XCTAssertEqual(try ModelFile.sniff(path: good), .pytorchZip)
+
+        let stray = dir + "/stray.pth"
+        try (try Data(contentsOf: URL(fileURLWithPath: good)) + Data("junk".utf8)).write(to: URL(fileURLWithPath: stray))
+        XCTAssertThrowsError(try ModelFile.sniff(path: stray)) { XCTAssertTrue(($0 as! WconvError).message.contains("central directory"), "\($0)") }
+        refuses(stray, "central directory")
     }
 }

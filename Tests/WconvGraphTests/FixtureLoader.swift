@@ -1,25 +1,28 @@
 import Foundation
+import WconvFormats
+import WconvGraph
 import WconvTensor
 import XCTest
+import WconvTestSupport
 
 /// Test-only reader for the committed safetensors fixtures (the real reader lives in WconvFormats
 /// and is tested there); it keeps these tests independent of that work.
 enum Fixtures {
-    static let dir: String = {
-        // Tests/WconvGraphTests/FixtureLoader.swift → repository root.
-        let here = URL(fileURLWithPath: #filePath)
-        return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("fixtures/models").path
-    }()
+    static let dir = Repo.fixture("models")
 
     static func manifest() throws -> [String: [String: Any]] {
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))
         return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
     }
 
-    static func config(_ sub: String) -> [String: Any]? {
-        guard let d = FileManager.default.contents(atPath: "\(dir)/\(sub)/config.json") else { return nil }
-        return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+    static func config(_ sub: String) -> JSONValue? {
+        ArchitectureRecognizer.configBeside(path: "\(dir)/\(sub)/model.safetensors")
+    }
+
+    /// A config object read with Foundation (as the full-size entries are) in the recogniser's form.
+    static func config(_ object: Any?) throws -> JSONValue? {
+        guard let object else { return nil }
+        return try JSONValue.parse(Array(try JSONSerialization.data(withJSONObject: object)), options: .python)
     }
 
     /// A bundle of zero-stride one-element tensors with the names and shapes of a full-size entry

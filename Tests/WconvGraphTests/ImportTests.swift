@@ -1,7 +1,9 @@
 import Foundation
+import WconvFormats
 import WconvGraph
 import WconvTensor
 import XCTest
+import WconvTestSupport
 
 /// The import dispatch and report: every tensor accounted for, weights-only fallback with the
 /// reason, canonical bundles restored, layer groups, provenance hashing.
@@ -56,8 +58,7 @@ final class ImportTests: XCTestCase {
     }
 
     func testONNXFileImportsThroughItsGraphBuilder() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../fixtures/onnx/resnet_ts_op17.onnx").standardized.path
+        let path = Repo.fixture("onnx/resnet_ts_op17.onnx")
         let r = try GraphImporter.importGraph(path: path)
         XCTAssertFalse(r.graph.isWeightsOnly)
         XCTAssertTrue(r.graph.nodes.contains { $0.op == .conv2d })
@@ -85,7 +86,7 @@ final class ImportTests: XCTestCase {
     }
 
     func testLayerGroups() throws {
-        func groups(_ file: String, config: [String: Any]? = nil) throws -> [LayerGroup] {
+        func groups(_ file: String, config: JSONValue? = nil) throws -> [LayerGroup] {
             try LayerGrouping(graph: try ArchitectureRecognizer.recognize(try Fixtures.readSafetensors(file), configJSON: config)).groups
         }
         for (file, stages) in [("resnet_basic.safetensors", ["layer1", "layer2", "layer3", "layer4"]),
@@ -116,9 +117,9 @@ final class ImportTests: XCTestCase {
         var i = 0
         for step in [1, 63, 64, 65, 3, 200, 604] { s.update(data[i..<(i + step)]); i += step }
         XCTAssertEqual(SHA256.hex(s.finalize()), SHA256.hex(of: data))
-        let path = NSTemporaryDirectory() + "wconv-sha-\(getpid())"
+        let tmp = TempDir("sha")
+        let path = tmp.file("data")
         try Data(data).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
         XCTAssertEqual(try SHA256.hex(ofFile: path), SHA256.hex(of: data))
     }
 }

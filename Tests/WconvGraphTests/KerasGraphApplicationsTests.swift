@@ -7,14 +7,14 @@ import WconvTensor
 /// Keras, weights=None; the weights would be megabytes) build into graphs whose parameters have
 /// exactly the Keras weights' names, shapes and count, with zero weights standing in.
 final class KerasGraphApplicationsTests: XCTestCase {
-    func build(_ app: String) throws -> (ModelGraph, KerasJSON) {
+    func build(_ app: String) throws -> (ModelGraph, JSONValue) {
         let cfg = try KerasGraphFixtures.json("app_\(app).config.json")
         let file = KerasModelFile(path: "app_\(app).config.json", layout: .kerasZip, config: cfg, kerasVersion: "3.15.1", backend: "jax", layers: [])
         let g = try KerasGraphBuilder.build(file, missingWeights: .zeros)
         return (g, try KerasGraphFixtures.json("app_\(app).expected.json"))
     }
 
-    func assertKerasWeights(_ g: ModelGraph, _ exp: KerasJSON, line: UInt = #line) {
+    func assertKerasWeights(_ g: ModelGraph, _ exp: JSONValue, line: UInt = #line) {
         var total = 0
         let weights = exp["weights"]!.object!
         for (name, shape) in weights {
@@ -108,7 +108,7 @@ final class KerasGraphApplicationsTests: XCTestCase {
             throw XCTSkip("set WCONV_KERAS_APPS to the folder tools/fixtures/keras/gen_apps.py wrote")
         }
         for app in ["mobilenetv2", "efficientnetb0", "resnet50"] {
-            let exp = try KerasJSON.parse(try String(contentsOfFile: "\(dir)/\(app).expected.json"), what: app, file: nil)
+            let exp = try JSONValue.parse(try String(contentsOfFile: "\(dir)/\(app).expected.json"), what: app, file: nil)
             let x = RefTensor(shape: KerasGraphFixtures.ints(exp["nchw_shape"]), data: KerasGraphFixtures.floats(exp["nchw"]))
             let want = KerasGraphFixtures.floats(exp["output"])
             for ext in ["keras", "h5"] {

@@ -120,7 +120,7 @@ final class KerasGraphBuilderTests: XCTestCase {
     }
 
     func testUnsupportedLayersListedAtOnce() throws {
-        let cfg = try KerasJSON.parse("""
+        let cfg = try JSONValue.parse("""
         {"class_name":"Sequential","config":{"name":"x","layers":[
           {"class_name":"InputLayer","config":{"name":"in","batch_shape":[null,4,4,2]}},
           {"class_name":"LSTM","config":{"name":"lstm"}},
@@ -139,7 +139,7 @@ final class KerasConfigMutationTests: XCTestCase {
     func testMutatedConfigsNeverCrash() throws {
         let base = try KerasReader.readModel(path: KerasGraphFixtures.path("func_small.keras"))
         let cfg = base.config!
-        let bad: [KerasJSON] = [.int(-1), .int(0), .int(1 << 40), .string("x"), .null, .array([]), .array([.int(1), .int(2), .int(3)]),
+        let bad: [JSONValue] = [.int(-1), .int(0), .int(1 << 40), .string("x"), .null, .array([]), .array([.int(1), .int(2), .int(3)]),
                                 .array([.int(0), .int(0)]), .double(.nan)]
         // The keys the builder reads (initializers and regularizers are ignored).
         let read: Set<String> = ["filters", "kernel_size", "strides", "padding", "dilation_rate", "groups", "activation", "use_bias",

@@ -3,10 +3,10 @@ import XCTest
 import WconvFormats
 @testable import WconvGraph
 import WconvTensor
+import WconvTestSupport
 
 enum ONNXGraphFixtures {
-    static let repo: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repo = Repo.root.path
     static let root = repo + "/fixtures/onnx"
     static func path(_ name: String) -> String { root + "/" + name }
     static func build(_ name: String) throws -> ModelGraph {

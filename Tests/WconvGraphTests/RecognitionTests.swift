@@ -1,4 +1,5 @@
 import Foundation
+import WconvFormats
 import WconvGraph
 import WconvTensor
 import XCTest
@@ -6,7 +7,7 @@ import XCTest
 /// Recognition of every fixture written by tools/fixtures/models/gen.py: the family, the
 /// structure (op counts, strides, groups, head) and that shape inference gives PyTorch's output shape.
 final class RecognitionTests: XCTestCase {
-    func recognise(_ name: String, config: [String: Any]? = nil) throws -> (Recognition, [String: Any]) {
+    func recognise(_ name: String, config: JSONValue? = nil) throws -> (Recognition, [String: Any]) {
         let m = try XCTUnwrap(try Fixtures.manifest()[name], "fixture \(name) missing from manifest.json")
         let files = try XCTUnwrap(m["files"] as? [String])
         let st = try XCTUnwrap(files.first { $0.hasSuffix(".safetensors") })

@@ -26,7 +26,7 @@ final class ZooRecognitionTests: XCTestCase {
         let all = try fullSize()
         XCTAssertGreaterThanOrEqual(all.count, 25)
         for (name, entry) in all.sorted(by: { $0.key < $1.key }) {
-            let r = try ArchitectureRecognizer.recognizeDetailed(try Fixtures.shapesOnly(entry), configJSON: entry["config"] as? [String: Any])
+            let r = try ArchitectureRecognizer.recognizeDetailed(try Fixtures.shapesOnly(entry), configJSON: try Fixtures.config(entry["config"]))
             if let v = entry["variant"] as? String { XCTAssertEqual(r.graph.variant, v, name) }
             let size = r.graph.inputs[0].shape[2] ?? r.graph.preprocessing?.inputSize.first ?? 224
             let shapes = try r.graph.inferShapes(inputShapes: ["input": [1, 3, size, size]])

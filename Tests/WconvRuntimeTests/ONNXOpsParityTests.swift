@@ -4,13 +4,13 @@ import WconvGraph
 import WconvTensor
 import XCTest
 @testable import WconvRuntime
+import WconvTestSupport
 
 /// Every ONNX fixture onnxruntime ran (fixtures/onnx/probes/X.json: the probe inputs and ORT's
 /// outputs, written by tools/fixtures/onnx/gen.py) imports through the front door and runs in an
 /// `InferenceSession` to ORT's numbers within 1e-4 relative / 1e-5 absolute.
 final class ONNXOpsParityTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("fixtures/onnx").path
+    static let root = Repo.fixture("onnx")
 
     struct Probe {
         var inputs: [String: Tensor]

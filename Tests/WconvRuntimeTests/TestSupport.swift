@@ -3,6 +3,7 @@ import WconvGraph
 import WconvTensor
 import XCTest
 @testable import WconvRuntime
+import WconvTestSupport
 
 /// Small helpers: seeded random tensors and one-node graphs.
 struct TestRNG {
@@ -35,16 +36,10 @@ func runGraph(_ g: ModelGraph, _ inputs: [String: Tensor]) throws -> Tensor {
     return try s.run(inputs)["y"]!
 }
 
+/// The shared `assertClose` (WconvTestSupport) for this module's files, which do not import it.
 func assertClose(_ a: [Float], _ b: [Float], rtol: Float = 1e-4, atol: Float = 1e-5, _ msg: String = "",
                  file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.count, b.count, "count \(msg)", file: file, line: line)
-    var worst: Float = 0, at = -1
-    for i in 0..<min(a.count, b.count) {
-        let d = abs(a[i] - b[i])
-        let excess = d - (atol + rtol * abs(b[i]))
-        if excess > worst || (a[i].isNaN != b[i].isNaN) { worst = max(excess, 1e-30); at = i }
-    }
-    if at >= 0 { XCTFail("\(msg): element \(at): got \(a[at]) expected \(b[at])", file: file, line: line) }
+    WconvTestSupport.assertClose(a, b, rtol: rtol, atol: atol, msg, file: file, line: line)
 }
 
 /// Checks the analytic gradients of loss = Σ y·r for the trainable parameters against central

@@ -3,6 +3,7 @@ import WconvGraph
 import WconvTensor
 import XCTest
 @testable import WconvRuntime
+import WconvTestSupport
 
 /// Op-level parity with PyTorch: fixtures/runtime/ops.json, written by tools/fixtures/runtime/gen.py.
 final class TorchParityTests: XCTestCase {
@@ -28,10 +29,7 @@ final class TorchParityTests: XCTestCase {
     }
     struct File: Decodable { var cases: [Case] }
 
-    static func fixturesDir() -> URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("fixtures")
-    }
+    static func fixturesDir() -> URL { Repo.fixtures }
 
     func testOpsMatchPyTorch() throws {
         let data = try Data(contentsOf: Self.fixturesDir().appendingPathComponent("runtime/ops.json"))

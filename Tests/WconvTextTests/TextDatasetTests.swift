@@ -3,6 +3,7 @@ import WconvFormats
 import WconvTensor
 import WconvText
 import XCTest
+import WconvTestSupport
 
 /// CSV, TSV and JSONL text data read as Python's csv and json modules read them
 /// (fixtures/text/data, tools/fixtures/text/gen_text_data.py), and bad files refused by line.

@@ -3,6 +3,7 @@ import WconvFormats
 import WconvTensor
 import WconvText
 import XCTest
+import WconvTestSupport
 
 /// Options read from the model folder, and the refusals of files wconv would tokenise wrongly.
 final class TokenizerConfigTests: XCTestCase {

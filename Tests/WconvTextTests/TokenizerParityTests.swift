@@ -2,6 +2,7 @@ import Foundation
 import WconvFormats
 import WconvText
 import XCTest
+import WconvTestSupport
 
 /// Ids, attention masks and token types equal to transformers' AutoTokenizer on the committed
 /// corpus of tricky strings (fixtures/text/tokenizer_corpus.json), for each tokenizer folder.

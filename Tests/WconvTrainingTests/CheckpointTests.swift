@@ -3,6 +3,7 @@ import OrderedCollections
 import WconvTensor
 @testable import WconvTraining
 import XCTest
+import WconvTestSupport
 
 final class CheckpointTests: XCTestCase {
     func testRoundTripAndCorruptFilesNeverCrash() throws {

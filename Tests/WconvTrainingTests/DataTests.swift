@@ -3,6 +3,7 @@ import WconvGraph
 import WconvTensor
 @testable import WconvTraining
 import XCTest
+import WconvTestSupport
 
 final class TransformTests: XCTestCase {
     func testResizeMatchesTorchvision() throws {

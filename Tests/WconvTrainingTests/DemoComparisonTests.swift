@@ -1,4 +1,5 @@
 import Foundation
+import WconvFormats
 import WconvGraph
 import WconvTensor
 @testable import WconvTraining
@@ -59,5 +60,10 @@ final class DemoComparisonTests: XCTestCase {
         XCTAssertGreaterThan(ft.metrics!.accuracy, scratch.metrics!.accuracy + 0.1)
         XCTAssertGreaterThan(pr.metrics!.accuracy, scratch.metrics!.accuracy)
         XCTAssertEqual(mmd.mmd.count, 2)
+        // MMD training did what it is for: the measured source/target discrepancy shrinks (torch's run:
+        // gaussian 1.40 → 0.30, mean 32.9 → 1.3), and the adapted model still ranks the shifted domain
+        // better than chance.
+        for m in mmd.mmd { XCTAssertLessThan(m.after, m.before / 2, "MMD \(m.kind.rawValue) \(m.before) → \(m.after)") }
+        XCTAssertGreaterThan(mmdShift.macroAUC ?? 0, 0.5)
     }
 }

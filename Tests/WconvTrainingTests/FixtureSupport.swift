@@ -1,10 +1,10 @@
 import Foundation
 import XCTest
+import WconvTestSupport
 
 /// Fixtures live in fixtures/training/ at the repository root, found relative to this file.
 enum Fixture {
-    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures/training")
+    static let root: URL = Repo.fixtures.appendingPathComponent("training")
 
     static func path(_ name: String) -> String { root.appendingPathComponent(name).path }
 
@@ -23,15 +23,4 @@ func relErr(_ a: [Float], _ b: [Double]) -> Double {
     precondition(a.count == b.count, "\(a.count) vs \(b.count)")
     let scale = max(b.map { abs($0) }.max() ?? 0, 1e-12)
     return zip(a, b).map { abs(Double($0) - $1) }.max().map { $0 / scale } ?? 0
-}
-
-/// A temporary directory removed at deinit.
-final class TempDir {
-    let url: URL
-    init() {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("wconv-training-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    var path: String { url.path }
-    deinit { try? FileManager.default.removeItem(at: url) }
 }

@@ -2,6 +2,7 @@ import Foundation
 @testable import WconvTraining
 import WconvTensor
 import XCTest
+import WconvTestSupport
 
 final class ImageDecoderTests: XCTestCase {
     func testDecodesEveryKindLikePIL() throws {

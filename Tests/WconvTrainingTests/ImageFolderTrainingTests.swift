@@ -3,6 +3,7 @@ import WconvGraph
 import WconvTensor
 @testable import WconvTraining
 import XCTest
+import WconvTestSupport
 
 /// End to end through files: PNG/JPEG class folders → decode → random resized crop + flip on the
 /// background loader → a ResNet-18 graph → fine-tuning → metrics → report, with a held-out split.

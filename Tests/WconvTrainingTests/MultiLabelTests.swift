@@ -1,6 +1,7 @@
 import Foundation
 import WconvGraph
 import WconvTensor
+import WconvTestSupport
 @testable import WconvTraining
 import XCTest
 

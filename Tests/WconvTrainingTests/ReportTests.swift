@@ -2,6 +2,7 @@ import Foundation
 import WconvGraph
 @testable import WconvTraining
 import XCTest
+import WconvTestSupport
 
 final class ReportTests: XCTestCase {
     func testReportHasCurvesConfusionBarsAndPlan() throws {

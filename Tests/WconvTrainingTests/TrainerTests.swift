@@ -4,6 +4,7 @@ import WconvRuntime
 import WconvTensor
 @testable import WconvTraining
 import XCTest
+import WconvTestSupport
 
 /// Three classes told apart by which channel is bright; float images (already network input).
 func syntheticData(_ n: Int, seed: UInt64, shift: Float = 0, size: Int = 8) throws -> TensorDataset {

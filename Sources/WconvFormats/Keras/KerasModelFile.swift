@@ -39,9 +39,9 @@ public struct KerasModelFile: Sendable {
         public var name: String
         public var className: String?
         /// The layer's entry of `config.layers` (with `class_name`, `config`, `inbound_nodes`).
-        public var config: KerasJSON?
+        public var config: JSONValue?
         public var weights: [Weight]
-        public init(name: String, className: String?, config: KerasJSON?, weights: [Weight]) {
+        public init(name: String, className: String?, config: JSONValue?, weights: [Weight]) {
             self.name = name
             self.className = className
             self.config = config
@@ -62,7 +62,7 @@ public struct KerasModelFile: Sendable {
     public var path: String
     public var layout: Layout
     /// The model config: `{"class_name": "Functional"|"Sequential", "config": {...}}`, or nil.
-    public var config: KerasJSON?
+    public var config: JSONValue?
     public var kerasVersion: String?
     public var backend: String?
     /// Layers in Keras model order (`layer_names` / config order). Weightless layers are included
@@ -71,7 +71,7 @@ public struct KerasModelFile: Sendable {
     /// Things the user should know (unknown layer classes, skipped datasets, …).
     public var warnings: [String]
 
-    public init(path: String, layout: Layout, config: KerasJSON?, kerasVersion: String?, backend: String?,
+    public init(path: String, layout: Layout, config: JSONValue?, kerasVersion: String?, backend: String?,
                 layers: [Layer], warnings: [String] = []) {
         self.path = path
         self.layout = layout
@@ -89,7 +89,7 @@ public struct KerasModelFile: Sendable {
     }
 
     /// The config's layer entries (`config.layers`), empty when there is no config.
-    public var configLayers: [KerasJSON] { config?["config"]?["layers"]?.array ?? [] }
+    public var configLayers: [JSONValue] { config?["config"]?["layers"]?.array ?? [] }
 
     /// Bundle name of a weight: `layer_name/weight_name` (Keras 3's `layer.name`/`variable.name`,
     /// e.g. `conv1_conv/kernel`), the form every Keras layout maps to.
@@ -142,7 +142,7 @@ public struct KerasModelFile: Sendable {
         return rows
     }
 
-    private func collectTensorShapes(_ v: KerasJSON, into shapes: inout [String: [Int?]]) {
+    private func collectTensorShapes(_ v: JSONValue, into shapes: inout [String: [Int?]]) {
         switch v {
         case .object(let o):
             if o["class_name"]?.string == "__keras_tensor__", let cfg = o["config"],

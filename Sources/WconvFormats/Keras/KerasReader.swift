@@ -70,10 +70,10 @@ public enum KerasReader {
         guard let cfgEntry = zip.entry(named: "config.json") else {
             throw WconvError.invalid("the .keras zip has no config.json (members: \(zip.entries.map(\.name).joined(separator: ", ")))", file: path)
         }
-        let config = try KerasJSON.parse(zip.data(of: cfgEntry).buffer, what: "config.json", file: path)
+        let config = try JSONValue.parse(zip.data(of: cfgEntry).buffer, what: "config.json", file: path)
         var version: String?
         if let m = zip.entry(named: "metadata.json") {
-            version = (try? KerasJSON.parse(zip.data(of: m).buffer, what: "metadata.json", file: path))?["keras_version"]?.string
+            version = (try? JSONValue.parse(zip.data(of: m).buffer, what: "metadata.json", file: path))?["keras_version"]?.string
         }
         guard let wEntry = zip.entry(named: "model.weights.h5") else {
             // A model with no weights at all still has an architecture.
@@ -88,7 +88,7 @@ public enum KerasReader {
         return m
     }
 
-    static func layersFromConfigOnly(_ config: KerasJSON, path: String) throws -> KerasModelFile {
+    static func layersFromConfigOnly(_ config: JSONValue, path: String) throws -> KerasModelFile {
         var m = KerasModelFile(path: path, layout: .kerasZip, config: config, kerasVersion: nil, backend: nil, layers: [])
         for entry in m.configLayers {
             let name = entry["config"]?["name"]?.string ?? entry["name"]?.string ?? "?"
@@ -99,11 +99,11 @@ public enum KerasReader {
 
     // MARK: HDF5 layouts
 
-    static func readHDF5(_ h5: H5File, path: String, zipConfig: KerasJSON?, zipVersion: String?) throws -> KerasModelFile {
+    static func readHDF5(_ h5: H5File, path: String, zipConfig: JSONValue?, zipVersion: String?) throws -> KerasModelFile {
         let root = try h5.root()
         if root.exists("model_weights"), root.hasAttribute("model_config") || (try? root.group("model_weights").hasAttribute("layer_names")) == true {
-            let config: KerasJSON? = try root.stringAttribute("model_config").map {
-                try KerasJSON.parse($0, what: "the model_config attribute", file: path)
+            let config: JSONValue? = try root.stringAttribute("model_config").map {
+                try JSONValue.parse($0, what: "the model_config attribute", file: path)
             }
             return try readLegacy(try root.group("model_weights"), root: root, layout: .legacyModel, config: config, path: path)
         }
@@ -121,7 +121,7 @@ public enum KerasReader {
 
     /// Legacy layout: `layer_names` (maybe split into `layer_names0/1/…`) gives the order; each
     /// layer group's `weight_names` gives its datasets in order.
-    static func readLegacy(_ g: H5Group, root: H5Group, layout: KerasModelFile.Layout, config: KerasJSON?, path: String) throws -> KerasModelFile {
+    static func readLegacy(_ g: H5Group, root: H5Group, layout: KerasModelFile.Layout, config: JSONValue?, path: String) throws -> KerasModelFile {
         guard let layerNames = try g.splitStringsAttribute("layer_names") else {
             throw WconvError.invalid("'\(g.path)' has no layer_names attribute; not a Keras weights group", file: path)
         }
@@ -180,8 +180,8 @@ public enum KerasReader {
         return s
     }
 
-    static func configEntriesByName(_ layers: [KerasJSON]) -> [String: KerasJSON] {
-        var out: [String: KerasJSON] = [:]
+    static func configEntriesByName(_ layers: [JSONValue]) -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
         for e in layers {
             if let n = e["config"]?["name"]?.string ?? e["name"]?.string { out[n] = e }
         }

@@ -5,7 +5,7 @@ import WconvTensor
 /// `vars` group's `name` attribute, older 3.x does not, so the mapping falls back to Keras's own
 /// naming rule (snake_case of the class, `_N` counting same-class layers in model order).
 extension KerasReader {
-    static func readV3Weights(_ root: H5Group, config: KerasJSON?, version: String?, path: String) throws -> KerasModelFile {
+    static func readV3Weights(_ root: H5Group, config: JSONValue?, version: String?, path: String) throws -> KerasModelFile {
         var m = KerasModelFile(path: path, layout: .kerasWeights, config: config, kerasVersion: version, backend: nil, layers: [])
         let layersGroup: H5Group? = root.exists("layers") ? try root.group("layers") : nil
         let groupNames = try layersGroup?.childNames() ?? []
@@ -52,7 +52,7 @@ extension KerasReader {
     static let modelClasses: Set<String> = ["Functional", "Sequential", "Model"]
 
     /// The layers of one (possibly nested) model, matched to the `layers/` groups of its level.
-    static func v3Layers(_ layersGroup: H5Group?, configLayers: [KerasJSON], warnings: inout [String], depth: Int = 0) throws -> [KerasModelFile.Layer] {
+    static func v3Layers(_ layersGroup: H5Group?, configLayers: [JSONValue], warnings: inout [String], depth: Int = 0) throws -> [KerasModelFile.Layer] {
         guard depth < 16 else { throw WconvError.invalid("models nest deeper than 16 levels", file: layersGroup?.file) }
         // Group name by layer name, from the `vars@name` attributes.
         var groupByLayer: [String: String] = [:]
@@ -96,7 +96,7 @@ extension KerasReader {
     }
 
     /// Reads `vars/0..n-1` of one layer group and names them by the layer's class and config.
-    static func readVars(_ g: H5Group, className: String?, layerConfig: KerasJSON?, layerName: String,
+    static func readVars(_ g: H5Group, className: String?, layerConfig: JSONValue?, layerName: String,
                          warnings: inout [String]) throws -> [KerasModelFile.Weight] {
         guard g.exists("vars") else { return [] }
         let vars = try g.group("vars")
@@ -135,7 +135,7 @@ extension KerasReader {
 
     /// Keras 3 variable names in `save_own_variables` order (trainable, then non-trainable) for the
     /// layers whose weights wconv maps; nil for classes it does not know.
-    static func variableNames(className: String?, config c: KerasJSON?) -> [String]? {
+    static func variableNames(className: String?, config c: JSONValue?) -> [String]? {
         let useBias = c?["use_bias"]?.bool ?? true
         switch className {
         case "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense",

@@ -217,52 +217,55 @@ final class PickleMachine {
         while true {
             opStart = pos
             opcode = try u8()
-            switch opcode {
-            case 0x80: // PROTO
+            guard let op = PickleOpcode(rawValue: opcode) else {
+                throw fail("unknown opcode; this is not a pickle or it is corrupt")
+            }
+            switch op {
+            case .proto:
                 let p = try u8()
                 guard p <= 5 else { throw fail("protocol \(p) is newer than any Python writes (max 5)") }
                 proto = Int(p)
-            case 0x95: // FRAME: framing is only a hint for buffered readers
+            case .frame: // framing is only a hint for buffered readers
                 let n = try le(UInt64.self)
                 guard n <= UInt64(bytes.count - pos) else { throw fail("frame of \(n) bytes exceeds the remaining input") }
-            case 0x2E: // STOP '.'
+            case .stop:
                 guard marks.isEmpty else { throw fail("STOP with an open MARK") }
                 guard stack.count == 1 else { throw fail("STOP with \(stack.count) values on the stack (expected 1)") }
                 return stack[0]
-            case 0x28: // MARK '('
+            case .mark:
                 guard marks.count < limits.maxMarkDepth else { throw fail("MARKs nested deeper than \(limits.maxMarkDepth)") }
                 marks.append(stack.count)
-            case 0x30: // POP '0'
+            case .pop:
                 if let m = marks.last, m == stack.count {
                     marks.removeLast() // POP of a bare MARK, as CPython allows
                 } else { _ = try pop() }
-            case 0x31: // POP_MARK '1'
+            case .popMark:
                 _ = try popMark()
-            case 0x32: // DUP '2'
+            case .dup:
                 try push(try top())
 
             // Numbers and constants
-            case 0x4E: try push(.none)                          // NONE 'N'
-            case 0x88: try push(.bool(true))                    // NEWTRUE
-            case 0x89: try push(.bool(false))                   // NEWFALSE
-            case 0x4A: try push(.int(Int(try le(Int32.self))))  // BININT 'J'
-            case 0x4B: try push(.int(Int(try u8())))            // BININT1 'K'
-            case 0x4D: try push(.int(Int(try le(UInt16.self)))) // BININT2 'M'
-            case 0x8A: // LONG1
+            case .none: try push(.none)
+            case .newtrue: try push(.bool(true))
+            case .newfalse: try push(.bool(false))
+            case .binint: try push(.int(Int(try le(Int32.self))))
+            case .binint1: try push(.int(Int(try u8())))
+            case .binint2: try push(.int(Int(try le(UInt16.self))))
+            case .long1:
                 let n = Int(try u8())
                 try push(try long(try take(n)))
-            case 0x8B: // LONG4
+            case .long4:
                 let n = try length(Int32.self)
                 try push(try long(try take(n)))
-            case 0x47: // BINFLOAT 'G' (big-endian)
+            case .binfloat: // big-endian
                 let b = try le(UInt64.self)
                 try push(.float(Double(bitPattern: b.byteSwapped)))
-            case 0x49: // INT 'I'
+            case .int:
                 let s = try line()
                 if s == "01" { try push(.bool(true)) } else if s == "00" { try push(.bool(false)) }
                 else if let v = Int(s.trimmingSpaces) { try push(.int(v)) }
                 else { throw fail("INT operand '\(s.prefix(40))' is not a number") }
-            case 0x4C: // LONG 'L'
+            case .long:
                 var s = try line().trimmingSpaces
                 if s.hasSuffix("L") { s.removeLast() }
                 guard let v = Int(s) else {
@@ -270,136 +273,134 @@ final class PickleMachine {
                     throw fail("LONG operand '\(s.prefix(40))' is not a number")
                 }
                 try push(.int(v))
-            case 0x46: // FLOAT 'F'
+            case .float:
                 let s = try line()
                 guard let d = Double(s.trimmingSpaces) else { throw fail("FLOAT operand '\(s.prefix(40))' is not a number") }
                 try push(.float(d))
 
             // Strings and bytes
-            case 0x58: // BINUNICODE 'X'
+            case .binunicode:
                 let n = try length(UInt32.self)
                 try push(.string(utf8(try take(n))))
-            case 0x8C: // SHORT_BINUNICODE
+            case .shortBinunicode:
                 let n = Int(try u8())
                 try push(.string(utf8(try take(n))))
-            case 0x8D: // BINUNICODE8
+            case .binunicode8:
                 let n = try length(UInt64.self)
                 try push(.string(utf8(try take(n))))
-            case 0x56: // UNICODE 'V' (raw-unicode-escape text)
+            case .unicode: // raw-unicode-escape text
                 try push(.string(PickleText.rawUnicodeEscape(try line())))
-            case 0x54: // BINSTRING 'T' (Python 2 str; bytes of latin-1)
+            case .binstring: // Python 2 str; bytes of latin-1
                 let n = try length(Int32.self)
                 try push(.string(PickleText.latin1(try take(n))))
-            case 0x55: // SHORT_BINSTRING 'U'
+            case .shortBinstring:
                 let n = Int(try u8())
                 try push(.string(PickleText.latin1(try take(n))))
-            case 0x53: // STRING 'S' (quoted repr)
+            case .string: // quoted repr
                 try push(.string(try PickleText.quoted(try line()) ?? { throw fail("STRING operand is not a quoted string") }()))
-            case 0x42: // BINBYTES 'B'
+            case .binbytes:
                 let n = try length(UInt32.self)
                 try push(.bytes(Array(try take(n))))
-            case 0x43: // SHORT_BINBYTES 'C'
+            case .shortBinbytes:
                 let n = Int(try u8())
                 try push(.bytes(Array(try take(n))))
-            case 0x8E, 0x96: // BINBYTES8, BYTEARRAY8
+            case .binbytes8, .bytearray8:
                 let n = try length(UInt64.self)
                 try push(.bytes(Array(try take(n))))
-            case 0x97: // NEXT_BUFFER
+            case .nextBuffer:
                 throw fail("uses out-of-band buffers (protocol 5 NEXT_BUFFER), which a file cannot carry")
-            case 0x98: // READONLY_BUFFER
+            case .readonlyBuffer:
                 _ = try top()
 
             // Containers
-            case 0x29: try push(try tuple([]))                  // EMPTY_TUPLE ')'
-            case 0x85: let a = try pop(); try push(try tuple([a]))                          // TUPLE1
-            case 0x86: let b = try pop(); let a = try pop(); try push(try tuple([a, b]))    // TUPLE2
-            case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); try push(try tuple([a, b, c])) // TUPLE3
-            case 0x74: try push(try tuple(try popMark()))      // TUPLE 't'
-            case 0x5D: try push(.list(try track(PickleList()))) // EMPTY_LIST ']'
-            case 0x6C: try push(.list(try track(PickleList(try popMark())))) // LIST 'l'
-            case 0x7D: try push(.dict(try track(PickleDict()))) // EMPTY_DICT '}'
-            case 0x64: // DICT 'd'
+            case .emptyTuple: try push(try tuple([]))
+            case .tuple1: let a = try pop(); try push(try tuple([a]))
+            case .tuple2: let b = try pop(); let a = try pop(); try push(try tuple([a, b]))
+            case .tuple3: let c = try pop(); let b = try pop(); let a = try pop(); try push(try tuple([a, b, c]))
+            case .tuple: try push(try tuple(try popMark()))
+            case .emptyList: try push(.list(try track(PickleList())))
+            case .list: try push(.list(try track(PickleList(try popMark()))))
+            case .emptyDict: try push(.dict(try track(PickleDict())))
+            case .dict:
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("DICT with an odd number of items") }
                 let d = try track(PickleDict())
                 var i = 0
                 while i < items.count { d.set(items[i], items[i + 1]); i += 2 }
                 try push(.dict(d))
-            case 0x8F: try push(.set(try track(PickleList()))) // EMPTY_SET
-            case 0x91: try push(.set(try track(PickleList(try popMark())))) // FROZENSET
-            case 0x61: // APPEND 'a'
+            case .emptySet: try push(.set(try track(PickleList())))
+            case .frozenset: try push(.set(try track(PickleList(try popMark()))))
+            case .append:
                 let v = try pop()
                 try append([v], to: try top())
-            case 0x65: // APPENDS 'e'
+            case .appends:
                 let items = try popMark()
                 try append(items, to: try top())
-            case 0x90: // ADDITEMS
+            case .additems:
                 let items = try popMark()
                 guard case .set(let s) = try top() else { throw fail("ADDITEMS onto a \(try top().kindName)") }
                 s.items.append(contentsOf: items)
-            case 0x73: // SETITEM 's'
+            case .setitem:
                 let v = try pop(); let k = try pop()
                 try setItems([k, v], on: try top())
-            case 0x75: // SETITEMS 'u'
+            case .setitems:
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of items") }
                 try setItems(items, on: try top())
 
             // Memo
-            case 0x71: try memoPut(Int(try u8()), try top())               // BINPUT 'q'
-            case 0x72: try memoPut(Int(try le(UInt32.self)), try top())    // LONG_BINPUT 'r'
-            case 0x94: try memoPut(memo.count, try top())                  // MEMOIZE
-            case 0x70: // PUT 'p'
+            case .binput: try memoPut(Int(try u8()), try top())
+            case .longBinput: try memoPut(Int(try le(UInt32.self)), try top())
+            case .memoize: try memoPut(memo.count, try top())
+            case .put:
                 guard let i = Int(try line()) else { throw fail("PUT index is not a number") }
                 try memoPut(i, try top())
-            case 0x68: try push(try memoGet(Int(try u8())))                // BINGET 'h'
-            case 0x6A: try push(try memoGet(Int(try le(UInt32.self))))     // LONG_BINGET 'j'
-            case 0x67: // GET 'g'
+            case .binget: try push(try memoGet(Int(try u8())))
+            case .longBinget: try push(try memoGet(Int(try le(UInt32.self))))
+            case .get:
                 guard let i = Int(try line()) else { throw fail("GET index is not a number") }
                 try push(try memoGet(i))
 
             // Globals and objects
-            case 0x63: // GLOBAL 'c'
+            case .global:
                 let module = try line(), name = try line()
                 try push(.global(try resolveGlobal(module: module, name: name)))
-            case 0x93: // STACK_GLOBAL
+            case .stackGlobal:
                 let n = try pop(), m = try pop()
                 guard case .string(let name) = n, case .string(let module) = m else {
                     throw fail("STACK_GLOBAL needs two strings, got \(m.kindName) and \(n.kindName)")
                 }
                 try push(.global(try resolveGlobal(module: module, name: name)))
-            case 0x82, 0x83, 0x84: // EXT1/2/4
+            case .ext1, .ext2, .ext4:
                 throw fail("uses the copyreg extension registry (EXT opcodes), which can name any callable; refusing")
-            case 0x52: // REDUCE 'R'
+            case .reduce:
                 let args = try pop(), callable = try pop()
                 try push(try reduce(callable, args))
-            case 0x81: // NEWOBJ
+            case .newobj:
                 let args = try pop(), cls = try pop()
                 try push(try newObject(cls, args))
-            case 0x92: // NEWOBJ_EX
+            case .newobjEx:
                 _ = try pop()
                 let args = try pop(), cls = try pop()
                 try push(try newObject(cls, args))
-            case 0x69: // INST 'i'
+            case .inst:
                 let module = try line(), name = try line()
                 let g = try resolveGlobal(module: module, name: name)
                 let args = try popMark()
                 try push(try newObject(.global(g), try tuple(args)))
-            case 0x6F: // OBJ 'o'
+            case .obj:
                 let items = try popMark()
                 guard let cls = items.first else { throw fail("OBJ without a class") }
                 try push(try newObject(cls, try tuple(Array(items.dropFirst()))))
-            case 0x62: // BUILD 'b'
+            case .build:
                 let state = try pop()
                 try build(try top(), state)
-            case 0x51: // BINPERSID 'Q'
+            case .binpersid:
                 let pid = try pop()
                 try push(try persistent(pid))
-            case 0x50: // PERSID 'P'
+            case .persid:
                 let pid = try line()
                 try push(try persistent(.string(pid)))
-            default:
-                throw fail("unknown opcode; this is not a pickle or it is corrupt")
             }
         }
     }

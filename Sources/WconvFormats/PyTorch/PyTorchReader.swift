@@ -25,20 +25,32 @@ public struct PyTorchReadOptions {
 /// `metadata["pytorch.state_dict_key"]` and everything else the file holds is summarised in `extras`.
 public enum PyTorchReader {
     public static func read(path: String, options: PyTorchReadOptions = .init()) throws -> TensorBundle {
-        if path.hasSuffix(".index.json") {
-            return try PyTorchShards.read(indexPath: path, options: options)
-        }
         let file = try MappedFile(path: path)
+        if path.hasSuffix(".index.json") {
+            return try readShards(index: file, options: options)
+        }
+        return try read(mapped: file, options: options)
+    }
+
+    /// A Hugging Face `pytorch_model.bin.index.json`: every shard read, merged and checked against the map.
+    static func readShards(index: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
+        try ShardedCheckpoint.read(indexPath: index.path, file: index, format: "pytorch-sharded") {
+            try read(mapped: $0, options: options)
+        }
+    }
+
+    /// Reads one mapped file; errors name it.
+    static func read(mapped file: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
         do {
             return try read(file: file, options: options)
         } catch let e as WconvError {
-            throw e.inFile(path)
+            throw e.inFile(file.path)
         }
     }
 
     /// True when the bytes look like any PyTorch file (zip with data.pkl, legacy magic, TorchScript).
     public static func sniff(_ head: UnsafeRawBufferPointer) -> Bool {
-        switch FileKind.detect(head) {
+        switch FileKind.detect(head, fileSize: head.count) {
         case .legacyPickle: return true
         case .zip:
             // torch.save puts `<prefix>/data.pkl` first; TorchScript puts `<prefix>/data/0` (or data.pkl) first.
@@ -55,13 +67,14 @@ public enum PyTorchReader {
     }
 
     static func read(file: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
-        let kind = FileKind.detect(UnsafeRawBufferPointer(rebasing: file.buffer.prefix(4096)))
+        let head = UnsafeRawBufferPointer(rebasing: file.buffer.prefix(4096))
+        let kind = FileKind.detect(head, fileSize: file.size)
         switch kind {
         case .zip: return try readZip(file: file, options: options)
         case .legacyPickle: return try LegacyPyTorch.read(file: file, options: options)
         case .plainPickle: return try PlainPickle.read(file: file, options: options)
-        default:
-            throw kind.refusal(path: file.path, size: file.size)
+        case _ where kind.isRefusedEverywhere: throw kind.refusal(path: file.path, size: file.size, head: head)
+        default: throw WconvError.invalid("not a PyTorch file: this is \(kind.description)", file: file.path)
         }
     }
 

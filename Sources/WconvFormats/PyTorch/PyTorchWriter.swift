@@ -97,7 +97,7 @@ public enum PyTorchWriter {
 
         var enc = PickleEncoder()
         enc.global("collections", "OrderedDict")
-        enc.op(0x29); enc.op(0x52) // EMPTY_TUPLE, REDUCE
+        enc.op(.emptyTuple); enc.op(.reduce)
         let names = Array(bundle.tensors.keys)
         var i = 0
         while i < names.count {
@@ -117,19 +117,19 @@ public enum PyTorchWriter {
                 enc.string("cpu")
                 let bytes = recordBytes[p.key]!
                 enc.int(legacy != nil ? bytes / t.dtype.byteSize : bytes)
-                enc.op(0x74) // TUPLE
-                enc.op(0x51) // BINPERSID
+                enc.op(.tuple)
+                enc.op(.binpersid)
                 enc.int(p.offset)
                 enc.intTuple(t.shape)
                 enc.intTuple(p.strides)
                 enc.bool(false)
                 enc.global("collections", "OrderedDict")
-                enc.op(0x29); enc.op(0x52)
+                enc.op(.emptyTuple); enc.op(.reduce)
                 if legacy == nil { enc.global("torch", t.dtype.torchName) }
-                enc.op(0x74) // TUPLE
-                enc.op(0x52) // REDUCE
+                enc.op(.tuple)
+                enc.op(.reduce)
             }
-            enc.op(0x75) // SETITEMS
+            enc.op(.setitems)
             i += 1000
         }
         enc.stop()

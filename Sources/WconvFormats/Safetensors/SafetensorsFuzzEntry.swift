@@ -10,6 +10,6 @@ public func fuzzSafetensorsHeader(_ data: UnsafeRawBufferPointer) {
             precondition(header.dataStart + e.end <= data.count, "validated range outside the buffer")
         }
     }
-    _ = try? SafetensorsIndex.parse(data, file: "<fuzz>")
+    _ = try? ShardedCheckpoint.parse(data, file: "<fuzz>")
     _ = SafetensorsReader.sniff(data, fileSize: data.count)
 }

@@ -59,8 +59,8 @@ struct SafetensorsHeader {
         let headerBytes = UnsafeRawBufferPointer(rebasing: buf[8..<(8 + n)])
         let json: JSONValue
         do {
-            json = try StrictJSONParser.parse(headerBytes)
-        } catch let f as StrictJSONParser.Failure {
+            json = try JSONValue.parse(headerBytes, options: .strict)
+        } catch let f as JSONParseError {
             if let dup = f.duplicateKey {
                 throw bad("safetensors header names \"\(dup)\" twice (byte \(8 + f.offset)); other readers would silently keep one of the two, so the file is refused")
             }
@@ -132,8 +132,10 @@ struct SafetensorsHeader {
 
     private static func render(_ dims: [JSONValue]) -> String {
         "[" + dims.map { v -> String in
-            if case .number(let s) = v { return s }
-            return v.typeName
+            switch v {
+            case .int, .double: return v.serialized
+            default: return v.typeName
+            }
         }.joined(separator: ",") + "]"
     }
 

@@ -12,7 +12,7 @@ public enum SafetensorsReader {
         let file = try MappedFile(path: path)
         // A binary header whose length's low byte happens to be `{` must not pass for an index.
         if !sniff(file.buffer, fileSize: file.size) && looksLikeIndex(file.buffer) {
-            return try SafetensorsIndex.read(indexPath: path, file: file)
+            return try ShardedCheckpoint.read(indexPath: path, file: file, format: "safetensors-sharded", readShard: read(mapped:))
         }
         return try read(mapped: file)
     }

@@ -111,26 +111,19 @@ public enum SafetensorsWriter {
         }
         var meta = plan.metadata
         for (alias, kept) in aliases { meta[alias] = kept }
-        var s = "{"
-        var first = true
+        var members: [(String, JSONValue)] = []
         if !meta.isEmpty {
-            s += "\"__metadata__\":{"
-            let keys = meta.keys.sorted(by: byteOrder)
-            s += keys.map { JSONText.quoted($0) + ":" + JSONText.quoted(meta[$0]!) }.joined(separator: ",")
-            s += "}"
-            first = false
+            members.append(("__metadata__", .object(meta.keys.sorted(by: byteOrder).map { ($0, .string(meta[$0]!)) })))
         }
         var offset = 0
         for name in order {
             let t = plan.byName[name]!
             let end = offset + t.byteCount
-            if !first { s += "," }
-            first = false
-            s += JSONText.quoted(name)
-            s += ":{\"dtype\":\"\(t.dtype.safetensorsName)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}"
+            members.append((name, ["dtype": .string(t.dtype.safetensorsName), "shape": .array(t.shape.map(JSONValue.int)),
+                                   "data_offsets": [.int(offset), .int(end)]]))
             offset = end
         }
-        s += "}"
+        let s = JSONValue.object(members).serialized
         var bytes = Array(s.utf8)
         let pad = (8 - bytes.count % 8) % 8
         bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: pad))
@@ -176,7 +169,7 @@ public enum SafetensorsWriter {
             }
             written.append(shardPath)
         }
-        let text = SafetensorsIndex.render(totalSize: total, weightMap: weightMap)
+        let text = ShardedCheckpoint.render(totalSize: total, weightMap: weightMap)
         try AtomicFileWriter.write(to: indexPath) { try $0.write(text) }
         written.append(indexPath)
         return written

@@ -16,15 +16,20 @@ public struct ZipEntry: Sendable, Equatable {
     public let dataOffset: Int
 }
 
-/// A zip archive read from a memory-mapped file, driven by the central directory only (local header
-/// sizes are ignored: torch writes zeros there and puts the real values in data descriptors).
+/// A zip archive read from a memory-mapped file (or bytes in memory), driven by the central directory
+/// only (local header sizes are ignored: torch writes zeros there and puts the real values in data
+/// descriptors). The one walk of a zip: the sniffer and every reader see the same members.
 ///
 /// Hostile archives are refused up front: duplicate names, `..` or backslash paths, encrypted or
 /// non-STORED/DEFLATE members, members overlapping each other or the central directory, and local
 /// headers whose name disagrees with the central directory (the parser differential that let
 /// scanners and loaders see different files).
 public final class ZipArchive {
-    public let file: MappedFile
+    /// Names the archive in messages.
+    public let path: String
+    private let buffer: UnsafeRawBufferPointer
+    /// Keeps `buffer` alive: the mapping, or nil when the caller does.
+    private let owner: AnyObject?
     /// Members in central-directory order.
     public private(set) var entries: [ZipEntry]
     private var byName: [String: Int]
@@ -38,14 +43,26 @@ public final class ZipArchive {
     public static let maxInflatedSize = 1 << 34
     public static let maxInflateRatio = 1100
 
-    public init(file: MappedFile) throws {
-        self.file = file
+    public convenience init(file: MappedFile) throws {
+        try self.init(buffer: file.buffer, owner: file, path: file.path)
+    }
+
+    /// An archive over bytes the caller keeps alive (and unchanged) for as long as the archive and
+    /// the storages it hands out are used. `path` names it in messages.
+    public convenience init(buffer: UnsafeRawBufferPointer, path: String) throws {
+        try self.init(buffer: buffer, owner: nil, path: path)
+    }
+
+    private init(buffer: UnsafeRawBufferPointer, owner: AnyObject?, path: String) throws {
+        self.path = path
+        self.buffer = buffer
+        self.owner = owner
         self.entries = []
         self.byName = [:]
         do {
             try parse()
         } catch let e as WconvError {
-            throw e.inFile(file.path)
+            throw e.inFile(path)
         }
     }
 
@@ -61,13 +78,13 @@ public final class ZipArchive {
         let storage: Storage
         switch entry.method {
         case 0:
-            storage = Storage(mapped: file, offset: entry.dataOffset, count: entry.uncompressedSize)
+            storage = Storage(bytes: buffer.baseAddress! + entry.dataOffset, count: entry.uncompressedSize, owner: owner ?? self)
             if entry.uncompressedSize <= eagerCRCLimit { try verify(entry, storage) }
         case 8:
             storage = try inflate(entry)
             try verify(entry, storage)
         default:
-            throw WconvError.invalid("zip member '\(entry.name)' uses compression method \(entry.method); only STORED and DEFLATE are supported", file: file.path)
+            throw WconvError.invalid("zip member '\(entry.name)' uses compression method \(entry.method); only STORED and DEFLATE are supported", file: path)
         }
         return storage
     }
@@ -81,7 +98,7 @@ public final class ZipArchive {
         guard entry.crc32 != 0 else { return }
         let actual = ZipCRC32.checksum(storage.buffer)
         guard actual == entry.crc32 else {
-            throw WconvError.invalid("zip member '\(entry.name)' is corrupt: CRC-32 is \(hex(actual)) but the directory records \(hex(entry.crc32)) (payload at byte \(entry.dataOffset)); the file was damaged in transfer, download it again", file: file.path)
+            throw WconvError.invalid("zip member '\(entry.name)' is corrupt: CRC-32 is \(hex(actual)) but the directory records \(hex(entry.crc32)) (payload at byte \(entry.dataOffset)); the file was damaged in transfer, download it again", file: path)
         }
     }
 
@@ -93,7 +110,7 @@ public final class ZipArchive {
     // MARK: - Parsing
 
     private func parse() throws {
-        let buf = file.buffer
+        let buf = buffer
         let size = buf.count
         guard size >= 22 else {
             throw WconvError.invalid("zip archive is \(size) bytes, too short for an end-of-central-directory record; the file is truncated")
@@ -110,7 +127,7 @@ public final class ZipArchive {
             p -= 1
         }
         guard eocd >= 0 else {
-            throw WconvError.invalid("no zip end-of-central-directory record found in the last \(size - lowest) bytes; the zip file is truncated or not a zip")
+            throw WconvError.invalid("no zip end-of-central-directory record found in the last \(size - lowest) bytes, so the central directory cannot be read; the zip file is truncated or not a zip")
         }
         var entryCount = Int(buf.u16(eocd + 10))
         var cdSize = Int(buf.u32(eocd + 12))
@@ -235,11 +252,11 @@ public final class ZipArchive {
     private func inflate(_ entry: ZipEntry) throws -> Storage {
         let (ratioCap, o) = entry.compressedSize.multipliedReportingOverflow(by: Self.maxInflateRatio)
         guard entry.uncompressedSize <= Self.maxInflatedSize, o || entry.uncompressedSize <= ratioCap + 1024 else {
-            throw WconvError.invalid("zip member '\(entry.name)' claims to inflate \(entry.compressedSize) bytes to \(entry.uncompressedSize); refusing a possible zip bomb", file: file.path)
+            throw WconvError.invalid("zip member '\(entry.name)' claims to inflate \(entry.compressedSize) bytes to \(entry.uncompressedSize); refusing a possible zip bomb", file: path)
         }
-        let src = UnsafeRawBufferPointer(rebasing: file.buffer[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
+        let src = UnsafeRawBufferPointer(rebasing: buffer[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
         let out = Storage(zeroedByteCount: entry.uncompressedSize)
-        try ZipInflate.inflateRaw(src, into: out.mutableBytes!, count: entry.uncompressedSize, name: entry.name, file: file.path)
+        try ZipInflate.inflateRaw(src, into: out.mutableBytes!, count: entry.uncompressedSize, name: entry.name, file: path)
         return out
     }
 }

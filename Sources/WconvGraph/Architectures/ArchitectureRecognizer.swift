@@ -1,3 +1,4 @@
+import WconvFormats
 import Foundation
 import OrderedCollections
 import WconvTensor
@@ -7,7 +8,7 @@ import WconvTensor
 protocol ArchitectureFamily {
     /// Name used by `--arch` and in reports (`resnet`, `efficientnet`, …).
     static var name: String { get }
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph
 }
 
 /// A tensor renamed on import, and the rule that renamed it.
@@ -41,12 +42,12 @@ public enum ArchitectureRecognizer {
     public static var familyNames: [String] { families.map { $0.name } }
 
     /// The graph for `bundle`, or a `WconvError(.invalidInput)` listing every family tried and why it failed.
-    public static func recognize(_ bundle: TensorBundle, forced: String? = nil, configJSON: [String: Any]? = nil) throws -> ModelGraph {
+    public static func recognize(_ bundle: TensorBundle, forced: String? = nil, configJSON: JSONValue? = nil) throws -> ModelGraph {
         try recognizeDetailed(bundle, forced: forced, configJSON: configJSON).graph
     }
 
     /// Like `recognize`, with evidence, renames and the reasons other families were rejected.
-    public static func recognizeDetailed(_ bundle: TensorBundle, forced: String? = nil, configJSON: [String: Any]? = nil) throws -> Recognition {
+    public static func recognizeDetailed(_ bundle: TensorBundle, forced: String? = nil, configJSON: JSONValue? = nil) throws -> Recognition {
         let (match, tried) = try attempt(bundle, forced: forced, configJSON: configJSON)
         if let match { return match }
         let list = tried.map { "  \($0.family): \($0.reason)" }.joined(separator: "\n")
@@ -56,7 +57,7 @@ public enum ArchitectureRecognizer {
 
     /// Tries the families in order: the first match, and every family tried before it (or all of
     /// them, when none matched) with the reason it failed. Throws only for an unknown `forced` name.
-    public static func attempt(_ bundle: TensorBundle, forced: String? = nil, configJSON: [String: Any]? = nil) throws
+    public static func attempt(_ bundle: TensorBundle, forced: String? = nil, configJSON: JSONValue? = nil) throws
         -> (Recognition?, [(family: String, reason: String)]) {
         let (tensors, renames) = stripWrapperPrefixes(bundle.tensors)
         var candidates = families
@@ -168,11 +169,11 @@ public enum ArchitectureRecognizer {
     }
 
     /// Reads `config.json` beside a model file, when present and a JSON object.
-    public static func configBeside(path: String) -> [String: Any]? {
+    public static func configBeside(path: String) -> JSONValue? {
         let dir = (path as NSString).deletingLastPathComponent
         let cfg = (dir.isEmpty ? "." : dir) + "/config.json"
         guard let data = FileManager.default.contents(atPath: cfg), data.count < 4 << 20,
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+              let obj = data.withUnsafeBytes({ try? JSONValue.parse($0, options: .python) }), obj.object != nil else { return nil }
         return obj
     }
 }

@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// Settings of a BERT-style encoder, from config.json when present, else inferred.
@@ -10,10 +11,10 @@ struct EncoderSettings {
 
     /// `headsKey`/`epsKey`/`actKey` are the config.json spellings (BERT: num_attention_heads,
     /// layer_norm_eps, hidden_act; DistilBERT: n_heads, —, activation).
-    static func resolve(hidden: Int, config: [String: Any]?, headsKey: String, epsKey: String?, actKey: String) throws -> EncoderSettings {
+    static func resolve(hidden: Int, config: JSONValue?, headsKey: String, epsKey: String?, actKey: String) throws -> EncoderSettings {
         var notes: [String] = []
         var heads: Int
-        if let h = config?[headsKey] as? Int {
+        if let h = config?[headsKey]?.int {
             heads = h
             notes.append("\(h) attention heads from config.json \(headsKey)")
         } else {
@@ -24,8 +25,8 @@ struct EncoderSettings {
             notes.append("no config.json: \(heads) attention heads inferred as hidden \(hidden) / 64 (BERT's head size) — supply config.json if the model differs")
         }
         guard heads >= 1, hidden % heads == 0 else { throw RecognitionFailure("\(heads) heads do not divide hidden size \(hidden)") }
-        let eps = epsKey.flatMap { config?[$0] as? Double } ?? 1e-12
-        let actName = (config?[actKey] as? String) ?? "gelu"
+        let eps = epsKey.flatMap { config?[$0]?.double } ?? 1e-12
+        let actName = config?[actKey]?.string ?? "gelu"
         var act: Op = .gelu
         var attrs: [String: AttributeValue] = ["approximate": .string("none")]
         switch actName {
@@ -114,7 +115,7 @@ extension GraphBuilder {
 enum BERTFamily: ArchitectureFamily {
     static let name = "bert"
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         let n = b.rename(rule: "LayerNorm gamma/beta → weight/bias (TF-era BERT names, as transformers renames them)") { k in
             guard k.contains("LayerNorm.") else { return nil }
             if k.hasSuffix(".gamma") { return String(k.dropLast(6)) + ".weight" }
@@ -128,7 +129,7 @@ enum BERTFamily: ArchitectureFamily {
             throw RecognitionFailure("no '\(base)encoder.layer.0.attention.self.query.weight' (BERT encoder layer naming)")
         }
         let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
-        if let t = config?["model_type"] as? String, t != "bert" {
+        if let t = config?["model_type"]?.string, t != "bert" {
             throw RecognitionFailure("config.json says model_type '\(t)', not 'bert' (its embeddings or layers differ)")
         }
         if config == nil, b.shape(base + "embeddings.token_type_embeddings.weight")?.first == 1,
@@ -184,7 +185,7 @@ enum BERTFamily: ArchitectureFamily {
 enum DistilBERTFamily: ArchitectureFamily {
     static let name = "distilbert"
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         guard let base = b.basePrefix(["distilbert."], probe: "embeddings.word_embeddings.weight"),
               b.has(base + "transformer.layer.0.attention.q_lin.weight") else {
             throw RecognitionFailure("no 'transformer.layer.0.attention.q_lin.weight' with 'embeddings.word_embeddings.weight' (HF DistilBERT naming)")

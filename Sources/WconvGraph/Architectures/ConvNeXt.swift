@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 extension GraphBuilder {
@@ -58,7 +59,7 @@ enum ConvNeXtFamily: ArchitectureFamily {
         throw RecognitionFailure("no 'features.1.0.block.0.weight' (torchvision ConvNeXt) nor 'stages.0.blocks.0.conv_dw.weight' (timm ConvNeXt)")
     }
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         let n = try names(b)
         let eps = 1e-6
         let stem = try b.require(n.stem.conv + ".weight", rank: 4)

@@ -1,3 +1,4 @@
+import WconvFormats
 import OrderedCollections
 import WconvTensor
 
@@ -8,7 +9,7 @@ import WconvTensor
 enum DenseNetFamily: ArchitectureFamily {
     static let name = "densenet"
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         guard b.has("features.conv0.weight") else { throw RecognitionFailure("no 'features.conv0.weight' (torchvision DenseNet stem)") }
         // Legacy names: denselayerJ.norm.1.weight → denselayerJ.norm1.weight (torchvision's own rule).
         let legacy = b.rename(rule: "DenseNet legacy key 'denselayerJ.norm.1' → 'denselayerJ.norm1' (torchvision's load rule)",

@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// torchvision EfficientNet B0–B7 and V2 (S/M/L: FusedMBConv stages first, then MBConv): `features.0` stem (3×3 s2, SiLU), stages `features.1..7` of
@@ -60,7 +61,7 @@ enum EfficientNetFamily: ArchitectureFamily {
         return (y, c, "fused\(k)x\(k)")
     }
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         if b.has("_conv_stem.weight") { return try EfficientNetZoo.buildPyTorch(b) }
         if b.has("conv_stem.weight"), b.hasModule("blocks") { return try EfficientNetZoo.buildTimm(b, config: config) }
         guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem (torchvision Conv2dNormActivation), '_conv_stem' (efficientnet_pytorch) nor 'conv_stem' + 'blocks' (timm)") }

@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// Padding of a layout's convolutions, tracking the square spatial size through the network:
@@ -166,13 +167,13 @@ enum EfficientNetZoo {
     /// `architecture` (timm writes it) selects TF 'same' padding and BatchNorm eps 1e-3 for `tf_`; without
     /// it the PyTorch-native variant (symmetric padding, eps 1e-5) is assumed and reported. Without SE
     /// the model is Lite (ReLU6); MnasNet shares the names but uses ReLU, which only config.json tells.
-    static func buildTimm(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func buildTimm(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         let stem = try b.require("conv_stem.weight", rank: 4)
         guard stem[1] == 3 else { throw RecognitionFailure("conv_stem.weight \(stem) does not take 3 input channels") }
         guard b.has("conv_head.weight"), b.has("bn2.running_mean") else {
             throw RecognitionFailure("no 'conv_head' with BatchNorm 'bn2' (timm EfficientNet head; MobileNetV3 has none)")
         }
-        let arch = (config?["architecture"] as? String)?.lowercased()
+        let arch = config?["architecture"]?.string?.lowercased()
         if let arch, !arch.contains("efficientnet") {
             throw RecognitionFailure("config.json architecture '\(arch)' is not an EfficientNet")
         }
@@ -223,15 +224,15 @@ enum EfficientNetZoo {
     }
 
     /// Preprocessing from a timm config.json's `pretrained_cfg` (input_size, crop_pct, interpolation, mean, std).
-    static func timmPreprocessing(_ config: [String: Any]?) -> Preprocessing? {
-        guard let cfg = config?["pretrained_cfg"] as? [String: Any], let size = cfg["input_size"] as? [Int], size.count == 3,
+    static func timmPreprocessing(_ config: JSONValue?) -> Preprocessing? {
+        guard let cfg = config?["pretrained_cfg"], let size = cfg["input_size"]?.intArray, size.count == 3,
               size[1] > 0, size[2] > 0 else { return nil }
         var p = Preprocessing(inputSize: [size[1], size[2]])
-        let crop = (cfg["crop_pct"] as? Double) ?? 0.875
+        let crop = cfg["crop_pct"]?.double ?? 0.875
         p.resizeShorter = crop > 0 && crop <= 1 ? Int((Double(min(size[1], size[2])) / crop).rounded(.down)) : size[1]
-        if let m = cfg["mean"] as? [Double], m.count == 3 { p.mean = m }
-        if let s = cfg["std"] as? [Double], s.count == 3 { p.std = s }
-        if let i = cfg["interpolation"] as? String, ["bilinear", "bicubic", "nearest"].contains(i) { p.interpolation = i }
+        if let m = cfg["mean"]?.doubleArray, m.count == 3 { p.mean = m }
+        if let s = cfg["std"]?.doubleArray, s.count == 3 { p.std = s }
+        if let i = cfg["interpolation"]?.string, ["bilinear", "bicubic", "nearest"].contains(i) { p.interpolation = i }
         return p
     }
 }

@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// torchvision MobileNetV2: `features.0` stem (3×3 s2, ReLU6), inverted residuals
@@ -10,7 +11,7 @@ enum MobileNetV2Family: ArchitectureFamily {
     static let name = "mobilenet_v2"
     static let standardStride2: Set<Int> = [2, 4, 7, 14]
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem") }
         guard b.hasModule("features.1.conv") else { throw RecognitionFailure("no 'features.1.conv' (MobileNetV2 blocks are features.N.conv.K)") }
         let top = b.children("features")

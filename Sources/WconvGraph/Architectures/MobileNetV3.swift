@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// torchvision MobileNetV3 large/small: `features.0` stem (3×3 s2, hardswish), blocks
@@ -15,7 +16,7 @@ enum MobileNetV3Family: ArchitectureFamily {
     static let name = "mobilenet_v3"
     static let stride2: [Int: Set<Int>] = [15: [2, 4, 7, 13], 11: [1, 2, 4, 9]]
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         guard b.isConvNormAct("features.0") else { throw RecognitionFailure("no 'features.0.0.weight' + 'features.0.1' stem") }
         guard b.hasModule("features.1.block") else { throw RecognitionFailure("no 'features.1.block' (MobileNetV3 blocks are features.N.block.K)") }
         guard !b.hasModule("features.1.0") else { throw RecognitionFailure("features.1 holds nested blocks (EfficientNet layout), not MobileNetV3's flat blocks") }

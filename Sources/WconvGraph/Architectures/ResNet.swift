@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// torchvision ResNet / ResNeXt / Wide ResNet: `conv1`, `bn1`, `layer1..N.B.{conv1,bn1,conv2,bn2[,conv3,bn3]}`,
@@ -10,7 +11,7 @@ import WconvTensor
 enum ResNetFamily: ArchitectureFamily {
     static let name = "resnet"
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         let deepStem = !b.has("conv1.weight") && b.has("conv1.0.weight") && b.has("conv1.6.weight")
         let stem = try b.require(deepStem ? "conv1.0.weight" : "conv1.weight", rank: 4)
         guard stem[1] == 3 else { throw RecognitionFailure("\(deepStem ? "conv1.0" : "conv1").weight \(stem) does not take 3 input channels") }

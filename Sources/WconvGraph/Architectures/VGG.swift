@@ -1,3 +1,4 @@
+import WconvFormats
 import WconvTensor
 
 /// torchvision VGG: `features.N` convs (with `features.N+1` BatchNorm in the `_bn` variants),
@@ -9,7 +10,7 @@ import WconvTensor
 enum VGGFamily: ArchitectureFamily {
     static let name = "vgg"
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         let idx = b.children("features")
         let convs = idx.filter { (b.shape("features.\($0).weight")?.count ?? 0) == 4 }
         guard !convs.isEmpty else { throw RecognitionFailure("no 4-D 'features.N.weight' convolutions") }

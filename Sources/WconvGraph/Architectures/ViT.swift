@@ -1,3 +1,4 @@
+import WconvFormats
 import Foundation
 import WconvTensor
 
@@ -112,8 +113,8 @@ private extension Array {
 enum ViTFamily: ArchitectureFamily {
     static let name = "vit"
 
-    static func heads(dim: Int, config: [String: Any]?, _ b: GraphBuilder) throws -> Int {
-        let given = (config?["num_attention_heads"] as? Int) ?? ((config?["model_args"] as? [String: Any])?["num_heads"] as? Int)
+    static func heads(dim: Int, config: JSONValue?, _ b: GraphBuilder) throws -> Int {
+        let given = config?["num_attention_heads"]?.int ?? config?["model_args"]?["num_heads"]?.int
         if let h = given {
             guard h >= 1, dim % h == 0 else { throw RecognitionFailure("config.json gives \(h) heads, which do not divide the width \(dim)") }
             b.evidence.append("\(h) attention heads from config.json")
@@ -130,7 +131,7 @@ enum ViTFamily: ArchitectureFamily {
         return dim / 64
     }
 
-    static func build(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func build(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         if b.has("patch_embed.proj.weight") { return try buildTimm(b, config: config) }
         if b.has("conv_proj.weight"), b.has("class_token") { return try buildTorchvision(b) }
         if let base = b.basePrefix(["vit."], probe: "embeddings.patch_embeddings.projection.weight") { return try buildHF(b, base: base, config: config) }
@@ -145,7 +146,7 @@ enum ViTFamily: ArchitectureFamily {
 
     static let exactGELU: [String: AttributeValue] = ["approximate": .string("none")]
 
-    static func buildTimm(_ b: GraphBuilder, config: [String: Any]?) throws -> ModelGraph {
+    static func buildTimm(_ b: GraphBuilder, config: JSONValue?) throws -> ModelGraph {
         for k in ["reg_token", "blocks.0.attn.q_norm.weight", "blocks.0.attn.norm.weight"] where b.has(k) {
             throw RecognitionFailure("'\(k)': register tokens / q-k norms are not part of the plain ViT this family builds")
         }
@@ -160,7 +161,7 @@ enum ViTFamily: ArchitectureFamily {
                                                  scale2: b.has("\(p).ls2.gamma") ? "\(p).ls2.gamma" : nil),
                                    x, dim: dim, heads: h, eps: 1e-6, act: .gelu, actAttrs: exactGELU)
         }
-        let avg = b.has("fc_norm.weight") || (config?["global_pool"] as? String) == "avg"
+        let avg = b.has("fc_norm.weight") || config?["global_pool"]?.string == "avg"
         if b.has("norm.weight") { x = try b.layerNorm("norm", x, dim: dim, eps: 1e-6) }
         var pooled: String
         if avg {
@@ -173,7 +174,7 @@ enum ViTFamily: ArchitectureFamily {
         let (logits, _) = try b.headOrFeatures("head", pooled, inFeatures: dim)
         b.evidence.append("timm ViT layout: patch_embed.proj \(size[0] / Int(Double(n).squareRoot()))-pixel patches, \(n) patches + class token, width \(dim), \(ids.count) blocks blocks.N (fused attn.qkv), \(avg ? "mean of the patch tokens" : "class token") into the head")
         let pre = EfficientNetZoo.timmPreprocessing(config) ?? Preprocessing(inputSize: size, resizeShorter: size[0] * 8 / 7, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bicubic")
-        let arch = config?["architecture"] as? String
+        let arch = config?["architecture"]?.string
         return try finish(b, logits, size: size, variant: arch.map { "timm \($0)" } ?? preset(dim: dim, depth: ids.count, patch: size[0] / Int(Double(n).squareRoot()), prefix: "vit"),
                           preprocessing: pre)
     }
@@ -206,15 +207,15 @@ enum ViTFamily: ArchitectureFamily {
         return try finish(b, logits, size: size, variant: variant, preprocessing: Preprocessing(inputSize: size, resizeShorter: size[0] * 8 / 7))
     }
 
-    static func buildHF(_ b: GraphBuilder, base: String, config: [String: Any]?) throws -> ModelGraph {
-        if let t = config?["model_type"] as? String, t != "vit" {
+    static func buildHF(_ b: GraphBuilder, base: String, config: JSONValue?) throws -> ModelGraph {
+        if let t = config?["model_type"]?.string, t != "vit" {
             throw RecognitionFailure("config.json says model_type '\(t)', not 'vit'")
         }
         let e = base + "embeddings."
         var (x, dim, n, size) = try b.vitEmbeddings(conv: e + "patch_embeddings.projection", cls: e + "cls_token", pos: e + "position_embeddings")
         let h = try heads(dim: dim, config: config, b)
         var cfg = config ?? [:]
-        cfg["num_attention_heads"] = h
+        cfg["num_attention_heads"] = .int(h)
         let s = try EncoderSettings.resolve(hidden: dim, config: cfg, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act")
         // Checkpoints (and transformers 5's save_pretrained) name layers `encoder.layer.N…`; transformers 5
         // renames them in memory (`layers.N.attention.q_proj`, `mlp.fc1`), which a torch.save of state_dict() keeps.

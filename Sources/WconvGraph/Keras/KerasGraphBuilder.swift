@@ -47,7 +47,7 @@ struct KerasValue {
 struct Builder {
     let file: KerasModelFile
     let missingWeights: KerasGraphBuilder.MissingWeights
-    let config: KerasJSON
+    let config: JSONValue
     var graph = ModelGraph()
     /// Output of each (layer, call index).
     var values: [String: KerasValue] = [:]
@@ -74,7 +74,7 @@ struct Builder {
         }
     }
 
-    static func layerName(_ e: KerasJSON) -> String {
+    static func layerName(_ e: JSONValue) -> String {
         e["config"]?["name"]?.string ?? e["name"]?.string ?? "?"
     }
 
@@ -103,7 +103,7 @@ struct Builder {
         graph.provenance.notes["keras.config"] = config.serialized
         // Every layer in model order (what `layer_names` lists) with its weights' graph names in
         // Keras order; weighted layers must line up with the model's for `load_weights`.
-        graph.provenance.notes["keras.layers"] = KerasJSON.array(layers.map { e in
+        graph.provenance.notes["keras.layers"] = JSONValue.array(layers.map { e in
             let n = Self.layerName(e)
             return .object(["name": .string(n), "weights": .array((kerasWeightNames[n] ?? []).map { .string($0) })])
         }).serialized
@@ -114,7 +114,7 @@ struct Builder {
 
     // MARK: model kinds
 
-    mutating func buildSequential(_ layers: [KerasJSON]) throws {
+    mutating func buildSequential(_ layers: [JSONValue]) throws {
         var current: KerasValue?
         for (i, entry) in layers.enumerated() {
             let cls = entry["class_name"]?.string ?? "?"
@@ -137,7 +137,7 @@ struct Builder {
         graph.outputs = [valueInfo(out)]
     }
 
-    mutating func buildFunctional(_ layers: [KerasJSON]) throws {
+    mutating func buildFunctional(_ layers: [JSONValue]) throws {
         try runFunctional(layers)
         let outs = Self.layerRefs(config["config"]?["output_layers"])
         guard !outs.isEmpty else { throw WconvError.invalid("the Functional config has no output_layers", file: file.path) }
@@ -151,10 +151,10 @@ struct Builder {
 
     /// Converts the layers of a Functional model. At the top level InputLayers become graph
     /// inputs; inside a nested model they are already bound to the outer tensors.
-    mutating func runFunctional(_ layers: [KerasJSON]) throws {
+    mutating func runFunctional(_ layers: [JSONValue]) throws {
         // Layers in config order are topologically sorted by Keras; still resolve iteratively so
         // a hand-edited config in another order works.
-        var pending: [(entry: KerasJSON, calls: [[(String, Int, Int)]])] = []
+        var pending: [(entry: JSONValue, calls: [[(String, Int, Int)]])] = []
         for entry in layers {
             if entry["class_name"]?.string == "InputLayer" {
                 if scope.isEmpty {
@@ -192,7 +192,7 @@ struct Builder {
     /// inlined with node names under `<model>/`; its weights are the outer layer's, named
     /// `<model>/<inner layer>/<weight>` and recorded trainable-first as Keras's legacy
     /// `load_weights` expects (`layer.trainable_weights + layer.non_trainable_weights`).
-    mutating func convertModel(_ entry: KerasJSON, inputs: [KerasValue], outputName: String) throws -> KerasValue {
+    mutating func convertModel(_ entry: JSONValue, inputs: [KerasValue], outputName: String) throws -> KerasValue {
         let name = Self.layerName(entry)
         let cls = entry["class_name"]?.string ?? "?"
         let cfg = entry["config"] ?? .null
@@ -232,7 +232,7 @@ struct Builder {
     }
 
     /// Scoped names of every layer of a model, nested models expanded, in model order.
-    static func flattenedLayerNames(_ layers: [KerasJSON], prefix: String) -> [String] {
+    static func flattenedLayerNames(_ layers: [JSONValue], prefix: String) -> [String] {
         layers.flatMap { e -> [String] in
             let n = layerName(e)
             if ["Functional", "Sequential", "Model"].contains(e["class_name"]?.string ?? "") {
@@ -250,7 +250,7 @@ struct Builder {
     }
 
     /// `[["name", 0, 0], …]` or a single `["name", 0, 0]` (Keras 3 with one input/output).
-    static func layerRefs(_ v: KerasJSON?) -> [(String, Int, Int)] {
+    static func layerRefs(_ v: JSONValue?) -> [(String, Int, Int)] {
         guard let a = v?.array else { return [] }
         if let n = a.first?.string { return [(n, a[safe: 1]?.int ?? 0, a[safe: 2]?.int ?? 0)] }
         return a.compactMap { r in
@@ -261,7 +261,7 @@ struct Builder {
 
     /// The inputs of each call of a layer: Keras 3 `{"args": [...keras tensors...]}` or Keras 2
     /// `[[["name", node, tensor, {}], ...]]`.
-    static func inboundCalls(_ entry: KerasJSON, file: String) throws -> [[(String, Int, Int)]] {
+    static func inboundCalls(_ entry: JSONValue, file: String) throws -> [[(String, Int, Int)]] {
         var calls: [[(String, Int, Int)]] = []
         for node in entry["inbound_nodes"]?.array ?? [] {
             if let args = node["args"] {
@@ -278,7 +278,7 @@ struct Builder {
         return calls
     }
 
-    static func collectKerasTensors(_ v: KerasJSON, into refs: inout [(String, Int, Int)]) {
+    static func collectKerasTensors(_ v: JSONValue, into refs: inout [(String, Int, Int)]) {
         switch v {
         case .object(let o):
             if o["class_name"]?.string == "__keras_tensor__", let h = o["config"]?["keras_history"]?.array,
@@ -295,7 +295,7 @@ struct Builder {
 
     // MARK: inputs and outputs
 
-    mutating func addInput(_ entry: KerasJSON) throws -> KerasValue {
+    mutating func addInput(_ entry: JSONValue) throws -> KerasValue {
         let cfg = entry["config"]
         guard let bs = (cfg?["batch_shape"] ?? cfg?["batch_input_shape"])?.array else {
             throw WconvError.invalid("InputLayer '\(Self.layerName(entry))' has no batch_shape", file: file.path)
@@ -303,7 +303,7 @@ struct Builder {
         return try addInput(name: Self.layerName(entry), batchShape: bs)
     }
 
-    mutating func addInput(name: String, batchShape: [KerasJSON]) throws -> KerasValue {
+    mutating func addInput(name: String, batchShape: [JSONValue]) throws -> KerasValue {
         let shape = batchShape.dropFirst().map { $0.int }
         let v = KerasValue(name: name, shape: Array(shape))
         graph.inputs.append(valueInfo(v))

@@ -30,7 +30,7 @@ public enum KerasH5Writer {
     }
 
     static func fromKerasNotes(_ graph: ModelGraph, _ json: String) throws -> [KerasWeightsWriter.Layer] {
-        let list = try KerasJSON.parse(json, what: "the graph's keras.layers note", file: nil)
+        let list = try JSONValue.parse(json, what: "the graph's keras.layers note", file: nil)
         var out: [KerasWeightsWriter.Layer] = []
         for entry in list.array ?? [] {
             guard let name = entry["name"]?.string else { continue }

@@ -4,7 +4,7 @@ import WconvTensor
 /// One converter per Keras layer class. Each emits canonical nodes for one call of the layer and
 /// returns the output value with its Keras shape.
 extension Builder {
-    mutating func convert(_ entry: KerasJSON, inputs: [KerasValue], outputName: String, callIndex: Int = 0) throws -> KerasValue {
+    mutating func convert(_ entry: JSONValue, inputs: [KerasValue], outputName: String, callIndex: Int = 0) throws -> KerasValue {
         let cls = entry["class_name"]?.string ?? "?"
         let name = Self.layerName(entry)
         let cfg = entry["config"] ?? .null
@@ -101,7 +101,7 @@ extension Builder {
         }
     }
 
-    func requireChannelsLast(_ cfg: KerasJSON, _ name: String) throws {
+    func requireChannelsLast(_ cfg: JSONValue, _ name: String) throws {
         if let f = cfg["data_format"]?.string, f != "channels_last" {
             throw WconvError.invalid("layer '\(name)' uses data_format '\(f)'; only channels_last Keras models are supported", file: file.path)
         }
@@ -112,7 +112,7 @@ extension Builder {
         return zip(a, b).map { x, y in x == 1 ? y : x }
     }
 
-    static func activationName(_ v: KerasJSON?) -> String? {
+    static func activationName(_ v: JSONValue?) -> String? {
         if let s = v?.string { return s }
         // Keras 3 may serialize a function reference: {"module": "keras.activations", "config": "relu"}.
         if let s = v?["config"]?.string { return s }
@@ -122,7 +122,7 @@ extension Builder {
 
     // MARK: conv, dense, BN
 
-    mutating func conv2d(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func conv2d(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         try requireChannelsLast(cfg, name)
         guard x.isImage, let cin = x.shape[2] else {
             throw WconvError.invalid("Conv2D '\(name)' needs an image input with known channels, got \(x.shape)", file: file.path)
@@ -155,7 +155,7 @@ extension Builder {
         return try activation(act, name: "\(name)/\(act)", input: v, output: out, layer: name)
     }
 
-    mutating func depthwise(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func depthwise(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         try requireChannelsLast(cfg, name)
         guard x.isImage, let c = x.shape[2] else {
             throw WconvError.invalid("DepthwiseConv2D '\(name)' needs an image input with known channels, got \(x.shape)", file: file.path)
@@ -186,7 +186,7 @@ extension Builder {
 
     /// A (height, width) pair from the config; the default when the key is absent or null, an
     /// error when it is there but unreadable.
-    func pair(_ cfg: KerasJSON, _ key: String, _ name: String, default d: [Int]) throws -> [Int] {
+    func pair(_ cfg: JSONValue, _ key: String, _ name: String, default d: [Int]) throws -> [Int] {
         guard let v = cfg[key], !v.isNull else { return d }
         guard let p = v.ints(count: 2) else {
             throw WconvError.invalid("layer '\(name)': \(key) \(v.serialized) is not a pair of ints", file: file.path)
@@ -202,7 +202,7 @@ extension Builder {
     }
 
     /// strides/dilations/pads (+ autoPad for 'same') and the output size.
-    func spatial(_ cfg: KerasJSON, _ x: KerasValue, kernel k: [Int], strides s: [Int], dilations d: [Int], name: String) -> ([String: AttributeValue], Int?, Int?) {
+    func spatial(_ cfg: JSONValue, _ x: KerasValue, kernel k: [Int], strides s: [Int], dilations d: [Int], name: String) -> ([String: AttributeValue], Int?, Int?) {
         let same = (cfg["padding"]?.string ?? "valid").lowercased() == "same"
         var attrs: [String: AttributeValue] = ["strides": .ints(s), "dilations": .ints(d)]
         if same {
@@ -218,7 +218,7 @@ extension Builder {
         return (attrs, oh, ow)
     }
 
-    mutating func dense(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func dense(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         guard let units = cfg["units"]?.int, units >= 1, let fin = x.shape.last ?? nil else {
             throw WconvError.invalid("Dense '\(name)' needs units and an input with a known last dim, got \(x.shape)", file: file.path)
         }
@@ -242,7 +242,7 @@ extension Builder {
         return try activation(act, name: "\(name)/\(act)", input: KerasValue(name: linOut, shape: shape), output: out, layer: name)
     }
 
-    mutating func batchNorm(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func batchNorm(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         let rank = x.shape.count + 1
         var axis = cfg["axis"]?.int ?? cfg["axis"]?.array?.first?.int ?? -1
         if axis < 0 { axis += rank }
@@ -301,7 +301,7 @@ extension Builder {
         return KerasValue(name: output, shape: input.shape)
     }
 
-    mutating func reluLayer(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func reluLayer(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         let maxValue = cfg["max_value"]?.double
         let slope = cfg["negative_slope"]?.double ?? 0
         let threshold = cfg["threshold"]?.double ?? 0
@@ -319,7 +319,7 @@ extension Builder {
 
     // MARK: pooling, padding, reshaping
 
-    mutating func pool(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String, max isMax: Bool) throws -> KerasValue {
+    mutating func pool(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String, max isMax: Bool) throws -> KerasValue {
         try requireChannelsLast(cfg, name)
         guard x.isImage else { throw WconvError.invalid("pooling layer '\(name)' needs an image input, got \(x.shape)", file: file.path) }
         guard let k = cfg["pool_size"].map({ $0.isNull ? [2, 2] : $0.ints(count: 2) }) ?? [2, 2] else {
@@ -341,7 +341,7 @@ extension Builder {
         return KerasValue(name: out, shape: [oh, ow, x.shape[2]])
     }
 
-    mutating func zeroPad(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func zeroPad(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         try requireChannelsLast(cfg, name)
         guard x.isImage else { throw WconvError.invalid("ZeroPadding2D '\(name)' needs an image input, got \(x.shape)", file: file.path) }
         // int | (sym_h, sym_w) | ((top, bottom), (left, right))
@@ -366,7 +366,7 @@ extension Builder {
         return KerasValue(name: out, shape: [x.shape[0].map { $0 + t + b }, x.shape[1].map { $0 + l + r }, x.shape[2]])
     }
 
-    mutating func reshape(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func reshape(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         guard let target = cfg["target_shape"]?.array?.map({ $0.int ?? -1 }) else {
             throw WconvError.invalid("Reshape '\(name)' has no target_shape", file: file.path)
         }
@@ -398,7 +398,7 @@ extension Builder {
 
     // MARK: preprocessing layers
 
-    mutating func rescaling(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func rescaling(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         let scale = cfg["scale"]?.array?.compactMap { $0.double } ?? [cfg["scale"]?.double ?? 1]
         let offset = cfg["offset"]?.array?.compactMap { $0.double } ?? [cfg["offset"]?.double ?? 0]
         let scaleName = constant("\(name)/__scale", scale.map(Float.init), shape: channelShape(scale.count, x))
@@ -418,7 +418,7 @@ extension Builder {
     /// Normalization: (x − mean) / sqrt(variance) per channel, as batchNorm with unit scale and
     /// zero shift (epsilon 1e-14 stands in for Keras's max(sqrt(var), 1e-7)). `count` is kept as a
     /// buffer so export writes all three Keras weights.
-    mutating func normalization(_ name: String, _ cfg: KerasJSON, _ x: KerasValue, _ out: String) throws -> KerasValue {
+    mutating func normalization(_ name: String, _ cfg: JSONValue, _ x: KerasValue, _ out: String) throws -> KerasValue {
         guard let c = x.shape.last ?? nil else { throw WconvError.invalid("Normalization '\(name)' needs a known channel count", file: file.path) }
         let axis = cfg["axis"]?.array?.compactMap({ $0.int }) ?? cfg["axis"].flatMap { $0.int.map { [$0] } } ?? [-1]
         let rank = x.shape.count + 1

@@ -8,7 +8,7 @@ import WconvFormats
 ///   rescales and normalises inside the graph.
 /// Keras applications resize straight to the input size (no resize-then-crop).
 enum KerasPreprocessing {
-    static func infer(modelName: String, graph: ModelGraph, firstLayers: [KerasJSON]) -> Preprocessing? {
+    static func infer(modelName: String, graph: ModelGraph, firstLayers: [JSONValue]) -> Preprocessing? {
         var size = [224, 224]
         if let input = graph.inputs.first, input.shape.count == 4, let h = input.shape[2], let w = input.shape[3] {
             size = [h, w]

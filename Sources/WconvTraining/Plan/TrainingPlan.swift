@@ -1,4 +1,5 @@
 import Foundation
+import WconvFormats
 import WconvGraph
 import WconvRuntime
 import WconvTensor
@@ -378,25 +379,27 @@ public struct TrainingPlan: Sendable {
         return s
     }
 
-    /// JSON form (for `--json` and provenance).
-    public func jsonObject() -> [String: Any] {
-        let enc = JSONEncoder()
-        let cfg = (try? JSONSerialization.jsonObject(with: enc.encode(config))) ?? [:]
-        return [
-            "model": modelName, "classes": classes, "multi_label": multiLabel, "config": cfg, "grouping": grouping.method,
-            "groups": grouping.groups.map { g -> [String: Any] in
-                ["name": g.name, "kind": g.kind.rawValue, "parameters": g.parameters, "parameter_count": g.parameterCount,
-                 "batchnorm_nodes": g.batchNormNodes, "lr": groupLR[g.name] ?? 0,
-                 "trainable_epochs": epochs.filter { $0.trainable.contains(g.name) }.map { $0.epoch + 1 }]
-            },
-            "warnings": warnings, "notes": notes,
-        ]
+    /// JSON form (for `--json` and provenance): model, classes, multi_label, config (TrainingConfig's keys), grouping,
+    /// groups (name, kind, parameters, parameter_count, batchnorm_nodes, lr, trainable_epochs), warnings, notes.
+    public var json: JSONValue {
+        .object([
+            ("model", .string(modelName)), ("classes", .array(classes.map(JSONValue.string))), ("multi_label", .bool(multiLabel)),
+            // Encoding a struct of strings and numbers cannot fail.
+            ("config", (try? JSONValue(encoding: config)) ?? .null), ("grouping", .string(grouping.method)),
+            ("groups", .array(grouping.groups.map { g in
+                .object([
+                    ("name", .string(g.name)), ("kind", .string(g.kind.rawValue)), ("parameters", .array(g.parameters.map(JSONValue.string))),
+                    ("parameter_count", .int(g.parameterCount)), ("batchnorm_nodes", .array(g.batchNormNodes.map(JSONValue.string))),
+                    ("lr", .double(groupLR[g.name] ?? 0)),
+                    ("trainable_epochs", .array(epochs.filter { $0.trainable.contains(g.name) }.map { .int($0.epoch + 1) })),
+                ])
+            })),
+            ("warnings", .array(warnings.map(JSONValue.string))), ("notes", .array(notes.map(JSONValue.string))),
+        ])
     }
 
-    public func jsonString() -> String {
-        guard let d = try? JSONSerialization.data(withJSONObject: jsonObject(), options: [.sortedKeys]) else { return "{}" }
-        return String(decoding: d, as: UTF8.self)
-    }
+    /// `json` as compact text (the provenance note of a trained model).
+    public func jsonString() -> String { json.serialized }
 }
 
 /// 1.5K / 11.7M style counts.

@@ -1,4 +1,5 @@
 import Foundation
+import WconvFormats
 import WconvGraph
 import WconvRuntime
 import WconvTensor
@@ -84,8 +85,8 @@ struct MultiLabelObjective {
     /// Marks `graph` as multi-label and records the per-label thresholds (label → threshold).
     static func annotate(_ graph: inout ModelGraph, labels: [String], thresholds: [Double]?) {
         graph.provenance.notes[taskKey] = "multilabel"
-        if let th = thresholds, let d = try? JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: zip(labels, th)), options: [.sortedKeys]) {
-            graph.provenance.notes[thresholdsKey] = String(decoding: d, as: UTF8.self)
+        if let th = thresholds {
+            graph.provenance.notes[thresholdsKey] = JSONValue.object(zip(labels, th).sorted { $0.0 < $1.0 }.map { ($0.0, .double($0.1)) }).serialized
         }
     }
 }
@@ -98,8 +99,8 @@ extension Trainer {
     /// Thresholds recorded in a model's metadata (`wconv.thresholds`), in the order of `labels`.
     public static func recordedThresholds(_ graph: ModelGraph, labels: [String]) -> [Double]? {
         guard let s = graph.provenance.notes[MultiLabelObjective.thresholdsKey],
-              let d = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Double] else { return nil }
-        let v = labels.compactMap { d[$0] }
+              let d = try? JSONValue.parse(s, what: MultiLabelObjective.thresholdsKey, file: nil) else { return nil }
+        let v = labels.compactMap { d[$0]?.double }
         return v.count == labels.count ? v : nil
     }
 

@@ -23,35 +23,19 @@ enum KernelReport {
     }
 
     /// The same facts for `--json` reports.
-    static func json(loadBLAS: Bool) -> [String: Any] {
+    static func json(loadBLAS: Bool) -> JSONValue {
         let cpu = CPUFeatures.current
-        var doc: [String: Any] = ["cpu": cpu.brand, "cpuVendor": cpu.vendor, "cpuLevel": cpu.level.description, "cpuFlags": cpu.flags]
-        guard loadBLAS || BLASKernels.isLoaded else { doc["blas"] = "not loaded"; return doc }
+        var doc: [(String, JSONValue)] = [("cpu", .string(cpu.brand)), ("cpuVendor", .string(cpu.vendor)),
+                                          ("cpuLevel", .string(cpu.level.description)), ("cpuFlags", .array(cpu.flags.map(JSONValue.string)))]
+        guard loadBLAS || BLASKernels.isLoaded else { return .object(doc + [("blas", "not loaded")]) }
         do {
             let k = try BLASKernels.load()
-            doc["blas"] = k.library
-            doc["blasPath"] = k.path
-            doc["blasCore"] = k.core
-            doc["blasCoreChoice"] = k.choiceDescription
-            doc["blasSelfCheckPassed"] = k.selfCheckPassed
-            doc["blasThreads"] = BLASKernels.threads
+            doc += [("blas", .string(k.library)), ("blasPath", .string(k.path)), ("blasCore", .string(k.core)),
+                    ("blasCoreChoice", .string(k.choiceDescription)), ("blasSelfCheckPassed", .bool(k.selfCheckPassed)),
+                    ("blasThreads", .int(BLASKernels.threads))]
         } catch {
-            doc["blas"] = "\(error)"
+            doc.append(("blas", .string("\(error)")))
         }
-        return doc
-    }
-
-    /// `json` as an ordered JSONOut object (for the commands that print through JSONOut).
-    static func jsonOut(loadBLAS: Bool) -> JSONOut {
-        func value(_ v: Any) -> JSONOut {
-            switch v {
-            case let b as Bool: return .bool(b)
-            case let i as Int: return .int(i)
-            case let s as String: return .string(s)
-            case let a as [String]: return .array(a.map { .string($0) })
-            default: return .string("\(v)")
-            }
-        }
-        return .object(json(loadBLAS: loadBLAS).sorted { $0.key < $1.key }.map { ($0.key, value($0.value)) })
+        return .object(doc)
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import WconvTensor
 import XCTest
-@testable import WconvRuntime
+@testable import WconvFormats
 
 final class NPYTests: XCTestCase {
     func testRoundTripAndFortranOrder() throws {
@@ -40,12 +40,12 @@ final class NPYTests: XCTestCase {
     }
 
     func testReadsNumpyWrittenFixture() throws {
-        let url = TorchParityTests.fixturesDir().appendingPathComponent("runtime/probe.npy")
+        let url = SafetensorsFixtures.root.appendingPathComponent("runtime/probe.npy")
         let t = try NPY.read(path: url.path)
         XCTAssertEqual(t.shape, [2, 3, 4])
         XCTAssertEqual(t.dtype, .f32)
         XCTAssertEqual(t.floats(), (0..<24).map { Float($0) * 0.5 - 3 })
-        let ti = try NPY.read(path: TorchParityTests.fixturesDir().appendingPathComponent("runtime/ids.npy").path)
+        let ti = try NPY.read(path: SafetensorsFixtures.root.appendingPathComponent("runtime/ids.npy").path)
         XCTAssertEqual(ti.dtype, .i64)
         XCTAssertEqual(ti.floats(), [3, 1, 4, 1, 5, 9])
     }

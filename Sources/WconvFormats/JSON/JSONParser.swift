@@ -1,97 +1,81 @@
+import OrderedCollections
 import WconvTensor
 
-/// A parsed JSON value. Objects keep their members in file order as (key, value) pairs so that
-/// callers see exactly what the file says; the parser itself refuses duplicate keys.
-///
-/// Why not Foundation's `JSONSerialization`: it keeps only the last of two equal keys, which is the
-/// parser differential the safetensors README and the Trail of Bits audit (TOB-SFTN-7) warn about.
-enum JSONValue: Equatable {
-    case null
-    case bool(Bool)
-    /// The number's text as written (validated JSON number syntax); callers convert as they need.
-    case number(String)
-    case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
+/// What a JSON parse accepts beyond RFC 8259 syntax, which is always enforced (UTF-8 validated,
+/// escapes and surrogates checked, no raw control characters, no trailing content). Start from a
+/// preset and change what differs.
+public struct JSONParseOptions: Sendable {
+    /// Refuse an object that names a key twice (else the last value wins, at the first position).
+    public var refuseDuplicateKeys: Bool
+    /// Accept `NaN`, `Infinity` and `-Infinity`, which Python's `json.dump` writes for non-finite floats.
+    public var allowNonFiniteLiterals: Bool
+    /// Deepest nesting of arrays and objects accepted, so hostile input cannot exhaust the stack.
+    public var maxDepth: Int
 
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case let (.bool(x), .bool(y)): return x == y
-        case let (.number(x), .number(y)): return x == y
-        case let (.string(x), .string(y)): return x == y
-        case let (.array(x), .array(y)): return x == y
-        case let (.object(x), .object(y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-
-    /// A short description of the value's type, for error messages.
-    var typeName: String {
-        switch self {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .number: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-
-    /// The value as a non-negative integer that fits in `Int`, like serde's `usize`
-    /// (no sign, no fraction, no exponent).
-    var nonNegativeInt: Int? {
-        guard case .number(let s) = self, !s.isEmpty else { return nil }
-        var v = 0
-        for c in s.utf8 {
-            guard c >= 0x30 && c <= 0x39 else { return nil }
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int(c - 0x30))
-            if o1 || o2 { return nil }
-            v = a
-        }
-        return v
-    }
+    /// For files whose readers disagree on ambiguity (safetensors headers, checkpoint indexes):
+    /// duplicate keys refused — Foundation and serde keep different ones of the two, the parser
+    /// differential the safetensors audit (TOB-SFTN-7) warns about — and serde_json's depth limit.
+    public static let strict = JSONParseOptions(refuseDuplicateKeys: true, allowNonFiniteLiterals: false, maxDepth: 128)
+    /// What Python's `json.loads` reads (Keras configs, config.json, tokenizer files, JSONL data):
+    /// NaN / Infinity literals, the last of two equal keys.
+    public static let python = JSONParseOptions(refuseDuplicateKeys: false, allowNonFiniteLiterals: true, maxDepth: 512)
 }
 
-/// A strict RFC 8259 JSON parser over bytes: UTF-8 validated, duplicate keys refused, nesting
-/// bounded (serde_json's default limit of 128), no trailing content except whitespace.
-struct StrictJSONParser {
-    struct Failure: Error {
-        var message: String
-        var offset: Int
-        /// Set when the failure is a repeated object key (the key is in `duplicateKey`).
-        var duplicateKey: String? = nil
-    }
+/// Why a JSON parse failed, at which byte of the input.
+public struct JSONParseError: Error, Sendable {
+    public var message: String
+    public var offset: Int
+    /// Set when the failure is a repeated object key.
+    public var duplicateKey: String?
+}
 
-    static let maxDepth = 128
-
-    private let bytes: UnsafeRawBufferPointer
-    private var pos = 0
-    private var depth = 0
-
-    private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
+extension JSONValue {
     /// Parses one JSON document occupying all of `bytes` (surrounding whitespace allowed).
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-        var p = StrictJSONParser(bytes)
+    public static func parse(_ bytes: UnsafeRawBufferPointer, options: JSONParseOptions) throws -> JSONValue {
+        var p = JSONParser(bytes, options)
         p.skipWhitespace()
         let v = try p.parseValue()
         p.skipWhitespace()
-        if p.pos != bytes.count {
-            throw Failure(message: "unexpected content after the JSON value", offset: p.pos)
-        }
+        if p.pos != bytes.count { throw p.fail("unexpected content after the JSON value") }
         return v
     }
 
-    static func parse(_ array: [UInt8]) throws -> JSONValue {
-        try array.withUnsafeBytes { try parse($0) }
+    public static func parse(_ bytes: [UInt8], options: JSONParseOptions) throws -> JSONValue {
+        try bytes.withUnsafeBytes { try parse($0, options: options) }
+    }
+
+    /// Parses, reporting failure as an invalid-input error "`what` is not valid JSON: … at byte N"
+    /// naming `file`.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, what: String, file: String?,
+                             options: JSONParseOptions = .python) throws -> JSONValue {
+        do {
+            return try parse(bytes, options: options)
+        } catch let f as JSONParseError {
+            throw WconvError.invalid("\(what) is not valid JSON: \(f.message) at byte \(f.offset)", file: file)
+        }
+    }
+
+    public static func parse(_ text: String, what: String, file: String?, options: JSONParseOptions = .python) throws -> JSONValue {
+        var s = text
+        return try s.withUTF8 { try parse(UnsafeRawBufferPointer($0), what: what, file: file, options: options) }
+    }
+}
+
+/// A recursive-descent parser over bytes; see `JSONParseOptions` for what it accepts.
+struct JSONParser {
+    private let bytes: UnsafeRawBufferPointer
+    private let options: JSONParseOptions
+    private(set) var pos = 0
+    private var depth = 0
+
+    init(_ bytes: UnsafeRawBufferPointer, _ options: JSONParseOptions) {
+        self.bytes = bytes
+        self.options = options
     }
 
     @inline(__always) private func peek() -> UInt8? { pos < bytes.count ? bytes[pos] : nil }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while pos < bytes.count {
             switch bytes[pos] {
             case 0x20, 0x09, 0x0A, 0x0D: pos += 1
@@ -100,9 +84,9 @@ struct StrictJSONParser {
         }
     }
 
-    private func fail(_ message: String) -> Failure { Failure(message: message, offset: pos) }
+    func fail(_ message: String) -> JSONParseError { JSONParseError(message: message, offset: pos) }
 
-    private mutating func parseValue() throws -> JSONValue {
+    mutating func parseValue() throws -> JSONValue {
         guard let c = peek() else { throw fail("unexpected end of JSON") }
         switch c {
         case UInt8(ascii: "{"): return try parseObject()
@@ -111,7 +95,9 @@ struct StrictJSONParser {
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
         case UInt8(ascii: "n"): try expectLiteral("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        case UInt8(ascii: "N") where options.allowNonFiniteLiterals: try expectLiteral("NaN"); return .double(.nan)
+        case UInt8(ascii: "I") where options.allowNonFiniteLiterals: try expectLiteral("Infinity"); return .double(.infinity)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         default: throw fail("unexpected byte 0x\(String(c, radix: 16)) where a JSON value was expected")
         }
     }
@@ -126,15 +112,14 @@ struct StrictJSONParser {
 
     private mutating func enter() throws {
         depth += 1
-        if depth > StrictJSONParser.maxDepth { throw fail("JSON nested deeper than \(StrictJSONParser.maxDepth) levels") }
+        if depth > options.maxDepth { throw fail("JSON nested deeper than \(options.maxDepth) levels") }
     }
 
     private mutating func parseObject() throws -> JSONValue {
         try enter()
         defer { depth -= 1 }
         pos += 1
-        var members: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        var members = OrderedDictionary<String, JSONValue>()
         skipWhitespace()
         if peek() == UInt8(ascii: "}") { pos += 1; return .object(members) }
         while true {
@@ -142,14 +127,14 @@ struct StrictJSONParser {
             guard peek() == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyOffset = pos
             let key = try parseString()
-            guard seen.insert(key).inserted else {
-                throw Failure(message: "duplicate key \"\(key)\"", offset: keyOffset, duplicateKey: key)
+            if options.refuseDuplicateKeys, members[key] != nil {
+                throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyOffset, duplicateKey: key)
             }
             skipWhitespace()
             guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(key)\"") }
             pos += 1
             skipWhitespace()
-            members.append((key, try parseValue()))
+            members[key] = try parseValue()
             skipWhitespace()
             switch peek() {
             case UInt8(ascii: ","): pos += 1
@@ -178,27 +163,40 @@ struct StrictJSONParser {
         }
     }
 
-    private mutating func parseNumber() throws -> String {
+    /// RFC 8259 number syntax. Integers that fit stay `.int`; `-0` is a double, as serde_json reads it.
+    private mutating func parseNumber() throws -> JSONValue {
         let start = pos
-        if peek() == UInt8(ascii: "-") { pos += 1 }
+        if peek() == UInt8(ascii: "-") {
+            pos += 1
+            if options.allowNonFiniteLiterals, peek() == UInt8(ascii: "I") {
+                try expectLiteral("Infinity")
+                return .double(-.infinity)
+            }
+        }
         guard let first = peek(), first >= 0x30, first <= 0x39 else { throw fail("invalid number") }
         if first == 0x30 {
             pos += 1
         } else {
             while let c = peek(), c >= 0x30, c <= 0x39 { pos += 1 }
         }
+        var isInteger = true
         if peek() == UInt8(ascii: ".") {
+            isInteger = false
             pos += 1
             guard let c = peek(), c >= 0x30, c <= 0x39 else { throw fail("invalid number: digit expected after '.'") }
             while let c = peek(), c >= 0x30, c <= 0x39 { pos += 1 }
         }
         if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
+            isInteger = false
             pos += 1
             if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { pos += 1 }
             guard let c = peek(), c >= 0x30, c <= 0x39 else { throw fail("invalid number: digit expected in exponent") }
             while let c = peek(), c >= 0x30, c <= 0x39 { pos += 1 }
         }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+        if isInteger, let i = Int(text), !(i == 0 && bytes[start] == UInt8(ascii: "-")) { return .int(i) }
+        guard let d = Double(text) else { throw JSONParseError(message: "number '\(text)' is out of range", offset: start) }
+        return .double(d)
     }
 
     /// Parses a string; validates UTF-8 and escapes, refuses raw control characters.
@@ -218,7 +216,7 @@ struct StrictJSONParser {
         if !sawEscape {
             let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<pos])
             guard let s = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
-                throw Failure(message: "string is not valid UTF-8", offset: start)
+                throw JSONParseError(message: "string is not valid UTF-8", offset: start)
             }
             pos += 1
             return s
@@ -263,7 +261,7 @@ struct StrictJSONParser {
             }
         }
         guard let s = String(validating: out, as: UTF8.self) else {
-            throw Failure(message: "string is not valid UTF-8", offset: start)
+            throw JSONParseError(message: "string is not valid UTF-8", offset: start)
         }
         return s
     }
@@ -284,34 +282,5 @@ struct StrictJSONParser {
             pos += 1
         }
         return v
-    }
-}
-
-/// Serialises JSON text the way serde_json does (compact; `"`, `\` and control characters escaped,
-/// everything else raw UTF-8), so headers match the reference writer byte for byte.
-enum JSONText {
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        out.reserveCapacity(s.utf8.count + 2)
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
-        return out
     }
 }
