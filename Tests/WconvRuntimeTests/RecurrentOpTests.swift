@@ -6,10 +6,10 @@ import XCTest
 @testable import WconvRuntime
 
 /// LSTM and GRU beyond the generated parity and gradient fixtures (fixtures/onnx/ops, gen_ops.py
-/// group `rnn`): what is refused and how, run-time checks of sequence_lens, and BPTT through an
-/// empty sequence.
+/// group `rnn`): what is refused and how, run-time checks of sequence_lens, BPTT through empty
+/// sequences and clipped gates.
 final class RecurrentOpTests: XCTestCase {
-    func testNonDefaultActivationsClipAndInputForgetAreRefusedNamingTheNode() throws {
+    func testNonDefaultActivationsAreRefusedNamingTheNode() throws {
         var g = ONNXGraph(name: "rnn")
         g.inputs = [ONNXValueInfo(name: "x", elemType: 1, shape: [.value(4), .value(1), .value(3)])]
         g.outputs = ["a", "b", "c"].map { ONNXValueInfo(name: $0, elemType: 1, shape: nil) }
@@ -19,13 +19,15 @@ final class RecurrentOpTests: XCTestCase {
         g.nodes = [
             ONNXNode(name: "lstm_relu", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["a"],
                      attributes: ["hidden_size": .int(2), "activations": .strings(["Relu", "Tanh", "Tanh"])]),
-            ONNXNode(name: "gru_clip", opType: "GRU", inputs: ["x", "Wg", "Rg"], outputs: ["b"], attributes: ["hidden_size": .int(2), "clip": .float(3)]),
-            ONNXNode(name: "lstm_coupled", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["c"], attributes: ["input_forget": .int(1)]),
+            // Bidirectional needs the activations of both directions.
+            ONNXNode(name: "gru_half", opType: "GRU", inputs: ["x", "Wg", "Rg"], outputs: ["b"],
+                     attributes: ["direction": .string("bidirectional"), "activations": .strings(["Sigmoid", "Tanh"])]),
+            ONNXNode(name: "lstm_bad_direction", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["c"], attributes: ["direction": .string("sideways")]),
         ]
         let model = ONNXModel(irVersion: 8, opsetImports: [ONNXOpsetImport(domain: "", version: 14)], graph: g)
         XCTAssertThrowsError(try ONNXGraphBuilder.build(model)) { e in
             let m = "\(e)"
-            for part in ["3 nodes", "'lstm_relu'", "Relu", "default activations", "'gru_clip'", "clip", "'lstm_coupled'", "input_forget"] {
+            for part in ["3 nodes", "'lstm_relu'", "Relu", "default activations", "'gru_half'", "'lstm_bad_direction'", "sideways"] {
                 XCTAssertTrue(m.contains(part), "\(part) missing from: \(m)")
             }
         }
@@ -82,6 +84,16 @@ final class RecurrentOpTests: XCTestCase {
             XCTAssertEqual(Array(y[38..<40]) + Array(y[44..<46]), [0, 0, 0, 0])
             XCTAssertNotEqual(Array(y[36..<38]), [0, 0])
         }
+    }
+
+    func testClippedAndCoupledGatesGradients() throws {
+        // fixtures/onnx/ops/rnn_clip_op14 (LSTM with clip and peepholes, LSTM with input_forget, GRU
+        // with clip with and without linear_before_reset): every element of every parameter, with a
+        // step small enough not to cross the clip bounds' kinks (1e-2 does for a few).
+        let (g, trainable) = try FixtureGradientTests.trainableGraph("rnn_clip_op14")
+        XCTAssertEqual(g.nodes.compactMap { $0.float("clip") }.count, 3)
+        XCTAssertTrue(g.nodes.contains { $0.int("inputForget") == 1 })
+        try checkGradients(g, inputs: [:], trainable: trainable, eps: 1e-3, tol: 2e-2, samples: 1000)
     }
 
     func testDeclaredOutputShapesTheGraphDoesNotComputeAreReportedNotRefused() throws {

@@ -8,13 +8,14 @@ extension Op {
     /// initial_c? (D, batch, H; layout 1: batch, D, H), P? (D, 3H)], gates in ONNX order i, o, f, c
     /// (W's and R's biases in B), peepholes P in order i, o, f. attrs direction ("forward" |
     /// "reverse" | "bidirectional", D = 1 or 2), hiddenSize H, layout (0: x [T, batch, I], 1: x
-    /// [batch, T, I]). outputs [Y (T, D, batch, H; layout 1: batch, T, D, H), Y_h, Y_c (as
-    /// initial_h)]. A sequence shorter than T (sequence_lens) leaves zeros in Y after its end and
-    /// its last state in Y_h and Y_c, as onnxruntime does.
+    /// [batch, T, I]), clip (bound on every gate activation's input, not on the cell state's tanh,
+    /// as onnxruntime), inputForget (1: f = 1 − i). outputs [Y (T, D, batch, H; layout 1: batch, T,
+    /// D, H), Y_h, Y_c (as initial_h)]. A sequence shorter than T (sequence_lens) leaves zeros in Y
+    /// after its end and its last state in Y_h and Y_c (zeros for an empty one), as onnxruntime does.
     public static let lstm: Op = "lstm"
     /// ONNX GRU with the default activations (σ for the gates, tanh for the candidate). inputs as
     /// `lstm` without initial_c and P: W (D, 3H, I), R (D, 3H, H), B? (D, 6H), gates in ONNX order
-    /// z, r, h. attrs as `lstm` plus linearBeforeReset (0: the reset gate scales h before R's
+    /// z, r, h. attrs as `lstm` (but inputForget) plus linearBeforeReset (0: the reset gate scales h before R's
     /// product; 1: after it, as PyTorch's GRU and its exports). outputs [Y, Y_h].
     public static let gru: Op = "gru"
 }
@@ -31,6 +32,10 @@ public struct RecurrentGeometry: Equatable, Sendable {
     /// 1: batch-major x, Y, states.
     public var layout: Int
     public var linearBeforeReset: Bool
+    /// Bound on every gate activation's input (ONNX clip); .infinity when none.
+    public var clip: Float
+    /// LSTM input_forget: the forget gate is 1 − the input gate.
+    public var inputForget: Bool
     /// Present optional inputs.
     public var hasBias: Bool, hasSequenceLengths: Bool, hasInitialH: Bool, hasInitialC: Bool, hasPeepholes: Bool
 
@@ -64,11 +69,13 @@ public enum RecurrentOps {
         let hidden = node.int("hiddenSize") ?? r[2]
         let (t, b) = layout == 0 ? (x[0], x[1]) : (x[1], x[0])
         guard hidden >= 1, hidden < 1 << 20, x[2] < 1 << 24 else { throw fail("hidden size \(hidden) and input size \(x[2]) must be positive and sane") }
+        if let c = node.float("clip"), !(c > 0) { throw fail("clip \(c) must be positive") }
         guard w == [d, gates * hidden, x[2]], r == [d, gates * hidden, hidden] else {
             throw fail("W \(w) and R \(r) should be [\(d), \(gates * hidden), \(x[2])] and [\(d), \(gates * hidden), \(hidden)] for \(direction) with hidden size \(hidden)")
         }
         var g = RecurrentGeometry(gates: gates, seqLength: t, batch: b, inputSize: x[2], hidden: hidden, directions: d,
                                   reverse: direction == "reverse", layout: layout, linearBeforeReset: (node.int("linearBeforeReset") ?? 0) != 0,
+                                  clip: Float(node.float("clip") ?? .infinity), inputForget: gates == 4 && (node.int("inputForget") ?? 0) != 0,
                                   hasBias: false, hasSequenceLengths: false, hasInitialH: false, hasInitialC: false, hasPeepholes: false)
         if let s = shape(3) {
             guard s == [d, 2 * gates * hidden] else { throw fail("B \(s) should be [\(d), \(2 * gates * hidden)]") }
@@ -101,8 +108,8 @@ public enum RecurrentOps {
     static let lstm = OpSchema(.lstm, dtype: .input(0), onnx: ["LSTM": importRecurrent(.lstm)], onnxExport: exportRecurrent("LSTM"), shape: rule)
     static let gru = OpSchema(.gru, dtype: .input(0), onnx: ["GRU": importRecurrent(.gru)], onnxExport: exportRecurrent("GRU"), shape: rule)
 
-    /// LSTM and GRU at any opset (layout from 14). Non-default activations, clip and input_forget
-    /// are refused naming the node; omitted outputs get names so the kernel always has its outputs.
+    /// LSTM and GRU at any opset (layout from 14). Non-default activations are refused naming the
+    /// node; omitted outputs get names so the kernel always has its outputs.
     static func importRecurrent(_ op: Op) -> ONNXImporter {
         { ctx, n in
             let lstm = op == .lstm
@@ -115,8 +122,6 @@ public enum RecurrentOps {
                acts.map({ $0.lowercased() }) != Array([[String]](repeating: defaults, count: d).joined()) {
                 problems.append("activations \(acts) are not the default \(defaults.map { $0.capitalized }) per direction; wconv implements only the default activations")
             }
-            if let clip = n.float("clip") { problems.append("clip \(clip) (cell clipping) is not supported; re-export without it") }
-            if (n.int("input_forget") ?? 0) != 0 { problems.append("input_forget=1 (coupled input and forget gates) is not supported") }
             guard problems.isEmpty else {
                 ctx.unsupported.append(ctx.unsupportedNode(n, problems.joined(separator: "; ")))
                 return
@@ -124,6 +129,8 @@ public enum RecurrentOps {
             var attrs: [String: AttributeValue] = ["direction": .string(direction), "layout": .int(n.int("layout") ?? 0)]
             if let h = n.int("hidden_size") { attrs["hiddenSize"] = .int(h) }
             if !lstm { attrs["linearBeforeReset"] = .int(n.int("linear_before_reset") ?? 0) }
+            if let clip = n.float("clip") { attrs["clip"] = .float(Double(clip)) }
+            if lstm, let f = n.int("input_forget"), f != 0 { attrs["inputForget"] = .int(f) }
             let base = n.name.isEmpty ? (n.outputs.first { !$0.isEmpty } ?? op.rawValue) : n.name
             let names = lstm ? ["Y", "Y_h", "Y_c"] : ["Y", "Y_h"]
             let outputs = names.enumerated().map { k, s in k < n.outputs.count && !n.outputs[k].isEmpty ? n.outputs[k] : "\(base)::\(s)" }
@@ -140,6 +147,8 @@ public enum RecurrentOps {
                                                                    "layout": .int(n.int("layout") ?? 0)]
             if let h = n.int("hiddenSize") { attrs["hidden_size"] = .int(h) }
             if opType == "GRU" { attrs["linear_before_reset"] = .int(n.int("linearBeforeReset") ?? 0) }
+            if let clip = n.float("clip") { attrs["clip"] = .float(Float(clip)) }
+            if let f = n.int("inputForget") { attrs["input_forget"] = .int(f) }
             e.add(opType, n.name, n.inputs, n.outputs, attrs, rank: nil)
             for (k, o) in n.outputs.enumerated() { e.ranks[o] = k == 0 ? 4 : 3 }
         }

@@ -74,6 +74,7 @@ struct Recurrent: StepKernel {
     func forward(_ c: StepContext) throws {
         let e = c.executor
         let lens = try lengths(c.input(4), fail: c.fail)
+        let gates = GateMath(clip: g.clip)
         let h = g.hidden, d = g.directions, gh = gh, cols = d * gh, batch = g.batch
         let x = c.input(0)!, w = c.input(1)!, rw = c.input(2)!
         // Input projection of every step and direction at once, with the biases that add there.
@@ -117,9 +118,9 @@ struct Recurrent: StepKernel {
                     }
                     let p = UnsafePointer(proj + xRow(t, b) * cols + dir * gh), q = UnsafePointer(rec + b * gh)
                     if g.isLSTM {
-                        lstmCell(p, q, peep, state: state + b * h, cell: cell + b * h, save: sv, h: h)
+                        lstmCell(p, q, peep, gates, coupled: g.inputForget, state: state + b * h, cell: cell + b * h, save: sv, h: h)
                     } else {
-                        gruGates(p, q, rbh, linearBeforeReset: g.linearBeforeReset, state: state + b * h, rh: rh + b * h, save: sv, h: h)
+                        gruGates(p, q, rbh, gates, linearBeforeReset: g.linearBeforeReset, state: state + b * h, rh: rh + b * h, save: sv, h: h)
                     }
                 }
                 if !g.isLSTM {
@@ -129,7 +130,7 @@ struct Recurrent: StepKernel {
                               beta: 0, c: rec + 2 * h, ldc: gh)
                     }
                     for b in 0..<batch where t < lens[b] {
-                        gruOutput(UnsafePointer(proj + xRow(t, b) * cols + dir * gh), UnsafePointer(rec + b * gh),
+                        gruOutput(UnsafePointer(proj + xRow(t, b) * cols + dir * gh), UnsafePointer(rec + b * gh), gates,
                                   linearBeforeReset: g.linearBeforeReset, state: state + b * h, save: save + b * saved, h: h)
                     }
                 }
@@ -149,6 +150,7 @@ struct Recurrent: StepKernel {
         guard let aux = c.aux else { throw WconvError.invalid("internal: \(g.isLSTM ? "LSTM" : "GRU") backward without saved gates") }
         let e = c.executor
         let lens = try lengths(c.input(4), fail: { WconvError.invalid($0) })
+        let gates = GateMath(clip: g.clip)
         let h = g.hidden, d = g.directions, gh = gh, cols = d * gh, batch = g.batch, saved = saved
         let x = c.input(0)!, w = c.input(1)!, rw = c.input(2)!
         let dR = c.inputGradient(2), dP = c.inputGradient(7), dH0 = c.inputGradient(5), dC0 = c.inputGradient(6)
@@ -184,11 +186,11 @@ struct Recurrent: StepKernel {
                     if let dy { for j in 0..<h { dhRow[j] += dy[yOffset(t, dir, b) + j] } }
                     let sv = save + b * saved, da = dA + b * gh, dg = dProj + xRow(t, b) * cols + dir * gh
                     if g.isLSTM {
-                        lstmCellBackward(sv, peep, dPeep, dh: dhRow, dc: dc + b * h, dA: da, h: h)
+                        lstmCellBackward(sv, peep, dPeep, gates, coupled: g.inputForget, dh: dhRow, dc: dc + b * h, dA: da, h: h)
                         copyFloats(dg, from: da, count: gh)
                         fillFloats(direct, with: 0, count: h)
                     } else {
-                        gruBackward(sv, linearBeforeReset: g.linearBeforeReset, dh: dhRow, dA: da, dg: dg, direct: direct, rh: rh + b * h, h: h)
+                        gruBackward(sv, gates, linearBeforeReset: g.linearBeforeReset, dh: dhRow, dA: da, dg: dg, direct: direct, rh: rh + b * h, h: h)
                     }
                 }
                 if !g.isLSTM && !g.linearBeforeReset {
@@ -196,7 +198,7 @@ struct Recurrent: StepKernel {
                     sgemm(transA: false, transB: false, m: batch, n: h, k: h, a: dA + 2 * h, lda: gh, b: r + 2 * h * h, ldb: h,
                           beta: 0, c: drh, ldc: h)
                     for b in 0..<batch where t < lens[b] {
-                        gruResetBackward(save + b * saved, drh: drh + b * h, dA: dA + b * gh, dg: dProj + xRow(t, b) * cols + dir * gh,
+                        gruResetBackward(save + b * saved, gates, drh: drh + b * h, dA: dA + b * gh, dg: dProj + xRow(t, b) * cols + dir * gh,
                                          direct: nextBuf + b * h, h: h)
                     }
                     if let dR {
@@ -241,21 +243,37 @@ struct Recurrent: StepKernel {
     }
 }
 
-@inline(__always) private func sigmoid(_ v: Float) -> Float { 1 / (1 + expf(-v)) }
+/// The gate activations, with ONNX's optional clip of their inputs, and their derivatives from the
+/// activation values (zero where the input was clipped).
+struct GateMath {
+    /// |input| bound; .infinity without clip.
+    let clip: Float
+    let sigmoidHi: Float, sigmoidLo: Float, tanhHi: Float
+    init(clip: Float) {
+        self.clip = clip
+        sigmoidHi = 1 / (1 + expf(-clip)); sigmoidLo = 1 / (1 + expf(clip)); tanhHi = tanhf(clip)
+    }
+    @inline(__always) func sigmoid(_ v: Float) -> Float { 1 / (1 + expf(-min(max(v, -clip), clip))) }
+    @inline(__always) func tanh(_ v: Float) -> Float { tanhf(min(max(v, -clip), clip)) }
+    /// σ' from σ's value: a clipped input gave exactly σ(±clip).
+    @inline(__always) func dSigmoid(_ a: Float) -> Float { a >= sigmoidHi || a <= sigmoidLo ? 0 : a * (1 - a) }
+    @inline(__always) func dTanh(_ a: Float) -> Float { a >= tanhHi || a <= -tanhHi ? 0 : 1 - a * a }
+}
 
 /// One LSTM step of one sequence: p (x·Wᵀ + biases) and q (h_prev·Rᵀ) hold the gate
-/// pre-activations in order i, o, f, c; updates the state and cell in place.
-private func lstmCell(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?,
+/// pre-activations in order i, o, f, c; updates the state and cell in place. `coupled`
+/// (input_forget): f = 1 − i. The cell state's tanh is not clipped (onnxruntime's reading).
+private func lstmCell(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?, _ m: GateMath, coupled: Bool,
                       state: UnsafeMutablePointer<Float>, cell: UnsafeMutablePointer<Float>, save sv: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let cp = cell[j]
         var gi = p[j] + q[j], go = p[h + j] + q[h + j], gf = p[2 * h + j] + q[2 * h + j]
         let gc = p[3 * h + j] + q[3 * h + j]
         if let peep { gi += peep[j] * cp; gf += peep[2 * h + j] * cp }
-        let i = sigmoid(gi), f = sigmoid(gf), cc = tanhf(gc)
+        let i = m.sigmoid(gi), f = coupled ? 1 - i : m.sigmoid(gf), cc = m.tanh(gc)
         let cn = f * cp + i * cc
         if let peep { go += peep[h + j] * cn }
-        let o = sigmoid(go)
+        let o = m.sigmoid(go)
         sv[j] = i; sv[h + j] = o; sv[2 * h + j] = f; sv[3 * h + j] = cc
         sv[4 * h + j] = cp; sv[5 * h + j] = state[j]; sv[6 * h + j] = cn
         cell[j] = cn
@@ -265,15 +283,17 @@ private func lstmCell(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ pe
 
 /// The LSTM step's adjoint: from dh (h's gradient, Y's included) and dc, the gate pre-activation
 /// gradients into dA (i, o, f, c) and c_prev's gradient into dc.
-private func lstmCellBackward(_ sv: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?, _ dPeep: UnsafeMutablePointer<Float>?,
-                              dh: UnsafeMutablePointer<Float>, dc: UnsafeMutablePointer<Float>, dA: UnsafeMutablePointer<Float>, h: Int) {
+private func lstmCellBackward(_ sv: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?, _ dPeep: UnsafeMutablePointer<Float>?, _ m: GateMath,
+                              coupled: Bool, dh: UnsafeMutablePointer<Float>, dc: UnsafeMutablePointer<Float>, dA: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let i = sv[j], o = sv[h + j], f = sv[2 * h + j], cc = sv[3 * h + j], cp = sv[4 * h + j], cn = sv[6 * h + j]
         let tc = tanhf(cn), dht = dh[j]
-        let gO = dht * tc * o * (1 - o)
+        let gO = dht * tc * m.dSigmoid(o)
         var dcn = dc[j] + dht * o * (1 - tc * tc)
         if let peep { dcn += gO * peep[h + j] }
-        let gI = dcn * cc * i * (1 - i), gF = dcn * cp * f * (1 - f), gC = dcn * i * (1 - cc * cc)
+        // Coupled gates: f = 1 − i, so f's share flows into i and the forget gate's inputs get none.
+        let gI = dcn * (coupled ? cc - cp : cc) * m.dSigmoid(i)
+        let gF = coupled ? 0 : dcn * cp * m.dSigmoid(f), gC = dcn * i * m.dTanh(cc)
         var dcp = dcn * f
         if let peep { dcp += gI * peep[j] + gF * peep[2 * h + j] }
         if let dPeep { dPeep[j] += gI * cp; dPeep[h + j] += gO * cn; dPeep[2 * h + j] += gF * cp }
@@ -285,10 +305,10 @@ private func lstmCellBackward(_ sv: UnsafePointer<Float>, _ peep: UnsafePointer<
 /// GRU update and reset gates of one sequence (order z, r, h): saves z, r, h_prev and, with
 /// linear_before_reset, R_h·h_prev + Rb_h (q_h is R_h·h_prev then); without, `rh` gets r ⊙ h_prev
 /// for R_h's product.
-private func gruGates(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ rbh: UnsafePointer<Float>?, linearBeforeReset lbr: Bool,
+private func gruGates(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ rbh: UnsafePointer<Float>?, _ m: GateMath, linearBeforeReset lbr: Bool,
                       state: UnsafePointer<Float>, rh: UnsafeMutablePointer<Float>, save sv: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
-        let z = sigmoid(p[j] + q[j]), r = sigmoid(p[h + j] + q[h + j])
+        let z = m.sigmoid(p[j] + q[j]), r = m.sigmoid(p[h + j] + q[h + j])
         sv[j] = z; sv[h + j] = r; sv[4 * h + j] = state[j]
         rh[j] = r * state[j]
         sv[3 * h + j] = lbr ? q[2 * h + j] + (rbh?[j] ?? 0) : 0
@@ -297,11 +317,11 @@ private func gruGates(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ rb
 
 /// GRU candidate and new state: h̃ = tanh(p_h + r ⊙ (R_h·h_prev + Rb_h)) with linear_before_reset,
 /// else tanh(p_h + q_h) with q_h = R_h·(r ⊙ h_prev); h = (1 − z) ⊙ h̃ + z ⊙ h_prev.
-private func gruOutput(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, linearBeforeReset lbr: Bool,
+private func gruOutput(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ m: GateMath, linearBeforeReset lbr: Bool,
                        state: UnsafeMutablePointer<Float>, save sv: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let z = sv[j], r = sv[h + j]
-        let hh = tanhf(p[2 * h + j] + (lbr ? r * sv[3 * h + j] : q[2 * h + j]))
+        let hh = m.tanh(p[2 * h + j] + (lbr ? r * sv[3 * h + j] : q[2 * h + j]))
         sv[2 * h + j] = hh
         state[j] = (1 - z) * hh + z * sv[4 * h + j]
     }
@@ -311,17 +331,17 @@ private func gruOutput(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, lin
 /// pre-activation gradients) and dg (the input projection's) get z and h; with
 /// linear_before_reset r as well, otherwise `gruResetBackward` adds r once d(r ⊙ h_prev) is known.
 /// `direct` gets h_prev's gradient through z ⊙ h_prev; `rh` r ⊙ h_prev for R_h's gradient.
-private func gruBackward(_ sv: UnsafePointer<Float>, linearBeforeReset lbr: Bool, dh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
+private func gruBackward(_ sv: UnsafePointer<Float>, _ m: GateMath, linearBeforeReset lbr: Bool, dh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
                          dg: UnsafeMutablePointer<Float>, direct: UnsafeMutablePointer<Float>, rh: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let z = sv[j], r = sv[h + j], hh = sv[2 * h + j], hp = sv[4 * h + j], dht = dh[j]
         direct[j] = dht * z
-        let gH = dht * (1 - z) * (1 - hh * hh), gZ = dht * (hp - hh) * z * (1 - z)
+        let gH = dht * (1 - z) * m.dTanh(hh), gZ = dht * (hp - hh) * m.dSigmoid(z)
         dA[j] = gZ; dg[j] = gZ
         dg[2 * h + j] = gH
         rh[j] = r * hp
         if lbr {
-            let gR = gH * sv[3 * h + j] * r * (1 - r)
+            let gR = gH * sv[3 * h + j] * m.dSigmoid(r)
             dA[h + j] = gR; dg[h + j] = gR
             dA[2 * h + j] = gH * r
         } else {
@@ -331,11 +351,11 @@ private func gruBackward(_ sv: UnsafePointer<Float>, linearBeforeReset lbr: Bool
 }
 
 /// Without linear_before_reset: the reset gate's gradient from drh = d(r ⊙ h_prev), and h_prev's share.
-private func gruResetBackward(_ sv: UnsafePointer<Float>, drh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
+private func gruResetBackward(_ sv: UnsafePointer<Float>, _ m: GateMath, drh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
                               dg: UnsafeMutablePointer<Float>, direct: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let r = sv[h + j], hp = sv[4 * h + j]
-        let gR = drh[j] * hp * r * (1 - r)
+        let gR = drh[j] * hp * m.dSigmoid(r)
         dA[h + j] = gR; dg[h + j] = gR
         direct[j] += drh[j] * r
     }
