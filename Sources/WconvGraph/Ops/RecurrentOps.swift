@@ -149,8 +149,13 @@ public enum RecurrentOps {
             if opType == "GRU" { attrs["linear_before_reset"] = .int(n.int("linearBeforeReset") ?? 0) }
             if let clip = n.float("clip") { attrs["clip"] = .float(Float(clip)) }
             if let f = n.int("inputForget") { attrs["input_forget"] = .int(f) }
-            e.add(opType, n.name, n.inputs, n.outputs, attrs, rank: nil)
-            for (k, o) in n.outputs.enumerated() { e.ranks[o] = k == 0 ? 4 : 3 }
+            // Outputs the importer named for an omitted one go back to omitted when nothing reads them.
+            let read = Set(e.graph.nodes.flatMap(\.inputs) + e.graph.outputs.map(\.name))
+            let outputs = n.outputs.enumerated().map { k, o in
+                o.hasSuffix("::" + ["Y", "Y_h", "Y_c"][min(k, 2)]) && !read.contains(o) ? "" : o
+            }
+            e.add(opType, n.name, n.inputs, outputs, attrs, rank: nil)
+            for (k, o) in outputs.enumerated() where !o.isEmpty { e.ranks[o] = k == 0 ? 4 : 3 }
         }
     }
 }
