@@ -8,9 +8,9 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "Model file (any supported format).") var model: String
     @Option(help: "Labelled data: ImageFolder directory, .csv (path + label columns; two or more label columns are multi-label) or .npz with images/labels.") var data: String
     @Option(help: "Multi-label: decision threshold on every label's probability (default: the per-label thresholds recorded in the model, else 0.5).") var threshold: Double?
-    @Option(help: "CPU threads.") var threads: Int = 2
+    @OptionGroup var cpu: ThreadsOption
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
-    @Flag(help: "Print one JSON document on stdout.") var json = false
+    @OptionGroup var stdout: JSONFlag
     @OptionGroup var preprocessing: PreprocessingOptions
 
     func run() throws {
@@ -26,18 +26,18 @@ struct EvalCommand: ParsableCommand {
         if let n = HeadReplacement.outputSize(graph), n != ds.classes.count {
             throw WconvError.invalid("the model predicts \(n) \(what) but the data has \(ds.classes.count) (\(ds.classes.prefix(8).joined(separator: ", "))); evaluate on data with the model's \(what)")
         }
-        try DatasetCheck.verifyAll(ds, threads: threads)
+        try DatasetCheck.verifyAll(ds, threads: cpu.threads)
         if ds.isMultiLabel {
             if let t = threshold, !(t > 0 && t < 1) { throw WconvError(.usage, "--threshold must be between 0 and 1 (a probability), got \(t)") }
             let recorded = Trainer.recordedThresholds(graph, labels: ds.classes)
             let th = threshold.map { [Double](repeating: $0, count: ds.classes.count) } ?? recorded
-            let m = try Trainer.evaluateMultiLabel(graph: graph, data: ds, threads: threads, batchSize: batchSize, thresholds: th,
+            let m = try Trainer.evaluateMultiLabel(graph: graph, data: ds, threads: cpu.threads, batchSize: batchSize, thresholds: th,
                                                    thresholdSource: threshold != nil ? "--threshold" : (recorded != nil ? "the model's wconv.thresholds" : nil))
-            if json { try printJSON(encoding: m) } else { print(m.table(), terminator: "") }
+            if stdout.json { try printJSON(encoding: m) } else { print(m.table(), terminator: "") }
             return
         }
-        let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: threads, batchSize: batchSize)
-        if json {
+        let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: batchSize)
+        if stdout.json {
             try printJSON(encoding: m)
         } else {
             print(m.table(), terminator: "")

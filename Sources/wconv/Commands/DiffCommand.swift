@@ -21,23 +21,24 @@ struct DiffCommand: ParsableCommand {
     @Option(help: "Relative tolerance.")
     var rtol: Double = 0
 
-    @Option(help: "Dotted path of the state dict inside whichever file is a PyTorch checkpoint.")
-    var key: String?
+    @OptionGroup var checkpoint: StateDictKeyOption
 
-    @Flag(help: "Print one JSON document on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
+
+    func validate() throws {
+        guard atol >= 0, rtol >= 0, atol.isFinite, rtol.isFinite else {
+            throw ValidationError("--atol and --rtol must be finite and non-negative")
+        }
+    }
 
     func run() throws {
-        guard atol >= 0, rtol >= 0, atol.isFinite, rtol.isFinite else {
-            throw WconvError(.usage, "--atol and --rtol must be finite and non-negative")
-        }
         // --key applies to whichever of the two files is a PyTorch checkpoint.
-        let ka = try ModelFile.sniff(path: a).isPyTorch ? key : nil
-        let kb = try ModelFile.sniff(path: b).isPyTorch ? key : nil
+        let ka = try ModelFile.sniff(path: a).isPyTorch ? checkpoint.key : nil
+        let kb = try ModelFile.sniff(path: b).isPyTorch ? checkpoint.key : nil
         let ba = try ModelFile.load(path: a, key: ka)
         let bb = try ModelFile.load(path: b, key: kb)
         let result = TensorDiff.compare(ba, bb, atol: atol, rtol: rtol)
-        if json {
+        if stdout.json {
             printJSON(result.json(a: a, b: b, atol: atol, rtol: rtol))
         } else {
             print(result.text(a: a, b: b))

@@ -22,12 +22,15 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(name: .long, help: "Print {\"input_ids\", \"attention_mask\", \"token_type_ids\"} as JSON on stdout.")
     var json = false
 
-    func run() throws {
-        guard !text.isEmpty else { throw WconvError(.usage, "give at least one --text \"…\"") }
+    func validate() throws {
+        guard !text.isEmpty else { throw ValidationError("give at least one --text \"…\"") }
         guard textPair.isEmpty || textPair.count == text.count else {
-            throw WconvError(.usage, "\(text.count) --text but \(textPair.count) --text-pair; give one --text-pair per --text, or none")
+            throw ValidationError("\(text.count) --text but \(textPair.count) --text-pair; give one --text-pair per --text, or none")
         }
-        if let maxLength, maxLength < 1 { throw WconvError(.usage, "--max-length must be at least 1") }
+        if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be at least 1") }
+    }
+
+    func run() throws {
         let tokenizer = try WordPieceTokenizer(model: model)
         let batch = try tokenizer.encodeBatch(text, pairs: textPair.isEmpty ? nil : textPair, maxLength: maxLength)
         if json {

@@ -28,7 +28,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "new: replace the head for the data's classes (dropout + linear); keep: train the existing head.") var head: String = "new"
     @Option(help: "Dropout before the new head.") var dropout: Double = 0.2
     @Option(help: "Random seed (same seed + thread count → bit-identical results).") var seed: UInt64 = 0
-    @Option(help: "CPU threads.") var threads: Int = 2
+    @OptionGroup var cpu: ThreadsOption
     @Option(help: "Layer groups as name=pattern|pattern,… (input → output; the last, or the one named head, is the head).") var groups: String?
     @Option(name: .customLong("mmd-weight"), help: "Weight λ of the MMD domain-adaptation term (needs --adapt-target).") var mmdWeight: Double = 0
     @Option(help: "MMD kind: mean (the seed's) | gaussian (multi-bandwidth kernel)") var mmd: String = "mean"
@@ -50,6 +50,8 @@ struct TrainingOptions: ParsableArguments {
         return d
     }
 
+    func validate() throws { try usageCheck { _ = try config() } }
+
     func config() throws -> TrainingConfig {
         var c = TrainingConfig()
         guard let m = TrainingMode(rawValue: mode) else { throw WconvError(.usage, "--mode '\(mode)': use feature-extract, finetune, progressive or scratch") }
@@ -59,7 +61,7 @@ struct TrainingOptions: ParsableArguments {
         c.epochs = epochs ?? 10; c.batchSize = batchSize ?? 32; c.optimizer = optimizer; c.momentum = momentum; c.nesterov = nesterov
         c.lr = lr ?? 1e-3; c.backboneLR = backboneLR; c.weightDecay = weightDecay; c.decayNormsAndBiases = decayNorms
         c.schedule = schedule; c.warmupEpochs = warmupEpochs; c.stepEpochs = stepEpochs; c.labelSmoothing = labelSmoothing
-        c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = threads; c.groups = groups
+        c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = cpu.threads; c.groups = groups
         c.mmdWeight = mmdWeight; c.keepOptimizerStateOnUnfreeze = keepOptimizerState; c.shuffle = !noShuffle
         c.patience = patience; c.restoreBest = restoreBest; c.trainCrop = trainCrop
         if let l = layerLR {
@@ -72,34 +74,5 @@ struct TrainingOptions: ParsableArguments {
         try multiLabel.apply(to: &c)
         try c.validate()
         return c
-    }
-}
-
-func stderrLine(_ s: String) { if !Console.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
-
-func modelName(_ path: String) -> String { (path as NSString).lastPathComponent }
-
-/// Overrides of the model's preprocessing metadata (for files that carry none, such as a bare .pth).
-struct PreprocessingOptions: ParsableArguments {
-    @Option(name: .customLong("input-size"), help: "Network input size (square) or auto: the data's native size below the default, rounded to the network's total stride (the default for models that record no preprocessing).") var inputSize: String?
-    @Option(help: "Resize the shorter side to this before the center crop (0: resize straight to the input size).") var resize: Int?
-    @Option(help: "Per-channel mean, e.g. 0.485,0.456,0.406 (on pixels scaled to [0,1]).") var mean: String?
-    @Option(help: "Per-channel std, e.g. 0.229,0.224,0.225.") var std: String?
-
-    func request() throws -> PreprocessingRequest {
-        var r = PreprocessingRequest(resize: resize)
-        if let s = inputSize {
-            if s == "auto" { r.inputSize = .auto } else if let n = Int(s), n > 0 { r.inputSize = .fixed(n) } else {
-                throw WconvError(.usage, "--input-size '\(s)': give a positive size in pixels or auto")
-            }
-        }
-        func three(_ s: String, _ flag: String) throws -> [Double] {
-            let v = s.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == 3 else { throw WconvError(.usage, "\(flag) needs three comma-separated numbers, got '\(s)'") }
-            return v
-        }
-        if let m = mean { r.mean = try three(m, "--mean") }
-        if let s = std { r.std = try three(s, "--std") }
-        return r
     }
 }

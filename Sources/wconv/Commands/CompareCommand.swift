@@ -20,17 +20,25 @@ struct CompareCommand: ParsableCommand {
     @Flag(help: "Print the runs as JSON on stdout instead of the table.") var json = false
     @Flag(help: "Log every epoch of every run (stderr).") var verbose = false
 
-    func run() throws {
-        let flags = try training.config()
-        let sourcePaths = sources.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard !sourcePaths.isEmpty else { throw WconvError(.usage, "--sources needs at least one model file") }
-        let modeList = try modes.split(separator: ",").map { raw -> TrainingMode in
+    var sourcePaths: [String] { sources.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    func modeList() throws -> [TrainingMode] {
+        try modes.split(separator: ",").map { raw -> TrainingMode in
             let m = raw.trimmingCharacters(in: .whitespaces)
-            guard let mode = TrainingMode(rawValue: m) else { throw WconvError(.usage, "--modes '\(m)': use scratch, feature-extract, finetune or progressive") }
+            guard let mode = TrainingMode(rawValue: m) else { throw ValidationError("--modes '\(m)': use scratch, feature-extract, finetune or progressive") }
             return mode
         }
-        guard !modeList.isEmpty else { throw WconvError(.usage, "--modes needs at least one mode") }
-        guard val != nil || valSplit != nil else { throw WconvError(.usage, "compare measures every run on validation data: give --val or --val-split") }
+    }
+
+    func validate() throws {
+        guard !sourcePaths.isEmpty else { throw ValidationError("--sources needs at least one model file") }
+        guard try !modeList().isEmpty else { throw ValidationError("--modes needs at least one mode") }
+        guard val != nil || valSplit != nil else { throw ValidationError("compare measures every run on validation data: give --val or --val-split") }
+    }
+
+    func run() throws {
+        let flags = try training.config()
+        let sourcePaths = sourcePaths, modeList = try modeList()
         // Names as given, unless two sources share a file name.
         let names = sourcePaths.map(modelName)
         let display = Set(names).count == names.count ? names : sourcePaths

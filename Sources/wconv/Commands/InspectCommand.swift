@@ -11,21 +11,19 @@ struct InspectCommand: ParsableCommand {
     @Argument(help: "Model file (.pth/.pt/.bin, .safetensors or its .index.json, .onnx, .h5/.keras).")
     var file: String
 
-    @Flag(help: "Print one JSON document on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
 
     @Flag(help: "Add min/max/mean/std and NaN/Inf counts per tensor (reads every byte).")
     var stats = false
 
-    @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint (default: found automatically).")
-    var key: String?
+    @OptionGroup var checkpoint: StateDictKeyOption
 
     @Flag(help: "One row per tensor even for large files (otherwise one row per module above \(InspectReport.summaryThreshold) tensors).")
     var verbose = false
 
     func run() throws {
         let format = try ModelFile.sniff(path: file)
-        let bundle = try ModelFile.load(path: file, key: key)
+        let bundle = try ModelFile.load(path: file, key: checkpoint.key)
         var perTensor: [String: TensorStats] = [:]
         if stats {
             let bar = ProgressBar("stats", total: bundle.totalBytes)
@@ -36,7 +34,7 @@ struct InspectCommand: ParsableCommand {
             bar.finish()
         }
         let structure = try InspectStructure.section(file: file, format: format)
-        if json {
+        if stdout.json {
             var doc = InspectReport.json(file: file, format: format, bundle: bundle, stats: stats ? perTensor : nil)
             if let structure, case .object(var items) = doc {
                 items["structure"] = structure.json

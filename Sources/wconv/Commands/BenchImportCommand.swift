@@ -18,14 +18,15 @@ struct BenchImportCommand: ParsableCommand {
     @Flag(help: "Touch every page of every tensor (include page-in in the time).")
     var touch = false
 
-    @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint.")
-    var key: String?
+    @OptionGroup var checkpoint: StateDictKeyOption
 
-    @Flag(help: "Print one JSON document on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
+
+    func validate() throws {
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
+    }
 
     func run() throws {
-        guard `repeat` >= 1 else { throw WconvError(.usage, "--repeat must be at least 1") }
         let format = try ModelFile.sniff(path: file)
         let baseline = ProcStatus.read()
         var times: [Double] = []
@@ -34,7 +35,7 @@ struct BenchImportCommand: ParsableCommand {
         var checksum: UInt64 = 0
         for i in 0..<`repeat` {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let bundle = try ModelFile.load(path: file, key: key)
+            let bundle = try ModelFile.load(path: file, key: checkpoint.key)
             if touch { checksum &+= Self.touchPages(bundle) }
             let t1 = DispatchTime.now().uptimeNanoseconds
             times.append(Double(t1 - t0) / 1e9)
@@ -49,7 +50,7 @@ struct BenchImportCommand: ParsableCommand {
         let peak = ProcStatus.read().hwm
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        if json {
+        if stdout.json {
             printJSON(.object([
                 ("file", .string(file)), ("format", .string(format.rawValue)), ("tensors", .int(tensors)), ("bytes", .int(bytes)),
                 ("repeat", .int(`repeat`)), ("touch", .bool(touch)),

@@ -23,18 +23,18 @@ struct BenchRunCommand: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up iterations.")
     var warmup: Int = 1
 
-    @Option(name: .long, help: "Threads for BLAS and the runtime's loops.")
-    var threads: Int = 2
+    @OptionGroup var cpu: ThreadsOption
 
-    @Option(name: .long, help: "Force an architecture family for bare state dicts.")
-    var arch: String?
+    @OptionGroup var family: ArchOption
 
-    @Flag(name: .long, help: "Print one JSON document on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
+
+    func validate() throws {
+        guard batch >= 1, iters >= 1, warmup >= 0, cpu.threads >= 1 else { throw ValidationError("--batch, --iters and --threads must be positive") }
+    }
 
     func run() throws {
-        guard batch >= 1, iters >= 1, warmup >= 0, threads >= 1 else { throw WconvError(.usage, "--batch, --iters and --threads must be positive") }
-        let graph = try loadRunnableModel(model, arch: arch)
+        let graph = try loadRunnableModel(model, arch: family.arch)
         var shapes = graph.probeInputShapes()
         var rng = SplitMix64(seed: 1)
         var inputs: [String: Tensor] = [:]
@@ -49,7 +49,7 @@ struct BenchRunCommand: ParsableCommand {
                 : Tensor(shape: s, floats: (0..<n).map { _ in Float(rng.next() % UInt64(max(1, VerifyCommand.indexBound(graph, input: info.name)))) })
         }
         let t0 = Date()
-        let session = try InferenceSession(graph: graph, threads: threads)
+        let session = try InferenceSession(graph: graph, threads: cpu.threads)
         let buildSeconds = Date().timeIntervalSince(t0)
         for _ in 0..<warmup { _ = try session.run(inputs) }
         var times: [Double] = []
@@ -65,11 +65,11 @@ struct BenchRunCommand: ParsableCommand {
         let flops = try ModelFLOPs(graph, inputShapes: shapes).forward
         let gflops = flops / median / 1e9
         let roof = try BLASKernels.measureRoof()
-        if json {
+        if stdout.json {
             printJSON(.object([
                 ("model", .string(model)), ("architecture", graph.architecture.map(JSONValue.string) ?? .null), ("batch", .int(batch)),
                 ("inputShapes", .object(shapes.keys.sorted().map { ($0, .array(shapes[$0]!.map(JSONValue.int))) })),
-                ("threads", .int(threads)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
+                ("threads", .int(cpu.threads)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
                 ("medianSeconds", .double(median)), ("bestSeconds", .double(best)), ("imagesPerSecond", .double(ips)),
                 ("bestImagesPerSecond", .double(Double(batch) / best)), ("activationMB", .double(Double(session.plannedActivationFloats * 4) / 1e6)),
                 ("peakRSSBytes", .int(peak)), ("gflopPerBatch", .double(flops / 1e9)), ("gflopsAchieved", .double(gflops)),

@@ -25,20 +25,21 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the probe inputs.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "Threads.")
-    var threads: Int = 2
+    @OptionGroup var cpu: ThreadsOption
 
-    @Flag(name: .long, help: "Print one JSON document on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
+
+    func validate() throws {
+        guard inputs >= 1 else { throw ValidationError("--inputs must be at least 1") }
+        guard atol >= 0, rtol >= 0 else { throw ValidationError("--atol and --rtol must be non-negative") }
+    }
 
     func run() throws {
-        guard inputs >= 1 else { throw WconvError(.usage, "--inputs must be at least 1") }
-        guard atol >= 0, rtol >= 0 else { throw WconvError(.usage, "--atol and --rtol must be non-negative") }
         let ga = try loadRunnableModel(a), gb = try loadRunnableModel(b)
         guard ga.inputs.count == gb.inputs.count, ga.outputs.count == gb.outputs.count else {
             throw WconvError(.difference, "the models differ in structure: \(ga.inputs.count)/\(ga.outputs.count) vs \(gb.inputs.count)/\(gb.outputs.count) inputs/outputs")
         }
-        let sa = try InferenceSession(graph: ga, threads: threads), sb = try InferenceSession(graph: gb, threads: threads)
+        let sa = try InferenceSession(graph: ga, threads: cpu.threads), sb = try InferenceSession(graph: gb, threads: cpu.threads)
         let shapes = ga.probeInputShapes()
         var rng = SplitMix64(seed: seed)
         var maxAbs = [Double](repeating: 0, count: ga.outputs.count), maxRel = maxAbs
@@ -77,7 +78,7 @@ struct VerifyCommand: ParsableCommand {
             }
         }
         let ok = failures.allSatisfy { $0 == 0 }
-        if json {
+        if stdout.json {
             printJSON(.object([
                 ("a", .string(a)), ("b", .string(b)), ("inputs", .int(inputs)), ("seed", JSONValue(seed)),
                 ("atol", .double(atol)), ("rtol", .double(rtol)), ("match", .bool(ok)),

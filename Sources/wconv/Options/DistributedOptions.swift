@@ -8,12 +8,20 @@ struct DistributedOptions: ParsableArguments {
     @Flag(name: .customLong("sync-bn"), help: "All-reduce BatchNorm batch statistics across ranks (torch's SyncBatchNorm); not yet supported.") var syncBN = false
     @Option(name: .customLong("collective-timeout"), help: "Seconds a rank waits in one collective before it ends the job (a rank that hangs).") var collectiveTimeout: Double = Communicator.defaultTimeout
 
+    func mode() throws -> DistributedMode {
+        guard let mode = DistributedMode(rawValue: distributed) else { throw ValidationError("--distributed '\(distributed)': use auto, mpi or none") }
+        return mode
+    }
+
+    func validate() throws {
+        _ = try mode()
+        if syncBN { throw ValidationError("--sync-bn is not yet supported: with --bn train each rank normalises with its own shard's batch statistics; use --bn frozen (the transfer default) for results independent of the rank count") }
+    }
+
     /// Starts MPI when asked or launched under it and quiets every rank but 0 (errors still
     /// print, naming the rank).
     func start() throws -> DataParallel {
-        guard let mode = DistributedMode(rawValue: distributed) else { throw WconvError(.usage, "--distributed '\(distributed)': use auto, mpi or none") }
-        if syncBN { throw WconvError(.usage, "--sync-bn is not yet supported: with --bn train each rank normalises with its own shard's batch statistics; use --bn frozen (the transfer default) for results independent of the rank count") }
-        let comm = try Communicator.start(mode, timeout: collectiveTimeout)
+        let comm = try Communicator.start(try mode(), timeout: collectiveTimeout)
         if comm.usesMPI { Console.rank = comm }
         return DataParallel(comm)
     }
@@ -33,12 +41,4 @@ struct DistributedOptions: ParsableArguments {
             stderrLine("note: --bn train under \(n) ranks normalises each rank's shard with its own batch statistics; running statistics follow rank 0 (as DDP's broadcast_buffers)")
         }
     }
-}
-
-/// Who prints: under data parallelism only rank 0 writes progress, and errors name their rank.
-enum Console {
-    nonisolated(unsafe) static var rank: Communicator?
-    static var quiet: Bool { !(rank?.isRoot ?? true) }
-    /// " (rank 1 of 2 (host))" under data parallelism, else "".
-    static var tag: String { rank.map { $0.size > 1 ? " (\($0.name))" : "" } ?? "" }
 }

@@ -12,9 +12,18 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 16
     @Option(help: "Timed steps per measurement (after one warm-up step).") var steps: Int = 3
     @Option(help: "Classes of the new head.") var classes: Int = 10
-    @Option(help: "CPU threads.") var threads: Int = 2
+    @OptionGroup var cpu: ThreadsOption
     @Option(help: "Data-parallel ranks: runs itself under `mpirun -np N` and measures fine-tuning with the batch sharded and gradients all-reduced.") var ranks: Int?
-    @Flag(help: "Print one JSON document on stdout.") var json = false
+    @OptionGroup var stdout: JSONFlag
+
+    func validate() throws {
+        if let syn = synthetic, syn != "resnet18" { throw ValidationError("--synthetic '\(syn)': only resnet18 is built in") }
+        guard synthetic != nil || model != nil else { throw ValidationError("give a model file or --synthetic resnet18") }
+        if let n = ranks {
+            guard n >= 1 else { throw ValidationError("--ranks must be at least 1") }
+            guard batchSize >= n else { throw ValidationError("--batch-size \(batchSize) is the global batch: give at least one sample per rank (\(n))") }
+        }
+    }
 
     func run() throws {
         if let ranks { return try runDataParallel(ranks: ranks) }
@@ -31,7 +40,7 @@ struct BenchTrainCommand: ParsableCommand {
         let inputShapes = [graph.inputs[0].name: x.shape]
         var gflop: [String: Double] = [:]  // per image
         for (name, trainable) in [("finetune", all), ("feature-extract (uncached)", head)] {
-            let s = try TrainingSession(graph: graph, trainable: trainable, threads: threads)
+            let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads)
             let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
                                 groups: [ParamGroup(name: "all", parameters: trainable.sorted(), lr: 1e-4, weightDecay: 0.01)])
             func step() throws {
@@ -51,7 +60,7 @@ struct BenchTrainCommand: ParsableCommand {
         if let split = GraphCut.split(graph, at: rep.featureValue, rank: 2) {
             var front = split.front
             front.outputs = [ValueInfo(name: rep.featureValue, shape: [nil, nil])]
-            let inf = try InferenceSession(graph: front, threads: threads)
+            let inf = try InferenceSession(graph: front, threads: cpu.threads)
             let t0 = Date()
             for _ in 0..<steps { _ = try inf.run([graph.inputs[0].name: x]) }
             results["frozen forward (once per image)"] = Double(batchSize * steps) / Date().timeIntervalSince(t0)
@@ -67,7 +76,7 @@ struct BenchTrainCommand: ParsableCommand {
         let peak = ProcStatus.read().hwm  // before the roof's own buffers
         let roof = try BLASKernels.measureRoof()
         let achieved = gflop.reduce(into: [String: Double]()) { $0[$1.key] = $1.value * (results[$1.key] ?? 0) }
-        if json {
+        if stdout.json {
             func sorted(_ d: [String: Double]) -> JSONValue { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }) }
             printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("images_per_second", sorted(results)),
                                ("gflop_per_image", sorted(gflop)), ("gflops_achieved", sorted(achieved)), ("gemm_roof_gflops", .double(roof)),
@@ -75,7 +84,7 @@ struct BenchTrainCommand: ParsableCommand {
                                ("kernels", KernelReport.json(loadBLAS: true))]))
         } else {
             print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
-            print("training throughput, \(label), batch \(batchSize), \(h)x\(w), \(threads) threads:")
+            print("training throughput, \(label), batch \(batchSize), \(h)x\(w), \(cpu.threads) threads:")
             for (k, v) in results.sorted(by: { $0.key < $1.key }) {
                 var line = "  \(k.padding(toLength: 62, withPad: " ", startingAt: 0)) \(fmt(v, 1))\(k.hasPrefix("projected") ? " s" : " img/s")"
                 if let a = achieved[k] { line += String(format: "  %.1f GFLOP/s, %.0f %% of the GEMM roof", a, 100 * a / roof) }
@@ -90,15 +99,12 @@ struct BenchTrainCommand: ParsableCommand {
     func network() throws -> (graph: ModelGraph, label: String, head: HeadReplacement.Result) {
         let graph: ModelGraph
         let label: String
-        if let syn = synthetic {
-            guard syn == "resnet18" else { throw WconvError(.usage, "--synthetic '\(syn)': only resnet18 is built in") }
-            graph = SyntheticModels.resnet18(classes: 1000, input: size)
-            label = "synthetic resnet18"
-        } else if let model {
+        if let model, synthetic == nil {
             graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
             label = modelName(model)
         } else {
-            throw WconvError(.usage, "give a model file or --synthetic resnet18")
+            graph = SyntheticModels.resnet18(classes: 1000, input: size)
+            label = "synthetic resnet18"
         }
         let rep = try HeadReplacement.replace(graph, classes: (0..<classes).map { "c\($0)" }, dropout: 0, seed: 0)
         return (rep.graph, label, rep)

@@ -20,17 +20,14 @@ struct ImportCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output path of the canonical model.")
     var output: String?
 
-    @Option(name: .long, help: "Force an architecture family (\(ArchitectureRecognizer.familyNames.joined(separator: ", "))).")
-    var arch: String?
+    @OptionGroup var family: ArchOption
 
-    @Option(name: .long, help: "Key of the state dict inside a checkpoint (e.g. state_dict, model).")
-    var key: String?
+    @OptionGroup var checkpoint: StateDictKeyOption
 
     @Option(name: .long, help: "config.json to use instead of the one beside FILE (HF models).")
     var config: String?
 
-    @Flag(name: .long, help: "Print one JSON document on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
 
     @Flag(name: .long, help: "List every tensor and what became of it (the summary lists only unused and aliased ones).")
     var verbose = false
@@ -45,11 +42,11 @@ struct ImportCommand: ParsableCommand {
             guard obj.object != nil else { throw WconvError(.invalidInput, "--config is \(obj.typeName), not a JSON object", file: config) }
             configJSON = obj
         }
-        var result = try GraphImporter.importGraph(path: file, key: key, arch: arch, configJSON: configJSON, toolVersion: wconvVersion)
+        var result = try GraphImporter.importGraph(path: file, key: checkpoint.key, arch: family.arch, configJSON: configJSON, toolVersion: wconvVersion)
         let out = output ?? Self.defaultOutput(for: file)
         try CanonicalModel.save(result.graph, to: out)
         result.report.output = out
-        if json {
+        if stdout.json {
             try printJSON(encoding: result.report)
         } else {
             print(result.report.render(verbose: verbose))

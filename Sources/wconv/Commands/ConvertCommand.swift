@@ -34,16 +34,16 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("strip-prefix"), help: "'auto' strips a wrapper prefix common to all names (module., model., _orig_mod., …); any other value is stripped literally.")
     var stripPrefix: String?
 
-    @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint (default: found automatically).")
-    var key: String?
+    @OptionGroup var checkpoint: StateDictKeyOption
 
     @Option(name: .customLong("max-shard-size"), help: "Write safetensors shards of at most this size plus an index, e.g. 2GB or 500MB.")
     var maxShardSize: String?
 
-    @Flag(help: "Print one JSON report on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
 
-    func run() throws {
+    /// What the flags ask for, checked before any file is read: the output format, the target
+    /// dtype, the rename rules and the shard limit.
+    func settings() throws -> (format: FileFormat, dtype: DType?, rules: [RenameRule], shardLimit: Int?) {
         let format: FileFormat
         if let to {
             guard let f = FileFormat(writeTarget: to) else {
@@ -69,13 +69,22 @@ struct ConvertCommand: ParsableCommand {
         if shardLimit != nil && format != .safetensors {
             throw WconvError(.usage, "--max-shard-size applies to safetensors output only")
         }
+        if format == .onnx || format == .kerasH5, !rename.isEmpty || stripPrefix != nil || dtype != nil {
+            throw WconvError(.usage, "--rename, --strip-prefix and --dtype change tensor names or types, which an exported graph must keep; convert to .safetensors first, then to \(format == .onnx ? "ONNX" : ".h5")")
+        }
+        return (format, targetDType, rules, shardLimit)
+    }
 
+    func validate() throws { try usageCheck { _ = try settings() } }
+
+    func run() throws {
+        let (format, targetDType, rules, shardLimit) = try settings()
         if format == .onnx || format == .kerasH5 {
             try convertThroughGraph(format: format)
             return
         }
 
-        var bundle = try ModelFile.load(path: input, key: key)
+        var bundle = try ModelFile.load(path: input, key: checkpoint.key)
         var report: [(String, JSONValue)] = [("input", .string(input)), ("input_format", .string(bundle.format))]
         var lines: [String] = ["read \(input) (\(bundle.format)): \(bundle.tensors.count) tensors, \(Fmt.bytes(InspectReport.storedBytes(bundle)))"]
 
@@ -139,7 +148,7 @@ struct ConvertCommand: ParsableCommand {
         lines.append("wrote \(files.count == 1 ? files[0] : "\(files.count - 1) shards + \(files.last!)") (\(format.rawValue)): \(bundle.tensors.count) tensors" + (tied > 0 ? ", tied tensors stored once" : ""))
         report += [("output", .string(output)), ("output_format", .string(format.rawValue)),
                    ("files", .array(files.map { .string($0) })), ("tensors", .int(bundle.tensors.count))]
-        if json { printJSON(.object(report)) } else { print(lines.joined(separator: "\n")) }
+        if stdout.json { printJSON(.object(report)) } else { print(lines.joined(separator: "\n")) }
         for w in bundle.warnings { printErr("warning: \(w)") }
     }
 }
@@ -234,7 +243,7 @@ extension ConvertCommand {
         let layers = keras.layers.map { KerasWeightsWriter.Layer(name: $0.name, weights: $0.weights.map { ($0.name, $0.tensor) }) }
         try KerasWeightsWriter.write(layers: layers, to: output)
         let count = layers.reduce(0) { $0 + $1.weights.count }
-        if json {
+        if stdout.json {
             printJSON(.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(FileFormat.kerasH5.rawValue)),
                                ("layers", .int(layers.count)), ("tensors", .int(count))]))
         } else {
@@ -244,17 +253,14 @@ extension ConvertCommand {
     }
 
     private func convertThroughGraph(format: FileFormat) throws {
-        guard rename.isEmpty, stripPrefix == nil, dtype == nil else {
-            throw WconvError(.usage, "--rename, --strip-prefix and --dtype change tensor names or types, which an exported graph must keep; convert to .safetensors first, then to \(format == .onnx ? "ONNX" : ".h5")")
-        }
-        let graph = try ModelIO.load(path: input, key: key, toolVersion: wconvVersion)
+        let graph = try ModelIO.load(path: input, key: checkpoint.key, toolVersion: wconvVersion)
         if graph.isWeightsOnly && format == .kerasH5, try convertKerasWeights() { return }
         if graph.isWeightsOnly {
             throw WconvError(.invalidInput, "\(format == .onnx ? "ONNX" : "Keras .h5") export needs the model's graph, and no architecture was recognised in this file; run 'wconv import \(input)' to see why (or pass --arch to 'wconv import'), then convert the canonical file it writes", file: input)
         }
         try ModelIO.save(graph, to: output, format: format == .onnx ? .onnx : .h5)
         let line = "read \(input): \(graph.architecture ?? "graph") with \(graph.nodes.count) nodes, \(graph.parameters.count) tensors\nwrote \(output) (\(format.rawValue))"
-        if json {
+        if stdout.json {
             printJSON(.object([("input", .string(input)), ("output", .string(output)), ("output_format", .string(format.rawValue)),
                                ("nodes", .int(graph.nodes.count)), ("tensors", .int(graph.parameters.count))]))
         } else {

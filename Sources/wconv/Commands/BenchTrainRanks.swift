@@ -10,8 +10,6 @@ import Wconv
 /// ranks with gradients all-reduced, as `finetune` does under mpirun.
 extension BenchTrainCommand {
     func runDataParallel(ranks n: Int) throws {
-        guard n >= 1 else { throw WconvError(.usage, "--ranks must be at least 1") }
-        guard batchSize >= n else { throw WconvError(.usage, "--batch-size \(batchSize) is the global batch: give at least one sample per rank (\(n))") }
         if n > 1 && !Communicator.launchedByMPI() { Foundation.exit(try relaunch(ranks: n)) }
         let comm = try Communicator.start(n > 1 ? .mpi : .none)
         if comm.usesMPI { Console.rank = comm }
@@ -27,7 +25,7 @@ extension BenchTrainCommand {
         let x = Tensor(shape: [part.count, 3, h, w], floats: Array(all[(part.lowerBound * per)..<(part.upperBound * per)]))
         let labels = part.map { $0 % classes }
         let trainable = Set(try LayerGrouping(graph: graph).groups.flatMap(\.parameters))
-        let s = try TrainingSession(graph: graph, trainable: trainable, threads: threads)
+        let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads)
         let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
                             groups: [ParamGroup(name: "all", parameters: trainable.sorted(), lr: 1e-4, weightDecay: 0.01)])
         let layout = DataParallel.GradientLayout(s)
@@ -61,13 +59,13 @@ extension BenchTrainCommand {
         let imagesPerSecond = Double(batchSize * steps) / seconds
         let share = figures[0] / Double(n) / seconds
         let mb = Double(layout.names.reduce(0) { $0 + layout.shapes[$1]!.reduce(1, *) }) * 4 / 1e6
-        if json {
-            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("ranks", .int(n)), ("threads", .int(threads)),
+        if stdout.json {
+            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("ranks", .int(n)), ("threads", .int(cpu.threads)),
                                ("images_per_second", .double(imagesPerSecond)), ("allreduce_share", .double(share)),
                                ("gradient_megabytes", .double(mb)), ("step_seconds", .double(seconds / Double(steps))),
                                ("allreduce_seconds", .double(n > 1 ? figures[1] / Double(n) : 0))]))
         } else {
-            print("data-parallel fine-tuning, \(label), global batch \(batchSize), \(h)x\(w), \(n) rank\(n == 1 ? "" : "s") × \(threads) thread\(threads == 1 ? "" : "s"):")
+            print("data-parallel fine-tuning, \(label), global batch \(batchSize), \(h)x\(w), \(n) rank\(n == 1 ? "" : "s") × \(cpu.threads) thread\(cpu.threads == 1 ? "" : "s"):")
             print("  \(fmt(imagesPerSecond, 1)) img/s, \(fmt(seconds / Double(steps), 3)) s/step; gradient all-reduce (incl. waiting for the slowest rank) \(fmt(share * 100, 1))% of the step, \(fmt(mb, 1)) MB per step\(n > 1 ? "; the all-reduce alone \(fmt(figures[1] / Double(n) * 1000, 1)) ms" : "")")
         }
     }

@@ -30,19 +30,19 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Print the top-k classes of a [N, classes] output.")
     var top: Int = 5
 
-    @Option(name: .long, help: "Force an architecture family for bare state dicts.")
-    var arch: String?
+    @OptionGroup var family: ArchOption
 
-    @Option(name: .long, help: "Threads for BLAS and the runtime's loops.")
-    var threads: Int = 2
+    @OptionGroup var cpu: ThreadsOption
 
-    @Flag(name: .long, help: "Print one JSON document on stdout.")
-    var json = false
+    @OptionGroup var stdout: JSONFlag
+
+    func validate() throws {
+        guard !input.isEmpty else { throw ValidationError("give at least one --input x.npy") }
+        guard top >= 0 else { throw ValidationError("--top must be non-negative") }
+    }
 
     func run() throws {
-        guard !input.isEmpty else { throw WconvError(.usage, "give at least one --input x.npy") }
-        guard top >= 0 else { throw WconvError(.usage, "--top must be non-negative") }
-        let graph = try loadRunnableModel(model, arch: arch)
+        let graph = try loadRunnableModel(model, arch: family.arch)
         var inputs: [String: Tensor] = [:]
         for (k, spec) in input.enumerated() {
             var name: String, path: String
@@ -61,14 +61,14 @@ struct RunCommand: ParsableCommand {
                 inputs[name] = try NPY.read(path: path)
             }
         }
-        let session = try InferenceSession(graph: graph, threads: threads)
+        let session = try InferenceSession(graph: graph, threads: cpu.threads)
         let t0 = Date()
         let outputs = try session.run(inputs)
         let seconds = Date().timeIntervalSince(t0)
         let first = outputs[graph.outputs[0].name]!
         if let output { try NPY.write(first, to: output) }
         let tops = first.shape.count == 2 && top > 0 ? topK(first, k: min(top, first.shape[1]), labels: graph.labels, sigmoid: Trainer.isMultiLabelModel(graph)) : []
-        if json {
+        if stdout.json {
             var doc: [(String, JSONValue)] = [
                 ("model", .string(model)), ("seconds", .double(seconds)),
                 ("outputs", .array(graph.outputs.map { .object([("name", .string($0.name)), ("shape", .array(outputs[$0.name]!.shape.map(JSONValue.int)))]) })),
