@@ -50,6 +50,24 @@ final class RecurrentOpTests: XCTestCase {
         XCTAssertEqual(exported[3].outputs[1], lstms[3].outputs[1])
     }
 
+    func testExportsReimportAndLandForTheInteropCheck() throws {
+        // tools/interop/check_onnx.py runs these exports in onnxruntime against the fixtures' probes
+        // (all but layout 1, which onnxruntime refuses; its export still re-imports here).
+        let dir = URL(fileURLWithPath: ONNXOpsParityTests.root).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/interop/onnx").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let names = try ONNXOpsParityTests.probeNames(dir: "/ops").filter { ["lstm_", "gru_", "rnn_"].contains(where: $0.hasPrefix) }
+        XCTAssertEqual(names.count, 9)
+        for name in names {
+            let g = try GraphImporter.importGraph(path: ONNXOpsParityTests.modelPath(name, dir: "/ops")).graph
+            let out = name.contains("layout1") ? FileManager.default.temporaryDirectory.appendingPathComponent("wconv-\(UUID().uuidString).onnx").path
+                : dir + "/" + name + ".onnx"
+            defer { if name.contains("layout1") { try? FileManager.default.removeItem(atPath: out) } }
+            try ONNXGraphExporter.export(g, to: out)
+            XCTAssertEqual(try GraphImporter.importGraph(path: out).graph.nodes.map(\.op), g.nodes.map(\.op), name)
+        }
+    }
+
     func testWrongWeightShapesNameTheNode() throws {
         var rng = TestRNG(4)
         var g = ModelGraph()
