@@ -9,7 +9,7 @@ import XCTest
 /// group `rnn`): what is refused and how, run-time checks of sequence_lens, BPTT through empty
 /// sequences and clipped gates.
 final class RecurrentOpTests: XCTestCase {
-    func testNonDefaultActivationsAreRefusedNamingTheNode() throws {
+    func testUnknownActivationsAreRefusedNamingTheNode() throws {
         var g = ONNXGraph(name: "rnn")
         g.inputs = [ONNXValueInfo(name: "x", elemType: 1, shape: [.value(4), .value(1), .value(3)])]
         g.outputs = ["a", "b", "c"].map { ONNXValueInfo(name: $0, elemType: 1, shape: nil) }
@@ -17,8 +17,8 @@ final class RecurrentOpTests: XCTestCase {
         g.initializers["W"] = rng.tensor([1, 8, 3]); g.initializers["R"] = rng.tensor([1, 8, 2])
         g.initializers["Wg"] = rng.tensor([1, 6, 3]); g.initializers["Rg"] = rng.tensor([1, 6, 2])
         g.nodes = [
-            ONNXNode(name: "lstm_relu", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["a"],
-                     attributes: ["hidden_size": .int(2), "activations": .strings(["Relu", "Tanh", "Tanh"])]),
+            ONNXNode(name: "lstm_gelu", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["a"],
+                     attributes: ["hidden_size": .int(2), "activations": .strings(["Gelu", "Tanh", "Tanh"])]),
             // Bidirectional needs the activations of both directions.
             ONNXNode(name: "gru_half", opType: "GRU", inputs: ["x", "Wg", "Rg"], outputs: ["b"],
                      attributes: ["direction": .string("bidirectional"), "activations": .strings(["Sigmoid", "Tanh"])]),
@@ -27,11 +27,12 @@ final class RecurrentOpTests: XCTestCase {
         let model = ONNXModel(irVersion: 8, opsetImports: [ONNXOpsetImport(domain: "", version: 14)], graph: g)
         XCTAssertThrowsError(try ONNXGraphBuilder.build(model)) { e in
             let m = "\(e)"
-            for part in ["3 nodes", "'lstm_relu'", "Relu", "default activations", "'gru_half'", "'lstm_bad_direction'", "sideways"] {
+            for part in ["3 nodes", "'lstm_gelu'", "Gelu", "not one of ONNX's RNN activations", "'gru_half'", "2 functions per direction",
+                         "'lstm_bad_direction'", "sideways"] {
                 XCTAssertTrue(m.contains(part), "\(part) missing from: \(m)")
             }
         }
-        // The default activations spelled out (any case, per direction) import.
+        // Activations in any case import.
         g.nodes = [ONNXNode(name: "lstm_default", opType: "LSTM", inputs: ["x", "W", "R"], outputs: ["a"],
                             attributes: ["activations": .strings(["sigmoid", "TANH", "Tanh"])])]
         g.outputs = [ONNXValueInfo(name: "a", elemType: 1, shape: nil)]
@@ -57,7 +58,7 @@ final class RecurrentOpTests: XCTestCase {
             .appendingPathComponent(".build/interop/onnx").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let names = try ONNXOpsParityTests.probeNames(dir: "/ops").filter { ["lstm_", "gru_", "rnn_"].contains(where: $0.hasPrefix) }
-        XCTAssertEqual(names.count, 9)
+        XCTAssertEqual(names.count, 10)
         for name in names {
             let g = try GraphImporter.importGraph(path: ONNXOpsParityTests.modelPath(name, dir: "/ops")).graph
             let out = name.contains("layout1") ? FileManager.default.temporaryDirectory.appendingPathComponent("wconv-\(UUID().uuidString).onnx").path
@@ -124,6 +125,19 @@ final class RecurrentOpTests: XCTestCase {
         XCTAssertEqual(g.nodes.compactMap { $0.float("clip") }.count, 3)
         XCTAssertTrue(g.nodes.contains { $0.int("inputForget") == 1 })
         try checkGradients(g, inputs: [:], trainable: trainable, eps: 1e-3, tol: 2e-2, samples: 1000)
+    }
+
+    func testEveryActivationFunctionsGradients() throws {
+        // fixtures/onnx/ops/rnn_activations_op14: all eleven of ONNX's RNN activations (alphas and
+        // betas given and defaulted, one with clip) in LSTM and GRU nodes; every element, with a
+        // step below the piecewise ones' kinks.
+        let (g, trainable) = try FixtureGradientTests.trainableGraph("rnn_activations_op14")
+        let used = Set(g.nodes.flatMap { n -> [String] in
+            guard case .strings(let a)? = n.attributes["activations"] else { return [] }
+            return a.map { $0.lowercased() }
+        })
+        XCTAssertEqual(used, Set(RecurrentActivation.Kind.allCases.map(\.rawValue)))
+        try checkGradients(g, inputs: [:], trainable: trainable, eps: 3e-4, tol: 2e-2, samples: 1000)
     }
 
     func testDeclaredOutputShapesTheGraphDoesNotComputeAreReportedNotRefused() throws {

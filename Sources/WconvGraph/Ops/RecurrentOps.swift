@@ -3,17 +3,18 @@ import WconvFormats
 import WconvTensor
 
 extension Op {
-    /// ONNX LSTM with the default activations (σ for the gates, tanh for the cell and output).
+    /// ONNX LSTM; activations f, g, h default to σ (gates), tanh (cell input), tanh (output).
     /// inputs [x, W (D, 4H, I), R (D, 4H, H), B? (D, 8H), sequence_lens? (batch), initial_h?,
     /// initial_c? (D, batch, H; layout 1: batch, D, H), P? (D, 3H)], gates in ONNX order i, o, f, c
     /// (W's and R's biases in B), peepholes P in order i, o, f. attrs direction ("forward" |
     /// "reverse" | "bidirectional", D = 1 or 2), hiddenSize H, layout (0: x [T, batch, I], 1: x
-    /// [batch, T, I]), clip (bound on every gate activation's input, not on the cell state's tanh,
+    /// [batch, T, I]), activations (per direction f, g, h: any of ONNX's list; activationAlpha and
+    /// activationBeta as ONNX), clip (bound on every gate activation's input, not on h(c),
     /// as onnxruntime), inputForget (1: f = 1 − i). outputs [Y (T, D, batch, H; layout 1: batch, T,
     /// D, H), Y_h, Y_c (as initial_h)]. A sequence shorter than T (sequence_lens) leaves zeros in Y
     /// after its end and its last state in Y_h and Y_c (zeros for an empty one), as onnxruntime does.
     public static let lstm: Op = "lstm"
-    /// ONNX GRU with the default activations (σ for the gates, tanh for the candidate). inputs as
+    /// ONNX GRU; activations f, g default to σ (gates) and tanh (candidate). inputs as
     /// `lstm` without initial_c and P: W (D, 3H, I), R (D, 3H, H), B? (D, 6H), gates in ONNX order
     /// z, r, h. attrs as `lstm` (but inputForget) plus linearBeforeReset (0: the reset gate scales h before R's
     /// product; 1: after it, as PyTorch's GRU and its exports). outputs [Y, Y_h].
@@ -36,6 +37,8 @@ public struct RecurrentGeometry: Equatable, Sendable {
     public var clip: Float
     /// LSTM input_forget: the forget gate is 1 − the input gate.
     public var inputForget: Bool
+    /// Per direction: LSTM's f (gates), g (cell input), h (output); GRU's f (gates), g (candidate).
+    public var activations: [[RecurrentActivation]]
     /// Present optional inputs.
     public var hasBias: Bool, hasSequenceLengths: Bool, hasInitialH: Bool, hasInitialC: Bool, hasPeepholes: Bool
 
@@ -49,8 +52,54 @@ public struct RecurrentGeometry: Equatable, Sendable {
     public var stateShape: [Int] { layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden] }
 }
 
+/// One of ONNX's RNN activation functions with its alpha and beta (onnxruntime's defaults when the
+/// file gives none: LeakyRelu 0.01, HardSigmoid 0.2 and 0.5, Elu 1, others 0).
+public struct RecurrentActivation: Equatable, Sendable {
+    public enum Kind: String, CaseIterable, Sendable {
+        case sigmoid, tanh, relu, affine, leakyrelu, thresholdedrelu, scaledtanh, hardsigmoid, elu, softsign, softplus
+    }
+    public var kind: Kind
+    public var alpha: Float, beta: Float
+
+    public init(_ kind: Kind, alpha: Float = 0, beta: Float = 0) {
+        self.kind = kind
+        self.alpha = alpha
+        self.beta = beta
+    }
+    var usesAlpha: Bool { [.affine, .leakyrelu, .thresholdedrelu, .scaledtanh, .hardsigmoid, .elu].contains(kind) }
+    var usesBeta: Bool { [.affine, .scaledtanh, .hardsigmoid].contains(kind) }
+    static let defaults: [Kind: (Float, Float)] = [.leakyrelu: (0.01, 0), .hardsigmoid: (0.2, 0.5), .elu: (1, 0)]
+}
+
 /// LSTM and GRU (docs/adding-an-op.md).
 public enum RecurrentOps {
+    /// The activations of a node per direction (attrs activations, activationAlpha,
+    /// activationBeta as ONNX has them: alphas and betas consumed in order by the functions that
+    /// take them, as onnxruntime reads them); the defaults σ, tanh (, tanh) without `activations`.
+    public static func activations(_ node: GraphNode, directions: Int, fail: (String) -> Error) throws -> [[RecurrentActivation]] {
+        let per = node.op == .lstm ? 3 : 2
+        guard case .strings(let names)? = node.attributes["activations"] else {
+            let one: [RecurrentActivation] = [.init(.sigmoid), .init(.tanh), .init(.tanh)]
+            return [[RecurrentActivation]](repeating: Array(one.prefix(per)), count: directions)
+        }
+        guard names.count == per * directions else {
+            throw fail("activations \(names) should name \(per) functions per direction (\(per * directions))")
+        }
+        var alphas = (node.attributes["activationAlpha"]?.floatsValue ?? []).makeIterator()
+        var betas = (node.attributes["activationBeta"]?.floatsValue ?? []).makeIterator()
+        var all: [RecurrentActivation] = []
+        for name in names {
+            guard let kind = RecurrentActivation.Kind(rawValue: name.lowercased()) else {
+                throw fail("activation '\(name)' is not one of ONNX's RNN activations (\(RecurrentActivation.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            var a = RecurrentActivation(kind, alpha: RecurrentActivation.defaults[kind]?.0 ?? 0, beta: RecurrentActivation.defaults[kind]?.1 ?? 0)
+            if a.usesAlpha, let v = alphas.next() { a.alpha = Float(v) }
+            if a.usesBeta, let v = betas.next() { a.beta = Float(v) }
+            all.append(a)
+        }
+        return (0..<directions).map { Array(all[($0 * per)..<(($0 + 1) * per)]) }
+    }
+
     static let schemas: [OpSchema] = [lstm, gru]
 
     static let directionNames = ["forward", "reverse", "bidirectional"]
@@ -76,6 +125,7 @@ public enum RecurrentOps {
         var g = RecurrentGeometry(gates: gates, seqLength: t, batch: b, inputSize: x[2], hidden: hidden, directions: d,
                                   reverse: direction == "reverse", layout: layout, linearBeforeReset: (node.int("linearBeforeReset") ?? 0) != 0,
                                   clip: Float(node.float("clip") ?? .infinity), inputForget: gates == 4 && (node.int("inputForget") ?? 0) != 0,
+                                  activations: try activations(node, directions: d, fail: fail),
                                   hasBias: false, hasSequenceLengths: false, hasInitialH: false, hasInitialC: false, hasPeepholes: false)
         if let s = shape(3) {
             guard s == [d, 2 * gates * hidden] else { throw fail("B \(s) should be [\(d), \(2 * gates * hidden)]") }
@@ -108,8 +158,8 @@ public enum RecurrentOps {
     static let lstm = OpSchema(.lstm, dtype: .input(0), onnx: ["LSTM": importRecurrent(.lstm)], onnxExport: exportRecurrent("LSTM"), shape: rule)
     static let gru = OpSchema(.gru, dtype: .input(0), onnx: ["GRU": importRecurrent(.gru)], onnxExport: exportRecurrent("GRU"), shape: rule)
 
-    /// LSTM and GRU at any opset (layout from 14). Non-default activations are refused naming the
-    /// node; omitted outputs get names so the kernel always has its outputs.
+    /// LSTM and GRU at any opset (layout from 14). Unknown activations are refused naming the node;
+    /// omitted outputs get names so the kernel always has its outputs.
     static func importRecurrent(_ op: Op) -> ONNXImporter {
         { ctx, n in
             let lstm = op == .lstm
@@ -117,16 +167,22 @@ public enum RecurrentOps {
             let d = direction == "bidirectional" ? 2 : 1
             var problems: [String] = []
             if !directionNames.contains(direction) { problems.append("direction '\(direction)' is not forward, reverse or bidirectional") }
-            let defaults = lstm ? ["sigmoid", "tanh", "tanh"] : ["sigmoid", "tanh"]
-            if case .strings(let acts)? = n.attributes["activations"],
-               acts.map({ $0.lowercased() }) != Array([[String]](repeating: defaults, count: d).joined()) {
-                problems.append("activations \(acts) are not the default \(defaults.map { $0.capitalized }) per direction; wconv implements only the default activations")
+            var attrs: [String: AttributeValue] = ["direction": .string(direction), "layout": .int(n.int("layout") ?? 0)]
+            if case .strings(let acts)? = n.attributes["activations"] {
+                let per = lstm ? 3 : 2
+                if acts.count != per * d { problems.append("activations \(acts) should name \(per) functions per direction (\(per * d))") }
+                let unknown = acts.filter { RecurrentActivation.Kind(rawValue: $0.lowercased()) == nil }
+                if !unknown.isEmpty {
+                    problems.append("activation \(unknown) is not one of ONNX's RNN activations (\(RecurrentActivation.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                attrs["activations"] = .strings(acts)
+                if let v = n.floats("activation_alpha") { attrs["activationAlpha"] = .floats(v.map(Double.init)) }
+                if let v = n.floats("activation_beta") { attrs["activationBeta"] = .floats(v.map(Double.init)) }
             }
             guard problems.isEmpty else {
                 ctx.unsupported.append(ctx.unsupportedNode(n, problems.joined(separator: "; ")))
                 return
             }
-            var attrs: [String: AttributeValue] = ["direction": .string(direction), "layout": .int(n.int("layout") ?? 0)]
             if let h = n.int("hidden_size") { attrs["hiddenSize"] = .int(h) }
             if !lstm { attrs["linearBeforeReset"] = .int(n.int("linear_before_reset") ?? 0) }
             if let clip = n.float("clip") { attrs["clip"] = .float(Double(clip)) }
@@ -149,6 +205,9 @@ public enum RecurrentOps {
             if opType == "GRU" { attrs["linear_before_reset"] = .int(n.int("linearBeforeReset") ?? 0) }
             if let clip = n.float("clip") { attrs["clip"] = .float(Float(clip)) }
             if let f = n.int("inputForget") { attrs["input_forget"] = .int(f) }
+            if case .strings(let acts)? = n.attributes["activations"] { attrs["activations"] = .strings(acts) }
+            if let v = n.attributes["activationAlpha"]?.floatsValue { attrs["activation_alpha"] = .floats(v.map { Float($0) }) }
+            if let v = n.attributes["activationBeta"]?.floatsValue { attrs["activation_beta"] = .floats(v.map { Float($0) }) }
             // Outputs the importer named for an omitted one go back to omitted when nothing reads them.
             let read = Set(e.graph.nodes.flatMap(\.inputs) + e.graph.outputs.map(\.name))
             let outputs = n.outputs.enumerated().map { k, o in

@@ -74,7 +74,6 @@ struct Recurrent: StepKernel {
     func forward(_ c: StepContext) throws {
         let e = c.executor
         let lens = try lengths(c.input(4), fail: c.fail)
-        let gates = GateMath(clip: g.clip)
         let h = g.hidden, d = g.directions, gh = gh, cols = d * gh, batch = g.batch
         let x = c.input(0)!, w = c.input(1)!, rw = c.input(2)!
         // Input projection of every step and direction at once, with the biases that add there.
@@ -94,6 +93,7 @@ struct Recurrent: StepKernel {
         let y = c.output(0)
         for dir in 0..<d {
             let r = UnsafePointer(rw + dir * gh * h), peep = c.input(7).map { UnsafePointer($0 + dir * 3 * h) }
+            let gates = CellActivations(g.activations[dir], clip: g.clip)
             let rbh = c.input(3).map { UnsafePointer($0 + dir * 2 * gh + gh + 2 * h) }
             for b in 0..<batch {
                 let at = stateOffset(dir, b)
@@ -150,7 +150,6 @@ struct Recurrent: StepKernel {
         guard let aux = c.aux else { throw WconvError.invalid("internal: \(g.isLSTM ? "LSTM" : "GRU") backward without saved gates") }
         let e = c.executor
         let lens = try lengths(c.input(4), fail: { WconvError.invalid($0) })
-        let gates = GateMath(clip: g.clip)
         let h = g.hidden, d = g.directions, gh = gh, cols = d * gh, batch = g.batch, saved = saved
         let x = c.input(0)!, w = c.input(1)!, rw = c.input(2)!
         let dR = c.inputGradient(2), dP = c.inputGradient(7), dH0 = c.inputGradient(5), dC0 = c.inputGradient(6)
@@ -162,6 +161,7 @@ struct Recurrent: StepKernel {
         var dRb = [Float](repeating: 0, count: cols)
         for dir in 0..<d {
             let r = UnsafePointer(rw + dir * gh * h), peep = c.input(7).map { UnsafePointer($0 + dir * 3 * h) }
+            let gates = CellActivations(g.activations[dir], clip: g.clip)
             let dPeep = dP.map { $0 + dir * 3 * h }
             for b in 0..<batch {
                 let at = stateOffset(dir, b)
@@ -243,57 +243,108 @@ struct Recurrent: StepKernel {
     }
 }
 
-/// The gate activations, with ONNX's optional clip of their inputs, and their derivatives from the
-/// activation values (zero where the input was clipped).
-struct GateMath {
-    /// |input| bound; .infinity without clip.
+/// An RNN activation with ONNX's optional clip of its input. Derivatives come from the output
+/// value (the training forward keeps outputs, not inputs): zero where the input was clipped, which
+/// gave exactly the output at ±clip.
+struct ClippedActivation {
+    let a: RecurrentActivation
     let clip: Float
-    let sigmoidHi: Float, sigmoidLo: Float, tanhHi: Float
-    init(clip: Float) {
+    /// Outputs at ±clip (max, min); ±infinity without clip.
+    let hi: Float, lo: Float
+
+    init(_ a: RecurrentActivation, clip: Float = .infinity) {
+        self.a = a
         self.clip = clip
-        sigmoidHi = 1 / (1 + expf(-clip)); sigmoidLo = 1 / (1 + expf(clip)); tanhHi = tanhf(clip)
+        if clip.isFinite {
+            let p = Self.value(a, clip), m = Self.value(a, -clip)
+            hi = max(p, m); lo = min(p, m)
+        } else {
+            hi = .infinity; lo = -.infinity
+        }
     }
-    @inline(__always) func sigmoid(_ v: Float) -> Float { 1 / (1 + expf(-min(max(v, -clip), clip))) }
-    @inline(__always) func tanh(_ v: Float) -> Float { tanhf(min(max(v, -clip), clip)) }
-    /// σ' from σ's value: a clipped input gave exactly σ(±clip).
-    @inline(__always) func dSigmoid(_ a: Float) -> Float { a >= sigmoidHi || a <= sigmoidLo ? 0 : a * (1 - a) }
-    @inline(__always) func dTanh(_ a: Float) -> Float { a >= tanhHi || a <= -tanhHi ? 0 : 1 - a * a }
+
+    static func value(_ a: RecurrentActivation, _ v: Float) -> Float {
+        switch a.kind {
+        case .sigmoid: return 1 / (1 + expf(-v))
+        case .tanh: return tanhf(v)
+        case .relu: return max(v, 0)
+        case .affine: return a.alpha * v + a.beta
+        case .leakyrelu: return v >= 0 ? v : a.alpha * v
+        case .thresholdedrelu: return v > a.alpha ? v : 0
+        case .scaledtanh: return a.alpha * tanhf(a.beta * v)
+        case .hardsigmoid: return max(0, min(1, a.alpha * v + a.beta))
+        case .elu: return v >= 0 ? v : a.alpha * (expf(v) - 1)
+        case .softsign: return v / (1 + Swift.abs(v))
+        case .softplus: return v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v))
+        }
+    }
+
+    @inline(__always) func callAsFunction(_ v: Float) -> Float { Self.value(a, min(max(v, -clip), clip)) }
+
+    /// d output / d input at output y.
+    @inline(__always) func derivative(_ y: Float) -> Float {
+        if y >= hi || y <= lo { return 0 }
+        switch a.kind {
+        case .sigmoid: return y * (1 - y)
+        case .tanh: return 1 - y * y
+        case .relu: return y > 0 ? 1 : 0
+        case .affine: return a.alpha
+        case .leakyrelu: return y >= 0 ? 1 : a.alpha
+        case .thresholdedrelu: return y != 0 ? 1 : 0
+        case .scaledtanh: return a.alpha == 0 ? 0 : a.alpha * a.beta * (1 - (y / a.alpha) * (y / a.alpha))
+        case .hardsigmoid: return y > 0 && y < 1 ? a.alpha : 0
+        case .elu: return y > 0 ? 1 : y + a.alpha
+        case .softsign: return (1 - Swift.abs(y)) * (1 - Swift.abs(y))
+        case .softplus: return -expm1f(-y)
+        }
+    }
+}
+
+/// One direction's activations: f (gates) and g (cell input / candidate) with the clip; LSTM's h
+/// (applied to the cell state) without it, as onnxruntime.
+struct CellActivations {
+    let f: ClippedActivation, g: ClippedActivation, h: ClippedActivation
+    init(_ acts: [RecurrentActivation], clip: Float) {
+        f = ClippedActivation(acts[0], clip: clip)
+        g = ClippedActivation(acts[1], clip: clip)
+        h = ClippedActivation(acts.count > 2 ? acts[2] : RecurrentActivation(.tanh))
+    }
 }
 
 /// One LSTM step of one sequence: p (x·Wᵀ + biases) and q (h_prev·Rᵀ) hold the gate
 /// pre-activations in order i, o, f, c; updates the state and cell in place. `coupled`
-/// (input_forget): f = 1 − i. The cell state's tanh is not clipped (onnxruntime's reading).
-private func lstmCell(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?, _ m: GateMath, coupled: Bool,
+/// (input_forget): f = 1 − i.
+private func lstmCell(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?, _ m: CellActivations, coupled: Bool,
                       state: UnsafeMutablePointer<Float>, cell: UnsafeMutablePointer<Float>, save sv: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let cp = cell[j]
         var gi = p[j] + q[j], go = p[h + j] + q[h + j], gf = p[2 * h + j] + q[2 * h + j]
         let gc = p[3 * h + j] + q[3 * h + j]
         if let peep { gi += peep[j] * cp; gf += peep[2 * h + j] * cp }
-        let i = m.sigmoid(gi), f = coupled ? 1 - i : m.sigmoid(gf), cc = m.tanh(gc)
+        let i = m.f(gi), f = coupled ? 1 - i : m.f(gf), cc = m.g(gc)
         let cn = f * cp + i * cc
         if let peep { go += peep[h + j] * cn }
-        let o = m.sigmoid(go)
+        let o = m.f(go)
         sv[j] = i; sv[h + j] = o; sv[2 * h + j] = f; sv[3 * h + j] = cc
         sv[4 * h + j] = cp; sv[5 * h + j] = state[j]; sv[6 * h + j] = cn
         cell[j] = cn
-        state[j] = o * tanhf(cn)
+        state[j] = o * m.h(cn)
     }
 }
 
 /// The LSTM step's adjoint: from dh (h's gradient, Y's included) and dc, the gate pre-activation
 /// gradients into dA (i, o, f, c) and c_prev's gradient into dc.
-private func lstmCellBackward(_ sv: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?, _ dPeep: UnsafeMutablePointer<Float>?, _ m: GateMath,
+private func lstmCellBackward(_ sv: UnsafePointer<Float>, _ peep: UnsafePointer<Float>?, _ dPeep: UnsafeMutablePointer<Float>?, _ m: CellActivations,
                               coupled: Bool, dh: UnsafeMutablePointer<Float>, dc: UnsafeMutablePointer<Float>, dA: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let i = sv[j], o = sv[h + j], f = sv[2 * h + j], cc = sv[3 * h + j], cp = sv[4 * h + j], cn = sv[6 * h + j]
-        let tc = tanhf(cn), dht = dh[j]
-        let gO = dht * tc * m.dSigmoid(o)
-        var dcn = dc[j] + dht * o * (1 - tc * tc)
+        let tc = m.h(cn), dht = dh[j]
+        let gO = dht * tc * m.f.derivative(o)
+        var dcn = dc[j] + dht * o * m.h.derivative(tc)
         if let peep { dcn += gO * peep[h + j] }
         // Coupled gates: f = 1 − i, so f's share flows into i and the forget gate's inputs get none.
-        let gI = dcn * (coupled ? cc - cp : cc) * m.dSigmoid(i)
-        let gF = coupled ? 0 : dcn * cp * m.dSigmoid(f), gC = dcn * i * m.dTanh(cc)
+        let gI = dcn * (coupled ? cc - cp : cc) * m.f.derivative(i)
+        let gF = coupled ? 0 : dcn * cp * m.f.derivative(f), gC = dcn * i * m.g.derivative(cc)
         var dcp = dcn * f
         if let peep { dcp += gI * peep[j] + gF * peep[2 * h + j] }
         if let dPeep { dPeep[j] += gI * cp; dPeep[h + j] += gO * cn; dPeep[2 * h + j] += gF * cp }
@@ -305,10 +356,10 @@ private func lstmCellBackward(_ sv: UnsafePointer<Float>, _ peep: UnsafePointer<
 /// GRU update and reset gates of one sequence (order z, r, h): saves z, r, h_prev and, with
 /// linear_before_reset, R_h·h_prev + Rb_h (q_h is R_h·h_prev then); without, `rh` gets r ⊙ h_prev
 /// for R_h's product.
-private func gruGates(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ rbh: UnsafePointer<Float>?, _ m: GateMath, linearBeforeReset lbr: Bool,
+private func gruGates(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ rbh: UnsafePointer<Float>?, _ m: CellActivations, linearBeforeReset lbr: Bool,
                       state: UnsafePointer<Float>, rh: UnsafeMutablePointer<Float>, save sv: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
-        let z = m.sigmoid(p[j] + q[j]), r = m.sigmoid(p[h + j] + q[h + j])
+        let z = m.f(p[j] + q[j]), r = m.f(p[h + j] + q[h + j])
         sv[j] = z; sv[h + j] = r; sv[4 * h + j] = state[j]
         rh[j] = r * state[j]
         sv[3 * h + j] = lbr ? q[2 * h + j] + (rbh?[j] ?? 0) : 0
@@ -317,11 +368,11 @@ private func gruGates(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ rb
 
 /// GRU candidate and new state: h̃ = tanh(p_h + r ⊙ (R_h·h_prev + Rb_h)) with linear_before_reset,
 /// else tanh(p_h + q_h) with q_h = R_h·(r ⊙ h_prev); h = (1 − z) ⊙ h̃ + z ⊙ h_prev.
-private func gruOutput(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ m: GateMath, linearBeforeReset lbr: Bool,
+private func gruOutput(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ m: CellActivations, linearBeforeReset lbr: Bool,
                        state: UnsafeMutablePointer<Float>, save sv: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let z = sv[j], r = sv[h + j]
-        let hh = m.tanh(p[2 * h + j] + (lbr ? r * sv[3 * h + j] : q[2 * h + j]))
+        let hh = m.g(p[2 * h + j] + (lbr ? r * sv[3 * h + j] : q[2 * h + j]))
         sv[2 * h + j] = hh
         state[j] = (1 - z) * hh + z * sv[4 * h + j]
     }
@@ -331,17 +382,17 @@ private func gruOutput(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ m
 /// pre-activation gradients) and dg (the input projection's) get z and h; with
 /// linear_before_reset r as well, otherwise `gruResetBackward` adds r once d(r ⊙ h_prev) is known.
 /// `direct` gets h_prev's gradient through z ⊙ h_prev; `rh` r ⊙ h_prev for R_h's gradient.
-private func gruBackward(_ sv: UnsafePointer<Float>, _ m: GateMath, linearBeforeReset lbr: Bool, dh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
+private func gruBackward(_ sv: UnsafePointer<Float>, _ m: CellActivations, linearBeforeReset lbr: Bool, dh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
                          dg: UnsafeMutablePointer<Float>, direct: UnsafeMutablePointer<Float>, rh: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let z = sv[j], r = sv[h + j], hh = sv[2 * h + j], hp = sv[4 * h + j], dht = dh[j]
         direct[j] = dht * z
-        let gH = dht * (1 - z) * m.dTanh(hh), gZ = dht * (hp - hh) * m.dSigmoid(z)
+        let gH = dht * (1 - z) * m.g.derivative(hh), gZ = dht * (hp - hh) * m.f.derivative(z)
         dA[j] = gZ; dg[j] = gZ
         dg[2 * h + j] = gH
         rh[j] = r * hp
         if lbr {
-            let gR = gH * sv[3 * h + j] * m.dSigmoid(r)
+            let gR = gH * sv[3 * h + j] * m.f.derivative(r)
             dA[h + j] = gR; dg[h + j] = gR
             dA[2 * h + j] = gH * r
         } else {
@@ -351,11 +402,11 @@ private func gruBackward(_ sv: UnsafePointer<Float>, _ m: GateMath, linearBefore
 }
 
 /// Without linear_before_reset: the reset gate's gradient from drh = d(r ⊙ h_prev), and h_prev's share.
-private func gruResetBackward(_ sv: UnsafePointer<Float>, _ m: GateMath, drh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
+private func gruResetBackward(_ sv: UnsafePointer<Float>, _ m: CellActivations, drh: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>,
                               dg: UnsafeMutablePointer<Float>, direct: UnsafeMutablePointer<Float>, h: Int) {
     for j in 0..<h {
         let r = sv[h + j], hp = sv[4 * h + j]
-        let gR = drh[j] * hp * m.dSigmoid(r)
+        let gR = drh[j] * hp * m.f.derivative(r)
         dA[h + j] = gR; dg[h + j] = gR
         direct[j] += drh[j] * r
     }
