@@ -169,15 +169,14 @@ public enum RecurrentOps {
             if !directionNames.contains(direction) { problems.append("direction '\(direction)' is not forward, reverse or bidirectional") }
             var attrs: [String: AttributeValue] = ["direction": .string(direction), "layout": .int(n.int("layout") ?? 0)]
             if case .strings(let acts)? = n.attributes["activations"] {
-                let per = lstm ? 3 : 2
-                if acts.count != per * d { problems.append("activations \(acts) should name \(per) functions per direction (\(per * d))") }
-                let unknown = acts.filter { RecurrentActivation.Kind(rawValue: $0.lowercased()) == nil }
-                if !unknown.isEmpty {
-                    problems.append("activation \(unknown) is not one of ONNX's RNN activations (\(RecurrentActivation.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
                 attrs["activations"] = .strings(acts)
                 if let v = n.floats("activation_alpha") { attrs["activationAlpha"] = .floats(v.map(Double.init)) }
                 if let v = n.floats("activation_beta") { attrs["activationBeta"] = .floats(v.map(Double.init)) }
+                // The kernel's reading, so an unknown function is reported with the node's other problems.
+                var why: String? = nil
+                _ = try? activations(GraphNode(name: n.name, op: op, inputs: [], outputs: [], attributes: attrs), directions: d,
+                                     fail: { why = $0; return WconvError.invalid($0) })
+                if let why { problems.append(why) }
             }
             guard problems.isEmpty else {
                 ctx.unsupported.append(ctx.unsupportedNode(n, problems.joined(separator: "; ")))
