@@ -34,7 +34,7 @@ struct BenchRunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let graph = try loadRunnableModel(model, arch: family.arch)
+        let graph = try ModelIO.loadRunnable(path: model, arch: family.arch, toolVersion: wconvVersion)
         var shapes = graph.probeInputShapes()
         var rng = SplitMix64(seed: 1)
         var inputs: [String: Tensor] = [:]

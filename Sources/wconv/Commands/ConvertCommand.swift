@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import OrderedCollections
 import Wconv
 
 /// `wconv convert IN OUT`: rewrites weights in another format, names and values preserved exactly
@@ -150,77 +149,6 @@ struct ConvertCommand: ParsableCommand {
                    ("files", .array(files.map { .string($0) })), ("tensors", .int(bundle.tensors.count))]
         if stdout.json { printJSON(.object(report)) } else { print(lines.joined(separator: "\n")) }
         for w in bundle.warnings { printErr("warning: \(w)") }
-    }
-}
-
-/// Renaming every tensor (and alias) of a bundle with collision checks.
-enum NameMapping {
-    struct Rule {
-        var description: String
-        var transform: (String) -> String
-    }
-
-    /// Wrapper prefixes that training frameworks add around a model's own names.
-    static let wrappers = ["module.", "_orig_mod.", "model.", "net.", "ema.", "state_dict."]
-
-    /// The chain of wrapper prefixes every name starts with (`module.`, `module.model.`, …), or nil.
-    static func autoPrefix(_ names: [String]) -> String? {
-        guard !names.isEmpty else { return nil }
-        var prefix = ""
-        while true {
-            guard let w = wrappers.first(where: { w in names.allSatisfy { $0.hasPrefix(prefix + w) && $0.count > prefix.count + w.count } }) else { break }
-            prefix += w
-        }
-        return prefix.isEmpty ? nil : prefix
-    }
-
-    /// Applies `rule` to every name; returns how many names changed. Two names that would become one
-    /// are an error naming both.
-    static func apply(_ rule: Rule, to bundle: inout TensorBundle) throws -> Int {
-        var renamed = OrderedDictionary<String, Tensor>()
-        var from: [String: String] = [:]
-        var changed = 0
-        for (name, t) in bundle.tensors {
-            let new = rule.transform(name)
-            if new != name { changed += 1 }
-            guard !new.isEmpty else {
-                throw WconvError(.usage, "\(rule.description) turns \"\(name)\" into an empty name")
-            }
-            if let other = from[new] {
-                throw WconvError(.usage, "\(rule.description) would give \"\(other)\" and \"\(name)\" the same name \"\(new)\"; adjust the rule")
-            }
-            from[new] = name
-            renamed[new] = t
-        }
-        var aliases: [String: String] = [:]
-        for (a, target) in bundle.aliases { aliases[rule.transform(a)] = rule.transform(target) }
-        bundle.tensors = renamed
-        bundle.aliases = aliases
-        return changed
-    }
-}
-
-/// `--dtype`: floats converted once per distinct view, so tied tensors stay tied.
-enum DTypeNarrowing {
-    static func convert(_ bundle: inout TensorBundle, to target: DType) -> (Int, [(String, ConversionReport)]) {
-        struct ViewKey: Hashable { var storage: ObjectIdentifier; var dtype: DType; var shape: [Int]; var strides: [Int]; var offset: Int }
-        var cache: [ViewKey: Tensor] = [:]
-        var reports: [(String, ConversionReport)] = []
-        var converted = 0
-        let bar = ProgressBar("convert", total: bundle.totalBytes)
-        for (name, t) in bundle.tensors {
-            bar.advance(by: t.byteCount)
-            guard t.dtype.isFloatingPoint, t.dtype != target else { continue }
-            let key = ViewKey(storage: ObjectIdentifier(t.storage), dtype: t.dtype, shape: t.shape, strides: t.strides, offset: t.offset)
-            if let c = cache[key] { bundle.tensors[name] = c; continue }
-            let (c, r) = t.converted(to: target)
-            cache[key] = c
-            bundle.tensors[name] = c
-            reports.append((name, r))
-            converted += 1
-        }
-        bar.finish()
-        return (converted, reports)
     }
 }
 

@@ -2,17 +2,6 @@ import ArgumentParser
 import Foundation
 import Wconv
 
-/// Loads any supported model file as a runnable graph (canonical files restore their graph;
-/// state dicts go through architecture recognition). Shared by run, verify and bench run.
-func loadRunnableModel(_ path: String, arch: String? = nil) throws -> ModelGraph {
-    let graph = try GraphImporter.importGraph(path: path, arch: arch, toolVersion: wconvVersion).graph
-    if graph.isWeightsOnly {
-        let why = graph.provenance.notes["weightsOnlyReason"].map { ": \($0)" } ?? ""
-        throw WconvError(.invalidInput, "has weights but no graph, so it cannot run\(why). Try `wconv import --arch NAME` to force a family", file: path)
-    }
-    return graph
-}
-
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Runs a model on inputs.",
@@ -42,7 +31,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let graph = try loadRunnableModel(model, arch: family.arch)
+        let graph = try ModelIO.loadRunnable(path: model, arch: family.arch, toolVersion: wconvVersion)
         var inputs: [String: Tensor] = [:]
         for (k, spec) in input.enumerated() {
             var name: String, path: String

@@ -35,7 +35,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let ga = try loadRunnableModel(a), gb = try loadRunnableModel(b)
+        let ga = try ModelIO.loadRunnable(path: a, toolVersion: wconvVersion), gb = try ModelIO.loadRunnable(path: b, toolVersion: wconvVersion)
         guard ga.inputs.count == gb.inputs.count, ga.outputs.count == gb.outputs.count else {
             throw WconvError(.difference, "the models differ in structure: \(ga.inputs.count)/\(ga.outputs.count) vs \(gb.inputs.count)/\(gb.outputs.count) inputs/outputs")
         }

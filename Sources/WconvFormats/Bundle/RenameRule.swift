@@ -1,16 +1,18 @@
 import Foundation
-import Wconv
+import WconvTensor
 
 /// A sed-style rename rule, `s/PATTERN/REPLACEMENT/[g]` (any delimiter after the `s`).
 /// PATTERN is an ICU regular expression; in REPLACEMENT `\1`…`\9` are groups and `&` the whole match.
-/// Without `g` only the first match in each name is replaced, as in sed.
-struct RenameRule {
-    let text: String
+/// Without `g` only the first match in each name is replaced, as in sed (`convert --rename`).
+public struct RenameRule {
+    /// The rule as written.
+    public let text: String
     let regex: NSRegularExpression
     let template: String
     let global: Bool
 
-    init(_ text: String) throws {
+    /// Parses a rule; a malformed one is a usage error naming it.
+    public init(_ text: String) throws {
         self.text = text
         func usage(_ why: String) -> WconvError {
             WconvError(.usage, "--rename '\(text)': \(why); write rules like 's/^module\\.//' or 's/^(layer\\d)\\./\\1_/g'")
@@ -59,7 +61,7 @@ struct RenameRule {
     }
 
     /// The renamed name (unchanged when the pattern does not match).
-    func apply(_ name: String) -> String {
+    public func apply(_ name: String) -> String {
         let ns = name as NSString
         let full = NSRange(location: 0, length: ns.length)
         if global {

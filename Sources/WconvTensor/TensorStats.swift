@@ -1,17 +1,15 @@
-import Wconv
-
 /// Per-tensor statistics for `inspect --stats`, computed in one pass over the contiguous bytes.
-struct TensorStats {
-    var min = Double.infinity
-    var max = -Double.infinity
-    var mean = 0.0
-    var std = 0.0
-    var nanCount = 0
-    var infCount = 0
+public struct TensorStats: Sendable {
+    public var min = Double.infinity
+    public var max = -Double.infinity
+    public var mean = 0.0
+    public var std = 0.0
+    public var nanCount = 0
+    public var infCount = 0
     /// Finite values counted.
-    var finite = 0
+    public var finite = 0
 
-    init(_ t: Tensor) {
+    public init(_ t: Tensor) {
         var acc = Accumulator()
         let n = t.numel
         t.withContiguousBytes { raw in

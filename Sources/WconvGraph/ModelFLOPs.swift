@@ -1,17 +1,18 @@
-import Wconv
+import WconvTensor
 
 /// Arithmetic of the GEMM-shaped ops (conv2d, linear, matmul) at 2 FLOPs per multiply-add, for the
 /// benches' GFLOP/s and GEMM-roof fractions. Elementwise, pooling and normalisation ops are left
 /// out: they are memory-bound and a few percent of the multiply-adds.
-struct ModelFLOPs {
+public struct ModelFLOPs: Sendable {
     /// One forward pass.
-    var forward: Double = 0
+    public var forward: Double = 0
     /// Forward + the backward that training runs: a weight gradient for each trainable weight and an
     /// input gradient wherever the input depends on a trainable parameter (none below the lowest
     /// trainable layer, as the runtime skips it).
-    var trainingStep: Double = 0
+    public var trainingStep: Double = 0
 
-    init(_ graph: ModelGraph, inputShapes: [String: [Int]], trainable: Set<String> = []) throws {
+    /// Counts for `graph` run on `inputShapes`, training the parameters named in `trainable`.
+    public init(_ graph: ModelGraph, inputShapes: [String: [Int]], trainable: Set<String> = []) throws {
         let shapes = try graph.inferShapes(inputShapes: inputShapes)
         func shape(_ name: String) -> [Int]? { shapes[name] ?? graph.parameters[name]?.shape }
         var needsGrad = Set<String>()  // values that depend on a trainable parameter
