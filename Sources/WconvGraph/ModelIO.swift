@@ -10,6 +10,18 @@ public enum ModelIO {
         try GraphImporter.importGraph(path: path, key: key, arch: arch, toolVersion: toolVersion).graph
     }
 
+    /// Reads a model file as a graph that can run (`run`, `verify`, `bench run`): canonical files
+    /// restore their graph, state dicts go through architecture recognition (`arch` forces a
+    /// family). A file with weights but no graph is refused with the recogniser's reason.
+    public static func loadRunnable(path: String, arch: String? = nil, toolVersion: String? = nil) throws -> ModelGraph {
+        let graph = try load(path: path, arch: arch, toolVersion: toolVersion)
+        if graph.isWeightsOnly {
+            let why = graph.provenance.notes["weightsOnlyReason"].map { ": \($0)" } ?? ""
+            throw WconvError(.invalidInput, "has weights but no graph, so it cannot run\(why). Try `wconv import --arch NAME` to force a family", file: path)
+        }
+        return graph
+    }
+
     /// Output formats a graph can be written to.
     public enum Format: String, CaseIterable, Sendable {
         case safetensors, pth, onnx, h5

@@ -33,7 +33,7 @@ public struct TensorBundle: Sendable {
     public var totalBytes: Int { tensors.values.reduce(0) { $0 + $1.byteCount } }
     public var totalElements: Int { tensors.values.reduce(0) { $0 + $1.numel } }
 
-    /// Groups of names whose tensors share one storage object (tied weights), each sorted.
+    /// Groups of names whose tensors share one storage object (tied weights), each in bundle order.
     public func sharedStorageGroups() -> [[String]] {
         var groups: [ObjectIdentifier: [String]] = [:]
         var order: [ObjectIdentifier] = []

@@ -108,7 +108,7 @@ public struct TextDataset: Sendable {
     }
 
     private static func delimitedRows(_ bytes: [UInt8], delimiter: UInt8, columns: TextColumns, file: String) throws -> [(text: String, pair: String?, label: String, line: Int)] {
-        let records = try DelimitedText.records(bytes, delimiter: delimiter, file: file)
+        let records = try CSVTable.records(bytes, dialect: .python(delimiter: delimiter), file: file)
         guard let header = records.first else { throw WconvError.invalid("the file is empty; it needs a header row naming the columns", file: file) }
         func column(_ name: String) throws -> Int {
             let matches = header.fields.indices.filter { header.fields[$0] == name }

@@ -35,11 +35,16 @@ struct WconvCommand: ParsableCommand {
             FileHandle.standardError.write(Data("wconv\(Console.tag): \(label(error.kind)): \(error.description)\n".utf8))
             Foundation.exit(error.exitCode)
         } catch {
-            // ArgumentParser's own outcomes: help/version (exit 0), usage errors (its EX_USAGE 64
-            // becomes our 2), and anything else thrown from a command (1).
+            // ArgumentParser's own outcomes: help/version (exit 0), usage errors from parsing or a
+            // command's validate() (its EX_USAGE 64 becomes our 2, labelled like ours, with the
+            // usage line), and anything else thrown from a command (1).
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            var message = fullMessage(for: error)
+            if code == .validationFailure, message.hasPrefix("Error: ") {
+                message = "wconv\(Console.tag): \(label(.usage)): " + message.dropFirst("Error: ".count)
+            }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
             Foundation.exit(code == .validationFailure ? 2 : 1)
         }
     }

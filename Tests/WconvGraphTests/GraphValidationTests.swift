@@ -34,6 +34,16 @@ final class GraphValidationTests: XCTestCase {
         XCTAssertNoThrow(try tiny().validate())
     }
 
+    /// The benches' FLOP counts: 2 per multiply-add of conv and linear; training adds a weight
+    /// gradient per trainable weight and an input gradient above the lowest trainable layer.
+    func testFLOPsCountGEMMOpsAndTheBackwardTrainingRuns() throws {
+        let conv = 2.0 * (2 * 8 * 9 * 8) * (3 * 3 * 3), fc = 2.0 * (2 * 5) * 8
+        let shapes = ["x": [2, 3, 17, 15]]
+        XCTAssertEqual(try ModelFLOPs(tiny(), inputShapes: shapes).forward, conv + fc)
+        XCTAssertEqual(try ModelFLOPs(tiny(), inputShapes: shapes, trainable: ["fc.weight"]).trainingStep, conv + 2 * fc)
+        XCTAssertEqual(try ModelFLOPs(tiny(), inputShapes: shapes, trainable: ["conv.weight", "fc.weight"]).trainingStep, 2 * conv + 3 * fc)
+    }
+
     func testCeilModeDropsWindowStartingInPadding() throws {
         // PyTorch: MaxPool2d(2, 2, ceil_mode=True) on 5 → 3; with padding 1 on size 4 → 3 (not 4).
         var g = ModelGraph(inputs: [ValueInfo(name: "x", shape: [1, 1, 4, 5])])

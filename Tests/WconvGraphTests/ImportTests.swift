@@ -57,6 +57,23 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(back.provenance.notes["weightsOnlyReason"], r.report.weightsOnlyReason)
     }
 
+    /// What `run`, `verify` and `bench run` load: a graph, or a refusal that says why there is none.
+    func testLoadRunnableRefusesWeightsWithoutAGraph() throws {
+        let temp = TempDir()
+        var b = TensorBundle(format: "safetensors")
+        b.tensors["encoder.mystery"] = Tensor(shape: [2, 2], floats: [1, 2, 3, 4])
+        let path = temp.file("bare.safetensors")
+        try SafetensorsWriter.write(b, to: path)
+        XCTAssertThrowsError(try ModelIO.loadRunnable(path: path)) { e in
+            XCTAssertEqual((e as? WconvError)?.kind, .invalidInput)
+            XCTAssertTrue("\(e)".contains("has weights but no graph, so it cannot run: ") && "\(e)".contains("bare.safetensors"), "\(e)")
+            XCTAssertTrue("\(e)".contains("wconv import --arch NAME"), "\(e)")
+        }
+        let g = try ModelIO.loadRunnable(path: Repo.fixture("onnx/resnet_ts_op17.onnx"), toolVersion: "test")
+        XCTAssertFalse(g.isWeightsOnly)
+        XCTAssertEqual(g.provenance.toolVersion, "test")
+    }
+
     func testONNXFileImportsThroughItsGraphBuilder() throws {
         let path = Repo.fixture("onnx/resnet_ts_op17.onnx")
         let r = try GraphImporter.importGraph(path: path)

@@ -5,38 +5,6 @@ import WconvTestSupport
 @testable import WconvTraining
 import XCTest
 
-/// The strict CSV reader: RFC 4180 quoting, and every malformed input refused with its line.
-final class CSVTableTests: XCTestCase {
-    func parse(_ s: String) throws -> CSVTable { try CSVTable.parse(Data(s.utf8)) }
-
-    func testQuotingLineEndsAndBOM() throws {
-        let t = try parse("\u{FEFF}path,a,b\r\n\"x, \"\"quoted\"\".png\",1,\r\n\n\"multi\nline.png\",,-1.0\ry.png,0,1")
-        XCTAssertEqual(t.header, ["path", "a", "b"])
-        XCTAssertEqual(t.rows, [["x, \"quoted\".png", "1", ""], ["multi\nline.png", "", "-1.0"], ["y.png", "0", "1"]])
-        XCTAssertEqual(t.lines, [2, 4, 6])
-        // A final empty field without a line break is kept (SwiftCSV drops it).
-        XCTAssertEqual(try parse("path,a,b\nx.png,1,").rows, [["x.png", "1", ""]])
-        XCTAssertEqual(try parse("path,a\n\"\",1\n").rows, [["", "1"]])
-    }
-
-    func testMalformedInputNamesTheLine() {
-        let cases: [(String, String)] = [
-            ("path,a\nx.png,1\n\"y.png,0\n", "line 3: a quoted field is never closed"),
-            ("path,a\nx\"y.png,1\n", "line 2: a quote inside a field"),
-            ("path,a\n\"x.png\"z,1\n", "line 2: text after a closing quote"),
-            ("path,a,b\nx.png,1\ny.png,1,0\n", "line 2 (row 2): 2 fields but the header has 3"),
-            ("", "the CSV is empty"),
-        ]
-        for (text, expected) in cases {
-            XCTAssertThrowsError(try parse(text), text) { e in
-                XCTAssertEqual((e as? WconvError)?.kind, .invalidInput)
-                XCTAssertTrue("\(e)".contains(expected), "\(e)")
-            }
-        }
-        XCTAssertThrowsError(try CSVTable.parse(Data([0x70, 0xFF, 0xFE, 0x0A])))
-    }
-}
-
 final class CSVDatasetTests: XCTestCase {
     func write(_ dir: TempDir, _ name: String, _ text: String) -> String {
         let p = dir.path + "/" + name

@@ -92,6 +92,18 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotNil(r.history.last?.mmd)
     }
 
+    /// Progressive unfreezing drops the feature cache once the whole network trains: the MMD target
+    /// batches must then be images too, not the stale cached features (which crashed the step).
+    func testMMDTargetsFollowTheCutWhenProgressiveUnfreezingEndsIt() throws {
+        let cfg = config(.progressive, epochs: 4) { $0.mmdWeight = 0.5 }
+        let t = try Trainer(graph: tinyGraph(), config: cfg, train: try syntheticData(30, seed: 6), val: try syntheticData(9, seed: 7),
+                            target: try syntheticData(20, seed: 8, shift: 0.8), augment: false, log: { _ in })
+        let r = try t.run()
+        XCTAssertEqual(r.history.map(\.cached), [true, true, false, false])
+        XCTAssertTrue(r.history.allSatisfy { $0.mmd?.isFinite == true }, "\(r.history.map(\.mmd))")
+        XCTAssertNil(r.stop)
+    }
+
     func testScratchReinitialises() throws {
         let g = tinyGraph()
         let t = try Trainer(graph: g, config: config(.scratch, epochs: 1), train: try syntheticData(16, seed: 1), val: nil, log: { _ in })

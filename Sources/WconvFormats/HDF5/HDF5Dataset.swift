@@ -2,16 +2,10 @@ import CWconvHDF5
 import WconvTensor
 
 /// A dataset: shape, element type, and its values read into a `Tensor`.
-final class H5Dataset: H5Handle {
-    func type() throws -> H5Datatype {
-        let t = try H5.check(H5Dget_type(id), "reading the dataset type", path: path, file: file)
-        return H5Datatype(id: t, path: path, file: file, parent: nil, close: H5Tclose)
-    }
-
-    func space() throws -> H5Dataspace {
-        let s = try H5.check(H5Dget_space(id), "reading the dataset space", path: path, file: file)
-        return H5Dataspace(id: s, path: path, file: file, parent: nil, close: H5Sclose)
-    }
+final class H5Dataset: H5Handle, H5Valued {
+    static let noun = "dataset"
+    static let getType: (hid_t) -> hid_t = H5Dget_type
+    static let getSpace: (hid_t) -> hid_t = H5Dget_space
 
     func shape() throws -> [Int] { try space().dims() }
 

@@ -189,3 +189,24 @@ final class H5Datatype: H5Handle {
         return msize
     }
 }
+
+/// Datasets and attributes: both hold values with an element type and a dataspace, each fetched by
+/// the kind's own call.
+protocol H5Valued: H5Handle {
+    /// "dataset" or "attribute", for messages.
+    static var noun: String { get }
+    static var getType: (hid_t) -> hid_t { get }
+    static var getSpace: (hid_t) -> hid_t { get }
+}
+
+extension H5Valued {
+    func type() throws -> H5Datatype {
+        let t = try H5.check(Self.getType(id), "reading the \(Self.noun) type", path: path, file: file)
+        return H5Datatype(id: t, path: path, file: file, parent: nil, close: H5Tclose)
+    }
+
+    func space() throws -> H5Dataspace {
+        let s = try H5.check(Self.getSpace(id), "reading the \(Self.noun) space", path: path, file: file)
+        return H5Dataspace(id: s, path: path, file: file, parent: nil, close: H5Sclose)
+    }
+}

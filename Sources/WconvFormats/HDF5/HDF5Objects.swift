@@ -180,16 +180,10 @@ final class H5Group: H5Handle {
 }
 
 /// An attribute on a group or dataset.
-final class H5Attribute: H5Handle {
-    func type() throws -> H5Datatype {
-        let t = try H5.check(H5Aget_type(id), "reading the attribute type", path: path, file: file)
-        return H5Datatype(id: t, path: path, file: file, parent: nil, close: H5Tclose)
-    }
-
-    func space() throws -> H5Dataspace {
-        let s = try H5.check(H5Aget_space(id), "reading the attribute space", path: path, file: file)
-        return H5Dataspace(id: s, path: path, file: file, parent: nil, close: H5Sclose)
-    }
+final class H5Attribute: H5Handle, H5Valued {
+    static let noun = "attribute"
+    static let getType: (hid_t) -> hid_t = H5Aget_type
+    static let getSpace: (hid_t) -> hid_t = H5Aget_space
 
     /// The attribute's strings (vlen or fixed-length), nil when it is not a string attribute.
     func strings() throws -> [String]? {

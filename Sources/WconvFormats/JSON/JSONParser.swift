@@ -135,12 +135,17 @@ struct JSONParser {
             pos += 1
             skipWhitespace()
             members[key] = try parseValue()
-            skipWhitespace()
-            switch peek() {
-            case UInt8(ascii: ","): pos += 1
-            case UInt8(ascii: "}"): pos += 1; return .object(members)
-            default: throw fail("expected ',' or '}' in an object")
-            }
+            if try closes(UInt8(ascii: "}"), in: "an object") { return .object(members) }
+        }
+    }
+
+    /// After a member or element: true past the closing bracket, false past a comma.
+    private mutating func closes(_ bracket: UInt8, in container: String) throws -> Bool {
+        skipWhitespace()
+        switch peek() {
+        case UInt8(ascii: ","): pos += 1; return false
+        case bracket: pos += 1; return true
+        default: throw fail("expected ',' or '\(Character(Unicode.Scalar(bracket)))' in \(container)")
         }
     }
 
@@ -154,12 +159,7 @@ struct JSONParser {
         while true {
             skipWhitespace()
             items.append(try parseValue())
-            skipWhitespace()
-            switch peek() {
-            case UInt8(ascii: ","): pos += 1
-            case UInt8(ascii: "]"): pos += 1; return .array(items)
-            default: throw fail("expected ',' or ']' in an array")
-            }
+            if try closes(UInt8(ascii: "]"), in: "an array") { return .array(items) }
         }
     }
 

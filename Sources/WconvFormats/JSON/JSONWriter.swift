@@ -1,5 +1,6 @@
 /// How JSON text is laid out. Every JSON wconv writes goes through `JSONValue.text(_:)` with one of
-/// the presets below, so quoting and number spelling are the same everywhere.
+/// the presets below (change a preset's members for another layout), so quoting and number spelling
+/// are the same everywhere.
 public struct JSONWriteOptions: Sendable {
     /// Spaces per nesting level; 0 writes everything on one line with no spaces (serde_json's
     /// compact form).
@@ -13,14 +14,6 @@ public struct JSONWriteOptions: Sendable {
     /// How NaN and ±infinity are spelled: Python's literals (`NaN`, `Infinity`, `-Infinity`), which
     /// only lenient readers accept, or the strings "nan", "inf", "-inf", which every reader accepts.
     public var nonFiniteAsStrings: Bool
-
-    public init(indent: Int, inlineScalarArrays: Int, inlineNumberArrays: Bool, asciiOnly: Bool, nonFiniteAsStrings: Bool) {
-        self.indent = indent
-        self.inlineScalarArrays = inlineScalarArrays
-        self.inlineNumberArrays = inlineNumberArrays
-        self.asciiOnly = asciiOnly
-        self.nonFiniteAsStrings = nonFiniteAsStrings
-    }
 
     /// One line, raw UTF-8: safetensors headers (byte for byte as serde_json), provenance notes.
     public static let compact = JSONWriteOptions(indent: 0, inlineScalarArrays: 0, inlineNumberArrays: false, asciiOnly: false, nonFiniteAsStrings: false)

@@ -240,7 +240,7 @@ struct ONNXProtoDecoder {
             }
         }
         // The element count is checked against the field before anything is allocated, so dims cannot
-        // make us allocate more than the file holds.
+        // make us allocate more than the file holds; the copies below rely on it.
         switch dtype {
         case .f32: try count(t.n_float_data, "float_data")
         case .f64: try count(t.n_double_data, "double_data")
@@ -250,29 +250,18 @@ struct ONNXProtoDecoder {
         let storage = Storage(zeroedByteCount: numel * dtype.byteSize)
         let dst = storage.mutableBytes!
         switch dtype {
-        case .f32:
-            try count(t.n_float_data, "float_data")
-            dst.copyMemory(from: t.float_data, byteCount: numel * 4)
-        case .f64:
-            try count(t.n_double_data, "double_data")
-            dst.copyMemory(from: t.double_data, byteCount: numel * 8)
-        case .i64:
-            try count(t.n_int64_data, "int64_data")
-            dst.copyMemory(from: t.int64_data, byteCount: numel * 8)
-        case .i32:
-            try count(t.n_int32_data, "int32_data")
-            dst.copyMemory(from: t.int32_data, byteCount: numel * 4)
+        case .f32: dst.copyMemory(from: t.float_data, byteCount: numel * 4)
+        case .f64: dst.copyMemory(from: t.double_data, byteCount: numel * 8)
+        case .i64: dst.copyMemory(from: t.int64_data, byteCount: numel * 8)
+        case .i32: dst.copyMemory(from: t.int32_data, byteCount: numel * 4)
         case .i16, .f16, .bf16:
             // int16 values and float16/bfloat16 bit patterns sit in the low 16 bits of int32_data.
-            try count(t.n_int32_data, "int32_data")
             let src = t.int32_data!, out = dst.assumingMemoryBound(to: UInt16.self)
             for i in 0..<numel { out[i] = UInt16(truncatingIfNeeded: src[i]) }
         case .i8, .u8, .f8e4m3, .f8e5m2:
-            try count(t.n_int32_data, "int32_data")
             let src = t.int32_data!, out = dst.assumingMemoryBound(to: UInt8.self)
             for i in 0..<numel { out[i] = UInt8(truncatingIfNeeded: src[i]) }
         case .bool:
-            try count(t.n_int32_data, "int32_data")
             let src = t.int32_data!, out = dst.assumingMemoryBound(to: UInt8.self)
             for i in 0..<numel { out[i] = src[i] != 0 ? 1 : 0 }
         }

@@ -280,33 +280,25 @@ final class PickleMachine {
 
             // Strings and bytes
             case .binunicode:
-                let n = try length(UInt32.self)
-                try push(.string(utf8(try take(n))))
+                try push(.string(utf8(try take(try length(UInt32.self)))))
             case .shortBinunicode:
-                let n = Int(try u8())
-                try push(.string(utf8(try take(n))))
+                try push(.string(utf8(try take(Int(try u8())))))
             case .binunicode8:
-                let n = try length(UInt64.self)
-                try push(.string(utf8(try take(n))))
+                try push(.string(utf8(try take(try length(UInt64.self)))))
             case .unicode: // raw-unicode-escape text
                 try push(.string(PickleText.rawUnicodeEscape(try line())))
             case .binstring: // Python 2 str; bytes of latin-1
-                let n = try length(Int32.self)
-                try push(.string(PickleText.latin1(try take(n))))
+                try push(.string(PickleText.latin1(try take(try length(Int32.self)))))
             case .shortBinstring:
-                let n = Int(try u8())
-                try push(.string(PickleText.latin1(try take(n))))
+                try push(.string(PickleText.latin1(try take(Int(try u8())))))
             case .string: // quoted repr
                 try push(.string(try PickleText.quoted(try line()) ?? { throw fail("STRING operand is not a quoted string") }()))
             case .binbytes:
-                let n = try length(UInt32.self)
-                try push(.bytes(Array(try take(n))))
+                try push(.bytes(Array(try take(try length(UInt32.self)))))
             case .shortBinbytes:
-                let n = Int(try u8())
-                try push(.bytes(Array(try take(n))))
+                try push(.bytes(Array(try take(Int(try u8())))))
             case .binbytes8, .bytearray8:
-                let n = try length(UInt64.self)
-                try push(.bytes(Array(try take(n))))
+                try push(.bytes(Array(try take(try length(UInt64.self)))))
             case .nextBuffer:
                 throw fail("uses out-of-band buffers (protocol 5 NEXT_BUFFER), which a file cannot carry")
             case .readonlyBuffer:

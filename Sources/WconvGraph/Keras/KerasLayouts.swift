@@ -23,42 +23,29 @@ public enum KerasLayouts {
         let inStrides = Tensor.contiguousStrides(inShape)
         // Source stride for each output dim; iterate the output in C order.
         let s = perm.map { inStrides[$0] }
+        // Ranks above 4 (rare) take the strided view's copy; ranks 0…4 the loop nest below.
+        if outShape.count > 4 {
+            return try Tensor(dtype: .f32, shape: outShape, strides: s, offset: src.offset, storage: src.storage).contiguous()
+        }
         let out = Storage(zeroedByteCount: src.numel * 4)
         let n = src.numel
         if n > 0 {
             let dst = out.mutableBytes!.bindMemory(to: Float.self, capacity: n)
             src.withContiguousBytes { raw in
                 let p = raw.bindMemory(to: Float.self).baseAddress!
-                // Pad to rank 4 so one loop nest covers ranks 0…4; higher ranks take the odometer.
-                if outShape.count <= 4 {
-                    let pad = 4 - outShape.count
-                    let d = [Int](repeating: 1, count: pad) + outShape
-                    let st = [Int](repeating: 0, count: pad) + s
-                    var k = 0
-                    for a in 0..<d[0] {
-                        for b in 0..<d[1] {
-                            for c in 0..<d[2] {
-                                let base = a * st[0] + b * st[1] + c * st[2]
-                                for e in 0..<d[3] {
-                                    dst[k] = p[base + e * st[3]]
-                                    k += 1
-                                }
+                // Pad to rank 4 so one loop nest covers ranks 0…4.
+                let pad = 4 - outShape.count
+                let d = [Int](repeating: 1, count: pad) + outShape
+                let st = [Int](repeating: 0, count: pad) + s
+                var k = 0
+                for a in 0..<d[0] {
+                    for b in 0..<d[1] {
+                        for c in 0..<d[2] {
+                            let base = a * st[0] + b * st[1] + c * st[2]
+                            for e in 0..<d[3] {
+                                dst[k] = p[base + e * st[3]]
+                                k += 1
                             }
-                        }
-                    }
-                } else {
-                    var idx = [Int](repeating: 0, count: outShape.count)
-                    var off = 0
-                    for k in 0..<n {
-                        dst[k] = p[off]
-                        var dim = outShape.count - 1
-                        while dim >= 0 {
-                            idx[dim] += 1
-                            off += s[dim]
-                            if idx[dim] < outShape[dim] { break }
-                            off -= s[dim] * outShape[dim]
-                            idx[dim] = 0
-                            dim -= 1
                         }
                     }
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import WconvFormats
 import WconvTensor
 
 /// A labelled image list in a CSV (CheXpert's layout): a `path` column (relative to the CSV's

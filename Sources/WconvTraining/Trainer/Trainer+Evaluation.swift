@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+import Foundation
+import WconvGraph
+import WconvRuntime
+import WconvTensor
+
+/// Validation during a run, the metrics of a finished model (`wconv eval`) and the source/target MMD.
+extension Trainer {
+    /// Validation with the current session (cached features when the cut is active).
+    func evaluateCurrent() throws -> (loss: Double?, accuracy: Double, macroAUC: Double?) {
+        guard let session, let val else { throw WconvError(.runtime, "no validation data") }
+        var scores: [Float] = [], targets: [Int] = [], rows: [Int] = []
+        let C = classes.count
+        let part = parallel.shardRange(val.count)
+        if let cache = caches["val"], let cut {
+            var s = part.lowerBound
+            while s < part.upperBound {
+                let idx = Array(s..<min(s + 64, part.upperBound))
+                let out = try session.forward([cut.value: cache.batch(idx)], training: false)
+                scores += try logitsOf(out, session)
+                targets += idx.map { cache.labels[$0] }
+                rows += idx
+                s += 64
+            }
+        } else {
+            let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: min(config.batchSize, 64), shuffle: false, seed: config.seed)
+            let stream = loader.batches(epoch: 0, only: part)
+            while let b = try stream.next() {
+                let out = try session.forward([inputName: b.tensor], training: false)
+                scores += try logitsOf(out, session)
+                targets += b.labels
+                rows += b.indices
+            }
+        }
+        if parallel.isDistributed {
+            scores = try parallel.gather(scores, per: C, total: val.count)
+            targets = val.labels
+            rows = Array(0..<val.count)
+        }
+        if let ml = multiLabel { return try ml.figures(logits: scores, rows: rows) }
+        let m = try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
+        return (m.loss, m.accuracy, m.macroAUC)
+    }
+
+    func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
+        guard let t = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
+            throw WconvError(.runtime, "the model produced no '\(logitsName)'")
+        }
+        return t.floats()
+    }
+
+    static func metrics(logits: [Float], targets: [Int], classes: [String], criterion: CrossEntropyLoss, C: Int, probabilities: Bool = false) throws -> ClassificationMetrics {
+        if probabilities {
+            // The graph ends in softmax: scores are probabilities already; loss = mean −log p_y.
+            var loss = 0.0
+            for (i, y) in targets.enumerated() { loss -= _log(max(Double(logits[i * C + y]), 1e-12)) }
+            return ClassificationMetrics(scores: logits, targets: targets, classes: classes, loss: loss / Double(max(targets.count, 1)))
+        }
+        let loss = try criterion.loss(logits: logits, targets: targets, classes: C).loss
+        var probs = logits
+        for i in 0..<targets.count {
+            var mx = -Float.infinity
+            for c in 0..<C { mx = max(mx, probs[i * C + c]) }
+            var s: Float = 0
+            for c in 0..<C { probs[i * C + c] = exp(probs[i * C + c] - mx); s += probs[i * C + c] }
+            for c in 0..<C { probs[i * C + c] /= s }
+        }
+        return ClassificationMetrics(scores: probs, targets: targets, classes: classes, loss: loss)
+    }
+
+    /// Eval-mode metrics of a whole graph on a dataset (used after training and by `wconv eval`).
+    public static func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String], threads: Int = 2, batchSize: Int = 32) throws -> ClassificationMetrics {
+        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize)
+        let labels = data.labels
+        return try metrics(logits: scores, targets: rows.map { labels[$0] }, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
+                           probabilities: logitsValue(graph) != graph.outputs.first?.name)
+    }
+
+    /// The graph's output (eval mode) for every sample, `width` values each, and the samples' rows.
+    static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int) throws -> (values: [Float], rows: [Int]) {
+        guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
+        let s = try InferenceSession(graph: graph, threads: threads)
+        let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
+        let stream = loader.batches(epoch: 0)
+        var values: [Float] = [], rows: [Int] = []
+        while let b = try stream.next() {
+            guard let o = try s.run([inp: b.tensor])[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
+            guard o.numel == b.count * width else {
+                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")
+            }
+            values += o.floats()
+            rows += b.indices
+        }
+        return (values, rows)
+    }
+
+    func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {
+        try Trainer.evaluate(graph: graph, data: data, classes: classes, threads: config.threads, batchSize: min(64, config.batchSize))
+    }
+
+    /// Source/target MMD of the penultimate features (eval mode, up to 256 samples each).
+    func measureMMD() throws -> [MMDKind: Double] {
+        syncGraph()
+        guard let fv = featureValue, let target, var split = GraphCut.split(graph, at: fv, rank: 2) else { return [:] }
+        split.front.outputs = [ValueInfo(name: fv, shape: [nil, nil])]
+        let s = try InferenceSession(graph: split.front, threads: config.threads)
+        func feats(_ d: any LabelledDataset) throws -> ([Float], Int) {
+            let idx = Array(0..<min(d.count, 256))
+            let loader = DataLoader(dataset: d, transform: evalTransform, batchSize: 32, shuffle: false, seed: 0)
+            var out: [Float] = []
+            var s0 = 0
+            while s0 < idx.count {
+                let b = try loader.makeBatch(Array(idx[s0..<min(s0 + 32, idx.count)]), epoch: 0)
+                out += try s.run([inputName: b.tensor])[fv]!.floats()
+                s0 += 32
+            }
+            return (out, out.count / max(idx.count, 1))
+        }
+        let (sf, d) = try feats(train)
+        let (tf, _) = try feats(target)
+        return [.mean: MMD.compute(.mean, source: sf, target: tf, dim: d).value,
+                .gaussian: MMD.compute(.gaussian, source: sf, target: tf, dim: d).value]
+    }
+}

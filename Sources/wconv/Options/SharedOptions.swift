@@ -1,0 +1,28 @@
+import ArgumentParser
+import Wconv
+
+// The options several commands take, defined once so that their spelling, default and help agree.
+
+/// `--json`: one JSON document on stdout instead of the human output (docs/cli-json.md).
+struct JSONFlag: ParsableArguments {
+    @Flag(help: "Print one JSON document on stdout.")
+    var json = false
+}
+
+/// `--threads`: the CPU threads of BLAS and the runtime's loops.
+struct ThreadsOption: ParsableArguments {
+    @Option(help: "CPU threads.")
+    var threads: Int = 2
+}
+
+/// `--arch`: the architecture family a bare state dict is read as, instead of the recognised one.
+struct ArchOption: ParsableArguments {
+    @Option(help: "Force an architecture family for bare state dicts (\(ArchitectureRecognizer.familyNames.joined(separator: ", "))).")
+    var arch: String?
+}
+
+/// `--key`: where the state dict sits inside a PyTorch checkpoint.
+struct StateDictKeyOption: ParsableArguments {
+    @Option(help: "Dotted path of the state dict inside a PyTorch checkpoint (default: found automatically).")
+    var key: String?
+}
