@@ -33,6 +33,8 @@ final class Executor {
     var rng = SplitMix64(seed: 0x5EED)
     /// Per BN node name: how it behaves while training.
     var bnMode: [String: BatchNormMode] = [:]
+    /// Set by a data-parallel trainer: batch-statistics BN uses the global batch's statistics.
+    var batchNormSync: BatchNormSync?
 
     init(graph: ModelGraph, nodes: [ExecNode], params: ParameterStore, keepAllValues: Bool) throws {
         self.graph = graph

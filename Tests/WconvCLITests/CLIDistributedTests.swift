@@ -10,10 +10,10 @@ final class CLIDistributedTests: XCTestCase {
     static let demo = CLI.fixture("training/demo")
 
     /// A small, fully determined run: no shuffle, no augmentation, dropout 0, BatchNorm frozen.
-    func args(_ out: String, epochs: Int, extra: [String] = []) -> [String] {
+    func args(_ out: String, epochs: Int, bn: String = "frozen", extra: [String] = []) -> [String] {
         let d = Self.demo
         return ["finetune", d + "/source_resnet.pth", "--data", d + "/target/train", "--val", d + "/target/val",
-                "--mode", "finetune", "--bn", "frozen", "--dropout", "0", "--no-shuffle", "--no-augment", "--no-baseline",
+                "--mode", "finetune", "--bn", bn, "--dropout", "0", "--no-shuffle", "--no-augment", "--no-baseline",
                 "--schedule", "constant", "--lr", "0.01", "--epochs", "\(epochs)", "--batch-size", "7", "--seed", "1", "--threads", "1",
                 "--input-size", "64", "--resize", "0", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "-o", out] + extra
     }
@@ -106,10 +106,73 @@ final class CLIDistributedTests: XCTestCase {
         XCTAssertTrue(resumed.stderr.contains("resumed from"), resumed.stderr)
     }
 
-    func testSyncBatchNormIsAClearUsageError() throws {
+    /// `--resume` with `--epochs` below the checkpoint's epoch was a runtime trap; now exit 2 saying what to pass.
+    func testResumingWithFewerEpochsThanTheCheckpointIsAUsageError() throws {
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
+        let first = try CLI.run(args(dir + "/a.safetensors", epochs: 2, extra: ["--checkpoint-dir", dir + "/ck"]))
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let r = try CLI.run(args(dir + "/b.safetensors", epochs: 1, extra: ["--resume", dir + "/ck/last.safetensors"]))
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("the checkpoint is at epoch 2, past --epochs 1: pass --epochs 3 or more"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b.safetensors"))
+    }
+
+    /// `--sync-bn` (torch's SyncBatchNorm): with BatchNorm training on batch statistics, 2 ranks give
+    /// the weights (running statistics included) of one process on the same global batch; without
+    /// it they do not, since each rank normalises its shard of 3 or 4 with its own statistics.
+    /// The last batch of 1 leaves rank 0 empty: it joins the collectives with a placeholder.
+    /// SGD, not AdamW: with batch statistics some gradient elements are nearly zero, all rounding
+    /// noise, and Adam's normalised step turns that noise into ±lr moves (one process changing
+    /// only its variance formula moves a tensor by 7.5e-5 in 3 epochs), which tests nothing here.
+    func testSyncBatchNormGivesTheWeightsOfOneProcess() throws {
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
+        func args(_ out: String, _ extra: [String]) -> [String] {
+            self.args(out, epochs: 3, bn: "train", extra: ["--optimizer", "sgd", "--no-restore-best"] + extra)
+        }
+        let synced = try mpi(2, args(dir + "/sync.safetensors", ["--sync-bn"]))
+        XCTAssertEqual(synced.status, 0, synced.stderr)
+        XCTAssertTrue(synced.stderr.contains("batch statistics of the whole global batch"), synced.stderr)
+        let one = try CLI.run(args(dir + "/one.safetensors", ["--sync-bn"]))
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let perRank = try mpi(2, args(dir + "/per-rank.safetensors", []))
+        XCTAssertEqual(perRank.status, 0, perRank.stderr)
+        let rel = try relativeDifference(dir + "/one.safetensors", dir + "/sync.safetensors")
+        let unsynced = try relativeDifference(dir + "/one.safetensors", dir + "/per-rank.safetensors")
+        print("--bn train, N=2 vs N=1 after 3 epochs: largest per-tensor max|Δ|/max|w| = \(rel) with --sync-bn, \(unsynced) without")
+        XCTAssertLessThanOrEqual(rel, 1e-4, "N=2 with --sync-bn vs N=1")
+        XCTAssertGreaterThan(unsynced, 100 * max(rel, 1e-6), "per-rank statistics must differ, or this test shows nothing")
+        func lastEpoch(_ s: String) -> String { s.split(separator: "\n").last { $0.hasPrefix("epoch 3/3") }.map { String($0.prefix(70)) } ?? "" }
+        XCTAssertEqual(lastEpoch(one.stderr), lastEpoch(synced.stderr))
+    }
+
+    /// MMD domain adaptation across ranks: each rank forwards its shards of the source and target
+    /// batches, the features are gathered and every rank computes the global batch's MMD. In the
+    /// last step rank 0 holds target rows only (source batch of 1, target batch of 7).
+    func testMMDAdaptationOnTwoRanksGivesTheWeightsOfOneProcess() throws {
+        let dirTemp = TempDir()
+        let dir = dirTemp.path
+        let mmd = ["--adapt-target", Self.demo + "/target/shifted", "--mmd-weight", "1", "--mmd", "gaussian", "--no-restore-best"]
+        let two = try mpi(2, args(dir + "/n2.safetensors", epochs: 3, extra: mmd))
+        XCTAssertEqual(two.status, 0, two.stderr)
+        let one = try CLI.run(args(dir + "/n1.safetensors", epochs: 3, extra: mmd))
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let rel = try relativeDifference(dir + "/n1.safetensors", dir + "/n2.safetensors")
+        print("MMD (gaussian), N=2 vs N=1 after 3 epochs: largest per-tensor max|Δ|/max|w| = \(rel)")
+        XCTAssertLessThanOrEqual(rel, 1e-4, "N=2 vs N=1 with MMD")
+        // The same loss, accuracy and MMD figures, and the same MMD after training.
+        func lines(_ s: String) -> [String] {
+            s.split(separator: "\n").filter { $0.hasPrefix("epoch ") || $0.hasPrefix("MMD source/target") }.map { String($0.prefix(100)).replacingOccurrences(of: #"\d+ img/s.*"#, with: "", options: .regularExpression) }
+        }
+        XCTAssertEqual(lines(one.stderr), lines(two.stderr))
+        XCTAssertEqual(lines(two.stderr).count, 5, two.stderr)
+    }
+
+    func testSyncBatchNormWithoutBatchStatisticsIsAUsageError() throws {
         let temp = TempDir()
         let r = try CLI.run(args(temp.path + "/x.safetensors", epochs: 1, extra: ["--sync-bn"]))
         XCTAssertEqual(r.status, 2, r.stderr)
-        XCTAssertTrue(r.stderr.contains("--sync-bn is not yet supported"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--sync-bn makes BatchNorm use the global batch's statistics, so it needs --bn train"), r.stderr)
     }
 }

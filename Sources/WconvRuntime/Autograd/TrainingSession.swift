@@ -74,6 +74,13 @@ public final class TrainingSession {
     /// BatchNorm policy per node name currently in force.
     public var batchNormModes: [String: BatchNormMode] { executor.bnMode }
 
+    /// SyncBatchNorm: when set, `.train` BatchNorm layers normalise with the statistics of the
+    /// global batch of all data-parallel replicas (nil, the default: this batch's own).
+    public var batchNormSync: BatchNormSync? {
+        get { executor.batchNormSync }
+        set { executor.batchNormSync = newValue }
+    }
+
     /// Seed for dropout masks; the same seed and thread count give the same masks.
     public func seedDropout(_ seed: UInt64) { executor.rng = SplitMix64(seed: seed) }
 

@@ -65,12 +65,26 @@ struct BatchNorm: StepKernel {
         e.write(0, n * c * inner)
         return e
     }
-    func auxFloats(training: Bool) -> Int { max(2 * c, 1) }
+    /// Mean and 1/σ per channel, then the global batch's count under SyncBatchNorm.
+    func auxFloats(training: Bool) -> Int { 2 * c + 1 }
 
     func forward(_ ctx: StepContext) throws {
         let saved = ctx.aux!, y = ctx.output(), x = ctx.input(0)!
         let mode = ctx.executor.bnMode[ctx.nodeName] ?? .train
-        if ctx.training && mode == .train {
+        if ctx.training && mode == .train, let sync = ctx.executor.batchNormSync {
+            // SyncBatchNorm: the global batch's statistics; the count is saved for backward.
+            var sums = [Double](repeating: 0, count: 1 + 2 * c)
+            sums[0] = Double(n * inner)
+            try sums.withUnsafeMutableBufferPointer { b in
+                batchNormSums(x, n: n, c: c, inner: inner, into: b.baseAddress! + 1)
+                try sync.allReduce(b, node: ctx.nodeName, phase: .statistics)
+                saved[2 * c] = Float(b[0])
+                batchNormSyncedForward(sums: b.baseAddress! + 1, count: b[0], x, n: n, c: c, inner: inner, weight: ctx.input(1), bias: ctx.input(2),
+                                       runningMean: ctx.input(3), runningVar: ctx.input(4), momentum: momentum, epsilon: epsilon,
+                                       savedMean: saved, savedInvStd: saved + c, y)
+            }
+            applyActivation(ctx.fused, y, y, n * c * inner)
+        } else if ctx.training && mode == .train {
             batchNormTrainForward(x, n: n, c: c, inner: inner, weight: ctx.input(1), bias: ctx.input(2),
                                   runningMean: ctx.input(3), runningVar: ctx.input(4), momentum: momentum, epsilon: epsilon,
                                   savedMean: saved, savedInvStd: saved + c, y)
@@ -93,6 +107,19 @@ struct BatchNorm: StepKernel {
         let name = ctx.executor.nodes[ctx.step.node].node.name
         let batchStats = ctx.lastForwardTraining && (ctx.executor.bnMode[name] ?? .train) == .train
         let saved = ctx.aux!
+        if batchStats, let sync = ctx.executor.batchNormSync {
+            var sums = [Double](repeating: 0, count: 2 * c)
+            try sums.withUnsafeMutableBufferPointer { b in
+                batchNormGradientSums(ctx.input(0)!, dy: dy, n: n, c: c, inner: inner, mean: saved, invStd: saved + c, into: b.baseAddress!,
+                                      dweight: ctx.inputGradient(1), dbias: ctx.inputGradient(2))
+                // Whether x needs a gradient is the same on every replica, so they all skip or all reduce.
+                guard let dx = ctx.inputGradient(0) else { return }
+                try sync.allReduce(b, node: name, phase: .gradients)
+                batchNormSyncedInputGradient(ctx.input(0)!, dy: dy, n: n, c: c, inner: inner, weight: ctx.input(1), mean: saved, invStd: saved + c,
+                                             sums: b.baseAddress!, count: Double(saved[2 * c]), dx: dx)
+            }
+            return
+        }
         batchNormBackward(ctx.input(0)!, dy: dy, n: n, c: c, inner: inner, weight: ctx.input(1), mean: saved, invStd: saved + c,
                           batchStats: batchStats, dx: ctx.inputGradient(0), dweight: ctx.inputGradient(1), dbias: ctx.inputGradient(2))
     }

@@ -101,23 +101,31 @@ public final class Communicator: @unchecked Sendable {
 
     /// Sums `buffer` over all ranks, in place.
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>, what: String) throws {
-        guard usesMPI, size > 1, let base = buffer.baseAddress else { return }
-        var off = 0
-        while off < buffer.count {
-            let n = min(Communicator.chunk, buffer.count - off)
-            try call("all-reduce of \(what)") { wconv_mpi_allreduce_sum_float(base + off, Int32(n)) }
-            off += n
-        }
+        try inChunks(buffer, "all-reduce of \(what)", wconv_mpi_allreduce_sum_float)
     }
 
     /// Sums `values` over all ranks (f64), returning the totals.
     public func allreduceSum(_ values: [Double], what: String) throws -> [Double] {
-        guard usesMPI, size > 1, !values.isEmpty else { return values }
         var v = values
-        try v.withUnsafeMutableBufferPointer { b in
-            try call("all-reduce of \(what)") { wconv_mpi_allreduce_sum_double(b.baseAddress!, Int32(b.count)) }
-        }
+        try v.withUnsafeMutableBufferPointer { try allreduceSum($0, what: what) }
         return v
+    }
+
+    /// Sums `buffer` over all ranks (f64), in place.
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>, what: String) throws {
+        try inChunks(buffer, "all-reduce of \(what)", wconv_mpi_allreduce_sum_double)
+    }
+
+    /// `op` over `buffer` in pieces of at most `chunk` elements (MPI counts are 32-bit).
+    private func inChunks<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ what: String,
+                             _ op: (UnsafeMutablePointer<T>, Int32) -> Int32) throws {
+        guard usesMPI, size > 1, let base = buffer.baseAddress else { return }
+        var off = 0
+        while off < buffer.count {
+            let n = min(Communicator.chunk, buffer.count - off)
+            try call(what) { op(base + off, Int32(n)) }
+            off += n
+        }
     }
 
     /// Copies `root`'s bytes into `buffer` on every other rank.

@@ -8,11 +8,20 @@ import WconvTensor
 ///
 /// The trainer calls a few hooks: `shard` (which samples are this rank's), `reduce` (the global
 /// gradient and step figures), `gather`/`share` (sharded evaluation and feature caches),
-/// `syncBuffers` (BatchNorm running statistics), and `isRoot` (only rank 0 writes).
+/// `syncBuffers` (BatchNorm running statistics), `batchNormSync` (SyncBatchNorm), and `isRoot`
+/// (only rank 0 writes).
 public struct DataParallel {
     public let comm: Communicator
+    /// SyncBatchNorm's hook, when asked for and there are several ranks (one process needs none:
+    /// its batch statistics are already those of the global batch).
+    public let batchNormSync: SyncBatchNorm?
 
-    public init(_ comm: Communicator = .single) { self.comm = comm }
+    /// - Parameter syncBatchNorm: batch-statistics BatchNorm layers use the global batch's
+    ///   statistics (torch's SyncBatchNorm) rather than each rank's shard's.
+    public init(_ comm: Communicator = .single, syncBatchNorm: Bool = false) {
+        self.comm = comm
+        batchNormSync = syncBatchNorm && comm.size > 1 ? SyncBatchNorm(comm) : nil
+    }
 
     public var isDistributed: Bool { comm.size > 1 }
     public var isRoot: Bool { comm.isRoot }
@@ -141,12 +150,29 @@ public struct DataParallel {
     /// Fills every rank's `buffer` (`count` samples × `per` values, each rank having written its
     /// `shardRange(count)`) with all ranks' samples: one broadcast per rank of its block.
     public func share(_ buffer: UnsafeMutableBufferPointer<Float>, per: Int, count: Int, what: String) throws {
+        try broadcastBlocks(buffer, (0..<comm.size).map { r in let p = shardRange(count, rank: r); return (p.lowerBound * per)..<(p.upperBound * per) }, what: what)
+    }
+
+    /// All ranks' `local` arrays, concatenated in rank order, on every rank; `counts[r]` is the
+    /// length of rank r's (every rank passes the same counts).
+    public func allGather(_ local: [Float], counts: [Int], what: String) throws -> [Float] {
+        guard isDistributed else { return local }
+        guard counts.count == comm.size, local.count == counts[comm.rank] else {
+            throw WconvError(.runtime, "\(comm.name) holds \(local.count) values of \(what), the counts say \(counts)")
+        }
+        var starts = [0]
+        for c in counts { starts.append(starts.last! + c) }
+        var all = [Float](repeating: 0, count: starts.last!)
+        all.replaceSubrange(starts[comm.rank]..<starts[comm.rank + 1], with: local)
+        try all.withUnsafeMutableBufferPointer { try broadcastBlocks($0, (0..<comm.size).map { starts[$0]..<starts[$0 + 1] }, what: what) }
+        return all
+    }
+
+    /// Rank r's `blocks[r]` of `buffer` to every rank, one broadcast each (empty blocks skipped).
+    private func broadcastBlocks(_ buffer: UnsafeMutableBufferPointer<Float>, _ blocks: [Range<Int>], what: String) throws {
         guard isDistributed, let base = buffer.baseAddress else { return }
-        for r in 0..<comm.size {
-            let part = shardRange(count, rank: r)
-            guard !part.isEmpty else { continue }
-            let block = UnsafeMutableRawBufferPointer(start: base + part.lowerBound * per, count: part.count * per * 4)
-            try comm.broadcast(block, root: r, what: what)
+        for (r, block) in blocks.enumerated() where !block.isEmpty {
+            try comm.broadcast(UnsafeMutableRawBufferPointer(start: base + block.lowerBound, count: block.count * 4), root: r, what: what)
         }
     }
 }

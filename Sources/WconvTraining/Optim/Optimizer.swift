@@ -98,6 +98,9 @@ public final class Optimizer {
                 guard g.numel == p.count, g.dtype == .f32 else {
                     throw WconvError(.runtime, "optimizer: gradient of '\(name)' is \(g) but the parameter has \(p.count) f32 values")
                 }
+                if let st = state[name], !st.buf1.isEmpty, st.buf1.count != p.count {
+                    throw WconvError(.runtime, "optimizer: state of '\(name)' has \(st.buf1.count) values but the parameter \(p.count)")
+                }
                 try g.withContiguousBytes { raw in
                     let gp = raw.bindMemory(to: Float.self)
                     update(name: name, p: p, g: gp, lr: group.lr, wd: group.weightDecay, momentumOverride: momentumOverride[gi])
@@ -174,17 +177,44 @@ public final class Optimizer {
         return out
     }
 
-    /// Restores what `exportState` wrote.
-    public func importState(_ tensors: OrderedDictionary<String, Tensor>) throws {
-        state = [:]
+    /// Restores what `exportState` wrote, refusing (as `.invalidInput`) state that could not come from
+    /// it: a step that is not a whole number in 0...2²⁴, non-finite buffers, an Adam moment without
+    /// its pair, or — given the parameters' element counts `sizes` — a parameter the model lacks or
+    /// a buffer of another length.
+    public func importState(_ tensors: OrderedDictionary<String, Tensor>, sizes: [String: Int]? = nil) throws {
+        var restored: [String: State] = [:]
+        for key in tensors.keys {
+            guard let dot = key.lastIndex(of: "."), ["step", "buf1", "buf2"].contains(key[key.index(after: dot)...]),
+                  tensors[String(key[..<dot]) + ".step"] != nil else {
+                throw WconvError.invalid("optimizer state '\(key)' is not one wconv writes (<parameter>.step, .buf1, .buf2)")
+            }
+        }
         for (key, t) in tensors where key.hasSuffix(".step") {
             let name = String(key.dropLast(5))
+            if let sizes, sizes[name] == nil { throw WconvError.invalid("optimizer state names parameter '\(name)', which the model does not have") }
+            let v = t.floats()
+            guard v.count == 1, v[0] >= 0, v[0] <= 16_777_216, v[0] == v[0].rounded() else {
+                throw WconvError.invalid("optimizer step count '\(key)' is \(v.prefix(4)), expected one whole number in 0...16777216")
+            }
             let st = State()
-            st.step = Int(t.floats().first ?? 0)
-            if let b1 = tensors["\(name).buf1"] { st.buf1 = b1.floats() }
-            if let b2 = tensors["\(name).buf2"] { st.buf2 = b2.floats() }
-            state[name] = st
+            st.step = Int(v[0])
+            for (field, suffix) in [(\State.buf1, "buf1"), (\State.buf2, "buf2")] {
+                guard let b = tensors["\(name).\(suffix)"] else { continue }
+                let f = b.floats()
+                if let n = sizes?[name], f.count != n {
+                    throw WconvError.invalid("optimizer state '\(name).\(suffix)' has \(f.count) values, the parameter \(n)")
+                }
+                guard f.allSatisfy(\.isFinite) else { throw WconvError.invalid("optimizer state '\(name).\(suffix)' holds NaN or infinite values") }
+                st[keyPath: field] = f
+            }
+            let adam: Bool
+            if case .adam = kind { adam = true } else { adam = false }
+            guard adam ? st.buf1.count == st.buf2.count : st.buf2.isEmpty else {
+                throw WconvError.invalid("optimizer state of '\(name)' does not fit \(kind.name): buf1 has \(st.buf1.count) values, buf2 \(st.buf2.count)")
+            }
+            restored[name] = st
         }
+        state = restored
     }
 }
 

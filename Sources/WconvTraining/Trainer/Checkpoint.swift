@@ -51,11 +51,19 @@ extension Trainer {
         try CheckpointFile.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
     }
 
-    /// Restores model, history and counters; returns the number of completed epochs.
+    /// Restores model, history, counters and the optimizer state (`resumedOptimizerState`);
+    /// returns the number of completed epochs. Everything is checked before anything is taken, so a
+    /// checkpoint of another run, model or class list, or a corrupt one, is refused by name.
     func loadCheckpoint(_ path: String) throws -> Int {
         let (t, meta) = try CheckpointFile.read(path: path)
         guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
-            throw WconvError(.invalidInput, "not a wconv training checkpoint (no wconv.checkpoint metadata)", file: path)
+            throw WconvError(.invalidInput, "not a wconv training checkpoint (no readable wconv.checkpoint metadata); pass the last.safetensors that --checkpoint-dir wrote", file: path)
+        }
+        guard st.epoch >= 0, st.history.count == st.epoch, st.bestEpoch.map({ $0 >= BestModel.baselineEpoch && $0 < st.epoch }) ?? true else {
+            throw WconvError(.invalidInput, "the checkpoint's run state is inconsistent (epoch \(st.epoch), \(st.history.count) epochs of history, best epoch \(st.bestEpoch.map(String.init) ?? "none")): the file is corrupt", file: path)
+        }
+        guard st.epoch <= config.epochs else {
+            throw WconvError(.usage, "the checkpoint is at epoch \(st.epoch), past --epochs \(config.epochs): pass --epochs \(st.epoch + 1) or more to train on from it (--epochs \(st.epoch) only writes its model)", file: path)
         }
         let enc = JSONEncoder()
         enc.outputFormatting = .sortedKeys
@@ -68,23 +76,55 @@ extension Trainer {
             }
         }
         guard st.classes == classes else { throw WconvError(.invalidInput, "the checkpoint's classes \(st.classes) differ from the data's \(classes)", file: path) }
-        for (k, v) in t where k.hasPrefix("model.") {
-            let name = String(k.dropFirst(6))
-            guard let old = graph.parameters[name], old.shape == v.shape else {
-                throw WconvError(.invalidInput, "checkpoint tensor '\(name)' \(v.shape) does not match the model", file: path)
-            }
-            graph.parameters[name] = v
+        let model = try CheckpointFile.parameters(t, prefix: "model.", of: graph.parameters, path: path)
+        var bestParameters = model
+        if t.keys.contains(where: { $0.hasPrefix("best.") }) {
+            bestParameters = try CheckpointFile.parameters(t, prefix: "best.", of: graph.parameters, path: path)
         }
+        var optim = OrderedDictionary<String, Tensor>()
+        for (k, v) in t where k.hasPrefix("optim.") { optim[String(k.dropFirst(6))] = v }
+        do {
+            try Optimizer(kind: config.optimizerKind, groups: []).importState(optim, sizes: graph.parameters.reduce(into: [:]) { $0[$1.key] = $1.value.numel })
+        } catch let e as WconvError { throw e.inFile(path) }
+        graph.parameters = model
         if let be = st.bestEpoch, let ba = st.bestAccuracy {
-            var params = graph.parameters
-            for (k, v) in t where k.hasPrefix("best.") { params[String(k.dropFirst(5))] = v }
-            best = BestModel(score: ba, loss: st.bestLoss, epoch: be, parameters: params)
+            best = BestModel(score: ba, loss: st.bestLoss, epoch: be, parameters: bestParameters)
         }
+        resumedOptimizerState = optim
         history = st.history
         globalStep = st.globalStep
         baseline = st.baseline
         session = nil
         sessionKey = nil
         return st.epoch
+    }
+}
+
+extension CheckpointFile {
+    /// The tensors named `prefix` + a parameter name, as a full replacement for `model`'s
+    /// parameters: each of the model's must be there, with its shape and finite values (the dtype
+    /// may differ: sessions hand integer buffers back as f32); a name the model lacks means the
+    /// checkpoint is of another model.
+    static func parameters(_ tensors: OrderedDictionary<String, Tensor>, prefix: String, of model: OrderedDictionary<String, Tensor>,
+                           path: String) throws -> OrderedDictionary<String, Tensor> {
+        var out = model
+        var seen = 0
+        for (k, v) in tensors where k.hasPrefix(prefix) {
+            let name = String(k.dropFirst(prefix.count))
+            guard let old = model[name], old.shape == v.shape else {
+                let have = model[name].map { "\($0.dtype) \($0.shape)" } ?? "no such tensor"
+                throw WconvError(.invalidInput, "checkpoint tensor '\(k)' (\(v.dtype) \(v.shape)) does not match the model (\(have)): the checkpoint is of another model", file: path)
+            }
+            if v.dtype.isFloatingPoint, !v.floats().allSatisfy(\.isFinite) {
+                throw WconvError(.invalidInput, "checkpoint tensor '\(k)' holds NaN or infinite values: the file is corrupt", file: path)
+            }
+            out[name] = v
+            seen += 1
+        }
+        guard seen == model.count else {
+            let missing = model.keys.filter { tensors[prefix + $0] == nil }
+            throw WconvError(.invalidInput, "the checkpoint lacks \(missing.count) of the model's tensors (\(missing.prefix(3).map { prefix + $0 }.joined(separator: ", "))…): it is of another model", file: path)
+        }
+        return out
     }
 }

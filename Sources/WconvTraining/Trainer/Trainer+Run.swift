@@ -30,11 +30,12 @@ extension Trainer {
         for e in startEpoch..<config.epochs {
             let fresh = e == startEpoch
             try prepare(epoch: e)
-            if fresh, let resume, let opt = optimizer {
+            if fresh, resume != nil, let opt = optimizer {
                 // The optimizer state saved with the checkpoint, unless this epoch starts a new
                 // trainable set with fresh state (as the uninterrupted run would).
                 let boundary = e > 0 && plan.epochs[e].trainable != plan.epochs[e - 1].trainable && !config.keepOptimizerStateOnUnfreeze
-                if !boundary { try opt.importState(try CheckpointFile.read(path: resume).tensors.filter { $0.key.hasPrefix("optim.") }.reduce(into: OrderedDictionary<String, Tensor>()) { $0[String($1.key.dropFirst(6))] = $1.value }) }
+                if !boundary { try opt.importState(resumedOptimizerState) }
+                resumedOptimizerState = [:]
             }
             let rec: EpochRecord
             do { rec = try trainEpoch(e) } catch let s as StopTraining {

@@ -51,6 +51,7 @@ extension Trainer {
         let nodeNames = Set(useGraph.nodes.map(\.name))
         session = try TrainingSession(graph: useGraph, trainable: trainable.filter { useGraph.parameters[$0] != nil },
                                       bnMode: bn.filter { nodeNames.contains($0.key) }, threads: config.threads)
+        session?.batchNormSync = parallel.batchNormSync
         sessionKey = key
         let groups = plan.parameterGroups(epoch: e)
         if let opt = optimizer {

@@ -55,14 +55,21 @@ extension Trainer {
     func step(_ b: TrainingBatches.Batch, at input: String, session: TrainingSession, optimizer: Optimizer,
               targets: inout MMDTargetStream?, epoch e: Int, tally: inout EpochTally) throws {
         let ns = b.labels.count
+        // Every rank draws the global target batch and keeps its shard of it.
+        let t = try targets?.next(b.globalCount)
+        let nt = t?.shape[0] ?? 0
+        // Under data parallelism MMD is of the global batch, gathered over ranks (distributedMMD).
+        let acrossRanks = parallel.isDistributed && targets != nil && featureValue != nil
         // This rank's shard of a short last batch can be empty; it still joins the reduction.
-        if ns == 0 { try stepWithoutSamples(session, optimizer, epoch: e); globalStep += 1; return }
-        var x = b.input
-        var nt = 0
-        if let t = try targets?.next(ns) {
-            nt = t.shape[0]
-            x = Tensor(shape: [ns + nt] + Array(b.input.shape.dropFirst()), floats: b.input.floats() + t.floats())
+        if ns + nt == 0 || (ns == 0 && !acrossRanks) {
+            if let v = try stepWithoutSamples(session, optimizer, epoch: e, sampleShape: Array(b.input.shape.dropFirst()), input: input, mmd: acrossRanks) {
+                tally.mmdSum += v; tally.mmdCount += 1
+            }
+            globalStep += 1
+            return
         }
+        var x = b.input
+        if let t { x = Tensor(shape: [ns + nt] + Array(b.input.shape.dropFirst()), floats: b.input.floats() + t.floats()) }
         let out = try session.forward([input: x], training: true)
         guard let logits = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
             throw WconvError(.runtime, "the model produced no '\(logitsName)'")
@@ -70,19 +77,30 @@ extension Trainer {
         let C = classes.count
         guard logits.numel == (ns + nt) * C else { throw WconvError(.runtime, "logits \(logits.shape) do not match \(ns + nt) samples × \(C) classes") }
         let lv = logits.floats()
-        let (batchLoss, grad, mlCorrect) = try lossAndGradient(lv, samples: ns, b)
-        var loss = batchLoss
-        var grads: [String: Tensor] = [logitsName: Tensor(shape: logits.shape, floats: grad)]
+        var (loss, grad, mlCorrect) = try lossAndGradient(lv, samples: ns, b)
+        var grads: [String: Tensor] = [:]
         var total = loss
-        if nt > 0, let term = mmdTerm(session, samples: ns + nt, source: ns) {
+        if acrossRanks, let fv = featureValue, let feats = session.activation(named: fv) {
+            let m = try distributedMMD(features: feats.floats(), ns: ns, nt: nt, weight: lossWeight(labels: b.labels, rows: b.rows))
+            for i in grad.indices { grad[i] *= Float(m.lossScale) }
+            grads[fv] = Tensor(shape: feats.shape, floats: m.gradient)
+            loss *= m.lossScale
+            total = loss + config.mmdWeight * m.value
+            tally.mmdSum += m.value; tally.mmdCount += 1
+        } else if nt > 0, let term = mmdTerm(session, samples: ns + nt, source: ns) {
             grads[term.value] = term.gradient
             total += config.mmdWeight * term.mmd
             tally.mmdSum += term.mmd; tally.mmdCount += 1
         }
+        grads[logitsName] = Tensor(shape: logits.shape, floats: grad)
         // Ranks decide together, on the global loss, after the reduction.
         guard total.isFinite || parallel.isDistributed else { throw lossNotFinite(total, epoch: e) }
+        parallel.batchNormSync?.localWeight = acrossRanks ? 1 : lossWeight(labels: b.labels, rows: b.rows)
         var g = try session.backward(outputGradients: grads)
-        if parallel.isDistributed { (g, loss) = try reduceStep(g, session: session, labels: b.labels, rows: b.rows, loss: total, epoch: e) }
+        if parallel.isDistributed {
+            (g, loss) = try reduceStep(g, session: session, labels: b.labels, rows: b.rows, loss: loss, objective: total, epoch: e,
+                                       weight: acrossRanks ? 1 : nil)
+        }
         try optimizer.step(parameters: session, gradients: g)
         globalStep += 1
         tally.lossSum += loss * Double(ns)
@@ -101,6 +119,8 @@ extension Trainer {
     func lossAndGradient(_ logits: [Float], samples ns: Int, _ b: TrainingBatches.Batch) throws -> (loss: Double, gradient: [Float], correct: Double?) {
         let C = classes.count
         var grad = [Float](repeating: 0, count: logits.count)
+        // A rank holding only target samples (MMD across ranks) has no classification term.
+        guard ns > 0 else { return (0, grad, nil) }
         var mlCorrect: Double?
         let loss = try logits.withUnsafeBufferPointer { lp in
             try grad.withUnsafeMutableBufferPointer { gp in

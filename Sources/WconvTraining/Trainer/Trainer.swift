@@ -147,6 +147,8 @@ public final class Trainer {
     var cachedCut: String?
     var history: [EpochRecord] = []
     var globalStep = 0
+    /// The optimizer state of the checkpoint `run(resume:)` continues from.
+    var resumedOptimizerState = OrderedDictionary<String, Tensor>()
     var baseline: Double?
     var best: BestModel?
     /// Weights after the last completed epoch, kept only without validation data (what a NaN

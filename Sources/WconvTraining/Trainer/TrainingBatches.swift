@@ -4,16 +4,18 @@ import WconvTensor
 /// seeded order, fed at the cut value) or the data loader (decoded, augmented images, fed at the
 /// input). Under data parallelism each batch is this rank's shard of the global batch.
 struct TrainingBatches {
-    /// One step's samples: the network input, their labels and their dataset rows.
+    /// One step's samples: the network input, their labels and their dataset rows, and the size
+    /// of the global batch they are this rank's shard of.
     struct Batch {
         var input: Tensor
         var labels: [Int]
         var rows: [Int]
+        var globalCount: Int
     }
 
     private enum Source {
         case cache(FeatureCache, order: [Int], batchSize: Int, shard: ([Int]) -> [Int])
-        case loader(BatchStream)
+        case loader(BatchStream, total: Int, batchSize: Int)
     }
 
     /// The graph value the batches feed.
@@ -27,10 +29,10 @@ struct TrainingBatches {
         source = .cache(cache, order: order, batchSize: batchSize, shard: shard)
     }
 
-    /// Images from a loader's stream.
-    init(stream: BatchStream, at value: String) {
+    /// Images from a loader's stream over `total` samples in batches of `batchSize`.
+    init(stream: BatchStream, at value: String, total: Int, batchSize: Int) {
         inputValue = value
-        source = .loader(stream)
+        source = .loader(stream, total: total, batchSize: batchSize)
     }
 
     /// The next batch, or nil after the epoch's last.
@@ -38,12 +40,14 @@ struct TrainingBatches {
         switch source {
         case .cache(let cache, let order, let batchSize, let shard):
             guard position < order.count else { return nil }
-            let idx = shard(Array(order[position..<min(position + batchSize, order.count)]))
+            let global = Array(order[position..<min(position + batchSize, order.count)])
+            let idx = shard(global)
             position += batchSize
-            return Batch(input: cache.batch(idx), labels: idx.map { cache.labels[$0] }, rows: idx)
-        case .loader(let stream):
+            return Batch(input: cache.batch(idx), labels: idx.map { cache.labels[$0] }, rows: idx, globalCount: global.count)
+        case .loader(let stream, let total, let batchSize):
             guard let b = try stream.next() else { return nil }
-            return Batch(input: b.tensor, labels: b.labels, rows: b.indices)
+            defer { position += batchSize }
+            return Batch(input: b.tensor, labels: b.labels, rows: b.indices, globalCount: min(batchSize, total - position))
         }
     }
 }
@@ -61,6 +65,6 @@ extension Trainer {
         }
         let loader = DataLoader(dataset: train, transform: trainTransform, batchSize: config.batchSize, shuffle: config.shuffle, seed: config.seed, workers: 1)
         if parallel.isDistributed { loader.shard = { [parallel] in parallel.shard($0) } }
-        return TrainingBatches(stream: loader.batches(epoch: e), at: inputName)
+        return TrainingBatches(stream: loader.batches(epoch: e), at: inputName, total: train.count, batchSize: config.batchSize)
     }
 }
