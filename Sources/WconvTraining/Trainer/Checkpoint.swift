@@ -43,7 +43,11 @@ extension Trainer {
         for (k, v) in optimizer?.exportState() ?? [:] { t["optim." + k] = v }
         let st = CheckpointState(epoch: epoch, globalStep: globalStep, config: config, history: history, baseline: baseline,
                                  classes: classes, bestEpoch: best?.epoch, bestAccuracy: best?.score, bestLoss: best?.loss)
-        let json = String(decoding: try JSONEncoder().encode(st), as: UTF8.self)
+        // Sorted keys: the same state writes the same bytes (Codable here, not JSONValue, so a UInt64
+        // seed keeps every digit).
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        let json = String(decoding: try enc.encode(st), as: UTF8.self)
         try CheckpointFile.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
     }
 
