@@ -59,8 +59,8 @@ extension Trainer {
         guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
             throw WconvError(.invalidInput, "not a wconv training checkpoint (no readable wconv.checkpoint metadata); pass the last.safetensors that --checkpoint-dir wrote", file: path)
         }
-        guard st.epoch >= 0, st.history.count == st.epoch, st.bestEpoch.map({ $0 >= BestModel.baselineEpoch && $0 < st.epoch }) ?? true else {
-            throw WconvError(.invalidInput, "the checkpoint's run state is inconsistent (epoch \(st.epoch), \(st.history.count) epochs of history, best epoch \(st.bestEpoch.map(String.init) ?? "none")): the file is corrupt", file: path)
+        guard st.epoch >= 0, st.globalStep >= 0, st.history.count == st.epoch, st.bestEpoch.map({ $0 >= BestModel.baselineEpoch && $0 < st.epoch }) ?? true else {
+            throw WconvError(.invalidInput, "the checkpoint's run state is inconsistent (epoch \(st.epoch), step \(st.globalStep), \(st.history.count) epochs of history, best epoch \(st.bestEpoch.map(String.init) ?? "none")): the file is corrupt", file: path)
         }
         guard st.epoch <= config.epochs else {
             throw WconvError(.usage, "the checkpoint is at epoch \(st.epoch), past --epochs \(config.epochs): pass --epochs \(st.epoch + 1) or more to train on from it (--epochs \(st.epoch) only writes its model)", file: path)
