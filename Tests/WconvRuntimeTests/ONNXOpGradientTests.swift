@@ -174,29 +174,40 @@ final class ONNXImportedGradientTests: XCTestCase {
 /// values, every output is flattened into one vector y, and each gradient is checked against central
 /// finite differences — so an op added by the checklist gets its backward tested with its parity case.
 final class FixtureGradientTests: XCTestCase {
+    /// Fixture `name` of fixtures/onnx/ops with its one input turned into a trainable parameter
+    /// holding the probe's values and every output flattened into one vector "y"; returns the graph
+    /// and its trainable float parameters (the input's first).
+    static func trainableGraph(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> (ModelGraph, [String]) {
+        var g = try GraphImporter.importGraph(path: ONNXOpsParityTests.modelPath(name, dir: "/ops")).graph
+        // checkGradients reads "y": a fixture value of that name would be checked instead of the vector below.
+        XCTAssertFalse(g.nodes.contains { $0.outputs.contains("y") }, "\(name): rename its value 'y'", file: file, line: line)
+        let probe = try ONNXOpsParityTests.loadProbe(name, dir: "/ops")
+        XCTAssertEqual(g.inputs.count, 1, name, file: file, line: line)
+        let input = g.inputs[0].name, param = input + "::p"
+        g.parameters[param] = probe.inputs[input]
+        g.inputs = []
+        for i in g.nodes.indices { g.nodes[i].inputs = g.nodes[i].inputs.map { $0 == input ? param : $0 } }
+        var flat: [String] = []
+        for (k, o) in g.outputs.enumerated() {
+            g.nodes.append(GraphNode(name: "flat\(k)", op: .flatten, inputs: [o.name], outputs: ["flat\(k)"], attributes: ["axis": .int(0)]))
+            flat.append("flat\(k)")
+        }
+        g.nodes.append(GraphNode(name: "y", op: .concat, inputs: flat, outputs: ["y"], attributes: ["axis": .int(0)]))
+        g.outputs = [ValueInfo(name: "y", shape: [nil])]
+        // Float weights train too (a transposed convolution's weight and bias).
+        let weights = g.parameters.keys.filter { $0 != param && g.parameters[$0]!.dtype.isFloatingPoint && !g.buffers.contains($0) }
+        return (g, [param] + weights.sorted())
+    }
+
     func testEveryDifferentiableFixtureMatchesFiniteDifferences() throws {
         let dir = ONNXOpsParityTests.root + "/ops"
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))
         let names = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["grad"] as? [String])
         XCTAssertFalse(names.isEmpty)
         for name in names {
-            var g = try GraphImporter.importGraph(path: ONNXOpsParityTests.modelPath(name, dir: "/ops")).graph
-            let probe = try ONNXOpsParityTests.loadProbe(name, dir: "/ops")
-            XCTAssertEqual(g.inputs.count, 1, name)
-            let input = g.inputs[0].name, param = input + "::p"
-            g.parameters[param] = probe.inputs[input]
-            g.inputs = []
-            for i in g.nodes.indices { g.nodes[i].inputs = g.nodes[i].inputs.map { $0 == input ? param : $0 } }
-            var flat: [String] = []
-            for (k, o) in g.outputs.enumerated() {
-                g.nodes.append(GraphNode(name: "flat\(k)", op: .flatten, inputs: [o.name], outputs: ["flat\(k)"], attributes: ["axis": .int(0)]))
-                flat.append("flat\(k)")
-            }
-            g.nodes.append(GraphNode(name: "y", op: .concat, inputs: flat, outputs: ["y"], attributes: ["axis": .int(0)]))
-            g.outputs = [ValueInfo(name: "y", shape: [nil])]
-            // Float weights train too (a transposed convolution's weight and bias).
-            let weights = g.parameters.keys.filter { $0 != param && g.parameters[$0]!.dtype.isFloatingPoint && !g.buffers.contains($0) }
-            try checkGradients(g, inputs: [:], trainable: [param] + weights, eps: 1e-2, tol: 2e-2, samples: 16)
+            print("gradient check \(name)")
+            let (g, trainable) = try Self.trainableGraph(name)
+            try checkGradients(g, inputs: [:], trainable: trainable, eps: 1e-2, tol: 2e-2, samples: 16)
         }
     }
 }

@@ -16,7 +16,8 @@ final class RealWorldModelTests: XCTestCase {
     static let root = ProcessInfo.processInfo.environment["WCONV_REALWORLD"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/realworld").path
-    static let runs: Set<String> = ["rapidocr_det", "rapidocr_rec", "rapidocr_cls", "magika", "ddddocr_det_yolox", "efficientnet_lite0"]
+    static let runs: Set<String> = ["rapidocr_det", "rapidocr_rec", "rapidocr_cls", "magika", "ddddocr_ocr", "ddddocr_det_yolox", "efficientnet_lite0",
+                                    "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
     /// |wconv − reference| ≤ atol + rtol·|reference| elementwise (f32 through ~100 layers).
     static let atol = 1e-4, rtol = 1e-3
 

@@ -4,7 +4,8 @@ name as the fixture it was imported from), runs it in onnxruntime and compares w
 the original model produced.
 
 Run with:  $(tools/refenv) tools/interop/check_onnx.py [DIR]
-DIR defaults to .build/interop/onnx, which `swift test --filter ONNXGraphRoundTripTests` fills.
+DIR defaults to .build/interop/onnx, which `swift test --filter ONNXGraphRoundTripTests` fills
+(and `--filter RecurrentOpTests` with the LSTM/GRU op fixtures, probed from fixtures/onnx/ops/probes).
 Exit code 0 when every file passes, 1 otherwise.
 """
 import glob
@@ -35,6 +36,8 @@ def main():
             onnx.checker.check_model(model, full_check=True)
             sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
             probe_path = os.path.join(ROOT, "fixtures", "onnx", "probes", name + ".json")
+            if not os.path.exists(probe_path):  # the op fixtures of gen_ops.py (LSTM/GRU exports)
+                probe_path = os.path.join(ROOT, "fixtures", "onnx", "ops", "probes", name + ".json")
             if os.path.exists(probe_path):
                 probe = json.load(open(probe_path))
                 feeds = {k: np.array(v["values"], dtype=v["dtype"]).reshape(v["shape"]) for k, v in probe["inputs"].items()}

@@ -151,6 +151,10 @@ struct ONNXBuildContext {
     }
 
     mutating func emit(_ n: ONNXNode, _ op: Op, inputs: [String]? = nil, outputs: [String]? = nil, _ attrs: [String: AttributeValue] = [:]) {
+        guard !(outputs ?? n.outputs).contains("") else {
+            unsupported.append(unsupportedNode(n, "an output wconv needs is omitted (empty name)"))
+            return
+        }
         nodes.append(GraphNode(name: n.name.isEmpty ? (n.outputs.first ?? op.rawValue) : n.name, op: op,
                                inputs: inputs ?? n.inputs, outputs: outputs ?? n.outputs, attributes: attrs))
     }

@@ -18,12 +18,17 @@ extension ONNXBuildContext {
             unsupported.append(unsupportedNode(n, "custom domain '\(n.domain)'"))
             return
         }
-        guard let first = n.outputs.first, !first.isEmpty, !n.inputs.isEmpty else {
+        guard n.outputs.contains(where: { !$0.isEmpty }), !n.inputs.isEmpty else {
             unsupported.append(unsupportedNode(n, "a node without inputs or outputs"))
             return
         }
-        let out1 = [first]
+        // Catalog importers name their outputs (LSTM may omit Y and keep Y_h); `emit` refuses an omitted one.
         if let importer = OpCatalog.onnxImporters[n.opType] { try importer(&self, n); return }
+        guard let first = n.outputs.first, !first.isEmpty else {
+            unsupported.append(unsupportedNode(n, "its first output is omitted"))
+            return
+        }
+        let out1 = [first]
         if let op = ONNXBuildContext.unary[n.opType] {
             emit(n, op, inputs: [n.inputs.first ?? ""], outputs: out1)
             return
@@ -108,9 +113,6 @@ extension ONNXBuildContext {
             guard n.inputs.count == 2 else { unsupported.append(unsupportedNode(n, "\(n.inputs.count) inputs (2 supported)")); return }
             emit(n, n.opType == "Min" ? .minimum : .maximum, outputs: out1)
         case "GatherND": emit(n, .gatherND, outputs: out1, ["batchDims": .int(n.int("batch_dims") ?? 0)])
-        case "ArgMax":
-            emit(n, .argMax, outputs: out1, ["axis": .int(n.int("axis") ?? 0), "keepdims": .int(n.int("keepdims") ?? 1),
-                                               "selectLastIndex": .int(n.int("select_last_index") ?? 0)])
         default:
             unsupported.append(unsupportedNode(n))
         }

@@ -194,6 +194,10 @@ public struct GraphSpecialization {
     public var folded: [String: Tensor] = [:]
     /// Nodes with value inputs resolved into attributes, by node name (only those that changed).
     public var resolved: [String: GraphNode] = [:]
+    /// Graph outputs whose declared shape the graph does not compute (exporters write stale ones:
+    /// ddddocr's recogniser declares [1, ?] for a [T, 1, classes] output). Like onnxruntime, which
+    /// warns and runs, the computed shape wins; the messages say which.
+    public var outputShapeMismatches: [String] = []
 }
 
 extension ModelGraph {
@@ -272,8 +276,8 @@ extension ModelGraph {
             guard let s = spec.shapes[out.name] else {
                 throw WconvError.invalid("graph output '\(out.name)' is not produced by any node")
             }
-            for (d, e) in zip(s, out.shape) where e != nil && e != d {
-                throw WconvError.invalid("graph output '\(out.name)' is declared \(Self.show(out.shape)) but the graph computes \(s)")
+            if s.count != out.shape.count || zip(s, out.shape).contains(where: { d, e in e != nil && e != d }) {
+                spec.outputShapeMismatches.append("graph output '\(out.name)' is declared \(Self.show(out.shape)) but the graph computes \(s)")
             }
         }
         return spec
