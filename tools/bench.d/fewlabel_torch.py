@@ -4,7 +4,7 @@
 #   32×32 input, ImageNet mean/std; new head Dropout(0.2) + Linear(64, classes); AdamW, weight decay
 #   0.01 on weights only (not norms and biases), head lr 3e-3, backbone 3e-4, cosine per step;
 #   15 epochs of batch 10, shuffled; RandomCrop(32, padding 4, reflect) + RandomHorizontalFlip;
-#   BatchNorm in train mode; validation after every epoch (eval mode, batches of 64, as wconv).
+#   BatchNorm in train mode; validation after every epoch (eval mode, batches of 64).
 # Images are decoded once before training (as wconv does). Prints one JSON line: seconds inside the
 # script (after imports), per phase, and the final validation accuracy.
 # run with: $(tools/refenv) tools/bench.d/fewlabel_torch.py DIR THREADS
