@@ -11,12 +11,12 @@
 import time
 T_START = time.perf_counter()
 import json, math, os, sys  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torchvision.transforms.v2 as T  # noqa: E402
 from PIL import Image  # noqa: E402
-from torchvision.models.resnet import BasicBlock, ResNet  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "training"))
+from gen_fewlabel import small_resnet  # noqa: E402  (the fixture's network: torchvision names, widths 8-16-32-64)
 
 T_IMPORTED = time.perf_counter()
 root, threads = sys.argv[1], int(sys.argv[2])
@@ -34,19 +34,6 @@ def folder(path):
             imgs.append(T.functional.pil_to_tensor(Image.open(os.path.join(path, c, f)).convert("RGB")))
             labels.append(ci)
     return classes, imgs, torch.tensor(labels)
-
-
-def small_resnet(num_classes):
-    # tools/fixtures/training/gen_fewlabel.py's network (torchvision's names, widths 8-16-32-64).
-    m = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
-    widths = [8, 16, 32, 64]
-    m.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
-    m.bn1 = nn.BatchNorm2d(widths[0])
-    m.inplanes = widths[0]
-    for i, w in enumerate(widths):
-        setattr(m, f"layer{i + 1}", m._make_layer(BasicBlock, w, 1, stride=1 if i == 0 else 2))
-    m.fc = nn.Linear(widths[-1], num_classes)
-    return m
 
 
 classes, train_raw, ytr = folder(os.path.join(root, "train"))
