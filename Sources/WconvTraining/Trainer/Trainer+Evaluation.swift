@@ -39,9 +39,7 @@ extension Trainer {
                 s += 64
             }
         } else {
-            let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed)
-            let stream = loader.batches(epoch: 0, only: part)
-            while let b = try stream.next() {
+            for b in try validationBatches(part) {
                 let out = try session.forward([inputName: b.tensor], training: false)
                 scores += try logitsOf(out, session)
                 targets += b.labels
@@ -56,6 +54,19 @@ extension Trainer {
         if let ml = multiLabel { return try ml.figures(logits: scores, rows: rows) }
         let m = try Trainer.metrics(logits: scores, targets: targets, classes: classes, criterion: criterion, C: C)
         return (m.loss, m.accuracy, m.macroAUC)
+    }
+
+    /// The validation batches of this rank's `part`: decoded and transformed once per run when they
+    /// take at most 256 MiB (PNG decoding every epoch was ~10 % of a few-label job), else each time.
+    func validationBatches(_ part: Range<Int>) throws -> [Batch] {
+        if let d = decodedValidation { return d }
+        guard let val else { return [] }
+        let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed)
+        let stream = loader.batches(epoch: 0, only: part)
+        var out: [Batch] = []
+        while let b = try stream.next() { out.append(b) }
+        if part.count * evalTransform.sampleSize * MemoryLayout<Float>.size <= 256 << 20 { decodedValidation = out }
+        return out
     }
 
     func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
