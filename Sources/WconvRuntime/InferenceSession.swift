@@ -105,7 +105,7 @@ public final class InferenceSession {
             }
             // Activation over the sole output of a conv / affine BN / linear: fuse into its epilogue.
             if let act = Activation.from(node), let pi = producerIndex[node.inputs[0]], readers[node.inputs[0]] == 1,
-               out[pi].fused == .none, [.conv2d, .linear, .add, .sub, .mul, .div].contains(out[pi].node.op) || out[pi].isAffine,
+               out[pi].fused == .none, [.conv1d, .conv2d, .linear, .add, .sub, .mul, .div].contains(out[pi].node.op) || out[pi].isAffine,
                out[pi].node.outputs.count == 1 {
                 out[pi].fused = act
                 out[pi].node.outputs = node.outputs

@@ -116,6 +116,8 @@ extension ONNXBuildContext {
         case "ArgMax":
             emit(n, .argMax, outputs: out1, ["axis": .int(n.int("axis") ?? 0), "keepdims": .int(n.int("keepdims") ?? 1),
                                                "selectLastIndex": .int(n.int("select_last_index") ?? 0)])
+        case "If", "Loop", "Scan":
+            unsupported.append(unsupportedNode(n, "control flow (a subgraph chosen or repeated at run time) is not supported; export the branch you need without it (e.g. a fixed sample rate)"))
         default:
             unsupported.append(unsupportedNode(n))
         }
@@ -123,23 +125,24 @@ extension ONNXBuildContext {
 
     // MARK: convolution and pooling
 
-    /// Canonical pads [top, left, bottom, right] from ONNX pads/auto_pad (SAME_UPPER puts the odd pad at
-    /// the end, like Keras 'same'). nil when auto_pad needs an input size we do not know.
+    /// Canonical pads (all begins, then all ends: [top, left, bottom, right] in 2-D) from ONNX
+    /// pads/auto_pad for `kernel.count` spatial dims (SAME_UPPER puts the odd pad at the end, like
+    /// Keras 'same'). nil when auto_pad needs an input size we do not know.
     func spatialPads(_ n: ONNXNode, kernel: [Int], strides: [Int], dilations: [Int]) -> [Int]? {
-        let auto = n.string("auto_pad") ?? "NOTSET"
+        let auto = n.string("auto_pad") ?? "NOTSET", k = kernel.count
         switch auto {
-        case "NOTSET": return n.ints("pads") ?? [0, 0, 0, 0]
-        case "VALID": return [0, 0, 0, 0]
+        case "NOTSET": return n.ints("pads") ?? [Int](repeating: 0, count: 2 * k)
+        case "VALID": return [Int](repeating: 0, count: 2 * k)
         case "SAME_UPPER", "SAME_LOWER":
-            var begin = [0, 0], end = [0, 0]
+            var begin = [Int](repeating: 0, count: k), end = begin
             let inShape = n.input(0).flatMap { shapes[$0] }
-            for d in 0..<2 {
+            for d in 0..<k {
                 let eff = (kernel[d] - 1) * dilations[d] + 1
                 let total: Int
                 if strides[d] == 1 {
                     total = eff - 1
                 } else {
-                    guard let s = inShape, s.count == 4 else { return nil }
+                    guard let s = inShape, s.count == 2 + k else { return nil }
                     let input = s[2 + d], out = (input + strides[d] - 1) / strides[d]
                     total = max((out - 1) * strides[d] + eff - input, 0)
                 }
@@ -147,7 +150,7 @@ extension ONNXBuildContext {
                 begin[d] = auto == "SAME_UPPER" ? small : total - small
                 end[d] = total - begin[d]
             }
-            return [begin[0], begin[1], end[0], end[1]]
+            return begin + end
         default: return nil
         }
     }
@@ -156,7 +159,7 @@ extension ONNXBuildContext {
         guard let wName = n.input(1) else { unsupported.append(unsupportedNode(n, "no weight")); return }
         let wShape = constants[wName]?.shape ?? shapes[wName]
         guard let ws = wShape, ws.count == 4 else {
-            unsupported.append(unsupportedNode(n, "only 2-D convolution with a known weight shape is supported (weight \(wShape.map { "\($0)" } ?? "unknown"))"))
+            unsupported.append(unsupportedNode(n, "only 1-D and 2-D convolution with a known weight shape is supported (weight \(wShape.map { "\($0)" } ?? "unknown"))"))
             return
         }
         let kernel = n.ints("kernel_shape") ?? [ws[2], ws[3]]
