@@ -16,7 +16,8 @@ final class RealWorldModelTests: XCTestCase {
     static let root = ProcessInfo.processInfo.environment["WCONV_REALWORLD"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/realworld").path
-    static let runs: Set<String> = ["rapidocr_det", "rapidocr_rec", "rapidocr_cls", "magika", "ddddocr_ocr", "ddddocr_det_yolox", "efficientnet_lite0"]
+    static let runs: Set<String> = ["rapidocr_det", "rapidocr_rec", "rapidocr_cls", "magika", "ddddocr_ocr", "ddddocr_det_yolox", "efficientnet_lite0",
+                                       "silero_vad_sequence", "silero_vad_openvino"]
     /// |wconv − reference| ≤ atol + rtol·|reference| elementwise (f32 through ~100 layers).
     static let atol = 1e-4, rtol = 1e-3
 
@@ -79,4 +80,7 @@ final class RealWorldModelTests: XCTestCase {
     func testMTCNNRNet() throws { try check("mtcnn_rnet") }
     func testMTCNNONet() throws { try check("mtcnn_onet") }
     func testEfficientNetLite0() throws { try check("efficientnet_lite0") }
+    func testSileroVADSequence() throws { try check("silero_vad_sequence") }
+    func testSileroVADOpenVINO() throws { try check("silero_vad_openvino") }
+    func testSileroVADWithIf() throws { try check("silero_vad") }
 }
