@@ -57,7 +57,7 @@ public final class InferenceSession {
             // BN over a conv's sole output: fold into the conv's weight and bias.
             if node.op == .batchNorm, node.inputs.count >= 5, node.inputs[3...4].allSatisfy(isParam),
                node.inputs[1...2].allSatisfy({ $0.isEmpty || isParam($0) }),
-               let pi = producerIndex[node.inputs[0]], out[pi].node.op == .conv2d, out[pi].fused == .none,
+               let pi = producerIndex[node.inputs[0]], [.conv1d, .conv2d].contains(out[pi].node.op), out[pi].fused == .none,
                readers[node.inputs[0]] == 1, isParam(out[pi].node.inputs[1]) {
                 var conv = out[pi]
                 let w = store[conv.node.inputs[1]]!
