@@ -175,28 +175,30 @@ extension ONNXBuildContext {
              ["strides": .ints(strides), "pads": .ints(pads), "dilations": .ints(dil), "group": .int(n.int("group") ?? 1)])
     }
 
+    /// MaxPool/AveragePool over 1 or 2 spatial dims (maxPool1d/avgPool1d, maxPool2d/avgPool2d).
     mutating func mapPool(_ n: ONNXNode) {
-        guard let kernel = n.ints("kernel_shape"), kernel.count == 2 else {
-            unsupported.append(unsupportedNode(n, "only 2-D pooling is supported")); return
+        guard let kernel = n.ints("kernel_shape"), kernel.count == 1 || kernel.count == 2 else {
+            unsupported.append(unsupportedNode(n, "only 1-D and 2-D pooling is supported")); return
         }
         if n.outputs.count > 1, !n.outputs[1].isEmpty, consumers[n.outputs[1], default: 0] > 0 {
             unsupported.append(unsupportedNode(n, "the Indices output is used")); return
         }
-        let strides = n.ints("strides") ?? [1, 1], dil = n.ints("dilations") ?? [1, 1]
-        guard strides.count == 2, dil.count == 2, (kernel + strides + dil).allSatisfy({ $0 > 0 && $0 <= 1 << 20 }) else {
-            unsupported.append(unsupportedNode(n, "kernel, strides and dilations must be 2 positive values each")); return
+        let k = kernel.count, ones = [Int](repeating: 1, count: k)
+        let strides = n.ints("strides") ?? ones, dil = n.ints("dilations") ?? ones
+        guard strides.count == k, dil.count == k, (kernel + strides + dil).allSatisfy({ $0 > 0 && $0 <= 1 << 20 }) else {
+            unsupported.append(unsupportedNode(n, "kernel, strides and dilations must be \(k) positive values each")); return
         }
-        guard let pads = spatialPads(n, kernel: kernel, strides: strides, dilations: dil), pads.count == 4 else {
-            unsupported.append(unsupportedNode(n, "auto_pad with stride > 1 needs a static input shape")); return
+        guard let pads = spatialPads(n, kernel: kernel, strides: strides, dilations: dil), pads.count == 2 * k else {
+            unsupported.append(unsupportedNode(n, "auto_pad with stride > 1 needs a static input shape; pads must have \(2 * k) values")); return
         }
         var attrs: [String: AttributeValue] = ["kernel": .ints(kernel), "strides": .ints(strides), "pads": .ints(pads),
                                                "ceilMode": .int(n.int("ceil_mode") ?? 0)]
         if n.opType == "MaxPool" {
             attrs["dilations"] = .ints(dil)
-            emit(n, .maxPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
+            emit(n, k == 1 ? .maxPool1d : .maxPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
         } else {
             attrs["countIncludePad"] = .int(n.int("count_include_pad") ?? 0)
-            emit(n, .avgPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
+            emit(n, k == 1 ? .avgPool1d : .avgPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
         }
     }
 
