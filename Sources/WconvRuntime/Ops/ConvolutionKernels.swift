@@ -6,19 +6,28 @@ import WconvTensor
 /// as a direct loop (Kernels/Conv2d.swift); the activation fused by inference runs in its epilogue.
 /// conv1d is the same kernel over [N, C, 1, L].
 enum ConvolutionKernels {
-    static let all: [OpKernels] = [conv1d, conv2d, convTranspose2d]
+    static let all: [OpKernels] = [conv1d, conv2d, convTranspose1d, convTranspose2d]
 
     /// Runs as the adjoint of the convolution from the output space back to the input space: that
     /// convolution's geometry (input = this op's output) must map the output onto the input exactly.
-    static let convTranspose2d = OpKernels(.convTranspose2d) { r in
-        let x = try r.shape(0), wt = try r.shape(1)
-        let t = try ConvolutionOps.convTransposeGeometry(r.node, x: x, w: wt, fail: r.fail)
+    static let convTranspose2d = OpKernels(.convTranspose2d) { r in try convTranspose(r, spatial: 2) }
+    /// convTranspose2d over [N, C, 1, L] (ConvolutionOps.liftedTo2d).
+    static let convTranspose1d = OpKernels(.convTranspose1d) { r in try convTranspose(r, spatial: 1) }
+
+    static func convTranspose(_ r: KernelRequest, spatial k: Int) throws -> ConvTranspose2d {
+        var x = try r.shape(0), wt = try r.shape(1)
+        let t = try ConvolutionOps.convTransposeGeometry(r.node, x: x, w: wt, spatial: k, fail: r.fail)
         try r.agree(t.outShape)
-        let groups = r.node.int("group") ?? 1
-        let st = try r.attr("strides", 2, 1), d = try r.attr("dilations", 2, 1), p = t.pads
-        let g = ConvGeometry(n: x[0], c: t.outShape[1], h: t.outShape[2], w: t.outShape[3], o: x[1], kh: wt[2], kw: wt[3],
+        let node = k == 1 ? ConvolutionOps.liftedTo2d(r.node) : r.node
+        var out = t.outShape, p = t.pads
+        if k == 1 { x.insert(1, at: 2); wt.insert(1, at: 2); out.insert(1, at: 2); p = [0, p[0], 0, p[1]] }
+        let groups = node.int("group") ?? 1
+        guard let st = node.ints("strides", count: 2, default: 1), let d = node.ints("dilations", count: 2, default: 1) else {
+            throw r.fail("strides and dilations need \(k) values")
+        }
+        let g = ConvGeometry(n: x[0], c: out[1], h: out[2], w: out[3], o: x[1], kh: wt[2], kw: wt[3],
                              sh: st[0], sw: st[1], pt: p[0], pl: p[1], pb: p[2], pr: p[3], dh: d[0], dw: d[1], groups: groups)
-        guard g.ho == x[2], g.wo == x[3] else { throw r.fail("internal: the adjoint convolution maps \(t.outShape) to [\(g.ho), \(g.wo)], not the input") }
+        guard g.ho == x[2], g.wo == x[3] else { throw r.fail("internal: the adjoint convolution maps \(out) to [\(g.ho), \(g.wo)], not the input") }
         return ConvTranspose2d(geometry: g)
     }
 
