@@ -6,7 +6,8 @@ import XCTest
 @testable import WconvRuntime
 
 /// 1-D convolution beyond the generated parity and gradient fixtures (fixtures/onnx/ops, gen_ops.py
-/// group `conv1d`): what the importer refuses and how, and shape errors naming the node.
+/// group `conv1d`, with 1-D ConvTranspose and pooling): what the importer refuses and how, and shape
+/// errors naming the node.
 final class Conv1dTests: XCTestCase {
     func testUnmappableConvAndControlFlowAreRefusedNamingTheNode() throws {
         var g = ONNXGraph(name: "conv1d")
@@ -39,6 +40,21 @@ final class Conv1dTests: XCTestCase {
         let long = singleNodeGraph(.conv1d, attrs: ["dilations": .ints([4])], inputShapes: [[1, 2, 7]], params: [("w", Tensor(zeros: [4, 2, 3]))])
         XCTAssertThrowsError(try runGraph(long, ["x": Tensor(zeros: [1, 2, 7])])) { e in
             XCTAssertTrue("\(e)".contains("smaller than the kernel extent 9"), "\(e)")
+        }
+    }
+
+    func testBadTransposedAndPooling1dAttributesNameTheNode() throws {
+        let t = singleNodeGraph(.convTranspose1d, attrs: ["strides": .ints([2, 2])], inputShapes: [[1, 2, 5]], params: [("w", Tensor(zeros: [2, 3, 3]))])
+        XCTAssertThrowsError(try runGraph(t, ["x": Tensor(zeros: [1, 2, 5])])) { e in
+            XCTAssertTrue("\(e)".contains("n0") && "\(e)".contains("strides needs 1 value"), "\(e)")
+        }
+        let big = singleNodeGraph(.convTranspose1d, attrs: ["outputShape": .ints([40])], inputShapes: [[1, 2, 5]], params: [("w", Tensor(zeros: [2, 3, 3]))])
+        XCTAssertThrowsError(try runGraph(big, ["x": Tensor(zeros: [1, 2, 5])])) { e in
+            XCTAssertTrue("\(e)".contains("output size 40 is larger than the 7"), "\(e)")
+        }
+        let pool = singleNodeGraph(.maxPool1d, attrs: ["kernel": .ints([3]), "pads": .ints([2, 0])], inputShapes: [[1, 2, 5]], params: [])
+        XCTAssertThrowsError(try runGraph(pool, ["x": Tensor(zeros: [1, 2, 5])])) { e in
+            XCTAssertTrue("\(e)".contains("n0") && "\(e)".contains("exceeds half the kernel"), "\(e)")
         }
     }
 }
