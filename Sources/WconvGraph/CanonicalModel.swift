@@ -55,9 +55,10 @@ public enum CanonicalModel {
         guard let text = bundle.metadata[graphKey] else {
             throw WconvError.invalid("not a canonical wconv model: no '\(graphKey)' in the safetensors metadata; import it with 'wconv import'")
         }
-        let dec = JSONDecoder()
+        // Any file can carry these keys: read through the strict parser (duplicate keys refused).
         func decode<T: Decodable>(_ type: T.Type, _ key: String, _ s: String) throws -> T {
-            do { return try dec.decode(T.self, from: Data(s.utf8)) } catch {
+            let value = try JSONValue.parse(s, what: "metadata '\(key)'", file: nil, options: .strict)
+            do { return try JSONValueDecoder().decode(T.self, from: value) } catch {
                 throw WconvError.invalid("metadata '\(key)' is not valid: \(error)")
             }
         }

@@ -119,11 +119,12 @@ public enum GraphImporter {
         // (e.g. a safetensors written by another tool with wconv.preprocess) win over family defaults.
         if !CanonicalModel.isCanonical(bundle) {
             if let s = bundle.metadata[CanonicalModel.preprocessKey],
-               let p = try? JSONDecoder().decode(Preprocessing.self, from: Data(s.utf8)) {
+               let p = try? JSONValueDecoder().decode(Preprocessing.self, from: JSONValue.parse(s, what: "", file: nil, options: .strict)) {
                 graph.preprocessing = p
                 evidence.append("preprocessing from the file's \(CanonicalModel.preprocessKey) metadata")
             }
-            if let s = bundle.metadata[CanonicalModel.labelsKey], let l = try? JSONDecoder().decode([String].self, from: Data(s.utf8)) {
+            if let s = bundle.metadata[CanonicalModel.labelsKey],
+               let l = try? JSONValueDecoder().decode([String].self, from: JSONValue.parse(s, what: "", file: nil, options: .strict)) {
                 graph.labels = l
             }
         }

@@ -145,6 +145,9 @@ final class Executor {
         let spec = try graph.specialize(inputShapes: byName)
         var known: [Int: UnsafeMutablePointer<Float>] = [:]
         var foldBuffers: [UnsafeMutablePointer<Float>] = []
+        // Until the arena owns them, a refusal below (a kernel or access check) frees them.
+        var foldBuffersOwned = false
+        defer { if !foldBuffersOwned { for b in foldBuffers { b.deallocate() } } }
         for (name, t) in spec.folded {
             guard let v = valueIds[name], paramName[v] == nil else { continue }
             let values = t.dtype == .f32 ? t.floats() : t.converted(to: .f32).tensor.floats()
@@ -229,6 +232,7 @@ final class Executor {
             arenaFloats += cap
         }
         arena = slotPtr + foldBuffers
+        foldBuffersOwned = true
         for v in 0..<nValues where paramName[v] == nil {
             let r = rt[v]
             if slotOf[r] >= 0 { p[v] = slotPtr[slotOf[r]] } else if r != v { p[v] = p[r] }

@@ -93,7 +93,7 @@ public struct FuzzRecipe {
         let r = x.shape.count
         let axis = r > 0 ? int(-r, r - 1) : 0
         let a = axis < 0 ? axis + r : axis
-        switch byte() % 26 {
+        switch byte() % 32 {
         case 0:
             let op = x.dtype == .bool ? "Not" : pick(["Relu", "Sigmoid", "Tanh", "Exp", "Abs", "Neg", "Sqrt", "Erf", "Identity", "Log", "Reciprocal"])
             add(op, [x.name], x.shape, x.dtype == .bool ? .bool : .f32)
@@ -250,6 +250,55 @@ public struct FuzzRecipe {
             if bool() { add("Softmax", [x.name], x.shape, .f32, ["axis": .int(axis)]); return }
             let inner = Array(x.shape[a...])
             add("LayerNormalization", [x.name, constant(tensor(inner, .f32)), constant(tensor(inner, .f32))], x.shape, .f32, ["axis": .int(axis)])
+        case 26:
+            // OneHot over integer data (negative and out-of-range values included) or constant indices.
+            guard r < 4 else { return }
+            let idx = x.dtype == .i64 || x.dtype == .i32 ? x : Value(name: constant(tensor(x.shape, .i64, lo: -6, hi: 6)), shape: x.shape, dtype: .i64)
+            let depth = int(1, 5), oa = int(-(r + 1), r)
+            var s = idx.shape
+            s.insert(depth, at: oa < 0 ? oa + r + 1 : oa)
+            add("OneHot", [idx.name, constant(ONNXReader.int64Tensor([depth], shape: [])), constant(tensor([2], .f32))], s, .f32, ["axis": .int(oa)])
+        case 27:
+            guard r > 0, x.dtype != .bool else { return }
+            let keep = bool()
+            var s = x.shape
+            if keep { s[a] = 1 } else { s.remove(at: a) }
+            add("ArgMin", [x.name], s, .i64, ["axis": .int(axis), "keepdims": .int(keep ? 1 : 0), "select_last_index": .int(bool() ? 1 : 0)])
+        case 28:
+            guard r > 0, x.dtype != .bool else { return }
+            let k = int(0, x.shape[a])
+            var s = x.shape
+            s[a] = k
+            let vOut = fresh("v"), iOut = fresh("v")
+            nodes.append(ONNXNode(name: "TopK_\(nodes.count)", opType: "TopK", inputs: [x.name, ints([k])], outputs: [vOut, iOut],
+                                  attributes: ["axis": .int(axis), "largest": .int(bool() ? 1 : 0), "sorted": .int(bool() ? 1 : 0)]))
+            values.append(Value(name: vOut, shape: s, dtype: x.dtype))
+            values.append(Value(name: iOut, shape: s, dtype: .i64))
+        case 29:
+            guard r > 0, x.dtype != .bool else { return }
+            add("CumSum", [x.name, constant(ONNXReader.int64Tensor([axis], shape: []))], x.shape, x.dtype,
+                ["exclusive": .int(bool() ? 1 : 0), "reverse": .int(bool() ? 1 : 0)])
+        case 30:
+            // Einsum in the exporters' spellings: transpose, reduction, product with a weight, outer product.
+            guard x.dtype == .f32, r >= 1, r <= 3 else { return }
+            let l = Array("abc".prefix(r)), m = int(1, 3)
+            switch byte() % 4 {
+            case 0: add("Einsum", [x.name], Array(x.shape.reversed()), .f32, ["equation": .string(String(l) + "->" + String(l.reversed()))])
+            case 1:
+                var s = x.shape, o = l
+                s.remove(at: a); o.remove(at: a)
+                add("Einsum", [x.name], s, .f32, ["equation": .string(String(l) + "->" + String(o))])
+            case 2:
+                let w = constant(tensor([x.shape[r - 1], m], .f32))
+                add("Einsum", [x.name, w], Array(x.shape.dropLast()) + [m], .f32,
+                    ["equation": .string("\(String(l)),\(l[r - 1])z->\(String(l.dropLast()))z")])
+            default:
+                add("Einsum", [x.name, constant(tensor([m], .f32))], x.shape + [m], .f32, ["equation": .string("\(String(l)),z->\(String(l))z")])
+            }
+        case 31:
+            guard x.dtype == .f32 else { return }
+            if bool() { add("HardSwish", [x.name], x.shape, .f32); return }
+            add("HardSigmoid", [x.name], x.shape, .f32, ["alpha": .float(small()), "beta": .float(small())])
         default:
             break
         }

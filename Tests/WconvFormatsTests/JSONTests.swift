@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import WconvFormats
 import WconvTensor
@@ -136,5 +137,45 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(v["optionals"], [1.0, nil])
         XCTAssertEqual(v["kind"], ["fixed": ["_0": 4]])
         XCTAssertEqual(v["seed"], .double(Double(UInt64.max)))
+    }
+
+    struct Doc: Codable, Equatable {
+        enum Mode: String, Codable { case fast, slow }
+        var name: String
+        var count: Int
+        var ratio: Double
+        var small: Float
+        var flags: [Bool]
+        var shape: [Int?]
+        var mode: Mode
+        var note: String?
+        var table: [String: [UInt8]]
+    }
+
+    /// Typed reads through the one parser: the same values Foundation's JSONDecoder gives, exact
+    /// numeric conversions only, mismatches and missing members as DecodingErrors with the path.
+    func testDecoderReadsCodableTypes() throws {
+        func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+            try JSONValueDecoder().decode(type, from: JSONValue.parse(text, what: "test", file: nil, options: .strict))
+        }
+        let text = #"{"name":"n","count":3.0,"ratio":1,"small":0.1,"flags":[true,false],"shape":[null,4],"mode":"slow","note":null,"table":{"b":[1],"a":[255]}}"#
+        let want = Doc(name: "n", count: 3, ratio: 1, small: 0.1, flags: [true, false], shape: [nil, 4], mode: .slow, note: nil, table: ["a": [255], "b": [1]])
+        XCTAssertEqual(try decode(Doc.self, text), want)
+        XCTAssertEqual(try decode(Doc.self, text), try JSONDecoder().decode(Doc.self, from: Data(text.utf8)), "as Foundation reads it")
+        XCTAssertEqual(try JSONValueDecoder().decode(Doc.self, from: JSONValue(encoding: want)), want, "encoder and decoder round-trip")
+        XCTAssertEqual(try decode([Int].self, "[9223372036854775807, -0.0]"), [Int.max, 0])
+        let failures: [(String, String)] = [
+            (#"{"name":"n"}"#, "count"),                                          // missing member
+            (text.replacingOccurrences(of: "\"count\":3.0", with: "\"count\":3.5"), "count"),   // not an integer
+            (text.replacingOccurrences(of: "\"mode\":\"slow\"", with: "\"mode\":\"medium\""), "mode"),
+            (text.replacingOccurrences(of: "[1]", with: "[256]"), "table"),      // beyond UInt8
+            (text.replacingOccurrences(of: "[true,false]", with: "[true,1]"), "flags"),
+        ]
+        for (bad, path) in failures {
+            XCTAssertThrowsError(try decode(Doc.self, bad), bad) { e in
+                XCTAssertTrue(e is DecodingError, "\(e)")
+                XCTAssertTrue("\(e)".contains(path), "\(e)")
+            }
+        }
     }
 }

@@ -104,7 +104,7 @@ final class ONNXOpsParityTests: XCTestCase {
             for opset in [13, 18] { XCTAssertTrue(names.contains("\(group)_op\(opset)"), "no \(group)_op\(opset) probe") }
         }
         for name in ["bert_ts_dynamic_op17", "bert_dynamo_dynamic_op18", "slice_ts_dynamic_op17", "dynamic_inputs_op17",
-                     "dynamic_inputs_op17@2x8x32", "resnet_dynamo_dynamic_op18"] {
+                     "dynamic_inputs_op17@2x8x32", "resnet_dynamo_dynamic_op18", "index_op13", "index_op18", "index_grad_op13"] {
             XCTAssertTrue(names.contains(name), "no \(name) probe")
         }
         var failures: [String] = []

@@ -17,7 +17,7 @@ final class RealWorldModelTests: XCTestCase {
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/realworld").path
     static let runs: Set<String> = ["rapidocr_det", "rapidocr_rec", "rapidocr_cls", "magika", "ddddocr_ocr", "ddddocr_det_yolox", "efficientnet_lite0",
-                                       "silero_vad_sequence", "silero_vad_openvino"]
+                                    "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "silero_vad_sequence", "silero_vad_openvino"]
     /// |wconv − reference| ≤ atol + rtol·|reference| elementwise (f32 through ~100 layers).
     static let atol = 1e-4, rtol = 1e-3
 

@@ -66,6 +66,23 @@ final class TransformTests: XCTestCase {
         XCTAssertEqual(out[4], (v - 0.25) / 0.25, accuracy: 1e-6)
         XCTAssertEqual(out[11], v, accuracy: 1e-6)
     }
+
+    func testImageBatchIsTheEvalTransformOfEachFile() throws {
+        let paths = [Fixture.path("images/rgb.png"), Fixture.path("images/gray.jpg")]
+        var p = Preprocessing.imagenet
+        p.inputSize = [16, 16]
+        p.resizeShorter = 16
+        let t = ImageTransform(mode: .eval, preprocessing: p)
+        let batch = try t.batch(paths: paths)
+        XCTAssertEqual(batch.shape, [2, 3, 16, 16])
+        for (i, path) in paths.enumerated() {
+            var one = [Float](repeating: 0, count: t.sampleSize)
+            var rng = RNG(seed: 0)
+            try one.withUnsafeMutableBufferPointer { try t.apply(ImageDecoder.decode(path: path), rng: &rng, into: $0) }
+            XCTAssertEqual(Array(batch.floats()[(i * t.sampleSize)..<((i + 1) * t.sampleSize)]), one, path)
+        }
+        XCTAssertThrowsError(try t.batch(paths: [Fixture.path("images/missing.png")]))
+    }
 }
 
 final class DatasetTests: XCTestCase {

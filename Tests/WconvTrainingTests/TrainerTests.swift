@@ -1,4 +1,5 @@
 import OrderedCollections
+import WconvFormats
 import WconvGraph
 import WconvRuntime
 import WconvTensor
@@ -73,6 +74,15 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(resumed.history.count, 4)
         for (k, v) in a.graph.parameters { XCTAssertTrue(v.bitwiseEqual(resumed.graph.parameters[k]!), "resume differs at \(k)") }
         XCTAssertEqual(a.history.map(\.trainLoss), resumed.history.map(\.trainLoss))
+        // The history note lists each epoch's members in declaration order on every run.
+        let note = try XCTUnwrap(a.graph.provenance.notes["wconv.training.history"])
+        let h = try JSONValue.parse(note, what: "the history note", file: nil, options: .strict)
+        XCTAssertEqual(h.array?.count, 4)
+        let declared = ["epoch", "trainLoss", "trainAccuracy", "valLoss", "valAccuracy", "valMacroAUC", "headLR", "seconds",
+                        "imagesPerSecond", "trainableGroups", "mmd", "cached"]
+        let keys = Array(try XCTUnwrap(h[0]?.object).keys)
+        XCTAssertEqual(keys, declared.filter(keys.contains))
+        XCTAssertEqual(h[3]?["trainLoss"]?.double, a.history[3].trainLoss)
     }
 
     func testNaNLossStopsWithTheCause() throws {
@@ -81,6 +91,9 @@ final class TrainerTests: XCTestCase {
         let r = try t.run()
         XCTAssertNotNil(r.stopped)
         XCTAssertTrue(r.stopped!.contains("loss became"), r.stopped!)
+        // A non-finite loss in the history note is a string, so the note stays strict JSON.
+        let note = try XCTUnwrap(r.graph.provenance.notes["wconv.training.history"])
+        XCTAssertNoThrow(try JSONValue.parse(note, what: "the history note", file: nil, options: .strict), note)
     }
 
     func testMMDIsReportedBeforeAndAfter() throws {

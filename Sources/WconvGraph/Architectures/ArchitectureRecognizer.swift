@@ -35,7 +35,7 @@ public struct Recognition: Sendable {
 public enum ArchitectureRecognizer {
     static let families: [ArchitectureFamily.Type] = [
         ResNetFamily.self, EfficientNetFamily.self, MobileNetV2Family.self, MobileNetV3Family.self,
-        VGGFamily.self, DenseNetFamily.self, BERTFamily.self, DistilBERTFamily.self, ConvNeXtFamily.self, ViTFamily.self,
+        VGGFamily.self, DenseNetFamily.self, BERTFamily.self, DistilBERTFamily.self, ConvNeXtFamily.self, ViTFamily.self, MTCNNFamily.self,
     ]
 
     /// Names accepted by `forced` (`--arch`).

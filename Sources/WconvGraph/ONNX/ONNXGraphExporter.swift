@@ -262,10 +262,6 @@ struct ONNXExportContext {
             if let reps = n.ints("repeats") { add("Tile", n.name, [x, ints(n.name + ".repeats", reps)], [y], rank: r); return }
             add("Tile", n.name, n.inputs, [y], rank: r)
         case .gatherND: add("GatherND", n.name, n.inputs, [y], ["batch_dims": .int(n.int("batchDims") ?? 0)], rank: nil)
-        case .argMax:
-            add("ArgMax", n.name, [x], [y], ["axis": .int(n.int("axis") ?? 0), "keepdims": .int(n.int("keepdims") ?? 1),
-                                            "select_last_index": .int(n.int("selectLastIndex") ?? 0)],
-                rank: r.map { (n.int("keepdims") ?? 1) == 1 ? $0 : $0 - 1 })
         default:
             problems.append("\(n.name) (\(n.op)): no ONNX spelling")
         }

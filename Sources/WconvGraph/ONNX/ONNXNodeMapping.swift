@@ -113,9 +113,6 @@ extension ONNXBuildContext {
             guard n.inputs.count == 2 else { unsupported.append(unsupportedNode(n, "\(n.inputs.count) inputs (2 supported)")); return }
             emit(n, n.opType == "Min" ? .minimum : .maximum, outputs: out1)
         case "GatherND": emit(n, .gatherND, outputs: out1, ["batchDims": .int(n.int("batch_dims") ?? 0)])
-        case "ArgMax":
-            emit(n, .argMax, outputs: out1, ["axis": .int(n.int("axis") ?? 0), "keepdims": .int(n.int("keepdims") ?? 1),
-                                               "selectLastIndex": .int(n.int("select_last_index") ?? 0)])
         case "If", "Loop", "Scan":
             unsupported.append(unsupportedNode(n, "control flow (a subgraph chosen or repeated at run time) is not supported; export the branch you need without it (e.g. a fixed sample rate)"))
         default:

@@ -181,7 +181,8 @@ public enum OpCatalog {
     static let families: [[OpSchema]] = [
         ConvolutionOps.schemas, NormalizationOps.schemas, LinearOps.schemas, ActivationOps.schemas,
         PoolingOps.schemas, ElementwiseOps.schemas, ShapeOps.schemas, ShapeValueOps.schemas,
-        ReductionOps.schemas, AttentionOps.schemas, SamplingOps.schemas, RecurrentOps.schemas,
+        ReductionOps.schemas, AttentionOps.schemas, SamplingOps.schemas, RecurrentOps.schemas, IndexOps.schemas,
+        EinsumOps.schemas,
     ]
 
     static let builtin: [Op: OpSchema] = {

@@ -5,13 +5,15 @@ extension Op {
     public static let reduceMean: Op = "reduceMean"
     public static let reduceSum: Op = "reduceSum"
     public static let reduceMax: Op = "reduceMax"
-    /// attrs axis, keepdims, selectLastIndex. Output i64.
+    /// attrs axis (0), keepdims (1), selectLastIndex (0: the first of equal maxima). Output i64.
     public static let argMax: Op = "argMax"
+    /// As argMax, for the minimum (ONNX ArgMin).
+    public static let argMin: Op = "argMin"
 }
 
 /// Reductions (docs/adding-an-op.md).
 public enum ReductionOps {
-    static let schemas: [OpSchema] = [reduce(.reduceMean), reduce(.reduceSum), reduce(.reduceMax), argMax]
+    static let schemas: [OpSchema] = [reduce(.reduceMean), reduce(.reduceSum), reduce(.reduceMax), argReduce(.argMax, "ArgMax"), argReduce(.argMin, "ArgMin")]
 
     /// Normalised, sorted reduce axes; empty `axes` means every dim.
     public static func reducedAxes(_ node: GraphNode, rank: Int) throws -> [Int] {
@@ -39,11 +41,20 @@ public enum ReductionOps {
         }
     }
 
-    static let argMax = OpSchema(.argMax, dtype: .fixed(.i64)) { a in
-        let x = try a.need(0)
-        let ax = try a.axis(a.int("axis") ?? 0, rank: x.count)
-        var out = x
-        if (a.int("keepdims") ?? 1) != 0 { out[ax] = 1 } else { out.remove(at: ax) }
-        return [out]
+    static func argReduce(_ op: Op, _ onnxType: String) -> OpSchema {
+        OpSchema(op, dtype: .fixed(.i64), onnx: [onnxType: { ctx, n in
+            ctx.emit(n, op, inputs: [n.inputs[0]], outputs: [n.outputs[0]], ["axis": .int(n.int("axis") ?? 0), "keepdims": .int(n.int("keepdims") ?? 1),
+                                                                              "selectLastIndex": .int(n.int("select_last_index") ?? 0)])
+        }], onnxExport: { e, n in
+            e.add(onnxType, n.name, [n.inputs[0]], [n.outputs[0]], ["axis": .int(n.int("axis") ?? 0), "keepdims": .int(n.int("keepdims") ?? 1),
+                                                                    "select_last_index": .int(n.int("selectLastIndex") ?? 0)],
+                  rank: e.rank(n.inputs[0]).map { (n.int("keepdims") ?? 1) == 1 ? $0 : $0 - 1 })
+        }) { a in
+            let x = try a.need(0)
+            let ax = try a.axis(a.int("axis") ?? 0, rank: x.count)
+            var out = x
+            if (a.int("keepdims") ?? 1) != 0 { out[ax] = 1 } else { out.remove(at: ax) }
+            return [out]
+        }
     }
 }

@@ -18,7 +18,7 @@ enum KernelCatalog {
     static let families: [[OpKernels]] = [
         ConvolutionKernels.all, NormalizationKernels.all, LinearKernels.all, ActivationKernels.all, PoolingKernels.all,
         ElementwiseKernels.all, ShapeKernels.all, ShapeValueKernels.all, ReductionKernels.all, AttentionKernels.all, SamplingKernels.all,
-        RecurrentKernels.all,
+        RecurrentKernels.all, IndexKernels.all, EinsumKernels.all,
     ]
     static let byOp: [Op: OpKernels] = {
         var all: [Op: OpKernels] = [:]

@@ -5,7 +5,7 @@ import WconvTensor
 /// Reductions (docs/adding-an-op.md): a contiguous block of axes runs as [outer, red, inner]
 /// (Kernels/Reduce.swift); other axis sets walk the input once with a strided map.
 enum ReductionKernels {
-    static let all: [OpKernels] = [reduce(.reduceMean), reduce(.reduceSum), reduce(.reduceMax), reduce(.globalMaxPool), argMax]
+    static let all: [OpKernels] = [reduce(.reduceMean), reduce(.reduceSum), reduce(.reduceMax), reduce(.globalMaxPool), argReduce(.argMax), argReduce(.argMin)]
 
     static func reduce(_ op: Op) -> OpKernels {
         OpKernels(op) { r in
@@ -30,12 +30,14 @@ enum ReductionKernels {
         }
     }
 
-    static let argMax = OpKernels(.argMax) { r in
-        let x = try r.shape(0)
-        let ax = try r.axis(r.node.int("axis") ?? 0, rank: x.count)
-        guard x[ax] > 0 else { throw r.fail("argMax over an empty dim") }
-        return ArgMax(outer: x[..<ax].reduce(1, *), axisLen: x[ax], inner: x[(ax + 1)...].reduce(1, *),
-                      selectLast: (r.node.int("selectLastIndex") ?? 0) != 0)
+    static func argReduce(_ op: Op) -> OpKernels {
+        OpKernels(op) { r in
+            let x = try r.shape(0)
+            let ax = try r.axis(r.node.int("axis") ?? 0, rank: x.count)
+            guard x[ax] > 0 else { throw r.fail("\(op) over an empty dim") }
+            return ArgMax(outer: x[..<ax].reduce(1, *), axisLen: x[ax], inner: x[(ax + 1)...].reduce(1, *),
+                          selectLast: (r.node.int("selectLastIndex") ?? 0) != 0, minimum: op == .argMin)
+        }
     }
 }
 
@@ -119,10 +121,12 @@ struct StridedReduce: StepKernel {
     }
 }
 
-/// Index of the maximum along one axis (first, or last with selectLast); not differentiable.
+/// Index of the maximum (or with `minimum` the minimum) along one axis: the first of equal
+/// values, or the last with selectLast; not differentiable.
 struct ArgMax: StepKernel {
     let outer: Int, axisLen: Int, inner: Int
     let selectLast: Bool
+    let minimum: Bool
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
         e.read(0, outer * axisLen * inner); e.write(0, outer * inner)
@@ -133,9 +137,10 @@ struct ArgMax: StepKernel {
         for o in 0..<outer {
             for i in 0..<inner {
                 let base = x + o * axisLen * inner + i
-                var best = base[0], at = 0
+                // The minimum is the maximum of the negated values.
+                var best = minimum ? -base[0] : base[0], at = 0
                 for a in 1..<max(axisLen, 1) {
-                    let v = base[a * inner]
+                    let v = minimum ? -base[a * inner] : base[a * inner]
                     if v > best || (selectLast && v == best) { best = v; at = a }
                 }
                 y[o * inner + i] = Float(at)

@@ -259,3 +259,20 @@ public struct ImageTransform: Sendable {
         }
     }
 }
+
+extension ImageTransform {
+    /// Decodes image files and applies this transform to each, in order, into one N×3×H×W batch
+    /// (`wconv run` on images). The generator, seeded with `seed`, is shared by the images in turn.
+    public func batch(paths: [String], seed: UInt64 = 0) throws -> Tensor {
+        let per = sampleSize
+        var values = [Float](repeating: 0, count: per * paths.count)
+        var rng = RNG(seed: seed)
+        for (i, p) in paths.enumerated() {
+            let img = try ImageDecoder.decode(path: p)
+            try values.withUnsafeMutableBufferPointer { buf in
+                try apply(img, rng: &rng, into: UnsafeMutableBufferPointer(rebasing: buf[(i * per)..<((i + 1) * per)]))
+            }
+        }
+        return Tensor(shape: [paths.count, 3, outputHeight, outputWidth], floats: values)
+    }
+}

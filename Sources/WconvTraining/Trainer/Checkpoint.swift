@@ -43,7 +43,11 @@ extension Trainer {
         for (k, v) in optimizer?.exportState() ?? [:] { t["optim." + k] = v }
         let st = CheckpointState(epoch: epoch, globalStep: globalStep, config: config, history: history, baseline: baseline,
                                  classes: classes, bestEpoch: best?.epoch, bestAccuracy: best?.score, bestLoss: best?.loss)
-        let json = String(decoding: try JSONEncoder().encode(st), as: UTF8.self)
+        // Sorted keys: the same state writes the same bytes (Codable here, not JSONValue, so a UInt64
+        // seed keeps every digit).
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        let json = String(decoding: try enc.encode(st), as: UTF8.self)
         try CheckpointFile.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
     }
 
@@ -55,8 +59,8 @@ extension Trainer {
         guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
             throw WconvError(.invalidInput, "not a wconv training checkpoint (no readable wconv.checkpoint metadata); pass the last.safetensors that --checkpoint-dir wrote", file: path)
         }
-        guard st.epoch >= 0, st.history.count == st.epoch, st.bestEpoch.map({ $0 >= BestModel.baselineEpoch && $0 < st.epoch }) ?? true else {
-            throw WconvError(.invalidInput, "the checkpoint's run state is inconsistent (epoch \(st.epoch), \(st.history.count) epochs of history, best epoch \(st.bestEpoch.map(String.init) ?? "none")): the file is corrupt", file: path)
+        guard st.epoch >= 0, st.globalStep >= 0, st.history.count == st.epoch, st.bestEpoch.map({ $0 >= BestModel.baselineEpoch && $0 < st.epoch }) ?? true else {
+            throw WconvError(.invalidInput, "the checkpoint's run state is inconsistent (epoch \(st.epoch), step \(st.globalStep), \(st.history.count) epochs of history, best epoch \(st.bestEpoch.map(String.init) ?? "none")): the file is corrupt", file: path)
         }
         guard st.epoch <= config.epochs else {
             throw WconvError(.usage, "the checkpoint is at epoch \(st.epoch), past --epochs \(config.epochs): pass --epochs \(st.epoch + 1) or more to train on from it (--epochs \(st.epoch) only writes its model)", file: path)

@@ -108,8 +108,10 @@ extension Trainer {
         guard let fv = featureValue, let target, var split = GraphCut.split(graph, at: fv, rank: 2) else { return [:] }
         split.front.outputs = [ValueInfo(name: fv, shape: [nil, nil])]
         let s = try InferenceSession(graph: split.front, threads: config.threads)
+        // Each rank computes its shard of the (up to 256) samples; the features are gathered.
         func feats(_ d: any LabelledDataset) throws -> ([Float], Int) {
-            let idx = Array(0..<min(d.count, 256))
+            let n = min(d.count, 256)
+            let idx = Array(parallel.shardRange(n))
             let loader = DataLoader(dataset: d, transform: evalTransform, batchSize: 32, shuffle: false, seed: 0)
             var out: [Float] = []
             var s0 = 0
@@ -118,7 +120,10 @@ extension Trainer {
                 out += try s.run([inputName: b.tensor])[fv]!.floats()
                 s0 += 32
             }
-            return (out, out.count / max(idx.count, 1))
+            var counts = [Double](repeating: 0, count: parallel.comm.size)
+            counts[parallel.comm.rank] = Double(out.count)
+            let all = try parallel.allGather(out, counts: parallel.comm.allreduceSum(counts, what: "MMD feature counts").map { Int($0) }, what: "MMD features")
+            return (all, all.count / max(n, 1))
         }
         let (sf, d) = try feats(train)
         let (tf, _) = try feats(target)

@@ -1,5 +1,6 @@
 import Foundation
 import OrderedCollections
+import WconvFormats
 import WconvGraph
 import WconvTensor
 
@@ -89,7 +90,11 @@ extension Trainer {
         if multiLabel != nil { MultiLabelObjective.annotate(&out, labels: classes, thresholds: multiLabelMetrics?.thresholds) }
         out.provenance.notes["wconv.training.plan"] = plan.jsonString()
         out.provenance.notes["wconv.training.seed"] = String(config.seed)
-        if let d = try? JSONEncoder().encode(history) { out.provenance.notes["wconv.training.history"] = String(decoding: d, as: UTF8.self) }
+        // Through the one writer: members in declaration order on every run (JSONEncoder's order
+        // changes from run to run), non-finite losses as "nan" strings as in --json.
+        var layout = JSONWriteOptions.compact
+        layout.nonFiniteAsStrings = true
+        if let h = try? JSONValue(encoding: history) { out.provenance.notes["wconv.training.history"] = h.text(layout) }
         return TrainingResult(graph: out, history: history, metrics: metrics, baselineAccuracy: baseline,
                               mmd: mmdReport.map { (kind: $0.0, before: $0.1, after: $0.2) }, stopped: stop?.message, bestEpoch: best?.epoch,
                               stop: stop, kept: kept,

@@ -17,6 +17,9 @@ struct BenchRunCommand: ParsableCommand {
     @Option(name: .long, help: "Image height and width (image models).")
     var size: Int?
 
+    @Option(name: .long, help: "Shape of the first input, comma-separated (e.g. 1,3,48,320 for a non-square image); overrides --batch and --size for it.")
+    var inputShape: String?
+
     @Option(name: .long, help: "Timed iterations.")
     var iters: Int = 5
 
@@ -36,12 +39,21 @@ struct BenchRunCommand: ParsableCommand {
     func run() throws {
         let graph = try ModelIO.loadRunnable(path: model, arch: family.arch, toolVersion: wconvVersion)
         var shapes = graph.probeInputShapes()
+        var batch = batch
+        if let inputShape {
+            let dims = inputShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard let first = graph.inputs.first, !dims.isEmpty, dims.allSatisfy({ ($0 ?? 0) >= 1 }), dims.count == first.shape.count else {
+                throw WconvError(.usage, "--input-shape '\(inputShape)': give \(graph.inputs.first?.shape.count ?? 0) positive comma-separated dims for input '\(graph.inputs.first?.name ?? "?")'")
+            }
+            batch = dims[0]!
+        }
         var rng = SplitMix64(seed: 1)
         var inputs: [String: Tensor] = [:]
         for info in graph.inputs {
             var s = shapes[info.name] ?? info.shape.map { $0 ?? 1 }
             if !s.isEmpty { s[0] = batch }
             if s.count == 4, let size { s[2] = size; s[3] = size }
+            if let inputShape, info.name == graph.inputs.first?.name { s = inputShape.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
             shapes[info.name] = s
             let n = s.reduce(1, *)
             inputs[info.name] = info.dtype.isFloatingPoint

@@ -20,6 +20,11 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Write an HTML training report.") var report: String?
     @Flag(help: "Print the final metrics as JSON on stdout.") var json = false
 
+    func validate() throws {
+        // TrainingOptions.validate() has refused an unknown --bn already.
+        if let bn = BatchNormPolicy(rawValue: training.bn) { try distributed.check(bn: bn) }
+    }
+
     func run() throws {
         let flags = try training.config()
         let parallel = try distributed.start()

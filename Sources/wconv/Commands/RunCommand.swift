@@ -45,7 +45,7 @@ struct RunCommand: ParsableCommand {
             }
             let images = path.split(separator: ",").map(String.init)
             if images.allSatisfy(isImagePath) {
-                inputs[name] = try imageBatch(images, preprocessing: graph.preprocessing ?? .imagenet)
+                inputs[name] = try ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet).batch(paths: images)
             } else {
                 inputs[name] = try NPY.read(path: path)
             }
@@ -56,7 +56,7 @@ struct RunCommand: ParsableCommand {
         let seconds = Date().timeIntervalSince(t0)
         let first = outputs[graph.outputs[0].name]!
         if let output { try NPY.write(first, to: output) }
-        let tops = first.shape.count == 2 && top > 0 ? topK(first, k: min(top, first.shape[1]), labels: graph.labels, sigmoid: Trainer.isMultiLabelModel(graph)) : []
+        let tops = first.shape.count == 2 && top > 0 ? TopK.rows(first, k: min(top, first.shape[1]), labels: graph.labels, sigmoid: Trainer.isMultiLabelModel(graph)) : []
         if stdout.json {
             var doc: [(String, JSONValue)] = [
                 ("model", .string(model)), ("seconds", .double(seconds)),
@@ -87,38 +87,5 @@ struct RunCommand: ParsableCommand {
     func isImagePath(_ p: String) -> Bool {
         let lower = p.lowercased()
         return [".png", ".jpg", ".jpeg"].contains { lower.hasSuffix($0) }
-    }
-
-    /// Decodes images and applies the evaluation transform of the model's preprocessing
-    /// (resize shorter side, center crop, mean/std) into one N×3×H×W batch.
-    func imageBatch(_ paths: [String], preprocessing: Preprocessing) throws -> Tensor {
-        let transform = ImageTransform(mode: .eval, preprocessing: preprocessing)
-        let per = transform.sampleSize
-        var values = [Float](repeating: 0, count: per * paths.count)
-        var rng = RNG(seed: 0)
-        for (i, p) in paths.enumerated() {
-            let img = try ImageDecoder.decode(path: p)
-            try values.withUnsafeMutableBufferPointer { buf in
-                try transform.apply(img, rng: &rng, into: UnsafeMutableBufferPointer(rebasing: buf[(i * per)..<((i + 1) * per)]))
-            }
-        }
-        return Tensor(shape: [paths.count, 3, transform.outputHeight, transform.outputWidth], floats: values)
-    }
-
-    struct TopEntry { var index: Int; var label: String?; var probability: Double; var logit: Double }
-
-    /// Softmax probabilities (per-label sigmoids for a multi-label model) and the k largest logits of each row.
-    func topK(_ t: Tensor, k: Int, labels: [String]?, sigmoid: Bool = false) -> [[TopEntry]] {
-        let v = t.floats()
-        let n = t.shape[0], c = t.shape[1]
-        return (0..<n).map { r in
-            let row = (0..<c).map { Double(v[r * c + $0]) }
-            let mx = row.max() ?? 0
-            let sum = row.reduce(0) { $0 + exp($1 - mx) }
-            return row.indices.sorted { row[$0] > row[$1] }.prefix(k).map { i in
-                TopEntry(index: i, label: labels.flatMap { i < $0.count ? $0[i] : nil },
-                         probability: sigmoid ? 1 / (1 + exp(-row[i])) : exp(row[i] - mx) / sum, logit: row[i])
-            }
-        }
     }
 }

@@ -17,6 +17,14 @@ struct DistributedOptions: ParsableArguments {
         _ = try mode()
     }
 
+    /// `--sync-bn` synchronises batch statistics, so it needs `--bn train` (checked by the command,
+    /// which holds both groups).
+    func check(bn: BatchNormPolicy) throws {
+        if syncBN && bn != .train {
+            throw ValidationError("--sync-bn makes BatchNorm use the global batch's statistics, so it needs --bn train (batch statistics in every trainable layer); --bn \(bn.rawValue) \(bn == .auto ? "chooses per layer group" : "uses the running statistics, which need no synchronisation"). Add --bn train or drop --sync-bn")
+        }
+    }
+
     /// Starts MPI when asked or launched under it and quiets every rank but 0 (errors still
     /// print, naming the rank).
     func start() throws -> DataParallel {
@@ -27,9 +35,6 @@ struct DistributedOptions: ParsableArguments {
 
     /// Refuses what data parallelism cannot do (yet) and says how the work is split.
     func check(_ config: TrainingConfig, _ parallel: DataParallel) throws {
-        if syncBN && config.bn != .train {
-            throw WconvError(.usage, "--sync-bn makes BatchNorm use the global batch's statistics, so it needs --bn train (batch statistics in every trainable layer); --bn \(config.bn.rawValue) \(config.bn == .auto ? "chooses per layer group" : "uses the running statistics, which need no synchronisation"). Add --bn train or drop --sync-bn")
-        }
         guard parallel.isDistributed else { return }
         let n = parallel.comm.size
         if config.batchSize < n {
