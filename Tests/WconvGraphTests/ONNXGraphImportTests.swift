@@ -162,7 +162,8 @@ final class ONNXGraphImportTests: XCTestCase {
         XCTAssertThrowsError(try ONNXGraphFixtures.build("unknown_ops.onnx")) { e in
             guard let e = e as? WconvError else { return XCTFail("\(e)") }
             XCTAssertEqual(e.exitCode, 3)
-            for fragment in ["3 nodes", "FancyActivation (opset 1) in node 'fancy_1'", "Einsum (opset 17) in node 'einsum_1'",
+            // The fixture's Einsum node imports since the index ops joined the op layer: two remain unknown.
+            for fragment in ["2 nodes", "FancyActivation (opset 1) in node 'fancy_1'",
                              "NonMaxSuppression (opset 17) in node 'nms_1'", "weights still import"] {
                 XCTAssertTrue(e.message.contains(fragment), "missing \(fragment) in \(e.message)")
             }
