@@ -258,7 +258,7 @@ public struct LayerGrouping: Sendable {
         let passThrough: Set<Op> = [.flatten, .reshape, .dropout, .identity, .softmax, .sigmoid, .relu, .transpose]
         for _ in 0..<64 {
             guard let n = producer[v] else { return nil }
-            if n.op == .linear || ((n.op == .conv2d || n.op == .matmul) && n.inputs.dropFirst().contains { graph.parameters[$0] != nil }) { return n.name }
+            if n.op == .linear || ((n.op == .conv2d || n.op == .conv1d || n.op == .matmul) && n.inputs.dropFirst().contains { graph.parameters[$0] != nil }) { return n.name }
             if n.op == .add, let x = n.inputs.first(where: { graph.parameters[$0] == nil }) { v = x; continue }
             guard passThrough.contains(n.op), let x = n.inputs.first else { return nil }
             v = x

@@ -27,6 +27,7 @@ public struct ModelFLOPs: Sendable {
             let macs: Double
             switch node.op {
             case .conv2d where w.count == 4: macs = outCount * Double(w[1] * w[2] * w[3])
+            case .conv1d where w.count == 3: macs = outCount * Double(w[1] * w[2])
             case .linear where w.count == 2: macs = outCount * Double(w[1])
             case .matmul:
                 guard let a = shape(node.inputs[0]), let k = a.last else { continue }

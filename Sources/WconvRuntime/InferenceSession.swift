@@ -57,7 +57,7 @@ public final class InferenceSession {
             // BN over a conv's sole output: fold into the conv's weight and bias.
             if node.op == .batchNorm, node.inputs.count >= 5, node.inputs[3...4].allSatisfy(isParam),
                node.inputs[1...2].allSatisfy({ $0.isEmpty || isParam($0) }),
-               let pi = producerIndex[node.inputs[0]], out[pi].node.op == .conv2d, out[pi].fused == .none,
+               let pi = producerIndex[node.inputs[0]], [.conv1d, .conv2d].contains(out[pi].node.op), out[pi].fused == .none,
                readers[node.inputs[0]] == 1, isParam(out[pi].node.inputs[1]) {
                 var conv = out[pi]
                 let w = store[conv.node.inputs[1]]!
@@ -105,7 +105,7 @@ public final class InferenceSession {
             }
             // Activation over the sole output of a conv / affine BN / linear: fuse into its epilogue.
             if let act = Activation.from(node), let pi = producerIndex[node.inputs[0]], readers[node.inputs[0]] == 1,
-               out[pi].fused == .none, [.conv2d, .linear, .add, .sub, .mul, .div].contains(out[pi].node.op) || out[pi].isAffine,
+               out[pi].fused == .none, [.conv1d, .conv2d, .linear, .add, .sub, .mul, .div].contains(out[pi].node.op) || out[pi].isAffine,
                out[pi].node.outputs.count == 1 {
                 out[pi].fused = act
                 out[pi].node.outputs = node.outputs

@@ -17,4 +17,12 @@ final class CLIBenchRunShapeTests: XCTestCase {
         XCTAssertEqual(bad.status, 2, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("--input-shape '3,24,40'") && bad.stderr.contains("4 positive"), bad.stderr)
     }
+
+    func testOtherInputsKeepTheFirstDimTheyDeclare() throws {
+        // a [2, 3, 4], b [3, 1], ids [2, 4], all static: b keeps its 3 (an RNN state [2, 1, 128] likewise).
+        let r = try CLI.run(["bench", "run", CLI.fixture("onnx/ops/binary_op13.onnx"), "--input-shape", "2,3,4", "--iters", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(doc["inputShapes"] as? [String: [Int]], ["a": [2, 3, 4], "b": [3, 1], "ids": [2, 4]])
+    }
 }

@@ -17,7 +17,7 @@ final class RealWorldModelTests: XCTestCase {
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/realworld").path
     static let runs: Set<String> = ["rapidocr_det", "rapidocr_rec", "rapidocr_cls", "magika", "ddddocr_ocr", "ddddocr_det_yolox", "efficientnet_lite0",
-                                    "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
+                                    "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "silero_vad_sequence", "silero_vad_openvino"]
     /// |wconv − reference| ≤ atol + rtol·|reference| elementwise (f32 through ~100 layers).
     static let atol = 1e-4, rtol = 1e-3
 
@@ -80,4 +80,7 @@ final class RealWorldModelTests: XCTestCase {
     func testMTCNNRNet() throws { try check("mtcnn_rnet") }
     func testMTCNNONet() throws { try check("mtcnn_onet") }
     func testEfficientNetLite0() throws { try check("efficientnet_lite0") }
+    func testSileroVADSequence() throws { try check("silero_vad_sequence") }
+    func testSileroVADOpenVINO() throws { try check("silero_vad_openvino") }
+    func testSileroVADWithIf() throws { try check("silero_vad") }
 }

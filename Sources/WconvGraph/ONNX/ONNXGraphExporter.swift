@@ -149,18 +149,6 @@ struct ONNXExportContext {
         case .gelu: emitGelu(n, x: x, y: y, rank: r)
         case .hardSigmoid:
             add("HardSigmoid", n.name, [x], [y], ["alpha": .float(Float(n.float("alpha") ?? 0.2)), "beta": .float(Float(n.float("beta") ?? 0.5))], rank: r)
-        case .maxPool2d, .avgPool2d:
-            var attrs: OrderedDictionary<String, ONNXAttribute> = ["kernel_shape": .ints(n.ints("kernel") ?? [1, 1]),
-                                                                   "strides": .ints(n.ints("strides") ?? n.ints("kernel") ?? [1, 1]),
-                                                                   "pads": .ints(n.ints("pads") ?? [0, 0, 0, 0]),
-                                                                   "ceil_mode": .int(n.int("ceilMode") ?? 0)]
-            if n.op == .maxPool2d {
-                if let d = n.ints("dilations"), d != [1, 1] { attrs["dilations"] = .ints(d) }
-                add("MaxPool", n.name, [x], [y], attrs, rank: 4)
-            } else {
-                attrs["count_include_pad"] = .int(n.int("countIncludePad") ?? 0)
-                add("AveragePool", n.name, [x], [y], attrs, rank: 4)
-            }
         case .adaptiveAvgPool2d:
             guard (n.ints("outputSize") ?? [1, 1]) == [1, 1] else { problems.append("\(n.name) (adaptiveAvgPool2d): only output size 1×1 maps to ONNX"); return }
             add("GlobalAveragePool", n.name, [x], [y], rank: 4)

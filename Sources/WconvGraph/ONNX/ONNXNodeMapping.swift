@@ -113,6 +113,8 @@ extension ONNXBuildContext {
             guard n.inputs.count == 2 else { unsupported.append(unsupportedNode(n, "\(n.inputs.count) inputs (2 supported)")); return }
             emit(n, n.opType == "Min" ? .minimum : .maximum, outputs: out1)
         case "GatherND": emit(n, .gatherND, outputs: out1, ["batchDims": .int(n.int("batch_dims") ?? 0)])
+        case "If", "Loop", "Scan":
+            unsupported.append(unsupportedNode(n, "control flow (a subgraph chosen or repeated at run time) is not supported; export the branch you need without it (e.g. a fixed sample rate)"))
         default:
             unsupported.append(unsupportedNode(n))
         }
@@ -120,23 +122,24 @@ extension ONNXBuildContext {
 
     // MARK: convolution and pooling
 
-    /// Canonical pads [top, left, bottom, right] from ONNX pads/auto_pad (SAME_UPPER puts the odd pad at
-    /// the end, like Keras 'same'). nil when auto_pad needs an input size we do not know.
+    /// Canonical pads (all begins, then all ends: [top, left, bottom, right] in 2-D) from ONNX
+    /// pads/auto_pad for `kernel.count` spatial dims (SAME_UPPER puts the odd pad at the end, like
+    /// Keras 'same'). nil when auto_pad needs an input size we do not know.
     func spatialPads(_ n: ONNXNode, kernel: [Int], strides: [Int], dilations: [Int]) -> [Int]? {
-        let auto = n.string("auto_pad") ?? "NOTSET"
+        let auto = n.string("auto_pad") ?? "NOTSET", k = kernel.count
         switch auto {
-        case "NOTSET": return n.ints("pads") ?? [0, 0, 0, 0]
-        case "VALID": return [0, 0, 0, 0]
+        case "NOTSET": return n.ints("pads") ?? [Int](repeating: 0, count: 2 * k)
+        case "VALID": return [Int](repeating: 0, count: 2 * k)
         case "SAME_UPPER", "SAME_LOWER":
-            var begin = [0, 0], end = [0, 0]
+            var begin = [Int](repeating: 0, count: k), end = begin
             let inShape = n.input(0).flatMap { shapes[$0] }
-            for d in 0..<2 {
+            for d in 0..<k {
                 let eff = (kernel[d] - 1) * dilations[d] + 1
                 let total: Int
                 if strides[d] == 1 {
                     total = eff - 1
                 } else {
-                    guard let s = inShape, s.count == 4 else { return nil }
+                    guard let s = inShape, s.count == 2 + k else { return nil }
                     let input = s[2 + d], out = (input + strides[d] - 1) / strides[d]
                     total = max((out - 1) * strides[d] + eff - input, 0)
                 }
@@ -144,7 +147,7 @@ extension ONNXBuildContext {
                 begin[d] = auto == "SAME_UPPER" ? small : total - small
                 end[d] = total - begin[d]
             }
-            return [begin[0], begin[1], end[0], end[1]]
+            return begin + end
         default: return nil
         }
     }
@@ -153,7 +156,7 @@ extension ONNXBuildContext {
         guard let wName = n.input(1) else { unsupported.append(unsupportedNode(n, "no weight")); return }
         let wShape = constants[wName]?.shape ?? shapes[wName]
         guard let ws = wShape, ws.count == 4 else {
-            unsupported.append(unsupportedNode(n, "only 2-D convolution with a known weight shape is supported (weight \(wShape.map { "\($0)" } ?? "unknown"))"))
+            unsupported.append(unsupportedNode(n, "only 1-D and 2-D convolution with a known weight shape is supported (weight \(wShape.map { "\($0)" } ?? "unknown"))"))
             return
         }
         let kernel = n.ints("kernel_shape") ?? [ws[2], ws[3]]
@@ -169,28 +172,30 @@ extension ONNXBuildContext {
              ["strides": .ints(strides), "pads": .ints(pads), "dilations": .ints(dil), "group": .int(n.int("group") ?? 1)])
     }
 
+    /// MaxPool/AveragePool over 1 or 2 spatial dims (maxPool1d/avgPool1d, maxPool2d/avgPool2d).
     mutating func mapPool(_ n: ONNXNode) {
-        guard let kernel = n.ints("kernel_shape"), kernel.count == 2 else {
-            unsupported.append(unsupportedNode(n, "only 2-D pooling is supported")); return
+        guard let kernel = n.ints("kernel_shape"), kernel.count == 1 || kernel.count == 2 else {
+            unsupported.append(unsupportedNode(n, "only 1-D and 2-D pooling is supported")); return
         }
         if n.outputs.count > 1, !n.outputs[1].isEmpty, consumers[n.outputs[1], default: 0] > 0 {
             unsupported.append(unsupportedNode(n, "the Indices output is used")); return
         }
-        let strides = n.ints("strides") ?? [1, 1], dil = n.ints("dilations") ?? [1, 1]
-        guard strides.count == 2, dil.count == 2, (kernel + strides + dil).allSatisfy({ $0 > 0 && $0 <= 1 << 20 }) else {
-            unsupported.append(unsupportedNode(n, "kernel, strides and dilations must be 2 positive values each")); return
+        let k = kernel.count, ones = [Int](repeating: 1, count: k)
+        let strides = n.ints("strides") ?? ones, dil = n.ints("dilations") ?? ones
+        guard strides.count == k, dil.count == k, (kernel + strides + dil).allSatisfy({ $0 > 0 && $0 <= 1 << 20 }) else {
+            unsupported.append(unsupportedNode(n, "kernel, strides and dilations must be \(k) positive values each")); return
         }
-        guard let pads = spatialPads(n, kernel: kernel, strides: strides, dilations: dil), pads.count == 4 else {
-            unsupported.append(unsupportedNode(n, "auto_pad with stride > 1 needs a static input shape")); return
+        guard let pads = spatialPads(n, kernel: kernel, strides: strides, dilations: dil), pads.count == 2 * k else {
+            unsupported.append(unsupportedNode(n, "auto_pad with stride > 1 needs a static input shape; pads must have \(2 * k) values")); return
         }
         var attrs: [String: AttributeValue] = ["kernel": .ints(kernel), "strides": .ints(strides), "pads": .ints(pads),
                                                "ceilMode": .int(n.int("ceil_mode") ?? 0)]
         if n.opType == "MaxPool" {
             attrs["dilations"] = .ints(dil)
-            emit(n, .maxPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
+            emit(n, k == 1 ? .maxPool1d : .maxPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
         } else {
             attrs["countIncludePad"] = .int(n.int("count_include_pad") ?? 0)
-            emit(n, .avgPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
+            emit(n, k == 1 ? .avgPool1d : .avgPool2d, inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs)
         }
     }
 

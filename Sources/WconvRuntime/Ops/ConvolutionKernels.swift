@@ -4,36 +4,56 @@ import WconvTensor
 
 /// Convolutions (docs/adding-an-op.md). conv2d: im2col + sgemm, 1×1 straight into GEMM, depthwise
 /// as a direct loop (Kernels/Conv2d.swift); the activation fused by inference runs in its epilogue.
+/// conv1d is the same kernel over [N, C, 1, L].
 enum ConvolutionKernels {
-    static let all: [OpKernels] = [conv2d, convTranspose2d]
+    static let all: [OpKernels] = [conv1d, conv2d, convTranspose1d, convTranspose2d]
 
     /// Runs as the adjoint of the convolution from the output space back to the input space: that
     /// convolution's geometry (input = this op's output) must map the output onto the input exactly.
-    static let convTranspose2d = OpKernels(.convTranspose2d) { r in
-        let x = try r.shape(0), wt = try r.shape(1)
-        let t = try ConvolutionOps.convTransposeGeometry(r.node, x: x, w: wt, fail: r.fail)
+    static let convTranspose2d = OpKernels(.convTranspose2d) { r in try convTranspose(r, spatial: 2) }
+    /// convTranspose2d over [N, C, 1, L] (ConvolutionOps.liftedTo2d).
+    static let convTranspose1d = OpKernels(.convTranspose1d) { r in try convTranspose(r, spatial: 1) }
+
+    static func convTranspose(_ r: KernelRequest, spatial k: Int) throws -> ConvTranspose2d {
+        var x = try r.shape(0), wt = try r.shape(1)
+        let t = try ConvolutionOps.convTransposeGeometry(r.node, x: x, w: wt, spatial: k, fail: r.fail)
         try r.agree(t.outShape)
-        let groups = r.node.int("group") ?? 1
-        let st = try r.attr("strides", 2, 1), d = try r.attr("dilations", 2, 1), p = t.pads
-        let g = ConvGeometry(n: x[0], c: t.outShape[1], h: t.outShape[2], w: t.outShape[3], o: x[1], kh: wt[2], kw: wt[3],
+        let node = k == 1 ? ConvolutionOps.liftedTo2d(r.node) : r.node
+        var out = t.outShape, p = t.pads
+        if k == 1 { x.insert(1, at: 2); wt.insert(1, at: 2); out.insert(1, at: 2); p = [0, p[0], 0, p[1]] }
+        let groups = node.int("group") ?? 1
+        guard let st = node.ints("strides", count: 2, default: 1), let d = node.ints("dilations", count: 2, default: 1) else {
+            throw r.fail("strides and dilations need \(k) values")
+        }
+        let g = ConvGeometry(n: x[0], c: out[1], h: out[2], w: out[3], o: x[1], kh: wt[2], kw: wt[3],
                              sh: st[0], sw: st[1], pt: p[0], pl: p[1], pb: p[2], pr: p[3], dh: d[0], dw: d[1], groups: groups)
-        guard g.ho == x[2], g.wo == x[3] else { throw r.fail("internal: the adjoint convolution maps \(t.outShape) to [\(g.ho), \(g.wo)], not the input") }
+        guard g.ho == x[2], g.wo == x[3] else { throw r.fail("internal: the adjoint convolution maps \(out) to [\(g.ho), \(g.wo)], not the input") }
         return ConvTranspose2d(geometry: g)
     }
 
-    static let conv2d = OpKernels(.conv2d) { r in
-        let x = try r.shape(0), wt = try r.shape(1)
-        guard x.count == 4, wt.count == 4, wt.allSatisfy({ $0 > 0 }) else { throw r.fail("conv2d expects an NCHW input and an OIHW weight with positive dims") }
+    static let conv2d = OpKernels(.conv2d) { r in Conv2d(geometry: try convGeometry(r, spatial: 2)) }
+    static let conv1d = OpKernels(.conv1d) { r in Conv2d(geometry: try convGeometry(r, spatial: 1)) }
+
+    /// The 2-D geometry of a convolution over `spatial` (1 or 2) trailing dims: a 1-D one is read as
+    /// [N, C, 1, L] with an (O, C/group, 1, K) weight, which is the same memory.
+    static func convGeometry(_ r: KernelRequest, spatial k: Int) throws -> ConvGeometry {
+        var x = try r.shape(0), wt = try r.shape(1)
+        guard x.count == 2 + k, wt.count == 2 + k, wt.allSatisfy({ $0 > 0 }) else {
+            throw r.fail("expects an input and a weight of rank \(2 + k) with positive weight dims")
+        }
         let groups = r.node.int("group") ?? 1
         guard groups >= 1, x[1] % groups == 0, wt[0] % groups == 0, wt[1] * groups == x[1] else {
             throw r.fail("weight \(wt) with group \(groups) does not fit \(x[1]) input channels")
         }
         if r.inputShapes.count > 2, let b = r.inputShapes[2], b.reduce(1, *) != wt[0] { throw r.fail("bias shape \(b) must be [\(wt[0])]") }
-        let st = try r.attr("strides", 2, 1), d = try r.attr("dilations", 2, 1), p = try r.attr("pads", 4, 0)
+        var st = try r.attr("strides", k, 1), d = try r.attr("dilations", k, 1), p = try r.attr("pads", 2 * k, 0)
+        if k == 1 {
+            x.insert(1, at: 2); wt.insert(1, at: 2); st.insert(1, at: 0); d.insert(1, at: 0); p = [0, p[0], 0, p[1]]
+        }
         let g = ConvGeometry(n: x[0], c: x[1], h: x[2], w: x[3], o: wt[0], kh: wt[2], kw: wt[3], sh: st[0], sw: st[1],
                              pt: p[0], pl: p[1], pb: p[2], pr: p[3], dh: d[0], dw: d[1], groups: groups)
-        try r.agree([g.n, g.o, g.ho, g.wo])
-        return Conv2d(geometry: g)
+        try r.agree(k == 1 ? [g.n, g.o, g.wo] : [g.n, g.o, g.ho, g.wo])
+        return g
     }
 }
 

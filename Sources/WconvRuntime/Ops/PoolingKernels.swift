@@ -4,18 +4,24 @@ import WconvTensor
 
 /// Pooling (docs/adding-an-op.md); window geometry with PyTorch's rules (Kernels/Pooling.swift).
 enum PoolingKernels {
-    static let all: [OpKernels] = [pool(.maxPool2d), pool(.avgPool2d), adaptiveAvgPool2d, globalAvgPool]
+    static let all: [OpKernels] = [pool(.maxPool2d, spatial: 2), pool(.avgPool2d, spatial: 2), pool(.maxPool1d, spatial: 1),
+                                   pool(.avgPool1d, spatial: 1), adaptiveAvgPool2d, globalAvgPool]
 
-    static func pool(_ op: Op) -> OpKernels {
+    /// 1-D pooling runs as 2-D pooling over [N, C, 1, L] with a 1 × k window (the same memory).
+    static func pool(_ op: Op, spatial k: Int) -> OpKernels {
         OpKernels(op) { r in
-            let x = try r.shape(0)
-            let kernel = try r.attr("kernel", 2, 0)
-            let st = r.node.ints("strides") == nil ? kernel : try r.attr("strides", 2, 1)
-            let p = try r.attr("pads", 4, 0), d = try r.attr("dilations", 2, 1)
+            var x = try r.shape(0)
+            guard x.count == 2 + k else { throw r.fail("expects an input of rank \(2 + k)") }
+            var kernel = try r.attr("kernel", k, 0)
+            var st = r.node.ints("strides") == nil ? kernel : try r.attr("strides", k, 1)
+            var p = try r.attr("pads", 2 * k, 0), d = try r.attr("dilations", k, 1)
+            if k == 1 {
+                x.insert(1, at: 2); kernel.insert(1, at: 0); st.insert(1, at: 0); d.insert(1, at: 0); p = [0, p[0], 0, p[1]]
+            }
             let g = PoolGeometry(n: x[0], c: x[1], h: x[2], w: x[3], kernel: kernel, strides: st, pads: p, dilations: d,
                                  ceilMode: (r.node.int("ceilMode") ?? 0) != 0, countIncludePad: (r.node.int("countIncludePad") ?? 1) != 0)
-            try r.agree([g.n, g.c, g.ho, g.wo])
-            return Pool(max: op == .maxPool2d, geometry: g)
+            try r.agree(k == 1 ? [g.n, g.c, g.wo] : [g.n, g.c, g.ho, g.wo])
+            return Pool(max: op == .maxPool2d || op == .maxPool1d, geometry: g)
         }
     }
 

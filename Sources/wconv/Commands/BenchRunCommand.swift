@@ -51,7 +51,8 @@ struct BenchRunCommand: ParsableCommand {
         var inputs: [String: Tensor] = [:]
         for info in graph.inputs {
             var s = shapes[info.name] ?? info.shape.map { $0 ?? 1 }
-            if !s.isEmpty { s[0] = batch }
+            // The batch goes into the first dim unless another input declares it (an RNN state [2, 1, 128]).
+            if !s.isEmpty, info.name == graph.inputs.first?.name || info.shape.first.map({ $0 == nil }) ?? true { s[0] = batch }
             if s.count == 4, let size { s[2] = size; s[3] = size }
             if let inputShape, info.name == graph.inputs.first?.name { s = inputShape.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
             shapes[info.name] = s
