@@ -23,6 +23,9 @@ let package = Package(
         .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
         // OpenBLAS is opened with dlopen on first use, with the kernels chosen from CPUID (wconv_blas.c).
         .target(name: "CWconvBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("m")]),
+        // oneDNN (convolution primitives, issue 9): Debian's libdnnl-dev has no pkg-config file; its headers
+        // are in /usr/include. Linked always; its OpenMP threads start with the first primitive run.
+        .systemLibrary(name: "CWconvDNNL", providers: [.apt(["libdnnl-dev"])]),
         // Open MPI for data-parallel training (issue 12): linked always, initialised only when launched under MPI.
         .systemLibrary(name: "CWconvMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // libpng's headers sit in a versioned folder: pkg-config gives the path (no unsafeFlags, so
@@ -40,7 +43,7 @@ let package = Package(
             .product(name: "Collections", package: "swift-collections"),
         ]),
         .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", "CWconvDNNL", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvText", dependencies: ["WconvTensor", "WconvFormats"]),
         .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining", "WconvText"]),

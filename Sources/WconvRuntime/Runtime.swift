@@ -13,5 +13,6 @@ public enum RuntimeThreads {
         let t = max(1, threads)
         wconv_blas_set_threads(Int32(t))
         Parallel.width = t
+        DNNL.threads = t
     }
 }

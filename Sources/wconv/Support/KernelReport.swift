@@ -16,6 +16,7 @@ enum KernelReport {
             let k = try BLASKernels.load()
             out.append("BLAS: \(k.summary), \(BLASKernels.threads) threads")
             out.append("      \(k.config)" + (k.path.isEmpty ? "" : " — \(k.path)"))
+            out.append("DNN:  \(DNNL.summary)")
         } catch {
             out.append("BLAS: \(error)")
         }
@@ -32,7 +33,7 @@ enum KernelReport {
             let k = try BLASKernels.load()
             doc += [("blas", .string(k.library)), ("blasPath", .string(k.path)), ("blasCore", .string(k.core)),
                     ("blasCoreChoice", .string(k.choiceDescription)), ("blasSelfCheckPassed", .bool(k.selfCheckPassed)),
-                    ("blasThreads", .int(BLASKernels.threads))]
+                    ("blasThreads", .int(BLASKernels.threads)), ("dnn", .string(DNNL.summary)), ("dnnEnabled", .bool(DNNL.isEnabled))]
         } catch {
             doc.append(("blas", .string("\(error)")))
         }

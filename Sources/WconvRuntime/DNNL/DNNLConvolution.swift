@@ -1,0 +1,172 @@
+import CWconvDNNL
+import Foundation
+
+/// One convolution as a oneDNN primitive, created once for its geometry (the executor's plan holds
+/// it). Bias and the fused activation run as the primitive's post-ops; weights (OIHW) are reordered
+/// into the layout the primitive chose, once when they are constant (inference), else every call.
+final class DNNLConvolution {
+    /// Activation layout at the primitive's boundary.
+    enum Layout: String {
+        /// NCHW buffers straight into the primitive (no reorder; oneDNN picks a kernel for that layout).
+        case nchw
+        /// NHWC (channels-last) buffers straight into the primitive.
+        case nhwc
+        /// oneDNN's preferred (blocked) layout: NCHW callers get a reorder before and after.
+        case blocked
+    }
+
+    let geometry: ConvGeometry
+    let layout: Layout
+    let engine: DNNL.Engine
+    let conv: DNNLPrimitive
+    /// Activation applied after the primitive when oneDNN has no post-op for it.
+    let trailingActivation: Activation
+
+    private let src, dst, weights, bias: DNNLMemory
+    /// Caller-layout memories and reorders (only when the primitive's layout differs).
+    private let userSrc, userDst, userWeights: DNNLMemory?
+    private let srcReorder, dstReorder, weightsReorder: DNNLPrimitive?
+    /// Weights pointer already reordered into `weights` (constant weights only).
+    private var reorderedFrom: UnsafeRawPointer?
+
+    /// oneDNN's eltwise post-op for an activation, or nil when it has none with the same formula.
+    static func eltwise(_ a: Activation) -> (alg: dnnl_alg_kind_t, alpha: Float, beta: Float)? {
+        switch a {
+        case .none: return nil
+        case .relu: return (dnnl_eltwise_relu, 0, 0)
+        case .leakyRelu(let s): return (dnnl_eltwise_relu, s, 0)
+        case .relu6: return (dnnl_eltwise_clip_v2, 0, 6)
+        case .clip(let lo, let hi): return (dnnl_eltwise_clip_v2, lo, hi)
+        case .silu: return (dnnl_eltwise_swish, 1, 0)
+        case .sigmoid: return (dnnl_eltwise_logistic, 0, 0)
+        case .tanh: return (dnnl_eltwise_tanh, 0, 0)
+        case .geluErf: return (dnnl_eltwise_gelu_erf, 0, 0)
+        case .geluTanh: return (dnnl_eltwise_gelu_tanh, 0, 0)
+        case .hardSwish: return (dnnl_eltwise_hardswish, 0, 0)
+        case .mish: return (dnnl_eltwise_mish, 0, 0)
+        case .hardSigmoid: return nil
+        }
+    }
+
+    /// - Parameters:
+    ///   - hasBias: the call passes a bias (O floats).
+    ///   - training: forward_training (weights may change between calls); else forward_inference.
+    init(_ g: ConvGeometry, activation: Activation, hasBias: Bool, layout: Layout, training: Bool = false) throws {
+        guard let engine = DNNL.engine else { throw DNNLUnavailable() }
+        self.engine = engine
+        geometry = g
+        self.layout = layout
+        let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
+        let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
+        let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
+        let actTag: dnnl_format_tag_t = layout == .nchw ? dnnl_nchw : layout == .nhwc ? dnnl_nhwc : dnnl_format_tag_any
+        var srcMD = try dnnl_memory_desc_t.f32(srcDims, actTag), dstMD = try dnnl_memory_desc_t.f32(dstDims, actTag)
+        var wMD = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        var bMD = try dnnl_memory_desc_t.f32([g.o], dnnl_x)
+        var desc = dnnl_convolution_desc_t()
+        let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
+        let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
+        let status = withUnsafePointer(to: &bMD) { bp in
+            dnnl_dilated_convolution_forward_desc_init(&desc, training ? dnnl_forward_training : dnnl_forward_inference,
+                                                       dnnl_convolution_direct, &srcMD, &wMD, hasBias ? bp : nil, &dstMD,
+                                                       strides, dil, padL, padR)
+        }
+        try DNNL.check(status, "convolution_forward_desc_init")
+        var attr: dnnl_primitive_attr_t?
+        try DNNL.check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if let e = DNNLConvolution.eltwise(activation) {
+            var po: dnnl_post_ops_t?
+            try DNNL.check(dnnl_post_ops_create(&po), "post_ops_create")
+            defer { dnnl_post_ops_destroy(po) }
+            try DNNL.check(dnnl_post_ops_append_eltwise(po, 1, e.alg, e.alpha, e.beta), "post_ops_append_eltwise")
+            try DNNL.check(dnnl_primitive_attr_set_post_ops(attr, po), "primitive_attr_set_post_ops")
+            trailingActivation = .none
+        } else {
+            trailingActivation = activation
+        }
+        var pd: dnnl_primitive_desc_t?
+        try DNNL.check(withUnsafeMutablePointer(to: &desc) { dnnl_primitive_desc_create(&pd, $0, attr, engine.engine, nil) },
+                       "convolution primitive_desc_create \(g)")
+        conv = try DNNLPrimitive(pd!)
+
+        let chosenSrc = conv.md(dnnl_query_src_md), chosenDst = conv.md(dnnl_query_dst_md), chosenW = conv.md(dnnl_query_weights_md)
+        let plainW = try dnnl_memory_desc_t.f32(wDims, wTag)
+        if chosenW == plainW {
+            weights = try DNNLMemory(chosenW, engine, own: false)
+            userWeights = nil; weightsReorder = nil
+        } else {
+            weights = try DNNLMemory(chosenW, engine, own: true)
+            userWeights = try DNNLMemory(plainW, engine, own: false)
+            weightsReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
+        }
+        bias = try DNNLMemory(bMD, engine, own: false)
+        if layout == .blocked {
+            let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
+            src = try DNNLMemory(chosenSrc, engine, own: true)
+            dst = try DNNLMemory(chosenDst, engine, own: true)
+            userSrc = try DNNLMemory(plainSrc, engine, own: false)
+            userDst = try DNNLMemory(plainDst, engine, own: false)
+            srcReorder = chosenSrc == plainSrc ? nil : try DNNLPrimitive.reorder(plainSrc, chosenSrc, engine)
+            dstReorder = chosenDst == plainDst ? nil : try DNNLPrimitive.reorder(chosenDst, plainDst, engine)
+        } else {
+            src = try DNNLMemory(chosenSrc, engine, own: false)
+            dst = try DNNLMemory(chosenDst, engine, own: false)
+            userSrc = nil; userDst = nil; srcReorder = nil; dstReorder = nil
+        }
+        self.training = training
+    }
+    private let training: Bool
+
+    /// The kernel oneDNN chose and the layouts, for reports ("jit:avx512_core").
+    var implementation: String { conv.implementation }
+
+    /// Bytes of the blocked activation buffers (src + dst) a `.blocked` primitive owns.
+    var blockedBytes: Int { layout == .blocked ? src.byteCount + dst.byteCount : 0 }
+
+    /// Reorders the weights when they are not constant or not yet reordered from this buffer.
+    private func bindWeights(_ w: UnsafePointer<Float>) {
+        guard let userWeights, let weightsReorder else { weights.bind(w); return }
+        if !training && reorderedFrom == UnsafeRawPointer(w) { return }
+        userWeights.bind(w)
+        weightsReorder.execute(engine, [(DNNL_ARG_FROM, userWeights), (DNNL_ARG_TO, weights)])
+        reorderedFrom = UnsafeRawPointer(w)
+    }
+
+    /// y = act(conv(x, w) + b), x and y in the caller's layout (`layout` .nchw/.nhwc as declared,
+    /// NCHW for .blocked, which reorders around the primitive).
+    func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+        bindWeights(weight)
+        var args: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, dst)]
+        if let b { bias.bind(b); args.append((DNNL_ARG_BIAS, bias)) }
+        if layout == .blocked, let userSrc, let userDst {
+            userSrc.bind(x)
+            if let srcReorder { srcReorder.execute(engine, [(DNNL_ARG_FROM, userSrc), (DNNL_ARG_TO, src)]) } else { src.bind(x) }
+            if dstReorder == nil { dst.bind(y) }
+            conv.execute(engine, args)
+            userDst.bind(y)
+            if let dstReorder { dstReorder.execute(engine, [(DNNL_ARG_FROM, dst), (DNNL_ARG_TO, userDst)]) }
+        } else {
+            src.bind(x); dst.bind(y)
+            conv.execute(engine, args)
+        }
+        if trailingActivation != .none {
+            let n = geometry.n * geometry.o * geometry.howo
+            Parallel.forRange(n / 4096 + 1, costPerItem: 4096) { r in
+                let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
+                if lo < hi { trailingActivation.apply(y + lo, y + lo, hi - lo) }
+            }
+        }
+    }
+
+    /// The blocked-layout conv alone on its own buffers (benchmarks of a chain without reorders).
+    func forwardBlockedOnly(weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?) {
+        bindWeights(weight)
+        var args: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, dst)]
+        if let b { bias.bind(b); args.append((DNNL_ARG_BIAS, bias)) }
+        conv.execute(engine, args)
+    }
+}
+
+/// oneDNN is switched off (WCONV_DNNL=0) or has no CPU engine.
+struct DNNLUnavailable: Error {}
