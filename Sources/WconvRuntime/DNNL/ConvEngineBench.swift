@@ -1,7 +1,7 @@
 import Foundation
 
 /// `wconv bench conv`: conv forward per layer shape, today's im2col + BLAS kernel against oneDNN's
-/// primitive in three layouts, alternated within each repetition so load on a shared machine hits
+/// primitive in three layouts (NHWC and blocked with and without NCHW reorders), alternated within each repetition so load on a shared machine hits
 /// them alike. Shapes are the distinct conv layers of the benched networks with their counts.
 public enum ConvEngineBench {
     /// One conv layer shape: input C×H×W, O outputs, K×K kernel, stride, pad, groups; `count` layers
@@ -33,6 +33,8 @@ public enum ConvEngineBench {
         public let blocked: Double
         /// oneDNN on NHWC buffers.
         public let nhwc: Double
+        /// oneDNN NHWC with NCHW → NHWC → NCHW reorders around it.
+        public let nhwcReordered: Double
         public let implementations: (nchw: String, blocked: String, nhwc: String)
         /// max |oneDNN NCHW − current| / max |current|.
         public let relativeError: Double
@@ -100,13 +102,15 @@ public enum ConvEngineBench {
             let ws = Workspace(), st = Workspace()
             let nchw = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nchw)
             let blocked = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .blocked)
-            let nhwc = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nhwc)
+            let nhwc = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nhwc, nchwInput: false, nchwOutput: false)
+            let nhwcRO = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nhwc)
             let variants: [() -> Void] = [
                 { conv2dForward(x, g, weight: w, bias: b, activation: .relu, y, workspace: ws, staging: st) },
                 { nchw.forward(x, weight: w, bias: b, y2) },
                 { blocked.forward(x, weight: w, bias: b, y2) },
                 { blocked.forwardBlockedOnly(weight: w, bias: b) },
                 { nhwc.forward(x, weight: w, bias: b, y2) },
+                { nhwcRO.forward(x, weight: w, bias: b, y2) },
             ]
             // Enough calls per round for ~20 ms of work at 20 GFLOP/s.
             let inner = max(1, min(50, Int(20e-3 * 20e9 / max(s.flops, 1))))
@@ -124,8 +128,8 @@ public enum ConvEngineBench {
             var maxRef: Float = 0, maxDiff: Float = 0
             for i in 0..<ny { maxRef = max(maxRef, abs(y[i])); maxDiff = max(maxDiff, abs(y[i] - y2[i])) }
             let med = times.map { t in t.sorted()[t.count / 2] }
-            let row = Row(shape: s, current: med[0], nchw: med[1], blockedReordered: med[2], blocked: med[3], nhwc: med[4],
-                          implementations: (nchw.implementation, blocked.implementation, nhwc.implementation),
+            let row = Row(shape: s, current: med[0], nchw: med[1], blockedReordered: med[2], blocked: med[3], nhwc: med[4], nhwcReordered: med[5],
+                          implementations: (nchw.implementation, blocked.implementation + " (" + blocked.reorderImplementations + ")", nhwc.implementation + " (" + nhwcRO.reorderImplementations + ")"),
                           relativeError: Double(maxDiff / max(maxRef, 1e-30)))
             rows.append(row)
             progress(row)

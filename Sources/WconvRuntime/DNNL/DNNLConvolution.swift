@@ -5,18 +5,21 @@ import Foundation
 /// it). Bias and the fused activation run as the primitive's post-ops; weights (OIHW) are reordered
 /// into the layout the primitive chose, once when they are constant (inference), else every call.
 final class DNNLConvolution {
-    /// Activation layout at the primitive's boundary.
+    /// Activation layout inside the primitive.
     enum Layout: String {
-        /// NCHW buffers straight into the primitive (no reorder; oneDNN picks a kernel for that layout).
+        /// NCHW straight into the primitive (oneDNN picks a kernel for that layout: a GEMM here).
         case nchw
-        /// NHWC (channels-last) buffers straight into the primitive.
+        /// NHWC (channels-last): same size as NCHW, so a chain of convolutions can keep it in the
+        /// executor's buffers.
         case nhwc
-        /// oneDNN's preferred (blocked) layout: NCHW callers get a reorder before and after.
+        /// oneDNN's preferred (blocked, channel-padded) layout in buffers the primitive owns.
         case blocked
     }
-
     let geometry: ConvGeometry
     let layout: Layout
+    /// The caller's input / output buffers are NCHW (reordered around the primitive) rather than
+    /// in `layout` (NHWC within a chain).
+    let nchwInput: Bool, nchwOutput: Bool
     let engine: DNNL.Engine
     let conv: DNNLPrimitive
     /// Activation applied after the primitive when oneDNN has no post-op for it.
@@ -51,11 +54,15 @@ final class DNNLConvolution {
     /// - Parameters:
     ///   - hasBias: the call passes a bias (O floats).
     ///   - training: forward_training (weights may change between calls); else forward_inference.
-    init(_ g: ConvGeometry, activation: Activation, hasBias: Bool, layout: Layout, training: Bool = false) throws {
+    ///   - nchwInput, nchwOutput: the caller's buffers are NCHW (ignored for `.nchw`; `.blocked` needs both).
+    init(_ g: ConvGeometry, activation: Activation, hasBias: Bool, layout: Layout, nchwInput: Bool = true, nchwOutput: Bool = true,
+         training: Bool = false) throws {
         guard let engine = DNNL.engine else { throw DNNLUnavailable() }
         self.engine = engine
         geometry = g
         self.layout = layout
+        self.nchwInput = nchwInput || layout == .nchw
+        self.nchwOutput = nchwOutput || layout == .nchw
         let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
         let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
         let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
@@ -101,19 +108,15 @@ final class DNNLConvolution {
             weightsReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
         }
         bias = try DNNLMemory(bMD, engine, own: false)
-        if layout == .blocked {
-            let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
-            src = try DNNLMemory(chosenSrc, engine, own: true)
-            dst = try DNNLMemory(chosenDst, engine, own: true)
-            userSrc = try DNNLMemory(plainSrc, engine, own: false)
-            userDst = try DNNLMemory(plainDst, engine, own: false)
-            srcReorder = chosenSrc == plainSrc ? nil : try DNNLPrimitive.reorder(plainSrc, chosenSrc, engine)
-            dstReorder = chosenDst == plainDst ? nil : try DNNLPrimitive.reorder(chosenDst, plainDst, engine)
-        } else {
-            src = try DNNLMemory(chosenSrc, engine, own: false)
-            dst = try DNNLMemory(chosenDst, engine, own: false)
-            userSrc = nil; userDst = nil; srcReorder = nil; dstReorder = nil
-        }
+        let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
+        let srcNeedsReorder = self.nchwInput && !(chosenSrc == plainSrc)
+        let dstNeedsReorder = self.nchwOutput && !(chosenDst == plainDst)
+        src = try DNNLMemory(chosenSrc, engine, own: srcNeedsReorder || layout == .blocked)
+        dst = try DNNLMemory(chosenDst, engine, own: dstNeedsReorder || layout == .blocked)
+        userSrc = srcNeedsReorder ? try DNNLMemory(plainSrc, engine, own: false) : nil
+        userDst = dstNeedsReorder ? try DNNLMemory(plainDst, engine, own: false) : nil
+        srcReorder = srcNeedsReorder ? try DNNLPrimitive.reorder(plainSrc, chosenSrc, engine) : nil
+        dstReorder = dstNeedsReorder ? try DNNLPrimitive.reorder(chosenDst, plainDst, engine) : nil
         self.training = training
     }
     private let training: Bool
@@ -121,8 +124,10 @@ final class DNNLConvolution {
     /// The kernel oneDNN chose and the layouts, for reports ("jit:avx512_core").
     var implementation: String { conv.implementation }
 
-    /// Bytes of the blocked activation buffers (src + dst) a `.blocked` primitive owns.
-    var blockedBytes: Int { layout == .blocked ? src.byteCount + dst.byteCount : 0 }
+    /// The reorders' implementations ("simple:any", "jit:uni", …), for reports.
+    var reorderImplementations: String {
+        [srcReorder, dstReorder].compactMap { $0?.implementation }.joined(separator: ", ")
+    }
 
     /// Reorders the weights when they are not constant or not yet reordered from this buffer.
     private func bindWeights(_ w: UnsafePointer<Float>) {
@@ -133,22 +138,22 @@ final class DNNLConvolution {
         reorderedFrom = UnsafeRawPointer(w)
     }
 
-    /// y = act(conv(x, w) + b), x and y in the caller's layout (`layout` .nchw/.nhwc as declared,
-    /// NCHW for .blocked, which reorders around the primitive).
+    /// y = act(conv(x, w) + b), x and y in the caller's layouts (NCHW, or NHWC where declared).
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
         bindWeights(weight)
         var args: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, dst)]
         if let b { bias.bind(b); args.append((DNNL_ARG_BIAS, bias)) }
-        if layout == .blocked, let userSrc, let userDst {
+        if let userSrc, let srcReorder {
             userSrc.bind(x)
-            if let srcReorder { srcReorder.execute(engine, [(DNNL_ARG_FROM, userSrc), (DNNL_ARG_TO, src)]) } else { src.bind(x) }
-            if dstReorder == nil { dst.bind(y) }
-            conv.execute(engine, args)
-            userDst.bind(y)
-            if let dstReorder { dstReorder.execute(engine, [(DNNL_ARG_FROM, dst), (DNNL_ARG_TO, userDst)]) }
+            srcReorder.execute(engine, [(DNNL_ARG_FROM, userSrc), (DNNL_ARG_TO, src)])
         } else {
-            src.bind(x); dst.bind(y)
-            conv.execute(engine, args)
+            src.bind(x)
+        }
+        if userDst == nil { dst.bind(y) }
+        conv.execute(engine, args)
+        if let userDst, let dstReorder {
+            userDst.bind(y)
+            dstReorder.execute(engine, [(DNNL_ARG_FROM, dst), (DNNL_ARG_TO, userDst)])
         }
         if trailingActivation != .none {
             let n = geometry.n * geometry.o * geometry.howo

@@ -24,7 +24,7 @@ struct BenchConvCommand: ParsableCommand {
         let kernels: [JSONValue] = [.string(r.implementations.nchw), .string(r.implementations.blocked), .string(r.implementations.nhwc)]
         return .object([("model", .string(r.shape.model)), ("layer", .string(r.shape.label)), ("count", .int(r.shape.count)),
                         ("currentMs", .double(r.current)), ("nchwMs", .double(r.nchw)), ("blockedReorderedMs", .double(r.blockedReordered)),
-                        ("blockedMs", .double(r.blocked)), ("nhwcMs", .double(r.nhwc)), ("relativeError", .double(r.relativeError)),
+                        ("blockedMs", .double(r.blocked)), ("nhwcReorderedMs", .double(r.nhwcReordered)), ("nhwcMs", .double(r.nhwc)), ("relativeError", .double(r.relativeError)),
                         ("kernels", .array(kernels))])
     }
 
@@ -39,12 +39,12 @@ struct BenchConvCommand: ParsableCommand {
         if !output.json {
             print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
             print("threads \(cpu.threads), \(reps) reps; ms per call (median); ratio = current / oneDNN (> 1: oneDNN faster)")
-            print("model            layer                      n  current     nchw   blk+ro  blocked     nhwc  oneDNN kernels nchw | blocked | nhwc")
+            print("model            layer                      n  current     nchw   blk+ro  blocked  nhwc+ro     nhwc  oneDNN kernels nchw | blocked (reorders) | nhwc (reorders)")
         }
         let rows = try ConvEngineBench.run(shapes, reps: reps, threads: cpu.threads) { r in
             guard !output.json else { return }
-            print(pad(r.shape.model, 16) + " " + pad(r.shape.label, 24) + String(format: " %3d %8.2f %8.2f %8.2f %8.2f %8.2f  %@ | %@ | %@%@", r.shape.count,
-                         r.current, r.nchw, r.blockedReordered, r.blocked, r.nhwc,
+            print(pad(r.shape.model, 16) + " " + pad(r.shape.label, 24) + String(format: " %3d %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f  %@ | %@ | %@%@", r.shape.count,
+                         r.current, r.nchw, r.blockedReordered, r.blocked, r.nhwcReordered, r.nhwc,
                          r.implementations.nchw, r.implementations.blocked, r.implementations.nhwc,
                          r.relativeError > 1e-4 ? String(format: " (rel. error %.1g)", r.relativeError) : ""))
             fflush(stdout)
@@ -52,10 +52,10 @@ struct BenchConvCommand: ParsableCommand {
         // Per model: Σ count × ms for each variant, and ratios to today's kernel.
         var totals: [(String, [Double])] = []
         for m in Set(rows.map { $0.shape.model }).sorted() {
-            var t = [Double](repeating: 0, count: 5)
+            var t = [Double](repeating: 0, count: 6)
             for r in rows where r.shape.model == m {
                 let c = Double(r.shape.count)
-                t[0] += c * r.current; t[1] += c * r.nchw; t[2] += c * r.blockedReordered; t[3] += c * r.blocked; t[4] += c * r.nhwc
+                t[0] += c * r.current; t[1] += c * r.nchw; t[2] += c * r.blockedReordered; t[3] += c * r.blocked; t[4] += c * r.nhwcReordered; t[5] += c * r.nhwc
             }
             totals.append((m, t))
         }
@@ -65,16 +65,16 @@ struct BenchConvCommand: ParsableCommand {
                 ("rows", .array(rows.map(json))),
                 ("totals", .array(totals.map { m, t in
                     .object([("model", .string(m)), ("currentMs", .double(t[0])), ("nchwMs", .double(t[1])), ("blockedReorderedMs", .double(t[2])),
-                             ("blockedMs", .double(t[3])), ("nhwcMs", .double(t[4]))])
+                             ("blockedMs", .double(t[3])), ("nhwcReorderedMs", .double(t[4])), ("nhwcMs", .double(t[5]))])
                 })),
             ])
             printJSON(doc)
             return
         }
-        print("\nconv layers per network (Σ count × ms): current · nchw · blocked+reorders · blocked · nhwc  (current ÷ each)")
+        print("\nconv layers per network (Σ count × ms): current · nchw · blocked+reorders · blocked · nhwc+reorders · nhwc  (current ÷ each)")
         for (m, t) in totals {
-            print(pad(m, 16) + String(format: " %9.1f · %9.1f · %9.1f · %9.1f · %9.1f   (%.2f · %.2f · %.2f · %.2f)", t[0], t[1], t[2], t[3], t[4],
-                         t[0] / t[1], t[0] / t[2], t[0] / t[3], t[0] / t[4]))
+            print(pad(m, 16) + String(format: " %8.1f · %8.1f · %8.1f · %8.1f · %8.1f · %8.1f   (%.2f · %.2f · %.2f · %.2f · %.2f)", t[0], t[1], t[2], t[3], t[4], t[5],
+                         t[0] / t[1], t[0] / t[2], t[0] / t[3], t[0] / t[4], t[0] / t[5]))
         }
     }
 }
