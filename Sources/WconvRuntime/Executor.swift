@@ -158,11 +158,19 @@ final class Executor {
             known[v] = b
             shp[v] = t.shape
         }
+        let layouts = keepAllValues || !DNNL.isEnabled ? nil : layoutPlan(spec, known: Set(known.keys))
         for (ni, en) in nodes.enumerated() {
             var en = en
             let outNames = en.node.outputs.filter { !$0.isEmpty }
             if !outNames.isEmpty, outNames.allSatisfy({ spec.folded[$0] != nil }) { continue }
             if let r = spec.resolved[en.node.name] { en.node.inputs = r.inputs; en.node.attributes = r.attributes }
+            var stepLayout = StepLayout()
+            if let layouts, en.node.op == .conv2d {
+                let v = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
+                stepLayout.nhwcInput = layouts.nhwc.contains(v[0])
+                stepLayout.nhwcOutput = layouts.nhwc.contains(valueIds[en.node.outputs[0]]!)
+                stepLayout.constantWeights = v.count > 1 && (paramName[v[1]] != nil || known[v[1]] != nil)
+            }
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
             let dtypes = en.node.inputs.map { $0.isEmpty ? nil : spec.dtypes[$0] ?? .f32 }
@@ -173,7 +181,7 @@ final class Executor {
                 }
                 outShapes.append(sh)
             }
-            let kernel = try compileNode(en, inputShapes: inShapes, outputShapes: outShapes, dtypes: dtypes, training: keepAllValues)
+            let kernel = try compileNode(en, inputShapes: inShapes, outputShapes: outShapes, dtypes: dtypes, training: keepAllValues, layout: stepLayout)
             for sh in outShapes {
                 guard let n = try? Tensor.checkedNumel(sh), n <= 1 << 34 else {
                     throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) would produce a tensor of shape \(sh), too large to allocate")
@@ -251,6 +259,41 @@ final class Executor {
         ptrs = p
         root = rt
         plannedInputShapes = inputShapes
+    }
+
+    /// The NHWC values of an inference plan (DNNLLayoutPlan): conv2d steps are oneDNN convolutions,
+    /// graph inputs and outputs, parameters and folded values stay NCHW.
+    private func layoutPlan(_ spec: GraphSpecialization, known: Set<Int>) -> DNNLLayoutPlan {
+        var pinned = Set(paramName.keys).union(known)
+        for io in graph.inputs { if let v = valueIds[io.name] { pinned.insert(v) } }
+        for io in graph.outputs { if let v = valueIds[io.name] { pinned.insert(v) } }
+        var planned: [DNNLLayoutPlan.Node] = []
+        for en in nodes {
+            var node = en.node
+            let outNames = node.outputs.filter { !$0.isEmpty }
+            if !outNames.isEmpty, outNames.allSatisfy({ spec.folded[$0] != nil }) { continue }
+            if let r = spec.resolved[node.name] { node.inputs = r.inputs }
+            let ins = node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
+            let outs = node.outputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
+            let kind: DNNLLayoutPlan.Node.Kind
+            if node.op == .conv2d && !en.isAffine {
+                kind = .conv
+            } else if !en.isAffine, DNNLLayoutPlan.isLayoutFree(node.op, inputShapes: node.inputs.map { $0.isEmpty ? nil : spec.shapes[$0] },
+                                                                 outputShape: node.outputs.first.flatMap { spec.shapes[$0] }) {
+                kind = .layoutFree
+            } else {
+                kind = .other
+            }
+            planned.append(.init(kind: kind, inputs: ins, outputs: outs))
+        }
+        return DNNLLayoutPlan(nodes: planned, valueCount: valueNames.count, pinned: pinned)
+    }
+
+    /// Steps of the current plan on oneDNN, and values kept NHWC between them (tests, reports).
+    var dnnlSummary: (convolutions: Int, nhwcValues: Int) {
+        let convs = steps.filter { $0.kernel is DNNLConv2d }
+        let nhwc = convs.filter { ($0.kernel as! DNNLConv2d).conv.nchwOutput == false }.count
+        return (convs.count, nhwc)
     }
 
     /// Validates and copies the caller's inputs into their buffers (plans for their shapes first).

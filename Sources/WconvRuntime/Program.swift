@@ -24,8 +24,9 @@ struct ExecNode {
 /// and dtypes from the graph's inference. Attributes come from files: they are bounded here so no
 /// geometry arithmetic can overflow (slice bounds may be Int.max-like "to the end" markers; they
 /// are clamped where used).
-func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], outputShapes outs: [[Int]], dtypes: [DType?], training: Bool) throws -> any StepKernel {
-    let request = KernelRequest(exec: en, inputShapes: s, outputShapes: outs, inputDTypes: dtypes, training: training)
+func compileNode(_ en: ExecNode, inputShapes s: [[Int]?], outputShapes outs: [[Int]], dtypes: [DType?], training: Bool,
+                 layout: StepLayout = StepLayout()) throws -> any StepKernel {
+    let request = KernelRequest(exec: en, inputShapes: s, outputShapes: outs, inputDTypes: dtypes, training: training, layout: layout)
     for (key, value) in en.node.attributes where key != "starts" && key != "ends" {
         let ints: [Int] = value.intsValue ?? []
         if let bad = ints.first(where: { $0 > 1 << 32 || $0 < -(1 << 32) }) { throw request.fail("attribute \(key) value \(bad) is out of range") }

@@ -53,10 +53,11 @@ final class DNNLConvolution {
 
     /// - Parameters:
     ///   - hasBias: the call passes a bias (O floats).
-    ///   - training: forward_training (weights may change between calls); else forward_inference.
+    ///   - constantWeights: the weights never change (parameters of an inference plan): they are
+    ///     reordered on the first call only (per weight buffer).
     ///   - nchwInput, nchwOutput: the caller's buffers are NCHW (ignored for `.nchw`; `.blocked` needs both).
     init(_ g: ConvGeometry, activation: Activation, hasBias: Bool, layout: Layout, nchwInput: Bool = true, nchwOutput: Bool = true,
-         training: Bool = false) throws {
+         constantWeights: Bool = true) throws {
         guard let engine = DNNL.engine else { throw DNNLUnavailable() }
         self.engine = engine
         geometry = g
@@ -74,7 +75,7 @@ final class DNNLConvolution {
         let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
         let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
         let status = withUnsafePointer(to: &bMD) { bp in
-            dnnl_dilated_convolution_forward_desc_init(&desc, training ? dnnl_forward_training : dnnl_forward_inference,
+            dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference,
                                                        dnnl_convolution_direct, &srcMD, &wMD, hasBias ? bp : nil, &dstMD,
                                                        strides, dil, padL, padR)
         }
@@ -117,9 +118,9 @@ final class DNNLConvolution {
         userDst = dstNeedsReorder ? try DNNLMemory(plainDst, engine, own: false) : nil
         srcReorder = srcNeedsReorder ? try DNNLPrimitive.reorder(plainSrc, chosenSrc, engine) : nil
         dstReorder = dstNeedsReorder ? try DNNLPrimitive.reorder(chosenDst, plainDst, engine) : nil
-        self.training = training
+        self.constantWeights = constantWeights
     }
-    private let training: Bool
+    private let constantWeights: Bool
 
     /// The kernel oneDNN chose and the layouts, for reports ("jit:avx512_core").
     var implementation: String { conv.implementation }
@@ -132,7 +133,7 @@ final class DNNLConvolution {
     /// Reorders the weights when they are not constant or not yet reordered from this buffer.
     private func bindWeights(_ w: UnsafePointer<Float>) {
         guard let userWeights, let weightsReorder else { weights.bind(w); return }
-        if !training && reorderedFrom == UnsafeRawPointer(w) { return }
+        if constantWeights && reorderedFrom == UnsafeRawPointer(w) { return }
         userWeights.bind(w)
         weightsReorder.execute(engine, [(DNNL_ARG_FROM, userWeights), (DNNL_ARG_TO, weights)])
         reorderedFrom = UnsafeRawPointer(w)

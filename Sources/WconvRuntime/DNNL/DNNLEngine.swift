@@ -13,7 +13,10 @@ public enum DNNL {
     }()
 
     /// True when convolutions run on oneDNN (creates the engine; starts no threads).
-    public static var isEnabled: Bool { engine != nil }
+    public static var isEnabled: Bool { !disabledForTesting && engine != nil }
+
+    /// Tests compare plans made with and without oneDNN in one process (read when a plan is made).
+    nonisolated(unsafe) static var disabledForTesting = false
 
     /// Runtime threads for oneDNN's OpenMP pool (RuntimeThreads.configure sets it).
     nonisolated(unsafe) static var threads = 2

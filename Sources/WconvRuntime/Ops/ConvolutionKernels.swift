@@ -31,7 +31,12 @@ enum ConvolutionKernels {
         return ConvTranspose2d(geometry: g)
     }
 
-    static let conv2d = OpKernels(.conv2d) { r in Conv2d(geometry: try convGeometry(r, spatial: 2)) }
+    /// Inference plans run conv2d on oneDNN where that is faster (DNNLConv2d.select), else im2col + GEMM.
+    static let conv2d = OpKernels(.conv2d) { r in
+        let g = try convGeometry(r, spatial: 2)
+        if let k = try DNNLConv2d.select(r, g) { return k }
+        return Conv2d(geometry: g)
+    }
     static let conv1d = OpKernels(.conv1d) { r in Conv2d(geometry: try convGeometry(r, spatial: 1)) }
 
     /// The 2-D geometry of a convolution over `spatial` (1 or 2) trailing dims: a 1-D one is read as

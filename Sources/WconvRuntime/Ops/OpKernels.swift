@@ -36,6 +36,8 @@ struct KernelRequest {
     let inputDTypes: [DType?]
     /// Training plan (every value kept for backward) rather than inference.
     let training: Bool
+    /// Layouts the plan chose around this step (oneDNN convolutions keep NHWC between them).
+    var layout = StepLayout()
 
     var node: GraphNode { exec.node }
     var outShape: [Int] { outputShapes.first ?? [] }

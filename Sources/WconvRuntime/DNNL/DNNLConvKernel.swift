@@ -1,0 +1,40 @@
+import Foundation
+
+/// conv2d on a oneDNN primitive created when the step is planned (inference plans only). Input and
+/// output are NCHW or NHWC as the layout plan decided (DNNLLayoutPlan); bias and the fused
+/// activation are post-ops. Weights that are parameters are reordered once.
+struct DNNLConv2d: StepKernel {
+    let geometry: ConvGeometry
+    let conv: DNNLConvolution
+
+    /// A standalone conv (NCHW on both sides) pays two reorders: below this many multiply-adds the
+    /// im2col path's copies and GEMM set-up cost more than them (docs/runtime.md, `wconv bench conv`);
+    /// above it im2col + GEMM is kept.
+    static let standaloneMaxMACs = 20_000_000
+
+    /// The oneDNN kernel for an inference conv2d, or nil when the im2col path should run: training
+    /// plans, oneDNN off, or a large conv with NCHW on both sides.
+    static func select(_ r: KernelRequest, _ g: ConvGeometry) throws -> DNNLConv2d? {
+        guard !r.training, DNNL.isEnabled, r.exec.node.op == .conv2d else { return nil }
+        let nhwcIn = r.layout.nhwcInput, nhwcOut = r.layout.nhwcOutput
+        if !nhwcIn && !nhwcOut && g.n * g.o * g.howo * g.kcol > standaloneMaxMACs { return nil }
+        let hasBias = r.inputShapes.count > 2 && r.inputShapes[2] != nil
+        let conv = try DNNLConvolution(g, activation: r.exec.fused, hasBias: hasBias, layout: .nhwc,
+                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: r.layout.constantWeights)
+        return DNNLConv2d(geometry: g, conv: conv)
+    }
+
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { Conv2d(geometry: geometry).extents(inputs: inputs, outputs: outputs) }
+
+    func forward(_ c: StepContext) throws {
+        conv.forward(c.input(0)!, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, c.output())
+    }
+}
+
+/// What the layout plan decided for one step (KernelRequest.layout).
+struct StepLayout {
+    /// Input 0 arrives NHWC / output 0 is to be written NHWC (else NCHW).
+    var nhwcInput = false, nhwcOutput = false
+    /// The weight (input 1) is a parameter or folded constant: its layout conversion can be cached.
+    var constantWeights = false
+}
