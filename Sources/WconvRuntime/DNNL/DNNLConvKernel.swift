@@ -1,8 +1,9 @@
 import Foundation
 
-/// conv2d on a oneDNN primitive created when the step is planned (inference plans only). Input and
-/// output are NCHW or NHWC as the layout plan decided (DNNLLayoutPlan); bias and the fused
-/// activation are post-ops. Weights that are parameters are reordered once.
+/// conv2d forward on a oneDNN primitive created when the step is planned. Input and output are NCHW
+/// or NHWC as an inference plan's layout pass decided (DNNLLayoutPlan; training plans keep NCHW);
+/// bias and the fused activation are post-ops. Weights that are inference parameters are reordered
+/// once, a training plan's every call. Backward is the im2col + GEMM kernel's.
 struct DNNLConv2d: StepKernel {
     let geometry: ConvGeometry
     let conv: DNNLConvolution
@@ -12,15 +13,15 @@ struct DNNLConv2d: StepKernel {
     /// above it im2col + GEMM is kept.
     static let standaloneMaxMACs = 20_000_000
 
-    /// The oneDNN kernel for an inference conv2d, or nil when the im2col path should run: training
-    /// plans, oneDNN off, or a large conv with NCHW on both sides.
+    /// The oneDNN kernel for a conv2d, or nil when the im2col path should run: oneDNN off, or a
+    /// large conv with NCHW on both sides (always the case in training plans).
     static func select(_ r: KernelRequest, _ g: ConvGeometry) throws -> DNNLConv2d? {
-        guard !r.training, DNNL.isEnabled, r.exec.node.op == .conv2d else { return nil }
+        guard DNNL.isEnabled, r.exec.node.op == .conv2d else { return nil }
         let nhwcIn = r.layout.nhwcInput, nhwcOut = r.layout.nhwcOutput
         if !nhwcIn && !nhwcOut && g.n * g.o * g.howo * g.kcol > standaloneMaxMACs { return nil }
         let hasBias = r.inputShapes.count > 2 && r.inputShapes[2] != nil
         let conv = try DNNLConvolution(g, activation: r.exec.fused, hasBias: hasBias, layout: .nhwc,
-                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: r.layout.constantWeights)
+                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: !r.training && r.layout.constantWeights)
         return DNNLConv2d(geometry: g, conv: conv)
     }
 
@@ -29,6 +30,8 @@ struct DNNLConv2d: StepKernel {
     func forward(_ c: StepContext) throws {
         conv.forward(c.input(0)!, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, c.output())
     }
+
+    func backward(_ c: BackwardContext) throws { try Conv2d(geometry: geometry).backward(c) }
 }
 
 /// What the layout plan decided for one step (KernelRequest.layout).
