@@ -165,10 +165,10 @@ final class Executor {
             if !outNames.isEmpty, outNames.allSatisfy({ spec.folded[$0] != nil }) { continue }
             if let r = spec.resolved[en.node.name] { en.node.inputs = r.inputs; en.node.attributes = r.attributes }
             var stepLayout = StepLayout()
-            if let layouts, en.node.op == .conv2d {
+            if let layouts, !en.node.inputs.isEmpty, !en.node.outputs.isEmpty {
                 let v = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
                 stepLayout.nhwcInput = layouts.nhwc.contains(v[0])
-                stepLayout.nhwcOutput = layouts.nhwc.contains(valueIds[en.node.outputs[0]]!)
+                stepLayout.nhwcOutput = layouts.nhwc.contains(valueIds[en.node.outputs[0]] ?? -1)
                 stepLayout.constantWeights = v.count > 1 && (paramName[v[1]] != nil || known[v[1]] != nil)
             }
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
@@ -268,6 +268,7 @@ final class Executor {
         for io in graph.inputs { if let v = valueIds[io.name] { pinned.insert(v) } }
         for io in graph.outputs { if let v = valueIds[io.name] { pinned.insert(v) } }
         var planned: [DNNLLayoutPlan.Node] = []
+        var free = Set<Int>()
         for en in nodes {
             var node = en.node
             let outNames = node.outputs.filter { !$0.isEmpty }
@@ -276,17 +277,20 @@ final class Executor {
             let ins = node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let outs = node.outputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             let kind: DNNLLayoutPlan.Node.Kind
-            if node.op == .conv2d && !en.isAffine {
-                kind = .conv
-            } else if !en.isAffine, DNNLLayoutPlan.isLayoutFree(node.op, inputShapes: node.inputs.map { $0.isEmpty ? nil : spec.shapes[$0] },
-                                                                 outputShape: node.outputs.first.flatMap { spec.shapes[$0] }) {
-                kind = .layoutFree
-            } else {
+            if en.isAffine {
                 kind = .other
+            } else if node.op == .conv2d {
+                kind = .conv
+            } else {
+                kind = DNNLLayoutPlan.kind(node.op, inputShapes: node.inputs.map { $0.isEmpty ? nil : spec.shapes[$0] },
+                                           outputShape: node.outputs.first.flatMap { spec.shapes[$0] })
             }
             planned.append(.init(kind: kind, inputs: ins, outputs: outs))
+            for (k, name) in node.outputs.enumerated() where outs[k] >= 0 {
+                if let sh = spec.shapes[name], sh.count == 4, sh[2] * sh[3] == 1 { free.insert(outs[k]) }
+            }
         }
-        return DNNLLayoutPlan(nodes: planned, valueCount: valueNames.count, pinned: pinned)
+        return DNNLLayoutPlan(nodes: planned, valueCount: valueNames.count, pinned: pinned, free: free)
     }
 
     /// Steps of the current plan on oneDNN, and values kept NHWC between them (tests, reports).

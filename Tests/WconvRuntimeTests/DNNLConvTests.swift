@@ -47,5 +47,29 @@ final class DNNLConvTests: XCTestCase {
         let r = try both(g, rng.tensor([2, 3, 48, 48]))
         assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
         XCTAssertGreaterThan(r.summary.convolutions, 20)
+        // Expand and depthwise outputs stay NHWC through the squeeze-excite (pool and scale read NHWC).
+        XCTAssertGreaterThan(r.summary.nhwcValues, 10)
+    }
+
+    /// Scale first (torchvision writes `scale * input`), a max pool between convolutions, and a
+    /// global pool reading NHWC.
+    func testNHWCPoolingAndScaleInEitherOperandOrder() throws {
+        var rng = TestRNG(14)
+        var b = NetBuilder(inputShape: [nil, 3, nil, nil])
+        var h = b.conv("x", "c1", cin: 3, cout: 16, k: 3)
+        h = b.node(.relu, [h], "r1")
+        h = b.node(.maxPool2d, [h], "mp", attrs: ["kernel": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])
+        h = b.conv(h, "c2", cin: 16, cout: 16, k: 3)
+        var se = b.node(.globalAvgPool, [h], "gap", attrs: ["keepdims": .int(1)])
+        se = b.conv(se, "fc", cin: 16, cout: 16, k: 1, bias: true)
+        se = b.node(.sigmoid, [se], "sig")
+        h = b.node(.mul, [se, h], "scale")
+        h = b.conv(h, "c3", cin: 16, cout: 8, k: 1)
+        h = b.node(.globalAvgPool, [h], "gap2", attrs: ["keepdims": .int(1)])
+        let g = b.finish(h)
+        let r = try both(g, rng.tensor([2, 3, 17, 15]))
+        assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-5)
+        // c1 → max pool → c2 → scale → c3 → pool: c1, c2, c3 write NHWC.
+        XCTAssertEqual(r.summary.nhwcValues, 3)
     }
 }

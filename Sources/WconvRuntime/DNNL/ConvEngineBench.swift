@@ -104,13 +104,15 @@ public enum ConvEngineBench {
             let blocked = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .blocked)
             let nhwc = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nhwc, nchwInput: false, nchwOutput: false)
             let nhwcRO = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nhwc)
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: nhwcRO.srcStagingBytes + nhwcRO.dstStagingBytes + 128, alignment: 64)
+            defer { scratch.deallocate() }
             let variants: [() -> Void] = [
                 { conv2dForward(x, g, weight: w, bias: b, activation: .relu, y, workspace: ws, staging: st) },
-                { nchw.forward(x, weight: w, bias: b, y2) },
-                { blocked.forward(x, weight: w, bias: b, y2) },
+                { nchw.forward(x, weight: w, bias: b, y2, scratch: nil) },
+                { blocked.forward(x, weight: w, bias: b, y2, scratch: nil) },
                 { blocked.forwardBlockedOnly(weight: w, bias: b) },
-                { nhwc.forward(x, weight: w, bias: b, y2) },
-                { nhwcRO.forward(x, weight: w, bias: b, y2) },
+                { nhwc.forward(x, weight: w, bias: b, y2, scratch: nil) },
+                { nhwcRO.forward(x, weight: w, bias: b, y2, scratch: scratch) },
             ]
             // Enough calls per round for ~20 ms of work at 20 GFLOP/s.
             let inner = max(1, min(50, Int(20e-3 * 20e9 / max(s.flops, 1))))

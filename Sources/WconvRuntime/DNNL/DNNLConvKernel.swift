@@ -28,7 +28,9 @@ struct DNNLConv2d: StepKernel {
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents { Conv2d(geometry: geometry).extents(inputs: inputs, outputs: outputs) }
 
     func forward(_ c: StepContext) throws {
-        conv.forward(c.input(0)!, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, c.output())
+        let bytes = conv.srcStagingBytes + 64 + conv.dstStagingBytes
+        let scratch = bytes > 64 ? UnsafeMutableRawPointer(c.executor.workspace.get(bytes / 4 + 16)) : nil
+        conv.forward(c.input(0)!, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, c.output(), scratch: scratch)
     }
 
     func backward(_ c: BackwardContext) throws { try Conv2d(geometry: geometry).backward(c) }

@@ -29,6 +29,8 @@ final class DNNLConvolution {
     /// Caller-layout memories and reorders (only when the primitive's layout differs).
     private let userSrc, userDst, userWeights: DNNLMemory?
     private let srcReorder, dstReorder, weightsReorder: DNNLPrimitive?
+    /// Bytes of scratch `forward` needs for the NCHW ↔ NHWC staging of input and output (0: none).
+    let srcStagingBytes: Int, dstStagingBytes: Int
     /// Weights pointer already reordered into `weights` (constant weights only).
     private var reorderedFrom: UnsafeRawPointer?
 
@@ -112,8 +114,12 @@ final class DNNLConvolution {
         let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
         let srcNeedsReorder = self.nchwInput && !(chosenSrc == plainSrc)
         let dstNeedsReorder = self.nchwOutput && !(chosenDst == plainDst)
-        src = try DNNLMemory(chosenSrc, engine, own: srcNeedsReorder || layout == .blocked)
-        dst = try DNNLMemory(chosenDst, engine, own: dstNeedsReorder || layout == .blocked)
+        // Reorder staging of a plain layout lives in the caller's scratch (forward's `scratch`), so a
+        // plan's convolutions share it; blocked buffers are the primitive's own.
+        src = try DNNLMemory(chosenSrc, engine, own: layout == .blocked)
+        dst = try DNNLMemory(chosenDst, engine, own: layout == .blocked)
+        srcStagingBytes = srcNeedsReorder && layout != .blocked ? src.byteCount : 0
+        dstStagingBytes = dstNeedsReorder && layout != .blocked ? dst.byteCount : 0
         userSrc = srcNeedsReorder ? try DNNLMemory(plainSrc, engine, own: false) : nil
         userDst = dstNeedsReorder ? try DNNLMemory(plainDst, engine, own: false) : nil
         srcReorder = srcNeedsReorder ? try DNNLPrimitive.reorder(plainSrc, chosenSrc, engine) : nil
@@ -140,7 +146,11 @@ final class DNNLConvolution {
     }
 
     /// y = act(conv(x, w) + b), x and y in the caller's layouts (NCHW, or NHWC where declared).
-    func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+    /// `scratch` holds `srcStagingBytes + dstStagingBytes` bytes (64-byte aligned), or is nil when both are 0.
+    func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+                 scratch: UnsafeMutableRawPointer?) {
+        if srcStagingBytes > 0 { src.bind(scratch!) }
+        if dstStagingBytes > 0 { dst.bind(scratch! + (srcStagingBytes + 63) / 64 * 64) }
         bindWeights(weight)
         var args: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, dst)]
         if let b { bias.bind(b); args.append((DNNL_ARG_BIAS, bias)) }

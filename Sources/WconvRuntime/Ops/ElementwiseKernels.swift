@@ -22,6 +22,10 @@ enum ElementwiseKernels {
             let a = try r.shape(0), b = try r.shape(1)
             guard let p = BroadcastPlan(a, b) else { throw r.fail("shapes do not broadcast") }
             try r.agree(p.outShape)
+            // x[N,C,H,W] · s[N,C,1,1] with x NHWC (DNNLLayoutPlan): the squeeze-excite scale.
+            if op == .mul, r.layout.nhwcOutput, let full = DNNLLayoutPlan.isChannelScale([a, b], p.outShape) {
+                return NHWCKernels.ChannelScale(n: p.outShape[0], c: p.outShape[1], hw: p.outShape[2] * p.outShape[3], full: full, activation: r.exec.fused)
+            }
             // ONNX Div on integer tensors truncates toward zero.
             if op == .div, r.isInteger(0), r.isInteger(1), r.exec.fused == .none, let m = NBroadcast([a, b], out: p.outShape) {
                 return IntegerDivide(map: m)
