@@ -34,6 +34,9 @@ let package = Package(
         // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
         .target(name: "CWconvImage", dependencies: ["CWconvPNG"], linkerSettings: [.linkedLibrary("jpeg")]),
 
+        // Start-up of the wconv executable only: libgomp's wait policy (wconv_startup.c).
+        .target(name: "CWconvStartup"),
+
         // Core Library
         .target(name: "WconvTensor", dependencies: [
             .product(name: "Collections", package: "swift-collections"),
@@ -50,7 +53,7 @@ let package = Package(
 
         // Command line
         .executableTarget(name: "wconv", dependencies: [
-            "Wconv",
+            "Wconv", "CWconvStartup",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -29,7 +29,9 @@ public enum DNNL {
             let env = ProcessInfo.processInfo.environment["WCONV_DNNL"]
             return "\(version) off (\(env != nil ? "WCONV_DNNL=\(env!)" : "no CPU engine")): convolutions on im2col + BLAS"
         }
-        return "\(version) (OpenMP, ISA \(isaName(dnnl_get_effective_cpu_isa()))): convolutions"
+        let env = ProcessInfo.processInfo.environment
+        let policy = env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" } ?? env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" } ?? "workers spin ~3 ms"
+        return "\(version) (OpenMP \(policy), ISA \(isaName(dnnl_get_effective_cpu_isa()))): convolutions"
     }
 
     static func isaName(_ isa: dnnl_cpu_isa_t) -> String {
