@@ -30,7 +30,7 @@ public enum DNNL {
             return "\(version) off (\(env != nil ? "WCONV_DNNL=\(env!)" : "no CPU engine")): convolutions on im2col + BLAS"
         }
         let env = ProcessInfo.processInfo.environment
-        let policy = env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" } ?? env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" } ?? "workers spin ~3 ms"
+        let policy = env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" } ?? env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" } ?? "default wait policy; wconv's arithmetic commands set OMP_WAIT_POLICY=passive"
         return "\(version) (OpenMP \(policy), ISA \(isaName(dnnl_get_effective_cpu_isa()))): convolutions"
     }
 
