@@ -1,0 +1,88 @@
+import Foundation
+import OrderedCollections
+import WconvFormats
+import WconvGraph
+import WconvTensor
+
+/// A BERT-family model read from a Hugging Face folder (or a weights file inside one): its graph,
+/// config.json and where the tokenizer files are.
+public struct TextModel {
+    public enum Family: String, Sendable { case bert, distilbert }
+
+    public var graph: ModelGraph
+    public var family: Family
+    /// The folder holding config.json and the tokenizer files.
+    public var folder: String
+    /// The weights file read.
+    public var weights: String
+    /// config.json, when the folder has one.
+    public var config: JSONValue?
+
+    /// The weights files transformers' `from_pretrained` reads, in its order of preference.
+    static let weightFiles = ["model.safetensors", "pytorch_model.bin"]
+
+    /// True when `graph` takes token ids (a recognised BERT-family encoder).
+    public static func isTextGraph(_ graph: ModelGraph) -> Bool {
+        graph.inputs.contains { $0.name == "input_ids" } && Family(rawValue: graph.architecture ?? "") != nil
+    }
+
+    /// Reads `path`: a model folder (model.safetensors, else pytorch_model.bin) or a weights file.
+    public static func load(_ path: String, toolVersion: String? = nil) throws -> TextModel {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw WconvError(.usage, "no such file or folder", file: path) }
+        var weights = path
+        if isDir.boolValue {
+            guard let w = weightFiles.map({ (path as NSString).appendingPathComponent($0) }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw WconvError.invalid("the folder has no \(weightFiles.joined(separator: " or ")) (a Hugging Face model folder as save_pretrained writes it)", file: path)
+            }
+            weights = w
+        }
+        let graph = try ModelIO.load(path: weights, toolVersion: toolVersion)
+        guard isTextGraph(graph), let family = Family(rawValue: graph.architecture ?? "") else {
+            throw WconvError.invalid("is not a BERT-family text model (recognised as \(graph.architecture ?? "weights only")); text training takes BERT, MiniLM or DistilBERT folders", file: path)
+        }
+        let dir = (weights as NSString).deletingLastPathComponent
+        return TextModel(graph: graph, family: family, folder: dir.isEmpty ? "." : dir, weights: weights,
+                         config: ArchitectureRecognizer.configBeside(path: weights))
+    }
+
+    /// The encoder's parameter prefix (`bert.`, `distilbert.` or none), from the word embeddings.
+    public var basePrefix: String {
+        let suffix = "embeddings.word_embeddings.weight"
+        return graph.parameters.keys.first { $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) } ?? ""
+    }
+
+    /// Hidden size (the word embeddings' width).
+    public var hidden: Int { graph.parameters.first { $0.key.hasSuffix("embeddings.word_embeddings.weight") }?.value.shape.last ?? 0 }
+
+    /// Encoder layers (`encoder.layer.N` / `transformer.layer.N`).
+    public var layerCount: Int {
+        let stem = basePrefix + (family == .bert ? "encoder.layer." : "transformer.layer.")
+        let ids = graph.parameters.keys.compactMap { k -> Int? in
+            guard k.hasPrefix(stem) else { return nil }
+            return Int(k.dropFirst(stem.count).prefix { $0.isNumber })
+        }
+        return (ids.max() ?? -1) + 1
+    }
+
+    /// Positions the model has (the longest input it takes).
+    public var maxPositions: Int? { graph.parameters.first { $0.key.hasSuffix("embeddings.position_embeddings.weight") }?.value.shape.first }
+
+    /// The classifier dropout transformers uses: BERT `classifier_dropout`, else
+    /// `hidden_dropout_prob` (0.1); DistilBERT `seq_classif_dropout` (0.2).
+    public var classifierDropout: Double {
+        switch family {
+        case .bert: return config?["classifier_dropout"]?.double ?? config?["hidden_dropout_prob"]?.double ?? 0.1
+        case .distilbert: return config?["seq_classif_dropout"]?.double ?? 0.2
+        }
+    }
+
+    /// `--groups` for the BERT recipe: embeddings, each encoder layer, then the head — the pooler
+    /// and classifier (BERT) or pre_classifier and classifier (DistilBERT) — input → output.
+    public var groupSpec: String {
+        let p = basePrefix
+        let layers = (0..<layerCount).map { "layer.\($0)=\(p)\(family == .bert ? "encoder" : "transformer").layer.\($0)" }
+        let head = family == .bert ? "head=\(p)pooler|classifier" : "head=pre_classifier|classifier"
+        return (["embeddings=\(p)embeddings"] + layers + [head]).joined(separator: ",")
+    }
+}
