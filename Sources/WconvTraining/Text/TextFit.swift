@@ -89,3 +89,21 @@ extension TrainingPlan {
     /// True when a text guard rail warns about the encoder LR (`--strict-guards` refuses the run).
     public var encoderLRTooHigh: Bool { config.text && config.mode.isFineTuning && !textWarnings().isEmpty }
 }
+
+extension Trainer {
+    /// Adds what was fitted to the text data to the plan this run prints and records.
+    public func annotatePlan(_ fit: TextFit) {
+        plan.notes = fit.notes + plan.notes
+    }
+}
+
+extension TextDataset {
+    /// A seeded, stratified split of the examples (`--val-split`), as image data are split.
+    public func split(fraction: Double, seed: UInt64) throws -> (train: TextDataset, val: TextDataset) {
+        let (tr, va) = try DatasetSplit.stratified(labels: labels, classCount: classes.count, fraction: fraction, seed: seed)
+        var a = self, b = self
+        a.examples = tr.map { examples[$0] }
+        b.examples = va.map { examples[$0] }
+        return (a, b)
+    }
+}

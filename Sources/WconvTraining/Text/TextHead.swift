@@ -21,6 +21,7 @@ public enum TextHead {
             guard w.shape.first == n else {
                 throw WconvError.invalid("the model's head predicts \(w.shape.first ?? 0) classes but the data has \(n); use --head new to replace the head for \(n) classes")
             }
+            setDropout(&g, model.classifierDropout)
             g.labels = classes
             return g
         }
@@ -44,7 +45,7 @@ public enum TextHead {
         if g.parameters["classifier.weight"] != nil, g.nodes.contains(where: { $0.name == "classifier" }) {
             // The task model's head: new classifier weights, the config's dropout.
             linear("classifier", out: n, input: g.parameters["classifier.weight"]!.shape[1])
-            for i in g.nodes.indices where g.nodes[i].name == "dropout" && g.nodes[i].op == .dropout { g.nodes[i].attributes = dropout }
+            setDropout(&g, model.classifierDropout)
         } else {
             guard let hidden = g.outputs.first(where: { $0.name == "last_hidden_state" })?.name else {
                 throw WconvError.invalid("the encoder graph has no last_hidden_state to put a classifier on")
@@ -72,5 +73,10 @@ public enum TextHead {
         g.outputs = [ValueInfo(name: "logits", dtype: .f32, shape: [nil, n])]
         g.labels = classes
         return g
+    }
+
+    /// The classifier's dropout as the model's config says (the importer assumes transformers' defaults).
+    static func setDropout(_ g: inout ModelGraph, _ ratio: Double) {
+        for i in g.nodes.indices where g.nodes[i].name == "dropout" && g.nodes[i].op == .dropout { g.nodes[i].attributes["ratio"] = .float(ratio) }
     }
 }

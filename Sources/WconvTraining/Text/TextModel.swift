@@ -37,13 +37,36 @@ public struct TextModel {
             }
             weights = w
         }
-        let graph = try ModelIO.load(path: weights, toolVersion: toolVersion)
-        guard isTextGraph(graph), let family = Family(rawValue: graph.architecture ?? "") else {
-            throw WconvError.invalid("is not a BERT-family text model (recognised as \(graph.architecture ?? "weights only")); text training takes BERT, MiniLM or DistilBERT folders", file: path)
+        return try TextModel(graph: ModelIO.load(path: weights, toolVersion: toolVersion), weights: weights)
+    }
+
+    /// A graph already read from `weights` (config.json and the tokenizer files sit beside it).
+    public init(graph: ModelGraph, weights: String) throws {
+        guard TextModel.isTextGraph(graph), let family = Family(rawValue: graph.architecture ?? "") else {
+            throw WconvError.invalid("is not a BERT-family text model (recognised as \(graph.architecture ?? "weights only")); text training takes BERT, MiniLM or DistilBERT folders", file: weights)
         }
         let dir = (weights as NSString).deletingLastPathComponent
-        return TextModel(graph: graph, family: family, folder: dir.isEmpty ? "." : dir, weights: weights,
-                         config: ArchitectureRecognizer.configBeside(path: weights))
+        self.graph = graph
+        self.family = family
+        self.folder = dir.isEmpty ? "." : dir
+        self.weights = weights
+        config = ArchitectureRecognizer.configBeside(path: weights)
+    }
+
+    /// True for a folder (a Hugging Face model folder: only text models come as folders).
+    public static func isFolder(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    /// Class names: config.json's `id2label` in id order, else the graph's labels (nil when neither
+    /// says; transformers' placeholder names `LABEL_0`, … count as names).
+    public var labels: [String]? {
+        if let o = config?["id2label"]?.object {
+            let pairs = o.compactMap { k, v in Int(k).flatMap { i in v.string.map { (i, $0) } } }
+            if pairs.count == o.count, Set(pairs.map(\.0)) == Set(0..<pairs.count) { return pairs.sorted { $0.0 < $1.0 }.map(\.1) }
+        }
+        return graph.labels
     }
 
     /// The encoder's parameter prefix (`bert.`, `distilbert.` or none), from the word embeddings.

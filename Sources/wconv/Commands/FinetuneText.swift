@@ -1,0 +1,51 @@
+import Foundation
+import Wconv
+
+/// `finetune` on a BERT-family model and text data: the same trainer, modes and guard rails as
+/// images, fed token batches; `-o DIR/` writes a Hugging Face folder.
+extension FinetuneCommand {
+    func runText(_ textModel: TextModel, started: Date, parallel given: DataParallel? = nil) throws {
+        let parallel = try given ?? distributed.start()
+        if adaptTarget != nil { throw WconvError(.usage, "--adapt-target (MMD domain adaptation) takes images; it is not available for text models") }
+        let flags = try training.config()
+        let tokenizer = try WordPieceTokenizer(model: textModel.weights)
+        let maxLength = try TextFit.maxLength(text.maxLength, model: textModel)
+        let all = try TextDataset.read(data, columns: text.columns)
+        if val != nil && valSplit != nil { throw WconvError(.usage, "give either --val FILE or --val-split, not both") }
+        var trainData = all, valData: TextDataset?
+        if let v = val { valData = try TextDataset.read(v, columns: text.columns, classes: all.classes) }
+        if let f = valSplit { (trainData, valData) = try all.split(fraction: f, seed: flags.seed) }
+        let train = try TokenizedTextSet(trainData, tokenizer: tokenizer, maxLength: maxLength)
+        let valSet = try valData.map { try TokenizedTextSet($0, tokenizer: tokenizer, maxLength: maxLength) }
+        let fit = try TextFit.resolve(model: textModel, config: flags, defaulted: training.defaulted, maxLength: maxLength, train: train, val: valSet)
+        var config = fit.config
+        let graph = try TextHead.attach(textModel, classes: train.classes, seed: config.seed, keep: config.head == "keep")
+        config.head = "keep"   // the head is in place now
+        try distributed.check(config, parallel)
+        stderrLine(TrainingJob.summary(train, name: "training", unit: "texts"))
+        if let v = valSet { stderrLine(TrainingJob.summary(v, name: "validation", unit: "texts")) }
+        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, modelName: modelName(model), augment: false, log: stderrLine)
+        trainer.annotatePlan(fit)
+        if trainer.plan.encoderLRTooHigh && strictGuards {
+            stderrLine(trainer.plan.render())
+            throw WconvError(.runtime, "guard rail: the encoder learning rate is far above BERT's 2e-5–5e-5 (see the plan's warning); --strict-guards refuses the run, nothing was trained or written")
+        }
+        trainer.checkpointDir = checkpointDir
+        trainer.parallel = parallel
+        trainer.computeBaseline = !noBaseline
+        showProgress(trainer, total: train.count)
+        let result = try trainer.run(resume: resume)
+        guard parallel.isRoot else { return }
+        try conclude(result, trainer: trainer, trainCount: train.count, valCount: valSet?.count, started: started) { out in
+            if output.hasSuffix("/") || TextModel.isFolder(output) {
+                try HFExport.write(out, model: textModel, classes: train.classes, to: output)
+                stderrLine("wrote \(output): a Hugging Face \(textModel.family == .bert ? "BertForSequenceClassification" : "DistilBertForSequenceClassification") folder (model.safetensors, config.json with id2label, tokenizer files)")
+            } else {
+                var g = out
+                g.provenance.toolVersion = wconvVersion
+                try ModelIO.save(g, to: output)
+                stderrLine("wrote \(output) (\(train.classes.count) classes in the metadata)")
+            }
+        }
+    }
+}
