@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "WconvFormatsTests", dependencies: ["WconvFormats", "WconvTestSupport"]),
         .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats", "WconvTestSupport"]),
         .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
-        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats", "WconvText", "WconvTestSupport"]),
         .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats", "WconvTestSupport"]),
         .testTarget(name: "WconvCLITests", dependencies: ["Wconv", "WconvTestSupport"]),
     ]

@@ -67,7 +67,9 @@ extension Trainer {
         // Learn the rank from one sample.
         let s = try InferenceSession(graph: probe.front, threads: config.threads)
         if let text = train as? TokenizedTextSet {
-            guard let out = try s.run(text.inputs([0], names: graphInputNames))[v] else { return nil }
+            // Only per-text features ([batch, features]) are cached: a per-token value's length
+            // changes from batch to batch with the padding.
+            guard let out = try s.run(text.inputs([0], names: graphInputNames))[v], out.rank == 2 else { return nil }
             return GraphCut.split(graph, at: v, rank: out.rank)
         }
         let loader = DataLoader(dataset: train, transform: evalTransform, batchSize: 1, shuffle: false, seed: config.seed)
