@@ -25,7 +25,7 @@ final class TextTrainingTests: XCTestCase {
     /// with the plan's groups, linear warm-up + decay): every step's loss and the final weights.
     func testTrajectoryMatchesTransformersLoop() throws {
         let ref = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.path("trajectory.json")))) as? [String: Any])
-        let model = try TextModel.load(Self.path("bert_cls"))
+        let model = try TextTrainingModel.load(Self.path("bert_cls"))
         let train = try data("train.csv", maxLength: ref["max_length"] as! Int)
         XCTAssertEqual(train.truncatedCount, ref["truncated"] as? Int)
         var c = TrainingConfig()
@@ -82,7 +82,7 @@ final class TextTrainingTests: XCTestCase {
         var cfg = try JSONValue.parse(String(decoding: Data(contentsOf: URL(fileURLWithPath: Self.path("bert_cls/config.json"))), as: UTF8.self), what: "config", file: nil)
         for k in ["architectures", "id2label", "label2id"] { cfg[k] = nil }
         try Data(cfg.text(.pythonIndented).utf8).write(to: URL(fileURLWithPath: enc + "/config.json"))
-        let model = try TextModel.load(enc)
+        let model = try TextTrainingModel.load(enc)
         XCTAssertNil(model.labels)
         XCTAssertEqual(model.graph.outputs.map(\.name), ["last_hidden_state", "pooler_output"])
         let g = try TextHead.attach(model, classes: ["a", "b"], seed: 1)
@@ -104,7 +104,7 @@ final class TextTrainingTests: XCTestCase {
         XCTAssertEqual(config["label2id"]?["a"]?.int, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/vocab.txt"))
         // Read back: the same logits as the graph that was written.
-        let back = try TextModel.load(out)
+        let back = try TextTrainingModel.load(out)
         XCTAssertEqual(back.labels, ["a", "b"])
         let val = try data("val.jsonl", maxLength: 32, classes: ["food", "sports", "weather"])
         let x = val.inputs(Array(0..<8), names: g.inputs.map(\.name))
@@ -133,7 +133,7 @@ final class TextTrainingTests: XCTestCase {
 
     /// Every mode trains a text model; feature extraction caches the [CLS] features once.
     func testModesRunAndFeatureExtractionCaches() throws {
-        let model = try TextModel.load(Self.path("bert_cls"))
+        let model = try TextTrainingModel.load(Self.path("bert_cls"))
         let train = try data("train.csv", maxLength: 32)
         let val = try data("val.jsonl", maxLength: 32, classes: train.classes)
         for mode in [TrainingMode.featureExtract, .finetune, .progressive] {
@@ -163,7 +163,7 @@ final class TextTrainingTests: XCTestCase {
 
     /// An encoder LR far above BERT's is the seed's first anti-pattern: the plan warns.
     func testEncoderLRGuard() throws {
-        let model = try TextModel.load(Self.path("bert_cls"))
+        let model = try TextTrainingModel.load(Self.path("bert_cls"))
         let g = try TextHead.attach(model, classes: ["a", "b", "c"], seed: 0)
         var c = TrainingConfig()
         c.mode = .finetune

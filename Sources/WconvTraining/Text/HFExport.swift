@@ -17,7 +17,7 @@ public enum HFExport {
 
     /// Writes the folder `dir` (created when missing); returns the files written.
     @discardableResult
-    public static func write(_ graph: ModelGraph, model: TextModel, classes: [String], to dir: String) throws -> [String] {
+    public static func write(_ graph: ModelGraph, model: TextTrainingModel, classes: [String], to dir: String) throws -> [String] {
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw WconvError(.runtime, "cannot create the output folder: \(error.localizedDescription)", file: dir)
         }
@@ -41,7 +41,7 @@ public enum HFExport {
     }
 
     /// The parameters the graph uses, under transformers' names for the task model.
-    static func stateDict(_ graph: ModelGraph, family: TextModel.Family) -> OrderedDictionary<String, Tensor> {
+    static func stateDict(_ graph: ModelGraph, family: TextTrainingModel.Family) -> OrderedDictionary<String, Tensor> {
         let used = Set(graph.nodes.flatMap(\.inputs))
         let base = family == .bert ? "bert." : "distilbert."
         let bare = family == .bert ? ["classifier."] : ["classifier.", "pre_classifier."]
@@ -56,7 +56,7 @@ public enum HFExport {
     }
 
     /// config.json of the task model.
-    static func configJSON(_ graph: ModelGraph, model: TextModel, classes: [String]) throws -> JSONValue {
+    static func configJSON(_ graph: ModelGraph, model: TextTrainingModel, classes: [String]) throws -> JSONValue {
         var c = model.config?.object != nil ? model.config! : inferredConfig(graph, model: model)
         c["architectures"] = .array([.string(model.family == .bert ? "BertForSequenceClassification" : "DistilBertForSequenceClassification")])
         c["num_labels"] = .int(classes.count)
@@ -66,7 +66,7 @@ public enum HFExport {
     }
 
     /// A config.json from the weights and the graph, for a source without one.
-    static func inferredConfig(_ graph: ModelGraph, model: TextModel) -> JSONValue {
+    static func inferredConfig(_ graph: ModelGraph, model: TextTrainingModel) -> JSONValue {
         func shape(_ suffix: String) -> [Int] { graph.parameters.first { $0.key.hasSuffix(suffix) }?.value.shape ?? [] }
         let heads = graph.nodes.first { $0.op == .attention }?.attributes["heads"]?.intValue ?? max(1, model.hidden / 64)
         let eps = graph.nodes.first { $0.op == .layerNorm }?.attributes["epsilon"]?.floatValue ?? 1e-12

@@ -20,7 +20,7 @@ public struct TextFit {
 
     /// The maximum length: `requested` (refused above the model's positions), else 128 or the
     /// positions when fewer.
-    public static func maxLength(_ requested: Int?, model: TextModel) throws -> Int {
+    public static func maxLength(_ requested: Int?, model: TextTrainingModel) throws -> Int {
         let positions = model.maxPositions ?? Int.max
         if let r = requested {
             guard r >= 1 else { throw WconvError(.usage, "--max-length must be at least 1") }
@@ -33,7 +33,7 @@ public struct TextFit {
     }
 
     /// `given` holds the flags as given (`defaulted` says which were left at their defaults).
-    public static func resolve(model: TextModel, config given: TrainingConfig, defaulted: DataFit.Defaulted, maxLength: Int,
+    public static func resolve(model: TextTrainingModel, config given: TrainingConfig, defaulted: DataFit.Defaulted, maxLength: Int,
                                train: TokenizedTextSet, val: TokenizedTextSet?) throws -> TextFit {
         var c = given
         c.text = true

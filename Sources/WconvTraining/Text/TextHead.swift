@@ -10,7 +10,7 @@ import WconvTensor
 /// pre_classifier keeps its trained weights, as `from_pretrained(…, num_labels=N)` keeps them).
 public enum TextHead {
     /// `keep`: train the model's own classifier (`--head keep`); it must predict `classes.count` classes.
-    public static func attach(_ model: TextModel, classes: [String], seed: UInt64, keep: Bool = false) throws -> ModelGraph {
+    public static func attach(_ model: TextTrainingModel, classes: [String], seed: UInt64, keep: Bool = false) throws -> ModelGraph {
         var g = model.graph
         let n = classes.count
         guard n >= 2 else { throw WconvError.invalid("a classifier needs at least two classes, got \(n)") }

@@ -15,9 +15,9 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var text: TextDataOptions
 
     func run() throws {
-        if TextModel.isFolder(model) { return try runText(TextModel.load(model, toolVersion: wconvVersion)) }
+        if TextTrainingModel.isFolder(model) { return try runText(TextTrainingModel.load(model, toolVersion: wconvVersion)) }
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-        if TextModel.isTextGraph(graph) { return try runText(TextModel(graph: graph, weights: model)) }
+        if TextTrainingModel.isTextGraph(graph) { return try runText(TextTrainingModel(graph: graph, weights: model)) }
         let ds = try TrainingJob.dataset(data, classes: graph.labels, multiLabel: Trainer.isMultiLabelModel(graph) ? true : nil)
         let request = try preprocessing.request()
         if request.inputSize != nil || request.resize != nil || request.mean != nil || request.std != nil {
@@ -49,7 +49,7 @@ struct EvalCommand: ParsableCommand {
 
     /// A text classifier on text data: its classes from config.json's id2label (else the model's
     /// labels), so a label it does not know is refused naming the line.
-    func runText(_ textModel: TextModel) throws {
+    func runText(_ textModel: TextTrainingModel) throws {
         let classes = textModel.labels
         guard textModel.graph.outputs.first?.name == "logits", let width = textModel.graph.parameters["classifier.weight"]?.shape.first else {
             throw WconvError.invalid("has no sequence-classification head (no logits output) to evaluate; train one with `wconv finetune`", file: model)

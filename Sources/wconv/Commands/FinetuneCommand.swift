@@ -28,11 +28,11 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        if TextModel.isFolder(model) { return try runText(TextModel.load(model, toolVersion: wconvVersion), started: started) }
+        if TextTrainingModel.isFolder(model) { return try runText(TextTrainingModel.load(model, toolVersion: wconvVersion), started: started) }
         let flags = try training.config()
         let parallel = try distributed.start()
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
-        if TextModel.isTextGraph(graph) { return try runText(TextModel(graph: graph, weights: model), started: started, parallel: parallel) }
+        if TextTrainingModel.isTextGraph(graph) { return try runText(TextTrainingModel(graph: graph, weights: model), started: started, parallel: parallel) }
         let (train, valSet) = try TrainingJob.data(train: data, val: val, valSplit: valSplit, seed: flags.seed)
         let fit = try DataFit.resolve(graph: graph, config: flags, defaulted: training.defaulted, augment: training.augment, request: training.preprocessing.request(), train: train)
         graph.preprocessing = fit.preprocessing

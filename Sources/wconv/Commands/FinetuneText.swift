@@ -4,7 +4,7 @@ import Wconv
 /// `finetune` on a BERT-family model and text data: the same trainer, modes and guard rails as
 /// images, fed token batches; `-o DIR/` writes a Hugging Face folder.
 extension FinetuneCommand {
-    func runText(_ textModel: TextModel, started: Date, parallel given: DataParallel? = nil) throws {
+    func runText(_ textModel: TextTrainingModel, started: Date, parallel given: DataParallel? = nil) throws {
         let parallel = try given ?? distributed.start()
         if adaptTarget != nil { throw WconvError(.usage, "--adapt-target (MMD domain adaptation) takes images; it is not available for text models") }
         let flags = try training.config()
@@ -37,7 +37,7 @@ extension FinetuneCommand {
         let result = try trainer.run(resume: resume)
         guard parallel.isRoot else { return }
         try conclude(result, trainer: trainer, trainCount: train.count, valCount: valSet?.count, started: started) { out in
-            if output.hasSuffix("/") || TextModel.isFolder(output) {
+            if output.hasSuffix("/") || TextTrainingModel.isFolder(output) {
                 try HFExport.write(out, model: textModel, classes: train.classes, to: output)
                 stderrLine("wrote \(output): a Hugging Face \(textModel.family == .bert ? "BertForSequenceClassification" : "DistilBertForSequenceClassification") folder (model.safetensors, config.json with id2label, tokenizer files)")
             } else {

@@ -15,7 +15,7 @@ struct TextDataOptions: ParsableArguments {
     }
 
     /// `path` tokenized for `model`, its labels mapped onto `classes` when given.
-    func read(_ path: String, model: TextModel, tokenizer: WordPieceTokenizer, maxLength: Int, classes: [String]? = nil) throws -> TokenizedTextSet {
+    func read(_ path: String, model: TextTrainingModel, tokenizer: WordPieceTokenizer, maxLength: Int, classes: [String]? = nil) throws -> TokenizedTextSet {
         try TokenizedTextSet(TextDataset.read(path, columns: columns, classes: classes), tokenizer: tokenizer, maxLength: maxLength)
     }
 }

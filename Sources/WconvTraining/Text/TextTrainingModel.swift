@@ -6,7 +6,7 @@ import WconvTensor
 
 /// A BERT-family model read from a Hugging Face folder (or a weights file inside one): its graph,
 /// config.json and where the tokenizer files are.
-public struct TextModel {
+public struct TextTrainingModel {
     public enum Family: String, Sendable { case bert, distilbert }
 
     public var graph: ModelGraph
@@ -27,7 +27,7 @@ public struct TextModel {
     }
 
     /// Reads `path`: a model folder (model.safetensors, else pytorch_model.bin) or a weights file.
-    public static func load(_ path: String, toolVersion: String? = nil) throws -> TextModel {
+    public static func load(_ path: String, toolVersion: String? = nil) throws -> TextTrainingModel {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw WconvError(.usage, "no such file or folder", file: path) }
         var weights = path
@@ -37,12 +37,12 @@ public struct TextModel {
             }
             weights = w
         }
-        return try TextModel(graph: ModelIO.load(path: weights, toolVersion: toolVersion), weights: weights)
+        return try TextTrainingModel(graph: ModelIO.load(path: weights, toolVersion: toolVersion), weights: weights)
     }
 
     /// A graph already read from `weights` (config.json and the tokenizer files sit beside it).
     public init(graph: ModelGraph, weights: String) throws {
-        guard TextModel.isTextGraph(graph), let family = Family(rawValue: graph.architecture ?? "") else {
+        guard TextTrainingModel.isTextGraph(graph), let family = Family(rawValue: graph.architecture ?? "") else {
             throw WconvError.invalid("is not a BERT-family text model (recognised as \(graph.architecture ?? "weights only")); text training takes BERT, MiniLM or DistilBERT folders", file: weights)
         }
         let dir = (weights as NSString).deletingLastPathComponent
