@@ -113,6 +113,41 @@ final class TextTrainingTests: XCTestCase {
         XCTAssertEqual(a, b)
     }
 
+    /// Fine-tuning writes a Hugging Face folder that reads back with the labels and the same
+    /// logits. With WCONV_INTEROP_OUT set, the folder and wconv's validation logits are left in
+    /// $WCONV_INTEROP_OUT/text/ for tools/interop/check_text_hf.py (transformers loads the folder).
+    func testFinetunedFolderReadsBack() throws {
+        let model = try TextTrainingModel.load(Self.path("bert_cls"))
+        let train = try data("train.csv", maxLength: 32)
+        let val = try data("val.jsonl", maxLength: 32, classes: train.classes)
+        var c = TrainingConfig()
+        c.mode = .finetune
+        c.epochs = 2
+        c.batchSize = 8
+        c.lr = 1e-2
+        c.backboneLR = 1e-3
+        c.schedule = "warmup-linear"
+        c.text = true
+        c.head = "keep"
+        c.groups = model.groupSpec
+        let g = try TextHead.attach(model, classes: train.classes, seed: 0)
+        let t = try Trainer(graph: g, config: c, train: train, val: val, augment: false, log: { _ in })
+        t.computeBaseline = false
+        let r = try t.run()
+        let tmp = TempDir()
+        let out = ProcessInfo.processInfo.environment["WCONV_INTEROP_OUT"].map { $0 + "/text/bert_cls_finetuned" } ?? tmp.file("out")
+        try HFExport.write(r.graph, model: model, classes: train.classes, to: out)
+        let back = try TextTrainingModel.load(out)
+        XCTAssertEqual(back.labels, train.classes)
+        let m = try Trainer.evaluate(graph: back.graph, data: val, classes: train.classes)
+        XCTAssertEqual(m.accuracy, try XCTUnwrap(r.metrics?.accuracy), accuracy: 1e-9)
+        let (logits, rows) = try Trainer.outputs(graph: back.graph, data: val, width: train.classes.count, threads: 2, batchSize: 8)
+        guard ProcessInfo.processInfo.environment["WCONV_INTEROP_OUT"] != nil else { return }
+        let doc: [String: Any] = ["rows": rows, "logits": logits.map(Double.init), "accuracy": m.accuracy, "classes": train.classes,
+                                  "max_length": 32, "val": Self.path("val.jsonl")]
+        try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: out + "/../wconv_val.json"))
+    }
+
     /// Buckets hold texts of similar length, every row once per epoch, the same order for the same
     /// seed; without shuffling, the file order.
     func testLengthBucketing() throws {
