@@ -8,6 +8,10 @@ extension FinetuneCommand {
         let parallel = try given ?? distributed.start()
         if adaptTarget != nil { throw WconvError(.usage, "--adapt-target (MMD domain adaptation) takes images; it is not available for text models") }
         let flags = try training.config()
+        let folderOutput = output.hasSuffix("/") || TextTrainingModel.isFolder(output)
+        if !folderOutput && ModelIO.Format(path: output) == nil {
+            throw WconvError(.usage, "cannot tell the output format from '\(output)': end it with / for a Hugging Face folder, or use .safetensors, .pth or .onnx")
+        }
         let tokenizer = try WordPieceTokenizer(model: textModel.weights)
         let maxLength = try TextFit.maxLength(text.maxLength, model: textModel)
         let all = try TextDataset.read(data, columns: text.columns)
@@ -37,7 +41,7 @@ extension FinetuneCommand {
         let result = try trainer.run(resume: resume)
         guard parallel.isRoot else { return }
         try conclude(result, trainer: trainer, trainCount: train.count, valCount: valSet?.count, started: started) { out in
-            if output.hasSuffix("/") || TextTrainingModel.isFolder(output) {
+            if folderOutput {
                 try HFExport.write(out, model: textModel, classes: train.classes, to: output)
                 stderrLine("wrote \(output): a Hugging Face \(textModel.family == .bert ? "BertForSequenceClassification" : "DistilBertForSequenceClassification") folder (model.safetensors, config.json with id2label, tokenizer files)")
             } else {
