@@ -148,6 +148,36 @@ final class TextTrainingTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: out + "/../wconv_val.json"))
     }
 
+    /// DistilBERT gets DistilBertForSequenceClassification's head (token 0 → pre_classifier → ReLU →
+    /// dropout → classifier) and exports under `distilbert.`. With WCONV_INTEROP_OUT set, the folder
+    /// and its logits on two unpadded rows are left for tools/interop/check_text_hf.py.
+    func testDistilBERTHeadAndExport() throws {
+        let model = try TextTrainingModel.load(Repo.fixtures.appendingPathComponent("models/distilbert").path)
+        XCTAssertEqual(model.family, .distilbert)
+        XCTAssertEqual(model.groupSpec, "embeddings=embeddings,layer.0=transformer.layer.0,layer.1=transformer.layer.1,head=pre_classifier|classifier")
+        let g = try TextHead.attach(model, classes: ["x", "y", "z"], seed: 2)
+        XCTAssertEqual(g.nodes.first { $0.name == "dropout" }?.attributes["ratio"]?.floatValue, 0.2, "seq_classif_dropout's default")
+        let grouping = try LayerGrouping(graph: g, userGroups: model.groupSpec)
+        XCTAssertEqual(grouping.head.parameters.sorted(), ["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"])
+        let ids: [[Int64]] = [[2, 5, 9, 14, 3], [2, 7, 7, 20, 3]]
+        var feeds: [String: Tensor] = [:]
+        for i in g.inputs {
+            let rows = i.name == "input_ids" ? ids : ids.map { $0.map { _ in i.name == "attention_mask" ? 1 : 0 } }
+            feeds[i.name] = try Tensor(dtype: .i64, shape: [2, 5], storage: Storage(array: rows.flatMap { $0 }))
+        }
+        let logits = try XCTUnwrap(InferenceSession(graph: g).run(feeds)["logits"])
+        XCTAssertEqual(logits.shape, [2, 3])
+        let tmp = TempDir()
+        let out = ProcessInfo.processInfo.environment["WCONV_INTEROP_OUT"].map { $0 + "/text/distilbert_cls" } ?? tmp.file("d")
+        try HFExport.write(g, model: model, classes: ["x", "y", "z"], to: out)
+        let names = try SafetensorsReader.read(path: out + "/model.safetensors").tensors.keys
+        XCTAssertTrue(names.allSatisfy { $0.hasPrefix("distilbert.") || $0.hasPrefix("classifier.") || $0.hasPrefix("pre_classifier.") }, "\(names)")
+        XCTAssertTrue(names.contains("distilbert.transformer.layer.1.ffn.lin2.weight"))
+        guard ProcessInfo.processInfo.environment["WCONV_INTEROP_OUT"] != nil else { return }
+        let doc: [String: Any] = ["input_ids": ids.map { $0.map(Int.init) }, "logits": logits.floats().map(Double.init)]
+        try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: out + "/../distilbert_logits.json"))
+    }
+
     /// Buckets hold texts of similar length, every row once per epoch, the same order for the same
     /// seed; without shuffling, the file order.
     func testLengthBucketing() throws {

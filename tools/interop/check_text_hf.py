@@ -59,14 +59,43 @@ def main():
         problems.append(f"transformers' logits differ from wconv's by {diff:.3g}")
     if abs(acc - w["accuracy"]) > 1e-9:
         problems.append(f"accuracy {acc:.4f} in transformers vs {w['accuracy']:.4f} in wconv")
+    failed = report("bert_cls_finetuned/", problems,
+                    f"AutoModelForSequenceClassification + AutoTokenizer load it (no missing/unexpected keys); "
+                    f"logits within {diff:.1e} of wconv's on {len(rows)} texts; accuracy {acc:.4f} (wconv {w['accuracy']:.4f})")
+    failed_distilbert = check_distilbert(d)
+    return 1 if failed or failed_distilbert else 0
+
+
+def check_distilbert(d):
+    """The DistilBERT head wconv adds loads as DistilBertForSequenceClassification with equal logits."""
+    meta = os.path.join(d, "distilbert_logits.json")
+    if not os.path.exists(meta):
+        print(f"SKIP distilbert_cls/: no distilbert_logits.json in {d}")
+        return False
+    w = json.load(open(meta))
+    model, info = AutoModelForSequenceClassification.from_pretrained(os.path.join(d, "distilbert_cls"), output_loading_info=True)
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(w["input_ids"])).logits.double().numpy()
+    diff = float(np.abs(logits.flatten() - np.array(w["logits"])).max())
+    problems = []
+    if any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")):
+        problems.append(f"loading info {info}")
+    if type(model).__name__ != "DistilBertForSequenceClassification":
+        problems.append(f"loaded as {type(model).__name__}")
+    if diff > 1e-4:
+        problems.append(f"transformers' logits differ from wconv's by {diff:.3g}")
+    return report("distilbert_cls/", problems, f"loads as DistilBertForSequenceClassification (no missing/unexpected keys); logits within {diff:.1e} of wconv's")
+
+
+def report(name, problems, ok):
     if problems:
-        print("FAIL bert_cls_finetuned/:")
+        print(f"FAIL {name}:")
         for p in problems:
             print("   ", p)
-        return 1
-    print(f"ok   bert_cls_finetuned/: AutoModelForSequenceClassification + AutoTokenizer load it (no missing/unexpected keys); "
-          f"logits within {diff:.1e} of wconv's on {len(rows)} texts; accuracy {acc:.4f} (wconv {w['accuracy']:.4f})")
-    return 0
+        return True
+    print(f"ok   {name}: {ok}")
+    return False
 
 
 if __name__ == "__main__":
