@@ -194,6 +194,16 @@ final class TextTrainingTests: XCTestCase {
         XCTAssertEqual(x["input_ids"]?.shape, [2, n])
         XCTAssertEqual(x["attention_mask"]?.floats().reduce(0, +), Float(train.length(2) + train.length(3)))
         XCTAssertNil(x["token_type_ids"])
+        // Pairs: the second text has token type 1.
+        let tok = try WordPieceTokenizer(model: Self.path("bert_cls"))
+        let text = try TextDataset.read(Repo.fixtures.appendingPathComponent("text/data/tricky.tsv").path,
+                                        columns: TextColumns(text: "sentence", label: "label", pair: "sentence2"))
+        let pairs = try TokenizedTextSet(text, tokenizer: tok, maxLength: 32)
+        let p = pairs.inputs([0], names: ["input_ids", "token_type_ids"])
+        let types = try XCTUnwrap(p["token_type_ids"]?.floats())
+        let first = try tok.encode(text.examples[0].text, pair: text.examples[0].pair, maxLength: 32).encoding
+        XCTAssertEqual(types, first.typeIds.map(Float.init))
+        XCTAssertTrue(types.contains(1))
     }
 
     /// Every mode trains a text model; feature extraction caches the [CLS] features once.
