@@ -225,7 +225,8 @@ final class TextTrainingTests: XCTestCase {
             let t = try Trainer(graph: g, config: c, train: train, val: val, augment: false, log: { lines.append($0) })
             t.computeBaseline = false
             let r = try t.run()
-            XCTAssertEqual(r.history.count, c.epochs, "\(mode)")
+            // A run may stop early when fine-tuning falls below its baseline (the image guard rail).
+            XCTAssertTrue(r.history.count == c.epochs || r.guardTripped, "\(mode): \(r.history.count) epochs, \(r.stopped ?? "")")
             XCTAssertNotNil(r.metrics, "\(mode)")
             if mode == .featureExtract {
                 XCTAssertTrue(lines.contains { $0.contains("cached frozen features at 'bert.pooler.squeeze'") }, lines.joined(separator: "\n"))
