@@ -12,24 +12,14 @@ extension FinetuneCommand {
         if !folderOutput && ModelIO.Format(path: output) == nil {
             throw WconvError(.usage, "cannot tell the output format from '\(output)': end it with / for a Hugging Face folder, or use .safetensors, .pth or .onnx")
         }
-        let tokenizer = try WordPieceTokenizer(model: textModel.weights)
-        let maxLength = try TextFit.maxLength(text.maxLength, model: textModel)
-        let all = try TextDataset.read(data, columns: text.columns)
-        if val != nil && valSplit != nil { throw WconvError(.usage, "give either --val FILE or --val-split, not both") }
-        var trainData = all, valData: TextDataset?
-        if let v = val { valData = try TextDataset.read(v, columns: text.columns, classes: all.classes) }
-        if let f = valSplit { (trainData, valData) = try all.split(fraction: f, seed: flags.seed) }
-        let train = try TokenizedTextSet(trainData, tokenizer: tokenizer, maxLength: maxLength)
-        let valSet = try valData.map { try TokenizedTextSet($0, tokenizer: tokenizer, maxLength: maxLength) }
-        let fit = try TextFit.resolve(model: textModel, config: flags, defaulted: training.defaulted, maxLength: maxLength, train: train, val: valSet)
-        var config = fit.config
-        let graph = try TextHead.attach(textModel, classes: train.classes, seed: config.seed, keep: config.head == "keep")
-        config.head = "keep"   // the head is in place now
+        let job = try TextJob.prepare(textModel, data: data, val: val, valSplit: valSplit, columns: text.columns, maxLength: text.maxLength,
+                                      config: flags, defaulted: training.defaulted)
+        let (train, valSet, config) = (job.train, job.val, job.config)
         try distributed.check(config, parallel)
         stderrLine(TrainingJob.summary(train, name: "training", unit: "texts"))
         if let v = valSet { stderrLine(TrainingJob.summary(v, name: "validation", unit: "texts")) }
-        let trainer = try Trainer(graph: graph, config: config, train: train, val: valSet, modelName: modelName(model), augment: false, log: stderrLine)
-        trainer.annotatePlan(fit)
+        let trainer = try Trainer(graph: job.graph, config: config, train: train, val: valSet, modelName: modelName(model), augment: false, log: stderrLine)
+        trainer.annotatePlan(job.fit)
         if trainer.plan.encoderLRTooHigh && strictGuards {
             stderrLine(trainer.plan.render())
             throw WconvError(.runtime, "guard rail: the encoder learning rate is far above BERT's 2e-5–5e-5 (see the plan's warning); --strict-guards refuses the run, nothing was trained or written")
