@@ -46,6 +46,7 @@ final class TextTrainingTests: XCTestCase {
         c.weightDecay = (ref["weight_decay"] as! NSNumber).doubleValue
         c.warmupRatio = (ref["warmup_ratio"] as! NSNumber).doubleValue
         c.schedule = "warmup-linear"
+        c.maxGradNorm = (ref["max_grad_norm"] as! NSNumber).doubleValue
         c.shuffle = false
         c.head = "keep"
         c.text = true

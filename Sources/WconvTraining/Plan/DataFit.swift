@@ -45,6 +45,7 @@ public struct DataFit: Sendable {
         public static let epochs = Defaulted(rawValue: 2)
         public static let lr = Defaulted(rawValue: 4)
         public static let schedule = Defaulted(rawValue: 8)
+        public static let maxGradNorm = Defaulted(rawValue: 16)
     }
 
     /// Whether training augments (`--augment`/`--no-augment`, else `defaultAugment`).

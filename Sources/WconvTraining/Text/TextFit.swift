@@ -56,6 +56,7 @@ public struct TextFit {
             c.lr = 1e-3
         }
         if defaulted.contains(.schedule) { c.schedule = "warmup-linear"; chosen.append("linear warm-up over \(Int(c.warmupRatio * 100))% of the steps, then linear decay") }
+        if defaulted.contains(.maxGradNorm) { c.maxGradNorm = 1.0; chosen.append("gradients clipped to norm 1.0") }
         try c.validate()
         var fit = TextFit(config: c, maxLength: maxLength)
         let positions = model.maxPositions.map { " of the model's \($0) positions" } ?? ""

@@ -101,6 +101,7 @@ extension Trainer {
             (g, loss) = try reduceStep(g, session: session, labels: b.labels, rows: b.rows, loss: loss, objective: total, epoch: e,
                                        weight: acrossRanks ? 1 : nil)
         }
+        if let maxNorm = config.maxGradNorm { g = GradientClipping.clip(g, maxNorm: maxNorm) }
         try optimizer.step(parameters: session, gradients: g)
         globalStep += 1
         tally.lossSum += loss * Double(ns)
