@@ -7,6 +7,7 @@ extension FinetuneCommand {
     func runText(_ textModel: TextTrainingModel, started: Date, parallel given: DataParallel? = nil) throws {
         let parallel = try given ?? distributed.start()
         if adaptTarget != nil { throw WconvError(.usage, "--adapt-target (MMD domain adaptation) takes images; it is not available for text models") }
+        if parallel.isDistributed { throw WconvError(.usage, "data-parallel (mpirun) training of text models is not supported yet; run one process (--threads N)") }
         let flags = try training.config()
         let folderOutput = output.hasSuffix("/") || TextTrainingModel.isFolder(output)
         if !folderOutput && ModelIO.Format(path: output) == nil {
