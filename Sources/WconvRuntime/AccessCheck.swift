@@ -42,6 +42,15 @@ extension StepKernel {
     /// output is touched over its planned element count. A kernel with its own geometry overrides it.
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents { StepExtents(reads: inputs.map { $0 }, writes: outputs) }
 
+    /// Kernels over the inputs of `map` broadcast to one output: each input is read over its
+    /// strided span, the output written whole.
+    func broadcast(_ map: NBroadcast, inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        for k in map.strides.indices { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
+        e.write(0, map.count)
+        return e
+    }
+
     /// One-input, one-output elementwise kernels over `count` elements.
     func elementwise(_ count: Int, inputs: [Int], outputs: [Int]) -> StepExtents {
         var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
@@ -85,5 +94,23 @@ extension Executor {
                 }
             }
         }
+    }
+}
+
+/// A kernel applying one function to each of its `count` elements (input 0 → output 0), with the
+/// function's derivative for backward.
+protocol PointwiseKernel: StepKernel {
+    var count: Int { get }
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>)
+    /// Adds dy · f′ to dx; `y` is the forward output.
+    func accumulateGradient(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>)
+}
+
+extension PointwiseKernel {
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
+    func forward(_ c: StepContext) throws { apply(c.input(0)!, c.output()) }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let dx = c.inputGradient(0) else { return }
+        accumulateGradient(x: c.input(0)!, y: c.output(), dy: dy, dx: dx)
     }
 }
