@@ -42,15 +42,6 @@ extension StepKernel {
     /// output is touched over its planned element count. A kernel with its own geometry overrides it.
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents { StepExtents(reads: inputs.map { $0 }, writes: outputs) }
 
-    /// Kernels over the inputs of `map` broadcast to one output: each input is read over its
-    /// strided span, the output written whole.
-    func broadcast(_ map: NBroadcast, inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        for k in map.strides.indices { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
-        e.write(0, map.count)
-        return e
-    }
-
     /// One-input, one-output elementwise kernels over `count` elements.
     func elementwise(_ count: Int, inputs: [Int], outputs: [Int]) -> StepExtents {
         var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
@@ -112,5 +103,20 @@ extension PointwiseKernel {
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let dx = c.inputGradient(0) else { return }
         accumulateGradient(x: c.input(0)!, y: c.output(), dy: dy, dx: dx)
+    }
+}
+
+/// A kernel over its inputs broadcast to one output by `map`: each input is read over its strided
+/// span, the output written whole.
+protocol BroadcastKernel: StepKernel {
+    var map: NBroadcast { get }
+}
+
+extension BroadcastKernel {
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        for k in map.strides.indices { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
+        e.write(0, map.count)
+        return e
     }
 }

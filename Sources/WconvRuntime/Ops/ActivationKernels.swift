@@ -91,11 +91,8 @@ struct TensorClip: StepKernel {
 }
 
 /// x ≥ 0 ? x : slope·x with the slope broadcast (map input 0: x, input 1: slope).
-struct PRelu: StepKernel {
+struct PRelu: BroadcastKernel {
     let map: NBroadcast
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        broadcast(map, inputs: inputs, outputs: outputs)
-    }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, s = c.input(1)!, y = c.output(), m = map
         let inner = m.inner, ss = m.innerStride(1)

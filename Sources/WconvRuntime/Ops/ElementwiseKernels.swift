@@ -80,11 +80,8 @@ struct Binary: StepKernel {
 }
 
 /// ONNX Div on integer tensors: truncates toward zero; division by zero is an error naming the node.
-struct IntegerDivide: StepKernel {
+struct IntegerDivide: BroadcastKernel {
     let map: NBroadcast
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        broadcast(map, inputs: inputs, outputs: outputs)
-    }
     func forward(_ c: StepContext) throws {
         let a = c.input(0)!, b = c.input(1)!, y = c.output(), m = map
         let inner = m.inner, ia = m.innerStride(0), ib = m.innerStride(1)
