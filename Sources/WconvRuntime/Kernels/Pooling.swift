@@ -33,16 +33,24 @@ struct PoolGeometry: Equatable {
     var planes: Int { n * c }
     var costPerPlane: Int { ho * wo * kh * kw }
 
-    /// The window of output (oh, ow) clipped to the input, and PyTorch's divisor for it.
+    /// The input rows of output row `oh` clipped to the input, and how many count towards the
+    /// divisor (PyTorch's: the padded window with countIncludePad).
     @inline(__always)
-    func window(_ oh: Int, _ ow: Int) -> (hs: Int, he: Int, ws: Int, we: Int, divisor: Float) {
-        var hs = oh * sh - pt, ws = ow * sw - pl
-        var he = min(hs + kh, h + pb), we = min(ws + kw, w + pr)
-        let poolSize = (he - hs) * (we - ws)
-        hs = max(hs, 0); ws = max(ws, 0); he = min(he, h); we = min(we, w)
-        let div = countIncludePad ? poolSize : (he - hs) * (we - ws)
-        return (hs, he, ws, we, Float(max(div, 1)))
+    func rows(_ oh: Int) -> (Range<Int>, count: Int) {
+        axisWindow(oh * sh - pt, k: kh, size: h, padEnd: pb)
     }
+    @inline(__always)
+    func columns(_ ow: Int) -> (Range<Int>, count: Int) {
+        axisWindow(ow * sw - pl, k: kw, size: w, padEnd: pr)
+    }
+    @inline(__always)
+    private func axisWindow(_ start: Int, k: Int, size: Int, padEnd: Int) -> (Range<Int>, count: Int) {
+        let padded = min(start + k, size + padEnd)
+        let s = max(start, 0), e = max(min(padded, size), s)
+        return (s..<e, countIncludePad ? padded - start : e - s)
+    }
+    @inline(__always)
+    func divisor(_ rows: Int, _ columns: Int) -> Float { Float(max(rows * columns, 1)) }
 }
 
 /// The planes of a 2-D pooling: `planes` inputs of h × w pooled to ho × wo each. Max, average and
@@ -77,10 +85,29 @@ extension PoolPlanes {
     }
 }
 
-/// Poolings that average a window: its rows [hs, he) and columns [ws, we) clipped to the input,
-/// and the divisor.
+/// Poolings that average a window: the input rows of each output row and columns of each output
+/// column (clipped to the input), and the divisor from how many of each count.
 protocol AveragingWindows: PoolPlanes {
-    func window(_ oh: Int, _ ow: Int) -> (hs: Int, he: Int, ws: Int, we: Int, divisor: Float)
+    func rows(_ oh: Int) -> (Range<Int>, count: Int)
+    func columns(_ ow: Int) -> (Range<Int>, count: Int)
+    func divisor(_ rows: Int, _ columns: Int) -> Float
+}
+
+extension AveragingWindows {
+    /// Calls `body(offset of the input plane, output index, rows, columns, divisor)` for every
+    /// output; the column windows are worked out once, the row windows once a row.
+    @inline(__always)
+    func forEachWindow(_ body: (_ plane: Int, _ out: Int, _ rows: Range<Int>, _ columns: Range<Int>, _ divisor: Float) -> Void) {
+        let cols = (0..<wo).map(columns)
+        Parallel.forRange(planes, costPerItem: costPerPlane) { range in
+            for plane in range {
+                for oh in 0..<ho {
+                    let r = rows(oh)
+                    for ow in 0..<wo { body(plane * h * w, (plane * ho + oh) * wo + ow, r.0, cols[ow].0, divisor(r.count, cols[ow].count)) }
+                }
+            }
+        }
+    }
 }
 
 extension PoolGeometry: PoolPlanes, AveragingWindows {}
@@ -90,11 +117,13 @@ struct AdaptiveWindows: AveragingWindows, Equatable {
     let planes: Int, h: Int, w: Int, ho: Int, wo: Int
     var costPerPlane: Int { h * w }
 
+    @inline(__always) func rows(_ oh: Int) -> (Range<Int>, count: Int) { Self.window(oh, h, ho) }
+    @inline(__always) func columns(_ ow: Int) -> (Range<Int>, count: Int) { Self.window(ow, w, wo) }
+    @inline(__always) func divisor(_ rows: Int, _ columns: Int) -> Float { Float(rows * columns) }
     @inline(__always)
-    func window(_ oh: Int, _ ow: Int) -> (hs: Int, he: Int, ws: Int, we: Int, divisor: Float) {
-        let hs = (oh * h) / ho, he = ((oh + 1) * h + ho - 1) / ho
-        let ws = (ow * w) / wo, we = ((ow + 1) * w + wo - 1) / wo
-        return (hs, he, ws, we, Float((he - hs) * (we - ws)))
+    static func window(_ i: Int, _ inSize: Int, _ outSize: Int) -> (Range<Int>, count: Int) {
+        let s = (i * inSize) / outSize, e = ((i + 1) * inSize + outSize - 1) / outSize
+        return (s..<e, e - s)
     }
 }
 
@@ -134,21 +163,17 @@ func maxPoolBackward(_ x: UnsafePointer<Float>, _ g: PoolGeometry, dy: UnsafePoi
 }
 
 func avgPoolForward<W: AveragingWindows>(_ x: UnsafePointer<Float>, _ g: W, _ y: UnsafeMutablePointer<Float>) {
-    g.forEachOutput { i, o, oh, ow in
-        let (hs, he, ws, we, div) = g.window(oh, ow)
+    g.forEachWindow { i, o, rows, cols, div in
         var s: Float = 0
-        if hs < he && ws < we {
-            for ih in hs..<he { for iw in ws..<we { s += x[i + ih * g.w + iw] } }
-        }
+        for ih in rows { for iw in cols { s += x[i + ih * g.w + iw] } }
         y[o] = s / div
     }
 }
 
 func avgPoolBackward<W: AveragingWindows>(_ g: W, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
-    g.forEachOutput { i, o, oh, ow in
-        let (hs, he, ws, we, div) = g.window(oh, ow)
-        if hs >= he || ws >= we { return }
+    g.forEachWindow { i, o, rows, cols, div in
+        if rows.isEmpty || cols.isEmpty { return }
         let v = dy[o] / div
-        for ih in hs..<he { for iw in ws..<we { dx[i + ih * g.w + iw] += v } }
+        for ih in rows { for iw in cols { dx[i + ih * g.w + iw] += v } }
     }
 }
