@@ -144,37 +144,43 @@ struct Resize: StepKernel {
         return s
     }
 
-    /// Calls `body(o, j, inner)` for output row j of each outer slice o of a pass along `a` over
-    /// data [outer, len, inner] (`inner` elements a row); outer slices split across threads.
+    /// Calls `body(o, inner)` for each outer slice o of a pass along `a` over data [outer, len,
+    /// inner]; slices split across threads.
     @inline(__always)
-    static func forEachRow(_ a: ResizeAxis, _ shape: [Int], _ body: (_ o: Int, _ j: Int, _ inner: Int) -> Void) {
+    static func forEachSlice(_ a: ResizeAxis, _ shape: [Int], _ body: (_ o: Int, _ inner: Int) -> Void) {
         let outer = shape[..<a.dim].reduce(1, *), inner = shape[(a.dim + 1)...].reduce(1, *)
         Parallel.forRange(outer, costPerItem: a.outLen * inner * a.tapsPer) { range in
-            for o in range { for j in 0..<a.outLen { body(o, j, inner) } }
+            for o in range { body(o, inner) }
         }
     }
 
     /// One pass: data [outer, inLen, inner] → [outer, outLen, inner].
     static func pass(_ a: ResizeAxis, _ shape: [Int], _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-        forEachRow(a, shape) { o, j, inner in
-            let src = x + o * a.inLen * inner, d = y + (o * a.outLen + j) * inner
-            let t0 = j * a.tapsPer
-            let s0 = src + a.index[t0] * inner, w0 = a.weight[t0]
-            for i in 0..<inner { d[i] = w0 * s0[i] }
-            for t in (t0 + 1)..<(t0 + a.tapsPer) {
-                let s = src + a.index[t] * inner, w = a.weight[t]
-                for i in 0..<inner { d[i] += w * s[i] }
+        forEachSlice(a, shape) { o, inner in
+            let src = x + o * a.inLen * inner, dst = y + o * a.outLen * inner
+            for j in 0..<a.outLen {
+                let d = dst + j * inner
+                let t0 = j * a.tapsPer
+                let s0 = src + a.index[t0] * inner, w0 = a.weight[t0]
+                for i in 0..<inner { d[i] = w0 * s0[i] }
+                for t in (t0 + 1)..<(t0 + a.tapsPer) {
+                    let s = src + a.index[t] * inner, w = a.weight[t]
+                    for i in 0..<inner { d[i] += w * s[i] }
+                }
             }
         }
     }
 
     /// The adjoint of `pass`: dx[o, index, i] += weight · dy[o, j, i].
     static func passBackward(_ a: ResizeAxis, _ shape: [Int], _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        forEachRow(a, shape) { o, j, inner in
-            let d = dx + o * a.inLen * inner, gj = dy + (o * a.outLen + j) * inner
-            for t in (j * a.tapsPer)..<((j + 1) * a.tapsPer) {
-                let dt = d + a.index[t] * inner, w = a.weight[t]
-                for i in 0..<inner { dt[i] += w * gj[i] }
+        forEachSlice(a, shape) { o, inner in
+            let g = dy + o * a.outLen * inner, d = dx + o * a.inLen * inner
+            for j in 0..<a.outLen {
+                let gj = g + j * inner
+                for t in (j * a.tapsPer)..<((j + 1) * a.tapsPer) {
+                    let dt = d + a.index[t] * inner, w = a.weight[t]
+                    for i in 0..<inner { dt[i] += w * gj[i] }
+                }
             }
         }
     }
