@@ -52,12 +52,16 @@ enum EncoderInputs {
 extension GraphBuilder {
     /// Embedding sum of HF encoders: word + token type (input `token_type_ids`, when the model has
     /// token-type embeddings) + absolute position (0 ..< T), then LayerNorm. Returns the value, the
-    /// hidden size and the graph inputs it reads.
-    func encoderEmbeddings(_ p: String, eps: Double) throws -> (String, Int, [ValueInfo]) {
+    /// hidden size and the graph inputs it reads. The word embedding's padding row gets no gradient,
+    /// as transformers builds it (`padding_idx` = config.json pad_token_id, default 0).
+    func encoderEmbeddings(_ p: String, eps: Double, config: JSONValue?) throws -> (String, Int, [ValueInfo]) {
         let we = try require("\(p).word_embeddings.weight", rank: 2)
         let dim = we[1]
         var inputs = [EncoderInputs.inputIDs, EncoderInputs.attentionMask]
-        var x = add("\(p).word_embeddings", .embedding, ["input_ids", "\(p).word_embeddings.weight"])
+        // Absent: transformers' default 0; null: no padding row.
+        let pad: Int? = config?["pad_token_id"].map { $0.int } ?? 0
+        let padAttrs: [String: AttributeValue] = pad.map { $0 >= 0 && $0 < we[0] ? ["paddingIdx": .int($0)] : [:] } ?? [:]
+        var x = add("\(p).word_embeddings", .embedding, ["input_ids", "\(p).word_embeddings.weight"], padAttrs)
         if let tt = shape("\(p).token_type_embeddings.weight") {
             guard tt.count == 2, tt[1] == dim else { throw RecognitionFailure("token_type_embeddings \(tt) does not match hidden size \(dim)") }
             let e = add("\(p).token_type_embeddings", .embedding, [EncoderInputs.tokenTypeIDs.name, "\(p).token_type_embeddings.weight"])
@@ -156,7 +160,7 @@ enum BERTFamily: ArchitectureFamily {
             throw RecognitionFailure("one token type and \(p) positions look like RoBERTa (positions offset by 2); put its config.json beside the file")
         }
         let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act")
-        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps)
+        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps, config: config)
         let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "encoder.layer")
         guard layers == Array(0..<layers.count) else { throw RecognitionFailure("encoder layers are not numbered 0..<\(layers.count): \(layers)") }
@@ -212,7 +216,7 @@ enum DistilBERTFamily: ArchitectureFamily {
         }
         let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
         let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "n_heads", epsKey: nil, actKey: "activation")
-        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12)
+        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12, config: config)
         let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "transformer.layer")
         guard layers == Array(0..<layers.count) else { throw RecognitionFailure("transformer layers are not numbered 0..<\(layers.count)") }
