@@ -98,6 +98,23 @@ final class TextMaskParityTests: XCTestCase {
         XCTAssertGreaterThan(zip(wrong, batch).map { abs($0 - $1) }.max() ?? 0, 1e-3, "attending to padding changes padded rows")
     }
 
+    /// Exported to ONNX (attention decomposed, positions as Shape → Range) and imported back, the
+    /// graphs still give transformers' outputs on the padded batch, with the same three inputs.
+    func testONNXExportKeepsMasksAndTokenTypes() throws {
+        for name in ["bert_cls", "distilbert_cls", "bert_model"] {
+            let c = try Self.load(name)
+            let tmp = TempDir()
+            let path = tmp.file("\(name).onnx")
+            try ONNXGraphExporter.export(c.graph, to: path)
+            let g = try GraphImporter.importGraph(path: path).graph
+            XCTAssertEqual(Set(g.inputs.map(\.name)), Set(c.graph.inputs.map(\.name)), name)
+            let outs = try InferenceSession(graph: g).run(c.feeds)
+            for o in c.outputs {
+                assertClose(try XCTUnwrap(outs[o], "\(name) ONNX output \(o)").floats(), c.expected[o]!.floats(), rtol: 1e-4, atol: 1e-5, "\(name) ONNX \(o)")
+            }
+        }
+    }
+
     /// The graph's word embedding carries transformers' padding_idx: the [PAD] row gets no gradient
     /// even when the loss reads padded positions (torch's fixture gradient for that row is zero).
     func testPaddingRowGetsNoGradient() throws {
