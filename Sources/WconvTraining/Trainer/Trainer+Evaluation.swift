@@ -39,7 +39,7 @@ extension Trainer {
                 s += 64
             }
         } else {
-            for b in try validationBatches(part) {
+            try forEachValidationBatch(part) { b in
                 let out = try session.forward([inputName: b.tensor], training: false)
                 scores += try logitsOf(out, session)
                 targets += b.labels
@@ -56,17 +56,21 @@ extension Trainer {
         return (m.loss, m.accuracy, m.macroAUC)
     }
 
-    /// The validation batches of this rank's `part`: decoded and transformed once per run when they
-    /// take at most 256 MiB (PNG decoding every epoch was ~10 % of a few-label job), else each time.
-    func validationBatches(_ part: Range<Int>) throws -> [Batch] {
-        if let d = decodedValidation { return d }
-        guard let val else { return [] }
+    /// Runs `body` on the validation batches of this rank's `part`. They are decoded and transformed
+    /// once per run when they take at most 256 MiB (PNG decoding every epoch was ~10 % of a few-label
+    /// job); a larger set streams from the files each time, as before, never held whole.
+    func forEachValidationBatch(_ part: Range<Int>, _ body: (Batch) throws -> Void) throws {
+        if let d = decodedValidation, d.part == part { return try d.batches.forEach(body) }
+        guard let val else { return }
         let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed)
         let stream = loader.batches(epoch: 0, only: part)
-        var out: [Batch] = []
-        while let b = try stream.next() { out.append(b) }
-        if part.count * evalTransform.sampleSize * MemoryLayout<Float>.size <= 256 << 20 { decodedValidation = out }
-        return out
+        let keep = part.count * evalTransform.sampleSize * MemoryLayout<Float>.size <= 256 << 20
+        var kept: [Batch] = []
+        while let b = try stream.next() {
+            try body(b)
+            if keep { kept.append(b) }
+        }
+        if keep { decodedValidation = (part, kept) }
     }
 
     func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {

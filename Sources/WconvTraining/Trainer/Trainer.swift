@@ -145,8 +145,9 @@ public final class Trainer {
     var cut: GraphCut.Split?
     var caches: [String: FeatureCache] = [:]   // "train"/"val"/"target" for the current cut
     var cachedCut: String?
-    /// Validation batches decoded once per run when small enough (`validationBatches`).
-    var decodedValidation: [Batch]?
+    /// Validation batches decoded once per run when small enough, with the shard they cover
+    /// (`forEachValidationBatch`).
+    var decodedValidation: (part: Range<Int>, batches: [Batch])?
     var history: [EpochRecord] = []
     var globalStep = 0
     /// The optimizer state of the checkpoint `run(resume:)` continues from.
