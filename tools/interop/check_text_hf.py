@@ -29,7 +29,6 @@ def main():
     d = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "interop", "pth", "text")
     meta = os.path.join(d, "wconv_val.json")
     if not os.path.exists(meta):
-        # Written only when the BERT graph takes the attention mask (padded batches need it).
         print(f"SKIP bert_cls_finetuned/: no wconv_val.json in {d} (written by WCONV_INTEROP_OUT=… swift test --filter TextTrainingTests)")
         if not os.path.exists(os.path.join(d, "distilbert_logits.json")):
             return 77

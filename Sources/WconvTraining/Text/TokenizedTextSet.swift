@@ -50,10 +50,9 @@ public struct TokenizedTextSet: LabelledDataset {
     public func length(_ i: Int) -> Int { encodings[i].ids.count }
 
     /// The graph inputs `names` (of `input_ids`, `attention_mask`, `token_type_ids`) for `rows`,
-    /// padded to the longest of them.
-    public func inputs(_ rows: [Int], names: [String]) -> [String: Tensor] {
-        let batch = BatchEncoding(padding: rows.map { encodings[$0] }, padId: padId, padTypeId: padTypeId, side: paddingSide)
-        return batch.tensors().filter { names.contains($0.key) }
+    /// padded to the longest of them; a name no tokenizer gives is an error naming it.
+    public func inputs(_ rows: [Int], names: [String]) throws -> [String: Tensor] {
+        try BatchEncoding(padding: rows.map { encodings[$0] }, padId: padId, padTypeId: padTypeId, side: paddingSide).feeds(for: names)
     }
 
     /// An epoch's batches of rows with length bucketing: the seeded shuffle of (seed, epoch) is cut

@@ -40,7 +40,7 @@ extension Trainer {
             }
         } else if let text = val as? TokenizedTextSet {
             for idx in text.evaluationBatches(Array(part), batchSize: evalBatchSize) {
-                let out = try session.forward(text.inputs(idx, names: graphInputNames), training: false)
+                let out = try session.forward(try text.inputs(idx, names: graphInputNames), training: false)
                 scores += try logitsOf(out, session)
                 targets += idx.map { text.labels[$0] }
                 rows += idx

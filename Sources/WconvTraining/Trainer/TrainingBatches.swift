@@ -62,7 +62,7 @@ struct TrainingBatches {
             guard position < batches.count else { return nil }
             let idx = shard(batches[position])
             position += 1
-            var inputs = set.inputs(idx, names: names)
+            var inputs = try set.inputs(idx, names: names)
             let input = inputs.removeValue(forKey: inputValue) ?? Tensor(shape: [0, 0], floats: [])
             return Batch(input: input, others: inputs, labels: idx.map { set.labels[$0] }, rows: idx, globalCount: batches[position - 1].count)
         }
