@@ -114,6 +114,7 @@ extension Trainer {
         let t = try Trainer(graph: graph, config: c, train: train, val: val, modelName: "baseline", augment: false, log: { _ in })
         t.computeBaseline = false
         t.cacheMemoryLimit = cacheMemoryLimit
+        t.featureCaches = featureCaches
         t.parallel = parallel
         // The head is already replaced in `graph`; keep it.
         let r = try t.runQuiet()

@@ -37,12 +37,21 @@ extension Trainer {
                 if cachedCut != v {
                     caches = [:]
                     let t0 = Date()
-                    caches["train"] = try buildCache(split.front, data: train, name: "train")
-                    if let val { caches["val"] = try buildCache(split.front, data: val, name: "val") }
-                    if let target, config.mmdWeight > 0 { caches["target"] = try buildCache(split.front, data: target, name: "target") }
+                    var reused = 0
+                    func cached(_ data: any LabelledDataset, _ name: String) throws -> FeatureCache {
+                        guard let store = featureCaches else { return try buildCache(split.front, data: data, name: name) }
+                        let key = FeatureCacheStore.key(front: split.front, cut: v, name: name, count: data.count, preprocessing: preprocessing)
+                        let r = try store.cache(key: key) { try buildCache(split.front, data: data, name: name) }
+                        if r.reused { reused += 1 }
+                        return r.cache
+                    }
+                    caches["train"] = try cached(train, "train")
+                    if let val { caches["val"] = try cached(val, "val") }
+                    if let target, config.mmdWeight > 0 { caches["target"] = try cached(target, "target") }
                     cachedCut = v
                     let mb = caches.values.reduce(0) { $0 + $1.byteCount } >> 20
-                    log("cached frozen features at '\(v)' (\(caches["train"]!.sampleShape), \(mb) MB\(caches.values.contains { $0.onDisk } ? ", memory-mapped on disk" : "")) in \(fmt(Date().timeIntervalSince(t0), 1))s; later epochs run only the trainable part")
+                    let how = reused == caches.count ? "reused the" : reused > 0 ? "cached (\(reused) of \(caches.count) reused)" : "cached"
+                    log("\(how) frozen features at '\(v)' (\(caches["train"]!.sampleShape), \(mb) MB\(caches.values.contains { $0.onDisk } ? ", memory-mapped on disk" : "")) in \(fmt(Date().timeIntervalSince(t0), 1))s; later epochs run only the trainable part")
                 }
             }
         }

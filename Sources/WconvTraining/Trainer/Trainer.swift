@@ -28,6 +28,9 @@ public final class Trainer {
     public var log: (String) -> Void
     public var progress: ((Int, Int, Double) -> Void)?
     public var cacheMemoryLimit = FeatureCache.defaultMemoryLimit
+    /// Feature caches shared with other trainers of the same job (the guard-rail baseline,
+    /// `compare`'s runs); nil: this trainer's caches are its own.
+    public var featureCaches: FeatureCacheStore?
     /// Ends the run after this many epochs as if killed (after the checkpoint is written): for
     /// resume tests and `--max-epochs-this-run`.
     public var stopAfterEpoch: Int?
