@@ -31,6 +31,10 @@ final class CLITextTrainingTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(m["accuracy"] as? Double), acc, accuracy: 1e-9)
         XCTAssertNotNil(m["macro_auc"] ?? m["macroAUC"], "\(m.keys.sorted())")
         XCTAssertEqual((m["classes"] as? [Any])?.count ?? (m["per_class"] as? [Any])?.count, 3, "\(m.keys.sorted())")
+        // `wconv run --text` on the folder names the classes from its id2label.
+        r = try CLI.run(["run", out, "--text", "rain and snow today", "--top", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for c in ["food", "sports", "weather"] { XCTAssertTrue(r.stdout.contains(c), r.stdout) }
     }
 
     /// Finetune mode with the BERT defaults: encoder 2e-5, head 2e-4, linear warm-up; an encoder LR

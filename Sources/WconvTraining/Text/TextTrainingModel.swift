@@ -19,24 +19,28 @@ public struct TextTrainingModel {
     public var config: JSONValue?
 
     /// The weights files transformers' `from_pretrained` reads, in its order of preference.
-    static let weightFiles = ["model.safetensors", "pytorch_model.bin"]
+    public static let weightsFileNames = ["model.safetensors", "pytorch_model.bin"]
 
     /// True when `graph` takes token ids (a recognised BERT-family encoder).
     public static func isTextGraph(_ graph: ModelGraph) -> Bool {
         graph.inputs.contains { $0.name == "input_ids" } && Family(rawValue: graph.architecture ?? "") != nil
     }
 
-    /// Reads `path`: a model folder (model.safetensors, else pytorch_model.bin) or a weights file.
-    public static func load(_ path: String, toolVersion: String? = nil) throws -> TextTrainingModel {
+    /// The weights file of `path`: the file itself, or in a model folder model.safetensors, else
+    /// pytorch_model.bin.
+    public static func weightsFile(_ path: String) throws -> String {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw WconvError(.usage, "no such file or folder", file: path) }
-        var weights = path
-        if isDir.boolValue {
-            guard let w = weightFiles.map({ (path as NSString).appendingPathComponent($0) }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw WconvError.invalid("the folder has no \(weightFiles.joined(separator: " or ")) (a Hugging Face model folder as save_pretrained writes it)", file: path)
-            }
-            weights = w
+        guard isDir.boolValue else { return path }
+        guard let w = weightsFileNames.map({ (path as NSString).appendingPathComponent($0) }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw WconvError.invalid("no weights in the folder: expected \(weightsFileNames.joined(separator: " or ")) (as save_pretrained writes them)", file: path)
         }
+        return w
+    }
+
+    /// Reads `path`: a model folder (model.safetensors, else pytorch_model.bin) or a weights file.
+    public static func load(_ path: String, toolVersion: String? = nil) throws -> TextTrainingModel {
+        let weights = try weightsFile(path)
         return try TextTrainingModel(graph: ModelIO.load(path: weights, toolVersion: toolVersion), weights: weights)
     }
 
@@ -61,12 +65,14 @@ public struct TextTrainingModel {
 
     /// Class names: config.json's `id2label` in id order, else the graph's labels (nil when neither
     /// says; transformers' placeholder names `LABEL_0`, … count as names).
-    public var labels: [String]? {
-        if let o = config?["id2label"]?.object {
-            let pairs = o.compactMap { k, v in Int(k).flatMap { i in v.string.map { (i, $0) } } }
-            if pairs.count == o.count, Set(pairs.map(\.0)) == Set(0..<pairs.count) { return pairs.sorted { $0.0 < $1.0 }.map(\.1) }
-        }
-        return graph.labels
+    public var labels: [String]? { TextTrainingModel.classNames(config: config) ?? graph.labels }
+
+    /// config.json's `id2label` as names in id order; nil when absent or not numbered 0..<n.
+    public static func classNames(config: JSONValue?) -> [String]? {
+        guard let o = config?["id2label"]?.object else { return nil }
+        let pairs = o.compactMap { k, v in Int(k).flatMap { i in v.string.map { (i, $0) } } }
+        guard pairs.count == o.count, Set(pairs.map(\.0)) == Set(0..<pairs.count) else { return nil }
+        return pairs.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
     /// The encoder's parameter prefix (`bert.`, `distilbert.` or none), from the word embeddings.
