@@ -8,6 +8,8 @@ import WconvText
 public struct TextFit {
     public var config: TrainingConfig
     public var maxLength: Int
+    /// The groups are the recipe's (`--groups` not given).
+    public var recipeGroups = true
     public var notes: [String] = []
 
     /// transformers' and the BERT paper's fine-tuning LR for the encoder.
@@ -37,7 +39,8 @@ public struct TextFit {
                                train: TokenizedTextSet, val: TokenizedTextSet?) throws -> TextFit {
         var c = given
         c.text = true
-        if c.groups == nil { c.groups = model.groupSpec }
+        let recipeGroups = c.groups == nil
+        if recipeGroups { c.groups = model.groupSpec }
         var chosen: [String] = []
         if defaulted.contains(.batchSize) { c.batchSize = DataFit.defaultBatchSize(trainCount: train.count); chosen.append("batch \(c.batchSize)") }
         if defaulted.contains(.epochs) {
@@ -58,7 +61,7 @@ public struct TextFit {
         if defaulted.contains(.schedule) { c.schedule = "warmup-linear"; chosen.append("linear warm-up over \(Int(c.warmupRatio * 100))% of the steps, then linear decay") }
         if defaulted.contains(.maxGradNorm) { c.maxGradNorm = 1.0; chosen.append("gradients clipped to norm 1.0") }
         try c.validate()
-        var fit = TextFit(config: c, maxLength: maxLength)
+        var fit = TextFit(config: c, maxLength: maxLength, recipeGroups: recipeGroups)
         let positions = model.maxPositions.map { " of the model's \($0) positions" } ?? ""
         for (name, set) in [("training", train), ("validation", val)] {
             guard let set else { continue }
@@ -94,7 +97,15 @@ extension TrainingPlan {
 extension Trainer {
     /// Adds what was fitted to the text data to the plan this run prints and records.
     public func annotatePlan(_ fit: TextFit) {
-        plan.notes = fit.notes + plan.notes
+        plan.annotate(fit)
+    }
+}
+
+extension TrainingPlan {
+    /// The notes of `fit`, and the groups named for the text recipe unless `--groups` set them.
+    public mutating func annotate(_ fit: TextFit) {
+        notes = fit.notes + notes
+        if fit.recipeGroups { grouping.method = "the BERT recipe: embeddings, encoder layers, head" }
     }
 }
 

@@ -52,7 +52,7 @@ struct PlanCommand: ParsableCommand {
         let job = try TextJob.prepare(textModel, data: data, val: nil, valSplit: nil, columns: text.columns, maxLength: text.maxLength,
                                       config: flags, defaulted: training.defaulted)
         var plan = try TrainingPlan(graph: job.graph, config: job.config, classes: job.train.classes, modelName: modelName(model))
-        plan.notes = job.fit.notes + plan.notes
+        plan.annotate(job.fit)
         if json { printJSON(plan.json) } else { print(plan.render(), terminator: "") }
     }
 }
