@@ -55,6 +55,21 @@ public struct BatchEncoding: Sendable, Equatable {
         }
         return ["input_ids": tensor(inputIds), "attention_mask": tensor(attentionMask), "token_type_ids": tensor(tokenTypeIds)]
     }
+
+    /// The tensors a model takes: those of `tensors()` named in `inputNames` (a graph's
+    /// `inputs.map(\.name)`; DistilBERT has no `token_type_ids`). A name the encoding cannot
+    /// supply is an error naming it, so a graph is never fed a partial batch.
+    public func feeds(for inputNames: [String]) throws -> [String: Tensor] {
+        let all = tensors()
+        var out: [String: Tensor] = [:]
+        for name in inputNames {
+            guard let t = all[name] else {
+                throw WconvError(.invalidInput, "the model takes an input '\(name)' that a tokenizer does not produce (it gives \(all.keys.sorted().joined(separator: ", "))); it is not a text model")
+            }
+            out[name] = t
+        }
+        return out
+    }
 }
 
 /// HF's truncation of the token lists before special tokens are added.

@@ -16,7 +16,7 @@ final class FullSizeRecognitionTests: XCTestCase {
             let r = try ArchitectureRecognizer.recognizeDetailed(try Fixtures.shapesOnly(entry))
             if let v = entry["variant"] as? String { XCTAssertEqual(r.graph.variant, v, name) }
             let isText = r.graph.inputs.first?.name == "input_ids"
-            let shapes = try r.graph.inferShapes(inputShapes: [r.graph.inputs[0].name: isText ? [1, 8] : [1, 3, 224, 224]])
+            let shapes = try r.graph.inferShapes(inputShapes: Dictionary(uniqueKeysWithValues: r.graph.inputs.map { ($0.name, isText ? [1, 8] : [1, 3, 224, 224]) }))
             XCTAssertEqual(shapes[r.graph.outputs[0].name], entry["output_shape"] as? [Int], name)
             if name == "bert_base" {
                 XCTAssertEqual(r.graph.nodes.first { $0.op == .attention }?.int("heads"), 12, "768 / 64")

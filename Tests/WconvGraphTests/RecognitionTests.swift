@@ -2,6 +2,7 @@ import Foundation
 import WconvFormats
 import WconvGraph
 import WconvTensor
+import WconvTestSupport
 import XCTest
 
 /// Recognition of every fixture written by tools/fixtures/models/gen.py: the family, the
@@ -17,7 +18,8 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(r.graph.parameters.count, m["num_tensors"] as? Int, "every tensor is kept")
         // Shape inference on the probe input gives PyTorch's output shape.
         let input = try XCTUnwrap(m["input_shape"] as? [Int])
-        let shapes = try r.graph.inferShapes(inputShapes: [r.graph.inputs[0].name: input])
+        // Text encoders take ids, mask (and token types) of one shape.
+        let shapes = try r.graph.inferShapes(inputShapes: Dictionary(uniqueKeysWithValues: r.graph.inputs.map { ($0.name, input) }))
         XCTAssertEqual(shapes[r.graph.outputs[0].name], m["output_shape"] as? [Int], "\(name) output shape")
         return (r, m)
     }
@@ -174,7 +176,12 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(att.count, m["layers"] as? Int)
         XCTAssertEqual(att.first?.int("heads"), m["heads"] as? Int)
         XCTAssertEqual(g.outputs.map(\.name), ["logits"])
-        XCTAssertEqual(g.inputs.first?.dtype, .i64)
+        XCTAssertEqual(g.inputs.map(\.name), ["input_ids", "attention_mask", "token_type_ids"])
+        XCTAssertTrue(g.inputs.allSatisfy { $0.dtype == .i64 && $0.shape == [nil, nil] })
+        // Every attention node takes the additive [B, 1, 1, T] mask built from attention_mask.
+        XCTAssertTrue(att.allSatisfy { $0.inputs.count == 4 && $0.inputs[3] == "bert.extended_attention_mask" })
+        XCTAssertEqual(try node(g, "bert.embeddings.token_type_embeddings").inputs[0], "token_type_ids")
+        XCTAssertEqual(try g.inferShapes(inputShapes: ["input_ids": [2, 5], "attention_mask": [2, 5], "token_type_ids": [2, 5]])["bert.extended_attention_mask"], [2, 1, 1, 5])
         XCTAssertNil(g.preprocessing)
         XCTAssertTrue(r.evidence.contains { $0.contains("config.json") })
         XCTAssertEqual(try node(g, "bert.embeddings.LayerNorm").float("epsilon"), 1e-12)
@@ -186,7 +193,7 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(r.graph.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
         XCTAssertTrue(r.evidence.contains { $0.contains("inferred as hidden 64 / 64") })
         XCTAssertEqual(r.graph.outputs.map(\.name), ["last_hidden_state", "pooler_output"])
-        let shapes = try r.graph.inferShapes(inputShapes: ["input_ids": [2, 7]])
+        let shapes = try r.graph.inferShapes(inputShapes: ["input_ids": [2, 7], "attention_mask": [2, 7], "token_type_ids": [2, 7]])
         XCTAssertEqual(shapes["pooler_output"], [2, 64])
     }
 
@@ -209,6 +216,7 @@ final class RecognitionTests: XCTestCase {
         XCTAssertEqual(r.family, "distilbert")
         XCTAssertEqual(r.graph.nodes.first { $0.op == .attention }?.int("heads"), m["heads"] as? Int)
         XCTAssertFalse(r.graph.nodes.contains { $0.name.contains("token_type") })
+        XCTAssertEqual(r.graph.inputs.map(\.name), ["input_ids", "attention_mask"], "no token-type embeddings, no token_type_ids input")
     }
 
     func testRoBERTaShapedEncoderIsNotClaimedAsBERT() throws {
@@ -320,7 +328,7 @@ final class RecognitionRobustnessTests: XCTestCase {
     func testMutatedShapesNeverCrash() throws {
         let one = Storage(zeroedByteCount: 8)
         let shapes: [[Int]] = [[], [0], [3], [1, 1], [0, 3, 3, 3], [5, 0, 1, 1], [1 << 40, 1], [7, 3, 3, 3], [2, 2, 2, 2, 2], [8, 1, 1 << 20, 1 << 20]]
-        var rng = SplitMix64(seed: 20261129)  // deterministic, so a failure reproduces
+        var rng = SeededGenerator(seed: 20261129)  // deterministic, so a failure reproduces
         var outcomes = [0, 0]
         for file in ["resnet_basic.safetensors", "efficientnet.safetensors", "mobilenet_v3_small.safetensors",
                      "densenet.safetensors", "vgg_bn.safetensors", "bert_cls/model.safetensors"] {
@@ -343,17 +351,5 @@ final class RecognitionRobustnessTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(outcomes[1], 0)
-    }
-}
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

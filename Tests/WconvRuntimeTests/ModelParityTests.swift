@@ -50,7 +50,9 @@ final class ModelParityTests: XCTestCase {
         let (g, io) = try load(name)
         XCTAssertFalse(g.isWeightsOnly, "\(name) recognised", file: file, line: line)
         let sess = try InferenceSession(graph: g)
-        let outs = try sess.run([g.inputs[0].name: io["input"]!])
+        // The fixtures' text inputs are unpadded rows: mask all ones, token types 0.
+        let feeds = g.unpaddedTextFeeds([g.inputs[0].name: io["input"]!]).feeds
+        let outs = try sess.run(feeds)
         // The fixture's "output" is the graph's first output; any further named outputs match by name.
         let first = outs[g.outputs[0].name]!
         XCTAssertEqual(first.shape, io["output"]!.shape, name, file: file, line: line)
@@ -60,7 +62,7 @@ final class ModelParityTests: XCTestCase {
         }
         // The training session's eval forward (no folding, no fusion) agrees as well.
         let ts = try TrainingSession(graph: g, trainable: [])
-        let to = try ts.forward([g.inputs[0].name: io["input"]!], training: false)[g.outputs[0].name]!
+        let to = try ts.forward(feeds, training: false)[g.outputs[0].name]!
         assertClose(to.floats(), io["output"]!.floats(), rtol: 1e-4, atol: 1e-5, "\(name) training-session eval", file: file, line: line)
     }
 

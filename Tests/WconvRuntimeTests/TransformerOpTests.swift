@@ -38,6 +38,40 @@ final class TransformerOpTests: XCTestCase {
         try checkGradients(gq, inputs: ["x": q], trainable: ["dx", "k", "v"], eps: 1e-2)
     }
 
+    /// Masks of every broadcast pattern are read in place (strides), as if expanded to [B, H, Tq, Tk].
+    func testAttentionMaskBroadcasts() throws {
+        var rng = TestRNG(23)
+        let (b, t, tk, d, heads) = (2, 3, 4, 4, 2)
+        let dh = d / heads
+        let q = rng.tensor([b, t, d]), k = rng.tensor([b, tk, d]), v = rng.tensor([b, tk, d])
+        for shape in [[b, heads, t, tk], [1, 1, t, tk], [b, 1, t, 1], [heads, 1, tk], [tk]] {
+            let m = rng.tensor(shape, scale: 3)
+            let g = singleNodeGraph(.attention, attrs: ["heads": .int(heads)], inputShapes: [[b, t, d]], params: [("k", k), ("v", v), ("m", m)])
+            let y = try runGraph(g, ["x": q]).floats()
+            let full = [1, 1, 1, 1].dropLast(shape.count) + shape
+            func mask(_ bi: Int, _ h: Int, _ i: Int, _ j: Int) -> Double {
+                let idx = [bi, h, i, j].enumerated().reduce(0) { acc, e in acc * full[e.offset] + (full[e.offset] == 1 ? 0 : e.element) }
+                return Double(m.floats()[idx])
+            }
+            var ref = [Float](repeating: 0, count: b * t * d)
+            let qv = q.floats(), kv = k.floats(), vv = v.floats()
+            for bi in 0..<b { for h in 0..<heads { for i in 0..<t {
+                var s = (0..<tk).map { j -> Double in
+                    var acc = 0.0
+                    for c in 0..<dh { acc += Double(qv[(bi * t + i) * d + h * dh + c]) * Double(kv[(bi * tk + j) * d + h * dh + c]) }
+                    return acc / Double(dh).squareRoot() + mask(bi, h, i, j)
+                }
+                let mx = s.max()!
+                s = s.map { exp($0 - mx) }
+                let sum = s.reduce(0, +)
+                for c in 0..<dh {
+                    ref[(bi * t + i) * d + h * dh + c] = Float((0..<tk).reduce(0.0) { $0 + s[$1] / sum * Double(vv[(bi * tk + $1) * d + h * dh + c]) })
+                }
+            } } }
+            assertClose(y, ref, rtol: 1e-4, atol: 1e-5, "mask \(shape)")
+        }
+    }
+
     func testSliceAndArange() throws {
         var rng = TestRNG(22)
         let x = rng.tensor([2, 5, 3])

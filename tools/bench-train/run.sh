@@ -11,14 +11,29 @@ SIZE=${1:-224}; BATCH=${2:-16}; THREADS=${3:-2}
 if [ -z "${WCONV_BIN:-}" ]; then swift build -c release --product wconv >/dev/null; WCONV=.build/release/wconv; else WCONV="$WCONV_BIN"; fi
 PY="${WCONV_PY:-$(tools/refenv)}"
 "$WCONV" --version | sed 1d || true
-# Models: ARCHS="resnet18 resnet50 efficientnet_b0" (default resnet18). resnet18 is wconv's built-in
+# Models: ARCHS="resnet18 resnet50 efficientnet_b0 bert_base minilm" (default resnet18). resnet18 is wconv's built-in
 # synthetic network; the others are torchvision models (weights=None, random BatchNorm statistics)
-# saved as state dicts into .build/bench/ at bench time and imported by wconv like any user file.
+# saved as state dicts into .build/bench/ at bench time and imported by wconv like any user file;
+# bert_base and minilm are BERT sequence classifiers (random weights) at SEQ tokens (default 128).
 ARCHS=${ARCHS:-resnet18}
 mkdir -p .build/bench
 for ARCH in $ARCHS; do
+SEQ=${SEQ:-128}
 if [ "$ARCH" = resnet18 ]; then
   W=$("$WCONV" bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" --json)
+elif [ "$ARCH" = bert_base ] || [ "$ARCH" = minilm ]; then
+  # BERT sequence classifiers of bert-base-uncased's and all-MiniLM-L6-v2's shapes, random weights,
+  # saved as Hugging Face folders (model.safetensors + config.json) at bench time.
+  D=.build/bench/$ARCH
+  [ -f "$D/model.safetensors" ] || "$PY" - "$ARCH" "$D" <<'GEN'
+import sys, torch
+from transformers import BertConfig, BertForSequenceClassification
+torch.manual_seed(0)
+cfg = BertConfig(num_labels=10) if sys.argv[1] == "bert_base" else BertConfig(
+    hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=10)
+BertForSequenceClassification(cfg).eval().save_pretrained(sys.argv[2])
+GEN
+  W=$("$WCONV" bench train "$D/model.safetensors" --seq-len "$SEQ" --batch-size "$BATCH" --threads "$THREADS" --json)
 else
   F=.build/bench/$ARCH.pth
   [ -f "$F" ] || "$PY" - "$ARCH" "$F" <<'GEN'
@@ -32,12 +47,13 @@ torch.save(m.state_dict(), sys.argv[2])
 GEN
   W=$("$WCONV" bench train "$F" --batch-size "$BATCH" --threads "$THREADS" --json)
 fi
-T=$("$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --batch "$BATCH" --threads "$THREADS")
+T=$("$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --seq-len "$SEQ" --batch "$BATCH" --threads "$THREADS")
 "$PY" - "$W" "$T" "$ARCH" <<'PY'
 import json, sys
 wj = json.loads(sys.argv[1]); w = wj["images_per_second"]; t = json.loads(sys.argv[2]); ti = t["images_per_second"]
 gf = wj.get("gflop_per_image", {}); roof = wj.get("gemm_roof_gflops")
-print(f"{sys.argv[3]} at {t['size']}, batch {t['batch']}, {t['threads']} threads (images/s, higher is better)")
+unit = wj.get("unit", "images")
+print(f"{sys.argv[3]} at {t['size']}{' tokens' if unit == 'sequences' else ''}, batch {t['batch']}, {t['threads']} threads ({unit}/s, higher is better)")
 rows = [("full fine-tune step", "finetune", ti["finetune"]),
         ("feature-extract step, uncached", "feature-extract (uncached)", ti["feature-extract (usual loop)"]),
         ("frozen forward (cache fill)", "frozen forward (once per image)", ti["frozen forward"])]
@@ -48,7 +64,7 @@ for name, key, b in rows:
         line += f"   GFLOP/s wconv {a * gf[key]:6.1f} ({100 * a * gf[key] / roof:3.0f}% of roof)  torch {b * gf[key]:6.1f} ({100 * b * gf[key] / roof:3.0f}%)"
     print(line)
 ep = 10
-print(f"  10-epoch feature extraction, s per 1000 images: wconv cached {1000 / w['frozen forward (once per image)']:.1f}"
+print(f"  10-epoch feature extraction, s per 1000 {unit}: wconv cached {1000 / w['frozen forward (once per image)']:.1f}"
       f"   torch usual loop {ep * 1000 / ti['feature-extract (usual loop)']:.1f}"
       f"   speed-up ×{(ep * 1000 / ti['feature-extract (usual loop)']) / (1000 / w['frozen forward (once per image)']):.1f}")
 if roof:

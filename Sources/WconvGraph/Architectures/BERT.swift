@@ -41,21 +41,32 @@ struct EncoderSettings {
     }
 }
 
-/// Sequence input for encoders: token ids [batch, sequence].
-let tokenInput = ValueInfo(name: "input_ids", dtype: .i64, shape: [nil, nil])
+/// Inputs of HF encoders, all i64 [batch, sequence] as the tokenizer writes them: token ids, the
+/// padding mask (1 = token, 0 = padding) and, when the model has token-type embeddings, the segment ids.
+enum EncoderInputs {
+    static let inputIDs = ValueInfo(name: "input_ids", dtype: .i64, shape: [nil, nil])
+    static let attentionMask = ValueInfo(name: "attention_mask", dtype: .i64, shape: [nil, nil])
+    static let tokenTypeIDs = ValueInfo(name: "token_type_ids", dtype: .i64, shape: [nil, nil])
+}
 
 extension GraphBuilder {
-    /// Embedding sum of HF encoders: word + (token type 0) + absolute position, then LayerNorm.
-    /// Token types are all 0 and no padding mask is applied (one unpadded sequence per row).
-    func encoderEmbeddings(_ p: String, eps: Double) throws -> (String, Int) {
+    /// Embedding sum of HF encoders: word + token type (input `token_type_ids`, when the model has
+    /// token-type embeddings) + absolute position (0 ..< T), then LayerNorm. Returns the value, the
+    /// hidden size and the graph inputs it reads. The word embedding's padding row gets no gradient,
+    /// as transformers builds it (`padding_idx` = config.json pad_token_id, default 0).
+    func encoderEmbeddings(_ p: String, eps: Double, config: JSONValue?) throws -> (String, Int, [ValueInfo]) {
         let we = try require("\(p).word_embeddings.weight", rank: 2)
         let dim = we[1]
-        var x = add("\(p).word_embeddings", .embedding, ["input_ids", "\(p).word_embeddings.weight"])
+        var inputs = [EncoderInputs.inputIDs, EncoderInputs.attentionMask]
+        // Absent: transformers' default 0; null: no padding row.
+        let pad: Int? = config?["pad_token_id"].map { $0.int } ?? 0
+        let padAttrs: [String: AttributeValue] = pad.map { $0 >= 0 && $0 < we[0] ? ["paddingIdx": .int($0)] : [:] } ?? [:]
+        var x = add("\(p).word_embeddings", .embedding, ["input_ids", "\(p).word_embeddings.weight"], padAttrs)
         if let tt = shape("\(p).token_type_embeddings.weight") {
             guard tt.count == 2, tt[1] == dim else { throw RecognitionFailure("token_type_embeddings \(tt) does not match hidden size \(dim)") }
-            let ids = add("\(p).token_type_ids", .arange, ["input_ids"], ["axis": .int(1), "start": .int(0), "step": .int(0)])
-            let e = add("\(p).token_type_embeddings", .embedding, [ids, "\(p).token_type_embeddings.weight"])
+            let e = add("\(p).token_type_embeddings", .embedding, [EncoderInputs.tokenTypeIDs.name, "\(p).token_type_embeddings.weight"])
             x = add("\(p).add_token_type", .add, [x, e])
+            inputs.append(EncoderInputs.tokenTypeIDs)
         }
         let pe = try require("\(p).position_embeddings.weight", rank: 2)
         guard pe[1] == dim else { throw RecognitionFailure("position_embeddings \(pe) does not match hidden size \(dim)") }
@@ -63,21 +74,33 @@ extension GraphBuilder {
         let e = add("\(p).position_embeddings", .embedding, [pos, "\(p).position_embeddings.weight"])
         x = add("\(p).add_position", .add, [x, e])
         for buf in ["\(p).position_ids", "\(p).token_type_ids"] where has(buf) {
-            unusedReasons[buf] = "HF id buffer: ids are computed in the graph (arange)"
+            unusedReasons[buf] = "HF id buffer: position ids are computed in the graph (arange), token types are the token_type_ids input"
         }
-        return (try layerNorm("\(p).LayerNorm", x, dim: dim, eps: eps), dim)
+        return (try layerNorm("\(p).LayerNorm", x, dim: dim, eps: eps), dim, inputs)
+    }
+
+    /// The additive attention mask from the `attention_mask` input, as HF builds it:
+    /// (1 − mask) · finfo(f32).min, shaped [B, 1, 1, T] so it broadcasts over heads and query rows.
+    func extendedAttentionMask(_ name: String) -> String {
+        let m = add(name + ".cast", .cast, [EncoderInputs.attentionMask.name], ["to": .string(DType.f32.rawValue)])
+        let one = add(name + ".one", .constantOfShape, [], ["shape": .ints([1]), "value": .float(1), "dtype": .string(DType.f32.rawValue)])
+        let lowest = add(name + ".lowest", .constantOfShape, [], ["shape": .ints([1]), "value": .float(-Double(Float.greatestFiniteMagnitude)),
+                                                                  "dtype": .string(DType.f32.rawValue)])
+        let inverted = add(name + ".invert", .sub, [one, m])
+        let additive = add(name + ".scale", .mul, [inverted, lowest])
+        return add(name, .unsqueeze, [additive], ["axes": .ints([1, 2])])
     }
 
     /// One post-norm transformer layer: attention (q, k, v, out projections) + residual + LN,
     /// feed-forward (in, act, out) + residual + LN.
     func encoderLayer(q: String, k: String, v: String, o: String, ln1: String, ff1: String, ff2: String, ln2: String,
-                      x: String, dim: Int, s: EncoderSettings, output: String? = nil) throws -> String {
+                      x: String, mask: String, dim: Int, s: EncoderSettings, output: String? = nil) throws -> String {
         let (qv, _) = try linear(q, x, inFeatures: dim)
         let (kv, _) = try linear(k, x, inFeatures: dim)
         let (vv, _) = try linear(v, x, inFeatures: dim)
         // Node named after the projections' parent module (`…attention.self`, `…attention`).
         let ctxName = q.split(separator: ".").dropLast().joined(separator: ".")
-        let ctx = add(ctxName + ".attention", .attention, [qv, kv, vv],
+        let ctx = add(ctxName + ".attention", .attention, [qv, kv, vv, mask],
                       ["heads": .int(s.heads), "scale": .float(1.0 / Double(dim / s.heads).squareRoot())])
         var (a, ad) = try linear(o, ctx, inFeatures: dim)
         guard ad == dim else { throw RecognitionFailure("'\(o)' projects to \(ad), not the hidden size \(dim)") }
@@ -137,7 +160,8 @@ enum BERTFamily: ArchitectureFamily {
             throw RecognitionFailure("one token type and \(p) positions look like RoBERTa (positions offset by 2); put its config.json beside the file")
         }
         let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act")
-        var (x, _) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps)
+        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps, config: config)
+        let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "encoder.layer")
         guard layers == Array(0..<layers.count) else { throw RecognitionFailure("encoder layers are not numbered 0..<\(layers.count): \(layers)") }
         let hasPooler = b.has(base + "pooler.dense.weight")
@@ -148,7 +172,7 @@ enum BERTFamily: ArchitectureFamily {
             x = try b.encoderLayer(q: "\(p).attention.self.query", k: "\(p).attention.self.key", v: "\(p).attention.self.value",
                                    o: "\(p).attention.output.dense", ln1: "\(p).attention.output.LayerNorm",
                                    ff1: "\(p).intermediate.dense", ff2: "\(p).output.dense", ln2: "\(p).output.LayerNorm",
-                                   x: x, dim: dim, s: s, output: isLast ? "last_hidden_state" : nil)
+                                   x: x, mask: mask, dim: dim, s: s, output: isLast ? "last_hidden_state" : nil)
         }
         var outputs = [x]
         var hints: [String: [Int?]] = [x: [nil, nil, dim]]
@@ -173,7 +197,7 @@ enum BERTFamily: ArchitectureFamily {
         if !base.isEmpty { b.evidence.append("task-model prefix '\(base)' kept in parameter names") }
         b.evidence += s.notes
         let variant = "bert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)"
-        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: variant,
+        return try b.finish(inputs: inputs, outputs: outputs, family: name, variant: variant,
                             preprocessing: nil, outputShapeHint: hints)
     }
 }
@@ -192,7 +216,8 @@ enum DistilBERTFamily: ArchitectureFamily {
         }
         let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
         let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "n_heads", epsKey: nil, actKey: "activation")
-        var (x, _) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12)
+        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12, config: config)
+        let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "transformer.layer")
         guard layers == Array(0..<layers.count) else { throw RecognitionFailure("transformer layers are not numbered 0..<\(layers.count)") }
         let hasHead = b.has("pre_classifier.weight") && b.has("classifier.weight")
@@ -201,7 +226,7 @@ enum DistilBERTFamily: ArchitectureFamily {
             x = try b.encoderLayer(q: "\(p).attention.q_lin", k: "\(p).attention.k_lin", v: "\(p).attention.v_lin",
                                    o: "\(p).attention.out_lin", ln1: "\(p).sa_layer_norm",
                                    ff1: "\(p).ffn.lin1", ff2: "\(p).ffn.lin2", ln2: "\(p).output_layer_norm",
-                                   x: x, dim: dim, s: s, output: l == layers.count - 1 && !hasHead ? "last_hidden_state" : nil)
+                                   x: x, mask: mask, dim: dim, s: s, output: l == layers.count - 1 && !hasHead ? "last_hidden_state" : nil)
         }
         var outputs = [x]
         var hints: [String: [Int?]] = [x: [nil, nil, dim]]
@@ -217,7 +242,7 @@ enum DistilBERTFamily: ArchitectureFamily {
         }
         b.evidence.append("\(base)embeddings.word_embeddings.weight: hidden size \(dim), no token-type embeddings; \(layers.count) layers \(base)transformer.layer.N.attention.q_lin/k_lin/v_lin/out_lin")
         b.evidence += s.notes.map { $0.replacingOccurrences(of: "LayerNorm eps 1e-12", with: "LayerNorm eps 1e-12 (DistilBERT's fixed value)") }
-        return try b.finish(inputs: [tokenInput], outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)",
+        return try b.finish(inputs: inputs, outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)",
                             preprocessing: nil, outputShapeHint: hints)
     }
 }

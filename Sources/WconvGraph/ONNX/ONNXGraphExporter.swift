@@ -262,6 +262,8 @@ struct ONNXExportContext {
             if let reps = n.ints("repeats") { add("Tile", n.name, [x, ints(n.name + ".repeats", reps)], [y], rank: r); return }
             add("Tile", n.name, n.inputs, [y], rank: r)
         case .gatherND: add("GatherND", n.name, n.inputs, [y], ["batch_dims": .int(n.int("batchDims") ?? 0)], rank: nil)
+        case .attention: emitAttention(n)
+        case .arange: emitArange(n)
         default:
             problems.append("\(n.name) (\(n.op)): no ONNX spelling")
         }

@@ -14,7 +14,8 @@ extension Op {
     public static let reshape: Op = "reshape"
     /// attrs perm.
     public static let transpose: Op = "transpose"
-    /// inputs [indices(int), weight(V, D)].
+    /// inputs [indices(int), weight(V, D)]; attrs paddingIdx (optional): that row of the weight gets
+    /// no gradient (PyTorch's Embedding padding_idx; the forward is a plain lookup).
     public static let embedding: Op = "embedding"
     /// inputs [data, indices]; attrs axis (ONNX Gather).
     public static let gather: Op = "gather"

@@ -11,9 +11,10 @@ struct AttentionGeometry: Equatable {
 }
 
 /// Forward. `probs` receives softmax(q·kᵀ·scale + mask) for every (batch, head): [B, H, Tq, Tk].
-/// `mask` is additive and already expanded to [B, H, Tq, Tk] (or nil).
+/// `mask` is additive, read through `maskStrides` over [B, H, Tq, Tk] (0 on broadcast dims), so a
+/// padding mask [B, 1, 1, Tk] is never expanded.
 func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-                      mask: UnsafePointer<Float>?, _ g: AttentionGeometry, probs: UnsafeMutablePointer<Float>,
+                      mask: UnsafePointer<Float>?, maskStrides: [Int], _ g: AttentionGeometry, probs: UnsafeMutablePointer<Float>,
                       _ y: UnsafeMutablePointer<Float>) {
     let dh = g.dh
     for bi in 0..<g.b {
@@ -26,8 +27,12 @@ func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v:
             sgemm(transA: false, transB: true, m: g.tq, n: g.tk, k: dh, alpha: g.scale, a: qh, lda: g.d, b: kh, ldb: g.d,
                   beta: 0, c: p, ldc: g.tk)
             if let mask {
-                let m = mask + (bi * g.heads + h) * g.probsPerHead
-                for i in 0..<g.probsPerHead { p[i] += m[i] }
+                let m = mask + bi * maskStrides[0] + h * maskStrides[1]
+                let (si, sj) = (maskStrides[2], maskStrides[3])
+                for i in 0..<g.tq {
+                    let row = p + i * g.tk, mrow = m + i * si
+                    if sj == 1 { for j in 0..<g.tk { row[j] += mrow[j] } } else { for j in 0..<g.tk { row[j] += mrow[j * sj] } }
+                }
             }
             softmaxForward(p, outer: g.tq, axisLen: g.tk, inner: 1, p)
             sgemm(transA: false, transB: false, m: g.tq, n: dh, k: g.tk, a: p, lda: g.tk, b: vh, ldb: g.d,

@@ -78,10 +78,12 @@ func gatherForward(_ data: UnsafePointer<Float>, outer: Int, axisLen: Int, inner
     }
 }
 
-func gatherBackward(dy: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: Int, indices: [Int], dData: UnsafeMutablePointer<Float>) {
+/// `skipping`: an index whose row gets no gradient (PyTorch's Embedding padding_idx).
+func gatherBackward(dy: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: Int, indices: [Int], dData: UnsafeMutablePointer<Float>,
+                    skipping: Int? = nil) {
     let k = indices.count
     for o in 0..<outer {
-        for (j, idx) in indices.enumerated() {
+        for (j, idx) in indices.enumerated() where idx != skipping {
             let s = dy + (o * k + j) * inner, d = dData + (o * axisLen + idx) * inner
             for i in 0..<inner { d[i] += s[i] }
         }

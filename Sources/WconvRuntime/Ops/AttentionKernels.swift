@@ -11,15 +11,18 @@ enum AttentionKernels {
         let heads = r.node.int("heads") ?? 1
         let g = AttentionGeometry(b: q[0], tq: q[1], tk: k[1], d: q[2], heads: heads, kvBatch: k[0],
                                   scale: Float(r.node.float("scale") ?? 1 / Double(q[2] / heads).squareRoot()))
-        return Attention(geometry: g, maskShape: r.inputShapes.count > 3 ? r.inputShapes[3] : nil)
+        let mask = r.inputShapes.count > 3 ? r.inputShapes[3] : nil
+        return Attention(geometry: g, maskShape: mask, maskStrides: mask.map { broadcastStrides($0, to: [g.b, g.heads, g.tq, g.tk]) } ?? [0, 0, 0, 0])
     }
 }
 
-/// Saved state: the probabilities (training plans only) and the mask broadcast to
-/// [B, heads, Tq, Tk] (when there is a mask).
+/// Saved state: the probabilities (training plans only). The mask is read in place through
+/// broadcast strides; backward needs only the probabilities it shaped.
 struct Attention: StepKernel {
     let geometry: AttentionGeometry
     let maskShape: [Int]?
+    /// Strides of the mask over [B, heads, Tq, Tk], 0 on broadcast dims.
+    let maskStrides: [Int]
     var full: Int { geometry.b * geometry.heads * geometry.probsPerHead }
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         let g = geometry
@@ -29,22 +32,14 @@ struct Attention: StepKernel {
         e.write(0, g.b * g.tq * g.d)
         return e
     }
-    func auxFloats(training: Bool) -> Int { (training ? full : 0) + (maskShape != nil ? full : 0) }
+    func auxFloats(training: Bool) -> Int { training ? full : 0 }
 
     func forward(_ c: StepContext) throws {
         let g = geometry, e = c.executor
         // Probabilities: kept per step for backward in training plans, scratch otherwise.
         let probs = e.keepAllValues ? c.aux! : e.staging2.get(full)
-        var expanded: UnsafePointer<Float>? = nil
-        if let maskShape, let m = c.input(3) {
-            let buf = c.aux! + (e.keepAllValues ? full : 0)
-            let plan = BroadcastPlan(maskShape, [g.b, g.heads, g.tq, g.tk])!
-            fillFloats(buf, with: 0, count: full)
-            // Broadcast the mask into the zeroed buffer: mask + 0 (the plan's b operand is full-size).
-            binaryForward(.add, m, UnsafePointer(buf), plan, buf)
-            expanded = UnsafePointer(buf)
-        }
-        attentionForward(c.input(0)!, c.input(1)!, c.input(2)!, mask: expanded, g, probs: probs, c.output())
+        attentionForward(c.input(0)!, c.input(1)!, c.input(2)!, mask: maskShape == nil ? nil : c.input(3), maskStrides: maskStrides,
+                         g, probs: probs, c.output())
     }
 
     func backward(_ c: BackwardContext) throws {

@@ -29,7 +29,7 @@ enum ShapeKernels {
     /// Embedding is a gather over axis 0 of the weight.
     static let embedding = OpKernels(.embedding) { r in
         let wt = try r.shape(1)
-        return Gather(outer: 1, axisLen: wt[0], inner: wt[1], dataInput: 1, indexInput: 0)
+        return Gather(outer: 1, axisLen: wt[0], inner: wt[1], dataInput: 1, indexInput: 0, paddingIndex: r.node.int("paddingIdx"))
     }
 
     static let pad = OpKernels(.pad) { r in
@@ -205,6 +205,8 @@ struct Transpose: StepKernel {
 struct Gather: StepKernel {
     let outer: Int, axisLen: Int, inner: Int
     let dataInput: Int, indexInput: Int
+    /// Embedding's padding_idx: that row gets no gradient.
+    var paddingIndex: Int? = nil
 
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         // One output row of `inner` per index and outer block; index values are checked (constant
@@ -239,7 +241,7 @@ struct Gather: StepKernel {
         guard let dy = c.outputGradient(), let d = c.inputGradient(dataInput) else { return }
         let n = c.executor.shapes[c.step.inputs[indexInput]]!.reduce(1, *)
         let idx = try Gather.indices(c.input(indexInput)!, count: n, bound: axisLen, node: "gather")
-        gatherBackward(dy: dy, outer: outer, axisLen: axisLen, inner: inner, indices: idx, dData: d)
+        gatherBackward(dy: dy, outer: outer, axisLen: axisLen, inner: inner, indices: idx, dData: d, skipping: paddingIndex)
     }
 }
 

@@ -38,8 +38,15 @@ extension Trainer {
                 rows += idx
                 s += 64
             }
+        } else if let text = val as? TokenizedTextSet {
+            for idx in text.evaluationBatches(Array(part), batchSize: evalBatchSize) {
+                let out = try session.forward(try text.inputs(idx, names: graphInputNames), training: false)
+                scores += try logitsOf(out, session)
+                targets += idx.map { text.labels[$0] }
+                rows += idx
+            }
         } else {
-            for b in try validationBatches(part) {
+            try forEachValidationBatch(part) { b in
                 let out = try session.forward([inputName: b.tensor], training: false)
                 scores += try logitsOf(out, session)
                 targets += b.labels
@@ -56,17 +63,21 @@ extension Trainer {
         return (m.loss, m.accuracy, m.macroAUC)
     }
 
-    /// The validation batches of this rank's `part`: decoded and transformed once per run when they
-    /// take at most 256 MiB (PNG decoding every epoch was ~10 % of a few-label job), else each time.
-    func validationBatches(_ part: Range<Int>) throws -> [Batch] {
-        if let d = decodedValidation { return d }
-        guard let val else { return [] }
+    /// Runs `body` on the validation batches of this rank's `part`. They are decoded and transformed
+    /// once per run when they take at most 256 MiB (PNG decoding every epoch was ~10 % of a few-label
+    /// job); a larger set streams from the files each time, as before, never held whole.
+    func forEachValidationBatch(_ part: Range<Int>, _ body: (Batch) throws -> Void) throws {
+        if let d = decodedValidation, d.part == part { return try d.batches.forEach(body) }
+        guard let val else { return }
         let loader = DataLoader(dataset: val, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed)
         let stream = loader.batches(epoch: 0, only: part)
-        var out: [Batch] = []
-        while let b = try stream.next() { out.append(b) }
-        if part.count * evalTransform.sampleSize * MemoryLayout<Float>.size <= 256 << 20 { decodedValidation = out }
-        return out
+        let keep = part.count * evalTransform.sampleSize * MemoryLayout<Float>.size <= 256 << 20
+        var kept: [Batch] = []
+        while let b = try stream.next() {
+            try body(b)
+            if keep { kept.append(b) }
+        }
+        if keep { decodedValidation = (part, kept) }
     }
 
     func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
@@ -107,14 +118,27 @@ extension Trainer {
     static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
         let s = try InferenceSession(graph: graph, threads: threads)
+        func check(_ o: Tensor, _ n: Int) throws {
+            guard o.numel == n * width else {
+                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")
+            }
+        }
+        if let text = data as? TokenizedTextSet {
+            var values: [Float] = [], rows: [Int] = []
+            for idx in text.evaluationBatches(Array(0..<text.count), batchSize: batchSize) {
+                guard let o = try s.run(text.inputs(idx, names: graph.inputs.map(\.name)))[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
+                try check(o, idx.count)
+                values += o.floats()
+                rows += idx
+            }
+            return (values, rows)
+        }
         let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
         let stream = loader.batches(epoch: 0)
         var values: [Float] = [], rows: [Int] = []
         while let b = try stream.next() {
             guard let o = try s.run([inp: b.tensor])[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
-            guard o.numel == b.count * width else {
-                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")
-            }
+            try check(o, b.count)
             values += o.floats()
             rows += b.indices
         }

@@ -3,11 +3,13 @@ import Foundation
 import Wconv
 
 struct BenchTrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Measures training images/s: full fine-tuning and feature extraction (cached features) on synthetic batches.")
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Measures training images/s: full fine-tuning and feature extraction (cached features) on synthetic batches.",
+                                                    discussion: "A text model (inputs input_ids, attention_mask, …) gets random unpadded token ids of --seq-len tokens; its rates are sequences/s (the JSON keeps the key images_per_second, with unit \"sequences\").")
 
     @Argument(help: "Model file (any supported format).") var model: String?
     @Option(help: "Benchmark a built-in network instead of a file: resnet18.") var synthetic: String?
     @Option(help: "Input size for --synthetic.") var size: Int = 224
+    @Option(name: .customLong("seq-len"), help: "Tokens per sequence for a text model.") var seqLen: Int = 128
     @Option(help: "Epochs for the feature-extract projection (cached vs uncached).") var epochs: Int = 10
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 16
     @Option(help: "Timed steps per measurement (after one warm-up step).") var steps: Int = 3
@@ -28,23 +30,20 @@ struct BenchTrainCommand: ParsableCommand {
     func run() throws {
         if let ranks { return try runDataParallel(ranks: ranks) }
         let (graph, label, rep) = try network()
-        let p = graph.preprocessing ?? .imagenet
-        let h = p.inputSize.first ?? 224, w = p.inputSize.count > 1 ? p.inputSize[1] : h
-        var rng = RNG(seed: 1)
-        let x = Tensor(shape: [batchSize, 3, h, w], floats: (0..<(batchSize * 3 * h * w)).map { _ in Float(rng.normal()) })
+        let (feeds, shapeLabel, unit) = syntheticBatch(graph)
         let labels = (0..<batchSize).map { $0 % classes }
         let grouping = try LayerGrouping(graph: graph)
         let all = Set(grouping.groups.flatMap(\.parameters))
         let head = Set(grouping.head.parameters)
         var results: [String: Double] = [:]
-        let inputShapes = [graph.inputs[0].name: x.shape]
+        let inputShapes = feeds.mapValues(\.shape)
         var gflop: [String: Double] = [:]  // per image
         for (name, trainable) in [("finetune", all), ("feature-extract (uncached)", head)] {
             let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads)
             let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
                                 groups: [ParamGroup(name: "all", parameters: trainable.sorted(), lr: 1e-4, weightDecay: 0.01)])
             func step() throws {
-                let out = try s.forward([graph.inputs[0].name: x], training: true)
+                let out = try s.forward(feeds, training: true)
                 let logits = out[graph.outputs[0].name]!
                 let (_, g) = try CrossEntropyLoss().loss(logits: logits.floats(), targets: labels, classes: classes)
                 let grads = try s.backward(outputGradients: [graph.outputs[0].name: Tensor(shape: logits.shape, floats: g)])
@@ -62,9 +61,10 @@ struct BenchTrainCommand: ParsableCommand {
             front.outputs = [ValueInfo(name: rep.featureValue, shape: [nil, nil])]
             let inf = try InferenceSession(graph: front, threads: cpu.threads)
             let t0 = Date()
-            for _ in 0..<steps { _ = try inf.run([graph.inputs[0].name: x]) }
+            let frontFeeds = feeds.filter { f in front.inputs.contains { $0.name == f.key } }
+            for _ in 0..<steps { _ = try inf.run(frontFeeds) }
             results["frozen forward (once per image)"] = Double(batchSize * steps) / Date().timeIntervalSince(t0)
-            gflop["frozen forward (once per image)"] = try ModelFLOPs(front, inputShapes: inputShapes).forward / 1e9 / Double(batchSize)
+            gflop["frozen forward (once per image)"] = try ModelFLOPs(front, inputShapes: frontFeeds.mapValues(\.shape)).forward / 1e9 / Double(batchSize)
         }
         // A feature-extract run of `epochs` epochs over 1000 images: uncached pays the frozen forward
         // every epoch; cached pays it once (the head's cost is negligible next to it).
@@ -78,21 +78,38 @@ struct BenchTrainCommand: ParsableCommand {
         let achieved = gflop.reduce(into: [String: Double]()) { $0[$1.key] = $1.value * (results[$1.key] ?? 0) }
         if stdout.json {
             func sorted(_ d: [String: Double]) -> JSONValue { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }) }
-            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("images_per_second", sorted(results)),
+            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("unit", .string(unit)), ("images_per_second", sorted(results)),
                                ("gflop_per_image", sorted(gflop)), ("gflops_achieved", sorted(achieved)), ("gemm_roof_gflops", .double(roof)),
                                ("roof_fraction", sorted(achieved.mapValues { $0 / roof })), ("peak_rss_bytes", .int(peak)),
                                ("kernels", KernelReport.json(loadBLAS: true))]))
         } else {
             print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
-            print("training throughput, \(label), batch \(batchSize), \(h)x\(w), \(cpu.threads) threads:")
+            print("training throughput, \(label), batch \(batchSize), \(shapeLabel), \(cpu.threads) threads:")
+            let perSecond = unit == "images" ? " img/s" : " seq/s"
             for (k, v) in results.sorted(by: { $0.key < $1.key }) {
-                var line = "  \(k.padding(toLength: 62, withPad: " ", startingAt: 0)) \(fmt(v, 1))\(k.hasPrefix("projected") ? " s" : " img/s")"
+                var line = "  \(k.padding(toLength: 62, withPad: " ", startingAt: 0)) \(fmt(v, 1))\(k.hasPrefix("projected") ? " s" : perSecond)"
                 if let a = achieved[k] { line += String(format: "  %.1f GFLOP/s, %.0f %% of the GEMM roof", a, 100 * a / roof) }
                 print(line)
             }
             print(String(format: "GEMM roof (sgemm 2048³ here): %.1f GFLOP/s; GFLOP counts conv, linear and matmul work (forward + backward)", roof))
             print("peak memory (VmHWM): \(Fmt.bytes(peak))")
         }
+    }
+
+    /// Random inputs of one batch: images N(0, 1) at the model's input size, or for a text model
+    /// unpadded token ids (never the [PAD] id 0) of `seqLen` tokens. Returns the feeds, the shape
+    /// for the report and the unit of the rates.
+    func syntheticBatch(_ graph: ModelGraph) -> (feeds: [String: Tensor], shape: String, unit: String) {
+        var rng = RNG(seed: 1)
+        if graph.inputs.contains(where: { $0.name == "input_ids" }) {
+            let vocab = max(2, VerifyCommand.indexBound(graph, input: "input_ids"))
+            let ids = Tensor(shape: [batchSize, seqLen], floats: (0..<(batchSize * seqLen)).map { _ in Float(1 + Int(rng.uniform(0, Double(vocab - 1)))) })
+            return (graph.unpaddedTextFeeds(["input_ids": ids.converted(to: .i64).tensor]).feeds, "\(seqLen) tokens", "sequences")
+        }
+        let p = graph.preprocessing ?? .imagenet
+        let h = p.inputSize.first ?? 224, w = p.inputSize.count > 1 ? p.inputSize[1] : h
+        let x = Tensor(shape: [batchSize, 3, h, w], floats: (0..<(batchSize * 3 * h * w)).map { _ in Float(rng.normal()) })
+        return ([graph.inputs[0].name: x], "\(h)x\(w)", "images")
     }
 
     /// The benchmarked network with a new head of `classes` outputs.

@@ -16,6 +16,9 @@ extension BenchTrainCommand {
         guard comm.size == n else { throw WconvError(.usage, "launched as \(comm.size) ranks but --ranks \(n)") }
         let parallel = DataParallel(comm)
         let (graph, label, _) = try network()
+        guard graph.inputs.count == 1 else {
+            throw WconvError(.usage, "--ranks measures models with one image input; this one takes \(graph.inputs.map(\.name).joined(separator: ", ")) (run without --ranks)")
+        }
         let p = graph.preprocessing ?? .imagenet
         let h = p.inputSize.first ?? 224, w = p.inputSize.count > 1 ? p.inputSize[1] : h
         // The same global batch on every rank; each keeps its shard.

@@ -3,36 +3,21 @@ import Foundation
 import Wconv
 
 struct TokenizeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "tokenize", abstract: "Turns texts into a model's input ids, as its Hugging Face tokenizer does.",
+    static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Turns texts into a model's input ids, as its Hugging Face tokenizer does.",
         discussion: "MODEL is a Hugging Face model folder, or its model.safetensors / pytorch_model.bin with the tokenizer files beside it (tokenizer.json, or vocab.txt with tokenizer_config.json). WordPiece tokenizers (BERT, DistilBERT, MiniLM, …) are supported. The batch is padded to its longest text; texts are truncated to --max-length, else to the model's model_max_length.")
 
-    @Argument(help: "Model folder, or a weights file inside one.")
-    var model: String
-
-    @Option(name: .long, help: "A text to tokenize (repeat for a batch).")
-    var text: [String] = []
-
-    @Option(name: .long, help: "The second text of a pair (repeat: one per --text).")
-    var textPair: [String] = []
-
-    @Option(name: .long, help: "Longest input in tokens, special tokens included.")
-    var maxLength: Int?
-
-    @Flag(name: .long, help: "Print {\"input_ids\", \"attention_mask\", \"token_type_ids\"} as JSON on stdout.")
-    var json = false
+    @Argument(help: "Model folder, or a weights file inside one.") var model: String
+    @OptionGroup var texts: TextInputOptions
+    @Flag(name: .long, help: "Print {\"input_ids\", \"attention_mask\", \"token_type_ids\"} as JSON on stdout.") var json = false
 
     func validate() throws {
-        guard !text.isEmpty else { throw ValidationError("give at least one --text \"…\"") }
-        guard textPair.isEmpty || textPair.count == text.count else {
-            throw ValidationError("\(text.count) --text but \(textPair.count) --text-pair; give one --text-pair per --text, or none")
-        }
-        if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be at least 1") }
+        guard !texts.text.isEmpty else { throw ValidationError("give at least one --text \"…\"") }
+        try texts.check()
     }
 
     func run() throws {
         let tokenizer = try WordPieceTokenizer(model: model)
-        let batch = try tokenizer.encodeBatch(text, pairs: textPair.isEmpty ? nil : textPair, maxLength: maxLength)
+        let batch = try tokenizer.encodeBatch(texts.text, pairs: texts.pairs, maxLength: texts.maxLength)
         if json {
             // One row per line (arrays of numbers stay on one line): the rows are what a reader compares.
             func rows(_ r: [[Int]]) -> JSONValue { .array(r.map { .array($0.map(JSONValue.int)) }) }
@@ -48,8 +33,8 @@ struct TokenizeCommand: ParsableCommand {
             print("  ids " + ids.map(String.init).joined(separator: " "))
         }
         if batch.truncatedCount > 0 {
-            let limit = tokenizer.effectiveMaxLength(maxLength).map(String.init) ?? "?"
-            print("\(batch.truncatedCount) of \(text.count) input(s) truncated to \(limit) tokens")
+            let limit = tokenizer.effectiveMaxLength(texts.maxLength).map(String.init) ?? "?"
+            print("\(batch.truncatedCount) of \(texts.text.count) input(s) truncated to \(limit) tokens")
         }
     }
 }
