@@ -39,6 +39,25 @@ final class CLIKernelTests: XCTestCase {
         XCTAssertTrue(blas.contains("OpenBLAS") && blas.contains("core ") && blas.contains("threads") && blas.contains("self-check passed"), blas)
     }
 
+    /// The oneDNN line, its switch, and the passive OpenMP wait policy an arithmetic command re-executes with.
+    func testDNNLEngineLineSwitchAndWaitPolicy() throws {
+        let on = try CLI.run(["--version"])
+        XCTAssertEqual(on.status, 0, on.stderr)
+        let line = try XCTUnwrap(on.stdout.split(separator: "\n").first { $0.hasPrefix("DNN:") }, on.stdout)
+        XCTAssertTrue(line.contains("oneDNN") && line.contains("convolutions"), String(line))
+        let off = try CLI.run(["--version"], environment: ["WCONV_DNNL": "0"])
+        XCTAssertTrue(off.stdout.contains("off (WCONV_DNNL=0): convolutions on im2col + BLAS"), off.stdout)
+        guard !line.contains(" off ") else { throw XCTSkip("oneDNN has no CPU engine here") }
+        let env = ProcessInfo.processInfo.environment
+        if let v = env["OMP_WAIT_POLICY"] ?? env["GOMP_SPINCOUNT"] { throw XCTSkip("an OpenMP wait policy or spin count (\(v)) is set here; wconv keeps it") }
+        let bench = try CLI.run(["bench", "conv", "--models", "fewlabel", "--reps", "1"])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        XCTAssertTrue(bench.stdout.contains("OMP_WAIT_POLICY=passive"), bench.stdout)
+        XCTAssertTrue(bench.stdout.contains("fewlabel"), bench.stdout)
+        let kept = try CLI.run(["bench", "conv", "--models", "fewlabel", "--reps", "1"], environment: ["OMP_WAIT_POLICY": "active"])
+        XCTAssertTrue(kept.stdout.contains("OMP_WAIT_POLICY=active"), kept.stdout)
+    }
+
     /// As on a CPU newer than the library: OpenBLAS picks Prescott by itself, wconv replaces it.
     func testOlderCoreChosenByOpenBLASIsReplaced() throws {
         if let v = Self.userCoreType { throw XCTSkip("OPENBLAS_CORETYPE=\(v) is set here; wconv keeps it") }
