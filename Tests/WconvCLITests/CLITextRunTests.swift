@@ -70,6 +70,21 @@ final class CLITextRunTests: XCTestCase {
         XCTAssertEqual((doc["top"] as? [Any])?.count, 2)
     }
 
+    /// A classifier's config.json id2label names the classes in the top-k listing (placeholders
+    /// LABEL_0 … do not).
+    func testClassNamesFromId2Label() throws {
+        let tmp = try copyFolder("bert_cls")
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp.file("config.json")))) as? [String: Any])
+        config["id2label"] = ["0": "negative", "1": "neutral", "2": "positive"]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: tmp.file("config.json")))
+        let r = try CLI.run(["run", tmp.path, "--text", "Hello world!", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let top = try XCTUnwrap((try CLI.json(r)["top"] as? [[[String: Any]]])?.first)
+        XCTAssertEqual(Set(top.compactMap { $0["label"] as? String }), ["negative", "neutral", "positive"])
+        let plain = try CLI.json(try CLI.run(["run", dir + "/bert_cls", "--text", "Hello world!", "--json"]))
+        XCTAssertTrue(try XCTUnwrap((plain["top"] as? [[[String: Any]]])?.first).allSatisfy { $0["label"] is NSNull })
+    }
+
     /// Other 1_Pooling configs (both layouts) and no Normalize: the folder is copied and its
     /// sentence-transformers files rewritten; sentence-transformers' embeddings for each are in
     /// minilm_st.pooling.safetensors.
