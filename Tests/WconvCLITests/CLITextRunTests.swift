@@ -125,6 +125,21 @@ final class CLITextRunTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("attention_mask 1"), r.stderr)
     }
 
+    /// Without model_max_length in the tokenizer config, texts are still cut to the model's
+    /// positions (64 here); a --max-length beyond them is a usage error.
+    func testTruncatedToPositions() throws {
+        let tmp = try copyFolder("bert_model")
+        try #"{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}"#.write(toFile: tmp.file("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        let long = Array(repeating: "hello world", count: 50).joined(separator: " ")
+        let r = try CLI.run(["run", tmp.path, "--text", long, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual((try CLI.json(r)["outputs"] as? [[String: Any]])?.first?["shape"] as? [Int], [1, 64, 32])
+        XCTAssertTrue(r.stderr.contains("truncated to 64 tokens"), r.stderr)
+        let over = try CLI.run(["run", tmp.path, "--text", long, "--max-length", "100"])
+        XCTAssertEqual(over.status, 2, over.stderr)
+        XCTAssertTrue(over.stderr.contains("64 positions"), over.stderr)
+    }
+
     func testUsageErrors() throws {
         let both = try CLI.run(["run", dir + "/bert_cls", "--text", "a", "--input", "x.npy"])
         XCTAssertEqual(both.status, 2, both.stderr)
