@@ -35,11 +35,10 @@ public enum CanonicalModel {
         var b = TensorBundle(format: "safetensors")
         for (name, t) in graph.parameters where graph.aliases[name] == nil { b.tensors[name] = t }
         b.aliases = graph.aliases
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         func json<T: Encodable>(_ v: T) -> String {
-            // Encoding plain Codable structs of strings and numbers cannot fail.
-            (try? enc.encode(v)).flatMap { String(data: $0, encoding: .utf8) } ?? "null"
+            // Through the one writer (members in declaration order, dictionaries sorted); encoding
+            // plain Codable structs of strings and numbers cannot fail.
+            (try? JSONValue(encoding: v).text(.compact)) ?? "null"
         }
         b.metadata["format"] = "pt"
         b.metadata[graphKey] = json(GraphDocument(graph))

@@ -87,3 +87,36 @@ extension Executor {
         }
     }
 }
+
+/// A kernel applying one function to each of its `count` elements (input 0 → output 0), with the
+/// function's derivative for backward.
+protocol PointwiseKernel: StepKernel {
+    var count: Int { get }
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>)
+    /// Adds dy · f′ to dx; `y` is the forward output.
+    func accumulateGradient(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>)
+}
+
+extension PointwiseKernel {
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
+    func forward(_ c: StepContext) throws { apply(c.input(0)!, c.output()) }
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient(), let dx = c.inputGradient(0) else { return }
+        accumulateGradient(x: c.input(0)!, y: c.output(), dy: dy, dx: dx)
+    }
+}
+
+/// A kernel over its inputs broadcast to one output by `map`: each input is read over its strided
+/// span, the output written whole.
+protocol BroadcastKernel: StepKernel {
+    var map: NBroadcast { get }
+}
+
+extension BroadcastKernel {
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        for k in map.strides.indices { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
+        e.write(0, map.count)
+        return e
+    }
+}

@@ -53,6 +53,20 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(v.serialized, "[1,1.0,1.0,-0.0,1e+20,-7]")
     }
 
+    /// Integers above Int.max keep every digit up to UInt64.max (seeds); one past it is a double.
+    func testUnsignedIntegersBeyondIntRoundTrip() throws {
+        let v = try parse("[9223372036854775808, 18446744073709551615, 18446744073709551616]", .strict)
+        XCTAssertEqual(v[0], .uint(1 << 63))
+        XCTAssertEqual(v[1], .uint(.max))
+        XCTAssertEqual(v[2], .double(18446744073709551616))
+        XCTAssertEqual(v.serialized, "[9223372036854775808,18446744073709551615,1.8446744073709552e+19]")
+        XCTAssertNil(v[1]?.int)
+        XCTAssertEqual(try JSONValueDecoder().decode([UInt64].self, from: .array([v[0]!, v[1]!])), [1 << 63, .max])
+        XCTAssertThrowsError(try JSONValueDecoder().decode(Int64.self, from: v[0]!), "beyond Int64")
+        XCTAssertEqual(JSONValue(UInt64.max), .uint(.max))
+        XCTAssertEqual(JSONValue(Int64.min), .int(.min))
+    }
+
     func testParseErrorNamesTheFileAndByte() throws {
         XCTAssertThrowsError(try JSONValue.parse(#"{"a": tru}"#, what: "config.json", file: "m/config.json")) { e in
             let w = e as! WconvError
@@ -136,7 +150,7 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(v["counts"]?.object.map { Array($0.keys) }, ["a", "b", "c"], "dictionary keys sorted")
         XCTAssertEqual(v["optionals"], [1.0, nil])
         XCTAssertEqual(v["kind"], ["fixed": ["_0": 4]])
-        XCTAssertEqual(v["seed"], .double(Double(UInt64.max)))
+        XCTAssertEqual(v["seed"], .uint(UInt64.max), "every digit of a UInt64 seed")
     }
 
     struct Doc: Codable, Equatable {

@@ -2,6 +2,7 @@ import Foundation
 import WconvFormats
 import WconvGraph
 import WconvTensor
+import WconvTestSupport
 import XCTest
 
 /// Recognition of every fixture written by tools/fixtures/models/gen.py: the family, the
@@ -327,7 +328,7 @@ final class RecognitionRobustnessTests: XCTestCase {
     func testMutatedShapesNeverCrash() throws {
         let one = Storage(zeroedByteCount: 8)
         let shapes: [[Int]] = [[], [0], [3], [1, 1], [0, 3, 3, 3], [5, 0, 1, 1], [1 << 40, 1], [7, 3, 3, 3], [2, 2, 2, 2, 2], [8, 1, 1 << 20, 1 << 20]]
-        var rng = SplitMix64(seed: 20261129)  // deterministic, so a failure reproduces
+        var rng = SeededGenerator(seed: 20261129)  // deterministic, so a failure reproduces
         var outcomes = [0, 0]
         for file in ["resnet_basic.safetensors", "efficientnet.safetensors", "mobilenet_v3_small.safetensors",
                      "densenet.safetensors", "vgg_bn.safetensors", "bert_cls/model.safetensors"] {
@@ -350,17 +351,5 @@ final class RecognitionRobustnessTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(outcomes[1], 0)
-    }
-}
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

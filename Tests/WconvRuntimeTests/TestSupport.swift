@@ -42,11 +42,23 @@ func assertClose(_ a: [Float], _ b: [Float], rtol: Float = 1e-4, atol: Float = 1
     WconvTestSupport.assertClose(a, b, rtol: rtol, atol: atol, msg, file: file, line: line)
 }
 
-/// Checks the analytic gradients of loss = Σ y·r for the trainable parameters against central
-/// finite differences (loss accumulated in Double), on up to `samples` coordinates per parameter.
+/// Checks the analytic gradients of loss = Σ y·r for the trainable parameters — and, with
+/// `inputGradients`, for every f32 graph input — against central finite differences (loss
+/// accumulated in Double), on up to `samples` coordinates per tensor. Input gradients are checked
+/// by turning those inputs into parameters of the same name, so the backward pass must produce
+/// the gradient of each op's data input, not only of its weights.
 func checkGradients(_ g: ModelGraph, inputs: [String: Tensor], trainable: [String], training: Bool = true,
                     bnMode: [String: BatchNormMode] = [:], eps: Float = 1e-2, tol: Double = 2e-2, samples: Int = 12,
-                    seed: UInt64 = 7, file: StaticString = #filePath, line: UInt = #line) throws {
+                    seed: UInt64 = 7, inputGradients: Bool = true,
+                    file: StaticString = #filePath, line: UInt = #line) throws {
+    var g = g, inputs = inputs, trainable = trainable
+    if inputGradients {
+        for info in g.inputs where inputs[info.name]?.dtype == .f32 {
+            g.parameters[info.name] = inputs.removeValue(forKey: info.name)
+            trainable.append(info.name)
+        }
+        g.inputs.removeAll { g.parameters[$0.name] != nil }
+    }
     let s = try TrainingSession(graph: g, trainable: Set(trainable), bnMode: bnMode)
     s.seedDropout(99)
     let y0 = try s.forward(inputs, training: training)["y"]!

@@ -40,6 +40,39 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(back.layerLR, .geometric(base: 1e-6, max: 1e-3))
     }
 
+    /// The run state goes through the one JSON: a seed of 2^64 − 1 keeps every digit and resumes,
+    /// and a checkpoint in the layout Foundation's JSONEncoder wrote (sorted keys) still loads.
+    func testSeedBeyondInt64RoundTripsAndOlderLayoutLoads() throws {
+        let d = TempDir()
+        var c = TrainingConfig()
+        c.mode = .finetune; c.epochs = 1; c.batchSize = 8; c.threads = 1; c.groups = "stem=a|n,block=c,head=z"
+        c.seed = .max
+        let data = try syntheticData(16, seed: 1)
+        let t = try Trainer(graph: tinyGraph(), config: c, train: data, val: nil, log: { _ in })
+        t.checkpointDir = d.path
+        _ = try t.run()
+        let ck = d.path + "/last.safetensors"
+        let (tensors, meta) = try CheckpointFile.read(path: ck)
+        let json = try XCTUnwrap(meta["wconv.checkpoint"])
+        XCTAssertTrue(json.contains("\"seed\":18446744073709551615"), json)
+        XCTAssertEqual(try Trainer.CheckpointState(json: json).config.seed, .max)
+        c.epochs = 2
+        XCTAssertEqual(try Trainer(graph: tinyGraph(), config: c, train: data, val: nil, log: { _ in }).run(resume: ck).history.count, 2,
+                       "the same flags, seed included, resume")
+
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        let older = String(decoding: try enc.encode(try Trainer.CheckpointState(json: json)), as: UTF8.self)
+        XCTAssertNotEqual(older, json, "the older layout differs in key order")
+        let p = d.path + "/older.safetensors"
+        try CheckpointFile.write(tensors, metadata: ["wconv.checkpoint": older], to: p)
+        XCTAssertEqual(try Trainer(graph: tinyGraph(), config: c, train: data, val: nil, log: { _ in }).run(resume: p).history.count, 2)
+        c.seed = .max - 1
+        XCTAssertThrowsError(try Trainer(graph: tinyGraph(), config: c, train: data, val: nil, log: { _ in }).run(resume: ck)) {
+            XCTAssertTrue("\($0)".contains("same flags"), "a seed one below differs")
+        }
+    }
+
     func testResumeRefusesDifferentFlags() throws {
         let d = TempDir()
         var c = TrainingConfig()

@@ -163,7 +163,8 @@ struct JSONParser {
         }
     }
 
-    /// RFC 8259 number syntax. Integers that fit stay `.int`; `-0` is a double, as serde_json reads it.
+    /// RFC 8259 number syntax. Integers that fit stay `.int` (above `Int.max`, `.uint` while they fit
+    /// in UInt64); `-0` is a double, as serde_json reads it.
     private mutating func parseNumber() throws -> JSONValue {
         let start = pos
         if peek() == UInt8(ascii: "-") {
@@ -195,6 +196,7 @@ struct JSONParser {
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         if isInteger, let i = Int(text), !(i == 0 && bytes[start] == UInt8(ascii: "-")) { return .int(i) }
+        if isInteger, bytes[start] != UInt8(ascii: "-"), let u = UInt64(text) { return .uint(u) }
         guard let d = Double(text) else { throw JSONParseError(message: "number '\(text)' is out of range", offset: start) }
         return .double(d)
     }

@@ -11,7 +11,11 @@ public indirect enum JSONValue: Equatable, Sendable {
     case bool(Bool)
     /// A number written without fraction or exponent that fits in `Int`.
     case int(Int)
-    /// Any other number (including `-0`, integers beyond `Int`, and Python's NaN / Infinity literals).
+    /// A number written as an integer above `Int.max` that fits in `UInt64` (a UInt64 seed), so
+    /// every digit survives a round trip.
+    case uint(UInt64)
+    /// Any other number (including `-0`, integers beyond `UInt64` or below `Int.min`, and Python's
+    /// NaN / Infinity literals).
     case double(Double)
     case string(String)
     case array([JSONValue])
@@ -58,6 +62,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     public var double: Double? {
         switch self {
         case .int(let i): return Double(i)
+        case .uint(let u): return Double(u)
         case .double(let d): return d
         default: return nil
         }
@@ -89,9 +94,9 @@ public indirect enum JSONValue: Equatable, Sendable {
         return nil
     }
 
-    /// `.int`, or `.double` for an integer beyond `Int` (a UInt64 seed).
+    /// `.int`, `.uint` for an integer above `Int.max` (a UInt64 seed), or `.double` beyond both.
     public init<I: BinaryInteger>(_ i: I) {
-        self = Int(exactly: i).map(JSONValue.int) ?? .double(Double(i))
+        self = Int(exactly: i).map(JSONValue.int) ?? UInt64(exactly: i).map(JSONValue.uint) ?? .double(Double(i))
     }
 
     /// A short description of the value's type, for error messages.
@@ -99,7 +104,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
-        case .int, .double: return "a number"
+        case .int, .uint, .double: return "a number"
         case .string: return "a string"
         case .array: return "an array"
         case .object: return "an object"

@@ -46,6 +46,7 @@ private struct ValueDecoder: Decoder {
             try number { v -> I? in
                 switch v {
                 case .int(let i): return I(exactly: i)
+                case .uint(let u): return I(exactly: u)
                 case .double(let d): return I(exactly: d)
                 default: return nil
                 }

@@ -37,7 +37,7 @@ extension JSONValue {
 
     private var isNumber: Bool {
         switch self {
-        case .int, .double: return true
+        case .int, .uint, .double: return true
         default: return false
         }
     }
@@ -54,6 +54,7 @@ extension JSONValue {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
+        case .uint(let u): out += String(u)
         case .double(let d):
             if d.isFinite {
                 out += "\(d)"

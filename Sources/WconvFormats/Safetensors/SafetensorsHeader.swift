@@ -133,7 +133,7 @@ struct SafetensorsHeader {
     private static func render(_ dims: [JSONValue]) -> String {
         "[" + dims.map { v -> String in
             switch v {
-            case .int, .double: return v.serialized
+            case .int, .uint, .double: return v.serialized
             default: return v.typeName
             }
         }.joined(separator: ",") + "]"

@@ -3,8 +3,8 @@ import WconvFormats
 import WconvTensor
 
 extension Op {
-    public static let relu: Op = "relu"
-    public static let relu6: Op = "relu6"
+    /// One input, the same shape; the function its name says (PyTorch and ONNX agree).
+    public static let relu: Op = "relu", relu6: Op = "relu6", silu: Op = "silu", sigmoid: Op = "sigmoid", tanh: Op = "tanh"
     /// attrs min, max (floats; absent: unbounded). inputs [x] or, while a bound is computed at run
     /// time, [x, min?, max?] with scalar bounds read when the step runs.
     public static let clip: Op = "clip"
@@ -15,7 +15,6 @@ extension Op {
     /// x ≥ 0 ? x : slope·x. inputs [x, slope] with slope broadcast to x (ONNX's unidirectional
     /// broadcasting; PyTorch's (C) slope arrives as (C, 1, 1)).
     public static let prelu: Op = "prelu"
-    public static let silu: Op = "silu"
     /// attrs approximate: "none" | "tanh".
     public static let gelu: Op = "gelu"
     /// x · relu6(x + 3) / 6 (PyTorch and ONNX agree).
@@ -23,8 +22,6 @@ extension Op {
     /// max(0, min(1, alpha·x + beta)); attrs alpha, beta. When absent: PyTorch's 1/6 and 0.5
     /// (ONNX's defaults are 0.2 and 0.5, so builders always set them explicitly).
     public static let hardSigmoid: Op = "hardSigmoid"
-    public static let sigmoid: Op = "sigmoid"
-    public static let tanh: Op = "tanh"
     /// Identity in eval; attrs ratio.
     public static let dropout: Op = "dropout"
     public static let identity: Op = "identity"

@@ -3,32 +3,15 @@ import WconvTensor
 
 extension Op {
     /// Elementwise with numpy broadcasting; inputs may be parameters (constants).
-    public static let add: Op = "add"
-    public static let sub: Op = "sub"
-    public static let mul: Op = "mul"
+    public static let add: Op = "add", sub: Op = "sub", mul: Op = "mul"
     /// Integer inputs divide truncating toward zero (ONNX), floats as IEEE.
     public static let div: Op = "div"
     /// Elementwise on two inputs with broadcasting (ONNX Pow, Equal, Less, …, Min/Max of two).
-    public static let pow: Op = "pow"
-    public static let equal: Op = "equal"
-    public static let less: Op = "less"
-    public static let lessOrEqual: Op = "lessOrEqual"
-    public static let greater: Op = "greater"
-    public static let greaterOrEqual: Op = "greaterOrEqual"
-    public static let and: Op = "and"
-    public static let or: Op = "or"
-    public static let minimum: Op = "minimum"
-    public static let maximum: Op = "maximum"
+    public static let pow: Op = "pow", equal: Op = "equal", less: Op = "less", lessOrEqual: Op = "lessOrEqual", greater: Op = "greater",
+                      greaterOrEqual: Op = "greaterOrEqual", and: Op = "and", or: Op = "or", minimum: Op = "minimum", maximum: Op = "maximum"
     /// Elementwise math on one input.
-    public static let erf: Op = "erf"
-    public static let sqrt: Op = "sqrt"
-    public static let exp: Op = "exp"
-    public static let log: Op = "log"
-    public static let abs: Op = "abs"
-    public static let neg: Op = "neg"
-    public static let reciprocal: Op = "reciprocal"
-    public static let not: Op = "not"
-    public static let isNaN: Op = "isNaN"
+    public static let erf: Op = "erf", sqrt: Op = "sqrt", exp: Op = "exp", log: Op = "log", abs: Op = "abs", neg: Op = "neg",
+                      reciprocal: Op = "reciprocal", not: Op = "not", isNaN: Op = "isNaN"
     /// attrs to (a DType raw value: "f32", "i64", …). Float → integer truncates toward zero.
     public static let cast: Op = "cast"
     /// inputs [condition, x, y] with broadcasting.

@@ -7,11 +7,10 @@ extension Op {
     public static let batchNorm: Op = "batchNorm"
     /// Normalises over the trailing dims of `weight`'s shape. inputs [x, weight?, bias?]; attrs epsilon, axis.
     public static let layerNorm: Op = "layerNorm"
-    /// attrs axis; flattenTo2d (0/1): ONNX opset < 13, where the input is flattened to 2-D at `axis`
-    /// and the softmax runs over every dim from `axis` on.
-    public static let softmax: Op = "softmax"
-    /// log(softmax(x)), computed stably; attrs as softmax.
-    public static let logSoftmax: Op = "logSoftmax"
+    /// softmax(x) and log(softmax(x)) (computed stably); attrs axis; flattenTo2d (0/1): ONNX opset
+    /// < 13, where the input is flattened to 2-D at `axis` and the softmax runs over every dim from
+    /// `axis` on.
+    public static let softmax: Op = "softmax", logSoftmax: Op = "logSoftmax"
     /// Per (sample, channel) normalisation over the spatial dims, then a per-channel affine.
     /// inputs [x (N, C, …), scale (C), bias (C)]; attrs epsilon (1e-5).
     public static let instanceNorm: Op = "instanceNorm"

@@ -7,18 +7,15 @@ extension Op {
     public static let maxPool2d: Op = "maxPool2d"
     /// attrs kernel, strides (default: kernel), pads, dilations, ceilMode, countIncludePad (0/1).
     public static let avgPool2d: Op = "avgPool2d"
-    /// 1-D max pooling over [N, C, L] (PyTorch MaxPool1d, ONNX MaxPool with one spatial dim); attrs
-    /// as maxPool2d with one value each, pads [begin, end]. Runs as maxPool2d over [N, C, 1, L].
-    public static let maxPool1d: Op = "maxPool1d"
-    /// 1-D average pooling over [N, C, L] (PyTorch AvgPool1d, ONNX AveragePool with one spatial
-    /// dim); attrs as avgPool2d with one value each, pads [begin, end]. Runs as avgPool2d over [N, C, 1, L].
-    public static let avgPool1d: Op = "avgPool1d"
+    /// 1-D max and average pooling over [N, C, L] (PyTorch MaxPool1d / AvgPool1d, ONNX MaxPool /
+    /// AveragePool with one spatial dim); attrs as the 2-D op with one value each, pads [begin, end].
+    /// Each runs as its 2-D op over [N, C, 1, L].
+    public static let maxPool1d: Op = "maxPool1d", avgPool1d: Op = "avgPool1d"
     /// attrs outputSize [h, w].
     public static let adaptiveAvgPool2d: Op = "adaptiveAvgPool2d"
-    /// Mean over H and W; attrs keepdims (0/1).
-    public static let globalAvgPool: Op = "globalAvgPool"
-    /// Max over the spatial dims of NC… (ONNX GlobalMaxPool); attrs keepdims.
-    public static let globalMaxPool: Op = "globalMaxPool"
+    /// Mean / max over the spatial dims of NC… (ONNX GlobalAveragePool / GlobalMaxPool); attrs
+    /// keepdims (0/1).
+    public static let globalAvgPool: Op = "globalAvgPool", globalMaxPool: Op = "globalMaxPool"
 }
 
 /// Pooling (docs/adding-an-op.md). Output sizes follow PyTorch's pooling_output_shape, including

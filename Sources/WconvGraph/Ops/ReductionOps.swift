@@ -2,9 +2,7 @@ import WconvTensor
 
 extension Op {
     /// attrs axes, keepdims (0/1). Axes empty means all dims. inputs [x, axes?] until known.
-    public static let reduceMean: Op = "reduceMean"
-    public static let reduceSum: Op = "reduceSum"
-    public static let reduceMax: Op = "reduceMax"
+    public static let reduceMean: Op = "reduceMean", reduceSum: Op = "reduceSum", reduceMax: Op = "reduceMax"
     /// attrs axis (0), keepdims (1), selectLastIndex (0: the first of equal maxima). Output i64.
     public static let argMax: Op = "argMax"
     /// As argMax, for the minimum (ONNX ArgMin).

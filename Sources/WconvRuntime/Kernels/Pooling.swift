@@ -29,140 +29,151 @@ struct PoolGeometry: Equatable {
         ho = PoolGeometry.outputSize(h, k: kh, s: sh, padBegin: pt, padEnd: pb, d: dh, ceil: ceilMode)
         wo = PoolGeometry.outputSize(w, k: kw, s: sw, padBegin: pl, padEnd: pr, d: dw, ceil: ceilMode)
     }
+
+    var planes: Int { n * c }
+    var costPerPlane: Int { ho * wo * kh * kw }
+
+    /// The input rows of output row `oh` clipped to the input, and how many count towards the
+    /// divisor (PyTorch's: the padded window with countIncludePad).
+    @inline(__always)
+    func rows(_ oh: Int) -> (Range<Int>, count: Int) {
+        axisWindow(oh * sh - pt, k: kh, size: h, padEnd: pb)
+    }
+    @inline(__always)
+    func columns(_ ow: Int) -> (Range<Int>, count: Int) {
+        axisWindow(ow * sw - pl, k: kw, size: w, padEnd: pr)
+    }
+    @inline(__always)
+    private func axisWindow(_ start: Int, k: Int, size: Int, padEnd: Int) -> (Range<Int>, count: Int) {
+        let padded = min(start + k, size + padEnd)
+        let s = max(start, 0), e = max(min(padded, size), s)
+        return (s..<e, countIncludePad ? padded - start : e - s)
+    }
+    @inline(__always)
+    func divisor(_ rows: Int, _ columns: Int) -> Float { Float(max(rows * columns, 1)) }
 }
 
-func maxPoolForward(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _ y: UnsafeMutablePointer<Float>) {
-    Parallel.forRange(g.n * g.c, costPerItem: g.ho * g.wo * g.kh * g.kw) { range in
-        for plane in range {
-            let src = x + plane * g.h * g.w, dst = y + plane * g.ho * g.wo
-            for oh in 0..<g.ho {
-                for ow in 0..<g.wo {
-                    var best = -Float.infinity
-                    var any = false
-                    for ki in 0..<g.kh {
-                        let ih = oh * g.sh - g.pt + ki * g.dh
-                        if ih < 0 || ih >= g.h { continue }
-                        for kj in 0..<g.kw {
-                            let iw = ow * g.sw - g.pl + kj * g.dw
-                            if iw < 0 || iw >= g.w { continue }
-                            let v = src[ih * g.w + iw]
-                            // PyTorch propagates NaN: a NaN wins.
-                            if v > best || v.isNaN || !any { best = v; any = true }
-                            if v.isNaN { break }
-                        }
-                    }
-                    dst[oh * g.wo + ow] = best
+/// The planes of a 2-D pooling: `planes` inputs of h × w pooled to ho × wo each. Max, average and
+/// adaptive pooling differ only in their windows, so they share the walk over the outputs.
+protocol PoolPlanes {
+    var planes: Int { get }
+    var h: Int { get }
+    var w: Int { get }
+    var ho: Int { get }
+    var wo: Int { get }
+    /// Work per plane, for Parallel's split.
+    var costPerPlane: Int { get }
+}
+
+extension PoolPlanes {
+    /// Calls `body(offset of the input plane, output index, oh, ow)` for every output, planes split
+    /// across threads.
+    @inline(__always)
+    func forEachOutput(_ body: (_ plane: Int, _ out: Int, _ oh: Int, _ ow: Int) -> Void) {
+        Parallel.forRange(planes, costPerItem: costPerPlane) { range in
+            for plane in range {
+                for oh in 0..<ho { for ow in 0..<wo { body(plane * h * w, (plane * ho + oh) * wo + ow, oh, ow) } }
+            }
+        }
+    }
+
+    /// Input and output element counts (the whole tensors).
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
+        e.read(0, planes * h * w); e.write(0, planes * ho * wo)
+        return e
+    }
+}
+
+/// Poolings that average a window: the input rows of each output row and columns of each output
+/// column (clipped to the input), and the divisor from how many of each count.
+protocol AveragingWindows: PoolPlanes {
+    func rows(_ oh: Int) -> (Range<Int>, count: Int)
+    func columns(_ ow: Int) -> (Range<Int>, count: Int)
+    func divisor(_ rows: Int, _ columns: Int) -> Float
+}
+
+extension AveragingWindows {
+    /// Calls `body(offset of the input plane, output index, rows, columns, divisor)` for every
+    /// output; the column windows are worked out once, the row windows once a row.
+    @inline(__always)
+    func forEachWindow(_ body: (_ plane: Int, _ out: Int, _ rows: Range<Int>, _ columns: Range<Int>, _ divisor: Float) -> Void) {
+        let cols = (0..<wo).map(columns)
+        Parallel.forRange(planes, costPerItem: costPerPlane) { range in
+            for plane in range {
+                for oh in 0..<ho {
+                    let r = rows(oh)
+                    for ow in 0..<wo { body(plane * h * w, (plane * ho + oh) * wo + ow, r.0, cols[ow].0, divisor(r.count, cols[ow].count)) }
                 }
             }
         }
+    }
+}
+
+extension PoolGeometry: PoolPlanes, AveragingWindows {}
+
+/// PyTorch's adaptive pooling windows: start = ⌊i·in/out⌋, end = ⌈(i+1)·in/out⌉.
+struct AdaptiveWindows: AveragingWindows, Equatable {
+    let planes: Int, h: Int, w: Int, ho: Int, wo: Int
+    var costPerPlane: Int { h * w }
+
+    @inline(__always) func rows(_ oh: Int) -> (Range<Int>, count: Int) { Self.window(oh, h, ho) }
+    @inline(__always) func columns(_ ow: Int) -> (Range<Int>, count: Int) { Self.window(ow, w, wo) }
+    @inline(__always) func divisor(_ rows: Int, _ columns: Int) -> Float { Float(rows * columns) }
+    @inline(__always)
+    static func window(_ i: Int, _ inSize: Int, _ outSize: Int) -> (Range<Int>, count: Int) {
+        let s = (i * inSize) / outSize, e = ((i + 1) * inSize + outSize - 1) / outSize
+        return (s..<e, e - s)
+    }
+}
+
+/// The index in its plane of the first maximal input of the window of output (oh, ow) — a NaN
+/// wins, as PyTorch propagates it — or -1 for a window wholly in the padding.
+@inline(__always)
+func maxWindowArgument(_ src: UnsafePointer<Float>, _ g: PoolGeometry, _ oh: Int, _ ow: Int) -> Int {
+    var best = -Float.infinity
+    var arg = -1
+    for ki in 0..<g.kh {
+        let ih = oh * g.sh - g.pt + ki * g.dh
+        if ih < 0 || ih >= g.h { continue }
+        for kj in 0..<g.kw {
+            let iw = ow * g.sw - g.pl + kj * g.dw
+            if iw < 0 || iw >= g.w { continue }
+            let v = src[ih * g.w + iw]
+            if v.isNaN { return ih * g.w + iw }
+            if v > best || arg < 0 { best = v; arg = ih * g.w + iw }
+        }
+    }
+    return arg
+}
+
+func maxPoolForward(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _ y: UnsafeMutablePointer<Float>) {
+    g.forEachOutput { i, o, oh, ow in
+        let a = maxWindowArgument(x + i, g, oh, ow)
+        y[o] = a >= 0 ? x[i + a] : -.infinity
     }
 }
 
 /// Routes each output gradient to the first maximal input of its window (PyTorch's choice).
 func maxPoolBackward(_ x: UnsafePointer<Float>, _ g: PoolGeometry, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
-    Parallel.forRange(g.n * g.c, costPerItem: g.ho * g.wo * g.kh * g.kw) { range in
-        for plane in range {
-            let src = x + plane * g.h * g.w, gy = dy + plane * g.ho * g.wo, gx = dx + plane * g.h * g.w
-            for oh in 0..<g.ho {
-                for ow in 0..<g.wo {
-                    var best = -Float.infinity
-                    var arg = -1
-                    outer: for ki in 0..<g.kh {
-                        let ih = oh * g.sh - g.pt + ki * g.dh
-                        if ih < 0 || ih >= g.h { continue }
-                        for kj in 0..<g.kw {
-                            let iw = ow * g.sw - g.pl + kj * g.dw
-                            if iw < 0 || iw >= g.w { continue }
-                            let v = src[ih * g.w + iw]
-                            if v > best || v.isNaN || arg < 0 { best = v; arg = ih * g.w + iw }
-                            if v.isNaN { break outer }
-                        }
-                    }
-                    if arg >= 0 { gx[arg] += gy[oh * g.wo + ow] }
-                }
-            }
-        }
+    g.forEachOutput { i, o, oh, ow in
+        let a = maxWindowArgument(x + i, g, oh, ow)
+        if a >= 0 { dx[i + a] += dy[o] }
     }
 }
 
-/// The window [hs, he) × [ws, we) clipped to the input, and PyTorch's divisor for it.
-@inline(__always)
-func avgWindow(_ g: PoolGeometry, _ oh: Int, _ ow: Int) -> (Int, Int, Int, Int, Float) {
-    var hs = oh * g.sh - g.pt, ws = ow * g.sw - g.pl
-    var he = min(hs + g.kh, g.h + g.pb), we = min(ws + g.kw, g.w + g.pr)
-    let poolSize = (he - hs) * (we - ws)
-    hs = max(hs, 0); ws = max(ws, 0); he = min(he, g.h); we = min(we, g.w)
-    let div = g.countIncludePad ? poolSize : (he - hs) * (we - ws)
-    return (hs, he, ws, we, Float(max(div, 1)))
-}
-
-func avgPoolForward(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _ y: UnsafeMutablePointer<Float>) {
-    Parallel.forRange(g.n * g.c, costPerItem: g.ho * g.wo * g.kh * g.kw) { range in
-        for plane in range {
-            let src = x + plane * g.h * g.w, dst = y + plane * g.ho * g.wo
-            for oh in 0..<g.ho {
-                for ow in 0..<g.wo {
-                    let (hs, he, ws, we, div) = avgWindow(g, oh, ow)
-                    var s: Float = 0
-                    if hs < he && ws < we {
-                        for ih in hs..<he { for iw in ws..<we { s += src[ih * g.w + iw] } }
-                    }
-                    dst[oh * g.wo + ow] = s / div
-                }
-            }
-        }
+func avgPoolForward<W: AveragingWindows>(_ x: UnsafePointer<Float>, _ g: W, _ y: UnsafeMutablePointer<Float>) {
+    g.forEachWindow { i, o, rows, cols, div in
+        var s: Float = 0
+        for ih in rows { for iw in cols { s += x[i + ih * g.w + iw] } }
+        y[o] = s / div
     }
 }
 
-func avgPoolBackward(_ g: PoolGeometry, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
-    Parallel.forRange(g.n * g.c, costPerItem: g.ho * g.wo * g.kh * g.kw) { range in
-        for plane in range {
-            let gy = dy + plane * g.ho * g.wo, gx = dx + plane * g.h * g.w
-            for oh in 0..<g.ho {
-                for ow in 0..<g.wo {
-                    let (hs, he, ws, we, div) = avgWindow(g, oh, ow)
-                    if hs >= he || ws >= we { continue }
-                    let v = gy[oh * g.wo + ow] / div
-                    for ih in hs..<he { for iw in ws..<we { gx[ih * g.w + iw] += v } }
-                }
-            }
-        }
-    }
-}
-
-/// PyTorch's adaptive pooling bounds: start = ⌊i·in/out⌋, end = ⌈(i+1)·in/out⌉.
-@inline(__always) func adaptiveStart(_ i: Int, _ inSize: Int, _ outSize: Int) -> Int { (i * inSize) / outSize }
-@inline(__always) func adaptiveEnd(_ i: Int, _ inSize: Int, _ outSize: Int) -> Int { ((i + 1) * inSize + outSize - 1) / outSize }
-
-func adaptiveAvgPoolForward(_ x: UnsafePointer<Float>, planes: Int, h: Int, w: Int, oh: Int, ow: Int, _ y: UnsafeMutablePointer<Float>) {
-    Parallel.forRange(planes, costPerItem: h * w) { range in
-        for plane in range {
-            let src = x + plane * h * w, dst = y + plane * oh * ow
-            for i in 0..<oh {
-                let hs = adaptiveStart(i, h, oh), he = adaptiveEnd(i, h, oh)
-                for j in 0..<ow {
-                    let ws = adaptiveStart(j, w, ow), we = adaptiveEnd(j, w, ow)
-                    var s: Float = 0
-                    for ih in hs..<he { for iw in ws..<we { s += src[ih * w + iw] } }
-                    dst[i * ow + j] = s / Float((he - hs) * (we - ws))
-                }
-            }
-        }
-    }
-}
-
-func adaptiveAvgPoolBackward(planes: Int, h: Int, w: Int, oh: Int, ow: Int, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
-    Parallel.forRange(planes, costPerItem: h * w) { range in
-        for plane in range {
-            let gx = dx + plane * h * w, gy = dy + plane * oh * ow
-            for i in 0..<oh {
-                let hs = adaptiveStart(i, h, oh), he = adaptiveEnd(i, h, oh)
-                for j in 0..<ow {
-                    let ws = adaptiveStart(j, w, ow), we = adaptiveEnd(j, w, ow)
-                    let v = gy[i * ow + j] / Float((he - hs) * (we - ws))
-                    for ih in hs..<he { for iw in ws..<we { gx[ih * w + iw] += v } }
-                }
-            }
-        }
+func avgPoolBackward<W: AveragingWindows>(_ g: W, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+    g.forEachWindow { i, o, rows, cols, div in
+        if rows.isEmpty || cols.isEmpty { return }
+        let v = dy[o] / div
+        for ih in rows { for iw in cols { dx[i + ih * g.w + iw] += v } }
     }
 }

@@ -85,15 +85,17 @@ func unaryBackward(_ kind: UnaryKind, _ x: UnsafePointer<Float>, _ y: UnsafePoin
     }
 }
 
-/// where(cond, a, b) with three-way numpy broadcasting (generic index walk; small tensors in practice).
-func whereForward(_ c: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                  strides: [[Int]], outShape: [Int], _ y: UnsafeMutablePointer<Float>) {
+/// Walks the `outShape` positions in order, calling `body(i, oc, oa, ob)` with the flat output
+/// index and the offsets of cond, a and b under numpy broadcasting (generic index walk; where's
+/// tensors are small in practice).
+@inline(__always)
+func forEachWhere(strides: [[Int]], outShape: [Int], _ body: (_ i: Int, _ oc: Int, _ oa: Int, _ ob: Int) -> Void) {
     let n = outShape.reduce(1, *)
     let r = outShape.count
     var idx = [Int](repeating: 0, count: r)
     var oc = 0, oa = 0, ob = 0
     for i in 0..<n {
-        y[i] = c[oc] != 0 ? a[oa] : b[ob]
+        body(i, oc, oa, ob)
         var d = r - 1
         while d >= 0 {
             idx[d] += 1
@@ -106,23 +108,16 @@ func whereForward(_ c: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: Uns
     }
 }
 
+/// where(cond, a, b) with three-way numpy broadcasting.
+func whereForward(_ c: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                  strides: [[Int]], outShape: [Int], _ y: UnsafeMutablePointer<Float>) {
+    forEachWhere(strides: strides, outShape: outShape) { i, oc, oa, ob in y[i] = c[oc] != 0 ? a[oa] : b[ob] }
+}
+
 func whereBackward(_ c: UnsafePointer<Float>, strides: [[Int]], outShape: [Int], dy: UnsafePointer<Float>,
                    da: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?) {
-    let n = outShape.reduce(1, *)
-    let r = outShape.count
-    var idx = [Int](repeating: 0, count: r)
-    var oc = 0, oa = 0, ob = 0
-    for i in 0..<n {
+    forEachWhere(strides: strides, outShape: outShape) { i, oc, oa, ob in
         if c[oc] != 0 { da?[oa] += dy[i] } else { db?[ob] += dy[i] }
-        var d = r - 1
-        while d >= 0 {
-            idx[d] += 1
-            oc += strides[0][d]; oa += strides[1][d]; ob += strides[2][d]
-            if idx[d] < outShape[d] { break }
-            oc -= strides[0][d] * outShape[d]; oa -= strides[1][d] * outShape[d]; ob -= strides[2][d] * outShape[d]
-            idx[d] = 0
-            d -= 1
-        }
     }
 }
 

@@ -25,14 +25,12 @@ enum ActivationKernels {
     }
 }
 
-struct ActivationKernel: StepKernel {
+struct ActivationKernel: PointwiseKernel {
     let activation: Activation
     let count: Int
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
-    func forward(_ c: StepContext) throws { applyActivation(activation, c.input(0)!, c.output(), count) }
-    func backward(_ c: BackwardContext) throws {
-        guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
-        activationBackward(activation, x: c.input(0)!, dy: dy, dx: d, count)
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) { applyActivation(activation, x, y, count) }
+    func accumulateGradient(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+        activationBackward(activation, x: x, dy: dy, dx: dx, count)
     }
 }
 
@@ -93,14 +91,8 @@ struct TensorClip: StepKernel {
 }
 
 /// x ≥ 0 ? x : slope·x with the slope broadcast (map input 0: x, input 1: slope).
-struct PRelu: StepKernel {
+struct PRelu: BroadcastKernel {
     let map: NBroadcast
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        for k in 0..<2 { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
-        e.write(0, map.count)
-        return e
-    }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, s = c.input(1)!, y = c.output(), m = map
         let inner = m.inner, ss = m.innerStride(1)

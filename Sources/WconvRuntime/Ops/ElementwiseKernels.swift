@@ -80,14 +80,8 @@ struct Binary: StepKernel {
 }
 
 /// ONNX Div on integer tensors: truncates toward zero; division by zero is an error naming the node.
-struct IntegerDivide: StepKernel {
+struct IntegerDivide: BroadcastKernel {
     let map: NBroadcast
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        for k in 0..<2 { e.read(k, stridedSpan(map.outShape, map.strides[k])) }
-        e.write(0, map.count)
-        return e
-    }
     func forward(_ c: StepContext) throws {
         let a = c.input(0)!, b = c.input(1)!, y = c.output(), m = map
         let inner = m.inner, ia = m.innerStride(0), ib = m.innerStride(1)
@@ -102,14 +96,12 @@ struct IntegerDivide: StepKernel {
     }
 }
 
-struct Unary: StepKernel {
+struct Unary: PointwiseKernel {
     let kind: UnaryKind
     let count: Int
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { elementwise(count, inputs: inputs, outputs: outputs) }
-    func forward(_ c: StepContext) throws { unaryForward(kind, c.input(0)!, c.output(), count) }
-    func backward(_ c: BackwardContext) throws {
-        guard let dy = c.outputGradient(), let dx = c.inputGradient(0) else { return }
-        unaryBackward(kind, c.input(0)!, c.output(), dy: dy, dx: dx, count)
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) { unaryForward(kind, x, y, count) }
+    func accumulateGradient(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+        unaryBackward(kind, x, y, dy: dy, dx: dx, count)
     }
 }
 

@@ -27,25 +27,20 @@ enum PoolingKernels {
 
     static let adaptiveAvgPool2d = OpKernels(.adaptiveAvgPool2d) { r in
         let x = try r.shape(0)
-        return AdaptiveAvgPool(planes: x[0] * x[1], h: x[2], w: x[3], oh: r.outShape[2], ow: r.outShape[3])
+        return AdaptiveAvgPool(windows: AdaptiveWindows(planes: x[0] * x[1], h: x[2], w: x[3], ho: r.outShape[2], wo: r.outShape[3]))
     }
 
     /// Any number of spatial dims: one plane of all spatial elements per (n, c).
     static let globalAvgPool = OpKernels(.globalAvgPool) { r in
         let x = try r.shape(0)
-        return AdaptiveAvgPool(planes: x[0] * x[1], h: x.dropFirst(2).reduce(1, *), w: 1, oh: 1, ow: 1)
+        return AdaptiveAvgPool(windows: AdaptiveWindows(planes: x[0] * x[1], h: x.dropFirst(2).reduce(1, *), w: 1, ho: 1, wo: 1))
     }
 }
 
 struct Pool: StepKernel {
     let max: Bool
     let geometry: PoolGeometry
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        let g = geometry
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, g.n * g.c * g.h * g.w); e.write(0, g.n * g.c * g.ho * g.wo)
-        return e
-    }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { geometry.extents(inputs: inputs, outputs: outputs) }
     func forward(_ c: StepContext) throws {
         if max { maxPoolForward(c.input(0)!, geometry, c.output()) } else { avgPoolForward(c.input(0)!, geometry, c.output()) }
     }
@@ -56,15 +51,11 @@ struct Pool: StepKernel {
 }
 
 struct AdaptiveAvgPool: StepKernel {
-    let planes: Int, h: Int, w: Int, oh: Int, ow: Int
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, planes * h * w); e.write(0, planes * oh * ow)
-        return e
-    }
-    func forward(_ c: StepContext) throws { adaptiveAvgPoolForward(c.input(0)!, planes: planes, h: h, w: w, oh: oh, ow: ow, c.output()) }
+    let windows: AdaptiveWindows
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { windows.extents(inputs: inputs, outputs: outputs) }
+    func forward(_ c: StepContext) throws { avgPoolForward(c.input(0)!, windows, c.output()) }
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient(), let d = c.inputGradient(0) else { return }
-        adaptiveAvgPoolBackward(planes: planes, h: h, w: w, oh: oh, ow: ow, dy: dy, dx: d)
+        avgPoolBackward(windows, dy: dy, dx: d)
     }
 }

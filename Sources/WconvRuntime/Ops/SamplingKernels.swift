@@ -144,21 +144,28 @@ struct Resize: StepKernel {
         return s
     }
 
-    /// One pass: data [outer, inLen, inner] → [outer, outLen, inner].
-    static func pass(_ a: ResizeAxis, _ shape: [Int], _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+    /// Calls `body(o, inner)` for each outer slice o of a pass along `a` over data [outer, len,
+    /// inner]; slices split across threads.
+    @inline(__always)
+    static func forEachSlice(_ a: ResizeAxis, _ shape: [Int], _ body: (_ o: Int, _ inner: Int) -> Void) {
         let outer = shape[..<a.dim].reduce(1, *), inner = shape[(a.dim + 1)...].reduce(1, *)
         Parallel.forRange(outer, costPerItem: a.outLen * inner * a.tapsPer) { range in
-            for o in range {
-                let src = x + o * a.inLen * inner, dst = y + o * a.outLen * inner
-                for j in 0..<a.outLen {
-                    let d = dst + j * inner
-                    let t0 = j * a.tapsPer
-                    let s0 = src + a.index[t0] * inner, w0 = a.weight[t0]
-                    for i in 0..<inner { d[i] = w0 * s0[i] }
-                    for t in (t0 + 1)..<(t0 + a.tapsPer) {
-                        let s = src + a.index[t] * inner, w = a.weight[t]
-                        for i in 0..<inner { d[i] += w * s[i] }
-                    }
+            for o in range { body(o, inner) }
+        }
+    }
+
+    /// One pass: data [outer, inLen, inner] → [outer, outLen, inner].
+    static func pass(_ a: ResizeAxis, _ shape: [Int], _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        forEachSlice(a, shape) { o, inner in
+            let src = x + o * a.inLen * inner, dst = y + o * a.outLen * inner
+            for j in 0..<a.outLen {
+                let d = dst + j * inner
+                let t0 = j * a.tapsPer
+                let s0 = src + a.index[t0] * inner, w0 = a.weight[t0]
+                for i in 0..<inner { d[i] = w0 * s0[i] }
+                for t in (t0 + 1)..<(t0 + a.tapsPer) {
+                    let s = src + a.index[t] * inner, w = a.weight[t]
+                    for i in 0..<inner { d[i] += w * s[i] }
                 }
             }
         }
@@ -166,16 +173,13 @@ struct Resize: StepKernel {
 
     /// The adjoint of `pass`: dx[o, index, i] += weight · dy[o, j, i].
     static func passBackward(_ a: ResizeAxis, _ shape: [Int], _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        let outer = shape[..<a.dim].reduce(1, *), inner = shape[(a.dim + 1)...].reduce(1, *)
-        Parallel.forRange(outer, costPerItem: a.outLen * inner * a.tapsPer) { range in
-            for o in range {
-                let g = dy + o * a.outLen * inner, d = dx + o * a.inLen * inner
-                for j in 0..<a.outLen {
-                    let gj = g + j * inner
-                    for t in (j * a.tapsPer)..<((j + 1) * a.tapsPer) {
-                        let dt = d + a.index[t] * inner, w = a.weight[t]
-                        for i in 0..<inner { dt[i] += w * gj[i] }
-                    }
+        forEachSlice(a, shape) { o, inner in
+            let g = dy + o * a.outLen * inner, d = dx + o * a.inLen * inner
+            for j in 0..<a.outLen {
+                let gj = g + j * inner
+                for t in (j * a.tapsPer)..<((j + 1) * a.tapsPer) {
+                    let dt = d + a.index[t] * inner, w = a.weight[t]
+                    for i in 0..<inner { dt[i] += w * gj[i] }
                 }
             }
         }

@@ -43,12 +43,9 @@ extension Trainer {
         for (k, v) in optimizer?.exportState() ?? [:] { t["optim." + k] = v }
         let st = CheckpointState(epoch: epoch, globalStep: globalStep, config: config, history: history, baseline: baseline,
                                  classes: classes, bestEpoch: best?.epoch, bestAccuracy: best?.score, bestLoss: best?.loss)
-        // Sorted keys: the same state writes the same bytes (Codable here, not JSONValue, so a UInt64
-        // seed keeps every digit).
-        let enc = JSONEncoder()
-        enc.outputFormatting = .sortedKeys
-        let json = String(decoding: try enc.encode(st), as: UTF8.self)
-        try CheckpointFile.write(t, metadata: ["wconv.checkpoint": json], to: dir + "/last.safetensors")
+        // Through the one writer: members in declaration order, so the same state writes the same
+        // bytes; a UInt64 seed keeps every digit.
+        try CheckpointFile.write(t, metadata: ["wconv.checkpoint": try JSONValue(encoding: st).text(.compact)], to: dir + "/last.safetensors")
     }
 
     /// Restores model, history, counters and the optimizer state (`resumedOptimizerState`);
@@ -56,7 +53,7 @@ extension Trainer {
     /// checkpoint of another run, model or class list, or a corrupt one, is refused by name.
     func loadCheckpoint(_ path: String) throws -> Int {
         let (t, meta) = try CheckpointFile.read(path: path)
-        guard let js = meta["wconv.checkpoint"], let st = try? JSONDecoder().decode(CheckpointState.self, from: Data(js.utf8)) else {
+        guard let js = meta["wconv.checkpoint"], let st = try? CheckpointState(json: js) else {
             throw WconvError(.invalidInput, "not a wconv training checkpoint (no readable wconv.checkpoint metadata); pass the last.safetensors that --checkpoint-dir wrote", file: path)
         }
         guard st.epoch >= 0, st.globalStep >= 0, st.history.count == st.epoch, st.bestEpoch.map({ $0 >= BestModel.baselineEpoch && $0 < st.epoch }) ?? true else {
@@ -65,13 +62,10 @@ extension Trainer {
         guard st.epoch <= config.epochs else {
             throw WconvError(.usage, "the checkpoint is at epoch \(st.epoch), past --epochs \(config.epochs): pass --epochs \(st.epoch + 1) or more to train on from it (--epochs \(st.epoch) only writes its model)", file: path)
         }
-        let enc = JSONEncoder()
-        enc.outputFormatting = .sortedKeys
-        let a = try enc.encode(st.config), b = try enc.encode(config)
-        if a != b {
+        if try JSONValue(encoding: st.config) != JSONValue(encoding: config) {
             var mine = config, theirs = st.config
             mine.epochs = 0; theirs.epochs = 0
-            guard try enc.encode(mine) == enc.encode(theirs) else {
+            guard try JSONValue(encoding: mine) == JSONValue(encoding: theirs) else {
                 throw WconvError(.usage, "the checkpoint was written with different training flags; resume with the same flags (only --epochs may grow)", file: path)
             }
         }
@@ -97,6 +91,16 @@ extension Trainer {
         session = nil
         sessionKey = nil
         return st.epoch
+    }
+}
+
+extension Trainer.CheckpointState {
+    /// Reads the `wconv.checkpoint` metadata (also the sorted-key layout older versions wrote):
+    /// duplicate keys refused, a diverged epoch's NaN loss accepted.
+    init(json: String) throws {
+        var options = JSONParseOptions.strict
+        options.allowNonFiniteLiterals = true
+        self = try JSONValueDecoder().decode(Self.self, from: JSONValue.parse(json, what: "wconv.checkpoint", file: nil, options: options))
     }
 }
 
