@@ -3,7 +3,8 @@ import PackageDescription
 
 // Targets keep the arrows one-way (design.md §2):
 // C libraries → WconvTensor → WconvFormats → WconvGraph → WconvRuntime → WconvTraining → wconv;
-// WconvText (tokenizers, text data) stands on WconvTensor and WconvFormats only.
+// WconvText (tokenizers, text data) stands on WconvTensor and WconvFormats only; WconvTraining
+// uses it for text batches.
 let package = Package(
     name: "wconv",
     products: [
@@ -41,7 +42,7 @@ let package = Package(
         ]),
         .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvText", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvText", dependencies: ["WconvTensor", "WconvFormats"]),
         .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining", "WconvText"]),
 
@@ -57,7 +58,7 @@ let package = Package(
         .testTarget(name: "WconvFormatsTests", dependencies: ["WconvFormats", "WconvTestSupport"]),
         .testTarget(name: "WconvGraphTests", dependencies: ["WconvGraph", "WconvFormats", "WconvTestSupport"]),
         .testTarget(name: "WconvRuntimeTests", dependencies: ["WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
-        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats", "WconvTestSupport"]),
+        .testTarget(name: "WconvTrainingTests", dependencies: ["WconvTraining", "WconvRuntime", "WconvGraph", "WconvFormats", "WconvText", "WconvTestSupport"]),
         .testTarget(name: "WconvTextTests", dependencies: ["WconvText", "WconvFormats", "WconvTestSupport"]),
         .testTarget(name: "WconvCLITests", dependencies: ["Wconv", "WconvTestSupport"]),
     ]

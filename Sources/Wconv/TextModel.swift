@@ -11,24 +11,13 @@ public struct TextModel {
     /// The weights file the graph came from.
     public let weightsPath: String
 
-    /// The weights files looked for in a model folder, in order.
-    public static let weightsFileNames = ["model.safetensors", "pytorch_model.bin"]
-
     public init(path: String, arch: String? = nil, toolVersion: String? = nil) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw WconvError(.usage, "no such file or folder", file: path)
-        }
-        let folder = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
-        if isDirectory.boolValue {
-            guard let w = Self.weightsFileNames.map({ (path as NSString).appendingPathComponent($0) }).first(where: FileManager.default.fileExists) else {
-                throw WconvError(.invalidInput, "no weights in the folder: expected \(Self.weightsFileNames.joined(separator: " or ")) (as save_pretrained writes them)", file: path)
-            }
-            weightsPath = w
-        } else {
-            weightsPath = path
-        }
-        graph = try ModelIO.loadRunnable(path: weightsPath, arch: arch, toolVersion: toolVersion)
+        weightsPath = try TextTrainingModel.weightsFile(path)
+        let folder = (weightsPath as NSString).deletingLastPathComponent
+        var g = try ModelIO.loadRunnable(path: weightsPath, arch: arch, toolVersion: toolVersion)
+        // A classifier's class names from config.json (the folder `finetune -o DIR/` writes).
+        if g.labels == nil, g.outputs.first?.name == "logits" { g.labels = TextTrainingModel.classNames(config: ArchitectureRecognizer.configBeside(path: weightsPath)) }
+        graph = g
         guard graph.inputs.contains(where: { $0.name == "input_ids" }) else {
             throw WconvError(.invalidInput, "the model takes \(graph.inputs.map(\.name)), not token ids: it is not a text model", file: weightsPath)
         }

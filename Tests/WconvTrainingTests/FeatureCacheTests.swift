@@ -35,8 +35,43 @@ final class FeatureCacheTests: XCTestCase {
         // The cache runs the frozen part through the inference session (BN folded into convs):
         // equal to float rounding, not bitwise.
         XCTAssertLessThan(relErr(a.graph.parameters["fc.weight"]!.floats(), b.graph.parameters["fc.weight"]!.floats().map(Double.init)), 1e-3)
+        // Speed is reported, not asserted (timed assertions fail on loaded machines).
         print("feature-extract 10 epochs, ResNet-18/16 at 64×64, 64 images: cached \(fmt(ta, 2))s, uncached \(fmt(tb, 2))s, ×\(fmt(tb / ta, 1))")
-        XCTAssertLessThan(ta * 2, tb)
+    }
+
+    /// Trainers sharing a FeatureCacheStore compute the frozen features once: the second run of
+    /// the same front reuses them and trains exactly as a run with its own cache; a front whose
+    /// weights differ (one value changed) never matches.
+    func testStoreSharesFeaturesAcrossTrainersOfTheSameFront() throws {
+        let g = resnet18Graph(width: 8, classes: 4, input: 32)
+        let train = try data(24, size: 32, seed: 3), val = try data(12, size: 32, seed: 4)
+        var cfg = TrainingConfig()
+        cfg.mode = .featureExtract; cfg.epochs = 3; cfg.batchSize = 8; cfg.lr = 0.01; cfg.threads = 2; cfg.dropout = 0
+        func run(_ graph: ModelGraph, store: FeatureCacheStore?) throws -> (TrainingResult, [String]) {
+            var lines: [String] = []
+            let t = try Trainer(graph: graph, config: cfg, train: train, val: val, augment: false, log: { lines.append($0) })
+            t.featureCaches = store
+            return (try t.run(), lines)
+        }
+        let store = FeatureCacheStore()
+        let (first, firstLog) = try run(g, store: store)
+        XCTAssertEqual(store.count, 2, "train and val features")
+        XCTAssertTrue(firstLog.contains { $0.hasPrefix("cached frozen features") }, firstLog.joined(separator: "\n"))
+        let (second, secondLog) = try run(g, store: store)
+        XCTAssertTrue(secondLog.contains { $0.hasPrefix("reused the frozen features") }, secondLog.joined(separator: "\n"))
+        XCTAssertEqual(store.count, 2)
+        let (alone, _) = try run(g, store: nil)
+        for r in [second, first] {
+            XCTAssertEqual(r.graph.parameters["fc.weight"]!.floats(), alone.graph.parameters["fc.weight"]!.floats())
+            XCTAssertEqual(r.history.map(\.valAccuracy), alone.history.map(\.valAccuracy))
+        }
+        var changed = g
+        var w = changed.parameters["conv1.weight"]!.floats()
+        w[0] += 0.5
+        changed.parameters["conv1.weight"] = Tensor(shape: changed.parameters["conv1.weight"]!.shape, floats: w)
+        let (_, changedLog) = try run(changed, store: store)
+        XCTAssertTrue(changedLog.contains { $0.hasPrefix("cached frozen features") }, changedLog.joined(separator: "\n"))
+        XCTAssertEqual(store.count, 4)
     }
 
     func testDiskBackedCache() throws {

@@ -6,7 +6,7 @@ import WconvTensor
 public enum TrainingReport {
     public static func html(result: TrainingResult, plan: TrainingPlan, title: String, trainCount: Int, valCount: Int?, wallSeconds: Double) -> String {
         let h = result.history
-        var s = page(title: title, subtitle: "\(plan.modelName) · mode \(plan.config.mode.rawValue) · \(plan.classes.count) \(plan.multiLabel ? "labels (multi-label)" : "classes") · \(trainCount) training / \(valCount.map(String.init) ?? "no") validation images · seed \(plan.config.seed)")
+        var s = page(title: title, subtitle: "\(plan.modelName) · mode \(plan.config.mode.rawValue) · \(plan.classes.count) \(plan.multiLabel ? "labels (multi-label)" : "classes") · \(trainCount) training / \(valCount.map(String.init) ?? "no") validation \(plan.config.text ? "texts" : "images") · seed \(plan.config.seed)")
         if let stop = result.stopped { s += "<div class=\"stop\"><b>\(result.guardTripped ? "Guard rail" : "Stopped"):</b> \(esc(stop))\(result.kept.map { "<br>Kept: " + esc($0) } ?? "")</div>" }
         // Figure cards.
         var cards: [(String, String)] = []
@@ -18,7 +18,7 @@ public enum TrainingReport {
         if let m = result.multiLabelMetrics { cards += multiLabelCards(m) }
         if let b = result.baselineAccuracy { cards.append(("feature-extract baseline", fmt(b * 100, 1) + "%")) }
         cards.append(("epochs", "\(h.count)\(result.bestEpoch.map { $0 < 0 ? " (best: the baseline)" : " (best \($0 + 1))" } ?? "")"))
-        if !h.isEmpty { cards.append(("images / s", String(Int(h.map(\.imagesPerSecond).reduce(0, +) / Double(h.count))))) }
+        if !h.isEmpty { cards.append((plan.config.text ? "texts / s" : "images / s", String(Int(h.map(\.imagesPerSecond).reduce(0, +) / Double(h.count))))) }
         cards.append(("wall time", Trainer.duration(wallSeconds)))
         for m in result.mmd { cards.append(("MMD \(m.kind.rawValue)", fmt(m.before, 4) + " → " + fmt(m.after, 4))) }
         s += "<div class=\"cards\">" + cards.map { "<div class=\"card\"><div class=\"v\">\(esc($0.1))</div><div class=\"l\">\(esc($0.0))</div></div>" }.joined() + "</div>"

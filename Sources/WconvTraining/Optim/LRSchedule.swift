@@ -16,6 +16,9 @@ public enum LRSchedule: Codable, Equatable, Sendable {
     case warmup(startFactor: Double, iters: Int)
     /// SequentialLR(LinearLR warm-up, CosineAnnealingLR) with the milestone at `warmup`.
     case warmupCosine(warmup: Int, startFactor: Double, tMax: Int, etaMin: Double)
+    /// transformers' get_linear_schedule_with_warmup (the BERT recipe): from 0 up to base over
+    /// `warmup` steps, then linearly down to 0 at `total`.
+    case warmupLinear(warmup: Int, total: Int)
     /// OneCycleLR (two phases): base is max_lr; from base/div up to base over pctStart of the steps,
     /// then down to base/(div·finalDiv); cosine or linear annealing; momentum cycles 0.95 ↔ 0.85.
     case oneCycle(totalSteps: Int, pctStart: Double, divFactor: Double, finalDivFactor: Double, cosine: Bool)
@@ -37,6 +40,9 @@ public enum LRSchedule: Codable, Equatable, Sendable {
         case .warmupCosine(let w, let f, let tMax, let etaMin):
             if t < w { return LRSchedule.warmup(startFactor: f, iters: w).lr(base: base, step: t) }
             return LRSchedule.cosine(tMax: tMax, etaMin: etaMin).lr(base: base, step: t - w)
+        case .warmupLinear(let w, let total):
+            if t < w { return base * Double(t) / Double(max(1, w)) }
+            return base * max(0, Double(total - t) / Double(max(1, total - w)))
         case .oneCycle(let total, let pct, let div, let finalDiv, let useCos):
             let initial = base / div, minLR = initial / finalDiv
             let end0 = pct * Double(total) - 1, end1 = Double(total - 1)
@@ -61,6 +67,7 @@ public enum LRSchedule: Codable, Equatable, Sendable {
         case .cosine(let t, let e): return "cosine (\(t) steps, min \(e))"
         case .warmup(let f, let i): return "linear warm-up (\(i) steps from ×\(f))"
         case .warmupCosine(let w, let f, let t, let e): return "warm-up \(w) steps (from ×\(f)) then cosine \(t) steps (min \(e))"
+        case .warmupLinear(let w, let t): return "linear warm-up \(w) steps from 0, then linear decay to 0 at step \(t)"
         case .oneCycle(let n, let p, let d, let fd, let c): return "one-cycle (\(n) steps, peak at \(Int(p * 100))%, div \(d), final div \(fd), \(c ? "cos" : "linear"))"
         }
     }

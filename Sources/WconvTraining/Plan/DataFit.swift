@@ -44,6 +44,8 @@ public struct DataFit: Sendable {
         public static let batchSize = Defaulted(rawValue: 1)
         public static let epochs = Defaulted(rawValue: 2)
         public static let lr = Defaulted(rawValue: 4)
+        public static let schedule = Defaulted(rawValue: 8)
+        public static let maxGradNorm = Defaulted(rawValue: 16)
     }
 
     /// Whether training augments (`--augment`/`--no-augment`, else `defaultAugment`).

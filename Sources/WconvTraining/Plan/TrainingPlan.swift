@@ -61,9 +61,15 @@ public struct TrainingConfig: Codable, Sendable {
     /// Decay norms and biases too (off by default, as timm and the usual recipes).
     public var decayNormsAndBiases = false
     public var bn: BatchNormPolicy = .auto
-    /// `constant`, `step`, `cosine`, `warmup-cosine`, `onecycle`.
+    /// `constant`, `step`, `cosine`, `warmup`, `warmup-cosine`, `warmup-linear`, `onecycle`.
     public var schedule = "cosine"
     public var warmupEpochs = 1
+    /// Fraction of all steps that warm up in `warmup-linear` (transformers' `warmup_ratio`, rounded up).
+    public var warmupRatio = 0.1
+    /// The model takes token ids (BERT family): text guard rails instead of the image ones.
+    public var text = false
+    /// `--max-grad-norm`: gradients scaled to this global L2 norm when above it (nil: off).
+    public var maxGradNorm: Double?
     public var stepEpochs = 3
     public var stepGamma = 0.1
     public var labelSmoothing = 0.0
@@ -99,7 +105,7 @@ public struct TrainingConfig: Codable, Sendable {
         case mode, epochs, batchSize, optimizer, momentum, nesterov, eps, lr, backboneLR, layerLR, weightDecay,
              decayNormsAndBiases, bn, schedule, warmupEpochs, stepEpochs, stepGamma, labelSmoothing, classWeights,
              head, dropout, seed, threads, groups, mmdWeight, mmdKind, keepOptimizerStateOnUnfreeze, beta1, beta2, shuffle,
-             patience, restoreBest, trainCrop
+             patience, restoreBest, trainCrop, warmupRatio, text, maxGradNorm
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -123,6 +129,9 @@ public struct TrainingConfig: Codable, Sendable {
         patience = try c.decodeIfPresent(Int.self, forKey: .patience)
         restoreBest = try c.decodeIfPresent(Bool.self, forKey: .restoreBest) ?? true
         trainCrop = try c.decodeIfPresent(String.self, forKey: .trainCrop) ?? "auto"
+        warmupRatio = try c.decodeIfPresent(Double.self, forKey: .warmupRatio) ?? 0.1
+        text = try c.decodeIfPresent(Bool.self, forKey: .text) ?? false
+        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm)
     }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -144,6 +153,9 @@ public struct TrainingConfig: Codable, Sendable {
         try c.encodeIfPresent(patience, forKey: .patience)
         try c.encode(restoreBest, forKey: .restoreBest)
         try c.encode(trainCrop, forKey: .trainCrop)
+        try c.encode(warmupRatio, forKey: .warmupRatio)
+        try c.encode(text, forKey: .text)
+        try c.encodeIfPresent(maxGradNorm, forKey: .maxGradNorm)
     }
 
     public var optimizerKind: OptimizerKind {
@@ -165,8 +177,9 @@ public struct TrainingConfig: Codable, Sendable {
         case "warmup-cosine":
             let w = min(total - 1, max(1, warmupEpochs * stepsPerEpoch))
             return .warmupCosine(warmup: w, startFactor: 0.01, tMax: max(1, total - w), etaMin: 0)
+        case "warmup-linear": return .warmupLinear(warmup: Int((warmupRatio * Double(total)).rounded(.up)), total: total)
         case "onecycle": return .oneCycle(totalSteps: total)
-        default: throw WconvError(.usage, "--schedule '\(schedule)': use constant, step, cosine, warmup, warmup-cosine or onecycle")
+        default: throw WconvError(.usage, "--schedule '\(schedule)': use constant, step, cosine, warmup, warmup-cosine, warmup-linear or onecycle")
         }
     }
 
@@ -182,6 +195,8 @@ public struct TrainingConfig: Codable, Sendable {
         guard labelSmoothing >= 0, labelSmoothing < 1 else { throw WconvError(.usage, "--label-smoothing must be in [0, 1)") }
         if case .geometric(let b, let m) = layerLR, !(b > 0 && m > 0) { throw WconvError(.usage, "--base-lr and --max-lr must be positive") }
         if case .decay(let d) = layerLR, !(d > 0 && d <= 1) { throw WconvError(.usage, "--layer-decay must be in (0, 1]") }
+        guard warmupRatio >= 0, warmupRatio < 1 else { throw WconvError(.usage, "--warmup-ratio must be in [0, 1)") }
+        if let m = maxGradNorm, !(m > 0 && m.isFinite) { throw WconvError(.usage, "--max-grad-norm must be positive") }
         _ = try lrSchedule(stepsPerEpoch: 1)
     }
 }
@@ -317,7 +332,9 @@ public struct TrainingPlan: Sendable {
     /// Plan-time guard rails (the seed's anti-patterns), each with its fix.
     func staticWarnings() -> [String] {
         var w: [String] = []
-        if config.mode.isFineTuning {
+        if config.mode.isFineTuning && config.text {
+            w += textWarnings()
+        } else if config.mode.isFineTuning {
             let headLR = grouping.groups.filter { $0.kind == .head }.compactMap { groupLR[$0.name] }.max() ?? config.lr
             let bbMax = grouping.backbone.compactMap { groupLR[$0.name] }.max() ?? 0
             if bbMax > 0, headLR / bbMax < 10 * (1 - 1e-9) {
@@ -351,7 +368,7 @@ public struct TrainingPlan: Sendable {
     public func render() -> String {
         let total = grouping.groups.reduce(0) { $0 + $1.parameterCount }
         var s = "plan: \(modelName) → \(classes.count) \(multiLabel ? "labels" : "classes") (\(classes.prefix(6).joined(separator: ", "))\(classes.count > 6 ? ", …" : ""))\n"
-        s += "  mode \(config.mode.rawValue), \(config.epochs) epochs, batch \(config.batchSize), \(config.optimizerKind.name) wd \(config.weightDecay)\(config.decayNormsAndBiases ? "" : " (none on norms/biases)"), schedule \(config.schedule), seed \(config.seed), \(config.threads) threads\n"
+        s += "  mode \(config.mode.rawValue), \(config.epochs) epochs, batch \(config.batchSize), \(config.optimizerKind.name) wd \(config.weightDecay)\(config.decayNormsAndBiases ? "" : " (none on norms/biases)"), schedule \(config.schedule)\(config.maxGradNorm.map { ", gradients clipped to norm \($0)" } ?? ""), seed \(config.seed), \(config.threads) threads\n"
         for n in notes { s += "  \(n)\n" }
         s += "  output: \(config.restoreBest ? "the best validation epoch's weights (the last epoch's without validation data)" : "the last epoch's weights (--no-restore-best)")"
         s += config.patience.map { "; early stopping after \($0) epochs without a better validation metric\n" } ?? "\n"

@@ -51,12 +51,16 @@ public enum Comparison {
                            log: @escaping (String) -> Void, done: (inout ComparisonRun, TrainingResult) throws -> Void) throws -> [ComparisonRun] {
         var runs: [ComparisonRun] = []
         for src in sources {
+            // Feature extraction and progressive unfreezing's head-only phase run the same frozen
+            // front of one source over the same data: computed once, released with the source.
+            let caches = FeatureCacheStore()
             for mode in modes {
                 let t0 = Date()
                 let trainer = try Trainer(graph: src.graph, config: Comparison.config(config, mode: mode), train: train, val: val,
                                           modelName: src.name, augment: augment, log: log)
                 // The comparison itself holds the feature-extraction figure.
                 trainer.computeBaseline = false
+                trainer.featureCaches = caches
                 let r = try trainer.run()
                 let ml = r.multiLabelMetrics
                 var run = ComparisonRun(source: src.name, mode: mode, metricName: train.isMultiLabel ? "macroAUC" : "accuracy",

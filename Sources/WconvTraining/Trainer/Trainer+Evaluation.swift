@@ -38,6 +38,13 @@ extension Trainer {
                 rows += idx
                 s += 64
             }
+        } else if let text = val as? TokenizedTextSet {
+            for idx in text.evaluationBatches(Array(part), batchSize: evalBatchSize) {
+                let out = try session.forward(try text.inputs(idx, names: graphInputNames), training: false)
+                scores += try logitsOf(out, session)
+                targets += idx.map { text.labels[$0] }
+                rows += idx
+            }
         } else {
             try forEachValidationBatch(part) { b in
                 let out = try session.forward([inputName: b.tensor], training: false)
@@ -111,14 +118,27 @@ extension Trainer {
     static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
         let s = try InferenceSession(graph: graph, threads: threads)
+        func check(_ o: Tensor, _ n: Int) throws {
+            guard o.numel == n * width else {
+                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")
+            }
+        }
+        if let text = data as? TokenizedTextSet {
+            var values: [Float] = [], rows: [Int] = []
+            for idx in text.evaluationBatches(Array(0..<text.count), batchSize: batchSize) {
+                guard let o = try s.run(text.inputs(idx, names: graph.inputs.map(\.name)))[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
+                try check(o, idx.count)
+                values += o.floats()
+                rows += idx
+            }
+            return (values, rows)
+        }
         let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
         let stream = loader.batches(epoch: 0)
         var values: [Float] = [], rows: [Int] = []
         while let b = try stream.next() {
             guard let o = try s.run([inp: b.tensor])[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
-            guard o.numel == b.count * width else {
-                throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")
-            }
+            try check(o, b.count)
             values += o.floats()
             rows += b.indices
         }

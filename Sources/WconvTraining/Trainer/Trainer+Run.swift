@@ -114,6 +114,7 @@ extension Trainer {
         let t = try Trainer(graph: graph, config: c, train: train, val: val, modelName: "baseline", augment: false, log: { _ in })
         t.computeBaseline = false
         t.cacheMemoryLimit = cacheMemoryLimit
+        t.featureCaches = featureCaches
         t.parallel = parallel
         // The head is already replaced in `graph`; keep it.
         let r = try t.runQuiet()
@@ -134,7 +135,7 @@ extension Trainer {
         if let vl = rec.valLoss, let va = rec.valAccuracy { line += "  val_loss \(fmt(vl, 4))  val_acc \(fmt(va * 100, 1))%" }
         if let auc = rec.valMacroAUC { line += "  auc \(fmt(auc, 3))" }
         if let m = rec.mmd { line += "  mmd \(fmt(m, 4))" }
-        return line + "  lr \(sci(rec.headLR))  \(Int(rec.imagesPerSecond)) img/s  \(fmt(rec.seconds, 1))s  ETA \(Trainer.duration(eta))\(rec.cached ? "  [cached]" : "")"
+        return line + "  lr \(sci(rec.headLR))  \(Int(rec.imagesPerSecond)) \(config.text ? "texts" : "img")/s  \(fmt(rec.seconds, 1))s  ETA \(Trainer.duration(eta))\(rec.cached ? "  [cached]" : "")"
     }
 
     static func duration(_ s: Double) -> String {

@@ -37,12 +37,21 @@ extension Trainer {
                 if cachedCut != v {
                     caches = [:]
                     let t0 = Date()
-                    caches["train"] = try buildCache(split.front, data: train, name: "train")
-                    if let val { caches["val"] = try buildCache(split.front, data: val, name: "val") }
-                    if let target, config.mmdWeight > 0 { caches["target"] = try buildCache(split.front, data: target, name: "target") }
+                    var reused = 0
+                    func cached(_ data: any LabelledDataset, _ name: String) throws -> FeatureCache {
+                        guard let store = featureCaches else { return try buildCache(split.front, data: data, name: name) }
+                        let key = FeatureCacheStore.key(front: split.front, cut: v, name: name, count: data.count, preprocessing: preprocessing)
+                        let r = try store.cache(key: key) { try buildCache(split.front, data: data, name: name) }
+                        if r.reused { reused += 1 }
+                        return r.cache
+                    }
+                    caches["train"] = try cached(train, "train")
+                    if let val { caches["val"] = try cached(val, "val") }
+                    if let target, config.mmdWeight > 0 { caches["target"] = try cached(target, "target") }
                     cachedCut = v
                     let mb = caches.values.reduce(0) { $0 + $1.byteCount } >> 20
-                    log("cached frozen features at '\(v)' (\(caches["train"]!.sampleShape), \(mb) MB\(caches.values.contains { $0.onDisk } ? ", memory-mapped on disk" : "")) in \(fmt(Date().timeIntervalSince(t0), 1))s; later epochs run only the trainable part")
+                    let how = reused == caches.count ? "reused the" : reused > 0 ? "cached (\(reused) of \(caches.count) reused)" : "cached"
+                    log("\(how) frozen features at '\(v)' (\(caches["train"]!.sampleShape), \(mb) MB\(caches.values.contains { $0.onDisk } ? ", memory-mapped on disk" : "")) in \(fmt(Date().timeIntervalSince(t0), 1))s; later epochs run only the trainable part")
                 }
             }
         }
@@ -66,6 +75,12 @@ extension Trainer {
         probe.front.outputs = [ValueInfo(name: v, shape: [nil])]
         // Learn the rank from one sample.
         let s = try InferenceSession(graph: probe.front, threads: config.threads)
+        if let text = train as? TokenizedTextSet {
+            // Only per-text features ([batch, features]) are cached: a per-token value's length
+            // changes from batch to batch with the padding.
+            guard let out = try s.run(text.inputs([0], names: graphInputNames))[v], out.rank == 2 else { return nil }
+            return GraphCut.split(graph, at: v, rank: out.rank)
+        }
         let loader = DataLoader(dataset: train, transform: evalTransform, batchSize: 1, shuffle: false, seed: config.seed)
         let b = try loader.makeBatch([0], epoch: 0)
         guard let out = try s.run([inputName: b.tensor])[v] else { return nil }
@@ -74,6 +89,7 @@ extension Trainer {
 
     func buildCache(_ front: ModelGraph, data: any LabelledDataset, name: String) throws -> FeatureCache {
         let s = try InferenceSession(graph: front, threads: config.threads)
+        if let text = data as? TokenizedTextSet { return try buildTextCache(s, front: front, data: text, name: name) }
         // Under data parallelism each rank computes its shard (sample 0 alone, to learn the shape,
         // when its shard is empty) and `shareCache` fills in the rest.
         let part = parallel.shardRange(data.count)
@@ -95,6 +111,30 @@ extension Trainer {
                 }
             }
             k += b.count
+        }
+        guard let c = cache else { throw WconvError.invalid("the \(name) set is empty") }
+        try shareCache(c, name: name)
+        return c
+    }
+}
+
+extension Trainer {
+    /// The frozen front's output for every text of this rank's shard, in batches of similar length.
+    func buildTextCache(_ s: InferenceSession, front: ModelGraph, data: TokenizedTextSet, name: String) throws -> FeatureCache {
+        var cache: FeatureCache?
+        let part = parallel.shardRange(data.count)
+        // An empty shard still runs sample 0 to learn the feature shape.
+        for rows in data.evaluationBatches(part.isEmpty ? [0] : Array(part), batchSize: evalBatchSize) {
+            guard let out = try s.run(data.inputs(rows, names: graphInputNames))[front.outputs[0].name] else { throw WconvError(.runtime, "frozen part produced no output") }
+            if cache == nil { cache = try FeatureCache(count: data.count, sampleShape: Array(out.shape.dropFirst()), labels: data.labels, memoryLimit: cacheMemoryLimit) }
+            guard let c = cache, out.numel == rows.count * c.perSample else { throw WconvError(.runtime, "feature size changed within \(name)") }
+            if part.isEmpty { break }
+            try out.withContiguousBytes { raw in
+                let src = raw.bindMemory(to: Float.self)
+                for (j, row) in rows.enumerated() {
+                    _ = c.sample(row).initialize(from: UnsafeBufferPointer(rebasing: src[(j * c.perSample)..<((j + 1) * c.perSample)]))
+                }
+            }
         }
         guard let c = cache else { throw WconvError.invalid("the \(name) set is empty") }
         try shareCache(c, name: name)

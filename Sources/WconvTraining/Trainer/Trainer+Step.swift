@@ -70,7 +70,7 @@ extension Trainer {
         }
         var x = b.input
         if let t { x = Tensor(shape: [ns + nt] + Array(b.input.shape.dropFirst()), floats: b.input.floats() + t.floats()) }
-        let out = try session.forward([input: x], training: true)
+        let out = try session.forward(b.others.merging([input: x]) { $1 }, training: true)
         guard let logits = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
             throw WconvError(.runtime, "the model produced no '\(logitsName)'")
         }
@@ -101,6 +101,7 @@ extension Trainer {
             (g, loss) = try reduceStep(g, session: session, labels: b.labels, rows: b.rows, loss: loss, objective: total, epoch: e,
                                        weight: acrossRanks ? 1 : nil)
         }
+        if let maxNorm = config.maxGradNorm { g = GradientClipping.clip(g, maxNorm: maxNorm) }
         try optimizer.step(parameters: session, gradients: g)
         globalStep += 1
         tally.lossSum += loss * Double(ns)

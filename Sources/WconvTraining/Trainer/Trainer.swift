@@ -28,6 +28,9 @@ public final class Trainer {
     public var log: (String) -> Void
     public var progress: ((Int, Int, Double) -> Void)?
     public var cacheMemoryLimit = FeatureCache.defaultMemoryLimit
+    /// Feature caches shared with other trainers of the same job (the guard-rail baseline,
+    /// `compare`'s runs); nil: this trainer's caches are its own.
+    public var featureCaches: FeatureCacheStore?
     /// Ends the run after this many epochs as if killed (after the checkpoint is written): for
     /// resume tests and `--max-epochs-this-run`.
     public var stopAfterEpoch: Int?
@@ -37,6 +40,8 @@ public final class Trainer {
     public private(set) var featureValue: String?
     public let preprocessing: Preprocessing
     let inputName: String
+    /// Every graph input (a text model's token ids, attention mask and token types).
+    let graphInputNames: [String]
     let outputName: String
     /// The value trained against: the output, or the input of a final softmax (Keras-style heads
     /// end in softmax; cross-entropy needs the logits before it).
@@ -59,11 +64,12 @@ public final class Trainer {
         self.target = target
         self.log = log
         self.inputName = inp.name
+        self.graphInputNames = source.inputs.map(\.name)
         self.outputName = out.name
         self.logitsName = Trainer.logitsValue(source)
         self.classes = train.classes
         self.augment = augment ?? DataFit.defaultAugment(mode: config.mode, trainCount: train.count)
-        if source.preprocessing == nil {
+        if source.preprocessing == nil && !(train is TokenizedTextSet) {
             log("warning: \(modelName) carries no preprocessing metadata; using ImageNet's (resize 256, crop 224, mean/std of ImageNet)")
         }
         preprocessing = source.preprocessing ?? .imagenet
@@ -81,7 +87,7 @@ public final class Trainer {
         plan = try TrainingPlan(graph: g, config: config, classes: train.classes, modelName: modelName)
         plan.multiLabel = train.isMultiLabel
         try plan.checkData(headOutputs: HeadReplacement.outputSize(source), dataClasses: train.classes.count,
-                           channelStats: Trainer.channelStats(train, preprocessing: preprocessing, seed: config.seed))
+                           channelStats: train is TokenizedTextSet ? nil : Trainer.channelStats(train, preprocessing: preprocessing, seed: config.seed))
         multiLabel = try MultiLabelObjective(config: config, train: train, val: val)
         switch config.classWeights {
         case "none": criterion = CrossEntropyLoss(labelSmoothing: Float(config.labelSmoothing))

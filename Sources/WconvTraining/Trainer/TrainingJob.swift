@@ -34,12 +34,12 @@ public enum TrainingJob {
     }
 
     /// One line per class with its count, for the start-of-run summary.
-    public static func summary(_ d: any LabelledDataset, name: String) -> String {
+    public static func summary(_ d: any LabelledDataset, name: String, unit: String = "images") -> String {
         if let t = d.multiLabelTargets { return multiLabelSummary(d, targets: t, name: name) }
         var counts = [Int](repeating: 0, count: d.classes.count)
         for l in d.labels where l >= 0 && l < counts.count { counts[l] += 1 }
         let parts = zip(d.classes, counts).prefix(12).map { "\($0) \($1)" }.joined(separator: ", ")
-        var s = "\(name): \(d.count) images, \(d.classes.count) classes (\(parts)\(d.classes.count > 12 ? ", …" : ""))"
+        var s = "\(name): \(d.count) \(unit), \(d.classes.count) classes (\(parts)\(d.classes.count > 12 ? ", …" : ""))"
         if let f = d as? ImageFolderDataset, !f.ignored.isEmpty { s += "; ignored \(f.ignored.count) non-image files (e.g. \(f.ignored[0]))" }
         if let mn = counts.min(), let mx = counts.max(), mn > 0, Double(mx) / Double(mn) >= 3 {
             s += "; imbalanced \(mx):\(mn) — consider --class-weights auto"

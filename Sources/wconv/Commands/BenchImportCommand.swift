@@ -5,21 +5,13 @@ import Wconv
 /// `wconv bench import FILE`: how long loading takes and how much memory it costs beyond the
 /// memory-mapped file (tools/bench compares it with torch.load and safetensors in the same run).
 struct BenchImportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "import", abstract: "Measures load time and peak memory of reading a model file.",
+    static let configuration = CommandConfiguration(commandName: "import", abstract: "Measures load time and peak memory of reading a model file.",
         discussion: "Times ModelFile.load (sniff, parse, validate, build zero-copy views) over --repeat runs. Memory: peak RSS (VmHWM), and the growth of anonymous (non-file) memory, i.e. what loading costs beyond the mapping. --touch also reads one byte of every page, including page-in in the time.")
 
-    @Argument(help: "Model file.")
-    var file: String
-
-    @Option(help: "Number of loads; min and median are reported.")
-    var `repeat` = 5
-
-    @Flag(help: "Touch every page of every tensor (include page-in in the time).")
-    var touch = false
-
+    @Argument(help: "Model file.") var file: String
+    @Option(help: "Number of loads; min and median are reported.") var `repeat` = 5
+    @Flag(help: "Touch every page of every tensor (include page-in in the time).") var touch = false
     @OptionGroup var checkpoint: StateDictKeyOption
-
     @OptionGroup var stdout: JSONFlag
 
     func validate() throws {

@@ -4,32 +4,17 @@ import Wconv
 
 /// `wconv bench run MODEL --batch 16`: inference throughput (images/s) of one model.
 struct BenchRunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Measures inference throughput (images/s) of a model.",
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Measures inference throughput (images/s) of a model.",
         discussion: "Runs warm-up iterations, then times --iters forwards on seeded random input of the given batch and size. tools/bench-run runs the same forward in PyTorch side by side.")
 
-    @Argument(help: "Model file (any supported format).")
-    var model: String
-
-    @Option(name: .long, help: "Batch size.")
-    var batch: Int = 16
-
-    @Option(name: .long, help: "Image height and width (image models).")
-    var size: Int?
-
-    @Option(name: .long, help: "Shape of the first input, comma-separated (e.g. 1,3,48,320 for a non-square image); overrides --batch and --size for it.")
-    var inputShape: String?
-
-    @Option(name: .long, help: "Timed iterations.")
-    var iters: Int = 5
-
-    @Option(name: .long, help: "Untimed warm-up iterations.")
-    var warmup: Int = 1
-
+    @Argument(help: "Model file (any supported format).") var model: String
+    @Option(name: .long, help: "Batch size.") var batch: Int = 16
+    @Option(name: .long, help: "Image height and width (image models).") var size: Int?
+    @Option(name: .long, help: "Shape of the first input, comma-separated (e.g. 1,3,48,320 for a non-square image); overrides --batch and --size for it.") var inputShape: String?
+    @Option(name: .long, help: "Timed iterations.") var iters: Int = 5
+    @Option(name: .long, help: "Untimed warm-up iterations.") var warmup: Int = 1
     @OptionGroup var cpu: ThreadsOption
-
     @OptionGroup var family: ArchOption
-
     @OptionGroup var stdout: JSONFlag
 
     func validate() throws {

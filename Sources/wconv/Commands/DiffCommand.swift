@@ -5,24 +5,14 @@ import Wconv
 /// `wconv diff A B`: tensor-by-tensor comparison across any two supported files. A is the reference:
 /// names only in A are "missing" from B, names only in B are "unexpected". Exit 4 when they differ.
 struct DiffCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "diff", abstract: "Compares two files tensor by tensor.",
+    static let configuration = CommandConfiguration(commandName: "diff", abstract: "Compares two files tensor by tensor.",
         discussion: "Values match when |a - b| <= atol + rtol * |b| element-wise (NaN matches NaN). Exit status 0 when everything matches, 4 when anything differs.")
 
-    @Argument(help: "Reference model file.")
-    var a: String
-
-    @Argument(help: "Model file compared against it.")
-    var b: String
-
-    @Option(help: "Absolute tolerance.")
-    var atol: Double = 0
-
-    @Option(help: "Relative tolerance.")
-    var rtol: Double = 0
-
+    @Argument(help: "Reference model file.") var a: String
+    @Argument(help: "Model file compared against it.") var b: String
+    @Option(help: "Absolute tolerance.") var atol: Double = 0
+    @Option(help: "Relative tolerance.") var rtol: Double = 0
     @OptionGroup var checkpoint: StateDictKeyOption
-
     @OptionGroup var stdout: JSONFlag
 
     func validate() throws {

@@ -5,16 +5,19 @@ import Wconv
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluates a classifier on a labelled dataset: accuracy, per-class precision/recall/F1, one-vs-rest ROC AUC, confusion matrix; for multi-label CSVs per-label ROC AUC, PR AUC and F1.")
 
-    @Argument(help: "Model file (any supported format).") var model: String
-    @Option(help: "Labelled data: ImageFolder directory, .csv (path + label columns; two or more label columns are multi-label) or .npz with images/labels.") var data: String
+    @Argument(help: "Model file (any supported format), or a Hugging Face BERT-family folder.") var model: String
+    @Option(help: "Labelled data: ImageFolder directory, .csv (path + label columns; two or more label columns are multi-label) or .npz with images/labels; for a text model .csv, .tsv or .jsonl with text and label columns.") var data: String
     @Option(help: "Multi-label: decision threshold on every label's probability (default: the per-label thresholds recorded in the model, else 0.5).") var threshold: Double?
     @OptionGroup var cpu: ThreadsOption
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
     @OptionGroup var stdout: JSONFlag
     @OptionGroup var preprocessing: PreprocessingOptions
+    @OptionGroup var text: TextDataOptions
 
     func run() throws {
+        if TextTrainingModel.isFolder(model) { return try runText(TextTrainingModel.load(model, toolVersion: wconvVersion)) }
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        if TextTrainingModel.isTextGraph(graph) { return try runText(TextTrainingModel(graph: graph, weights: model)) }
         let ds = try TrainingJob.dataset(data, classes: graph.labels, multiLabel: Trainer.isMultiLabelModel(graph) ? true : nil)
         let request = try preprocessing.request()
         if request.inputSize != nil || request.resize != nil || request.mean != nil || request.std != nil {
@@ -42,5 +45,23 @@ struct EvalCommand: ParsableCommand {
         } else {
             print(m.table(), terminator: "")
         }
+    }
+
+    /// A text classifier on text data: its classes from config.json's id2label (else the model's
+    /// labels), so a label it does not know is refused naming the line.
+    func runText(_ textModel: TextTrainingModel) throws {
+        let classes = textModel.labels
+        guard textModel.graph.outputs.first?.name == "logits", let width = textModel.graph.parameters["classifier.weight"]?.shape.first else {
+            throw WconvError.invalid("has no sequence-classification head (no logits output) to evaluate; train one with `wconv finetune`", file: model)
+        }
+        let tokenizer = try WordPieceTokenizer(model: textModel.weights)
+        let maxLength = try TextFit.maxLength(text.maxLength, model: textModel)
+        let ds = try text.read(data, model: textModel, tokenizer: tokenizer, maxLength: maxLength, classes: classes)
+        if ds.classes.count != width {
+            throw WconvError.invalid("the model predicts \(width) classes but the data has \(ds.classes.count); evaluate on data with the model's classes")
+        }
+        if ds.truncatedCount > 0 { stderrLine("\(ds.truncatedCount) of \(ds.count) texts truncated to --max-length \(maxLength)") }
+        let m = try Trainer.evaluate(graph: textModel.graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: batchSize)
+        if stdout.json { try printJSON(encoding: m) } else { print(m.table(), terminator: "") }
     }
 }

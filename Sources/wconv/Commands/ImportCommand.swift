@@ -3,8 +3,7 @@ import Foundation
 import Wconv
 
 struct ImportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "import",
+    static let configuration = CommandConfiguration(commandName: "import",
         abstract: "Reads any supported file and writes the canonical model.",
         discussion: """
         Builds the model graph (recognised architecture for bare state dicts, the file's own graph for \
@@ -14,23 +13,13 @@ struct ImportCommand: ParsableCommand {
         A file whose structure is not recognised imports as weights only, with the reason.
         """)
 
-    @Argument(help: "Model file (.pth, .pt, .bin, .safetensors, .onnx, .h5, …; the format is sniffed).")
-    var file: String
-
-    @Option(name: .shortAndLong, help: "Output path of the canonical model.")
-    var output: String?
-
+    @Argument(help: "Model file (.pth, .pt, .bin, .safetensors, .onnx, .h5, …; the format is sniffed).") var file: String
+    @Option(name: .shortAndLong, help: "Output path of the canonical model.") var output: String?
     @OptionGroup var family: ArchOption
-
     @OptionGroup var checkpoint: StateDictKeyOption
-
-    @Option(name: .long, help: "config.json to use instead of the one beside FILE (HF models).")
-    var config: String?
-
+    @Option(name: .long, help: "config.json to use instead of the one beside FILE (HF models).") var config: String?
     @OptionGroup var stdout: JSONFlag
-
-    @Flag(name: .long, help: "List every tensor and what became of it (the summary lists only unused and aliased ones).")
-    var verbose = false
+    @Flag(name: .long, help: "List every tensor and what became of it (the summary lists only unused and aliased ones).") var verbose = false
 
     func run() throws {
         var configJSON: JSONValue?

@@ -5,15 +5,18 @@ import Wconv
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plan", abstract: "Prints the resolved training plan (groups, trainable epochs, learning rates, BatchNorm policy, warnings) before any compute.")
 
-    @Argument(help: "Model file (any supported format).") var model: String
+    @Argument(help: "Model file (any supported format), or a Hugging Face BERT-family folder (text data).") var model: String
     @Option(help: "Training data (ImageFolder directory, .csv or .npz) — gives the classes (or labels) and enables the data checks.") var data: String?
     @Option(help: "Number of classes (or a comma list of names) when no --data is given.") var classes: String?
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var text: TextDataOptions
     @Flag(help: "Print the plan as JSON.") var json = false
 
     func run() throws {
         let flags = try training.config()
+        if TextTrainingModel.isFolder(model) { return try runText(TextTrainingModel.load(model, toolVersion: wconvVersion), flags) }
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        if TextTrainingModel.isTextGraph(graph) { return try runText(TextTrainingModel(graph: graph, weights: model), flags) }
         let classNames: [String]
         var trainSet: (any LabelledDataset)?
         if let data {
@@ -40,6 +43,16 @@ struct PlanCommand: ParsableCommand {
                            channelStats: trainSet.flatMap { TrainingPlan.channelStats($0, preprocessing: fit.preprocessing, seed: config.seed) })
         plan.notes = fit.notes + plan.notes
         plan.warnings += fit.warnings
+        if json { printJSON(plan.json) } else { print(plan.render(), terminator: "") }
+    }
+
+    /// A text model's plan: needs --data (the classes, lengths and truncation come from it).
+    func runText(_ textModel: TextTrainingModel, _ flags: TrainingConfig) throws {
+        guard let data else { throw WconvError(.usage, "a text model's plan needs --data train.csv|tsv|jsonl (the classes and text lengths come from it)") }
+        let job = try TextJob.prepare(textModel, data: data, val: nil, valSplit: nil, columns: text.columns, maxLength: text.maxLength,
+                                      config: flags, defaulted: training.defaulted)
+        var plan = try TrainingPlan(graph: job.graph, config: job.config, classes: job.train.classes, modelName: modelName(model))
+        plan.annotate(job.fit)
         if json { printJSON(plan.json) } else { print(plan.render(), terminator: "") }
     }
 }

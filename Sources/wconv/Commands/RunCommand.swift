@@ -3,28 +3,16 @@ import Foundation
 import Wconv
 
 struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Runs a model on inputs.",
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Runs a model on inputs.",
         discussion: "Inputs are .npy arrays (one --input per graph input, in order, or NAME=FILE), or PNG/JPEG images (comma-separated for a batch), which are decoded, resized, center-cropped and normalised as the model's preprocessing metadata says; or, for a text model (a Hugging Face folder or its weights file with the tokenizer files beside it), --text strings, tokenized and padded as its tokenizer does. Prints the output shape and, for classifier outputs, the top-k classes with probabilities and labels (per-label sigmoid probabilities for a multi-label model). A text model gives its logits, else the last hidden state, or the pooled sentence embedding when the folder is a sentence-transformers one (modules.json, 1_Pooling); -o writes that result. Token ids given as .npy without attention_mask are taken as unpadded (mask all ones, token types 0), and the command says so.")
 
-    @Argument(help: "Model file (any supported format).")
-    var model: String
-
-    @Option(name: .long, help: "Input .npy file or image(s) a.png,b.jpg (repeat for several inputs; NAME=FILE addresses a graph input by name).")
-    var input: [String] = []
-
+    @Argument(help: "Model file (any supported format).") var model: String
+    @Option(name: .long, help: "Input .npy file or image(s) a.png,b.jpg (repeat for several inputs; NAME=FILE addresses a graph input by name).") var input: [String] = []
     @OptionGroup var texts: TextInputOptions
-
-    @Option(name: .shortAndLong, help: "Write the (first) output, or a text model's result, to this .npy file.")
-    var output: String?
-
-    @Option(name: .long, help: "Print the top-k classes of a [N, classes] output.")
-    var top: Int = 5
-
+    @Option(name: .shortAndLong, help: "Write the (first) output, or a text model's result, to this .npy file.") var output: String?
+    @Option(name: .long, help: "Print the top-k classes of a [N, classes] output.") var top: Int = 5
     @OptionGroup var family: ArchOption
-
     @OptionGroup var cpu: ThreadsOption
-
     @OptionGroup var stdout: JSONFlag
 
     func validate() throws {

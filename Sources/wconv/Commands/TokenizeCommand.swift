@@ -3,17 +3,12 @@ import Foundation
 import Wconv
 
 struct TokenizeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "tokenize", abstract: "Turns texts into a model's input ids, as its Hugging Face tokenizer does.",
+    static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Turns texts into a model's input ids, as its Hugging Face tokenizer does.",
         discussion: "MODEL is a Hugging Face model folder, or its model.safetensors / pytorch_model.bin with the tokenizer files beside it (tokenizer.json, or vocab.txt with tokenizer_config.json). WordPiece tokenizers (BERT, DistilBERT, MiniLM, …) are supported. The batch is padded to its longest text; texts are truncated to --max-length, else to the model's model_max_length.")
 
-    @Argument(help: "Model folder, or a weights file inside one.")
-    var model: String
-
+    @Argument(help: "Model folder, or a weights file inside one.") var model: String
     @OptionGroup var texts: TextInputOptions
-
-    @Flag(name: .long, help: "Print {\"input_ids\", \"attention_mask\", \"token_type_ids\"} as JSON on stdout.")
-    var json = false
+    @Flag(name: .long, help: "Print {\"input_ids\", \"attention_mask\", \"token_type_ids\"} as JSON on stdout.") var json = false
 
     func validate() throws {
         guard !texts.text.isEmpty else { throw ValidationError("give at least one --text \"…\"") }

@@ -3,30 +3,16 @@ import Foundation
 import Wconv
 
 struct VerifyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Runs two models on the same inputs and compares outputs.",
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Runs two models on the same inputs and compares outputs.",
         discussion: "Both models run in eval mode on the same seeded random probe inputs (images: N(0,1) at the model's input size; token ids: uniform over the smallest embedding table). Reports max absolute and relative difference per output; exits 4 when any element differs by more than atol + rtol·|b|.")
 
-    @Argument(help: "First model (any supported format).")
-    var a: String
-
-    @Argument(help: "Second model (any supported format).")
-    var b: String
-
-    @Option(name: .long, help: "Number of probe inputs (batches of one).")
-    var inputs: Int = 2
-
-    @Option(name: .long, help: "Absolute tolerance.")
-    var atol: Double = 1e-5
-
-    @Option(name: .long, help: "Relative tolerance.")
-    var rtol: Double = 1e-4
-
-    @Option(name: .long, help: "Seed of the probe inputs.")
-    var seed: UInt64 = 0
-
+    @Argument(help: "First model (any supported format).") var a: String
+    @Argument(help: "Second model (any supported format).") var b: String
+    @Option(name: .long, help: "Number of probe inputs (batches of one).") var inputs: Int = 2
+    @Option(name: .long, help: "Absolute tolerance.") var atol: Double = 1e-5
+    @Option(name: .long, help: "Relative tolerance.") var rtol: Double = 1e-4
+    @Option(name: .long, help: "Seed of the probe inputs.") var seed: UInt64 = 0
     @OptionGroup var cpu: ThreadsOption
-
     @OptionGroup var stdout: JSONFlag
 
     func validate() throws {

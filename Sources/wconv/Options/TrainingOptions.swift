@@ -20,7 +20,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "Weight decay (not on norms and biases unless --decay-norms).") var weightDecay: Double = 0.01
     @Flag(name: .customLong("decay-norms"), help: "Apply weight decay to norms and biases too.") var decayNorms = false
     @Option(help: "BatchNorm policy: auto | train | frozen | frozen-affine") var bn: String = "auto"
-    @Option(help: "LR schedule: constant | step | cosine | warmup | warmup-cosine | onecycle") var schedule: String = "cosine"
+    @Option(help: "LR schedule: constant | step | cosine | warmup | warmup-cosine | warmup-linear | onecycle (default cosine; warmup-linear for text models, the BERT recipe).") var schedule: String?
+    @Option(name: .customLong("max-grad-norm"), help: "Clip gradients to this global L2 norm (default: none; 1.0 for text models, as transformers.Trainer).") var maxGradNorm: Double?
+    @Option(name: .customLong("warmup-ratio"), help: "Fraction of the steps that warm up in warmup-linear (default 0.1).") var warmupRatio: Double = 0.1
     @Option(name: .customLong("warmup-epochs"), help: "Warm-up epochs for warmup / warmup-cosine.") var warmupEpochs: Int = 1
     @Option(name: .customLong("step-epochs"), help: "Epochs between LR drops (step schedule).") var stepEpochs: Int = 3
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε.") var labelSmoothing: Double = 0
@@ -47,6 +49,8 @@ struct TrainingOptions: ParsableArguments {
         if batchSize == nil { d.insert(.batchSize) }
         if epochs == nil { d.insert(.epochs) }
         if lr == nil { d.insert(.lr) }
+        if schedule == nil { d.insert(.schedule) }
+        if maxGradNorm == nil { d.insert(.maxGradNorm) }
         return d
     }
 
@@ -60,7 +64,7 @@ struct TrainingOptions: ParsableArguments {
         c.mode = m; c.bn = b; c.mmdKind = k
         c.epochs = epochs ?? 10; c.batchSize = batchSize ?? 32; c.optimizer = optimizer; c.momentum = momentum; c.nesterov = nesterov
         c.lr = lr ?? 1e-3; c.backboneLR = backboneLR; c.weightDecay = weightDecay; c.decayNormsAndBiases = decayNorms
-        c.schedule = schedule; c.warmupEpochs = warmupEpochs; c.stepEpochs = stepEpochs; c.labelSmoothing = labelSmoothing
+        c.schedule = schedule ?? "cosine"; c.warmupRatio = warmupRatio; c.maxGradNorm = maxGradNorm; c.warmupEpochs = warmupEpochs; c.stepEpochs = stepEpochs; c.labelSmoothing = labelSmoothing
         c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = cpu.threads; c.groups = groups
         c.mmdWeight = mmdWeight; c.keepOptimizerStateOnUnfreeze = keepOptimizerState; c.shuffle = !noShuffle
         c.patience = patience; c.restoreBest = restoreBest; c.trainCrop = trainCrop
