@@ -41,16 +41,6 @@ struct EncoderSettings {
     }
 }
 
-/// Class names from config.json `id2label` ({"0": "negative", …}) when it names every class;
-/// transformers' placeholders LABEL_0 … carry no names and give nil.
-func classLabels(_ config: JSONValue?, graph: ModelGraph) -> [String]? {
-    guard let logits = graph.outputs.first(where: { $0.name == "logits" }), let classes = logits.shape.last ?? nil,
-          let map = config?["id2label"]?.object, map.count == classes else { return nil }
-    let names = (0..<classes).compactMap { map[String($0)]?.string }
-    guard names.count == classes, names != (0..<classes).map({ "LABEL_\($0)" }) else { return nil }
-    return names
-}
-
 /// Inputs of HF encoders, all i64 [batch, sequence] as the tokenizer writes them: token ids, the
 /// padding mask (1 = token, 0 = padding) and, when the model has token-type embeddings, the segment ids.
 enum EncoderInputs {
@@ -207,10 +197,8 @@ enum BERTFamily: ArchitectureFamily {
         if !base.isEmpty { b.evidence.append("task-model prefix '\(base)' kept in parameter names") }
         b.evidence += s.notes
         let variant = "bert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)"
-        var g = try b.finish(inputs: inputs, outputs: outputs, family: name, variant: variant,
-                             preprocessing: nil, outputShapeHint: hints)
-        if hasClassifier { g.labels = classLabels(config, graph: g) }
-        return g
+        return try b.finish(inputs: inputs, outputs: outputs, family: name, variant: variant,
+                            preprocessing: nil, outputShapeHint: hints)
     }
 }
 
@@ -254,9 +242,7 @@ enum DistilBERTFamily: ArchitectureFamily {
         }
         b.evidence.append("\(base)embeddings.word_embeddings.weight: hidden size \(dim), no token-type embeddings; \(layers.count) layers \(base)transformer.layer.N.attention.q_lin/k_lin/v_lin/out_lin")
         b.evidence += s.notes.map { $0.replacingOccurrences(of: "LayerNorm eps 1e-12", with: "LayerNorm eps 1e-12 (DistilBERT's fixed value)") }
-        var g = try b.finish(inputs: inputs, outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)",
-                             preprocessing: nil, outputShapeHint: hints)
-        if hasHead { g.labels = classLabels(config, graph: g) }
-        return g
+        return try b.finish(inputs: inputs, outputs: outputs, family: name, variant: "distilbert (hidden \(dim), \(layers.count) layers, \(s.heads) heads)",
+                            preprocessing: nil, outputShapeHint: hints)
     }
 }
