@@ -28,13 +28,23 @@ public struct TextModel {
         }
     }
 
+    /// Rows of the position-embedding table: the longest input the model takes, when it has one.
+    public var positions: Int? {
+        graph.parameters.first { $0.key.hasSuffix("position_embeddings.weight") }?.value.shape.first
+    }
+
     /// The padded batch the model takes. Without `maxLength`, sentence-transformers' max_seq_length
-    /// applies, else the tokenizer's model_max_length.
+    /// applies, else the tokenizer's model_max_length, capped to the model's positions (a tokenizer
+    /// config without model_max_length would otherwise let long texts past the table).
     public func encode(_ texts: [String], pairs: [String]? = nil, maxLength: Int? = nil) throws -> BatchEncoding {
+        if let maxLength, let positions, maxLength > positions {
+            throw WconvError(.usage, "--max-length \(maxLength) is more than the model's \(positions) positions")
+        }
+        var limit = maxLength ?? pooling?.maxSeqLength ?? tokenizer.effectiveMaxLength(nil)
+        if let positions { limit = min(limit ?? positions, positions) }
         let lower = pooling?.lowercase ?? false
         return try tokenizer.encodeBatch(lower ? texts.map { $0.lowercased() } : texts,
-                                         pairs: lower ? pairs?.map { $0.lowercased() } : pairs,
-                                         maxLength: maxLength ?? pooling?.maxSeqLength)
+                                         pairs: lower ? pairs?.map { $0.lowercased() } : pairs, maxLength: limit)
     }
 
     /// What `run` gives: the batch, every graph output, and the primary result (`logits`,

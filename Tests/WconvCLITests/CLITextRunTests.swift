@@ -70,6 +70,21 @@ final class CLITextRunTests: XCTestCase {
         XCTAssertEqual((doc["top"] as? [Any])?.count, 2)
     }
 
+    /// A classifier's config.json id2label names the classes in the top-k listing (transformers'
+    /// placeholders LABEL_0 … too, as its pipelines show them).
+    func testClassNamesFromId2Label() throws {
+        let tmp = try copyFolder("bert_cls")
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp.file("config.json")))) as? [String: Any])
+        config["id2label"] = ["0": "negative", "1": "neutral", "2": "positive"]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: tmp.file("config.json")))
+        let r = try CLI.run(["run", tmp.path, "--text", "Hello world!", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let top = try XCTUnwrap((try CLI.json(r)["top"] as? [[[String: Any]]])?.first)
+        XCTAssertEqual(Set(top.compactMap { $0["label"] as? String }), ["negative", "neutral", "positive"])
+        let plain = try CLI.json(try CLI.run(["run", dir + "/bert_cls", "--text", "Hello world!", "--json"]))
+        XCTAssertEqual(Set(try XCTUnwrap((plain["top"] as? [[[String: Any]]])?.first).compactMap { $0["label"] as? String }), ["LABEL_0", "LABEL_1", "LABEL_2"])
+    }
+
     /// Other 1_Pooling configs (both layouts) and no Normalize: the folder is copied and its
     /// sentence-transformers files rewritten; sentence-transformers' embeddings for each are in
     /// minilm_st.pooling.safetensors.
@@ -108,6 +123,21 @@ final class CLITextRunTests: XCTestCase {
         let r = try CLI.run(["run", dir + "/bert_cls/model.safetensors", "--input", tmp.file("ids.npy")])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("attention_mask 1"), r.stderr)
+    }
+
+    /// Without model_max_length in the tokenizer config, texts are still cut to the model's
+    /// positions (64 here); a --max-length beyond them is a usage error.
+    func testTruncatedToPositions() throws {
+        let tmp = try copyFolder("bert_model")
+        try #"{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}"#.write(toFile: tmp.file("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        let long = Array(repeating: "hello world", count: 50).joined(separator: " ")
+        let r = try CLI.run(["run", tmp.path, "--text", long, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual((try CLI.json(r)["outputs"] as? [[String: Any]])?.first?["shape"] as? [Int], [1, 64, 32])
+        XCTAssertTrue(r.stderr.contains("truncated to 64 tokens"), r.stderr)
+        let over = try CLI.run(["run", tmp.path, "--text", long, "--max-length", "100"])
+        XCTAssertEqual(over.status, 2, over.stderr)
+        XCTAssertTrue(over.stderr.contains("64 positions"), over.stderr)
     }
 
     func testUsageErrors() throws {

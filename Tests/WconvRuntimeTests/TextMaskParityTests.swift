@@ -69,6 +69,26 @@ final class TextMaskParityTests: XCTestCase {
     func testDistilBertSequenceClassification() throws { try checkForward("distilbert_cls") }
     func testMiniLMShapedEncoder() throws { try checkForward("minilm_st") }
 
+    /// Hidden dropout where transformers applies it in training (config hidden_dropout_prob /
+    /// dropout): after the embeddings' LayerNorm, after BERT's attention output projection, after
+    /// every feed-forward output; DistilBERT has none after the attention output projection.
+    func testHiddenDropoutWhereTransformersPlacesIt() throws {
+        func dropouts(_ name: String) throws -> [String: Double] {
+            var out: [String: Double] = [:]
+            for n in try Self.load(name).graph.nodes where n.op == .dropout { out[n.name] = n.float("ratio") }
+            return out
+        }
+        let bert = try dropouts("bert_model")
+        XCTAssertEqual(bert["embeddings.dropout"], 0.1)
+        XCTAssertEqual(bert["encoder.layer.0.attention.output.dense.dropout"], 0.1)
+        XCTAssertEqual(bert["encoder.layer.1.output.dense.dropout"], 0.1)
+        let layers = Set(bert.keys.compactMap { $0.split(separator: ".").dropFirst(2).first }).count
+        XCTAssertEqual(bert.count, 1 + 2 * layers, "\(bert.keys.sorted())")
+        let distil = try dropouts("distilbert_cls")
+        XCTAssertNotNil(distil["distilbert.transformer.layer.0.ffn.lin2.dropout"], "\(distil.keys.sorted())")
+        XCTAssertFalse(distil.keys.contains { $0.contains("out_lin") }, "\(distil.keys.sorted())")
+    }
+
     func testBertClassifierGradients() throws { try checkBackward("bert_cls") }
     func testBertModelGradients() throws { try checkBackward("bert_model") }
     func testDistilBertGradients() throws { try checkBackward("distilbert_cls") }

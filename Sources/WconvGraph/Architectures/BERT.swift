@@ -7,11 +7,17 @@ struct EncoderSettings {
     var eps: Double
     var act: Op
     var actAttrs: [String: AttributeValue]
+    /// Dropout on the hidden states in training (BERT `hidden_dropout_prob`, DistilBERT `dropout`;
+    /// transformers' default 0.1): after the embeddings' LayerNorm, after the attention output
+    /// projection (BERT only) and after the feed-forward output, as transformers places it.
+    /// Identity in eval. Dropout on the attention probabilities is not applied (see docs/text.md).
+    var hiddenDropout: Double = 0.1
     var notes: [String]
 
     /// `headsKey`/`epsKey`/`actKey` are the config.json spellings (BERT: num_attention_heads,
     /// layer_norm_eps, hidden_act; DistilBERT: n_heads, —, activation).
-    static func resolve(hidden: Int, config: JSONValue?, headsKey: String, epsKey: String?, actKey: String) throws -> EncoderSettings {
+    static func resolve(hidden: Int, config: JSONValue?, headsKey: String, epsKey: String?, actKey: String,
+                        dropoutKey: String? = nil) throws -> EncoderSettings {
         var notes: [String] = []
         var heads: Int
         if let h = config?[headsKey]?.int {
@@ -37,7 +43,13 @@ struct EncoderSettings {
         default: throw RecognitionFailure("hidden activation '\(actName)' in config.json is not supported")
         }
         notes.append("LayerNorm eps \(eps), activation \(actName)\(config?[actKey] == nil ? " (default)" : " (config.json)")")
-        return EncoderSettings(heads: heads, eps: eps, act: act, actAttrs: attrs, notes: notes)
+        var dropout = 0.0
+        if let dropoutKey {  // graphs that place hidden dropout (BERT, DistilBERT)
+            dropout = config?[dropoutKey]?.double ?? 0.1
+            guard dropout >= 0, dropout < 1 else { throw RecognitionFailure("config.json \(dropoutKey) \(dropout) is not a probability below 1") }
+            notes.append("hidden dropout \(dropout) in training\(config?[dropoutKey] == nil ? " (default)" : " (config.json \(dropoutKey))")")
+        }
+        return EncoderSettings(heads: heads, eps: eps, act: act, actAttrs: attrs, hiddenDropout: dropout, notes: notes)
     }
 }
 
@@ -54,7 +66,7 @@ extension GraphBuilder {
     /// token-type embeddings) + absolute position (0 ..< T), then LayerNorm. Returns the value, the
     /// hidden size and the graph inputs it reads. The word embedding's padding row gets no gradient,
     /// as transformers builds it (`padding_idx` = config.json pad_token_id, default 0).
-    func encoderEmbeddings(_ p: String, eps: Double, config: JSONValue?) throws -> (String, Int, [ValueInfo]) {
+    func encoderEmbeddings(_ p: String, eps: Double, dropout: Double, config: JSONValue?) throws -> (String, Int, [ValueInfo]) {
         let we = try require("\(p).word_embeddings.weight", rank: 2)
         let dim = we[1]
         var inputs = [EncoderInputs.inputIDs, EncoderInputs.attentionMask]
@@ -76,7 +88,12 @@ extension GraphBuilder {
         for buf in ["\(p).position_ids", "\(p).token_type_ids"] where has(buf) {
             unusedReasons[buf] = "HF id buffer: position ids are computed in the graph (arange), token types are the token_type_ids input"
         }
-        return (try layerNorm("\(p).LayerNorm", x, dim: dim, eps: eps), dim, inputs)
+        return (hiddenDropout("\(p).dropout", try layerNorm("\(p).LayerNorm", x, dim: dim, eps: eps), dropout), dim, inputs)
+    }
+
+    /// A dropout node (training only) unless the ratio is 0.
+    func hiddenDropout(_ name: String, _ x: String, _ ratio: Double) -> String {
+        ratio > 0 ? add(name, .dropout, [x], ["ratio": .float(ratio)]) : x
     }
 
     /// The additive attention mask from the `attention_mask` input, as HF builds it:
@@ -94,7 +111,8 @@ extension GraphBuilder {
     /// One post-norm transformer layer: attention (q, k, v, out projections) + residual + LN,
     /// feed-forward (in, act, out) + residual + LN.
     func encoderLayer(q: String, k: String, v: String, o: String, ln1: String, ff1: String, ff2: String, ln2: String,
-                      x: String, mask: String, dim: Int, s: EncoderSettings, output: String? = nil) throws -> String {
+                      x: String, mask: String, dim: Int, s: EncoderSettings, attentionOutputDropout: Bool = true,
+                      output: String? = nil) throws -> String {
         let (qv, _) = try linear(q, x, inFeatures: dim)
         let (kv, _) = try linear(k, x, inFeatures: dim)
         let (vv, _) = try linear(v, x, inFeatures: dim)
@@ -104,12 +122,14 @@ extension GraphBuilder {
                       ["heads": .int(s.heads), "scale": .float(1.0 / Double(dim / s.heads).squareRoot())])
         var (a, ad) = try linear(o, ctx, inFeatures: dim)
         guard ad == dim else { throw RecognitionFailure("'\(o)' projects to \(ad), not the hidden size \(dim)") }
+        if attentionOutputDropout { a = hiddenDropout(o + ".dropout", a, s.hiddenDropout) }
         a = add(o + ".residual", .add, [a, x])
         let h1 = try layerNorm(ln1, a, dim: dim, eps: s.eps)
         var (f, fd) = try linear(ff1, h1, inFeatures: dim)
         f = add(ff1 + ".act", s.act, [f], s.actAttrs)
         (f, fd) = try linear(ff2, f, inFeatures: fd)
         guard fd == dim else { throw RecognitionFailure("'\(ff2)' projects to \(fd), not the hidden size \(dim)") }
+        f = hiddenDropout(ff2 + ".dropout", f, s.hiddenDropout)
         f = add(ff2 + ".residual", .add, [f, h1])
         return try layerNorm(ln2, f, dim: dim, eps: s.eps, output: output)
     }
@@ -159,8 +179,9 @@ enum BERTFamily: ArchitectureFamily {
            let p = b.shape(base + "embeddings.position_embeddings.weight")?.first, p == 514 || p == 258 {
             throw RecognitionFailure("one token type and \(p) positions look like RoBERTa (positions offset by 2); put its config.json beside the file")
         }
-        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act")
-        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps, config: config)
+        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act",
+                                          dropoutKey: "hidden_dropout_prob")
+        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps, dropout: s.hiddenDropout, config: config)
         let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "encoder.layer")
         guard layers == Array(0..<layers.count) else { throw RecognitionFailure("encoder layers are not numbered 0..<\(layers.count): \(layers)") }
@@ -215,8 +236,8 @@ enum DistilBERTFamily: ArchitectureFamily {
             throw RecognitionFailure("no 'transformer.layer.0.attention.q_lin.weight' with 'embeddings.word_embeddings.weight' (HF DistilBERT naming)")
         }
         let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
-        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "n_heads", epsKey: nil, actKey: "activation")
-        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12, config: config)
+        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "n_heads", epsKey: nil, actKey: "activation", dropoutKey: "dropout")
+        var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12, dropout: s.hiddenDropout, config: config)
         let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "transformer.layer")
         guard layers == Array(0..<layers.count) else { throw RecognitionFailure("transformer layers are not numbered 0..<\(layers.count)") }
@@ -226,7 +247,8 @@ enum DistilBERTFamily: ArchitectureFamily {
             x = try b.encoderLayer(q: "\(p).attention.q_lin", k: "\(p).attention.k_lin", v: "\(p).attention.v_lin",
                                    o: "\(p).attention.out_lin", ln1: "\(p).sa_layer_norm",
                                    ff1: "\(p).ffn.lin1", ff2: "\(p).ffn.lin2", ln2: "\(p).output_layer_norm",
-                                   x: x, mask: mask, dim: dim, s: s, output: l == layers.count - 1 && !hasHead ? "last_hidden_state" : nil)
+                                   x: x, mask: mask, dim: dim, s: s, attentionOutputDropout: false,
+                                   output: l == layers.count - 1 && !hasHead ? "last_hidden_state" : nil)
         }
         var outputs = [x]
         var hints: [String: [Int?]] = [x: [nil, nil, dim]]
