@@ -164,14 +164,13 @@ final class Executor {
             let outNames = en.node.outputs.filter { !$0.isEmpty }
             if !outNames.isEmpty, outNames.allSatisfy({ spec.folded[$0] != nil }) { continue }
             if let r = spec.resolved[en.node.name] { en.node.inputs = r.inputs; en.node.attributes = r.attributes }
-            var stepLayout = StepLayout()
-            if let layouts, !en.node.inputs.isEmpty, !en.node.outputs.isEmpty {
-                let v = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
-                stepLayout.nhwcInput = layouts.nhwc.contains(v[0])
-                stepLayout.nhwcOutput = layouts.nhwc.contains(valueIds[en.node.outputs[0]] ?? -1)
-                stepLayout.constantWeights = v.count > 1 && (paramName[v[1]] != nil || known[v[1]] != nil)
-            }
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
+            var stepLayout = StepLayout()
+            if let layouts, !ins.isEmpty, !en.node.outputs.isEmpty {
+                stepLayout.nhwcInput = layouts.nhwc.contains(ins[0])
+                stepLayout.nhwcOutput = layouts.nhwc.contains(valueIds[en.node.outputs[0]] ?? -1)
+                stepLayout.constantWeights = ins.count > 1 && (paramName[ins[1]] != nil || known[ins[1]] != nil)
+            }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
             let dtypes = en.node.inputs.map { $0.isEmpty ? nil : spec.dtypes[$0] ?? .f32 }
             var outShapes: [[Int]] = []

@@ -17,21 +17,16 @@ enum NHWCKernels {
                     for ow in 0..<g.wo {
                         let dst = y + ((img * g.ho + oh) * g.wo + ow) * ch
                         var first = true
-                        for ki in 0..<g.kh {
-                            let ih = oh * g.sh - g.pt + ki * g.dh
-                            if ih < 0 || ih >= g.h { continue }
-                            for kj in 0..<g.kw {
-                                let iw = ow * g.sw - g.pl + kj * g.dw
-                                if iw < 0 || iw >= g.w { continue }
-                                let src = x + ((img * g.h + ih) * g.w + iw) * ch
-                                if first {
-                                    dst.update(from: src, count: ch)
-                                    first = false
-                                } else {
-                                    // A NaN wins, as in PyTorch (and the NCHW kernel): v > NaN is false, so a NaN stays.
-                                    for k in 0..<ch { let v = src[k]; if v > dst[k] || v.isNaN { dst[k] = v } }
-                                }
+                        g.forEachTap(oh, ow) { ih, iw in
+                            let src = x + ((img * g.h + ih) * g.w + iw) * ch
+                            if first {
+                                dst.update(from: src, count: ch)
+                                first = false
+                            } else {
+                                // A NaN wins, as in PyTorch (and the NCHW kernel): v > NaN is false, so a NaN stays.
+                                for k in 0..<ch { let v = src[k]; if v > dst[k] || v.isNaN { dst[k] = v } }
                             }
+                            return true
                         }
                         if first { dst.update(repeating: -Float.infinity, count: ch) }
                     }

@@ -127,22 +127,35 @@ struct AdaptiveWindows: AveragingWindows, Equatable {
     }
 }
 
+extension PoolGeometry {
+    /// Calls `body` with the in-bounds input positions (row, column) of the window of output
+    /// (oh, ow), in row-major order (dilated taps, padding skipped); stops when `body` returns false.
+    /// The NCHW and NHWC max-pooling kernels share this walk.
+    @inline(__always)
+    func forEachTap(_ oh: Int, _ ow: Int, _ body: (_ ih: Int, _ iw: Int) -> Bool) {
+        for ki in 0..<kh {
+            let ih = oh * sh - pt + ki * dh
+            if ih < 0 || ih >= h { continue }
+            for kj in 0..<kw {
+                let iw = ow * sw - pl + kj * dw
+                if iw < 0 || iw >= w { continue }
+                if !body(ih, iw) { return }
+            }
+        }
+    }
+}
+
 /// The index in its plane of the first maximal input of the window of output (oh, ow) — a NaN
 /// wins, as PyTorch propagates it — or -1 for a window wholly in the padding.
 @inline(__always)
 func maxWindowArgument(_ src: UnsafePointer<Float>, _ g: PoolGeometry, _ oh: Int, _ ow: Int) -> Int {
     var best = -Float.infinity
     var arg = -1
-    for ki in 0..<g.kh {
-        let ih = oh * g.sh - g.pt + ki * g.dh
-        if ih < 0 || ih >= g.h { continue }
-        for kj in 0..<g.kw {
-            let iw = ow * g.sw - g.pl + kj * g.dw
-            if iw < 0 || iw >= g.w { continue }
-            let v = src[ih * g.w + iw]
-            if v.isNaN { return ih * g.w + iw }
-            if v > best || arg < 0 { best = v; arg = ih * g.w + iw }
-        }
+    g.forEachTap(oh, ow) { ih, iw in
+        let v = src[ih * g.w + iw]
+        if v.isNaN { arg = ih * g.w + iw; return false }
+        if v > best || arg < 0 { best = v; arg = ih * g.w + iw }
+        return true
     }
     return arg
 }

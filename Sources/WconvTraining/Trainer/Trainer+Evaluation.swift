@@ -28,30 +28,24 @@ extension Trainer {
         var scores: [Float] = [], targets: [Int] = [], rows: [Int] = []
         let C = classes.count
         let part = parallel.shardRange(val.count)
+        // One eval forward of the validation rows `idx` (labels from the set), whatever feeds them.
+        let labels = val.labels  // computed for subsets: read once, not per row
+        func score(_ feeds: [String: Tensor], _ idx: [Int]) throws {
+            scores += try logitsOf(try session.forward(feeds, training: false), session)
+            targets += idx.map { labels[$0] }
+            rows += idx
+        }
         if let cache = caches["val"], let cut {
-            var s = part.lowerBound
-            while s < part.upperBound {
+            for s in stride(from: part.lowerBound, to: part.upperBound, by: 64) {
                 let idx = Array(s..<min(s + 64, part.upperBound))
-                let out = try session.forward([cut.value: cache.batch(idx)], training: false)
-                scores += try logitsOf(out, session)
-                targets += idx.map { cache.labels[$0] }
-                rows += idx
-                s += 64
+                try score([cut.value: cache.batch(idx)], idx)
             }
         } else if let text = val as? TokenizedTextSet {
             for idx in text.evaluationBatches(Array(part), batchSize: evalBatchSize) {
-                let out = try session.forward(try text.inputs(idx, names: graphInputNames), training: false)
-                scores += try logitsOf(out, session)
-                targets += idx.map { text.labels[$0] }
-                rows += idx
+                try score(try text.inputs(idx, names: graphInputNames), idx)
             }
         } else {
-            try forEachValidationBatch(part) { b in
-                let out = try session.forward([inputName: b.tensor], training: false)
-                scores += try logitsOf(out, session)
-                targets += b.labels
-                rows += b.indices
-            }
+            try forEachValidationBatch(part) { b in try score([inputName: b.tensor], b.indices) }
         }
         if parallel.isDistributed {
             scores = try parallel.gather(scores, per: C, total: val.count)
