@@ -20,18 +20,32 @@ final class GradientState {
     }
 
     /// Zeroed gradient buffer of a root value, allocated on first use for the planned shapes.
-    func buffer(_ root: Int, count: Int) -> UnsafeMutablePointer<Float> {
-        if let p = grad[root] {
-            // fillFloats: this inlines into throwing backward functions (Kernels/Copy.swift).
-            if !touched.contains(root) { fillFloats(p, with: 0, count: count); touched.insert(root) }
-            return p
-        }
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        fillFloats(p, with: 0, count: max(count, 1))
-        grad[root] = p; gradCount[root] = count
+    func buffer(_ root: Int, count: Int) -> UnsafeMutablePointer<Float> { writableBuffer(root, count: count, zeroed: true).pointer }
+
+    /// The gradient buffer of a root value; when no gradient reached it yet in this pass it is
+    /// `fresh` and, unless `zeroed`, its contents are undefined (the caller overwrites them).
+    func writableBuffer(_ root: Int, count: Int, zeroed: Bool) -> WritableGradient {
+        let fresh = !touched.contains(root)
         touched.insert(root)
-        return p
+        let p: UnsafeMutablePointer<Float>
+        if let existing = grad[root] {
+            p = existing
+        } else {
+            p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            grad[root] = p; gradCount[root] = count
+        }
+        // fillFloats: this inlines into throwing backward functions (Kernels/Copy.swift).
+        if fresh && zeroed { fillFloats(p, with: 0, count: max(count, 1)) }
+        return WritableGradient(pointer: p, fresh: fresh && !zeroed)
     }
+}
+
+/// A gradient buffer for a kernel that writes its result rather than adding it (oneDNN's backward
+/// primitives): when `fresh`, nothing reached the buffer yet in this pass and the kernel overwrites
+/// it; otherwise it adds.
+struct WritableGradient {
+    let pointer: UnsafeMutablePointer<Float>
+    let fresh: Bool
 }
 
 extension Executor {

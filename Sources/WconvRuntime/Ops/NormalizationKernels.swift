@@ -26,6 +26,11 @@ enum NormalizationKernels {
         }
         let inner = x.dropFirst(2).reduce(1, *)
         if r.exec.isAffine { return ChannelAffine(n: x[0], c: c, inner: inner) }
+        // Between oneDNN convolutions of a training plan the activations are NHWC (DNNLLayoutPlan).
+        if r.layout.nhwcInput {
+            return NHWCBatchNorm(n: x[0], c: c, hw: inner, epsilon: Float(r.node.float("epsilon") ?? 1e-5),
+                                 momentum: Float(r.node.float("momentum") ?? 0.1))
+        }
         return BatchNorm(n: x[0], c: c, inner: inner, epsilon: Float(r.node.float("epsilon") ?? 1e-5),
                          momentum: Float(r.node.float("momentum") ?? 0.1))
     }
