@@ -65,10 +65,15 @@ struct NHWCBatchNorm: StepKernel {
             }
             (scale, shift) = foldBatchNorm(weight: ctx.input(1), bias: ctx.input(2), mean: mean, variance: variance, epsilon: epsilon, c: c)
         }
-        Parallel.forRange(rows, costPerItem: c) { r in
-            for row in r {
-                let p = x + row * c, q = y + row * c
-                for k in 0..<c { q[k] = p[k] * scale[k] + shift[k] }
+        scale.withUnsafeBufferPointer { sb in
+            shift.withUnsafeBufferPointer { hb in
+                let sc = sb.baseAddress!, sh = hb.baseAddress!
+                Parallel.forRange(rows, costPerItem: c) { r in
+                    for row in r {
+                        let p = x + row * c, q = y + row * c
+                        for k in 0..<c { q[k] = p[k] * sc[k] + sh[k] }
+                    }
+                }
             }
         }
         applyActivation(ctx.fused, y, y, rows * c)
@@ -91,25 +96,37 @@ struct NHWCBatchNorm: StepKernel {
         for k in 0..<c { sums[c + k] *= Double(invStd[k]) }
         if let db = ctx.inputGradient(2) { for k in 0..<c { db[k] += Float(sums[k]) } }
         if let dw = ctx.inputGradient(1) { for k in 0..<c { dw[k] += Float(sums[c + k]) } }
-        guard let dx = ctx.inputGradient(0) else { return }
+        guard let g = ctx.inputGradientForWriting(0) else { return }
+        // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)) = a·dy + b·(x − mean) + d per channel
+        // (batch statistics), γ/σ · dy with running statistics.
         let weight = ctx.input(1)
-        var gain = [Float](repeating: 0, count: c), meanDy = [Float](repeating: 0, count: c), meanDyXhat = [Float](repeating: 0, count: c)
-        for k in 0..<c { gain[k] = (weight?[k] ?? 1) * invStd[k] }
+        var coef = [Float](repeating: 0, count: 3 * c)
+        var meanDy = [Double](repeating: 0, count: c), meanDyXhat = [Double](repeating: 0, count: c)
         if batchStats {
             var count = Double(rows)
             if let sync = ctx.executor.batchNormSync {
                 try sums.withUnsafeMutableBufferPointer { try sync.allReduce($0, node: name, phase: .gradients) }
                 count = Double(saved[2 * c])
             }
-            for k in 0..<c { meanDy[k] = Float(sums[k] / count); meanDyXhat[k] = Float(sums[c + k] / count) }
+            for k in 0..<c { meanDy[k] = sums[k] / count; meanDyXhat[k] = sums[c + k] / count }
         }
-        Parallel.forRange(rows, costPerItem: c * 2) { r in
-            for row in r {
-                let p = x + row * c, g = dy + row * c, d = dx + row * c
-                if batchStats {
-                    for k in 0..<c { d[k] += gain[k] * (g[k] - meanDy[k] - (p[k] - mean[k]) * invStd[k] * meanDyXhat[k]) }
-                } else {
-                    for k in 0..<c { d[k] += gain[k] * g[k] }
+        for k in 0..<c {
+            let gain = Double(weight?[k] ?? 1) * Double(invStd[k]), slope = gain * Double(invStd[k]) * meanDyXhat[k]
+            coef[k] = Float(gain)
+            coef[c + k] = Float(-slope)
+            coef[2 * c + k] = Float(-gain * meanDy[k])
+        }
+        let dx = g.pointer, fresh = g.fresh
+        coef.withUnsafeBufferPointer { cb in
+            let a = cb.baseAddress!, b = a + c, d = a + 2 * c
+            Parallel.forRange(rows, costPerItem: c * 2) { r in
+                for row in r {
+                    let p = x + row * c, gy = dy + row * c, out = dx + row * c
+                    if fresh {
+                        for k in 0..<c { out[k] = a[k] * gy[k] + b[k] * (p[k] - mean[k]) + d[k] }
+                    } else {
+                        for k in 0..<c { out[k] += a[k] * gy[k] + b[k] * (p[k] - mean[k]) + d[k] }
+                    }
                 }
             }
         }
