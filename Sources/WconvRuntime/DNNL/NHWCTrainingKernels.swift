@@ -59,11 +59,8 @@ struct NHWCBatchNorm: StepKernel {
             guard let mean = ctx.input(3), let variance = ctx.input(4) else {
                 throw ctx.fail("batchNorm in eval mode needs running_mean and running_var")
             }
-            for k in 0..<c {
-                saved[k] = mean[k]
-                saved[c + k] = Float(1 / (Double(variance[k]) + Double(epsilon)).squareRoot())
-            }
-            (scale, shift) = foldBatchNorm(weight: ctx.input(1), bias: ctx.input(2), mean: mean, variance: variance, epsilon: epsilon, c: c)
+            (scale, shift) = foldBatchNorm(weight: ctx.input(1), bias: ctx.input(2), mean: mean, variance: variance, epsilon: epsilon, c: c,
+                                           saving: saved)
         }
         scale.withUnsafeBufferPointer { sb in
             shift.withUnsafeBufferPointer { hb in

@@ -16,13 +16,17 @@ func channelAffine(_ x: UnsafePointer<Float>, n: Int, c: Int, inner: Int,
     }
 }
 
-/// Eval-mode scale/shift from BN parameters.
+/// Eval-mode scale/shift from BN parameters; `saving` (when given) receives the mean and 1/σ
+/// (c each) that a training plan's backward reads.
 func foldBatchNorm(weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
-                   variance: UnsafePointer<Float>, epsilon: Float, c: Int) -> (scale: [Float], shift: [Float]) {
+                   variance: UnsafePointer<Float>, epsilon: Float, c: Int,
+                   saving saved: UnsafeMutablePointer<Float>? = nil) -> (scale: [Float], shift: [Float]) {
     var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
     for i in 0..<c {
         // Computed in double so folding adds no rounding beyond PyTorch's own.
         let inv = 1 / (Double(variance[i]) + Double(epsilon)).squareRoot()
+        saved?[i] = mean[i]
+        saved?[c + i] = Float(inv)
         let s = Double(weight?[i] ?? 1) * inv
         scale[i] = Float(s)
         shift[i] = Float(Double(bias?[i] ?? 0) - Double(mean[i]) * s)
