@@ -103,7 +103,9 @@ final class DNNLTrainingTests: XCTestCase {
     func testResNetStepMatches() throws {
         var rng = TestRNG(22)
         let g = NetBuilder.resnet(blocks: [1, 1, 1, 1], width: 8, classes: 5, bottleneck: false)
-        let on = try compare(g, ["x": rng.tensor([3, 3, 32, 32])])
+        // 64×64 so the last stage's batch norm averages 16 values, not 3 (at 32×32 its batch statistics
+        // are so ill-conditioned that kernels' summation orders alone move single gradients by 1–3 %).
+        let on = try compare(g, ["x": rng.tensor([4, 3, 64, 64])])
         XCTAssertEqual(on.convolutionsOnDNNL, 12)
         XCTAssertGreaterThan(on.nhwcValues, 20)
     }
