@@ -22,22 +22,25 @@ extension Trainer {
         return min(256, max(2 * b, b * 224 * 224 / pixels))
     }
 
-    /// Validation with the current session (cached features when the cut is active).
+    /// Validation of the current weights (cached features when the cut is active), through the
+    /// inference path over the training session's parameters (`validationSession`).
     func evaluateCurrent() throws -> (loss: Double?, accuracy: Double, macroAUC: Double?) {
         guard let session, let val else { throw WconvError(.runtime, "no validation data") }
+        let inference = try validationSession(for: session)
         var scores: [Float] = [], targets: [Int] = [], rows: [Int] = []
         let C = classes.count
         let part = parallel.shardRange(val.count)
         // One eval forward of the validation rows `idx` (labels from the set), whatever feeds them.
         let labels = val.labels  // computed for subsets: read once, not per row
         func score(_ feeds: [String: Tensor], _ idx: [Int]) throws {
-            scores += try logitsOf(try session.forward(feeds, training: false), session)
+            guard let logits = try inference.run(feeds)[logitsName] else { throw WconvError(.runtime, "the model produced no '\(logitsName)'") }
+            scores += logits.floats()
             targets += idx.map { labels[$0] }
             rows += idx
         }
         if let cache = caches["val"], let cut {
-            for s in stride(from: part.lowerBound, to: part.upperBound, by: 64) {
-                let idx = Array(s..<min(s + 64, part.upperBound))
+            for s in stride(from: part.lowerBound, to: part.upperBound, by: evalBatchSize) {
+                let idx = Array(s..<min(s + evalBatchSize, part.upperBound))
                 try score([cut.value: cache.batch(idx)], idx)
             }
         } else if let text = val as? TokenizedTextSet {
@@ -74,11 +77,17 @@ extension Trainer {
         if keep { decodedValidation = (part, kept) }
     }
 
-    func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
-        guard let t = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
-            throw WconvError(.runtime, "the model produced no '\(logitsName)'")
+    /// The eval-mode plan over `session`'s parameters that validation runs (built once per training
+    /// session; BN folding and oneDNN weight layouts are derived again here, once per validation,
+    /// since the weights changed since the last one).
+    func validationSession(for session: TrainingSession) throws -> InferenceSession {
+        if let v = validationPlan, v.training === session {
+            try v.inference.parametersChanged()
+            return v.inference
         }
-        return t.floats()
+        let v = try InferenceSession(sharing: session, outputs: [logitsName])
+        validationPlan = (session, v)
+        return v
     }
 
     static func metrics(logits: [Float], targets: [Int], classes: [String], criterion: CrossEntropyLoss, C: Int, probabilities: Bool = false) throws -> ClassificationMetrics {

@@ -58,6 +58,7 @@ extension Trainer {
         // Caches belong to a cut: without one (the whole network trains) they are stale.
         if cut == nil { caches = [:]; cachedCut = nil }
         let nodeNames = Set(useGraph.nodes.map(\.name))
+        validationPlan = nil
         session = try TrainingSession(graph: useGraph, trainable: trainable.filter { useGraph.parameters[$0] != nil },
                                       bnMode: bn.filter { nodeNames.contains($0.key) }, threads: config.threads)
         session?.batchNormSync = parallel.batchNormSync

@@ -146,6 +146,8 @@ public final class Trainer {
     // MARK: state of a run
 
     var session: TrainingSession?
+    /// The inference plan validation runs over `session`'s parameters (Trainer+Evaluation).
+    var validationPlan: (training: TrainingSession, inference: InferenceSession)?
     var sessionKey: String?
     var optimizer: Optimizer?
     var cut: GraphCut.Split?
