@@ -16,10 +16,15 @@ extension Trainer {
     /// Twice the training batch fits in what training uses (its activation gradients are freed
     /// while evaluating); inputs below 224 px take the activation volume of that batch at 224 px;
     /// at most 256 samples.
-    var evalBatchSize: Int {
-        let b = max(1, config.batchSize)
-        let pixels = max(1, preprocessing.inputSize.reduce(1, *))
-        return min(256, max(2 * b, b * 224 * 224 / pixels))
+    var evalBatchSize: Int { Trainer.evalBatchSize(trainingBatch: config.batchSize, inputSize: preprocessing.inputSize) }
+
+    /// The eval batch for a training batch of `b` samples at `inputSize` (`wconv eval` passes 16: 32
+    /// images at 224 px, 256 at 32 px).
+    public static func evalBatchSize(trainingBatch b: Int, inputSize: [Int]) -> Int {
+        let b = max(1, b)
+        let pixels = max(1, inputSize.reduce(1, *))
+        let cap = ProcessInfo.processInfo.environment["WCONV_EVAL_CAP"].flatMap { Int($0) } ?? 256
+        return min(cap, max(2 * b, b * 224 * 224 / pixels))
     }
 
     /// Validation of the current weights (cached features when the cut is active), through the
@@ -110,15 +115,22 @@ extension Trainer {
     }
 
     /// Eval-mode metrics of a whole graph on a dataset (used after training and by `wconv eval`).
-    public static func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String], threads: Int = 2, batchSize: Int = 32) throws -> ClassificationMetrics {
-        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize)
+    /// `batches`, when given, supplies the data's images already transformed (a trainer's decoded
+    /// validation set) instead of decoding them again.
+    public static func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String], threads: Int = 2, batchSize: Int = 32,
+                                batches: BatchSource? = nil) throws -> ClassificationMetrics {
+        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize, batches: batches)
         let labels = data.labels
         return try metrics(logits: scores, targets: rows.map { labels[$0] }, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
                            probabilities: logitsValue(graph) != graph.outputs.first?.name)
     }
 
     /// The graph's output (eval mode) for every sample, `width` values each, and the samples' rows.
-    static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int) throws -> (values: [Float], rows: [Int]) {
+    /// Calls its argument with every batch of a data set, in order.
+    public typealias BatchSource = ((Batch) throws -> Void) throws -> Void
+
+    static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int,
+                        batches: BatchSource? = nil) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
         let s = try InferenceSession(graph: graph, threads: threads)
         func check(_ o: Tensor, _ n: Int) throws {
@@ -136,20 +148,27 @@ extension Trainer {
             }
             return (values, rows)
         }
-        let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
-        let stream = loader.batches(epoch: 0)
         var values: [Float] = [], rows: [Int] = []
-        while let b = try stream.next() {
+        func score(_ b: Batch) throws {
             guard let o = try s.run([inp: b.tensor])[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
             try check(o, b.count)
             values += o.floats()
             rows += b.indices
         }
+        if let batches { try batches(score); return (values, rows) }
+        let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
+        let stream = loader.batches(epoch: 0)
+        while let b = try stream.next() { try score(b) }
         return (values, rows)
     }
 
-    func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {
-        try Trainer.evaluate(graph: graph, data: data, classes: classes, threads: config.threads, batchSize: evalBatchSize)
+    /// Final metrics of `graph` on the validation set, on the batches validation decoded (when they
+    /// are the whole set, transformed as `graph` expects).
+    func evaluateValidation(graph: ModelGraph, data val: any LabelledDataset) throws -> ClassificationMetrics {
+        let whole = 0..<val.count
+        let decoded = !parallel.isDistributed && (graph.preprocessing ?? .imagenet) == preprocessing && !(val is TokenizedTextSet)
+        return try Trainer.evaluate(graph: graph, data: val, classes: classes, threads: config.threads, batchSize: evalBatchSize,
+                                    batches: decoded ? { body in try self.forEachValidationBatch(whole, body) } : nil)
     }
 
     /// Source/target MMD of the penultimate features (eval mode, up to 256 samples each).
