@@ -23,8 +23,7 @@ extension Trainer {
     public static func evalBatchSize(trainingBatch b: Int, inputSize: [Int]) -> Int {
         let b = max(1, b)
         let pixels = max(1, inputSize.reduce(1, *))
-        let cap = ProcessInfo.processInfo.environment["WCONV_EVAL_CAP"].flatMap { Int($0) } ?? 256
-        return min(cap, max(2 * b, b * 224 * 224 / pixels))
+        return min(256, max(2 * b, b * 224 * 224 / pixels))
     }
 
     /// Validation of the current weights (cached features when the cut is active), through the
