@@ -28,8 +28,8 @@ let package = Package(
         // oneDNN (convolution primitives, issue 9): Debian's libdnnl-dev has no pkg-config file; its headers
         // are in /usr/include. Linked always; its OpenMP threads start with the first primitive run.
         .systemLibrary(name: "CWconvDNNL", providers: [.apt(["libdnnl-dev"])]),
-        // Open MPI for data-parallel training (issue 12): linked always, initialised only when launched under MPI.
-        .systemLibrary(name: "CWconvMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // Open MPI for data-parallel training (issue 12): loaded with dlopen when a data-parallel run starts (wconv_mpi.h); headers from libopenmpi-dev.
+        .target(name: "CWconvMPI", linkerSettings: [.linkedLibrary("dl")]),
         // libpng's headers sit in a versioned folder: pkg-config gives the path (no unsafeFlags, so
         // other packages can depend on Wconv).
         .systemLibrary(name: "CWconvPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
