@@ -127,6 +127,12 @@ final class Executor {
 
     func id(_ name: String) -> Int? { valueIds[name] }
 
+    /// The parameters' values changed: every plan (current and cached) drops what its steps derived
+    /// from them (ParameterDerivedCache), so no step computes with stale weights.
+    func parametersChanged() {
+        for st in steps + planCache.flatMap(\.steps) { (st.kernel as? ParameterDerivedCache)?.parametersChanged() }
+    }
+
     /// Compiles steps and plans buffers for these input shapes: a no-op when they are the current
     /// plan's, restored when one of the last few plans had them.
     func plan(inputShapes: [[Int]]) throws {

@@ -10,14 +10,20 @@ import WconvTensor
 public final class InferenceSession {
     public let graph: ModelGraph
     let executor: Executor
+    /// The parameters the plan reads, with the folded ones `fuse` added (InferenceSession+Sharing).
+    let store: ParameterStore
     public let threads: Int
 
     /// - Parameter threads: cores used by BLAS and by the runtime's own loops.
-    public init(graph: ModelGraph, threads: Int = 2) throws {
+    public convenience init(graph: ModelGraph, threads: Int = 2) throws {
+        try self.init(graph: graph, store: ParameterStore(graph: graph), threads: threads)
+    }
+
+    init(graph: ModelGraph, store: ParameterStore, threads: Int) throws {
         try RuntimeThreads.configure(threads)
         self.graph = graph
         self.threads = threads
-        let store = ParameterStore(graph: graph)
+        self.store = store
         let nodes = try InferenceSession.fuse(graph, store)
         executor = try Executor(graph: graph, nodes: nodes, params: store, keepAllValues: false)
     }
