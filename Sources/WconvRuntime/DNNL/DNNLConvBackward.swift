@@ -21,6 +21,9 @@ final class DNNLConvBackward {
     private let srcIn, diffDstIn: DNNLStagedInput?
     private let diffSrc, diffWeights, diffBias: DNNLGradientSink
     let hasBias: Bool
+    private let hint: dnnl_primitive_desc_t
+
+    deinit { dnnl_primitive_desc_destroy(hint) }
 
     init(_ g: ConvGeometry, hasBias: Bool, nchwInput: Bool, nchwOutput: Bool) throws {
         guard let engine = DNNL.engine else { throw DNNLUnavailable() }
@@ -51,7 +54,8 @@ final class DNNLConvBackward {
         var hintPD: dnnl_primitive_desc_t?
         try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&hintPD, $0, nil, engine.engine, nil) },
                        "convolution forward (hint) primitive_desc_create \(g)")
-        defer { dnnl_primitive_desc_destroy(hintPD) }
+        // oneDNN's backward descriptors keep a pointer to their hint: it lives as long as they do.
+        hint = hintPD!
         var dataPD: dnnl_primitive_desc_t?, weightsPD: dnnl_primitive_desc_t?
         try DNNL.check(withUnsafeMutablePointer(to: &bwdData) { dnnl_primitive_desc_create(&dataPD, $0, nil, engine.engine, hintPD) },
                        "convolution backward_data primitive_desc_create \(g)")
