@@ -290,9 +290,10 @@ final class Executor {
             if en.isAffine {
                 kind = .other
             } else if node.op == .conv2d {
-                // A training plan's strided 1×1 convs run im2col + GEMM on NCHW (DNNLTrainConv2d.isStridedPointwise).
-                let w = node.inputs.count > 1 ? spec.shapes[node.inputs[1]] : nil, st = node.ints("strides") ?? [1]
-                kind = training && w?.count == 4 && w![2] == 1 && w![3] == 1 && st.contains(where: { $0 > 1 }) ? .other : .conv
+                // A training plan keeps tiny convs on im2col + GEMM, NCHW (DNNLTrainConv2d.minMACs).
+                let macs = (node.outputs.first.flatMap { spec.shapes[$0] }?.reduce(1, *) ?? 0)
+                    * (node.inputs.count > 1 ? spec.shapes[node.inputs[1]]?.dropFirst().reduce(1, *) ?? 0 : 0)
+                kind = training && macs < DNNLTrainConv2d.minMACs ? .other : .conv
             } else if training && node.op == .batchNorm && node.inputs.first.flatMap({ spec.shapes[$0] })?.count == 4 {
                 kind = .channelwise
             } else {
