@@ -45,20 +45,18 @@ enum NHWCKernels {
             let x = UnsafeRawPointer(c.input(0)!).assumingMemoryBound(to: UInt16.self)
             let y = UnsafeMutableRawPointer(c.output()).assumingMemoryBound(to: UInt16.self)
             Parallel.forRange(g.n * g.ho, costPerItem: g.wo * g.kh * g.kw * ch) { range in
-                var acc = [Float](repeating: 0, count: ch)
+                let a = UnsafeMutablePointer<Float>.allocate(capacity: 2 * ch), tap = a + ch
+                defer { a.deallocate() }
                 for row in range {
                     let img = row / g.ho, oh = row % g.ho
                     for ow in 0..<g.wo {
-                        acc.withUnsafeMutableBufferPointer { a in
-                            a.update(repeating: -Float.infinity)
-                            g.forEachTap(oh, ow) { ih, iw in
-                                let src = x + ((img * g.h + ih) * g.w + iw) * ch
-                                for k in 0..<ch { let v = DTypeConversion.bf16ToFloat(src[k]), d = a[k]; a[k] = v > d || v != v ? v : d }
-                                return true
-                            }
-                            let dst = y + ((img * g.ho + oh) * g.wo + ow) * ch
-                            for k in 0..<ch { dst[k] = DTypeConversion.floatToBF16(a[k]) }
+                        a.update(repeating: -Float.infinity, count: ch)
+                        g.forEachTap(oh, ow) { ih, iw in
+                            BF16Vector.widen(x + ((img * g.h + ih) * g.w + iw) * ch, tap, ch)
+                            for k in 0..<ch { let v = tap[k], d = a[k]; a[k] = v > d || v != v ? v : d }
+                            return true
                         }
+                        BF16Vector.narrow(a, y + ((img * g.ho + oh) * g.wo + ow) * ch, ch)
                     }
                 }
             }
@@ -113,16 +111,16 @@ enum NHWCKernels {
             let c = c, hw = hw, act = activation
             if bf16 {
                 let xb = UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self), yb = UnsafeMutableRawPointer(y).assumingMemoryBound(to: UInt16.self)
+                let hasActivation = act != .none
                 Parallel.forRange(n * hw, costPerItem: c) { range in
-                    var row = [Float](repeating: 0, count: c)
-                    row.withUnsafeMutableBufferPointer { t in
-                        let t = t.baseAddress!
-                        for pix in range {
-                            let src = xb + pix * c, dst = yb + pix * c, sc = s + pix / hw * c
-                            for k in 0..<c { t[k] = DTypeConversion.bf16ToFloat(src[k]) * sc[k] }
-                            if act != .none { act.apply(t, t, c) }
-                            for k in 0..<c { dst[k] = DTypeConversion.floatToBF16(t[k]) }
-                        }
+                    let t = UnsafeMutablePointer<Float>.allocate(capacity: c)
+                    defer { t.deallocate() }
+                    for pix in range {
+                        let sc = s + pix / hw * c
+                        BF16Vector.widen(xb + pix * c, t, c)
+                        for k in 0..<c { t[k] *= sc[k] }
+                        if hasActivation { act.apply(t, t, c) }
+                        BF16Vector.narrow(t, yb + pix * c, c)
                     }
                 }
                 return
@@ -135,5 +133,34 @@ enum NHWCKernels {
                 }
             }
         }
+    }
+}
+
+/// bfloat16 ↔ f32 over contiguous runs, 16 lanes at a time (DTypeConversion's rounding:
+/// round-to-nearest-even, NaN kept quiet).
+enum BF16Vector {
+    static func widen(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        let s = UnsafeRawPointer(src), d = UnsafeMutableRawPointer(dst)
+        while i + 16 <= n {
+            let h = s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+            d.storeBytes(of: SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16, toByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+            i += 16
+        }
+        while i < n { dst[i] = DTypeConversion.bf16ToFloat(src[i]); i += 1 }
+    }
+
+    static func narrow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ n: Int) {
+        var i = 0
+        let s = UnsafeRawPointer(src), d = UnsafeMutableRawPointer(dst)
+        while i + 16 <= n {
+            let f = s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            let u = unsafeBitCast(f, to: SIMD16<UInt32>.self)
+            var r = (u &+ 0x7FFF &+ ((u &>> 16) & 1)) &>> 16
+            r.replace(with: (u &>> 16) | 0x40, where: f .!= f)
+            d.storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: r), toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+            i += 16
+        }
+        while i < n { dst[i] = DTypeConversion.floatToBF16(src[i]); i += 1 }
     }
 }
