@@ -7,8 +7,10 @@ import WconvGraph
 /// writes into it in place (the executor aliases the two values). Inference plans only, and only
 /// where the layout plan keeps the sum NHWC (the residual then shares the conv output's layout).
 extension Executor {
-    /// Conv node index → index of the add node it absorbs.
+    /// Conv node index → index of the add node it absorbs. `WCONV_DNNL_FUSE_ADD=0` keeps the adds
+    /// separate (A/B measurements).
     func residualAdds(_ spec: GraphSpecialization, layouts: DNNLLayoutPlan) -> [Int: Int] {
+        if ProcessInfo.processInfo.environment["WCONV_DNNL_FUSE_ADD"] == "0" { return [:] }
         var producer: [String: Int] = [:], readers: [String: Int] = [:]
         for (ni, en) in nodes.enumerated() {
             for o in en.node.outputs where !o.isEmpty { producer[o] = ni }
