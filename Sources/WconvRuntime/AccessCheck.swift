@@ -24,6 +24,12 @@ struct StepExtents {
         writes = [Int](repeating: 0, count: outputs)
     }
     init(reads: [Int?], writes: [Int]) { self.reads = reads; self.writes = writes }
+    /// The extents of a step with these input and output sizes, filled in by `fill` (a kernel's
+    /// `extents(inputs:outputs:)` in one expression).
+    init(_ inputs: [Int], _ outputs: [Int], _ fill: (inout StepExtents) -> Void) {
+        self.init(inputs: inputs.count, outputs: outputs.count)
+        fill(&self)
+    }
 
     /// Input k is read over n elements (ignored for positions the step does not have).
     mutating func read(_ k: Int, _ n: Int) { if k < reads.count { reads[k] = n } }
@@ -44,9 +50,7 @@ extension StepKernel {
 
     /// One-input, one-output elementwise kernels over `count` elements.
     func elementwise(_ count: Int, inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, count); e.write(0, count)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, count); $0.write(0, count) }
     }
 }
 

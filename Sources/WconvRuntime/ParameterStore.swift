@@ -21,6 +21,11 @@ final class ParameterStore {
         for (alias, target) in graph.aliases where entries[alias] == nil {
             if let t = graph.parameters[target] { add(alias, tensor: t) }
         }
+        // The weights now live here: a model file's pages read for the copy leave the resident set
+        // (a model's size of memory, 440 MB for BERT-base; PyTorch frees its state dict likewise).
+        var files: [ObjectIdentifier: MappedFile] = [:]
+        for t in graph.parameters.values { if let f = t.storage.mappedFile { files[ObjectIdentifier(f)] = f } }
+        for f in files.values { f.dropResidentPages() }
     }
 
     func add(_ name: String, tensor: Tensor) {

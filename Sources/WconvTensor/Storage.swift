@@ -65,6 +65,9 @@ public final class Storage: @unchecked Sendable {
 
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: byteCount) }
 
+    /// The file mapping these bytes live in, through parent storages; nil for owned memory.
+    public var mappedFile: MappedFile? { (owner as? MappedFile) ?? (owner as? Storage)?.mappedFile }
+
     deinit { ownedBuffer?.deallocate() }
 }
 
@@ -104,6 +107,13 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: size) }
+
+    /// Gives the pages read so far back to the kernel (they count in the process's resident size
+    /// until then); a later read faults them in again from the page cache. Safe because the mapping
+    /// is read-only and private: no page holds anything the file does not.
+    public func dropResidentPages() {
+        if let mapping { _ = madvise(mapping, size, Int32(MADV_DONTNEED)) }
+    }
 
     deinit {
         if let mapping { munmap(mapping, size) } else { UnsafeMutableRawPointer(mutating: bytes).deallocate() }

@@ -87,6 +87,12 @@ final class TextMaskParityTests: XCTestCase {
         let distil = try dropouts("distilbert_cls")
         XCTAssertNotNil(distil["distilbert.transformer.layer.0.ffn.lin2.dropout"], "\(distil.keys.sorted())")
         XCTAssertFalse(distil.keys.contains { $0.contains("out_lin") }, "\(distil.keys.sorted())")
+        // Attention probabilities: attention_probs_dropout_prob (BERT) / attention_dropout (DistilBERT).
+        for name in ["bert_model", "distilbert_cls"] {
+            let ratios = try Self.load(name).graph.nodes.filter { $0.op == .attention }.map { $0.float("dropout") }
+            XCTAssertFalse(ratios.isEmpty, name)
+            XCTAssertEqual(Set(ratios), [0.1], name)
+        }
     }
 
     func testBertClassifierGradients() throws { try checkBackward("bert_cls") }

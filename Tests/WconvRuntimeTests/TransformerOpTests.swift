@@ -38,6 +38,34 @@ final class TransformerOpTests: XCTestCase {
         try checkGradients(gq, inputs: ["x": q], trainable: ["dx", "k", "v"], eps: 1e-2)
     }
 
+    /// Dropout on the probabilities (HF's attention_probs_dropout_prob): eval ignores it; a training
+    /// forward drops weights of v (the output changes, with one seed the same way twice) and the
+    /// gradients through the dropped probabilities match finite differences.
+    func testAttentionProbabilityDropout() throws {
+        var rng = TestRNG(22)
+        let (b, t, d, heads) = (2, 3, 4, 2)
+        let q = rng.tensor([b, t, d]), k = rng.tensor([b, 5, d]), v = rng.tensor([b, 5, d]), m = rng.tensor([b, 1, 1, 5])
+        func graph(_ attrs: [String: AttributeValue]) -> ModelGraph {
+            singleNodeGraph(.attention, attrs: attrs, inputShapes: [[b, t, d]], params: [("k", k), ("v", v), ("m", m)])
+        }
+        let plain = graph(["heads": .int(heads)]), dropped = graph(["heads": .int(heads), "dropout": .float(0.5)])
+        XCTAssertEqual(try runGraph(dropped, ["x": q]).floats(), try runGraph(plain, ["x": q]).floats(), "eval ignores the ratio")
+        let s = try TrainingSession(graph: dropped, trainable: ["v"])
+        s.seedDropout(5)
+        let y1 = try s.forward(["x": q], training: true)["y"]!.floats()
+        s.seedDropout(5)
+        let y2 = try s.forward(["x": q], training: true)["y"]!.floats()
+        XCTAssertEqual(y1, y2)
+        let y0 = try runGraph(plain, ["x": q]).floats()
+        XCTAssertGreaterThan(zip(y1, y0).map { abs($0 - $1) }.max()!, 1e-3, "training drops probabilities")
+        XCTAssertEqual(try s.forward(["x": q], training: false)["y"]!.floats(), y0, "an eval forward of the session ignores it")
+        var gq = dropped
+        gq.parameters["dx"] = Tensor(zeros: [b, t, d])
+        gq.nodes.insert(GraphNode(name: "off", op: .add, inputs: ["x", "dx"], outputs: ["x1"]), at: 0)
+        gq.nodes[1].inputs[0] = "x1"
+        try checkGradients(gq, inputs: ["x": q], trainable: ["dx", "k", "v"], eps: 1e-2)
+    }
+
     /// Masks of every broadcast pattern are read in place (strides), as if expanded to [B, H, Tq, Tk].
     func testAttentionMaskBroadcasts() throws {
         var rng = TestRNG(23)

@@ -40,6 +40,22 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(back.layerLR, .geometric(base: 1e-6, max: 1e-3))
     }
 
+    /// Every member is written (with its optionals set) and read back; a key a checkpoint lacks
+    /// (written before the member existed) keeps the member's default.
+    func testConfigWritesEveryKeyAndDefaultsAbsentOnes() throws {
+        var c = TrainingConfig()
+        c.backboneLR = 1e-5; c.groups = "a=b"; c.patience = 3; c.maxGradNorm = 1; c.warmupRatio = 0.25; c.text = true
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as? [String: Any])
+        XCTAssertEqual(Set(object.keys), Set(TrainingConfig.CodingKeys.allCases.map(\.stringValue)))
+        let back = try JSONDecoder().decode(TrainingConfig.self, from: Data(#"{"epochs": 4, "beta2": 0.95}"#.utf8))
+        XCTAssertEqual(back.epochs, 4)
+        XCTAssertEqual(back.betas.1, 0.95)
+        XCTAssertEqual(back.betas.0, 0.9)
+        XCTAssertEqual(back.warmupRatio, 0.1)
+        XCTAssertNil(back.maxGradNorm)
+        XCTAssertTrue(back.shuffle)
+    }
+
     /// The run state goes through the one JSON: a seed of 2^64 − 1 keeps every digit and resumes,
     /// and a checkpoint in the layout Foundation's JSONEncoder wrote (sorted keys) still loads.
     func testSeedBeyondInt64RoundTripsAndOlderLayoutLoads() throws {

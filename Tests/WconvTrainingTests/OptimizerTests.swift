@@ -18,7 +18,51 @@ final class ArrayParams: ParameterAccess {
     deinit { storage.values.forEach { $0.deallocate() } }
 }
 
+/// Gradients held in plain buffers, as a session leaves them after backwardInPlace; `tie` makes a
+/// second name share the first's buffer (tied parameters).
+final class BufferGradients: GradientAccess {
+    var storage: [String: UnsafeMutableBufferPointer<Float>] = [:]
+    init(_ values: [String: [Float]], tie: (alias: String, target: String)? = nil) {
+        for (k, v) in values {
+            let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: v.count)
+            _ = p.initialize(from: v)
+            storage[k] = p
+        }
+        if let tie { owned = Set(values.keys); storage[tie.alias] = storage[tie.target] } else { owned = Set(values.keys) }
+    }
+    private let owned: Set<String>
+    func gradientBuffer(named: String) -> UnsafeMutableBufferPointer<Float>? { storage[named] }
+    deinit { for k in owned { storage[k]!.deallocate() } }
+}
+
 final class OptimizerTests: XCTestCase {
+    /// Steps and clipping that read gradients in place give the values of the dictionary path.
+    func testInPlaceGradientsMatchTheDictionaryPath() throws {
+        let g: [String: [Float]] = ["a": [0.5, -2, 3], "b": [1, 1, -4, 0.25]]
+        let w: [String: [Float]] = ["a": [1, 2, 3], "b": [0, -1, 2, 0.5]]
+        let kind = OptimizerKind.adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true)
+        let groups = [ParamGroup(name: "all", parameters: ["a", "b"], lr: 0.1, weightDecay: 0.01)]
+        let dict = g.mapValues { Tensor(shape: [$0.count], floats: $0) }
+        let clipped = GradientClipping.clip(dict, maxNorm: 1)
+        let buffers = BufferGradients(g)
+        let norm = GradientClipping.clipInPlace(buffers, names: ["a", "b"], maxNorm: 1)
+        XCTAssertEqual(norm, GradientClipping.norm(dict))
+        for k in ["a", "b"] { XCTAssertEqual(Array(buffers.storage[k]!), clipped[k]!.floats()) }
+        let pa = ArrayParams(w), pb = ArrayParams(w)
+        let oa = Optimizer(kind: kind, groups: groups), ob = Optimizer(kind: kind, groups: groups)
+        for _ in 0..<3 {
+            try oa.step(parameters: pa, gradients: clipped)
+            try ob.step(parameters: pb, gradients: buffers)
+        }
+        for k in ["a", "b"] { XCTAssertEqual(pa.values(k), pb.values(k)) }
+        // A buffer two names share is counted in the norm for each (as two copies were) but scaled once.
+        let tied = BufferGradients(["a": [3, 4]], tie: (alias: "t", target: "a"))
+        let n = GradientClipping.clipInPlace(tied, names: ["a", "t"], maxNorm: 1)
+        XCTAssertEqual(n, GradientClipping.norm(["a": Tensor(shape: [2], floats: [3, 4]), "t": Tensor(shape: [2], floats: [3, 4])]))
+        let coef = Float(1) / (n + 1e-6)
+        XCTAssertEqual(Array(tied.storage["a"]!), [3 * coef, 4 * coef])
+    }
+
     func testTrajectoriesMatchTorch() throws {
         let cases = try XCTUnwrap(Fixture.json("optim.json") as? [[String: Any]])
         XCTAssertEqual(cases.count, 7)

@@ -10,14 +10,17 @@ struct EncoderSettings {
     /// Dropout on the hidden states in training (BERT `hidden_dropout_prob`, DistilBERT `dropout`;
     /// transformers' default 0.1): after the embeddings' LayerNorm, after the attention output
     /// projection (BERT only) and after the feed-forward output, as transformers places it.
-    /// Identity in eval. Dropout on the attention probabilities is not applied (see docs/text.md).
+    /// Identity in eval.
     var hiddenDropout: Double = 0.1
+    /// Dropout on the attention probabilities in training (BERT `attention_probs_dropout_prob`,
+    /// DistilBERT `attention_dropout`; default 0.1), the attention node's `dropout` attribute.
+    var attentionDropout: Double = 0.1
     var notes: [String]
 
     /// `headsKey`/`epsKey`/`actKey` are the config.json spellings (BERT: num_attention_heads,
     /// layer_norm_eps, hidden_act; DistilBERT: n_heads, —, activation).
     static func resolve(hidden: Int, config: JSONValue?, headsKey: String, epsKey: String?, actKey: String,
-                        dropoutKey: String? = nil) throws -> EncoderSettings {
+                        dropoutKey: String? = nil, attentionDropoutKey: String? = nil) throws -> EncoderSettings {
         var notes: [String] = []
         var heads: Int
         if let h = config?[headsKey]?.int {
@@ -43,13 +46,17 @@ struct EncoderSettings {
         default: throw RecognitionFailure("hidden activation '\(actName)' in config.json is not supported")
         }
         notes.append("LayerNorm eps \(eps), activation \(actName)\(config?[actKey] == nil ? " (default)" : " (config.json)")")
-        var dropout = 0.0
-        if let dropoutKey {  // graphs that place hidden dropout (BERT, DistilBERT)
-            dropout = config?[dropoutKey]?.double ?? 0.1
-            guard dropout >= 0, dropout < 1 else { throw RecognitionFailure("config.json \(dropoutKey) \(dropout) is not a probability below 1") }
-            notes.append("hidden dropout \(dropout) in training\(config?[dropoutKey] == nil ? " (default)" : " (config.json \(dropoutKey))")")
+        // Graphs that place dropout (BERT, DistilBERT): ratios from config.json, transformers' 0.1 else.
+        func ratio(_ key: String?, _ what: String) throws -> Double {
+            guard let key else { return 0 }
+            let r = config?[key]?.double ?? 0.1
+            guard r >= 0, r < 1 else { throw RecognitionFailure("config.json \(key) \(r) is not a probability below 1") }
+            notes.append("\(what) dropout \(r) in training\(config?[key] == nil ? " (default)" : " (config.json \(key))")")
+            return r
         }
-        return EncoderSettings(heads: heads, eps: eps, act: act, actAttrs: attrs, hiddenDropout: dropout, notes: notes)
+        let dropout = try ratio(dropoutKey, "hidden"), attentionDropout = try ratio(attentionDropoutKey, "attention-probabilities")
+        return EncoderSettings(heads: heads, eps: eps, act: act, actAttrs: attrs, hiddenDropout: dropout, attentionDropout: attentionDropout,
+                               notes: notes)
     }
 }
 
@@ -118,8 +125,9 @@ extension GraphBuilder {
         let (vv, _) = try linear(v, x, inFeatures: dim)
         // Node named after the projections' parent module (`…attention.self`, `…attention`).
         let ctxName = q.split(separator: ".").dropLast().joined(separator: ".")
-        let ctx = add(ctxName + ".attention", .attention, [qv, kv, vv, mask],
-                      ["heads": .int(s.heads), "scale": .float(1.0 / Double(dim / s.heads).squareRoot())])
+        var attrs: [String: AttributeValue] = ["heads": .int(s.heads), "scale": .float(1.0 / Double(dim / s.heads).squareRoot())]
+        if s.attentionDropout > 0 { attrs["dropout"] = .float(s.attentionDropout) }
+        let ctx = add(ctxName + ".attention", .attention, [qv, kv, vv, mask], attrs)
         var (a, ad) = try linear(o, ctx, inFeatures: dim)
         guard ad == dim else { throw RecognitionFailure("'\(o)' projects to \(ad), not the hidden size \(dim)") }
         if attentionOutputDropout { a = hiddenDropout(o + ".dropout", a, s.hiddenDropout) }
@@ -180,7 +188,7 @@ enum BERTFamily: ArchitectureFamily {
             throw RecognitionFailure("one token type and \(p) positions look like RoBERTa (positions offset by 2); put its config.json beside the file")
         }
         let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "num_attention_heads", epsKey: "layer_norm_eps", actKey: "hidden_act",
-                                          dropoutKey: "hidden_dropout_prob")
+                                          dropoutKey: "hidden_dropout_prob", attentionDropoutKey: "attention_probs_dropout_prob")
         var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: s.eps, dropout: s.hiddenDropout, config: config)
         let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "encoder.layer")
@@ -236,7 +244,8 @@ enum DistilBERTFamily: ArchitectureFamily {
             throw RecognitionFailure("no 'transformer.layer.0.attention.q_lin.weight' with 'embeddings.word_embeddings.weight' (HF DistilBERT naming)")
         }
         let dim = try b.require(base + "embeddings.word_embeddings.weight", rank: 2)[1]
-        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "n_heads", epsKey: nil, actKey: "activation", dropoutKey: "dropout")
+        let s = try EncoderSettings.resolve(hidden: dim, config: config, headsKey: "n_heads", epsKey: nil, actKey: "activation", dropoutKey: "dropout",
+                                                attentionDropoutKey: "attention_dropout")
         var (x, _, inputs) = try b.encoderEmbeddings(base + "embeddings", eps: 1e-12, dropout: s.hiddenDropout, config: config)
         let mask = b.extendedAttentionMask(base + "extended_attention_mask")
         let layers = b.children(base + "transformer.layer")

@@ -6,7 +6,9 @@ extension Op {
     /// channels h·dh ..< (h+1)·dh (HF's `view(B, T, heads, dh)`). mask, when present, is additive,
     /// broadcastable to [B, heads, Tq, Tk]. attrs heads (int), scale (float, default 1/sqrt(dh)).
     /// output [B, Tq, D]: for each head, softmax(q·kᵀ·scale + mask, over Tk)·v, heads concatenated back
-    /// in the same channel order. Dropout on the probabilities is omitted (eval semantics).
+    /// in the same channel order. attrs dropout (float, default 0): in training, dropout with this
+    /// ratio on the probabilities before they weight v (HF's attention_probs_dropout_prob); eval
+    /// ignores it.
     public static let attention: Op = "attention"
 }
 

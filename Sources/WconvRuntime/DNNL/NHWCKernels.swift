@@ -69,9 +69,7 @@ enum NHWCKernels {
         /// The input holds bfloat16 (the output is f32).
         var bf16 = false
         func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-            var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-            e.read(0, n * c * hw); e.write(0, n * c)
-            return e
+            StepExtents(inputs, outputs) { $0.read(0, n * c * hw); $0.write(0, n * c) }
         }
         func forward(_ ctx: StepContext) throws {
             let x = UnsafePointer(ctx.input(0)!), y = ctx.output(), c = c, hw = hw
@@ -102,9 +100,7 @@ enum NHWCKernels {
         /// The full-size input and the output hold bfloat16 (the scale is f32).
         var bf16 = false
         func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-            var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-            e.read(full, n * c * hw); e.read(1 - full, n * c); e.write(0, n * c * hw)
-            return e
+            StepExtents(inputs, outputs) { $0.read(full, n * c * hw); $0.read(1 - full, n * c); $0.write(0, n * c * hw) }
         }
         func forward(_ ctx: StepContext) throws {
             let x = UnsafePointer(ctx.input(full)!), s = UnsafePointer(ctx.input(1 - full)!), y = ctx.output()

@@ -10,12 +10,20 @@ struct AttentionGeometry: Equatable {
     var probsPerHead: Int { tq * tk }
 }
 
+/// Dropout on the probabilities: the mask [B, H, Tq, Tk] (0 or 1/(1−ratio)) and a [Tq, Tk]
+/// buffer for one head's dropped probabilities.
+struct Dropped {
+    let mask: UnsafePointer<Float>
+    let scratch: UnsafeMutablePointer<Float>
+    init(mask: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) { self.mask = UnsafePointer(mask); self.scratch = scratch }
+}
+
 /// Forward. `probs` receives softmax(q·kᵀ·scale + mask) for every (batch, head): [B, H, Tq, Tk].
 /// `mask` is additive, read through `maskStrides` over [B, H, Tq, Tk] (0 on broadcast dims), so a
 /// padding mask [B, 1, 1, Tk] is never expanded.
 func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                       mask: UnsafePointer<Float>?, maskStrides: [Int], _ g: AttentionGeometry, probs: UnsafeMutablePointer<Float>,
-                      _ y: UnsafeMutablePointer<Float>) {
+                      dropout: Dropped? = nil, _ y: UnsafeMutablePointer<Float>) {
     let dh = g.dh
     for bi in 0..<g.b {
         let kb = g.kvBatch == 1 ? 0 : bi
@@ -35,15 +43,23 @@ func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v:
                 }
             }
             softmaxForward(p, outer: g.tq, axisLen: g.tk, inner: 1, p)
-            sgemm(transA: false, transB: false, m: g.tq, n: dh, k: g.tk, a: p, lda: g.tk, b: vh, ldb: g.d,
+            // v is weighted by the dropped probabilities; `probs` keeps the softmax for backward.
+            var weights = UnsafePointer(p)
+            if let dropout {
+                let m = dropout.mask + (bi * g.heads + h) * g.probsPerHead
+                for i in 0..<g.probsPerHead { dropout.scratch[i] = p[i] * m[i] }
+                weights = UnsafePointer(dropout.scratch)
+            }
+            sgemm(transA: false, transB: false, m: g.tq, n: dh, k: g.tk, a: weights, lda: g.tk, b: vh, ldb: g.d,
                   beta: 0, c: y + bi * g.tq * g.d + h * dh, ldc: g.d)
         }
     }
 }
 
-/// Backward from the saved probabilities; accumulates into dq, dk, dv where non-nil.
+/// Backward from the saved probabilities (and the forward's dropout mask on them, if any);
+/// accumulates into dq, dk, dv where non-nil.
 func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-                       _ g: AttentionGeometry, probs: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                       _ g: AttentionGeometry, probs: UnsafePointer<Float>, dropoutMask: UnsafePointer<Float>? = nil, dy: UnsafePointer<Float>,
                        dq: UnsafeMutablePointer<Float>?, dk: UnsafeMutablePointer<Float>?, dv: UnsafeMutablePointer<Float>?,
                        scratch: Workspace) {
     let dh = g.dh
@@ -55,15 +71,23 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
             let p = probs + (bi * g.heads + h) * g.probsPerHead
             let off = bi * g.tq * g.d + h * dh, koff = kb * g.tk * g.d + h * dh
             let gy = dy + off
+            let dm = dropoutMask.map { $0 + (bi * g.heads + h) * g.probsPerHead }
             if let dv {
-                // dV += Pᵀ · dY
-                sgemm(transA: true, transB: false, m: g.tk, n: dh, k: g.tq, a: p, lda: g.tk, b: gy, ldb: g.d,
+                // dV += P'ᵀ · dY with P' the dropped probabilities (built in ds, free until dS)
+                var weights = p
+                if let dm {
+                    for i in 0..<g.probsPerHead { ds[i] = p[i] * dm[i] }
+                    weights = UnsafePointer(ds)
+                }
+                sgemm(transA: true, transB: false, m: g.tk, n: dh, k: g.tq, a: weights, lda: g.tk, b: gy, ldb: g.d,
                       beta: 1, c: dv + koff, ldc: g.d)
             }
             if dq == nil && dk == nil { continue }
             // dP = dY · Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P))
             sgemm(transA: false, transB: true, m: g.tq, n: g.tk, k: dh, a: gy, lda: g.d, b: v + koff, ldb: g.d,
                   beta: 0, c: dp, ldc: g.tk)
+            // through the dropout: dP = dP' ⊙ mask
+            if let dm { for i in 0..<g.probsPerHead { dp[i] *= dm[i] } }
             ds.update(repeating: 0, count: g.probsPerHead)
             softmaxBackward(p, dy: dp, outer: g.tq, axisLen: g.tk, inner: 1, dx: ds)
             if let dq {

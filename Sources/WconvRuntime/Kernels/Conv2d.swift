@@ -25,6 +25,27 @@ struct ConvGeometry: Equatable {
         let cap = max(1, (16 << 20) / max(1, kcol * howo))
         return max(1, min(n, want, cap))
     }
+
+    /// Calls `body(img0, count)` for consecutive chunks of `imagesPerChunk` images.
+    func forEachImageChunk(_ body: (_ img0: Int, _ count: Int) -> Void) {
+        let nb = imagesPerChunk
+        var img0 = 0
+        while img0 < n {
+            let cnt = min(nb, n - img0)
+            body(img0, cnt)
+            img0 += cnt
+        }
+    }
+}
+
+extension ConvGeometry {
+    /// The output columns ow whose input column ow*sw + colOff lies inside the row (0 ≤ … < w), as
+    /// [lo, hi) clamped to the output width; colOff = kj*dw − pad_left for kernel column kj.
+    func validOutputColumns(_ colOff: Int) -> (lo: Int, hi: Int) {
+        let hi = min(colOff >= w ? 0 : (w - 1 - colOff) / sw + 1, wo)
+        let lo = colOff < 0 ? (-colOff + sw - 1) / sw : 0
+        return (min(lo, hi), hi)
+    }
 }
 
 /// im2col for images [img0, img0+nb) and channels [c0, c0+cg) into col[kcol, nb*howo].
@@ -38,12 +59,7 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, img0: Int, nb: Int, c0
             let ci = r / (g.kw * g.kh)
             let dst = col + r * ncols
             let colOff = kj * g.dw - g.pl
-            // Valid output columns: 0 <= ow*sw + colOff < w.
-            var owLo = 0
-            if colOff < 0 { owLo = (-colOff + g.sw - 1) / g.sw }
-            var owHi = colOff >= g.w ? 0 : (g.w - 1 - colOff) / g.sw + 1
-            owHi = min(owHi, wo)
-            owLo = min(owLo, owHi)
+            let (owLo, owHi) = g.validOutputColumns(colOff)
             for img in 0..<nb {
                 let src = x + ((img0 + img) * g.c + c0 + ci) * g.hw
                 for oh in 0..<ho {
@@ -79,11 +95,7 @@ func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, img0: Int, nb: Int, 
                 let ki = kidx / g.kw, kj = kidx % g.kw
                 let src = col + (ci * kk + kidx) * ncols
                 let colOff = kj * g.dw - g.pl
-                var owLo = 0
-                if colOff < 0 { owLo = (-colOff + g.sw - 1) / g.sw }
-                var owHi = colOff >= g.w ? 0 : (g.w - 1 - colOff) / g.sw + 1
-                owHi = min(owHi, wo)
-                owLo = min(owLo, owHi)
+                let (owLo, owHi) = g.validOutputColumns(colOff)
                 if owLo >= owHi { continue }
                 for img in 0..<nb {
                     let dst = dx + ((img0 + img) * g.c + c0 + ci) * g.hw
@@ -111,10 +123,7 @@ func conv2dForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: UnsafeP
         return
     }
     let howo = g.howo
-    let nb = g.imagesPerChunk
-    var img0 = 0
-    while img0 < g.n {
-        let cnt = min(nb, g.n - img0)
+    g.forEachImageChunk { img0, cnt in
         let ncols = cnt * howo
         let direct = cnt == 1
         // GEMM output: straight into y for one image, else a staging [O, ncols] buffer.
@@ -154,7 +163,6 @@ func conv2dForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: UnsafeP
                 }
             }
         }
-        img0 += cnt
     }
 }
 
@@ -175,10 +183,7 @@ func depthwiseForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: Unsa
             dst.update(repeating: bias?[oc] ?? 0, count: howo)
             for kj in 0..<g.kw {
                 let colOff = kj * g.dw - g.pl
-                var owLo = 0
-                if colOff < 0 { owLo = (-colOff + g.sw - 1) / g.sw }
-                var owHi = colOff >= g.w ? 0 : (g.w - 1 - colOff) / g.sw + 1
-                owHi = min(owHi, wo)
+                let (owLo, owHi) = g.validOutputColumns(colOff)
                 if owLo >= owHi { continue }
                 for ki in 0..<g.kh {
                     let wv = wk[ki * g.kw + kj]
@@ -225,10 +230,7 @@ func conv2dBackward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: Unsafe
         depthwiseBackward(x, g, weight: weight, dy: dy, dx: dx, dw: dw)
         return
     }
-    let nb = g.imagesPerChunk
-    var img0 = 0
-    while img0 < g.n {
-        let cnt = min(nb, g.n - img0)
+    g.forEachImageChunk { img0, cnt in
         let ncols = cnt * howo
         let direct = cnt == 1
         // dy for this chunk as [O, ncols].
@@ -276,7 +278,6 @@ func conv2dBackward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: Unsafe
                 }
             }
         }
-        img0 += cnt
     }
 }
 
@@ -297,10 +298,7 @@ func depthwiseBackward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: Uns
                     for ki in 0..<g.kh {
                         for kj in 0..<g.kw {
                             let colOff = kj * g.dw - g.pl
-                            var owLo = 0
-                            if colOff < 0 { owLo = (-colOff + g.sw - 1) / g.sw }
-                            var owHi = colOff >= g.w ? 0 : (g.w - 1 - colOff) / g.sw + 1
-                            owHi = min(owHi, wo)
+                            let (owLo, owHi) = g.validOutputColumns(colOff)
                             if owLo >= owHi { continue }
                             let wv = wk[ki * g.kw + kj]
                             var acc: Float = 0

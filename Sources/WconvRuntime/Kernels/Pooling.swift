@@ -79,9 +79,7 @@ extension PoolPlanes {
 
     /// Input and output element counts (the whole tensors).
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, planes * h * w); e.write(0, planes * ho * wo)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, planes * h * w); $0.write(0, planes * ho * wo) }
     }
 }
 

@@ -12,17 +12,21 @@ enum AttentionKernels {
         let g = AttentionGeometry(b: q[0], tq: q[1], tk: k[1], d: q[2], heads: heads, kvBatch: k[0],
                                   scale: Float(r.node.float("scale") ?? 1 / Double(q[2] / heads).squareRoot()))
         let mask = r.inputShapes.count > 3 ? r.inputShapes[3] : nil
-        return Attention(geometry: g, maskShape: mask, maskStrides: mask.map { broadcastStrides($0, to: [g.b, g.heads, g.tq, g.tk]) } ?? [0, 0, 0, 0])
+        return Attention(geometry: g, maskShape: mask, maskStrides: mask.map { broadcastStrides($0, to: [g.b, g.heads, g.tq, g.tk]) } ?? [0, 0, 0, 0],
+                         dropout: Float(r.node.float("dropout") ?? 0))
     }
 }
 
-/// Saved state: the probabilities (training plans only). The mask is read in place through
-/// broadcast strides; backward needs only the probabilities it shaped.
+/// Saved state (training plans only): the probabilities, then the dropout mask on them when the
+/// node has a dropout ratio. The additive mask is read in place through broadcast strides; backward
+/// needs only the probabilities it shaped.
 struct Attention: StepKernel {
     let geometry: AttentionGeometry
     let maskShape: [Int]?
     /// Strides of the mask over [B, heads, Tq, Tk], 0 on broadcast dims.
     let maskStrides: [Int]
+    /// Dropout ratio on the probabilities in training.
+    let dropout: Float
     var full: Int { geometry.b * geometry.heads * geometry.probsPerHead }
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         let g = geometry
@@ -32,19 +36,25 @@ struct Attention: StepKernel {
         e.write(0, g.b * g.tq * g.d)
         return e
     }
-    func auxFloats(training: Bool) -> Int { training ? full : 0 }
+    func auxFloats(training: Bool) -> Int { training ? full * (dropout > 0 ? 2 : 1) : 0 }
 
     func forward(_ c: StepContext) throws {
         let g = geometry, e = c.executor
         // Probabilities: kept per step for backward in training plans, scratch otherwise.
         let probs = e.keepAllValues ? c.aux! : e.staging2.get(full)
+        var drop: Dropped?
+        if c.training && dropout > 0, let aux = c.aux {
+            dropoutMask(aux + full, count: full, ratio: dropout, rng: &c.executor.rng)
+            drop = Dropped(mask: aux + full, scratch: e.staging.get(g.probsPerHead))
+        }
         attentionForward(c.input(0)!, c.input(1)!, c.input(2)!, mask: maskShape == nil ? nil : c.input(3), maskStrides: maskStrides,
-                         g, probs: probs, c.output())
+                         g, probs: probs, dropout: drop, c.output())
     }
 
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient() else { return }
-        attentionBackward(c.input(0)!, c.input(1)!, c.input(2)!, geometry, probs: c.aux!, dy: dy,
+        let mask = c.lastForwardTraining && dropout > 0 ? UnsafePointer(c.aux! + full) : nil
+        attentionBackward(c.input(0)!, c.input(1)!, c.input(2)!, geometry, probs: c.aux!, dropoutMask: mask, dy: dy,
                           dq: c.inputGradient(0), dk: c.inputGradient(1), dv: c.inputGradient(2), scratch: c.executor.staging)
     }
 }

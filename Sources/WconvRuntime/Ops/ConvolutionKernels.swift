@@ -66,10 +66,10 @@ struct Conv2d: StepKernel {
     let geometry: ConvGeometry
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         let g = geometry
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, g.n * g.c * g.h * g.w); e.read(1, g.o * g.cg * g.kh * g.kw); e.read(2, g.o)
-        e.write(0, g.n * g.o * g.ho * g.wo)
-        return e
+        return StepExtents(inputs, outputs) {
+            $0.read(0, g.n * g.c * g.h * g.w); $0.read(1, g.o * g.cg * g.kh * g.kw); $0.read(2, g.o)
+            $0.write(0, g.n * g.o * g.ho * g.wo)
+        }
     }
     func forward(_ c: StepContext) throws {
         let e = c.executor
@@ -95,10 +95,10 @@ struct ConvTranspose2d: StepKernel {
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         // Input is the adjoint convolution's output, the written output its input.
         let g = geometry
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, g.n * g.o * g.ho * g.wo); e.read(1, g.o * g.cg * g.kh * g.kw); e.read(2, g.c)
-        e.write(0, outCount)
-        return e
+        return StepExtents(inputs, outputs) {
+            $0.read(0, g.n * g.o * g.ho * g.wo); $0.read(1, g.o * g.cg * g.kh * g.kw); $0.read(2, g.c)
+            $0.write(0, outCount)
+        }
     }
     func forward(_ c: StepContext) throws {
         let g = geometry, e = c.executor, x = c.input(0)!, y = c.output()

@@ -68,9 +68,9 @@ struct Binary: StepKernel {
     let kind: BinaryKind
     let plan: BroadcastPlan
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, stridedSpan(plan.dims, plan.sa)); e.read(1, stridedSpan(plan.dims, plan.sb)); e.write(0, plan.count)
-        return e
+        StepExtents(inputs, outputs) {
+            $0.read(0, stridedSpan(plan.dims, plan.sa)); $0.read(1, stridedSpan(plan.dims, plan.sb)); $0.write(0, plan.count)
+        }
     }
     func forward(_ c: StepContext) throws {
         let y = c.output()

@@ -49,9 +49,7 @@ enum IndexKernels {
 struct OneHot: StepKernel {
     let outer: Int, depth: Int, inner: Int
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, outer * inner); e.read(2, 2); e.write(0, outer * depth * inner)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, outer * inner); $0.read(2, 2); $0.write(0, outer * depth * inner) }
     }
     func forward(_ c: StepContext) throws {
         let idx = c.input(0)!, values = c.input(2)!, y = c.output()
@@ -78,9 +76,7 @@ struct TopK: StepKernel {
     let outer: Int, len: Int, inner: Int, k: Int
     let largest: Bool
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, outer * len * inner); e.write(0, outer * k * inner); e.write(1, outer * k * inner)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, outer * len * inner); $0.write(0, outer * k * inner); $0.write(1, outer * k * inner) }
     }
     /// Index order of one row: best first.
     func order(_ base: UnsafePointer<Float>) -> [Int] {

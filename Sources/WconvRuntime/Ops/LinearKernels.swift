@@ -24,9 +24,7 @@ enum LinearKernels {
 struct Linear: StepKernel {
     let rows: Int, inF: Int, outF: Int
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, rows * inF); e.read(1, outF * inF); e.read(2, outF); e.write(0, rows * outF)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, rows * inF); $0.read(1, outF * inF); $0.read(2, outF); $0.write(0, rows * outF) }
     }
     func forward(_ c: StepContext) throws {
         linearForward(c.input(0)!, rows: rows, inF: inF, outF: outF, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) },

@@ -129,9 +129,7 @@ struct BatchNorm: StepKernel {
 struct ChannelAffine: StepKernel {
     let n: Int, c: Int, inner: Int
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, n * c * inner); e.read(1, c); e.read(2, c); e.write(0, n * c * inner)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, n * c * inner); $0.read(1, c); $0.read(2, c); $0.write(0, n * c * inner) }
     }
     func forward(_ ctx: StepContext) throws {
         channelAffine(ctx.input(0)!, n: n, c: c, inner: inner, scale: ctx.input(1)!, shift: ctx.input(2)!, activation: ctx.fused, ctx.output())
@@ -146,9 +144,7 @@ struct LayerNorm: StepKernel {
     let rows: Int, inner: Int
     let epsilon: Float
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, rows * inner); e.read(1, inner); e.read(2, inner); e.write(0, rows * inner)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, rows * inner); $0.read(1, inner); $0.read(2, inner); $0.write(0, rows * inner) }
     }
     /// At least one float: an empty input (rows 0) still gets the saved-state pointer forward unwraps.
     func auxFloats(training: Bool) -> Int { max(2 * rows, 1) }
@@ -170,9 +166,7 @@ struct Softmax: StepKernel {
     let outer: Int, axisLen: Int, inner: Int
     let log: Bool
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, outer * axisLen * inner); e.write(0, outer * axisLen * inner)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, outer * axisLen * inner); $0.write(0, outer * axisLen * inner) }
     }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output()

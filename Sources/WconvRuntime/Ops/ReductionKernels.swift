@@ -46,9 +46,7 @@ struct BlockReduce: StepKernel {
     let kind: ReduceKind
     let plan: ReducePlan
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, plan.outer * plan.red * plan.inner); e.write(0, plan.outer * plan.inner)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, plan.outer * plan.red * plan.inner); $0.write(0, plan.outer * plan.inner) }
     }
     func forward(_ c: StepContext) throws { reduceForward(kind, c.input(0)!, plan, c.output()) }
     func backward(_ c: BackwardContext) throws {
@@ -67,9 +65,7 @@ struct StridedReduce: StepKernel {
     let groupSize: Int
 
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, map.count); e.write(0, max(outCount, stridedSpan(map.outShape, map.strides[0])))
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, map.count); $0.write(0, max(outCount, stridedSpan(map.outShape, map.strides[0]))) }
     }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output(), m = map
@@ -128,9 +124,7 @@ struct ArgMax: StepKernel {
     let selectLast: Bool
     let minimum: Bool
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, outer * axisLen * inner); e.write(0, outer * inner)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, outer * axisLen * inner); $0.write(0, outer * inner) }
     }
     func forward(_ c: StepContext) throws {
         let x = c.input(0)!, y = c.output()

@@ -211,11 +211,11 @@ struct Gather: StepKernel {
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         // One output row of `inner` per index and outer block; index values are checked (constant
         // ones at plan time, others when the step runs).
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(dataInput, outer * axisLen * inner)
-        e.write(0, outer * (indexInput < inputs.count ? inputs[indexInput] : 0) * inner)
-        e.indices = [(indexInput, axisLen)]
-        return e
+        StepExtents(inputs, outputs) {
+            $0.read(dataInput, outer * axisLen * inner)
+            $0.write(0, outer * (indexInput < inputs.count ? inputs[indexInput] : 0) * inner)
+            $0.indices = [(indexInput, axisLen)]
+        }
     }
     static func indices(_ p: UnsafePointer<Float>, count: Int, bound: Int, node: String) throws -> [Int] {
         var out = [Int](repeating: 0, count: count)
@@ -378,9 +378,7 @@ struct Split: StepKernel {
 struct Expand: StepKernel {
     let plan: BroadcastPlan
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        var e = StepExtents(inputs: inputs.count, outputs: outputs.count)
-        e.read(0, stridedSpan(plan.dims, plan.sa)); e.write(0, plan.count)
-        return e
+        StepExtents(inputs, outputs) { $0.read(0, stridedSpan(plan.dims, plan.sa)); $0.write(0, plan.count) }
     }
     func forward(_ c: StepContext) throws {
         let y = c.output()

@@ -7,6 +7,12 @@ public protocol ParameterAccess: AnyObject {
     func parameterBuffer(named: String) -> UnsafeMutableBufferPointer<Float>?
 }
 
+/// Gradients left in place by a backward pass (a training session's own buffers).
+public protocol GradientAccess: AnyObject {
+    /// The gradient of a trainable parameter the last backward reached, or nil.
+    func gradientBuffer(named: String) -> UnsafeMutableBufferPointer<Float>?
+}
+
 /// One optimizer parameter group, as torch's `param_groups` entries: its own LR and weight decay.
 public struct ParamGroup: Codable, Equatable, Sendable {
     /// Layer-group name from the plan (`stem`, `layer3`, `head`, …) plus a `.no_decay` suffix when split.
@@ -89,21 +95,42 @@ public final class Optimizer {
     /// (same element count as the parameter; f32). Parameters without a gradient are skipped, as
     /// torch skips `p.grad is None`.
     public func step(parameters: ParameterAccess, gradients grads: [String: Tensor]) throws {
+        try step(parameters: parameters) { name, body in
+            guard let g = grads[name] else { return false }
+            guard g.dtype == .f32 else { throw WconvError(.runtime, "optimizer: gradient of '\(name)' is \(g), not f32") }
+            try g.withContiguousBytes { try body($0.bindMemory(to: Float.self)) }
+            return true
+        }
+    }
+
+    /// The same update reading the gradients where the session's backward left them
+    /// (`TrainingSession.backwardInPlace`): no copy per parameter per step, which is a model's size
+    /// of memory (440 MB for BERT-base).
+    public func step(parameters: ParameterAccess, gradients session: GradientAccess) throws {
+        try step(parameters: parameters) { name, body in
+            guard let g = session.gradientBuffer(named: name) else { return false }
+            try body(UnsafeBufferPointer(g))
+            return true
+        }
+    }
+
+    /// `gradient(name, body)` calls body with the parameter's gradient and returns true, or returns
+    /// false when the parameter has none.
+    private func step(parameters: ParameterAccess,
+                      gradient: (String, (UnsafeBufferPointer<Float>) throws -> Void) throws -> Bool) throws {
         for (gi, group) in groups.enumerated() {
             for name in group.parameters {
-                guard let g = grads[name] else { continue }
-                guard let p = parameters.parameterBuffer(named: name) else {
-                    throw WconvError(.runtime, "optimizer: parameter '\(name)' of group '\(group.name)' has no buffer")
-                }
-                guard g.numel == p.count, g.dtype == .f32 else {
-                    throw WconvError(.runtime, "optimizer: gradient of '\(name)' is \(g) but the parameter has \(p.count) f32 values")
-                }
-                if let st = state[name], !st.buf1.isEmpty, st.buf1.count != p.count {
-                    throw WconvError(.runtime, "optimizer: state of '\(name)' has \(st.buf1.count) values but the parameter \(p.count)")
-                }
-                try g.withContiguousBytes { raw in
-                    let gp = raw.bindMemory(to: Float.self)
-                    update(name: name, p: p, g: gp, lr: group.lr, wd: group.weightDecay, momentumOverride: momentumOverride[gi])
+                _ = try gradient(name) { g in
+                    guard let p = parameters.parameterBuffer(named: name) else {
+                        throw WconvError(.runtime, "optimizer: parameter '\(name)' of group '\(group.name)' has no buffer")
+                    }
+                    guard g.count == p.count else {
+                        throw WconvError(.runtime, "optimizer: gradient of '\(name)' has \(g.count) values but the parameter \(p.count)")
+                    }
+                    if let st = state[name], !st.buf1.isEmpty, st.buf1.count != p.count {
+                        throw WconvError(.runtime, "optimizer: state of '\(name)' has \(st.buf1.count) values but the parameter \(p.count)")
+                    }
+                    update(name: name, p: p, g: g, lr: group.lr, wd: group.weightDecay, momentumOverride: momentumOverride[gi])
                 }
             }
         }

@@ -100,62 +100,50 @@ public struct TrainingConfig: Codable, Sendable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case multiLabel
         case mode, epochs, batchSize, optimizer, momentum, nesterov, eps, lr, backboneLR, layerLR, weightDecay,
              decayNormsAndBiases, bn, schedule, warmupEpochs, stepEpochs, stepGamma, labelSmoothing, classWeights,
              head, dropout, seed, threads, groups, mmdWeight, mmdKind, keepOptimizerStateOnUnfreeze, beta1, beta2, shuffle,
              patience, restoreBest, trainCrop, warmupRatio, text, maxGradNorm
     }
+
+    /// One member's key and path: the encoder and the decoder walk the one list below, so a new
+    /// member is added in one place. Absent keys keep the member's default (checkpoints written
+    /// before the member existed); nil optionals are left out.
+    private struct Field {
+        let decode: (KeyedDecodingContainer<CodingKeys>, inout TrainingConfig) throws -> Void
+        let encode: (TrainingConfig, inout KeyedEncodingContainer<CodingKeys>) throws -> Void
+        init<T: Codable>(_ key: CodingKeys, _ path: WritableKeyPath<TrainingConfig, T>) {
+            decode = { c, cfg in if let v = try c.decodeIfPresent(T.self, forKey: key) { cfg[keyPath: path] = v } }
+            encode = { cfg, c in try c.encode(cfg[keyPath: path], forKey: key) }
+        }
+        init<T: Codable>(_ key: CodingKeys, _ path: WritableKeyPath<TrainingConfig, T?>) {
+            decode = { c, cfg in cfg[keyPath: path] = try c.decodeIfPresent(T.self, forKey: key) }
+            encode = { cfg, c in try c.encodeIfPresent(cfg[keyPath: path], forKey: key) }
+        }
+    }
+
+    private static let fields: [Field] = [
+        Field(.multiLabel, \.multiLabel), Field(.mode, \.mode), Field(.epochs, \.epochs), Field(.batchSize, \.batchSize),
+        Field(.optimizer, \.optimizer), Field(.momentum, \.momentum), Field(.nesterov, \.nesterov), Field(.eps, \.eps), Field(.lr, \.lr),
+        Field(.backboneLR, \.backboneLR), Field(.layerLR, \.layerLR), Field(.weightDecay, \.weightDecay),
+        Field(.decayNormsAndBiases, \.decayNormsAndBiases), Field(.bn, \.bn), Field(.schedule, \.schedule),
+        Field(.warmupEpochs, \.warmupEpochs), Field(.stepEpochs, \.stepEpochs), Field(.stepGamma, \.stepGamma),
+        Field(.labelSmoothing, \.labelSmoothing), Field(.classWeights, \.classWeights), Field(.head, \.head), Field(.dropout, \.dropout),
+        Field(.seed, \.seed), Field(.threads, \.threads), Field(.groups, \.groups), Field(.mmdWeight, \.mmdWeight), Field(.mmdKind, \.mmdKind),
+        Field(.keepOptimizerStateOnUnfreeze, \.keepOptimizerStateOnUnfreeze), Field(.beta1, \.betas.0), Field(.beta2, \.betas.1),
+        Field(.shuffle, \.shuffle), Field(.patience, \.patience), Field(.restoreBest, \.restoreBest), Field(.trainCrop, \.trainCrop),
+        Field(.warmupRatio, \.warmupRatio), Field(.text, \.text), Field(.maxGradNorm, \.maxGradNorm),
+    ]
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        multiLabel = try c.decodeIfPresent(MultiLabelOptions.self, forKey: .multiLabel) ?? MultiLabelOptions()
-        mode = try c.decode(TrainingMode.self, forKey: .mode); epochs = try c.decode(Int.self, forKey: .epochs)
-        batchSize = try c.decode(Int.self, forKey: .batchSize); optimizer = try c.decode(String.self, forKey: .optimizer)
-        momentum = try c.decode(Double.self, forKey: .momentum); nesterov = try c.decode(Bool.self, forKey: .nesterov)
-        eps = try c.decode(Double.self, forKey: .eps); lr = try c.decode(Double.self, forKey: .lr)
-        backboneLR = try c.decodeIfPresent(Double.self, forKey: .backboneLR); layerLR = try c.decode(LayerLRRule.self, forKey: .layerLR)
-        weightDecay = try c.decode(Double.self, forKey: .weightDecay); decayNormsAndBiases = try c.decode(Bool.self, forKey: .decayNormsAndBiases)
-        bn = try c.decode(BatchNormPolicy.self, forKey: .bn); schedule = try c.decode(String.self, forKey: .schedule)
-        warmupEpochs = try c.decode(Int.self, forKey: .warmupEpochs); stepEpochs = try c.decode(Int.self, forKey: .stepEpochs)
-        stepGamma = try c.decode(Double.self, forKey: .stepGamma); labelSmoothing = try c.decode(Double.self, forKey: .labelSmoothing)
-        classWeights = try c.decode(String.self, forKey: .classWeights); head = try c.decode(String.self, forKey: .head)
-        dropout = try c.decode(Double.self, forKey: .dropout); seed = try c.decode(UInt64.self, forKey: .seed)
-        threads = try c.decode(Int.self, forKey: .threads); groups = try c.decodeIfPresent(String.self, forKey: .groups)
-        mmdWeight = try c.decode(Double.self, forKey: .mmdWeight); mmdKind = try c.decode(MMDKind.self, forKey: .mmdKind)
-        keepOptimizerStateOnUnfreeze = try c.decode(Bool.self, forKey: .keepOptimizerStateOnUnfreeze)
-        betas = (try c.decode(Double.self, forKey: .beta1), try c.decode(Double.self, forKey: .beta2))
-        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? true
-        patience = try c.decodeIfPresent(Int.self, forKey: .patience)
-        restoreBest = try c.decodeIfPresent(Bool.self, forKey: .restoreBest) ?? true
-        trainCrop = try c.decodeIfPresent(String.self, forKey: .trainCrop) ?? "auto"
-        warmupRatio = try c.decodeIfPresent(Double.self, forKey: .warmupRatio) ?? 0.1
-        text = try c.decodeIfPresent(Bool.self, forKey: .text) ?? false
-        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm)
+        for f in Self.fields { try f.decode(c, &self) }
     }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(multiLabel, forKey: .multiLabel)
-        try c.encode(mode, forKey: .mode); try c.encode(epochs, forKey: .epochs); try c.encode(batchSize, forKey: .batchSize)
-        try c.encode(optimizer, forKey: .optimizer); try c.encode(momentum, forKey: .momentum); try c.encode(nesterov, forKey: .nesterov)
-        try c.encode(eps, forKey: .eps); try c.encode(lr, forKey: .lr); try c.encodeIfPresent(backboneLR, forKey: .backboneLR)
-        try c.encode(layerLR, forKey: .layerLR); try c.encode(weightDecay, forKey: .weightDecay)
-        try c.encode(decayNormsAndBiases, forKey: .decayNormsAndBiases); try c.encode(bn, forKey: .bn)
-        try c.encode(schedule, forKey: .schedule); try c.encode(warmupEpochs, forKey: .warmupEpochs)
-        try c.encode(stepEpochs, forKey: .stepEpochs); try c.encode(stepGamma, forKey: .stepGamma)
-        try c.encode(labelSmoothing, forKey: .labelSmoothing); try c.encode(classWeights, forKey: .classWeights)
-        try c.encode(head, forKey: .head); try c.encode(dropout, forKey: .dropout); try c.encode(seed, forKey: .seed)
-        try c.encode(threads, forKey: .threads); try c.encodeIfPresent(groups, forKey: .groups)
-        try c.encode(mmdWeight, forKey: .mmdWeight); try c.encode(mmdKind, forKey: .mmdKind)
-        try c.encode(keepOptimizerStateOnUnfreeze, forKey: .keepOptimizerStateOnUnfreeze)
-        try c.encode(betas.0, forKey: .beta1); try c.encode(betas.1, forKey: .beta2)
-        try c.encode(shuffle, forKey: .shuffle)
-        try c.encodeIfPresent(patience, forKey: .patience)
-        try c.encode(restoreBest, forKey: .restoreBest)
-        try c.encode(trainCrop, forKey: .trainCrop)
-        try c.encode(warmupRatio, forKey: .warmupRatio)
-        try c.encode(text, forKey: .text)
-        try c.encodeIfPresent(maxGradNorm, forKey: .maxGradNorm)
+        for f in Self.fields { try f.encode(self, &c) }
     }
 
     public var optimizerKind: OptimizerKind {

@@ -96,13 +96,20 @@ extension Trainer {
         // Ranks decide together, on the global loss, after the reduction.
         guard total.isFinite || parallel.isDistributed else { throw lossNotFinite(total, epoch: e) }
         parallel.batchNormSync?.localWeight = acrossRanks ? 1 : lossWeight(labels: b.labels, rows: b.rows)
-        var g = try session.backward(outputGradients: grads)
         if parallel.isDistributed {
+            var g = try session.backward(outputGradients: grads)
             (g, loss) = try reduceStep(g, session: session, labels: b.labels, rows: b.rows, loss: loss, objective: total, epoch: e,
                                        weight: acrossRanks ? 1 : nil)
+            if let maxNorm = config.maxGradNorm { g = GradientClipping.clip(g, maxNorm: maxNorm) }
+            try optimizer.step(parameters: session, gradients: g)
+        } else {
+            // Gradients stay in the session's buffers: no model-sized copy per step.
+            try session.backwardInPlace(outputGradients: grads)
+            if let maxNorm = config.maxGradNorm {
+                GradientClipping.clipInPlace(session, names: session.trainable.filter { session.gradientBuffer(named: $0) != nil }, maxNorm: maxNorm)
+            }
+            try optimizer.step(parameters: session, gradients: session)
         }
-        if let maxNorm = config.maxGradNorm { g = GradientClipping.clip(g, maxNorm: maxNorm) }
-        try optimizer.step(parameters: session, gradients: g)
         globalStep += 1
         tally.lossSum += loss * Double(ns)
         tally.seen += ns

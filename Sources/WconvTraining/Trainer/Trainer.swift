@@ -4,7 +4,7 @@ import WconvGraph
 import WconvRuntime
 import WconvTensor
 
-extension TrainingSession: ParameterAccess {}
+extension TrainingSession: ParameterAccess, GradientAccess {}
 
 /// The training loop over the plan: modes, frozen-feature caching, MMD, checkpoints, guard rails.
 ///

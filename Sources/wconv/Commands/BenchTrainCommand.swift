@@ -46,8 +46,9 @@ struct BenchTrainCommand: ParsableCommand {
                 let out = try s.forward(feeds, training: true)
                 let logits = out[graph.outputs[0].name]!
                 let (_, g) = try CrossEntropyLoss().loss(logits: logits.floats(), targets: labels, classes: classes)
-                let grads = try s.backward(outputGradients: [graph.outputs[0].name: Tensor(shape: logits.shape, floats: g)])
-                try opt.step(parameters: s, gradients: grads)
+                // As the trainer steps: gradients read where backward left them.
+                try s.backwardInPlace(outputGradients: [graph.outputs[0].name: Tensor(shape: logits.shape, floats: g)])
+                try opt.step(parameters: s, gradients: s)
             }
             try step()
             let t0 = Date()
