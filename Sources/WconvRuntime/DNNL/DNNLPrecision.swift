@@ -24,9 +24,11 @@ public enum Precision: String, Sendable, CaseIterable {
         }
         let flags = CPUFeatures.current.flags
         let isa = dnnl_get_effective_cpu_isa()
-        guard flags.contains("avx512_bf16") || flags.contains("amx_bf16"),
-              isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx else {
-            return "this CPU has no bfloat16 arithmetic (needs AVX512_BF16 or AMX; CPU: \(CPUFeatures.current.summary); oneDNN ISA \(DNNL.isaName(isa))): drop --precision bf16 to run in f32"
+        guard flags.contains("avx512_bf16") || flags.contains("amx_bf16") else {
+            return "this CPU has no bfloat16 arithmetic (needs AVX512_BF16 or AMX; CPU: \(CPUFeatures.current.summary)): drop --precision bf16 to run in f32"
+        }
+        guard isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx else {
+            return "oneDNN runs at ISA \(DNNL.isaName(isa)) here (held below avx512_core_bf16, e.g. by ONEDNN_MAX_CPU_ISA), so it has no bfloat16 arithmetic: drop --precision bf16 to run in f32"
         }
         return nil
     }
