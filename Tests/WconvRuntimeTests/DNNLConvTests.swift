@@ -110,8 +110,16 @@ final class DNNLConvTests: XCTestCase {
     func testBF16PlanMatchesF32WithinTolerance() throws {
         try XCTSkipIf(Precision.unsupportedReason(.bf16) != nil, Precision.unsupportedReason(.bf16) ?? "")
         var rng = TestRNG(16)
+        // NHWC values an f32-only step also touches stay f32: a conv reads f32 NHWC (converted on the
+        // way in) and writes f32 with an f32 residual.
+        var b = NetBuilder(inputShape: [nil, 3, nil, nil])
+        let h = b.conv("x", "c0", cin: 3, cout: 8, k: 3)
+        let r = b.node(.relu, [h], "r")
+        let s = b.node(.add, [b.conv(h, "c1", cin: 8, cout: 8, k: 3), r], "add")
+        let mixed = b.finish(b.node(.globalAvgPool, [b.conv(s, "c2", cin: 8, cout: 8, k: 1)], "gap", attrs: ["keepdims": .int(1)]))
         for (g, x, minBF16Outputs) in [(NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 8, classes: 7), rng.tensor([2, 3, 40, 40]), 10),
-                                       (NetBuilder.efficientnetB0(classes: 6, div: 8), rng.tensor([2, 3, 48, 48]), 20)] {
+                                       (NetBuilder.efficientnetB0(classes: 6, div: 8), rng.tensor([2, 3, 48, 48]), 20),
+                                       (mixed, rng.tensor([2, 3, 12, 10]), 1)] {
             let f32 = try InferenceSession(graph: g).run(["x": x])[g.outputs[0].name]!.floats()
             let session = try InferenceSession(graph: g, precision: .bf16)
             let bf16 = try session.run(["x": x])[g.outputs[0].name]!.floats()
