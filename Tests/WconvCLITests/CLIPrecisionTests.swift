@@ -13,6 +13,8 @@ final class CLIPrecisionTests: XCTestCase {
             XCTAssertEqual(r.status, 2, r.stderr)
             XCTAssertTrue(r.stderr.contains("no bfloat16 arithmetic") && r.stderr.contains("drop --precision bf16"), r.stderr)
         }
+        let version = try CLI.run(["--version"], environment: ["WCONV_DNNL_SIMULATE_NO_BF16": "1"])
+        XCTAssertTrue(version.stdout.contains("BF16: no — "), version.stdout)
         let unknown = try CLI.run(["bench", "run", model, "--precision", "fp8"])
         XCTAssertEqual(unknown.status, 2, unknown.stderr)
     }
@@ -24,6 +26,6 @@ final class CLIPrecisionTests: XCTestCase {
         let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(doc["precision"] as? String, "bf16")
         let text = try CLI.run(["bench", "run", model, "--precision", "bf16", "--iters", "1", "--batch", "2"])
-        XCTAssertTrue(text.stdout.contains("Precision: bf16"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("Precision: bf16") && text.stdout.contains("BF16: yes"), text.stdout)
     }
 }
