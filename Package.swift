@@ -19,7 +19,8 @@ let package = Package(
         // C libraries from Debian's packages, one wrapper target each.
         .systemLibrary(name: "CWconvZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CWconvProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
-        .systemLibrary(name: "CWconvHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        // HDF5 is loaded with dlopen on first use (wconv_hdf5.h); its headers come from libhdf5-dev.
+        .target(name: "CWconvHDF5", linkerSettings: [.linkedLibrary("dl")]),
         // protoc-c output for schemas/onnx.proto, committed (tools/regenerate-onnx rebuilds it).
         .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
         // OpenBLAS is opened with dlopen on first use, with the kernels chosen from CPUID (wconv_blas.c).
@@ -27,8 +28,8 @@ let package = Package(
         // oneDNN (convolution primitives, issue 9): Debian's libdnnl-dev has no pkg-config file; its headers
         // are in /usr/include. Linked always; its OpenMP threads start with the first primitive run.
         .systemLibrary(name: "CWconvDNNL", providers: [.apt(["libdnnl-dev"])]),
-        // Open MPI for data-parallel training (issue 12): linked always, initialised only when launched under MPI.
-        .systemLibrary(name: "CWconvMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // Open MPI for data-parallel training (issue 12): loaded with dlopen when a data-parallel run starts (wconv_mpi.h); headers from libopenmpi-dev.
+        .target(name: "CWconvMPI", linkerSettings: [.linkedLibrary("dl")]),
         // libpng's headers sit in a versioned folder: pkg-config gives the path (no unsafeFlags, so
         // other packages can depend on Wconv).
         .systemLibrary(name: "CWconvPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),

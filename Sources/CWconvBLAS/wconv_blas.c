@@ -139,15 +139,23 @@ static void copy(char *dst, size_t cap, const char *src) {
 }
 
 /// dlopen with OPENBLAS_CORETYPE set to `coretype` (or left as it is when NULL) for the constructor.
+/// OpenBLAS's idle workers spin on sched_yield for 2^28 TSC cycles (~0.1 s) after every call before
+/// sleeping; between a network's GEMMs that spinning takes the core oneDNN's and the runtime's own
+/// loops need next (issue 9: 40 % of a few-label job's samples were sched_yield). The constructor
+/// reads OPENBLAS_THREAD_TIMEOUT (log2 cycles, at least 4): unless the user set one, workers sleep
+/// at once and are woken per call.
 static bool open_library(const char *coretype) {
     static const char *names[] = {"libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", "libopenblas.dylib"};
     if (coretype) setenv("OPENBLAS_CORETYPE", coretype, 1);
+    bool timeout = !getenv("OPENBLAS_THREAD_TIMEOUT") && !getenv("GOTO_THREAD_TIMEOUT");
+    if (timeout) setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
     char errors[512] = "";
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !handle; i++) {
         handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
         if (!handle && i == 0) copy(errors, sizeof errors, dlerror());
     }
     if (coretype) unsetenv("OPENBLAS_CORETYPE");
+    if (timeout) unsetenv("OPENBLAS_THREAD_TIMEOUT");
     if (!handle) {
         snprintf(state.error, sizeof state.error,
                  "cannot load OpenBLAS (%s); install it (Debian: apt-get install libopenblas0, or run tools/install-deps)", errors);

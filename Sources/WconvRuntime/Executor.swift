@@ -24,6 +24,8 @@ final class Executor {
     private(set) var ptrs: [UnsafeMutablePointer<Float>?] = []
     /// Root value whose buffer a value shares (itself unless it is a view).
     private(set) var root: [Int] = []
+    /// Values whose buffers hold NHWC data (DNNLLayoutPlan); their shapes stay NCHW.
+    private(set) var nhwcValues = Set<Int>()
     private var arena: [UnsafeMutablePointer<Float>] = []
     private(set) var arenaFloats = 0
     /// Per-step saved state for backward (BN/LN statistics, dropout masks).
@@ -90,9 +92,10 @@ final class Executor {
         let steps: [Step], shapes: [[Int]?], ptrs: [UnsafeMutablePointer<Float>?], root: [Int]
         let arena: [UnsafeMutablePointer<Float>], arenaFloats: Int
         let aux: [Int: UnsafeMutablePointer<Float>]
+        let nhwcValues: Set<Int>
         init(_ e: Executor, _ shapes: [[Int]]) {
             inputShapes = shapes
-            steps = e.steps; self.shapes = e.shapes; ptrs = e.ptrs; root = e.root
+            steps = e.steps; self.shapes = e.shapes; ptrs = e.ptrs; root = e.root; nhwcValues = e.nhwcValues
             arena = e.arena; arenaFloats = e.arenaFloats; aux = e.aux
         }
         func release() {
@@ -117,7 +120,7 @@ final class Executor {
             return false
         }
         let c = planCache.remove(at: i)
-        steps = c.steps; shapes = c.shapes; ptrs = c.ptrs; root = c.root
+        steps = c.steps; shapes = c.shapes; ptrs = c.ptrs; root = c.root; nhwcValues = c.nhwcValues
         arena = c.arena; arenaFloats = c.arenaFloats; aux = c.aux
         plannedInputShapes = c.inputShapes
         while planCache.count > planCacheLimit { planCache.removeFirst().release() }
@@ -125,6 +128,12 @@ final class Executor {
     }
 
     func id(_ name: String) -> Int? { valueIds[name] }
+
+    /// The parameters' values changed: every plan (current and cached) drops what its steps derived
+    /// from them (ParameterDerivedCache), so no step computes with stale weights.
+    func parametersChanged() {
+        for st in steps + planCache.flatMap(\.steps) { (st.kernel as? ParameterDerivedCache)?.parametersChanged() }
+    }
 
     /// Compiles steps and plans buffers for these input shapes: a no-op when they are the current
     /// plan's, restored when one of the last few plans had them.
@@ -160,11 +169,11 @@ final class Executor {
             known[v] = b
             shp[v] = t.shape
         }
-        let layouts = keepAllValues || !DNNL.isEnabled ? nil : layoutPlan(spec, known: Set(known.keys))
-        // Residual adds run inside the conv before them (DNNLResidualFusion): conv node → add node.
-        let fusedAdds = layouts.map { residualAdds(spec, layouts: $0) } ?? [:]
+        let layouts = DNNL.isEnabled ? layoutPlan(spec, known: Set(known.keys), training: keepAllValues) : nil
+        // Residual adds run inside the conv before them in inference plans (DNNLResidualFusion): conv node → add node.
+        let fusedAdds = keepAllValues ? [:] : layouts.map { residualAdds(spec, layouts: $0) } ?? [:]
         var absorbedAdds = Set<Int>()
-        let bf16Values = precision == .bf16 ? layouts.map { precisionPlan(spec, layouts: $0, residualAdds: fusedAdds).bf16 } ?? [] : []
+        let bf16Values = precision == .bf16 && !keepAllValues ? layouts.map { precisionPlan(spec, layouts: $0, residualAdds: fusedAdds).bf16 } ?? [] : []
         for (ni, en) in nodes.enumerated() {
             if absorbedAdds.contains(ni) { continue }
             var en = en
@@ -276,12 +285,14 @@ final class Executor {
         shapes = shp
         ptrs = p
         root = rt
+        nhwcValues = layouts?.nhwc ?? []
         plannedInputShapes = inputShapes
     }
 
-    /// The NHWC values of an inference plan (DNNLLayoutPlan): conv2d steps are oneDNN convolutions,
-    /// graph inputs and outputs, parameters and folded values stay NCHW.
-    private func layoutPlan(_ spec: GraphSpecialization, known: Set<Int>) -> DNNLLayoutPlan {
+    /// The NHWC values of a plan (DNNLLayoutPlan): conv2d steps are oneDNN convolutions, graph
+    /// inputs and outputs, parameters and folded values stay NCHW; a training plan's batch norms
+    /// work on NHWC too.
+    private func layoutPlan(_ spec: GraphSpecialization, known: Set<Int>, training: Bool) -> DNNLLayoutPlan {
         var pinned = Set(paramName.keys).union(known)
         for io in graph.inputs { if let v = valueIds[io.name] { pinned.insert(v) } }
         for io in graph.outputs { if let v = valueIds[io.name] { pinned.insert(v) } }
@@ -299,6 +310,8 @@ final class Executor {
                 kind = .other
             } else if node.op == .conv2d {
                 kind = .conv
+            } else if training && node.op == .batchNorm && node.inputs.first.flatMap({ spec.shapes[$0] })?.count == 4 {
+                kind = .channelwise
             } else {
                 kind = DNNLLayoutPlan.kind(node.op, inputShapes: node.inputs.map { $0.isEmpty ? nil : spec.shapes[$0] },
                                            outputShape: node.outputs.first.flatMap { spec.shapes[$0] })
@@ -362,12 +375,30 @@ final class Executor {
         }
     }
 
-    /// A copy of a value as a tensor.
+    /// A copy of a value as a tensor (NCHW also when the plan keeps the value NHWC).
     func tensor(_ vid: Int) -> Tensor? {
         guard let sh = shapes[vid], let p = ptrs[vid] else { return nil }
         let n = sh.reduce(1, *)
+        if nhwcValues.contains(vid) {
+            var out = [Float](repeating: 0, count: n)
+            out.withUnsafeMutableBufferPointer { permuteChannels(UnsafePointer(p), $0.baseAddress!, shape: sh, toNHWC: false) }
+            return Tensor(shape: sh, floats: out)
+        }
         let storage = Storage(copying: UnsafeRawBufferPointer(start: p, count: n * 4))
         return try? Tensor(dtype: .f32, shape: sh, storage: storage)
+    }
+
+    /// Copies [N, C, H, W] data between NCHW and NHWC order (`toNHWC`: src is NCHW).
+    func permuteChannels(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, shape sh: [Int], toNHWC: Bool) {
+        let c = sh[1], hw = sh.dropFirst(2).reduce(1, *)
+        for img in 0..<sh[0] {
+            for k in 0..<c {
+                for p in 0..<hw {
+                    let planar = (img * c + k) * hw + p, interleaved = (img * hw + p) * c + k
+                    if toNHWC { dst[interleaved] = src[planar] } else { dst[planar] = src[interleaved] }
+                }
+            }
+        }
     }
 
     /// Runs every step. `training` selects batch statistics (per `bnMode`) and dropout masks.

@@ -10,18 +10,24 @@ import WconvTensor
 public final class InferenceSession {
     public let graph: ModelGraph
     let executor: Executor
+    /// The parameters the plan reads, with the folded ones `fuse` added (InferenceSession+Sharing).
+    let store: ParameterStore
     public let threads: Int
 
     /// - Parameters:
     ///   - threads: cores used by BLAS and by the runtime's own loops.
     ///   - precision: `.bf16` runs oneDNN convolutions in bfloat16; refused (usage error) on a CPU
     ///     without bfloat16 arithmetic (`Precision.unsupportedReason`).
-    public init(graph: ModelGraph, threads: Int = 2, precision: Precision = .f32) throws {
+    public convenience init(graph: ModelGraph, threads: Int = 2, precision: Precision = .f32) throws {
+        try self.init(graph: graph, store: ParameterStore(graph: graph), threads: threads, precision: precision)
+    }
+
+    init(graph: ModelGraph, store: ParameterStore, threads: Int, precision: Precision = .f32) throws {
         if let why = Precision.unsupportedReason(precision) { throw WconvError(.usage, why) }
         try RuntimeThreads.configure(threads)
         self.graph = graph
         self.threads = threads
-        let store = ParameterStore(graph: graph)
+        self.store = store
         let nodes = try InferenceSession.fuse(graph, store)
         executor = try Executor(graph: graph, nodes: nodes, params: store, keepAllValues: false)
         executor.precision = precision

@@ -42,6 +42,16 @@ struct NetBuilder {
                     attrs: ["epsilon": .float(1e-5), "momentum": .float(0.1)])
     }
 
+    /// torchvision's SqueezeExcitation: x · sigmoid(fc2(silu(fc1(avgpool(x))))).
+    mutating func squeezeExcite(_ x: String, _ p: String, c: Int, squeezed: Int) -> String {
+        var se = node(.globalAvgPool, [x], p + ".avgpool", attrs: ["keepdims": .int(1)])
+        se = conv(se, p + ".fc1", cin: c, cout: squeezed, k: 1, bias: true)
+        se = node(.silu, [se], p + ".act")
+        se = conv(se, p + ".fc2", cin: squeezed, cout: c, k: 1, bias: true)
+        se = node(.sigmoid, [se], p + ".scale_act")
+        return node(.mul, [x, se], p + ".mul")
+    }
+
     mutating func finish(_ y: String) -> ModelGraph {
         g.outputs = [ValueInfo(name: y, shape: [])]
         return g
@@ -114,13 +124,7 @@ struct NetBuilder {
                 }
                 h = b.conv(h, p + ".\(li).0", cin: hid, cout: hid, k: k, stride: stride, groups: hid)
                 h = b.node(.silu, [b.bn(h, p + ".\(li).1", c: hid)], p + ".\(li).2"); li += 1
-                let sq = max(1, cin / 4)
-                var se = b.node(.globalAvgPool, [h], p + ".\(li).avgpool", attrs: ["keepdims": .int(1)])
-                se = b.conv(se, p + ".\(li).fc1", cin: hid, cout: sq, k: 1, bias: true)
-                se = b.node(.silu, [se], p + ".\(li).act")
-                se = b.conv(se, p + ".\(li).fc2", cin: sq, cout: hid, k: 1, bias: true)
-                se = b.node(.sigmoid, [se], p + ".\(li).scale_act")
-                h = b.node(.mul, [h, se], p + ".\(li).mul"); li += 1
+                h = b.squeezeExcite(h, p + ".\(li)", c: hid, squeezed: max(1, cin / 4)); li += 1
                 h = b.conv(h, p + ".\(li).0", cin: hid, cout: ch(cout), k: 1)
                 h = b.bn(h, p + ".\(li).1", c: ch(cout))
                 if stride == 1 && cin == ch(cout) { h = b.node(.add, [h, x], p + ".add") }

@@ -6,8 +6,12 @@ import WconvTensor
 /// switched off (per thread, as the thread-safe build keeps it per thread) before every call
 /// sequence that can fail, so the user sees one message, from wconv.
 enum H5 {
-    /// Silences HDF5's stderr error printing for the calling thread.
-    static func silence() { wconv_h5e_silence() }
+    /// Loads HDF5 on first use (a clear error when it cannot be) and silences its stderr error
+    /// printing for the calling thread.
+    static func begin(file: String?) throws {
+        if let why = wconv_hdf5_load_error() { throw WconvError(.runtime, String(cString: why), file: file) }
+        wconv_h5e_silence()
+    }
 
     /// The current error stack as text (cleared afterwards), or "" when empty.
     static func takeErrorText() -> String {
@@ -66,7 +70,7 @@ class H5Handle {
 final class H5File: H5Handle {
     /// Opens `path` read-only.
     static func open(path: String) throws -> H5File {
-        H5.silence()
+        try H5.begin(file: path)
         let id = try H5.check(H5Fopen(path, wconv_h5f_acc_rdonly(), wconv_h5p_default()),
                               "opening the file as HDF5", path: "", file: path)
         return H5File(id: id, path: "/", file: path, parent: nil, close: H5Fclose)
@@ -76,7 +80,7 @@ final class H5File: H5Handle {
     /// and without copying it: H5LTopen_file_image with DONT_COPY | DONT_RELEASE reads `image`
     /// in place, so `owner` (the storage holding the bytes) is kept alive as long as the file.
     static func open(image: UnsafeRawBufferPointer, name: String, owner: AnyObject?) throws -> H5File {
-        H5.silence()
+        try H5.begin(file: name)
         guard let base = image.baseAddress, image.count > 0 else {
             throw WconvError.invalid("the HDF5 image is empty", file: name)
         }
@@ -91,7 +95,7 @@ final class H5File: H5Handle {
 
     /// Creates `path` for writing, failing when it exists (callers write to a fresh temporary name).
     static func create(path: String) throws -> H5File {
-        H5.silence()
+        try H5.begin(file: path)
         let id = try H5.check(H5Fcreate(path, wconv_h5f_acc_excl(), wconv_h5p_default(), wconv_h5p_default()),
                               "creating the HDF5 file", path: "", file: path, kind: .runtime)
         return H5File(id: id, path: "/", file: path, parent: nil, close: H5Fclose)

@@ -25,18 +25,25 @@ final class GradientState {
     }
 
     /// Zeroed gradient buffer of a root value, allocated on first use for the planned shapes.
-    func buffer(_ root: Int, count: Int) -> UnsafeMutablePointer<Float> {
-        if let p = grad[root] {
-            // fillFloats: this inlines into throwing backward functions (Kernels/Copy.swift).
-            if !touched.contains(root) { fillFloats(p, with: 0, count: count); touched.insert(root) }
-            return p
-        }
-        let capacity = max(count, 1)
-        let p = spare[capacity]?.popLast() ?? UnsafeMutablePointer<Float>.allocate(capacity: capacity)
-        fillFloats(p, with: 0, count: capacity)
-        grad[root] = p; gradCount[root] = count
+    func buffer(_ root: Int, count: Int) -> UnsafeMutablePointer<Float> { writableBuffer(root, count: count, zeroed: true).pointer }
+
+    /// The gradient buffer of a root value (a spare one of its size, or a new one); when no
+    /// gradient reached it yet in this pass it is `fresh` and, unless `zeroed`, its contents are
+    /// undefined (the caller overwrites them).
+    func writableBuffer(_ root: Int, count: Int, zeroed: Bool) -> WritableGradient {
+        let fresh = !touched.contains(root)
         touched.insert(root)
-        return p
+        let capacity = max(count, 1)
+        let p: UnsafeMutablePointer<Float>
+        if let existing = grad[root] {
+            p = existing
+        } else {
+            p = spare[capacity]?.popLast() ?? UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+            grad[root] = p; gradCount[root] = count
+        }
+        // fillFloats: this inlines into throwing backward functions (Kernels/Copy.swift).
+        if fresh && zeroed { fillFloats(p, with: 0, count: capacity) }
+        return WritableGradient(pointer: p, fresh: fresh && !zeroed)
     }
 
     /// The gradient of `root` has been propagated to its inputs: its buffer serves later values.
@@ -45,6 +52,14 @@ final class GradientState {
         touched.remove(root)
         spare[max(count, 1), default: []].append(p)
     }
+}
+
+/// A gradient buffer for a kernel that writes its result rather than adding it (oneDNN's backward
+/// primitives): when `fresh`, nothing reached the buffer yet in this pass and the kernel overwrites
+/// it; otherwise it adds.
+struct WritableGradient {
+    let pointer: UnsafeMutablePointer<Float>
+    let fresh: Bool
 }
 
 extension Executor {

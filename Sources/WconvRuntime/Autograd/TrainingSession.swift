@@ -136,7 +136,12 @@ public final class TrainingSession {
                 throw WconvError.invalid("gradient for '\(name)' has shape \(g.shape), the value has shape \(sh)")
             }
             guard grads.requiresGrad[v] else { continue }
-            let vals = g.floats()
+            var vals = g.floats()
+            if ex.nhwcValues.contains(v) {
+                // The plan keeps this value NHWC (DNNLLayoutPlan): so is its gradient.
+                let planar = vals
+                planar.withUnsafeBufferPointer { src in vals.withUnsafeMutableBufferPointer { ex.permuteChannels(src.baseAddress!, $0.baseAddress!, shape: sh, toNHWC: true) } }
+            }
             let buf = grads.buffer(ex.root[v], count: vals.count)
             for i in 0..<vals.count { buf[i] += vals[i] }
         }

@@ -155,6 +155,10 @@ final class DNNLConvolution {
         [srcReorder, dstReorder].compactMap { $0?.implementation }.joined(separator: ", ")
     }
 
+    /// The constant weights' values changed (a trainer's validation plan after an epoch): the next
+    /// call reorders them again.
+    func weightsChanged() { reorderedFrom = nil }
+
     /// Reorders the weights when they are not constant or not yet reordered from this buffer.
     private func bindWeights(_ w: UnsafePointer<Float>) {
         guard let userWeights, let weightsReorder else { weights.bind(w); return }

@@ -1,7 +1,9 @@
 import Foundation
 import WconvGraph
 
-/// Which activations an inference plan keeps channels-last (NHWC) between oneDNN convolutions.
+/// Which activations a plan keeps channels-last (NHWC) between oneDNN convolutions (inference
+/// plans, and training plans, where batch norm also reads and writes NHWC and every NHWC kernel has
+/// an NHWC backward: NHWCTrainingKernels).
 /// oneDNN's convolutions run 1.6–2.3× faster than im2col + GEMM on NHWC (or blocked) data, but
 /// converting NCHW to NHWC and back around every layer eats most of that (docs/runtime.md), so a
 /// value stays NHWC when every step touching it can work on NHWC:
@@ -17,7 +19,9 @@ import WconvGraph
 struct DNNLLayoutPlan {
     /// A planned step as the layout pass sees it.
     struct Node {
-        enum Kind { case conv, layoutFree, nhwcReader, other }
+        /// `channelwise`: batch norm of a training plan (NHWCBatchNorm): input 0 and the output share
+        /// a layout, the other inputs are per-channel parameters.
+        enum Kind { case conv, layoutFree, channelwise, nhwcReader, other }
         let kind: Kind
         let inputs: [Int]
         let outputs: [Int]
@@ -53,7 +57,7 @@ struct DNNLLayoutPlan {
     /// - free: values with one spatial element (never NHWC, never constraining).
     init(nodes: [Node], valueCount: Int, pinned: Set<Int>, free: Set<Int>) {
         var nhwc = [Bool](repeating: false, count: valueCount)
-        for n in nodes where n.kind == .conv || n.kind == .layoutFree {
+        for n in nodes where n.kind == .conv || n.kind == .layoutFree || n.kind == .channelwise {
             for o in n.outputs where o >= 0 && !pinned.contains(o) && !free.contains(o) { nhwc[o] = true }
         }
         var changed = true
@@ -70,6 +74,10 @@ struct DNNLLayoutPlan {
                 case .layoutFree:
                     let operands = (n.inputs + n.outputs).filter { $0 >= 0 && !free.contains($0) }
                     if operands.contains(where: { !nhwc[$0] }) { operands.forEach(demote) }
+                case .channelwise:
+                    let operands = (n.inputs.prefix(1) + n.outputs.prefix(1)).filter { $0 >= 0 && !free.contains($0) }
+                    if operands.contains(where: { !nhwc[$0] }) { operands.forEach(demote) }
+                    for v in n.inputs.dropFirst() { demote(v) }
                 }
             }
         }

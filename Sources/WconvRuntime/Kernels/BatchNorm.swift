@@ -16,13 +16,17 @@ func channelAffine(_ x: UnsafePointer<Float>, n: Int, c: Int, inner: Int,
     }
 }
 
-/// Eval-mode scale/shift from BN parameters.
+/// Eval-mode scale/shift from BN parameters; `saving` (when given) receives the mean and 1/σ
+/// (c each) that a training plan's backward reads.
 func foldBatchNorm(weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
-                   variance: UnsafePointer<Float>, epsilon: Float, c: Int) -> (scale: [Float], shift: [Float]) {
+                   variance: UnsafePointer<Float>, epsilon: Float, c: Int,
+                   saving saved: UnsafeMutablePointer<Float>? = nil) -> (scale: [Float], shift: [Float]) {
     var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
     for i in 0..<c {
         // Computed in double so folding adds no rounding beyond PyTorch's own.
         let inv = 1 / (Double(variance[i]) + Double(epsilon)).squareRoot()
+        saved?[i] = mean[i]
+        saved?[c + i] = Float(inv)
         let s = Double(weight?[i] ?? 1) * inv
         scale[i] = Float(s)
         shift[i] = Float(Double(bias?[i] ?? 0) - Double(mean[i]) * s)
@@ -109,6 +113,24 @@ private func normaliseChannel(_ ch: Int, mean: Double, varBiased: Double, count:
                               momentum: Float, epsilon: Float,
                               savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
                               _ y: UnsafeMutablePointer<Float>) {
+    let (s, b) = batchNormChannelStatistics(ch, mean: mean, varBiased: varBiased, count: count, weight: weight, bias: bias,
+                                            runningMean: runningMean, runningVar: runningVar, momentum: momentum, epsilon: epsilon,
+                                            savedMean: savedMean, savedInvStd: savedInvStd)
+    for img in 0..<n {
+        let p = x + (img * c + ch) * inner, q = y + (img * c + ch) * inner
+        for i in 0..<inner { q[i] = p[i] * s + b }
+    }
+}
+
+/// One channel of a training-mode BN forward, whatever the layout: saves the batch mean and 1/σ,
+/// updates the running statistics (PyTorch's momentum, unbiased variance) and returns the scale
+/// and shift that normalise the channel.
+@inline(__always)
+func batchNormChannelStatistics(_ ch: Int, mean: Double, varBiased: Double, count: Double,
+                                weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                runningMean: UnsafeMutablePointer<Float>?, runningVar: UnsafeMutablePointer<Float>?,
+                                momentum: Float, epsilon: Float,
+                                savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>) -> (scale: Float, shift: Float) {
     let mf = Float(mean)
     let invStd = 1 / (varBiased + Double(epsilon)).squareRoot()
     savedMean[ch] = mf
@@ -119,11 +141,7 @@ private func normaliseChannel(_ ch: Int, mean: Double, varBiased: Double, count:
         runningVar[ch] = Float((1 - Double(momentum)) * Double(runningVar[ch]) + Double(momentum) * unbiased)
     }
     let s = Float(Double(weight?[ch] ?? 1) * invStd)
-    let b = (bias?[ch] ?? 0) - mf * s
-    for img in 0..<n {
-        let p = x + (img * c + ch) * inner, q = y + (img * c + ch) * inner
-        for i in 0..<inner { q[i] = p[i] * s + b }
-    }
+    return (s, (bias?[ch] ?? 0) - mf * s)
 }
 
 /// BN backward given the statistics used in forward (batch statistics when `batchStats`, else the

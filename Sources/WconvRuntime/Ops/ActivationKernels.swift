@@ -32,6 +32,20 @@ struct ActivationKernel: PointwiseKernel {
     func accumulateGradient(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
         activationBackward(activation, x: x, dy: dy, dx: dx, count)
     }
+    /// ReLU usually is the first to reach its input's gradient: it then writes it (no zeroing
+    /// pass, no read); other activations and later arrivals add (PointwiseKernel).
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient() else { return }
+        guard activation == .relu, let g = c.inputGradientForWriting(0) else {
+            if let dx = c.inputGradient(0) { accumulateGradient(x: c.input(0)!, y: c.output(), dy: dy, dx: dx) }
+            return
+        }
+        let x = UnsafePointer(c.input(0)!), dx = g.pointer
+        if !g.fresh { activationBackward(.relu, x: x, dy: dy, dx: dx, count); return }
+        Parallel.forRange(count, costPerItem: 4) { r in
+            for i in r { dx[i] = x[i] > 0 ? dy[i] : 0 }
+        }
+    }
 }
 
 /// Training: a seeded mask per step (kept for backward); eval: a copy.

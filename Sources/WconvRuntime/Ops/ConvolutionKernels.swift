@@ -31,10 +31,13 @@ enum ConvolutionKernels {
         return ConvTranspose2d(geometry: g)
     }
 
-    /// Inference plans run conv2d on oneDNN where that is faster (DNNLConv2d.select), else im2col + GEMM.
+    /// conv2d runs on oneDNN where that is faster (inference: DNNLConv2d.select, training plans:
+    /// DNNLTrainConv2d.select, forward and backward), else im2col + GEMM.
     static let conv2d = OpKernels(.conv2d) { r in
         let g = try convGeometry(r, spatial: 2)
-        if let k = try DNNLConv2d.select(r, g) { return k }
+        if r.training {
+            if let k = try DNNLTrainConv2d.select(r, g) { return k }
+        } else if let k = try DNNLConv2d.select(r, g) { return k }
         return Conv2d(geometry: g)
     }
     static let conv1d = OpKernels(.conv1d) { r in Conv2d(geometry: try convGeometry(r, spatial: 1)) }

@@ -26,6 +26,11 @@ enum NormalizationKernels {
         }
         let inner = x.dropFirst(2).reduce(1, *)
         if r.exec.isAffine { return ChannelAffine(n: x[0], c: c, inner: inner) }
+        // Between oneDNN convolutions of a training plan the activations are NHWC (DNNLLayoutPlan).
+        if r.layout.nhwcInput {
+            return NHWCBatchNorm(n: x[0], c: c, hw: inner, epsilon: Float(r.node.float("epsilon") ?? 1e-5),
+                                 momentum: Float(r.node.float("momentum") ?? 0.1))
+        }
         return BatchNorm(n: x[0], c: c, inner: inner, epsilon: Float(r.node.float("epsilon") ?? 1e-5),
                          momentum: Float(r.node.float("momentum") ?? 0.1))
     }
@@ -93,11 +98,8 @@ struct BatchNorm: StepKernel {
             guard let mean = ctx.input(3), let variance = ctx.input(4) else {
                 throw ctx.fail("batchNorm in eval mode needs running_mean and running_var")
             }
-            for ch in 0..<c {
-                saved[ch] = mean[ch]
-                saved[c + ch] = Float(1 / (Double(variance[ch]) + Double(epsilon)).squareRoot())
-            }
-            let (scale, shift) = foldBatchNorm(weight: ctx.input(1), bias: ctx.input(2), mean: mean, variance: variance, epsilon: epsilon, c: c)
+            let (scale, shift) = foldBatchNorm(weight: ctx.input(1), bias: ctx.input(2), mean: mean, variance: variance, epsilon: epsilon, c: c,
+                                               saving: saved)
             channelAffine(x, n: n, c: c, inner: inner, scale: scale, shift: shift, activation: ctx.fused, y)
         }
     }

@@ -127,6 +127,13 @@ struct BackwardContext {
         let v = step.inputs[k]
         return gradients.buffer(executor.root[v], count: executor.shapes[v]!.reduce(1, *))
     }
+    /// Like `inputGradient`, for kernels that write their result: the buffer is not zeroed when
+    /// no gradient reached it yet (`fresh`), the kernel overwrites it then.
+    func inputGradientForWriting(_ k: Int) -> WritableGradient? {
+        guard k < step.inputs.count, step.inputs[k] >= 0, gradients.requiresGrad[step.inputs[k]] else { return nil }
+        let v = step.inputs[k]
+        return gradients.writableBuffer(executor.root[v], count: executor.shapes[v]!.reduce(1, *), zeroed: false)
+    }
     /// The gradient reaching output k, nil when none did.
     func outputGradient(_ k: Int = 0) -> UnsafePointer<Float>? {
         let r = executor.root[step.outputs[k]]

@@ -16,28 +16,35 @@ extension Trainer {
     /// Twice the training batch fits in what training uses (its activation gradients are freed
     /// while evaluating); inputs below 224 px take the activation volume of that batch at 224 px;
     /// at most 256 samples.
-    var evalBatchSize: Int {
-        let b = max(1, config.batchSize)
-        let pixels = max(1, preprocessing.inputSize.reduce(1, *))
+    var evalBatchSize: Int { Trainer.evalBatchSize(trainingBatch: config.batchSize, inputSize: preprocessing.inputSize) }
+
+    /// The eval batch for a training batch of `b` samples at `inputSize` (`wconv eval` passes 16: 32
+    /// images at 224 px, 256 at 32 px).
+    public static func evalBatchSize(trainingBatch b: Int, inputSize: [Int]) -> Int {
+        let b = max(1, b)
+        let pixels = max(1, inputSize.reduce(1, *))
         return min(256, max(2 * b, b * 224 * 224 / pixels))
     }
 
-    /// Validation with the current session (cached features when the cut is active).
+    /// Validation of the current weights (cached features when the cut is active), through the
+    /// inference path over the training session's parameters (`validationSession`).
     func evaluateCurrent() throws -> (loss: Double?, accuracy: Double, macroAUC: Double?) {
         guard let session, let val else { throw WconvError(.runtime, "no validation data") }
+        let inference = try validationSession(for: session)
         var scores: [Float] = [], targets: [Int] = [], rows: [Int] = []
         let C = classes.count
         let part = parallel.shardRange(val.count)
         // One eval forward of the validation rows `idx` (labels from the set), whatever feeds them.
         let labels = val.labels  // computed for subsets: read once, not per row
         func score(_ feeds: [String: Tensor], _ idx: [Int]) throws {
-            scores += try logitsOf(try session.forward(feeds, training: false), session)
+            guard let logits = try inference.run(feeds)[logitsName] else { throw WconvError(.runtime, "the model produced no '\(logitsName)'") }
+            scores += logits.floats()
             targets += idx.map { labels[$0] }
             rows += idx
         }
         if let cache = caches["val"], let cut {
-            for s in stride(from: part.lowerBound, to: part.upperBound, by: 64) {
-                let idx = Array(s..<min(s + 64, part.upperBound))
+            for s in stride(from: part.lowerBound, to: part.upperBound, by: evalBatchSize) {
+                let idx = Array(s..<min(s + evalBatchSize, part.upperBound))
                 try score([cut.value: cache.batch(idx)], idx)
             }
         } else if let text = val as? TokenizedTextSet {
@@ -74,11 +81,17 @@ extension Trainer {
         if keep { decodedValidation = (part, kept) }
     }
 
-    func logitsOf(_ out: [String: Tensor], _ session: TrainingSession) throws -> [Float] {
-        guard let t = logitsName == outputName ? out[outputName] : session.activation(named: logitsName) else {
-            throw WconvError(.runtime, "the model produced no '\(logitsName)'")
+    /// The eval-mode plan over `session`'s parameters that validation runs (built once per training
+    /// session; BN folding and oneDNN weight layouts are derived again here, once per validation,
+    /// since the weights changed since the last one).
+    func validationSession(for session: TrainingSession) throws -> InferenceSession {
+        if let v = validationPlan, v.training === session {
+            try v.inference.parametersChanged()
+            return v.inference
         }
-        return t.floats()
+        let v = try InferenceSession(sharing: session, outputs: [logitsName])
+        validationPlan = (session, v)
+        return v
     }
 
     static func metrics(logits: [Float], targets: [Int], classes: [String], criterion: CrossEntropyLoss, C: Int, probabilities: Bool = false) throws -> ClassificationMetrics {
@@ -101,18 +114,23 @@ extension Trainer {
     }
 
     /// Eval-mode metrics of a whole graph on a dataset (used after training and by `wconv eval`).
-    /// `precision`: `.bf16` runs the convolutions in bfloat16 (InferenceSession).
+    /// `batches`, when given, supplies the data's images already transformed (a trainer's decoded
+    /// validation set) instead of decoding them again; `precision` `.bf16` runs the convolutions in bfloat16.
     public static func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String], threads: Int = 2, batchSize: Int = 32,
-                                precision: Precision = .f32) throws -> ClassificationMetrics {
-        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize, precision: precision)
+                                batches: BatchSource? = nil, precision: Precision = .f32) throws -> ClassificationMetrics {
+        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize,
+                                         batches: batches, precision: precision)
         let labels = data.labels
         return try metrics(logits: scores, targets: rows.map { labels[$0] }, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
                            probabilities: logitsValue(graph) != graph.outputs.first?.name)
     }
 
     /// The graph's output (eval mode) for every sample, `width` values each, and the samples' rows.
+    /// Calls its argument with every batch of a data set, in order.
+    public typealias BatchSource = ((Batch) throws -> Void) throws -> Void
+
     static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int,
-                        precision: Precision = .f32) throws -> (values: [Float], rows: [Int]) {
+                        batches: BatchSource? = nil, precision: Precision = .f32) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
         let s = try InferenceSession(graph: graph, threads: threads, precision: precision)
         func check(_ o: Tensor, _ n: Int) throws {
@@ -130,20 +148,27 @@ extension Trainer {
             }
             return (values, rows)
         }
-        let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
-        let stream = loader.batches(epoch: 0)
         var values: [Float] = [], rows: [Int] = []
-        while let b = try stream.next() {
+        func score(_ b: Batch) throws {
             guard let o = try s.run([inp: b.tensor])[outName] else { throw WconvError(.runtime, "no output '\(outName)'") }
             try check(o, b.count)
             values += o.floats()
             rows += b.indices
         }
+        if let batches { try batches(score); return (values, rows) }
+        let loader = DataLoader(dataset: data, transform: ImageTransform(mode: .eval, preprocessing: graph.preprocessing ?? .imagenet), batchSize: batchSize, shuffle: false, seed: 0)
+        let stream = loader.batches(epoch: 0)
+        while let b = try stream.next() { try score(b) }
         return (values, rows)
     }
 
-    func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String]) throws -> ClassificationMetrics {
-        try Trainer.evaluate(graph: graph, data: data, classes: classes, threads: config.threads, batchSize: evalBatchSize)
+    /// Final metrics of `graph` on the validation set, on the batches validation decoded (when they
+    /// are the whole set, transformed as `graph` expects).
+    func evaluateValidation(graph: ModelGraph, data val: any LabelledDataset) throws -> ClassificationMetrics {
+        let whole = 0..<val.count
+        let decoded = !parallel.isDistributed && (graph.preprocessing ?? .imagenet) == preprocessing && !(val is TokenizedTextSet)
+        return try Trainer.evaluate(graph: graph, data: val, classes: classes, threads: config.threads, batchSize: evalBatchSize,
+                                    batches: decoded ? { body in try self.forEachValidationBatch(whole, body) } : nil)
     }
 
     /// Source/target MMD of the penultimate features (eval mode, up to 256 samples each).

@@ -85,7 +85,7 @@ extension Trainer {
         // The root reports the final metrics; the other ranks only trained.
         if let val, parallel.isRoot, multiLabel != nil {
             multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), bestOnData: true)
-        } else if let val, parallel.isRoot { metrics = try evaluate(graph: graph, data: val, classes: classes) }
+        } else if let val, parallel.isRoot, finalEvaluation { metrics = try evaluateValidation(graph: graph, data: val) }
         var out = graph
         if multiLabel != nil { MultiLabelObjective.annotate(&out, labels: classes, thresholds: multiLabelMetrics?.thresholds) }
         out.provenance.notes["wconv.training.plan"] = plan.jsonString()
@@ -116,6 +116,11 @@ extension Trainer {
         t.cacheMemoryLimit = cacheMemoryLimit
         t.featureCaches = featureCaches
         t.parallel = parallel
+        // Only its best epoch's score is used: no final evaluation. The validation images are
+        // decoded once for both runs.
+        t.finalEvaluation = false
+        t.decodedValidation = decodedValidation
+        defer { decodedValidation = t.decodedValidation }
         // The head is already replaced in `graph`; keep it.
         let r = try t.runQuiet()
         guard let e = r.bestEpoch, e >= 0, e < r.history.count, let score = t.selectionScore(r.history[e]) else { return nil }

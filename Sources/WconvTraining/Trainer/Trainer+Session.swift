@@ -58,6 +58,7 @@ extension Trainer {
         // Caches belong to a cut: without one (the whole network trains) they are stale.
         if cut == nil { caches = [:]; cachedCut = nil }
         let nodeNames = Set(useGraph.nodes.map(\.name))
+        validationPlan = nil
         session = try TrainingSession(graph: useGraph, trainable: trainable.filter { useGraph.parameters[$0] != nil },
                                       bnMode: bn.filter { nodeNames.contains($0.key) }, threads: config.threads)
         session?.batchNormSync = parallel.batchNormSync
@@ -93,12 +94,9 @@ extension Trainer {
         // Under data parallelism each rank computes its shard (sample 0 alone, to learn the shape,
         // when its shard is empty) and `shareCache` fills in the rest.
         let part = parallel.shardRange(data.count)
-        let mine: any LabelledDataset = parallel.isDistributed ? SubsetDataset(data, indices: part.isEmpty ? [0] : Array(part)) : data
-        let loader = DataLoader(dataset: mine, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed, workers: 1)
-        let stream = loader.batches(epoch: 0)
         var cache: FeatureCache?
         var k = part.isEmpty ? data.count : part.lowerBound
-        while let b = try stream.next() {
+        func add(_ b: Batch) throws {
             guard let out = try s.run([inputName: b.tensor])[front.outputs[0].name] else { throw WconvError(.runtime, "frozen part produced no output") }
             if cache == nil { cache = try FeatureCache(count: data.count, sampleShape: Array(out.shape.dropFirst()), labels: data.labels, memoryLimit: cacheMemoryLimit) }
             let per = cache!.perSample
@@ -111,6 +109,14 @@ extension Trainer {
                 }
             }
             k += b.count
+        }
+        if name == "val", !parallel.isDistributed {
+            // The validation images, decoded once per run (and shared with the baseline's run).
+            try forEachValidationBatch(part, add)
+        } else {
+            let mine: any LabelledDataset = parallel.isDistributed ? SubsetDataset(data, indices: part.isEmpty ? [0] : Array(part)) : data
+            let stream = DataLoader(dataset: mine, transform: evalTransform, batchSize: evalBatchSize, shuffle: false, seed: config.seed, workers: 1).batches(epoch: 0)
+            while let b = try stream.next() { try add(b) }
         }
         guard let c = cache else { throw WconvError.invalid("the \(name) set is empty") }
         try shareCache(c, name: name)

@@ -146,6 +146,8 @@ public final class Trainer {
     // MARK: state of a run
 
     var session: TrainingSession?
+    /// The inference plan validation runs over `session`'s parameters (Trainer+Evaluation).
+    var validationPlan: (training: TrainingSession, inference: InferenceSession)?
     var sessionKey: String?
     var optimizer: Optimizer?
     var cut: GraphCut.Split?
@@ -154,6 +156,9 @@ public final class Trainer {
     /// Validation batches decoded once per run when small enough, with the shard they cover
     /// (`forEachValidationBatch`).
     var decodedValidation: (part: Range<Int>, batches: [Batch])?
+    /// Whether `run` ends with the validation metrics of the kept weights (the guard-rail baseline's
+    /// run needs only its epochs' scores).
+    var finalEvaluation = true
     var history: [EpochRecord] = []
     var globalStep = 0
     /// The optimizer state of the checkpoint `run(resume:)` continues from.

@@ -10,7 +10,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Multi-label: decision threshold on every label's probability (default: the per-label thresholds recorded in the model, else 0.5).") var threshold: Double?
     @OptionGroup var cpu: ThreadsOption
     @OptionGroup var arithmetic: PrecisionOption
-    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: "Batch size (default: 32 at 224 px, more for smaller inputs, up to 256).") var batchSize: Int?
     @OptionGroup var stdout: JSONFlag
     @OptionGroup var preprocessing: PreprocessingOptions
     @OptionGroup var text: TextDataOptions
@@ -36,18 +36,23 @@ struct EvalCommand: ParsableCommand {
             if let t = threshold, !(t > 0 && t < 1) { throw WconvError(.usage, "--threshold must be between 0 and 1 (a probability), got \(t)") }
             let recorded = Trainer.recordedThresholds(graph, labels: ds.classes)
             let th = threshold.map { [Double](repeating: $0, count: ds.classes.count) } ?? recorded
-            let m = try Trainer.evaluateMultiLabel(graph: graph, data: ds, threads: cpu.threads, batchSize: batchSize, precision: precision, thresholds: th,
+            let m = try Trainer.evaluateMultiLabel(graph: graph, data: ds, threads: cpu.threads, batchSize: imageBatch(graph), precision: precision, thresholds: th,
                                                    thresholdSource: threshold != nil ? "--threshold" : (recorded != nil ? "the model's wconv.thresholds" : nil))
             if stdout.json { try printJSON(encoding: m) } else { print(m.table(), terminator: "") }
             return
         }
-        let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: batchSize, precision: precision)
+        let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: imageBatch(graph), precision: precision)
         if stdout.json {
             try printJSON(encoding: m)
         } else {
             if precision != .f32 { print("precision: \(precision.summary)") }
             print(m.table(), terminator: "")
         }
+    }
+
+    /// --batch-size, else as large as the input size allows (validation's rule).
+    func imageBatch(_ graph: ModelGraph) -> Int {
+        batchSize ?? Trainer.evalBatchSize(trainingBatch: 16, inputSize: (graph.preprocessing ?? .imagenet).inputSize)
     }
 
     /// A text classifier on text data: its classes from config.json's id2label (else the model's
@@ -64,7 +69,7 @@ struct EvalCommand: ParsableCommand {
             throw WconvError.invalid("the model predicts \(width) classes but the data has \(ds.classes.count); evaluate on data with the model's classes")
         }
         if ds.truncatedCount > 0 { stderrLine("\(ds.truncatedCount) of \(ds.count) texts truncated to --max-length \(maxLength)") }
-        let m = try Trainer.evaluate(graph: textModel.graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: batchSize)
+        let m = try Trainer.evaluate(graph: textModel.graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: batchSize ?? 32)
         if stdout.json { try printJSON(encoding: m) } else { print(m.table(), terminator: "") }
     }
 }

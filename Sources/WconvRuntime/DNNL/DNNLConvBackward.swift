@@ -1,0 +1,184 @@
+import CWconvDNNL
+import Foundation
+
+/// The backward of one convolution of a training plan on oneDNN primitives, created once for its
+/// geometry: input gradient (convolution_backward_data) and weight + bias gradients
+/// (convolution_backward_weights), on NHWC activations. Where the caller's buffers are NCHW (a
+/// boundary of the training layout plan) x and dy are reordered into staging first and dx back
+/// after. Results are added to the gradient buffers (autograd accumulates): a buffer that holds no
+/// gradient yet in the layout the primitive writes is written directly, else the result is staged
+/// and added by a reorder with a sum post-op.
+final class DNNLConvBackward {
+    let geometry: ConvGeometry
+    let engine: DNNL.Engine
+    /// The caller's x / dx and y / dy buffers are NCHW rather than NHWC.
+    let nchwInput: Bool, nchwOutput: Bool
+    private let data: DNNLPrimitive, weights: DNNLPrimitive
+    /// Memories of the primitives' arguments (handles bound per call).
+    private let diffDst, src, wPlain, wData: DNNLMemory
+    private let wDataReorder: DNNLPrimitive?
+    /// x and dy reordered from NCHW when the caller's buffers are NCHW.
+    private let srcIn, diffDstIn: DNNLStagedInput?
+    private let diffSrc, diffWeights, diffBias: DNNLGradientSink
+    let hasBias: Bool
+
+    init(_ g: ConvGeometry, hasBias: Bool, nchwInput: Bool, nchwOutput: Bool) throws {
+        guard let engine = DNNL.engine else { throw DNNLUnavailable() }
+        self.engine = engine
+        geometry = g
+        self.hasBias = hasBias
+        self.nchwInput = nchwInput
+        self.nchwOutput = nchwOutput
+        let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
+        let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
+        let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
+        var srcMD = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc), dstMD = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
+        var wAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        var bMD = try dnnl_memory_desc_t.f32([g.o], dnnl_x)
+        let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
+        let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
+        // The forward descriptor only serves as the backward primitives' hint (layout choices).
+        var fwd = dnnl_convolution_desc_t(), bwdData = dnnl_convolution_desc_t(), bwdWeights = dnnl_convolution_desc_t()
+        try withUnsafePointer(to: &bMD) { bp in
+            let bias = hasBias ? bp : nil
+            try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &srcMD, &wAny, bias, &dstMD,
+                                                                      strides, dil, padL, padR), "convolution_forward_desc_init (training)")
+            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, dnnl_convolution_direct, &srcMD, &wAny, &dstMD,
+                                                                            strides, dil, padL, padR), "convolution_backward_data_desc_init")
+            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, dnnl_convolution_direct, &srcMD, &wAny, bias, &dstMD,
+                                                                               strides, dil, padL, padR), "convolution_backward_weights_desc_init")
+        }
+        var hintPD: dnnl_primitive_desc_t?
+        try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&hintPD, $0, nil, engine.engine, nil) },
+                       "convolution forward (hint) primitive_desc_create \(g)")
+        defer { dnnl_primitive_desc_destroy(hintPD) }
+        var dataPD: dnnl_primitive_desc_t?, weightsPD: dnnl_primitive_desc_t?
+        try DNNL.check(withUnsafeMutablePointer(to: &bwdData) { dnnl_primitive_desc_create(&dataPD, $0, nil, engine.engine, hintPD) },
+                       "convolution backward_data primitive_desc_create \(g)")
+        data = try DNNLPrimitive(dataPD!)
+        try DNNL.check(withUnsafeMutablePointer(to: &bwdWeights) { dnnl_primitive_desc_create(&weightsPD, $0, nil, engine.engine, hintPD) },
+                       "convolution backward_weights primitive_desc_create \(g)")
+        weights = try DNNLPrimitive(weightsPD!)
+
+        let plainW = try dnnl_memory_desc_t.f32(wDims, wTag)
+        let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
+        diffDst = try DNNLMemory(dstMD, engine, own: false)
+        src = try DNNLMemory(srcMD, engine, own: false)
+        wPlain = try DNNLMemory(plainW, engine, own: false)
+        let chosenW = data.md(dnnl_query_weights_md)
+        if chosenW == plainW {
+            wData = wPlain; wDataReorder = nil
+        } else {
+            wData = try DNNLMemory(chosenW, engine, own: true)
+            wDataReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
+        }
+        srcIn = nchwInput ? try DNNLStagedInput(from: plainSrc, to: srcMD, engine) : nil
+        diffDstIn = nchwOutput ? try DNNLStagedInput(from: plainDst, to: dstMD, engine) : nil
+        diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: nchwInput ? plainSrc : srcMD, engine)
+        diffWeights = try DNNLGradientSink(produced: weights.md(dnnl_query_diff_weights_md), target: plainW, engine)
+        diffBias = try DNNLGradientSink(produced: hasBias ? weights.md(dnnl_query_diff_weights_md, 1) : bMD, target: bMD, engine)
+    }
+
+    /// The kernels oneDNN chose ("brgconv_bwd_d:avx512_core, brgconv_bwd_w:avx512_core"), for reports.
+    var implementation: String { "\(data.implementation), \(weights.implementation)" }
+
+    /// Bytes of staging one call may need (64-byte aligned pieces).
+    var stagingBytes: Int {
+        [srcIn?.bytes ?? 0, diffDstIn?.bytes ?? 0, diffSrc.stagingBytes, diffWeights.stagingBytes, diffBias.stagingBytes]
+            .reduce(0) { $0 + ($1 + 63) / 64 * 64 }
+    }
+
+    /// Adds the gradients of x, weight and bias (each when given) for output gradient `dy`, with x,
+    /// dy, dx in the caller's layouts. `scratch` holds `stagingBytes`.
+    func backward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                  dx: WritableGradient?, dw: WritableGradient?, db: WritableGradient?, scratch: UnsafeMutableRawPointer?) {
+        var next = scratch
+        func take(_ bytes: Int) -> UnsafeMutableRawPointer? {
+            guard bytes > 0 else { return nil }
+            defer { next = next! + (bytes + 63) / 64 * 64 }
+            return next
+        }
+        diffDst.bind(diffDstIn.map { $0.run(dy, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(dy))
+        if dw != nil || db != nil {
+            src.bind(srcIn.map { $0.run(x, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(x))
+            var args: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, diffDst)]
+            // The weights primitive always computes both when it has a bias; a gradient not asked for goes to staging.
+            args.append((DNNL_ARG_DIFF_WEIGHTS, diffWeights.prepare(dw, staging: take(diffWeights.stagingBytes(fresh: dw?.fresh ?? false)))))
+            if hasBias { args.append((DNNL_ARG_DIFF_BIAS, diffBias.prepare(db, staging: take(diffBias.stagingBytes(fresh: db?.fresh ?? false))))) }
+            weights.execute(engine, args)
+            if let dw { diffWeights.finish(dw, engine) }
+            if hasBias, let db { diffBias.finish(db, engine) }
+        }
+        if let dx {
+            wPlain.bind(weight)
+            if let wDataReorder { wDataReorder.execute(engine, [(DNNL_ARG_FROM, wPlain), (DNNL_ARG_TO, wData)]) }
+            let out = diffSrc.prepare(dx, staging: take(diffSrc.stagingBytes(fresh: dx.fresh)))
+            data.execute(engine, [(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, wData), (DNNL_ARG_DIFF_SRC, out)])
+            diffSrc.finish(dx, engine)
+        }
+    }
+}
+
+/// A primitive's input that arrives in another layout: reordered into staging before the call.
+final class DNNLStagedInput {
+    private let user: DNNLMemory, staged: DNNLMemory
+    private let reorder: DNNLPrimitive
+    let bytes: Int
+    init(from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, _ engine: DNNL.Engine) throws {
+        user = try DNNLMemory(from, engine, own: false)
+        staged = try DNNLMemory(to, engine, own: false)
+        reorder = try DNNLPrimitive.reorder(from, to, engine)
+        bytes = staged.byteCount
+    }
+    /// Reorders `x` into `staging` and returns it.
+    func run(_ x: UnsafePointer<Float>, into staging: UnsafeMutableRawPointer, _ engine: DNNL.Engine) -> UnsafeRawPointer {
+        user.bind(x); staged.bind(staging)
+        reorder.execute(engine, [(DNNL_ARG_FROM, user), (DNNL_ARG_TO, staged)])
+        return UnsafeRawPointer(staging)
+    }
+}
+
+/// Where a backward primitive's result goes: straight into the gradient buffer when that holds no
+/// gradient yet and has the layout the primitive writes; else into staging, then reordered into
+/// the buffer (a reorder with a sum post-op when the buffer already holds a gradient).
+final class DNNLGradientSink {
+    let produced: DNNLMemory
+    private let target: DNNLMemory
+    private let sameLayout: Bool
+    private let copy: DNNLPrimitive?, add: DNNLPrimitive
+
+    init(produced p: dnnl_memory_desc_t, target t: dnnl_memory_desc_t, _ engine: DNNL.Engine) throws {
+        produced = try DNNLMemory(p, engine, own: false)
+        target = try DNNLMemory(t, engine, own: false)
+        sameLayout = p == t
+        copy = sameLayout ? nil : try DNNLPrimitive.reorder(p, t, engine)
+        var attr: dnnl_primitive_attr_t?, po: dnnl_post_ops_t?
+        try DNNL.check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        try DNNL.check(dnnl_post_ops_create(&po), "post_ops_create")
+        defer { dnnl_post_ops_destroy(po) }
+        try DNNL.check(dnnl_post_ops_append_sum(po, 1), "post_ops_append_sum")
+        try DNNL.check(dnnl_primitive_attr_set_post_ops(attr, po), "primitive_attr_set_post_ops")
+        var pd: dnnl_primitive_desc_t?, src = p, dst = t
+        try DNNL.check(dnnl_reorder_primitive_desc_create(&pd, &src, engine.engine, &dst, engine.engine, attr), "reorder (sum) primitive_desc_create")
+        add = try DNNLPrimitive(pd!)
+    }
+
+    /// Staging the result needs (0 when it goes straight into a fresh buffer of the same layout).
+    func stagingBytes(fresh: Bool) -> Int { fresh && sameLayout ? 0 : produced.byteCount }
+    /// The largest staging any call needs.
+    var stagingBytes: Int { produced.byteCount }
+
+    /// Binds the primitive's output: the gradient buffer, or `staging` (also when no gradient is wanted).
+    func prepare(_ g: WritableGradient?, staging: UnsafeMutableRawPointer?) -> DNNLMemory {
+        if let g, g.fresh && sameLayout { produced.bind(g.pointer) } else { produced.bind(staging!) }
+        return produced
+    }
+
+    /// Moves a staged result into the gradient buffer (copying into a fresh one, adding otherwise).
+    func finish(_ g: WritableGradient, _ engine: DNNL.Engine) {
+        if g.fresh && sameLayout { return }
+        target.bind(g.pointer)
+        (g.fresh ? copy! : add).execute(engine, [(DNNL_ARG_FROM, produced), (DNNL_ARG_TO, target)])
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// conv2d of a training plan on oneDNN: the forward is the inference kernel's primitive (weights
+/// reordered every call, since they change), the backward oneDNN's backward-data and
+/// backward-weights primitives (DNNLConvBackward). Activations are NHWC where the training layout
+/// plan keeps them so (DNNLLayoutPlan), else NCHW with reorders inside the primitives' wrappers.
+struct DNNLTrainConv2d: StepKernel {
+    let forwardKernel: DNNLConv2d
+    let backwardConv: DNNLConvBackward
+
+    /// The oneDNN kernel for a training plan's conv2d, or nil when im2col + GEMM should run: oneDNN
+    /// off, an activation fused into the conv (training plans fuse none), or a large conv with NCHW
+    /// on both sides (reorders around it cost more than oneDNN gains: DNNLConv2d.standaloneMaxMACs).
+    static func select(_ r: KernelRequest, _ g: ConvGeometry) throws -> DNNLTrainConv2d? {
+        guard DNNL.isEnabled, r.training, r.exec.node.op == .conv2d, r.exec.fused == .none else { return nil }
+        let nhwcIn = r.layout.nhwcInput, nhwcOut = r.layout.nhwcOutput
+        if !nhwcIn && !nhwcOut && g.n * g.o * g.howo * g.kcol > DNNLConv2d.standaloneMaxMACs { return nil }
+        let hasBias = r.inputShapes.count > 2 && r.inputShapes[2] != nil
+        let conv = try DNNLConvolution(g, activation: .none, hasBias: hasBias, layout: .nhwc,
+                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: false)
+        let back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut)
+        return DNNLTrainConv2d(forwardKernel: DNNLConv2d(geometry: g, conv: conv), backwardConv: back)
+    }
+
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { forwardKernel.extents(inputs: inputs, outputs: outputs) }
+
+    func forward(_ c: StepContext) throws { try forwardKernel.forward(c) }
+
+    func backward(_ c: BackwardContext) throws {
+        guard let dy = c.outputGradient() else { return }
+        let dx = c.inputGradientForWriting(0), dw = c.inputGradientForWriting(1), db = c.inputGradientForWriting(2)
+        if dx == nil && dw == nil && db == nil { return }
+        let bytes = backwardConv.stagingBytes
+        let scratch = bytes > 0 ? UnsafeMutableRawPointer(c.executor.workspace.get(bytes / 4 + 16)) : nil
+        backwardConv.backward(x: c.input(0)!, weight: c.input(1)!, dy: dy, dx: dx, dw: dw, db: db, scratch: scratch)
+    }
+}
