@@ -309,7 +309,10 @@ final class Executor {
             if en.isAffine {
                 kind = .other
             } else if node.op == .conv2d {
-                kind = .conv
+                // A training plan keeps tiny convs on im2col + GEMM, NCHW (DNNLTrainConv2d.minMACs).
+                let macs = (node.outputs.first.flatMap { spec.shapes[$0] }?.reduce(1, *) ?? 0)
+                    * (node.inputs.count > 1 ? spec.shapes[node.inputs[1]]?.dropFirst().reduce(1, *) ?? 0 : 0)
+                kind = training && macs < DNNLTrainConv2d.minMACs ? .other : .conv
             } else if training && node.op == .batchNorm && node.inputs.first.flatMap({ spec.shapes[$0] })?.count == 4 {
                 kind = .channelwise
             } else {

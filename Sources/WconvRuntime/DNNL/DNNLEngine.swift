@@ -77,6 +77,31 @@ public enum DNNL {
 }
 
 /// A oneDNN memory object over a caller's buffer (the handle is swapped per call, never copied).
+extension DNNL {
+    /// The first primitive descriptor oneDNN offers for `op`, passing over implementations whose
+    /// name starts with `avoiding` (a kernel known to misbehave) while another one exists.
+    static func primitiveDesc(_ op: UnsafeRawPointer, _ engine: Engine, hint: dnnl_primitive_desc_t?, avoiding: String?,
+                              _ what: String) throws -> dnnl_primitive_desc_t {
+        var it: dnnl_primitive_desc_iterator_t?
+        try check(dnnl_primitive_desc_iterator_create(&it, op, nil, engine.engine, hint), "\(what) primitive_desc_iterator_create")
+        defer { dnnl_primitive_desc_iterator_destroy(it) }
+        var first: dnnl_primitive_desc_t?
+        repeat {
+            guard let pd = dnnl_primitive_desc_iterator_fetch(it) else { break }
+            var name: UnsafePointer<CChar>?
+            let impl = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success ? name.map { String(cString: $0) } ?? "" : ""
+            if let avoiding, impl.hasPrefix(avoiding) {
+                if first == nil { first = pd } else { dnnl_primitive_desc_destroy(pd) }
+                continue
+            }
+            if let first { dnnl_primitive_desc_destroy(first) }
+            return pd
+        } while dnnl_primitive_desc_iterator_next(it) == dnnl_success
+        guard let first else { throw WconvError(.runtime, "oneDNN has no implementation of \(what)") }
+        return first
+    }
+}
+
 final class DNNLMemory {
     let memory: dnnl_memory_t
     var desc: dnnl_memory_desc_t

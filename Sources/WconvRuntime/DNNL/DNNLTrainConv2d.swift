@@ -11,10 +11,17 @@ struct DNNLTrainConv2d: StepKernel {
     /// The oneDNN kernel for a training plan's conv2d, or nil when im2col + GEMM should run: oneDNN
     /// off, an activation fused into the conv (training plans fuse none), or a large conv with NCHW
     /// on both sides (reorders around it cost more than oneDNN gains: DNNLConv2d.standaloneMaxMACs).
+    /// Below this many multiply-adds (forward) a training conv stays on im2col + GEMM: the reorders
+    /// of weights and gradients around oneDNN's backward primitives cost more than they gain (the
+    /// few-label job at 32×32, batch 10: training 1.7 s with them, 0.2 s without). Tests lower it
+    /// to run their small graphs on oneDNN.
+    nonisolated(unsafe) static var minMACs = 4_000_000
+
     static func select(_ r: KernelRequest, _ g: ConvGeometry) throws -> DNNLTrainConv2d? {
         guard DNNL.isEnabled, r.training, r.exec.node.op == .conv2d, r.exec.fused == .none else { return nil }
         let nhwcIn = r.layout.nhwcInput, nhwcOut = r.layout.nhwcOutput
-        if !nhwcIn && !nhwcOut && g.n * g.o * g.howo * g.kcol > DNNLConv2d.standaloneMaxMACs { return nil }
+        let macs = g.n * g.o * g.howo * g.kcol
+        if !nhwcIn && !nhwcOut && (macs > DNNLConv2d.standaloneMaxMACs || macs < minMACs) { return nil }
         let hasBias = r.inputShapes.count > 2 && r.inputShapes[2] != nil
         let conv = try DNNLConvolution(g, activation: .none, hasBias: hasBias, layout: .nhwc,
                                        nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: false)
