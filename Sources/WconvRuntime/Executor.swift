@@ -33,6 +33,8 @@ final class Executor {
 
     let workspace = Workspace(), staging = Workspace(), staging2 = Workspace()
     var rng = SplitMix64(seed: 0x5EED)
+    /// Inference only: `.bf16` runs oneDNN convolutions in bfloat16 (set before the first plan).
+    var precision = Precision.f32
     /// Per BN node name: how it behaves while training.
     var bnMode: [String: BatchNormMode] = [:]
     /// Set by a data-parallel trainer: batch-statistics BN uses the global batch's statistics.
@@ -168,17 +170,26 @@ final class Executor {
             shp[v] = t.shape
         }
         let layouts = DNNL.isEnabled ? layoutPlan(spec, known: Set(known.keys), training: keepAllValues) : nil
+        // Residual adds run inside the conv before them in inference plans (DNNLResidualFusion): conv node → add node.
+        let fusedAdds = keepAllValues ? [:] : layouts.map { residualAdds(spec, layouts: $0) } ?? [:]
+        var absorbedAdds = Set<Int>()
+        let bf16Values = precision == .bf16 && !keepAllValues ? layouts.map { precisionPlan(spec, layouts: $0, residualAdds: fusedAdds).bf16 } ?? [] : []
         for (ni, en) in nodes.enumerated() {
+            if absorbedAdds.contains(ni) { continue }
             var en = en
             let outNames = en.node.outputs.filter { !$0.isEmpty }
             if !outNames.isEmpty, outNames.allSatisfy({ spec.folded[$0] != nil }) { continue }
             if let r = spec.resolved[en.node.name] { en.node.inputs = r.inputs; en.node.attributes = r.attributes }
+            if let ai = fusedAdds[ni] { en = mergingResidual(en, add: nodes[ai]) }
             let ins = en.node.inputs.map { $0.isEmpty ? -1 : valueIds[$0]! }
             var stepLayout = StepLayout()
             if let layouts, !ins.isEmpty, !en.node.outputs.isEmpty {
                 stepLayout.nhwcInput = layouts.nhwc.contains(ins[0])
                 stepLayout.nhwcOutput = layouts.nhwc.contains(valueIds[en.node.outputs[0]] ?? -1)
                 stepLayout.constantWeights = ins.count > 1 && (paramName[ins[1]] != nil || known[ins[1]] != nil)
+                stepLayout.bf16 = precision == .bf16
+                stepLayout.bf16Input = bf16Values.contains(ins[0])
+                stepLayout.bf16Output = bf16Values.contains(valueIds[en.node.outputs[0]] ?? -1)
             }
             let inShapes = ins.map { $0 < 0 ? nil : shp[$0] }
             let dtypes = en.node.inputs.map { $0.isEmpty ? nil : spec.dtypes[$0] ?? .f32 }
@@ -190,6 +201,13 @@ final class Executor {
                 outShapes.append(sh)
             }
             let kernel = try compileNode(en, inputShapes: inShapes, outputShapes: outShapes, dtypes: dtypes, training: keepAllValues, layout: stepLayout)
+            if let ai = fusedAdds[ni] {
+                // residualAdds picks NHWC sums of inference plans, which oneDNN convolutions always take.
+                guard (kernel as? DNNLConv2d)?.conv.addsResidual == true else {
+                    throw WconvError(.runtime, "internal: conv '\(en.node.name)' did not take the residual add '\(nodes[ai].node.name)'")
+                }
+                absorbedAdds.insert(ai)
+            }
             for sh in outShapes {
                 guard let n = try? Tensor.checkedNumel(sh), n <= 1 << 34 else {
                     throw WconvError.invalid("node '\(en.node.name)' (\(en.node.op)) would produce a tensor of shape \(sh), too large to allocate")
@@ -211,6 +229,7 @@ final class Executor {
             for v in st.outputs { lastUse[rt[v]] = max(lastUse[rt[v]], si) }
         }
         for out in graph.outputs { lastUse[rt[valueIds[out.name]!]] = Int.max }
+        aliasResiduals(newSteps, rt: &rt, lastUse: &lastUse, constant: Set(known.keys))
         // Assign buffers: params point into the store; activations get slots.
         var p = [UnsafeMutablePointer<Float>?](repeating: nil, count: nValues)
         for (vid, name) in paramName { p[vid] = params[name]!.pointer }
@@ -315,6 +334,18 @@ final class Executor {
         return (convs.count, nhwc)
     }
 
+    /// oneDNN convolutions of the current plan that add a residual, and how many write into its buffer.
+    var dnnlResidualSummary: (fused: Int, inPlace: Int) {
+        let fused = steps.filter { ($0.kernel as? DNNLConv2d)?.conv.addsResidual == true }
+        return (fused.count, fused.filter { root[$0.outputs[0]] == root[$0.inputs[3]] }.count)
+    }
+
+    /// oneDNN convolutions of the current plan computing in bf16, and those writing bf16 outputs.
+    var dnnlBF16Summary: (convolutions: Int, bf16Outputs: Int) {
+        let convs = steps.compactMap { ($0.kernel as? DNNLConv2d)?.conv }.filter(\.computesBF16)
+        return (convs.count, convs.filter(\.writesBF16).count)
+    }
+
     /// Validates and copies the caller's inputs into their buffers (plans for their shapes first).
     func bindInputs(_ inputs: [String: Tensor]) throws {
         var inputShapes: [[Int]] = []
@@ -375,7 +406,23 @@ final class Executor {
 
     /// Runs every step. `training` selects batch statistics (per `bnMode`) and dropout masks.
     func forward(training: Bool) throws {
+        if stepSeconds != nil { return try profiledForward(training: training) }
         for si in steps.indices { try runStep(si, training: training) }
+    }
+
+    /// Per-step wall time summed over forwards, by "op kernel" label (`wconv bench run --profile`);
+    /// nil: not profiling.
+    var stepSeconds: [String: (seconds: Double, count: Int)]?
+
+    private func profiledForward(training: Bool) throws {
+        for si in steps.indices {
+            let t = DispatchTime.now().uptimeNanoseconds
+            try runStep(si, training: training)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
+            let label = "\(nodes[steps[si].node].node.op) \(type(of: steps[si].kernel))"
+            let old = stepSeconds![label] ?? (0, 0)
+            stepSeconds![label] = (old.seconds + dt, old.count + 1)
+        }
     }
 
     func runStep(_ si: Int, training: Bool) throws {

@@ -14,19 +14,27 @@ public final class InferenceSession {
     let store: ParameterStore
     public let threads: Int
 
-    /// - Parameter threads: cores used by BLAS and by the runtime's own loops.
-    public convenience init(graph: ModelGraph, threads: Int = 2) throws {
-        try self.init(graph: graph, store: ParameterStore(graph: graph), threads: threads)
+    /// - Parameters:
+    ///   - threads: cores used by BLAS and by the runtime's own loops.
+    ///   - precision: `.bf16` runs oneDNN convolutions in bfloat16; refused (usage error) on a CPU
+    ///     without bfloat16 arithmetic (`Precision.unsupportedReason`).
+    public convenience init(graph: ModelGraph, threads: Int = 2, precision: Precision = .f32) throws {
+        try self.init(graph: graph, store: ParameterStore(graph: graph), threads: threads, precision: precision)
     }
 
-    init(graph: ModelGraph, store: ParameterStore, threads: Int) throws {
+    init(graph: ModelGraph, store: ParameterStore, threads: Int, precision: Precision = .f32) throws {
+        if let why = Precision.unsupportedReason(precision) { throw WconvError(.usage, why) }
         try RuntimeThreads.configure(threads)
         self.graph = graph
         self.threads = threads
         self.store = store
         let nodes = try InferenceSession.fuse(graph, store)
         executor = try Executor(graph: graph, nodes: nodes, params: store, keepAllValues: false)
+        executor.precision = precision
     }
+
+    /// The precision the session's convolutions run in.
+    public var precision: Precision { executor.precision }
 
     /// Runs the graph. Inputs by graph input name; returns every graph output by name.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
@@ -35,6 +43,14 @@ public final class InferenceSession {
         var out: [String: Tensor] = [:]
         for o in graph.outputs { out[o.name] = executor.tensor(executor.id(o.name)!) }
         return out
+    }
+
+    /// Times every step of later runs (off by default): `stepProfile` reads the sums.
+    public func startProfiling() { executor.stepSeconds = [:] }
+
+    /// Seconds and step count per "op kernel" label since `startProfiling`, slowest first.
+    public var stepProfile: [(label: String, seconds: Double, steps: Int)] {
+        (executor.stepSeconds ?? [:]).map { ($0.key, $0.value.seconds, $0.value.count) }.sorted { $0.seconds > $1.seconds }
     }
 
     /// Floats held by activation buffers for the last planned shape (the liveness plan's footprint).

@@ -10,16 +10,17 @@ final class DNNLConvTests: XCTestCase {
     override func tearDown() { DNNL.disabledForTesting = false }
 
     /// Runs `g` with and without oneDNN; returns both outputs and the oneDNN plan's summary.
-    func both(_ g: ModelGraph, _ x: Tensor) throws -> (dnnl: [Float], reference: [Float], summary: (convolutions: Int, nhwcValues: Int)) {
+    func both(_ g: ModelGraph, _ x: Tensor) throws -> (dnnl: [Float], reference: [Float], summary: (convolutions: Int, nhwcValues: Int),
+                                                       residual: (fused: Int, inPlace: Int)) {
         try XCTSkipUnless(DNNL.isEnabled, "oneDNN is off (WCONV_DNNL=0) or has no CPU engine")
         let on = try InferenceSession(graph: g)
         let y = try on.run(["x": x])[g.outputs[0].name]!.floats()
-        let summary = on.executor.dnnlSummary
+        let summary = on.executor.dnnlSummary, residual = on.executor.dnnlResidualSummary
         DNNL.disabledForTesting = true
         let off = try InferenceSession(graph: g)
         let ref = try off.run(["x": x])[g.outputs[0].name]!.floats()
         XCTAssertEqual(off.executor.dnnlSummary.convolutions, 0)
-        return (y, ref, summary)
+        return (y, ref, summary, residual)
     }
 
     func testFewLabelResNetKeepsNHWCBetweenConvolutions() throws {
@@ -39,6 +40,36 @@ final class DNNLConvTests: XCTestCase {
         let r = try both(g, rng.tensor([2, 3, 40, 40]))
         assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
         XCTAssertGreaterThan(r.summary.nhwcValues, 5)
+        // Every block's residual add (+ ReLU) runs inside its last conv (the downsample conv in the
+        // first block of a stage), in place.
+        XCTAssertEqual(r.residual.fused, 5)
+        XCTAssertEqual(r.residual.inPlace, 5)
+    }
+
+    /// Residual adds as oneDNN sum post-ops vs separate adds (oneDNN off): residuals read later, dead
+    /// (written in place), the conv's own input; either operand order; with and without an activation.
+    func testResidualAddInsideTheConvMatchesTheSeparateAdd() throws {
+        var b = NetBuilder(inputShape: [nil, 3, nil, nil]), rng = TestRNG(15)
+        var c = b.conv("x", "c0", cin: 3, cout: 8, k: 3)
+        let h = b.node(.relu, [c], "r0")
+        c = b.conv(h, "c1", cin: 8, cout: 8, k: 3)
+        let a = b.node(.relu, [c], "r1")
+        c = b.conv(a, "c2", cin: 8, cout: 8, k: 1)
+        let s = b.node(.relu, [b.node(.add, [c, h], "add1")], "r2")  // h is read again below: copied
+        let d = b.conv(h, "c3", cin: 8, cout: 8, k: 3, bias: true)
+        c = b.conv(s, "c4", cin: 8, cout: 8, k: 3)
+        let u = b.node(.add, [s, c], "add2")  // the residual is the conv's own input: copied
+        c = b.conv(u, "c5", cin: 8, cout: 8, k: 1)
+        let v = b.node(.add, [c, d], "add3")  // d's last use: the conv writes into its buffer
+        c = b.conv(v, "c6", cin: 8, cout: 8, k: 1)
+        let w = b.node(.silu, [b.node(.add, [v, c], "add4")], "act4")
+        c = b.conv(w, "c7", cin: 8, cout: 8, k: 1)
+        let out = b.node(.globalAvgPool, [b.node(.add, [c, w], "add5")], "gap", attrs: ["keepdims": .int(1)])
+        let g = b.finish(out)
+        let r = try both(g, rng.tensor([2, 3, 13, 11]))
+        assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
+        XCTAssertEqual(r.residual.fused, 5)
+        XCTAssertEqual(r.residual.inPlace, 1)
     }
 
     func testEfficientNetDepthwiseAndSqueezeExciteMatch() throws {
@@ -71,5 +102,49 @@ final class DNNLConvTests: XCTestCase {
         assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-5)
         // c1 → max pool → c2 → scale → c3 → pool: c1, c2, c3 write NHWC.
         XCTAssertEqual(r.summary.nhwcValues, 3)
+    }
+
+    /// bf16 convolutions (f32 accumulation) against the f32 plan: every conv computes in bf16 and the
+    /// values between them are bf16; outputs agree to bf16's ~3 significant digits, accumulated over
+    /// the layers (tolerance: 3 % of the largest |output|).
+    func testBF16PlanMatchesF32WithinTolerance() throws {
+        try XCTSkipIf(Precision.unsupportedReason(.bf16) != nil, Precision.unsupportedReason(.bf16) ?? "")
+        var rng = TestRNG(16)
+        // NHWC values an f32-only step also touches stay f32: a conv reads f32 NHWC (converted on the
+        // way in) and writes f32 with an f32 residual.
+        var b = NetBuilder(inputShape: [nil, 3, nil, nil])
+        let h = b.conv("x", "c0", cin: 3, cout: 8, k: 3)
+        let r = b.node(.relu, [h], "r")
+        let s = b.node(.add, [b.conv(h, "c1", cin: 8, cout: 8, k: 3), r], "add")
+        let mixed = b.finish(b.node(.globalAvgPool, [b.conv(s, "c2", cin: 8, cout: 8, k: 1)], "gap", attrs: ["keepdims": .int(1)]))
+        for (g, x, minBF16Outputs) in [(NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 8, classes: 7), rng.tensor([2, 3, 40, 40]), 10),
+                                       (NetBuilder.efficientnetB0(classes: 6, div: 8), rng.tensor([2, 3, 48, 48]), 20),
+                                       (mixed, rng.tensor([2, 3, 12, 10]), 1)] {
+            let f32 = try InferenceSession(graph: g).run(["x": x])[g.outputs[0].name]!.floats()
+            let session = try InferenceSession(graph: g, precision: .bf16)
+            let bf16 = try session.run(["x": x])[g.outputs[0].name]!.floats()
+            let scale = f32.map { abs($0) }.max()!
+            let worst = zip(bf16, f32).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 0.03 * scale, "max |bf16 − f32| \(worst) vs max |f32| \(scale)")
+            XCTAssertGreaterThan(worst, 0, "bf16 arithmetic should differ from f32 somewhere")
+            let summary = session.executor.dnnlBF16Summary
+            XCTAssertEqual(summary.convolutions, session.executor.dnnlSummary.convolutions)
+            XCTAssertGreaterThanOrEqual(summary.bf16Outputs, minBF16Outputs)
+            // Same plan again (a second run reuses the converted weights).
+            XCTAssertEqual(try session.run(["x": x])[g.outputs[0].name]!.floats(), bf16)
+        }
+    }
+
+    /// A CPU without AVX512_BF16 / AMX (simulated) refuses bf16 with a usage error saying what to do.
+    func testBF16RefusedWithoutCPUSupport() throws {
+        setenv("WCONV_DNNL_SIMULATE_NO_BF16", "1", 1)
+        defer { unsetenv("WCONV_DNNL_SIMULATE_NO_BF16") }
+        let g = NetBuilder.resnet(blocks: [1, 1, 1, 1], width: 8, classes: 5, bottleneck: false)
+        XCTAssertThrowsError(try InferenceSession(graph: g, precision: .bf16)) { e in
+            let w = e as? WconvError
+            XCTAssertEqual(w?.kind, .usage)
+            XCTAssertTrue(w?.message.contains("drop --precision bf16") == true, "\(e)")
+        }
+        XCTAssertNoThrow(try InferenceSession(graph: g))
     }
 }

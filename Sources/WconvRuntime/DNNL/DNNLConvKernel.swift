@@ -18,19 +18,29 @@ struct DNNLConv2d: StepKernel {
     static func select(_ r: KernelRequest, _ g: ConvGeometry) throws -> DNNLConv2d? {
         guard DNNL.isEnabled, r.exec.node.op == .conv2d else { return nil }
         let nhwcIn = r.layout.nhwcInput, nhwcOut = r.layout.nhwcOutput
-        if !nhwcIn && !nhwcOut && g.n * g.o * g.howo * g.kcol > standaloneMaxMACs { return nil }
+        // A bf16 plan runs every conv on oneDNN (im2col + GEMM has no bf16 path).
+        if !nhwcIn && !nhwcOut && !r.layout.bf16 && g.n * g.o * g.howo * g.kcol > standaloneMaxMACs { return nil }
         let hasBias = r.inputShapes.count > 2 && r.inputShapes[2] != nil
+        // Input 3: a residual added before the activation (DNNLResidualFusion), in the output's layout.
+        let residual = r.inputShapes.count > 3 && r.inputShapes[3] != nil
+        if residual && (!nhwcOut || r.training) { return nil }
         let conv = try DNNLConvolution(g, activation: r.exec.fused, hasBias: hasBias, layout: .nhwc,
-                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: !r.training && r.layout.constantWeights)
+                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: !r.training && r.layout.constantWeights,
+                                       residual: residual, bf16: r.layout.bf16, bf16Input: r.layout.bf16Input, bf16Output: r.layout.bf16Output)
         return DNNLConv2d(geometry: g, conv: conv)
     }
 
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { Conv2d(geometry: geometry).extents(inputs: inputs, outputs: outputs) }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
+        var e = Conv2d(geometry: geometry).extents(inputs: inputs, outputs: outputs)
+        if conv.addsResidual { e.read(3, geometry.n * geometry.o * geometry.howo) }
+        return e
+    }
 
     func forward(_ c: StepContext) throws {
         let bytes = conv.srcStagingBytes + 64 + conv.dstStagingBytes
         let scratch = bytes > 64 ? UnsafeMutableRawPointer(c.executor.workspace.get(bytes / 4 + 16)) : nil
-        conv.forward(c.input(0)!, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, c.output(), scratch: scratch)
+        conv.forward(c.input(0)!, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, c.output(), scratch: scratch,
+                     residual: c.input(3).map { UnsafePointer($0) })
     }
 
     func backward(_ c: BackwardContext) throws { try Conv2d(geometry: geometry).backward(c) }
@@ -42,4 +52,7 @@ struct StepLayout {
     var nhwcInput = false, nhwcOutput = false
     /// The weight (input 1) is a parameter or folded constant: its layout conversion can be cached.
     var constantWeights = false
+    /// A bf16 plan (oneDNN convolutions compute in bfloat16); input 0 / output 0 hold bfloat16
+    /// (DNNLPrecisionPlan: NHWC values only).
+    var bf16 = false, bf16Input = false, bf16Output = false
 }

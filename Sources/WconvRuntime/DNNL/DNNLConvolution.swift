@@ -1,5 +1,6 @@
 import CWconvDNNL
 import Foundation
+import WconvTensor
 
 /// One convolution as a oneDNN primitive, created once for its geometry (the executor's plan holds
 /// it). Bias and the fused activation run as the primitive's post-ops; weights (OIHW) are reordered
@@ -58,8 +59,12 @@ final class DNNLConvolution {
     ///   - constantWeights: the weights never change (parameters of an inference plan): they are
     ///     reordered on the first call only (per weight buffer).
     ///   - nchwInput, nchwOutput: the caller's buffers are NCHW (ignored for `.nchw`; `.blocked` needs both).
+    ///   - residual: `forward` adds a residual of the output's shape and layout before the activation
+    ///     (oneDNN's sum post-op on the output buffer); needs an output without reorder.
+    ///   - bf16: compute in bfloat16 (f32 accumulation, weights converted); `bf16Input` / `bf16Output`:
+    ///     the caller's NHWC input / output buffers hold bfloat16 (else f32, converted on the way in).
     init(_ g: ConvGeometry, activation: Activation, hasBias: Bool, layout: Layout, nchwInput: Bool = true, nchwOutput: Bool = true,
-         constantWeights: Bool = true) throws {
+         constantWeights: Bool = true, residual: Bool = false, bf16: Bool = false, bf16Input: Bool = false, bf16Output: Bool = false) throws {
         guard let engine = DNNL.engine else { throw DNNLUnavailable() }
         self.engine = engine
         geometry = g
@@ -70,8 +75,10 @@ final class DNNLConvolution {
         let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
         let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
         let actTag: dnnl_format_tag_t = layout == .nchw ? dnnl_nchw : layout == .nhwc ? dnnl_nhwc : dnnl_format_tag_any
-        var srcMD = try dnnl_memory_desc_t.f32(srcDims, actTag), dstMD = try dnnl_memory_desc_t.f32(dstDims, actTag)
-        var wMD = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        let compute = bf16 ? dnnl_bf16 : dnnl_f32
+        let callerSrc = bf16Input ? dnnl_bf16 : dnnl_f32, callerDst = bf16Output ? dnnl_bf16 : dnnl_f32
+        var srcMD = try dnnl_memory_desc_t.of(srcDims, actTag, compute), dstMD = try dnnl_memory_desc_t.of(dstDims, actTag, callerDst)
+        var wMD = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, compute)
         var bMD = try dnnl_memory_desc_t.f32([g.o], dnnl_x)
         var desc = dnnl_convolution_desc_t()
         let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
@@ -85,16 +92,19 @@ final class DNNLConvolution {
         var attr: dnnl_primitive_attr_t?
         try DNNL.check(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
-        if let e = DNNLConvolution.eltwise(activation) {
+        let eltwise = DNNLConvolution.eltwise(activation)
+        if eltwise != nil || residual {
             var po: dnnl_post_ops_t?
             try DNNL.check(dnnl_post_ops_create(&po), "post_ops_create")
             defer { dnnl_post_ops_destroy(po) }
-            try DNNL.check(dnnl_post_ops_append_eltwise(po, 1, e.alg, e.alpha, e.beta), "post_ops_append_eltwise")
+            if residual { try DNNL.check(dnnl_post_ops_append_sum(po, 1), "post_ops_append_sum") }
+            if let e = eltwise { try DNNL.check(dnnl_post_ops_append_eltwise(po, 1, e.alg, e.alpha, e.beta), "post_ops_append_eltwise") }
             try DNNL.check(dnnl_primitive_attr_set_post_ops(attr, po), "primitive_attr_set_post_ops")
-            trailingActivation = .none
-        } else {
-            trailingActivation = activation
         }
+        trailingActivation = eltwise == nil ? activation : .none
+        addsResidual = residual
+        computesBF16 = bf16
+        writesBF16 = bf16Output
         var pd: dnnl_primitive_desc_t?
         try DNNL.check(withUnsafeMutablePointer(to: &desc) { dnnl_primitive_desc_create(&pd, $0, attr, engine.engine, nil) },
                        "convolution primitive_desc_create \(g)")
@@ -111,9 +121,11 @@ final class DNNLConvolution {
             weightsReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
         }
         bias = try DNNLMemory(bMD, engine, own: false)
-        let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
-        let srcNeedsReorder = self.nchwInput && !(chosenSrc == plainSrc)
-        let dstNeedsReorder = self.nchwOutput && !(chosenDst == plainDst)
+        // The caller's buffers: NCHW f32, or NHWC of the caller's type.
+        let plainSrc = try dnnl_memory_desc_t.of(srcDims, self.nchwInput ? dnnl_nchw : dnnl_nhwc, self.nchwInput ? dnnl_f32 : callerSrc)
+        let plainDst = try dnnl_memory_desc_t.of(dstDims, self.nchwOutput ? dnnl_nchw : dnnl_nhwc, self.nchwOutput ? dnnl_f32 : callerDst)
+        let srcNeedsReorder = (self.nchwInput || layout != .blocked) && !(chosenSrc == plainSrc)
+        let dstNeedsReorder = (self.nchwOutput || layout != .blocked) && !(chosenDst == plainDst)
         // Reorder staging of a plain layout lives in the caller's scratch (forward's `scratch`), so a
         // plan's convolutions share it; blocked buffers are the primitive's own.
         src = try DNNLMemory(chosenSrc, engine, own: layout == .blocked)
@@ -125,8 +137,15 @@ final class DNNLConvolution {
         srcReorder = srcNeedsReorder ? try DNNLPrimitive.reorder(plainSrc, chosenSrc, engine) : nil
         dstReorder = dstNeedsReorder ? try DNNLPrimitive.reorder(chosenDst, plainDst, engine) : nil
         self.constantWeights = constantWeights
+        if residual && (userDst != nil || layout == .blocked) {
+            throw WconvError(.runtime, "internal: a oneDNN convolution adds a residual only into an output without reorder (\(g))")
+        }
     }
     private let constantWeights: Bool
+    /// `forward` adds `residual` (sum post-op) before the activation.
+    let addsResidual: Bool
+    /// Computes in bfloat16; writes its (NHWC) output as bfloat16.
+    let computesBF16: Bool, writesBF16: Bool
 
     /// The kernel oneDNN chose and the layouts, for reports ("jit:avx512_core").
     var implementation: String { conv.implementation }
@@ -151,8 +170,12 @@ final class DNNLConvolution {
 
     /// y = act(conv(x, w) + b), x and y in the caller's layouts (NCHW, or NHWC where declared).
     /// `scratch` holds `srcStagingBytes + dstStagingBytes` bytes (64-byte aligned), or is nil when both are 0.
+    /// With `addsResidual`, y = act(conv(x, w) + b + residual); residual may be y itself (in place).
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
-                 scratch: UnsafeMutableRawPointer?) {
+                 scratch: UnsafeMutableRawPointer?, residual: UnsafePointer<Float>? = nil) {
+        if addsResidual, let residual, residual != UnsafePointer(y) {
+            UnsafeMutableRawPointer(y).copyMemory(from: residual, byteCount: dst.byteCount)
+        }
         if srcStagingBytes > 0 { src.bind(scratch!) }
         if dstStagingBytes > 0 { dst.bind(scratch! + (srcStagingBytes + 63) / 64 * 64) }
         bindWeights(weight)

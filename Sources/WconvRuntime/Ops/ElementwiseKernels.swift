@@ -24,7 +24,8 @@ enum ElementwiseKernels {
             try r.agree(p.outShape)
             // x[N,C,H,W] · s[N,C,1,1] with x NHWC (DNNLLayoutPlan): the squeeze-excite scale.
             if op == .mul, r.layout.nhwcOutput, let full = DNNLLayoutPlan.isChannelScale([a, b], p.outShape) {
-                return NHWCKernels.ChannelScale(n: p.outShape[0], c: p.outShape[1], hw: p.outShape[2] * p.outShape[3], full: full, activation: r.exec.fused)
+                return NHWCKernels.ChannelScale(n: p.outShape[0], c: p.outShape[1], hw: p.outShape[2] * p.outShape[3], full: full, activation: r.exec.fused,
+                                                 bf16: r.layout.bf16Output)
             }
             // ONNX Div on integer tensors truncates toward zero.
             if op == .div, r.isInteger(0), r.isInteger(1), r.exec.fused == .none, let m = NBroadcast([a, b], out: p.outShape) {

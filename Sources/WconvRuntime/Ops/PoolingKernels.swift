@@ -22,21 +22,21 @@ enum PoolingKernels {
                                  ceilMode: (r.node.int("ceilMode") ?? 0) != 0, countIncludePad: (r.node.int("countIncludePad") ?? 1) != 0)
             try r.agree(k == 1 ? [g.n, g.c, g.wo] : [g.n, g.c, g.ho, g.wo])
             // Between oneDNN convolutions of an inference plan the activations are NHWC (DNNLLayoutPlan).
-            if r.layout.nhwcInput && op == .maxPool2d { return NHWCKernels.MaxPool(geometry: g) }
+            if r.layout.nhwcInput && op == .maxPool2d { return NHWCKernels.MaxPool(geometry: g, bf16: r.layout.bf16Input) }
             return Pool(max: op == .maxPool2d || op == .maxPool1d, geometry: g)
         }
     }
 
     static let adaptiveAvgPool2d = OpKernels(.adaptiveAvgPool2d) { r in
         let x = try r.shape(0)
-        if r.layout.nhwcInput { return NHWCKernels.GlobalAvgPool(n: x[0], c: x[1], hw: x[2] * x[3]) }
+        if r.layout.nhwcInput { return NHWCKernels.GlobalAvgPool(n: x[0], c: x[1], hw: x[2] * x[3], bf16: r.layout.bf16Input) }
         return AdaptiveAvgPool(windows: AdaptiveWindows(planes: x[0] * x[1], h: x[2], w: x[3], ho: r.outShape[2], wo: r.outShape[3]))
     }
 
     /// Any number of spatial dims: one plane of all spatial elements per (n, c).
     static let globalAvgPool = OpKernels(.globalAvgPool) { r in
         let x = try r.shape(0)
-        if r.layout.nhwcInput { return NHWCKernels.GlobalAvgPool(n: x[0], c: x[1], hw: x.dropFirst(2).reduce(1, *)) }
+        if r.layout.nhwcInput { return NHWCKernels.GlobalAvgPool(n: x[0], c: x[1], hw: x.dropFirst(2).reduce(1, *), bf16: r.layout.bf16Input) }
         return AdaptiveAvgPool(windows: AdaptiveWindows(planes: x[0] * x[1], h: x.dropFirst(2).reduce(1, *), w: 1, ho: 1, wo: 1))
     }
 }

@@ -110,11 +110,11 @@ extension Trainer {
     /// Eval-mode multi-label metrics of a whole graph on a dataset (`wconv eval`, and after
     /// training). Thresholds: the given ones; else, with `bestOnData`, the best F1 per label on
     /// these data; else 0.5.
-    public static func evaluateMultiLabel(graph: ModelGraph, data: any LabelledDataset, threads: Int = 2, batchSize: Int = 32,
+    public static func evaluateMultiLabel(graph: ModelGraph, data: any LabelledDataset, threads: Int = 2, batchSize: Int = 32, precision: Precision = .f32,
                                           thresholds: [Double]? = nil, thresholdSource: String? = nil, bestOnData: Bool = false) throws -> MultiLabelMetrics {
         guard let targets = data.multiLabelTargets else { throw WconvError.invalid("the data are single-label") }
         let L = data.classes.count
-        let (logits, rows) = try outputs(graph: MultiLabelObjective.logitsGraph(graph), data: data, width: L, threads: threads, batchSize: batchSize)
+        let (logits, rows) = try outputs(graph: MultiLabelObjective.logitsGraph(graph), data: data, width: L, threads: threads, batchSize: batchSize, precision: precision)
         let t = rows.flatMap { targets[($0 * L)..<(($0 + 1) * L)] }
         let p = MultiLabelObjective.sigmoid(logits)
         let loss = try BCEWithLogitsLoss().loss(logits: logits, targets: t, labels: L).loss

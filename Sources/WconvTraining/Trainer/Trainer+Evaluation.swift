@@ -115,10 +115,11 @@ extension Trainer {
 
     /// Eval-mode metrics of a whole graph on a dataset (used after training and by `wconv eval`).
     /// `batches`, when given, supplies the data's images already transformed (a trainer's decoded
-    /// validation set) instead of decoding them again.
+    /// validation set) instead of decoding them again; `precision` `.bf16` runs the convolutions in bfloat16.
     public static func evaluate(graph: ModelGraph, data: any LabelledDataset, classes: [String], threads: Int = 2, batchSize: Int = 32,
-                                batches: BatchSource? = nil) throws -> ClassificationMetrics {
-        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize, batches: batches)
+                                batches: BatchSource? = nil, precision: Precision = .f32) throws -> ClassificationMetrics {
+        let (scores, rows) = try outputs(graph: graph, data: data, width: classes.count, threads: threads, batchSize: batchSize,
+                                         batches: batches, precision: precision)
         let labels = data.labels
         return try metrics(logits: scores, targets: rows.map { labels[$0] }, classes: classes, criterion: CrossEntropyLoss(), C: classes.count,
                            probabilities: logitsValue(graph) != graph.outputs.first?.name)
@@ -129,9 +130,9 @@ extension Trainer {
     public typealias BatchSource = ((Batch) throws -> Void) throws -> Void
 
     static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int,
-                        batches: BatchSource? = nil) throws -> (values: [Float], rows: [Int]) {
+                        batches: BatchSource? = nil, precision: Precision = .f32) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
-        let s = try InferenceSession(graph: graph, threads: threads)
+        let s = try InferenceSession(graph: graph, threads: threads, precision: precision)
         func check(_ o: Tensor, _ n: Int) throws {
             guard o.numel == n * width else {
                 throw WconvError.invalid("the model outputs \(o.shape) but the data has \(width) \(data.isMultiLabel ? "labels" : "classes"); evaluate on data with the model's \(data.isMultiLabel ? "labels" : "classes")")

@@ -13,7 +13,9 @@ struct BenchRunCommand: ParsableCommand {
     @Option(name: .long, help: "Shape of the first input, comma-separated (e.g. 1,3,48,320 for a non-square image); overrides --batch and --size for it.") var inputShape: String?
     @Option(name: .long, help: "Timed iterations.") var iters: Int = 5
     @Option(name: .long, help: "Untimed warm-up iterations.") var warmup: Int = 1
+    @Flag(name: .long, help: "Also print the time per op and kernel over the timed iterations.") var profile = false
     @OptionGroup var cpu: ThreadsOption
+    @OptionGroup var arithmetic: PrecisionOption
     @OptionGroup var family: ArchOption
     @OptionGroup var stdout: JSONFlag
 
@@ -22,6 +24,7 @@ struct BenchRunCommand: ParsableCommand {
     }
 
     func run() throws {
+        let precision = try arithmetic.checked()
         let graph = try ModelIO.loadRunnable(path: model, arch: family.arch, toolVersion: wconvVersion)
         var shapes = graph.probeInputShapes()
         var batch = batch
@@ -47,10 +50,11 @@ struct BenchRunCommand: ParsableCommand {
                 : Tensor(shape: s, floats: (0..<n).map { _ in Float(rng.next() % UInt64(max(1, VerifyCommand.indexBound(graph, input: info.name)))) })
         }
         let t0 = Date()
-        let session = try InferenceSession(graph: graph, threads: cpu.threads)
+        let session = try InferenceSession(graph: graph, threads: cpu.threads, precision: precision)
         let buildSeconds = Date().timeIntervalSince(t0)
         for _ in 0..<warmup { _ = try session.run(inputs) }
         var times: [Double] = []
+        if profile { session.startProfiling() }
         for _ in 0..<iters {
             let t = Date()
             _ = try session.run(inputs)
@@ -67,7 +71,7 @@ struct BenchRunCommand: ParsableCommand {
             printJSON(.object([
                 ("model", .string(model)), ("architecture", graph.architecture.map(JSONValue.string) ?? .null), ("batch", .int(batch)),
                 ("inputShapes", .object(shapes.keys.sorted().map { ($0, .array(shapes[$0]!.map(JSONValue.int))) })),
-                ("threads", .int(cpu.threads)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
+                ("threads", .int(cpu.threads)), ("precision", .string(precision.rawValue)), ("iters", .int(iters)), ("sessionBuildSeconds", .double(buildSeconds)),
                 ("medianSeconds", .double(median)), ("bestSeconds", .double(best)), ("imagesPerSecond", .double(ips)),
                 ("bestImagesPerSecond", .double(Double(batch) / best)), ("activationMB", .double(Double(session.plannedActivationFloats * 4) / 1e6)),
                 ("peakRSSBytes", .int(peak)), ("gflopPerBatch", .double(flops / 1e9)), ("gflopsAchieved", .double(gflops)),
@@ -75,11 +79,18 @@ struct BenchRunCommand: ParsableCommand {
             ]))
         } else {
             print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
+            print("Precision: \(precision.summary)")
             print(String(format: "%@: batch %d, %d iters, median %.3f s/batch (best %.3f): %.2f images/s (session build %.2f s, activations %.0f MB)",
                          model, batch, iters, median, best, ips, buildSeconds, Double(session.plannedActivationFloats * 4) / 1e6))
             print(String(format: "arithmetic: %.1f GFLOP per batch (conv, linear, matmul): %.1f GFLOP/s, %.0f %% of the GEMM roof (sgemm 2048³ here: %.1f GFLOP/s)",
                          flops / 1e9, gflops, 100 * gflops / roof, roof))
             print("peak memory (VmHWM): \(Fmt.bytes(peak))")
+            if profile {
+                print("per op and kernel (ms per batch, steps per batch):")
+                for p in session.stepProfile {
+                    print(String(format: "  %8.1f  %4d  %@", 1000 * p.seconds / Double(iters), p.steps / iters, p.label))
+                }
+            }
         }
     }
 }

@@ -9,12 +9,14 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Labelled data: ImageFolder directory, .csv (path + label columns; two or more label columns are multi-label) or .npz with images/labels; for a text model .csv, .tsv or .jsonl with text and label columns.") var data: String
     @Option(help: "Multi-label: decision threshold on every label's probability (default: the per-label thresholds recorded in the model, else 0.5).") var threshold: Double?
     @OptionGroup var cpu: ThreadsOption
+    @OptionGroup var arithmetic: PrecisionOption
     @Option(name: .customLong("batch-size"), help: "Batch size (default: 32 at 224 px, more for smaller inputs, up to 256).") var batchSize: Int?
     @OptionGroup var stdout: JSONFlag
     @OptionGroup var preprocessing: PreprocessingOptions
     @OptionGroup var text: TextDataOptions
 
     func run() throws {
+        let precision = try arithmetic.checked()
         if TextTrainingModel.isFolder(model) { return try runText(TextTrainingModel.load(model, toolVersion: wconvVersion)) }
         var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
         if TextTrainingModel.isTextGraph(graph) { return try runText(TextTrainingModel(graph: graph, weights: model)) }
@@ -34,15 +36,16 @@ struct EvalCommand: ParsableCommand {
             if let t = threshold, !(t > 0 && t < 1) { throw WconvError(.usage, "--threshold must be between 0 and 1 (a probability), got \(t)") }
             let recorded = Trainer.recordedThresholds(graph, labels: ds.classes)
             let th = threshold.map { [Double](repeating: $0, count: ds.classes.count) } ?? recorded
-            let m = try Trainer.evaluateMultiLabel(graph: graph, data: ds, threads: cpu.threads, batchSize: imageBatch(graph), thresholds: th,
+            let m = try Trainer.evaluateMultiLabel(graph: graph, data: ds, threads: cpu.threads, batchSize: imageBatch(graph), precision: precision, thresholds: th,
                                                    thresholdSource: threshold != nil ? "--threshold" : (recorded != nil ? "the model's wconv.thresholds" : nil))
             if stdout.json { try printJSON(encoding: m) } else { print(m.table(), terminator: "") }
             return
         }
-        let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: imageBatch(graph))
+        let m = try Trainer.evaluate(graph: graph, data: ds, classes: ds.classes, threads: cpu.threads, batchSize: imageBatch(graph), precision: precision)
         if stdout.json {
             try printJSON(encoding: m)
         } else {
+            if precision != .f32 { print("precision: \(precision.summary)") }
             print(m.table(), terminator: "")
         }
     }

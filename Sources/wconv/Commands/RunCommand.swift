@@ -13,6 +13,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Print the top-k classes of a [N, classes] output.") var top: Int = 5
     @OptionGroup var family: ArchOption
     @OptionGroup var cpu: ThreadsOption
+    @OptionGroup var arithmetic: PrecisionOption
     @OptionGroup var stdout: JSONFlag
 
     func validate() throws {
@@ -22,6 +23,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        _ = try arithmetic.checked()
         let ran = texts.text.isEmpty ? try runInputs() : try runTexts()
         let (outputs, names, seconds) = (ran.outputs, ran.names, ran.seconds)
         let first = outputs[names[0]]!
@@ -30,7 +32,7 @@ struct RunCommand: ParsableCommand {
             ? TopK.rows(first, k: min(top, first.shape[1]), labels: ran.graph.labels, sigmoid: Trainer.isMultiLabelModel(ran.graph)) : []
         if stdout.json {
             var doc: [(String, JSONValue)] = [
-                ("model", .string(model)), ("seconds", .double(seconds)),
+                ("model", .string(model)), ("seconds", .double(seconds)), ("precision", .string(arithmetic.precision.rawValue)),
                 ("outputs", .array(names.map { .object([("name", .string($0)), ("shape", .array(outputs[$0]!.shape.map(JSONValue.int)))]) })),
             ]
             if let output { doc.append(("written", .string(output))) }
@@ -52,7 +54,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         if let output { print("wrote \(output)") }
-        FileHandle.standardError.write(Data(String(format: "ran in %.3f s\n", seconds).utf8))
+        FileHandle.standardError.write(Data(String(format: "ran in %.3f s (%@)\n", seconds, arithmetic.precision.rawValue).utf8))
     }
 
     /// A run's outputs, their names (the result to print and write first) and its time.
@@ -88,7 +90,7 @@ struct RunCommand: ParsableCommand {
         if !filled.isEmpty {
             FileHandle.standardError.write(Data("no \(filled.joined(separator: " or ")) given: every row taken as unpadded (attention_mask 1, token_type_ids 0); pass --input attention_mask=FILE for padded rows\n".utf8))
         }
-        let session = try InferenceSession(graph: graph, threads: cpu.threads)
+        let session = try InferenceSession(graph: graph, threads: cpu.threads, precision: arithmetic.precision)
         let t0 = Date()
         let outputs = try session.run(feeds)
         return Ran(graph: graph, outputs: outputs, names: graph.outputs.map(\.name), seconds: Date().timeIntervalSince(t0))
@@ -97,7 +99,7 @@ struct RunCommand: ParsableCommand {
     /// Tokenizes --text and runs the text model; the primary result comes first.
     func runTexts() throws -> Ran {
         let m = try TextModel(path: model, arch: family.arch, toolVersion: wconvVersion)
-        let session = try InferenceSession(graph: m.graph, threads: cpu.threads)
+        let session = try InferenceSession(graph: m.graph, threads: cpu.threads, precision: arithmetic.precision)
         let t0 = Date()
         let r = try m.run(texts.text, pairs: texts.pairs, maxLength: texts.maxLength, session: session)
         let seconds = Date().timeIntervalSince(t0)

@@ -15,6 +15,20 @@ struct ThreadsOption: ParsableArguments {
     var threads: Int = 2
 }
 
+/// `--precision f32|bf16` of inference commands.
+struct PrecisionOption: ParsableArguments {
+    @Option(help: "Convolution arithmetic: f32, or bf16 (bfloat16 on oneDNN with f32 accumulation; CPUs with AVX512_BF16 or AMX only).")
+    var precision: Precision = .f32
+
+    /// The precision, refused (usage error) when this CPU cannot run it.
+    func checked() throws -> Precision {
+        if let why = Precision.unsupportedReason(precision) { throw WconvError(.usage, why) }
+        return precision
+    }
+}
+
+extension Precision: ExpressibleByArgument {}
+
 /// `--arch`: the architecture family a bare state dict is read as, instead of the recognised one.
 struct ArchOption: ParsableArguments {
     @Option(help: "Force an architecture family for bare state dicts (\(ArchitectureRecognizer.familyNames.joined(separator: ", "))).")

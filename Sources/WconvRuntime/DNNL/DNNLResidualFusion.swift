@@ -1,0 +1,66 @@
+import Foundation
+import WconvGraph
+
+/// The residual add of a ResNet / EfficientNet block run inside the convolution before it, as
+/// oneDNN's sum post-op: y = act(conv(x) + b + r). The add's separate pass over the activations
+/// (read two, write one) goes, and when the residual's buffer is not read afterwards the conv
+/// writes into it in place (the executor aliases the two values). Inference plans only, and only
+/// where the layout plan keeps the sum NHWC (the residual then shares the conv output's layout).
+extension Executor {
+    /// Conv node index → index of the add node it absorbs. `WCONV_DNNL_FUSE_ADD=0` keeps the adds
+    /// separate (A/B measurements).
+    func residualAdds(_ spec: GraphSpecialization, layouts: DNNLLayoutPlan) -> [Int: Int] {
+        if ProcessInfo.processInfo.environment["WCONV_DNNL_FUSE_ADD"] == "0" { return [:] }
+        var producer: [String: Int] = [:], readers: [String: Int] = [:]
+        for (ni, en) in nodes.enumerated() {
+            for o in en.node.outputs where !o.isEmpty { producer[o] = ni }
+            for i in spec.resolved[en.node.name]?.inputs ?? en.node.inputs where !i.isEmpty { readers[i, default: 0] += 1 }
+        }
+        for o in graph.outputs { readers[o.name, default: 0] += 1 }
+        var result: [Int: Int] = [:]
+        for (ai, add) in nodes.enumerated() where add.node.op == .add && !add.isAffine && add.node.inputs.count == 2 && add.node.outputs.count == 1 {
+            let out = add.node.outputs[0]
+            guard spec.folded[out] == nil, let shape = spec.shapes[out], let outId = valueIds[out], layouts.nhwc.contains(outId) else { continue }
+            var best: Int?
+            for k in 0..<2 {
+                let a = add.node.inputs[k], b = add.node.inputs[1 - k]
+                // The conv's output is read by the add alone; the residual exists before the conv runs.
+                guard let ci = producer[a], let bi = producer[b], bi < ci, result[ci] == nil, readers[a] == 1, spec.folded[a] == nil,
+                      nodes[ci].node.op == .conv2d, nodes[ci].fused == .none, !nodes[ci].isAffine, nodes[ci].node.outputs.count == 1,
+                      spec.shapes[a] == shape, spec.shapes[b] == shape else { continue }
+                if best.map({ ci > $0 }) ?? true { best = ci }
+            }
+            if let best { result[best] = ai }
+        }
+        return result
+    }
+
+    /// The conv node reading the add's other operand as input 3 and writing the add's output, with
+    /// the add's fused activation.
+    func mergingResidual(_ conv: ExecNode, add: ExecNode) -> ExecNode {
+        var m = conv
+        let convOut = conv.node.outputs[0]
+        let other = add.node.inputs[0] == convOut ? add.node.inputs[1] : add.node.inputs[0]
+        var inputs = Array(conv.node.inputs.prefix(3))
+        while inputs.count < 3 { inputs.append("") }
+        m.node.inputs = inputs + [other]
+        m.node.outputs = add.node.outputs
+        m.fused = add.fused
+        return m
+    }
+
+    /// Lets each fused conv write into its residual's buffer when nothing reads the residual later
+    /// (not a graph input, parameter or constant, and not the conv's own input): `rt` maps values to
+    /// the root buffer they share, `lastUse` is per root and is updated.
+    func aliasResiduals(_ steps: [Step], rt: inout [Int], lastUse: inout [Int], constant: Set<Int>) {
+        let inputs = Set(graph.inputs.compactMap { valueIds[$0.name] })
+        for (si, st) in steps.enumerated() {
+            guard let k = st.kernel as? DNNLConv2d, k.conv.addsResidual, st.inputs.count > 3, st.inputs[3] >= 0 else { continue }
+            let r = rt[st.inputs[3]], out = st.outputs[0]
+            guard rt[out] == out, lastUse[r] == si, paramName[r] == nil, !constant.contains(r), !inputs.contains(r),
+                  rt[st.inputs[0]] != r else { continue }
+            for v in rt.indices where rt[v] == out { rt[v] = r }
+            lastUse[r] = max(lastUse[r], lastUse[out])
+        }
+    }
+}
