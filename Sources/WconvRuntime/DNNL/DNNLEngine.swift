@@ -187,10 +187,13 @@ final class DNNLPrimitive {
 
 extension dnnl_memory_desc_t {
     /// A plain descriptor of f32 `dims` in `tag` layout (dnnl_format_tag_any lets the primitive choose).
-    static func f32(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+    static func f32(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t { try of(dims, tag, dnnl_f32) }
+
+    /// A plain descriptor of `dims` of `type` in `tag` layout.
+    static func of(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         let d = dims.map { Int64($0) }
-        try DNNL.check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag), "memory_desc_init_by_tag \(dims)")
+        try DNNL.check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, type, tag), "memory_desc_init_by_tag \(dims)")
         return md
     }
 

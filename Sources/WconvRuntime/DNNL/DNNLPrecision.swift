@@ -42,16 +42,6 @@ public enum Precision: String, Sendable, CaseIterable {
     }
 }
 
-extension dnnl_memory_desc_t {
-    /// A plain descriptor of `dims` of `type` in `tag` layout.
-    static func of(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
-        var md = dnnl_memory_desc_t()
-        let d = dims.map { Int64($0) }
-        try DNNL.check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, type, tag), "memory_desc_init_by_tag \(dims)")
-        return md
-    }
-}
-
 /// Which NHWC values of a bf16 inference plan hold bfloat16: those whose every producer and reader
 /// reads or writes bf16 — oneDNN convolutions (input and output each either way; a fused residual
 /// shares the output's type), NHWC max pooling and the squeeze-excite scale (input and output

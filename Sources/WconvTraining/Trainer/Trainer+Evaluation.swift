@@ -125,10 +125,11 @@ extension Trainer {
                            probabilities: logitsValue(graph) != graph.outputs.first?.name)
     }
 
-    /// The graph's output (eval mode) for every sample, `width` values each, and the samples' rows.
     /// Calls its argument with every batch of a data set, in order.
     public typealias BatchSource = ((Batch) throws -> Void) throws -> Void
 
+    /// The graph's output (eval mode) for every sample, `width` values each, and the samples' rows;
+    /// from `batches` when given (images already transformed), else decoded from `data`.
     static func outputs(graph: ModelGraph, data: any LabelledDataset, width: Int, threads: Int, batchSize: Int,
                         batches: BatchSource? = nil, precision: Precision = .f32) throws -> (values: [Float], rows: [Int]) {
         guard let inp = graph.inputs.first?.name, let outName = graph.outputs.first?.name else { throw WconvError.invalid("the graph has no input or output") }
