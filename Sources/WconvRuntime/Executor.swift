@@ -418,11 +418,21 @@ final class Executor {
         for si in steps.indices {
             let t = DispatchTime.now().uptimeNanoseconds
             try runStep(si, training: training)
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
-            let label = "\(nodes[steps[si].node].node.op) \(type(of: steps[si].kernel))"
-            let old = stepSeconds![label] ?? (0, 0)
-            stepSeconds![label] = (old.seconds + dt, old.count + 1)
+            recordStepTime(si, since: t)
         }
+    }
+
+    /// `stepSeconds` as (label, seconds, steps), slowest first.
+    var stepProfile: [(label: String, seconds: Double, steps: Int)] {
+        (stepSeconds ?? [:]).map { ($0.key, $0.value.seconds, $0.value.count) }.sorted { $0.seconds > $1.seconds }
+    }
+
+    /// Adds the time since `t` (uptime ns) to step si's "op kernel" label.
+    func recordStepTime(_ si: Int, since t: UInt64, prefix: String = "") {
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
+        let label = "\(prefix)\(nodes[steps[si].node].node.op) \(type(of: steps[si].kernel))"
+        let old = stepSeconds![label] ?? (0, 0)
+        stepSeconds![label] = (old.seconds + dt, old.count + 1)
     }
 
     func runStep(_ si: Int, training: Bool) throws {

@@ -85,6 +85,8 @@ extension Executor {
         let needs = st.inputs.map { $0 >= 0 && gs.requiresGrad[$0] }
         guard needs.contains(true) else { return }
         gs.stepsRun += 1
+        let t = stepSeconds == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         try st.kernel.backward(BackwardContext(executor: self, step: st, index: si, gradients: gs, lastForwardTraining: lastForwardTraining))
+        if stepSeconds != nil { recordStepTime(si, since: t, prefix: "backward ") }
     }
 }

@@ -152,6 +152,15 @@ public final class TrainingSession {
         for name in trainable { if let v = ex.id(name), let e = store[name] { _ = grads.buffer(ex.root[v], count: e.count) } }
     }
 
+    /// Times every forward and backward step of later passes (off by default): `stepProfile` reads the sums.
+    public func startProfiling() { executor.stepSeconds = [:] }
+
+    /// Seconds and step count per "op kernel" label (backward steps prefixed "backward ") since
+    /// `startProfiling`, slowest first.
+    public var stepProfile: [(label: String, seconds: Double, steps: Int)] {
+        executor.stepProfile
+    }
+
     /// Number of nodes whose backward ran in the last `backward` (frozen parts contribute none).
     public var lastBackwardNodeCount: Int { grads.stepsRun }
 
