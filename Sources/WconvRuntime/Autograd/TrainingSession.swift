@@ -30,8 +30,7 @@ public final class TrainingSession {
         self.graph = graph
         self.threads = threads
         store = ParameterStore(graph: graph)
-        let nodes = graph.nodes.map { ExecNode(node: $0) }
-        executor = try Executor(graph: graph, nodes: nodes, params: store, keepAllValues: true)
+        executor = try Executor(graph: graph, nodes: TrainingFusion.nodes(graph), params: store, keepAllValues: true)
         for name in bnMode.keys where !graph.nodes.contains(where: { $0.name == name && $0.op == .batchNorm }) {
             throw WconvError(.usage, "bnMode names '\(name)', which is not a batchNorm node of the graph")
         }
@@ -100,9 +99,11 @@ public final class TrainingSession {
         return out
     }
 
-    /// A copy of any value of the last forward (graph input, intermediate, output), by name.
+    /// A copy of any value of the last forward (graph input, intermediate, output), by name; nil for
+    /// values the plan does not keep: a batch norm's or add's output that a ReLU reads alone
+    /// (TrainingFusion), and a residual branch's last batch norm output, which the add overwrites.
     public func activation(named name: String) -> Tensor? {
-        guard forwardDone, let v = executor.id(name), executor.paramName[v] == nil else { return nil }
+        guard forwardDone, let v = executor.id(name), executor.paramName[v] == nil, !executor.overwritten.contains(v) else { return nil }
         return executor.tensor(v)
     }
 

@@ -77,7 +77,7 @@ struct NHWCBatchNorm: StepKernel {
     }
 
     func backward(_ ctx: BackwardContext) throws {
-        guard let dy = ctx.outputGradient() else { return }
+        guard let dy = try ctx.outputGradientThroughReLU() else { return }
         let name = ctx.executor.nodes[ctx.step.node].node.name
         let batchStats = ctx.lastForwardTraining && (ctx.executor.bnMode[name] ?? .train) == .train
         let x = UnsafePointer(ctx.input(0)!), saved = UnsafePointer(ctx.aux!), c = c

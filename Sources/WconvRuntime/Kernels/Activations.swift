@@ -82,8 +82,7 @@ enum Activation: Equatable {
         case .none:
             for i in 0..<n { dx[i] += dy[i] }
         case .relu:
-            // A select rather than a branch: the loop vectorises.
-            for i in 0..<n { dx[i] += x[i] > 0 ? dy[i] : 0 }
+            reluGradient(x, dy: dy, dx: dx, n, accumulate: true)
         case .relu6:
             for i in 0..<n where x[i] > 0 && x[i] < 6 { dx[i] += dy[i] }
         case .clip(let lo, let hi):
@@ -144,6 +143,27 @@ func applyActivation(_ act: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMu
     if act == .none && UnsafePointer(y) == x { return }
     Parallel.forRange(n, costPerItem: 4) { r in
         act.apply(x + r.lowerBound, y + r.lowerBound, r.count)
+    }
+}
+
+/// ReLU's gradient dy · [v > 0] over n values, written into dx or (`accumulate`) added to it; `v` is
+/// the ReLU's input or its output (same sign), `dx` may be `dy` (masking in place). Explicit 16-lane
+/// selects: the scalar `v > 0 ? dy : 0` compiles to a branch, mispredicted on about every other value
+/// (ResNet-50's ReLU backward took 13× its forward's time that way).
+func reluGradient(_ v: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ n: Int, accumulate: Bool) {
+    let zero = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        let a = UnsafeRawPointer(v + i).loadUnaligned(as: SIMD16<Float>.self)
+        var g = zero.replacing(with: UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD16<Float>.self), where: a .> zero)
+        if accumulate { g += UnsafeRawPointer(dx + i).loadUnaligned(as: SIMD16<Float>.self) }
+        UnsafeMutableRawPointer(dx + i).storeBytes(of: g, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n {
+        let g: Float = v[i] > 0 ? dy[i] : 0
+        dx[i] = accumulate ? dx[i] + g : g
+        i += 1
     }
 }
 

@@ -40,10 +40,9 @@ struct ActivationKernel: PointwiseKernel {
             if let dx = c.inputGradient(0) { accumulateGradient(x: c.input(0)!, y: c.output(), dy: dy, dx: dx) }
             return
         }
-        let x = UnsafePointer(c.input(0)!), dx = g.pointer
-        if !g.fresh { activationBackward(.relu, x: x, dy: dy, dx: dx, count); return }
+        let x = UnsafePointer(c.input(0)!), dx = g.pointer, fresh = g.fresh
         Parallel.forRange(count, costPerItem: 4) { r in
-            for i in r { dx[i] = x[i] > 0 ? dy[i] : 0 }
+            reluGradient(x + r.lowerBound, dy: dy + r.lowerBound, dx: dx + r.lowerBound, r.count, accumulate: !fresh)
         }
     }
 }
