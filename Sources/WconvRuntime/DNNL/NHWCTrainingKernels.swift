@@ -165,8 +165,7 @@ struct NHWCBatchNorm: StepKernel {
 
 extension NHWCKernels.MaxPool {
     /// Routes each output gradient to the first maximal input of its window (a NaN wins), per
-    /// channel; parallel over images, whose windows never share inputs. The window's arg-max is
-    /// selects over the channels (as branches it took 14× the forward's time).
+    /// channel; parallel over images, whose windows never share inputs.
     func backward(_ ctx: BackwardContext) throws {
         guard let dy = ctx.outputGradient(), let dx = ctx.inputGradient(0) else { return }
         let g = geometry, x = UnsafePointer(ctx.input(0)!), ch = g.c
@@ -198,15 +197,26 @@ extension NHWCKernels.MaxPool {
         }
     }
 
-    /// best[k], arg[k] ← v[k], pix where v[k] > best[k] or v[k] is the first NaN. Every value is
-    /// loaded before the test, so the loop is selects and vectorises.
+    /// best[k], arg[k] ← v[k], pix where v[k] > best[k] or v[k] is the first NaN; 16 channels at a
+    /// time (measured: 18–42 ms per ResNet stem pool backward at b16 against 110–170 ms for the
+    /// branchy loop and for a select loop, which did not vectorise inside the window walk).
     @inline(__always)
     static func keepMaxima(_ v: UnsafePointer<Float>, _ best: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int32>, _ pix: Int32, _ ch: Int) {
-        for k in 0..<ch {
-            let a = v[k], b = best[k], i = arg[k]
-            let take = a > b || (a != a && b == b)
-            best[k] = take ? a : b
-            arg[k] = take ? pix : i
+        let p = SIMD16<Int32>(repeating: pix)
+        var k = 0
+        while k + 16 <= ch {
+            let a = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD16<Float>.self)
+            let b = UnsafeRawPointer(best + k).loadUnaligned(as: SIMD16<Float>.self)
+            let take = (a .> b) .| ((a .!= a) .& (b .== b))
+            UnsafeMutableRawPointer(best + k).storeBytes(of: b.replacing(with: a, where: take), as: SIMD16<Float>.self)
+            let i = UnsafeRawPointer(arg + k).loadUnaligned(as: SIMD16<Int32>.self)
+            UnsafeMutableRawPointer(arg + k).storeBytes(of: i.replacing(with: p, where: take), as: SIMD16<Int32>.self)
+            k += 16
+        }
+        while k < ch {
+            let a = v[k], b = best[k]
+            if a > b || (a.isNaN && !b.isNaN) { best[k] = a; arg[k] = pix }
+            k += 1
         }
     }
 }
