@@ -117,6 +117,10 @@ final class DNNLConvolution {
         // layout is reordered in and out through the staging below), else, or when oneDNN has no
         // Winograd kernel for it (no AVX-512, unsupported shape or post-op), direct.
         let winograd = !bf16 && layout == .nhwc && DNNLConvolution.mayUseWinograd(g)
+        // Changing weights (training) take forward_training: its Winograd kernel reads blocked
+        // weights (a 0.01–0.9 ms reorder at ResNet's shapes) where forward_inference's wants them
+        // pre-transformed (oneDNN's reference wino_reorder, 10–60 ms per call).
+        let prop = constantWeights ? dnnl_forward_inference : dnnl_forward_training
         var pd: dnnl_primitive_desc_t?
         for alg in winograd ? [dnnl_convolution_winograd, dnnl_convolution_direct] : [dnnl_convolution_direct] {
             let tag = alg == dnnl_convolution_winograd ? dnnl_format_tag_any : actTag
@@ -124,7 +128,7 @@ final class DNNLConvolution {
             var wMD = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, compute)
             var desc = dnnl_convolution_desc_t()
             let status = withUnsafePointer(to: &bMD) { bp in
-                dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &srcMD, &wMD, hasBias ? bp : nil, &dstMD,
+                dnnl_dilated_convolution_forward_desc_init(&desc, prop, alg, &srcMD, &wMD, hasBias ? bp : nil, &dstMD,
                                                            strides, dil, padL, padR)
             }
             let created = status == dnnl_success
