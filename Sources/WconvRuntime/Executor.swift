@@ -241,7 +241,9 @@ final class Executor {
         var free: [Int] = []
         func allocate(_ v: Int) {
             let need = max(shp[v]?.reduce(1, *) ?? 0, 1)
-            if !keepAllValues, let best = free.filter({ slotCap[$0] >= need }).min(by: { slotCap[$0] < slotCap[$1] }) ?? free.max(by: { slotCap[$0] < slotCap[$1] }) {
+            let fitting = free.filter({ slotCap[$0] >= need }).min(by: { slotCap[$0] < slotCap[$1] })
+            // A training plan reuses only the slots of values no backward reads (inPlaceAdds), as they are.
+            if let best = keepAllValues ? fitting : fitting ?? free.max(by: { slotCap[$0] < slotCap[$1] }) {
                 free.removeAll { $0 == best }
                 slotCap[best] = max(slotCap[best], need)
                 slotOf[v] = best
@@ -253,7 +255,11 @@ final class Executor {
         for input in graph.inputs { allocate(valueIds[input.name]!) }
         let inPlace = keepAllValues && !TrainingFusion.disabledForTesting ? inPlaceAdds(newSteps, rt: rt, shapes: shp, constant: Set(known.keys), nhwc: layouts?.nhwc ?? []) : [:]
         for (si, st) in newSteps.enumerated() {
-            if let operand = inPlace[si] { slotOf[st.outputs[0]] = slotOf[operand]; continue }
+            if let add = inPlace[si] {
+                if let operand = add.overwritten { slotOf[st.outputs[0]] = slotOf[operand] } else { allocate(st.outputs[0]) }
+                for v in add.dead { free.append(slotOf[v]) }
+                continue
+            }
             for v in st.outputs where rt[v] == v { allocate(v) }
             if keepAllValues { continue }
             var released = Set<Int>()
@@ -290,16 +296,17 @@ final class Executor {
         ptrs = p
         root = rt
         nhwcValues = layouts?.nhwc ?? []
-        overwritten = Set(inPlace.values)
+        overwritten = Set(inPlace.values.flatMap { $0.dead + ($0.overwritten.map { [$0] } ?? []) })
         plannedInputShapes = inputShapes
     }
 
-    /// Training plans: adds that write their output into an operand's buffer (add step → operand),
-    /// as PyTorch's `out += identity` does. The operand must be a batch norm's output (its backward
-    /// reads x, not y) read by nothing but this add (whose backward reads neither operand), of the
-    /// output's size and layout, and no graph input, output or constant. It is the last conv
-    /// branch of a residual block: ResNet-50 at b16@224 keeps 350 MB less.
-    private func inPlaceAdds(_ steps: [Step], rt: [Int], shapes: [[Int]?], constant: Set<Int>, nhwc: Set<Int>) -> [Int: Int] {
+    /// Training plans: adds whose operands no backward reads — a batch norm's output (its backward
+    /// reads x, not y) read by nothing but this add (whose backward reads neither operand), no graph
+    /// input, output or constant. The add writes its output over one of them of its size and layout
+    /// (PyTorch's `out += identity`), and the slots of the others serve later values: the last
+    /// conv branch and the downsample branch of a residual block (ResNet-50 at b16@224: 0.44 GB less).
+    private func inPlaceAdds(_ steps: [Step], rt: [Int], shapes: [[Int]?], constant: Set<Int>, nhwc: Set<Int>)
+        -> [Int: (overwritten: Int?, dead: [Int])] {
         var readers = [Int](repeating: 0, count: valueNames.count), producer: [Int: Int] = [:]
         for (si, st) in steps.enumerated() {
             for v in st.inputs where v >= 0 { readers[rt[v]] += 1 }
@@ -307,16 +314,18 @@ final class Executor {
         }
         var pinned = constant.union(paramName.keys)
         for io in graph.inputs + graph.outputs { if let v = valueIds[io.name] { pinned.insert(v) } }
-        var out: [Int: Int] = [:]
+        var out: [Int: (overwritten: Int?, dead: [Int])] = [:]
         for (si, st) in steps.enumerated() {
             guard let add = st.kernel as? Binary, add.kind == .add, st.inputs.count == 2, st.outputs.count == 1, rt[st.outputs[0]] == st.outputs[0],
                   st.inputs[0] != st.inputs[1] else { continue }
             let y = st.outputs[0]
-            out[si] = st.inputs.first { v in
-                guard v >= 0, rt[v] == v, readers[v] == 1, !pinned.contains(v), shapes[v] != nil && shapes[v] == shapes[y],
-                      nhwc.contains(v) == nhwc.contains(y), let p = producer[v] else { return false }
+            let unread = st.inputs.filter { v in
+                guard v >= 0, rt[v] == v, readers[v] == 1, !pinned.contains(v), let p = producer[v] else { return false }
                 return (steps[p].kernel is NHWCBatchNorm || steps[p].kernel is BatchNorm) && nodes[steps[p].node].fused == .none
             }
+            guard !unread.isEmpty else { continue }
+            let target = unread.first { shapes[$0] != nil && shapes[$0] == shapes[y] && nhwc.contains($0) == nhwc.contains(y) }
+            out[si] = (target, unread.filter { $0 != target })
         }
         return out
     }

@@ -3,7 +3,8 @@ import WconvTensor
 import XCTest
 @testable import WconvRuntime
 
-/// ReLU fused into batch norm and add, adds written over their batch-norm operand, and the add's
+/// ReLU fused into batch norm and add, adds written over their batch-norm operand (the other one's
+/// buffer reused by later values), and the add's
 /// gradient handed over (TrainingFusion, Executor.inPlaceAdds, BackwardContext.passAddGradient)
 /// against the plain plan (separate ReLU steps, every value its own buffer): one training step,
 /// every BN mode, SyncBatchNorm's code path, oneDNN NHWC and NCHW, odd batches.
@@ -69,7 +70,7 @@ final class TrainingFusionTests: XCTestCase {
             let (fused, plain) = try compare(g, x, dnnl: dnnl)
             XCTAssertEqual(fused.reluSteps, 0)
             XCTAssertGreaterThan(plain.reluSteps, 8)
-            XCTAssertEqual(fused.overwritten, 4, "each block's last BN output is written over by its add")
+            XCTAssertEqual(fused.overwritten, 8, "each block's last BN output is written over by its add, its downsample BN's output freed after it")
             XCTAssertLessThan(Double(fused.arenaFloats), 0.75 * Double(plain.arenaFloats))
             try compare(g, x, dnnl: dnnl, sync: true)
             for mode in [BatchNormMode.frozen, .frozenAffine] {
@@ -105,5 +106,7 @@ final class TrainingFusionTests: XCTestCase {
         XCTAssertNotNil(s.activation(named: relu.outputs[0]))
         let add = g.nodes.first { $0.op == .add }!
         XCTAssertEqual(add.inputs.filter { s.activation(named: $0) == nil }.count, 1, "the add writes over one operand")
+        let downsampled = g.nodes.first { $0.op == .add && $0.name.hasPrefix("layer2.") }!
+        XCTAssertEqual(downsampled.inputs.filter { s.activation(named: $0) == nil }.count, 2, "and the downsample branch's output is freed")
     }
 }
