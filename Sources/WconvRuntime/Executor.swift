@@ -239,11 +239,23 @@ final class Executor {
         var slotCap: [Int] = []
         var slotOf = [Int](repeating: -1, count: nValues)
         var free: [Int] = []
+        // Training plans: value → float offset in its slot, and the free ranges (slot, start, end)
+        // of values no backward reads (inPlaceAdds), which later values fill one after another.
+        var offsetOf = [Int](repeating: 0, count: nValues)
+        var ranges: [(slot: Int, start: Int, end: Int)] = []
         func allocate(_ v: Int) {
             let need = max(shp[v]?.reduce(1, *) ?? 0, 1)
-            let fitting = free.filter({ slotCap[$0] >= need }).min(by: { slotCap[$0] < slotCap[$1] })
-            // A training plan reuses only the slots of values no backward reads (inPlaceAdds), as they are.
-            if let best = keepAllValues ? fitting : fitting ?? free.max(by: { slotCap[$0] < slotCap[$1] }) {
+            if keepAllValues {
+                // 64-byte aligned starts; the tightest range that holds the value.
+                let fits = ranges.indices.filter { ranges[$0].end - (ranges[$0].start + 15) / 16 * 16 >= need }
+                if let k = fits.min(by: { ranges[$0].end - ranges[$0].start < ranges[$1].end - ranges[$1].start }) {
+                    let start = (ranges[k].start + 15) / 16 * 16
+                    slotOf[v] = ranges[k].slot; offsetOf[v] = start
+                    ranges[k].start = start + need
+                    return
+                }
+            }
+            if !keepAllValues, let best = free.filter({ slotCap[$0] >= need }).min(by: { slotCap[$0] < slotCap[$1] }) ?? free.max(by: { slotCap[$0] < slotCap[$1] }) {
                 free.removeAll { $0 == best }
                 slotCap[best] = max(slotCap[best], need)
                 slotOf[v] = best
@@ -256,8 +268,12 @@ final class Executor {
         let inPlace = keepAllValues && !TrainingFusion.disabledForTesting ? inPlaceAdds(newSteps, rt: rt, shapes: shp, constant: Set(known.keys), nhwc: layouts?.nhwc ?? []) : [:]
         for (si, st) in newSteps.enumerated() {
             if let add = inPlace[si] {
-                if let operand = add.overwritten { slotOf[st.outputs[0]] = slotOf[operand] } else { allocate(st.outputs[0]) }
-                for v in add.dead { free.append(slotOf[v]) }
+                if let operand = add.overwritten {
+                    slotOf[st.outputs[0]] = slotOf[operand]; offsetOf[st.outputs[0]] = offsetOf[operand]
+                } else {
+                    allocate(st.outputs[0])
+                }
+                for v in add.dead { ranges.append((slotOf[v], offsetOf[v], offsetOf[v] + max(shp[v]?.reduce(1, *) ?? 0, 1))) }
                 continue
             }
             for v in st.outputs where rt[v] == v { allocate(v) }
@@ -280,7 +296,7 @@ final class Executor {
         foldBuffersOwned = true
         for v in 0..<nValues where paramName[v] == nil {
             let r = rt[v]
-            if slotOf[r] >= 0 { p[v] = slotPtr[slotOf[r]] } else if r != v { p[v] = p[r] }
+            if slotOf[r] >= 0 { p[v] = slotPtr[slotOf[r]] + offsetOf[r] } else if r != v { p[v] = p[r] }
         }
         // Saved state for backward and dropout masks.
         for (si, st) in newSteps.enumerated() {
