@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// Writes a file atomically (design.md §4): bytes go straight to a temporary file beside the target
-/// (write(2), nothing buffered in the process), which is then renamed over it. An interrupted or
+/// (pwrite(2)/pwritev(2) at the running offset, nothing buffered in the process), which is then
+/// renamed over it. An interrupted or
 /// failed write never leaves a half-written file where a good one was; on any error the temporary
 /// file is removed. No fsync: like torch.save and safetensors, durability across a power cut is left
 /// to the filesystem (ext4 flushes a file renamed over another); forcing it cost a 100 MB convert
@@ -60,7 +61,7 @@ public final class AtomicFileWriter {
         #endif
         var done = 0
         while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress!.advanced(by: done), bytes.count - done)
+            let n = pwrite(fd, bytes.baseAddress!.advanced(by: done), bytes.count - done, off_t(offset + done))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw WconvError(.runtime, "write failed after \(offset + done) bytes: \(String(cString: strerror(errno)))", file: path)
@@ -69,6 +70,53 @@ public final class AtomicFileWriter {
         }
         offset += done
     }
+
+    /// Appends `pieces` back to back with as few system calls as possible: pwritev(2) calls of at most
+    /// `gatherChunk` bytes that end on multiples of it in the file, so the kernel fills every page of
+    /// the page cache once and whole (one write(2) per tensor leaves partial pages at every tensor
+    /// boundary, which the kernel zeroes and fills twice, and caps its folio size by the unaligned
+    /// offsets). A 100 MB safetensors output takes ~30 % less kernel time this way. Calls stay at
+    /// 1 MiB because larger page-cache folios made the odd run several times slower on a VM whose
+    /// host reclaims freed memory (first touch of large blocks faults on the host).
+    /// The pointers must stay valid for the duration of the call; the source pages are not populated
+    /// first (measured no faster here: the kernel faults them in inside the copy).
+    public func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+        var vecs: [iovec] = []
+        vecs.reserveCapacity(min(pieces.count, 64))
+        var piece = 0, inPiece = 0  // first byte not yet written
+        while true {
+            // One call: from the first unwritten byte up to the next multiple of gatherChunk.
+            vecs.removeAll(keepingCapacity: true)
+            let limit = Self.gatherChunk - offset % Self.gatherChunk
+            var queued = 0, j = piece, inJ = inPiece
+            while j < pieces.count, queued < limit, vecs.count < Self.maxVectors {
+                let left = pieces[j].count - inJ
+                guard left > 0, let base = pieces[j].baseAddress else { j += 1; inJ = 0; continue }
+                let take = min(left, limit - queued)
+                vecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + inJ), iov_len: take))
+                queued += take
+                if take == left { j += 1; inJ = 0 } else { inJ += take }
+            }
+            if queued == 0 { return }
+            let n = pwritev(fd, vecs, Int32(vecs.count), off_t(offset))
+            if n <= 0 {
+                if n < 0 && errno == EINTR { continue }
+                let reason = n < 0 ? String(cString: strerror(errno)) : "no progress"
+                throw WconvError(.runtime, "write failed after \(offset) bytes: \(reason)", file: path)
+            }
+            offset += n
+            var advanced = n  // a short write resumes inside the piece it stopped in
+            while advanced > 0 {
+                let left = pieces[piece].count - inPiece
+                if advanced >= left { advanced -= left; piece += 1; inPiece = 0 } else { inPiece += advanced; advanced = 0 }
+            }
+        }
+    }
+
+    /// Largest call of a gathered write (see `write(gathering:)`).
+    static let gatherChunk = 1 << 20
+    /// IOV_MAX on Linux.
+    static let maxVectors = 1024
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
     public func write(_ string: String) throws { try write(Array(string.utf8)) }
