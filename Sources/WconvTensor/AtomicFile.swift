@@ -59,6 +59,11 @@ public final class AtomicFileWriter {
             _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(bitPattern: base) + bytes.count - start, madvPopulateRead)
         }
         #endif
+        try writeAll(bytes)
+    }
+
+    /// pwrite(2) at `offset` until every byte is written.
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < bytes.count {
             let n = pwrite(fd, bytes.baseAddress!.advanced(by: done), bytes.count - done, off_t(offset + done))
@@ -71,33 +76,58 @@ public final class AtomicFileWriter {
         offset += done
     }
 
-    /// Appends `pieces` back to back with as few system calls as possible: pwritev(2) calls of at most
+    /// Appends `pieces` back to back with as few system calls as possible: calls of at most
     /// `gatherChunk` bytes that end on multiples of it in the file, so the kernel fills every page of
     /// the page cache once and whole (one write(2) per tensor leaves partial pages at every tensor
     /// boundary, which the kernel zeroes and fills twice, and caps its folio size by the unaligned
-    /// offsets). A 100 MB safetensors output takes ~30 % less kernel time this way. Calls stay at
-    /// 1 MiB because larger page-cache folios made the odd run several times slower on a VM whose
-    /// host reclaims freed memory (first touch of large blocks faults on the host).
-    /// The pointers must stay valid for the duration of the call; the source pages are not populated
-    /// first (measured no faster here: the kernel faults them in inside the copy).
-    public func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+    /// offsets). Calls stay at 1 MiB because larger page-cache folios made the odd run several times
+    /// slower on a VM whose host reclaims freed memory. Memory is written with pwritev(2); a piece in
+    /// a mapped file is read from the file with pread(2) into a 1 MiB staging buffer instead (see
+    /// `WritePiece`). The pointers must stay valid for the duration of the call.
+    public func write(gathering pieces: [WritePiece]) throws {
+        var reader = RangeReader()
+        defer { reader.close() }
         var vecs: [iovec] = []
         vecs.reserveCapacity(min(pieces.count, 64))
+        var frags: [(piece: Int, start: Int, count: Int)] = []
         var piece = 0, inPiece = 0  // first byte not yet written
         while true {
             // One call: from the first unwritten byte up to the next multiple of gatherChunk.
-            vecs.removeAll(keepingCapacity: true)
+            frags.removeAll(keepingCapacity: true)
             let limit = Self.gatherChunk - offset % Self.gatherChunk
-            var queued = 0, j = piece, inJ = inPiece
-            while j < pieces.count, queued < limit, vecs.count < Self.maxVectors {
-                let left = pieces[j].count - inJ
-                guard left > 0, let base = pieces[j].baseAddress else { j += 1; inJ = 0; continue }
+            var queued = 0, j = piece, inJ = inPiece, staged = false
+            while j < pieces.count, queued < limit, frags.count < Self.maxVectors {
+                let left = pieces[j].bytes.count - inJ
+                guard left > 0, pieces[j].bytes.baseAddress != nil else { j += 1; inJ = 0; continue }
                 let take = min(left, limit - queued)
-                vecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + inJ), iov_len: take))
+                frags.append((j, inJ, take))
+                if take >= Self.readThreshold && pieces[j].file != nil { staged = true }
                 queued += take
                 if take == left { j += 1; inJ = 0 } else { inJ += take }
             }
             if queued == 0 { return }
+            if staged {
+                // Staged calls are written whole, so the next one starts where this one ends.
+                let buffer = stagingBuffer()
+                var at = 0
+                for f in frags {
+                    let p = pieces[f.piece]
+                    let src = p.bytes.baseAddress! + f.start
+                    if f.count >= Self.readThreshold, let file = p.file, try reader.read(file, from: src, count: f.count, into: buffer + at) {
+                    } else {
+                        (buffer + at).copyMemory(from: src, byteCount: f.count)
+                    }
+                    at += f.count
+                }
+                try writeAll(UnsafeRawBufferPointer(start: buffer, count: queued))
+                piece = j
+                inPiece = inJ
+                continue
+            }
+            vecs.removeAll(keepingCapacity: true)
+            for f in frags {
+                vecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: pieces[f.piece].bytes.baseAddress! + f.start), iov_len: f.count))
+            }
             let n = pwritev(fd, vecs, Int32(vecs.count), off_t(offset))
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
@@ -107,16 +137,61 @@ public final class AtomicFileWriter {
             offset += n
             var advanced = n  // a short write resumes inside the piece it stopped in
             while advanced > 0 {
-                let left = pieces[piece].count - inPiece
+                let left = pieces[piece].bytes.count - inPiece
                 if advanced >= left { advanced -= left; piece += 1; inPiece = 0 } else { inPiece += advanced; advanced = 0 }
             }
         }
+    }
+
+    /// Appends memory buffers back to back (`write(gathering:)` with no mapped files).
+    public func write(gathering buffers: [UnsafeRawBufferPointer]) throws {
+        try write(gathering: buffers.map { WritePiece($0) })
     }
 
     /// Largest call of a gathered write (see `write(gathering:)`).
     static let gatherChunk = 1 << 20
     /// IOV_MAX on Linux.
     static let maxVectors = 1024
+    /// Ranges of a mapped file at least this long are read with pread(2); shorter ones are copied
+    /// through the mapping (one system call each would cost more than the page faults).
+    static let readThreshold = 64 << 10
+
+    private var staging: UnsafeMutableRawPointer?
+    private func stagingBuffer() -> UnsafeMutableRawPointer {
+        if let staging { return staging }
+        let b = UnsafeMutableRawPointer.allocate(byteCount: Self.gatherChunk, alignment: 4096)
+        staging = b
+        return b
+    }
+
+    /// Reads ranges of mapped files with pread(2), opening each file once per gathered write.
+    private struct RangeReader {
+        private var fds: [ObjectIdentifier: Int32] = [:]  // -1: read through the mapping
+
+        /// Reads `count` bytes of `file` starting where `src` (inside its mapping) points; false when
+        /// the file cannot be read that way (the caller copies through the mapping).
+        mutating func read(_ file: MappedFile, from src: UnsafeRawPointer, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool {
+            let position = src - file.bytes
+            guard position >= 0, position + count <= file.size else { return false }
+            let key = ObjectIdentifier(file)
+            let fd: Int32
+            if let known = fds[key] { fd = known } else { fd = file.reopen() ?? -1; fds[key] = fd }
+            guard fd >= 0 else { return false }
+            var done = 0
+            while done < count {
+                let n = pread(fd, dst + done, count - done, off_t(position + done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    if done == 0 && n < 0 { return false }
+                    throw WconvError(.runtime, "the input changed while it was being read: \(count - done) bytes missing at offset \(position + done)", file: file.path)
+                }
+                done += n
+            }
+            return true
+        }
+
+        func close() { for fd in fds.values where fd >= 0 { _ = Glibc.close(fd) } }
+    }
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
     public func write(_ string: String) throws { try write(Array(string.utf8)) }
@@ -152,7 +227,10 @@ public final class AtomicFileWriter {
         fd = -1
     }
 
-    deinit { abort() }
+    deinit {
+        abort()
+        staging?.deallocate()
+    }
 
     /// Writes the whole file with `body`, committing on success and removing the temporary on error.
     public static func write(to path: String, _ body: (AtomicFileWriter) throws -> Void) throws {
@@ -164,5 +242,20 @@ public final class AtomicFileWriter {
             w.abort()
             throw error
         }
+    }
+}
+
+/// One piece of a gathered write (`AtomicFileWriter.write(gathering:)`): bytes in memory and, when
+/// they lie in a file mapping, that file. Large ranges of a mapped file are then read from the file
+/// with pread(2) instead of through the mapping: its pages are never faulted in, so there are no
+/// page tables to build and tear down and nothing of the input becomes resident (a 100 MB convert
+/// peaked at the input's size in resident memory). Where the file cannot be read so (replaced since
+/// it was mapped), the bytes are copied through the mapping.
+public struct WritePiece {
+    public let bytes: UnsafeRawBufferPointer
+    public let file: MappedFile?
+    public init(_ bytes: UnsafeRawBufferPointer, in file: MappedFile? = nil) {
+        self.bytes = bytes
+        self.file = file
     }
 }

@@ -22,11 +22,11 @@ final class AtomicFileWriterTests: XCTestCase {
             try w.reserve(lead.count + pieces.reduce(0) { $0 + $1.count } + 12345)  // cut back on commit
             try w.write(lead)
             try withPointers(pieces) { try w.write(gathering: $0) }
-            try w.write(gathering: [])
+            try w.write(gathering: [WritePiece]())
             try w.write("end")
         }
         let expected = lead + pieces.flatMap { $0 } + Array("end".utf8)
-        XCTAssertEqual(Array(try Data(contentsOf: URL(fileURLWithPath: path))), expected)
+        XCTAssertTrue(Array(try Data(contentsOf: URL(fileURLWithPath: path))) == expected, "file content")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["g.bin"], "no temporary file left")
     }
 
@@ -39,6 +39,40 @@ final class AtomicFileWriterTests: XCTestCase {
             throw WconvError(.runtime, "stopped half-way")
         })
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "neither the target nor a temporary")
+    }
+
+    /// Ranges of a mapped file are read from the file with pread(2) (large ones) or copied through
+    /// the mapping (small ones), in the same calls as memory pieces. When the path was replaced by
+    /// another file after mapping, every range comes through the mapping: still the mapped bytes.
+    func testMappedFileRangesAreReadFromTheFileOrThroughTheMapping() throws {
+        let dir = TempDir()
+        let source = (0..<(3 << 20) + 333).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ ($0 >> 11)) }
+        let sourcePath = dir.write("source.bin", source)
+        let mapped = try MappedFile(path: sourcePath)
+        let ranges = [(5, 70_001), (100, 17), (1 << 20, (1 << 20) + 4097), (77, 65_536), (3 << 20, 333), (0, 2_000_000)]
+        let memory: [UInt8] = Array("in memory".utf8)
+        let expected = ranges.flatMap { [UInt8](source[$0.0..<($0.0 + $0.1)]) + memory }
+
+        func written(_ name: String) throws -> [UInt8] {
+            let path = dir.file(name)
+            try memory.withUnsafeBytes { m in
+                let pieces = ranges.flatMap { r -> [WritePiece] in
+                    [WritePiece(UnsafeRawBufferPointer(rebasing: mapped.buffer[r.0..<(r.0 + r.1)]), in: mapped), WritePiece(m)]
+                }
+                try AtomicFileWriter.write(to: path) { w in
+                    try w.write("x")  // the calls start off a 1 MiB boundary
+                    try w.write(gathering: pieces)
+                }
+            }
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst())
+        }
+        XCTAssertNotNil(mapped.reopen().map { close($0) }, "the file can be read again")
+        XCTAssertTrue(try written("read.bin") == expected, "read from the file")
+
+        _ = dir.write("other.bin", [UInt8](repeating: 0xEE, count: source.count))
+        XCTAssertEqual(rename(dir.file("other.bin"), sourcePath), 0)
+        XCTAssertNil(mapped.reopen(), "another file now has the path")
+        XCTAssertTrue(try written("mapped.bin") == expected, "the mapped bytes, not the new file's")
     }
 
     /// Calls `body` with stable pointers to every array.

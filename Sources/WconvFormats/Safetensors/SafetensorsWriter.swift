@@ -142,11 +142,11 @@ public enum SafetensorsWriter {
             // Header and tensors in one gathered write (AtomicFileWriter.write(gathering:)); a strided
             // view is copied to C order when its turn comes, after what is queued before it.
             try head.withUnsafeBytes { h in
-                var queued = [h]
+                var queued = [WritePiece(h)]
                 for name in order {
                     let t = plan.byName[name]!
                     if let bytes = t.contiguousBuffer {
-                        queued.append(bytes)
+                        queued.append(WritePiece(bytes, in: t.storage.mappedFile))
                     } else {
                         try w.write(gathering: queued)
                         queued = []
