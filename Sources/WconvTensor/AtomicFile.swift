@@ -81,64 +81,68 @@ public final class AtomicFileWriter {
     /// the page cache once and whole (one write(2) per tensor leaves partial pages at every tensor
     /// boundary, which the kernel zeroes and fills twice, and caps its folio size by the unaligned
     /// offsets). Calls stay at 1 MiB because larger page-cache folios made the odd run several times
-    /// slower on a VM whose host reclaims freed memory. Memory is written with pwritev(2); a piece in
-    /// a mapped file is read from the file with pread(2) into a 1 MiB staging buffer instead (see
-    /// `WritePiece`). The pointers must stay valid for the duration of the call.
+    /// slower on a VM whose host reclaims freed memory. Memory is written with pwritev(2); a call
+    /// holding a large range of a mapped file is staged instead: read from the file with pread(2)
+    /// into a 1 MiB buffer (see `WritePiece`), then written. With 2 or more cores and several staged
+    /// calls, one helper thread reads the next call while this one writes (the reads and the writes
+    /// are each about half of the copy, and the writes cannot overlap: ext4 serialises them).
+    /// The pointers must stay valid for the duration of the call.
     public func write(gathering pieces: [WritePiece]) throws {
+        let calls = GatherPlan(pieces: pieces, startingAt: offset).calls
+        let staged = calls.filter(\.staged).count
+        if staged >= 4 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 {
+            let pipeline = StagingPipeline(pieces: pieces, calls: calls.filter(\.staged))
+            defer { pipeline.finish() }
+            var next = 0
+            for call in calls {
+                if call.staged {
+                    let buffer = try pipeline.take(next)
+                    try writeAll(UnsafeRawBufferPointer(start: buffer, count: call.count))
+                    pipeline.release(next)
+                    next += 1
+                } else {
+                    try writeVectors(call, pieces)
+                }
+            }
+            return
+        }
         var reader = RangeReader()
         defer { reader.close() }
-        var vecs: [iovec] = []
-        vecs.reserveCapacity(min(pieces.count, 64))
-        var frags: [(piece: Int, start: Int, count: Int)] = []
-        var piece = 0, inPiece = 0  // first byte not yet written
-        while true {
-            // One call: from the first unwritten byte up to the next multiple of gatherChunk.
-            frags.removeAll(keepingCapacity: true)
-            let limit = Self.gatherChunk - offset % Self.gatherChunk
-            var queued = 0, j = piece, inJ = inPiece, staged = false
-            while j < pieces.count, queued < limit, frags.count < Self.maxVectors {
-                let left = pieces[j].bytes.count - inJ
-                guard left > 0, pieces[j].bytes.baseAddress != nil else { j += 1; inJ = 0; continue }
-                let take = min(left, limit - queued)
-                frags.append((j, inJ, take))
-                if take >= Self.readThreshold && pieces[j].file != nil { staged = true }
-                queued += take
-                if take == left { j += 1; inJ = 0 } else { inJ += take }
-            }
-            if queued == 0 { return }
-            if staged {
-                // Staged calls are written whole, so the next one starts where this one ends.
+        for call in calls {
+            if call.staged {
                 let buffer = stagingBuffer()
-                var at = 0
-                for f in frags {
-                    let p = pieces[f.piece]
-                    let src = p.bytes.baseAddress! + f.start
-                    if f.count >= Self.readThreshold, let file = p.file, try reader.read(file, from: src, count: f.count, into: buffer + at) {
-                    } else {
-                        (buffer + at).copyMemory(from: src, byteCount: f.count)
-                    }
-                    at += f.count
-                }
-                try writeAll(UnsafeRawBufferPointer(start: buffer, count: queued))
-                piece = j
-                inPiece = inJ
-                continue
+                try reader.stage(call, pieces, into: buffer)
+                try writeAll(UnsafeRawBufferPointer(start: buffer, count: call.count))
+            } else {
+                try writeVectors(call, pieces)
             }
-            vecs.removeAll(keepingCapacity: true)
-            for f in frags {
-                vecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: pieces[f.piece].bytes.baseAddress! + f.start), iov_len: f.count))
-            }
-            let n = pwritev(fd, vecs, Int32(vecs.count), off_t(offset))
+        }
+    }
+
+    /// pwritev(2) of one call's fragments at `offset`, until every byte is written.
+    private func writeVectors(_ call: GatherPlan.Call, _ pieces: [WritePiece]) throws {
+        var vecs = call.fragments.map {
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: pieces[$0.piece].bytes.baseAddress! + $0.start), iov_len: $0.count)
+        }
+        var first = 0
+        while first < vecs.count {
+            let n = vecs[first...].withUnsafeBufferPointer { pwritev(fd, $0.baseAddress, Int32($0.count), off_t(offset)) }
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
                 let reason = n < 0 ? String(cString: strerror(errno)) : "no progress"
                 throw WconvError(.runtime, "write failed after \(offset) bytes: \(reason)", file: path)
             }
             offset += n
-            var advanced = n  // a short write resumes inside the piece it stopped in
+            var advanced = n  // a short write resumes inside the vector it stopped in
             while advanced > 0 {
-                let left = pieces[piece].bytes.count - inPiece
-                if advanced >= left { advanced -= left; piece += 1; inPiece = 0 } else { inPiece += advanced; advanced = 0 }
+                if advanced >= vecs[first].iov_len {
+                    advanced -= vecs[first].iov_len
+                    first += 1
+                } else {
+                    vecs[first].iov_base += advanced
+                    vecs[first].iov_len -= advanced
+                    advanced = 0
+                }
             }
         }
     }
@@ -162,35 +166,6 @@ public final class AtomicFileWriter {
         let b = UnsafeMutableRawPointer.allocate(byteCount: Self.gatherChunk, alignment: 4096)
         staging = b
         return b
-    }
-
-    /// Reads ranges of mapped files with pread(2), opening each file once per gathered write.
-    private struct RangeReader {
-        private var fds: [ObjectIdentifier: Int32] = [:]  // -1: read through the mapping
-
-        /// Reads `count` bytes of `file` starting where `src` (inside its mapping) points; false when
-        /// the file cannot be read that way (the caller copies through the mapping).
-        mutating func read(_ file: MappedFile, from src: UnsafeRawPointer, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool {
-            let position = src - file.bytes
-            guard position >= 0, position + count <= file.size else { return false }
-            let key = ObjectIdentifier(file)
-            let fd: Int32
-            if let known = fds[key] { fd = known } else { fd = file.reopen() ?? -1; fds[key] = fd }
-            guard fd >= 0 else { return false }
-            var done = 0
-            while done < count {
-                let n = pread(fd, dst + done, count - done, off_t(position + done))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 {
-                    if done == 0 && n < 0 { return false }
-                    throw WconvError(.runtime, "the input changed while it was being read: \(count - done) bytes missing at offset \(position + done)", file: file.path)
-                }
-                done += n
-            }
-            return true
-        }
-
-        func close() { for fd in fds.values where fd >= 0 { _ = Glibc.close(fd) } }
     }
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
@@ -257,5 +232,170 @@ public struct WritePiece {
     public init(_ bytes: UnsafeRawBufferPointer, in file: MappedFile? = nil) {
         self.bytes = bytes
         self.file = file
+    }
+}
+
+/// How a gathered write is cut into calls (see `AtomicFileWriter.write(gathering:)`).
+struct GatherPlan {
+    struct Call {
+        var fragments: [(piece: Int, start: Int, count: Int)] = []
+        var count = 0
+        /// Holds a large range of a mapped file: read into a staging buffer, then written.
+        var staged = false
+    }
+    var calls: [Call] = []
+
+    init(pieces: [WritePiece], startingAt start: Int) {
+        var offset = start
+        var call = Call()
+        for (i, p) in pieces.enumerated() where p.bytes.count > 0 {
+            var at = 0
+            while at < p.bytes.count {
+                let limit = AtomicFileWriter.gatherChunk - offset % AtomicFileWriter.gatherChunk
+                let take = min(p.bytes.count - at, limit - call.count)
+                call.fragments.append((i, at, take))
+                call.count += take
+                if take >= AtomicFileWriter.readThreshold && p.file != nil { call.staged = true }
+                at += take
+                if call.count == limit || call.fragments.count == AtomicFileWriter.maxVectors {
+                    offset += call.count
+                    calls.append(call)
+                    call = Call()
+                }
+            }
+        }
+        if call.count > 0 { calls.append(call) }
+    }
+}
+
+/// Reads ranges of mapped files with pread(2), opening each file once per gathered write.
+struct RangeReader {
+    private var fds: [ObjectIdentifier: Int32] = [:]  // -1: read through the mapping
+
+    /// Copies one call's fragments into `buffer`: large ranges of mapped files read from the file,
+    /// the rest copied from memory.
+    mutating func stage(_ call: GatherPlan.Call, _ pieces: [WritePiece], into buffer: UnsafeMutableRawPointer) throws {
+        var at = 0
+        for f in call.fragments {
+            let p = pieces[f.piece]
+            let src = p.bytes.baseAddress! + f.start
+            var read = false
+            if f.count >= AtomicFileWriter.readThreshold, let file = p.file {
+                read = try self.read(file, from: src, count: f.count, into: buffer + at)
+            }
+            if !read { (buffer + at).copyMemory(from: src, byteCount: f.count) }
+            at += f.count
+        }
+    }
+
+    /// Reads `count` bytes of `file` starting where `src` (inside its mapping) points; false when
+    /// the file cannot be read that way (the caller copies through the mapping).
+    private mutating func read(_ file: MappedFile, from src: UnsafeRawPointer, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool {
+        let position = src - file.bytes
+        guard position >= 0, position + count <= file.size else { return false }
+        let key = ObjectIdentifier(file)
+        let fd: Int32
+        if let known = fds[key] { fd = known } else { fd = file.reopen() ?? -1; fds[key] = fd }
+        guard fd >= 0 else { return false }
+        var done = 0
+        while done < count {
+            let n = pread(fd, dst + done, count - done, off_t(position + done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                if done == 0 && n < 0 { return false }
+                throw WconvError(.runtime, "the input changed while it was being read: \(count - done) bytes missing at offset \(position + done)", file: file.path)
+            }
+            done += n
+        }
+        return true
+    }
+
+    func close() { for fd in fds.values where fd >= 0 { _ = Glibc.close(fd) } }
+}
+
+/// One helper thread that stages calls into two 1 MiB buffers, in order, while the writer writes
+/// the previous one: `take(k)` waits for call k's buffer, `release(k)` hands it back.
+final class StagingPipeline: @unchecked Sendable {
+    private let pieces: [WritePiece]
+    private let calls: [GatherPlan.Call]
+    private let buffers: [UnsafeMutableRawPointer]
+    private let full = UnsafeMutablePointer<sem_t>.allocate(capacity: 2)
+    private let free = UnsafeMutablePointer<sem_t>.allocate(capacity: 2)
+    private var thread = pthread_t()
+    private var error: Error?  // set by the helper before it posts `full`
+    private var cancelled = false  // set by the writer before it posts `free`
+
+    init(pieces: [WritePiece], calls: [GatherPlan.Call]) {
+        self.pieces = pieces
+        self.calls = calls
+        buffers = (0..<2).map { _ in UnsafeMutableRawPointer.allocate(byteCount: AtomicFileWriter.gatherChunk, alignment: 4096) }
+        for i in 0..<2 {
+            sem_init(full + i, 0, 0)
+            sem_init(free + i, 0, 1)
+        }
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { context in
+            let pipeline = Unmanaged<StagingPipeline>.fromOpaque(context!).takeRetainedValue()
+            pipeline.run()
+            return nil
+        }, context)
+        if rc != 0 {  // no thread: stage everything here, before the first take
+            Unmanaged<StagingPipeline>.fromOpaque(context).release()
+            thread = pthread_t()
+            runWithoutThread = true
+        }
+    }
+
+    private var runWithoutThread = false
+    private var reader = RangeReader()
+
+    private func run() {
+        defer { reader.close() }
+        for (k, call) in calls.enumerated() {
+            sem_wait(free + k % 2)
+            if cancelled { return }
+            do {
+                try reader.stage(call, pieces, into: buffers[k % 2])
+            } catch {
+                self.error = error
+                sem_post(full + k % 2)
+                return
+            }
+            sem_post(full + k % 2)
+        }
+    }
+
+    /// Call k's staged bytes (calls are taken in order).
+    func take(_ k: Int) throws -> UnsafeMutableRawPointer {
+        if runWithoutThread {
+            try reader.stage(calls[k], pieces, into: buffers[0])
+            return buffers[0]
+        }
+        sem_wait(full + k % 2)
+        if let error { throw error }
+        return buffers[k % 2]
+    }
+
+    func release(_ k: Int) {
+        if !runWithoutThread { sem_post(free + k % 2) }
+    }
+
+    /// Stops the helper (after an error, before it is done) and waits for it; frees the buffers.
+    func finish() {
+        if runWithoutThread {
+            reader.close()
+        } else {
+            cancelled = true
+            sem_post(free)
+            sem_post(free + 1)
+            pthread_join(thread, nil)
+        }
+        for i in 0..<2 {
+            sem_destroy(full + i)
+            sem_destroy(free + i)
+        }
+        full.deallocate()
+        free.deallocate()
+        buffers.forEach { $0.deallocate() }
     }
 }

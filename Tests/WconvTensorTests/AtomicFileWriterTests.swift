@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import WconvTensor
+@testable import WconvTensor
 import WconvTestSupport
 
 final class AtomicFileWriterTests: XCTestCase {
@@ -42,37 +42,63 @@ final class AtomicFileWriterTests: XCTestCase {
     }
 
     /// Ranges of a mapped file are read from the file with pread(2) (large ones) or copied through
-    /// the mapping (small ones), in the same calls as memory pieces. When the path was replaced by
-    /// another file after mapping, every range comes through the mapping: still the mapped bytes.
+    /// the mapping (small ones), in the same calls as memory pieces: by a helper thread when there are
+    /// several such calls (with whole-memory calls between them), here when there are few. When the
+    /// path was replaced by another file after mapping, every range comes through the mapping: still
+    /// the mapped bytes.
     func testMappedFileRangesAreReadFromTheFileOrThroughTheMapping() throws {
         let dir = TempDir()
         let source = (0..<(3 << 20) + 333).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ ($0 >> 11)) }
         let sourcePath = dir.write("source.bin", source)
         let mapped = try MappedFile(path: sourcePath)
-        let ranges = [(5, 70_001), (100, 17), (1 << 20, (1 << 20) + 4097), (77, 65_536), (3 << 20, 333), (0, 2_000_000)]
-        let memory: [UInt8] = Array("in memory".utf8)
-        let expected = ranges.flatMap { [UInt8](source[$0.0..<($0.0 + $0.1)]) + memory }
+        let many = [(5, 70_001), (100, 17), (1 << 20, (1 << 20) + 4097), (77, 65_536), (3 << 20, 333), (0, 2_000_000)]
+        let few = [(5, 70_001), (100, 17)]
+        let small: [UInt8] = Array("in memory".utf8)
+        let large = (0..<(3 << 19)).map { UInt8(truncatingIfNeeded: $0 &* 7) }  // whole calls of memory
 
-        func written(_ name: String) throws -> [UInt8] {
+        func run(_ name: String, _ ranges: [(Int, Int)]) throws -> Bool {
             let path = dir.file(name)
-            try memory.withUnsafeBytes { m in
-                let pieces = ranges.flatMap { r -> [WritePiece] in
-                    [WritePiece(UnsafeRawBufferPointer(rebasing: mapped.buffer[r.0..<(r.0 + r.1)]), in: mapped), WritePiece(m)]
-                }
-                try AtomicFileWriter.write(to: path) { w in
-                    try w.write("x")  // the calls start off a 1 MiB boundary
-                    try w.write(gathering: pieces)
+            try small.withUnsafeBytes { s in
+                try large.withUnsafeBytes { l in
+                    let pieces = ranges.enumerated().flatMap { i, r -> [WritePiece] in
+                        [WritePiece(UnsafeRawBufferPointer(rebasing: mapped.buffer[r.0..<(r.0 + r.1)]), in: mapped), WritePiece(i == 2 ? l : s)]
+                    }
+                    try AtomicFileWriter.write(to: path) { w in
+                        try w.write("x")  // the calls start off a 1 MiB boundary
+                        try w.write(gathering: pieces)
+                    }
                 }
             }
-            return Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst())
+            let expected = ranges.enumerated().flatMap { i, r in [UInt8](source[r.0..<(r.0 + r.1)]) + (i == 2 ? large : small) }
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst()) == expected
         }
         XCTAssertNotNil(mapped.reopen().map { close($0) }, "the file can be read again")
-        XCTAssertTrue(try written("read.bin") == expected, "read from the file")
+        XCTAssertTrue(try run("many.bin", many), "read from the file by the helper thread")
+        XCTAssertTrue(try run("few.bin", few), "read from the file")
 
         _ = dir.write("other.bin", [UInt8](repeating: 0xEE, count: source.count))
         XCTAssertEqual(rename(dir.file("other.bin"), sourcePath), 0)
         XCTAssertNil(mapped.reopen(), "another file now has the path")
-        XCTAssertTrue(try written("mapped.bin") == expected, "the mapped bytes, not the new file's")
+        XCTAssertTrue(try run("mapped.bin", many), "the mapped bytes, not the new file's")
+        XCTAssertTrue(try run("mapped-few.bin", few), "the mapped bytes, not the new file's")
+    }
+
+    /// The plan of a gathered write: calls end on 1 MiB file offsets, are staged when they hold a
+    /// large range of a mapped file, and cover every byte once.
+    func testGatherPlanCutsAtMiBOffsetsAndMarksStagedCalls() throws {
+        let dir = TempDir()
+        let mapped = try MappedFile(path: dir.write("m.bin", [UInt8](repeating: 1, count: 3 << 20)))
+        let memory = [UInt8](repeating: 2, count: 1 << 21)
+        try memory.withUnsafeBytes { m in
+            let pieces = [WritePiece(UnsafeRawBufferPointer(rebasing: m[0..<100])),
+                          WritePiece(UnsafeRawBufferPointer(rebasing: mapped.buffer[0..<(3 << 20)]), in: mapped),
+                          WritePiece(UnsafeRawBufferPointer(rebasing: m[0..<(1 << 21)])),
+                          WritePiece(UnsafeRawBufferPointer(rebasing: mapped.buffer[7..<1000]), in: mapped)]
+            let calls = GatherPlan(pieces: pieces, startingAt: 10).calls
+            XCTAssertEqual(calls.map(\.count), [(1 << 20) - 10, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 110 + 993])
+            XCTAssertEqual(calls.map(\.staged), [true, true, true, false, false, false], "the 4th holds only 110 bytes of the file")
+            XCTAssertEqual(calls.reduce(0) { $0 + $1.count }, 100 + (3 << 20) + (1 << 21) + 993)
+        }
     }
 
     /// Calls `body` with stable pointers to every array.
