@@ -72,6 +72,35 @@ final class DNNLConvTests: XCTestCase {
         XCTAssertEqual(r.residual.inPlace, 1)
     }
 
+    /// 3×3 stride-1 convolutions on oneDNN's Winograd kernels (AVX-512): a basic-block ResNet, where
+    /// the second conv of an identity block also takes the residual sum (+ ReLU) through the blocked
+    /// staging,
+    /// against im2col + BLAS and against the same plan with every conv direct.
+    func testWinogradBasicBlocksMatch() throws {
+        try XCTSkipUnless(DNNL.isEnabled && DNNL.hasWinograd, "oneDNN has no AVX-512 Winograd kernels here")
+        var rng = TestRNG(17)
+        let g = NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 6, bottleneck: false)
+        let x = rng.tensor([3, 3, 48, 40])
+        let r = try both(g, x)
+        DNNL.disabledForTesting = false
+        let on = try InferenceSession(graph: g)
+        XCTAssertEqual(try on.run(["x": x])[g.outputs[0].name]!.floats(), r.dnnl)
+        let wino = on.executor.steps.filter { ($0.kernel as? DNNLConv2d)?.conv.implementation.contains("wino") == true }
+        // Stride-1 3×3 convs: 4 in layer1 (2 blocks), 1 in each later stage (its second conv). The
+        // residual goes into the block's last conv: conv2 in layer1's blocks, the 1×1 downsample in
+        // the others.
+        XCTAssertEqual(wino.count, 7)
+        XCTAssertEqual(wino.filter { ($0.kernel as! DNNLConv2d).conv.addsResidual }.count, 2)
+        XCTAssertEqual(r.residual.fused, 5)
+        assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
+        DNNLConvolution.winogradEnabled = false
+        defer { DNNLConvolution.winogradEnabled = true }
+        let direct = try InferenceSession(graph: g)
+        let y = try direct.run(["x": x])[g.outputs[0].name]!.floats()
+        XCTAssertFalse(direct.executor.steps.contains { ($0.kernel as? DNNLConv2d)?.conv.implementation.contains("wino") == true })
+        assertClose(r.dnnl, y, rtol: 1e-4, atol: 1e-5)
+    }
+
     func testEfficientNetDepthwiseAndSqueezeExciteMatch() throws {
         var rng = TestRNG(13)
         let g = NetBuilder.efficientnetB0(classes: 6, div: 8)

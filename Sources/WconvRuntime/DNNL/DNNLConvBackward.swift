@@ -1,5 +1,6 @@
 import CWconvDNNL
 import Foundation
+import WconvTensor
 
 /// The backward of one convolution of a training plan on oneDNN primitives, created once for its
 /// geometry: input gradient (convolution_backward_data) and weight + bias gradients
@@ -35,40 +36,32 @@ final class DNNLConvBackward {
         let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
         let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
         let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
-        var srcMD = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc), dstMD = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
-        var wAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        let nhwcSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc), nhwcDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
+        let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
+        let callerSrc = nchwInput ? plainSrc : nhwcSrc, callerDst = nchwOutput ? plainDst : nhwcDst
         var bMD = try dnnl_memory_desc_t.f32([g.o], dnnl_x)
-        let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
-        let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
-        // The forward descriptor only serves as the backward primitives' hint (layout choices).
-        var fwd = dnnl_convolution_desc_t(), bwdData = dnnl_convolution_desc_t(), bwdWeights = dnnl_convolution_desc_t()
-        try withUnsafePointer(to: &bMD) { bp in
-            let bias = hasBias ? bp : nil
-            try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &srcMD, &wAny, bias, &dstMD,
-                                                                      strides, dil, padL, padR), "convolution_forward_desc_init (training)")
-            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, dnnl_convolution_direct, &srcMD, &wAny, &dstMD,
-                                                                            strides, dil, padL, padR), "convolution_backward_data_desc_init")
-            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, dnnl_convolution_direct, &srcMD, &wAny, bias, &dstMD,
-                                                                               strides, dil, padL, padR), "convolution_backward_weights_desc_init")
-        }
-        var hintPD: dnnl_primitive_desc_t?
-        try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&hintPD, $0, nil, engine.engine, nil) },
-                       "convolution forward (hint) primitive_desc_create \(g)")
-        // oneDNN's backward descriptors keep a pointer to their hint: it lives as long as they do.
-        hint = hintPD!
         // oneDNN 2.6's jit_1x1 backward kernels on AVX-512 corrupt memory for strided 1×1 convs at
         // an odd minibatch (ResNet downsample convs, batch 9: heap corruption, found by the CLI
         // tests); they are passed over there for the next implementation oneDNN offers.
         let avoid = g.kh == 1 && g.kw == 1 && (g.sh > 1 || g.sw > 1) ? "jit_1x1" : nil
-        data = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdData) {
-            try DNNL.primitiveDesc($0, engine, hint: hintPD, avoiding: avoid, "convolution backward_data \(g)")
-        })
-        weights = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdWeights) {
-            try DNNL.primitiveDesc($0, engine, hint: hintPD, avoiding: avoid, "convolution backward_weights \(g)")
-        })
+        // Winograd (as the forward: DNNLConvolution.mayUseWinograd) where oneDNN has it, on its
+        // blocked layout with x and dy staged in and dx out; else direct on NHWC.
+        var chosen: (data: DNNLPrimitive, weights: DNNLPrimitive, hint: dnnl_primitive_desc_t)?
+        for alg in DNNLConvolution.mayUseWinograd(g) ? [dnnl_convolution_winograd, dnnl_convolution_direct] : [dnnl_convolution_direct] {
+            do {
+                chosen = try DNNLConvBackward.primitives(g, alg, hasBias: hasBias, wDims: wDims, bias: &bMD,
+                                                         tag: alg == dnnl_convolution_winograd ? dnnl_format_tag_any : dnnl_nhwc,
+                                                         avoiding: avoid, engine)
+                break
+            } catch where alg == dnnl_convolution_winograd {
+                continue
+            }
+        }
+        guard let chosen else { throw WconvError(.runtime, "internal: no oneDNN backward convolution for \(g)") }
+        data = chosen.data; weights = chosen.weights; hint = chosen.hint
+        let srcMD = weights.md(dnnl_query_src_md), dstMD = weights.md(dnnl_query_diff_dst_md)
 
         let plainW = try dnnl_memory_desc_t.f32(wDims, wTag)
-        let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
         diffDst = try DNNLMemory(dstMD, engine, own: false)
         src = try DNNLMemory(srcMD, engine, own: false)
         wPlain = try DNNLMemory(plainW, engine, own: false)
@@ -79,11 +72,53 @@ final class DNNLConvBackward {
             wData = try DNNLMemory(chosenW, engine, own: true)
             wDataReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
         }
-        srcIn = nchwInput ? try DNNLStagedInput(from: plainSrc, to: srcMD, engine) : nil
-        diffDstIn = nchwOutput ? try DNNLStagedInput(from: plainDst, to: dstMD, engine) : nil
-        diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: nchwInput ? plainSrc : srcMD, engine)
+        srcIn = srcMD == callerSrc ? nil : try DNNLStagedInput(from: callerSrc, to: srcMD, engine)
+        diffDstIn = dstMD == callerDst ? nil : try DNNLStagedInput(from: callerDst, to: dstMD, engine)
+        diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: callerSrc, engine)
         diffWeights = try DNNLGradientSink(produced: weights.md(dnnl_query_diff_weights_md), target: plainW, engine)
         diffBias = try DNNLGradientSink(produced: hasBias ? weights.md(dnnl_query_diff_weights_md, 1) : bMD, target: bMD, engine)
+    }
+
+    /// Backward-data and backward-weights primitives for one algorithm, activations in `tag` (NHWC,
+    /// or any: the primitives' choice), with the forward descriptor they need as hint (it must outlive
+    /// them). Throws when oneDNN has no kernel, or when the two choose different dy layouts (one
+    /// staging of dy serves both).
+    private static func primitives(_ g: ConvGeometry, _ alg: dnnl_alg_kind_t, hasBias: Bool, wDims: [Int], bias bMD: inout dnnl_memory_desc_t,
+                                   tag: dnnl_format_tag_t, avoiding: String?, _ engine: DNNL.Engine) throws
+        -> (data: DNNLPrimitive, weights: DNNLPrimitive, hint: dnnl_primitive_desc_t) {
+        var srcMD = try dnnl_memory_desc_t.f32([g.n, g.c, g.h, g.w], tag), dstMD = try dnnl_memory_desc_t.f32([g.n, g.o, g.ho, g.wo], tag)
+        var wAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
+        let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
+        // The forward descriptor only serves as the backward primitives' hint (layout choices).
+        var fwd = dnnl_convolution_desc_t(), bwdData = dnnl_convolution_desc_t(), bwdWeights = dnnl_convolution_desc_t()
+        try withUnsafePointer(to: &bMD) { bp in
+            let bias = hasBias ? bp : nil
+            try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, alg, &srcMD, &wAny, bias, &dstMD,
+                                                                      strides, dil, padL, padR), "convolution_forward_desc_init (training)")
+            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, alg, &srcMD, &wAny, &dstMD,
+                                                                            strides, dil, padL, padR), "convolution_backward_data_desc_init")
+            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, alg, &srcMD, &wAny, bias, &dstMD,
+                                                                               strides, dil, padL, padR), "convolution_backward_weights_desc_init")
+        }
+        var hintPD: dnnl_primitive_desc_t?
+        try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&hintPD, $0, nil, engine.engine, nil) },
+                       "convolution forward (hint) primitive_desc_create \(g)")
+        do {
+            let data = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdData) {
+                try DNNL.primitiveDesc($0, engine, hint: hintPD, avoiding: avoiding, "convolution backward_data \(g)")
+            })
+            let weights = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdWeights) {
+                try DNNL.primitiveDesc($0, engine, hint: hintPD, avoiding: avoiding, "convolution backward_weights \(g)")
+            })
+            guard data.md(dnnl_query_diff_dst_md) == weights.md(dnnl_query_diff_dst_md) else {
+                throw WconvError(.runtime, "internal: oneDNN's backward convolutions chose different dy layouts for \(g)")
+            }
+            return (data, weights, hintPD!)
+        } catch {
+            dnnl_primitive_desc_destroy(hintPD)
+            throw error
+        }
     }
 
     /// The kernels oneDNN chose ("brgconv_bwd_d:avx512_core, brgconv_bwd_w:avx512_core"), for reports.
