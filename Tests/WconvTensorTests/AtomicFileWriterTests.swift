@@ -42,10 +42,9 @@ final class AtomicFileWriterTests: XCTestCase {
     }
 
     /// Ranges of a mapped file are read from the file with pread(2) (large ones) or copied through
-    /// the mapping (small ones), in the same calls as memory pieces: by a helper thread when there are
-    /// several such calls (with whole-memory calls between them), here when there are few. When the
-    /// path was replaced by another file after mapping, every range comes through the mapping: still
-    /// the mapped bytes.
+    /// the mapping (small ones), in the same calls as memory pieces, with whole-memory calls between
+    /// them. When the path was replaced by another file after mapping, every range comes through the
+    /// mapping: still the mapped bytes.
     func testMappedFileRangesAreReadFromTheFileOrThroughTheMapping() throws {
         let dir = TempDir()
         let source = (0..<(3 << 20) + 333).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ ($0 >> 11)) }
@@ -73,7 +72,7 @@ final class AtomicFileWriterTests: XCTestCase {
             return Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst()) == expected
         }
         XCTAssertNotNil(mapped.reopen().map { close($0) }, "the file can be read again")
-        XCTAssertTrue(try run("many.bin", many), "read from the file by the helper thread")
+        XCTAssertTrue(try run("many.bin", many), "read from the file")
         XCTAssertTrue(try run("few.bin", few), "read from the file")
 
         _ = dir.write("other.bin", [UInt8](repeating: 0xEE, count: source.count))
