@@ -8,6 +8,8 @@ import Foundation
 /// after. Results are added to the gradient buffers (autograd accumulates): a buffer that holds no
 /// gradient yet in the layout the primitive writes is written directly, else the result is staged
 /// and added by a reorder with a sum post-op.
+/// In bf16 (mixed precision) x, dy and the weights are converted to bfloat16 for the primitives,
+/// which accumulate in f32 and write f32 gradients.
 final class DNNLConvBackward {
     let geometry: ConvGeometry
     let engine: DNNL.Engine
@@ -21,22 +23,28 @@ final class DNNLConvBackward {
     private let srcIn, diffDstIn: DNNLStagedInput?
     private let diffSrc, diffWeights, diffBias: DNNLGradientSink
     let hasBias: Bool
+    /// Computes in bfloat16 (x, dy and weights converted; gradients f32).
+    let bf16: Bool
     private let hint: dnnl_primitive_desc_t
 
     deinit { dnnl_primitive_desc_destroy(hint) }
 
-    init(_ g: ConvGeometry, hasBias: Bool, nchwInput: Bool, nchwOutput: Bool) throws {
+    init(_ g: ConvGeometry, hasBias: Bool, nchwInput: Bool, nchwOutput: Bool, bf16: Bool = false) throws {
         guard let engine = DNNL.engine else { throw DNNLUnavailable() }
         self.engine = engine
         geometry = g
         self.hasBias = hasBias
         self.nchwInput = nchwInput
         self.nchwOutput = nchwOutput
+        self.bf16 = bf16
+        let compute = bf16 ? dnnl_bf16 : dnnl_f32
         let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
         let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
         let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
-        var srcMD = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc), dstMD = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
-        var wAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        // x and dy in the compute type; dx, dW and db always f32.
+        var srcMD = try dnnl_memory_desc_t.of(srcDims, dnnl_nhwc, compute), dstMD = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, compute)
+        var diffSrcMD = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc)
+        var wAny = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, compute), diffWAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
         var bMD = try dnnl_memory_desc_t.f32([g.o], dnnl_x)
         let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
         let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
@@ -46,9 +54,9 @@ final class DNNLConvBackward {
             let bias = hasBias ? bp : nil
             try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &srcMD, &wAny, bias, &dstMD,
                                                                       strides, dil, padL, padR), "convolution_forward_desc_init (training)")
-            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, dnnl_convolution_direct, &srcMD, &wAny, &dstMD,
+            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, dnnl_convolution_direct, &diffSrcMD, &wAny, &dstMD,
                                                                             strides, dil, padL, padR), "convolution_backward_data_desc_init")
-            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, dnnl_convolution_direct, &srcMD, &wAny, bias, &dstMD,
+            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, dnnl_convolution_direct, &srcMD, &diffWAny, bias, &dstMD,
                                                                                strides, dil, padL, padR), "convolution_backward_weights_desc_init")
         }
         var hintPD: dnnl_primitive_desc_t?
@@ -58,8 +66,9 @@ final class DNNLConvBackward {
         hint = hintPD!
         // oneDNN 2.6's jit_1x1 backward kernels on AVX-512 corrupt memory for strided 1×1 convs at
         // an odd minibatch (ResNet downsample convs, batch 9: heap corruption, found by the CLI
-        // tests); they are passed over there for the next implementation oneDNN offers.
-        let avoid = g.kh == 1 && g.kw == 1 && (g.sh > 1 || g.sw > 1) ? "jit_1x1" : nil
+        // tests); they are passed over there for the next implementation oneDNN offers. Their bf16
+        // twins (jit_bf16_1x1) do the same (batch 7: "double free or corruption").
+        let avoid = g.kh == 1 && g.kw == 1 && (g.sh > 1 || g.sw > 1) ? (bf16 ? "jit_bf16_1x1" : "jit_1x1") : nil
         data = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdData) {
             try DNNL.primitiveDesc($0, engine, hint: hintPD, avoiding: avoid, "convolution backward_data \(g)")
         })
@@ -69,6 +78,7 @@ final class DNNLConvBackward {
 
         let plainW = try dnnl_memory_desc_t.f32(wDims, wTag)
         let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
+        let f32Dst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
         diffDst = try DNNLMemory(dstMD, engine, own: false)
         src = try DNNLMemory(srcMD, engine, own: false)
         wPlain = try DNNLMemory(plainW, engine, own: false)
@@ -79,9 +89,10 @@ final class DNNLConvBackward {
             wData = try DNNLMemory(chosenW, engine, own: true)
             wDataReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
         }
-        srcIn = nchwInput ? try DNNLStagedInput(from: plainSrc, to: srcMD, engine) : nil
-        diffDstIn = nchwOutput ? try DNNLStagedInput(from: plainDst, to: dstMD, engine) : nil
-        diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: nchwInput ? plainSrc : srcMD, engine)
+        // The caller's f32 x and dy are converted (and reordered from NCHW) when the primitives differ.
+        srcIn = nchwInput || bf16 ? try DNNLStagedInput(from: nchwInput ? plainSrc : diffSrcMD, to: srcMD, engine) : nil
+        diffDstIn = nchwOutput || bf16 ? try DNNLStagedInput(from: nchwOutput ? plainDst : f32Dst, to: dstMD, engine) : nil
+        diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: nchwInput ? plainSrc : diffSrcMD, engine)
         diffWeights = try DNNLGradientSink(produced: weights.md(dnnl_query_diff_weights_md), target: plainW, engine)
         diffBias = try DNNLGradientSink(produced: hasBias ? weights.md(dnnl_query_diff_weights_md, 1) : bMD, target: bMD, engine)
     }
@@ -95,10 +106,16 @@ final class DNNLConvBackward {
             .reduce(0) { $0 + ($1 + 63) / 64 * 64 }
     }
 
+    /// The weights' layout (and type) the backward-data primitive reads: a forward primitive that
+    /// converted them into this layout can lend its copy (`backward`'s `converted`).
+    var weightsDesc: dnnl_memory_desc_t { wData.desc }
+
     /// Adds the gradients of x, weight and bias (each when given) for output gradient `dy`, with x,
-    /// dy, dx in the caller's layouts. `scratch` holds `stagingBytes`.
+    /// dy, dx in the caller's layouts. `scratch` holds `stagingBytes`. `converted`: the weights
+    /// already in `weightsDesc` (the forward's conversion of this step), else they are reordered here.
     func backward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                  dx: WritableGradient?, dw: WritableGradient?, db: WritableGradient?, scratch: UnsafeMutableRawPointer?) {
+                  dx: WritableGradient?, dw: WritableGradient?, db: WritableGradient?, scratch: UnsafeMutableRawPointer?,
+                  converted: UnsafeRawPointer? = nil) {
         var next = scratch
         func take(_ bytes: Int) -> UnsafeMutableRawPointer? {
             guard bytes > 0 else { return nil }
@@ -117,8 +134,15 @@ final class DNNLConvBackward {
             if hasBias, let db { diffBias.finish(db, engine) }
         }
         if let dx {
-            wPlain.bind(weight)
-            if let wDataReorder { wDataReorder.execute(engine, [(DNNL_ARG_FROM, wPlain), (DNNL_ARG_TO, wData)]) }
+            if let converted {
+                wData.bind(converted)
+            } else {
+                wPlain.bind(weight)
+                if let wDataReorder {
+                    if let own = wData.owned { wData.bind(own) }
+                    wDataReorder.execute(engine, [(DNNL_ARG_FROM, wPlain), (DNNL_ARG_TO, wData)])
+                }
+            }
             let out = diffSrc.prepare(dx, staging: take(diffSrc.stagingBytes(fresh: dx.fresh)))
             data.execute(engine, [(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, wData), (DNNL_ARG_DIFF_SRC, out)])
             diffSrc.finish(dx, engine)
@@ -137,7 +161,7 @@ final class DNNLStagedInput {
         reorder = try DNNLPrimitive.reorder(from, to, engine)
         bytes = staged.byteCount
     }
-    /// Reorders `x` into `staging` and returns it.
+    /// Reorders (and converts) `x` into `staging` and returns it.
     func run(_ x: UnsafePointer<Float>, into staging: UnsafeMutableRawPointer, _ engine: DNNL.Engine) -> UnsafeRawPointer {
         user.bind(x); staged.bind(staging)
         reorder.execute(engine, [(DNNL_ARG_FROM, user), (DNNL_ARG_TO, staged)])

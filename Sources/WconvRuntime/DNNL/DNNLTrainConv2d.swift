@@ -4,6 +4,10 @@ import Foundation
 /// reordered every call, since they change), the backward oneDNN's backward-data and
 /// backward-weights primitives (DNNLConvBackward). Activations are NHWC where the training layout
 /// plan keeps them so (DNNLLayoutPlan), else NCHW with reorders inside the primitives' wrappers.
+/// A bf16 (mixed-precision) plan computes forward, backward-data and backward-weights in bfloat16
+/// with f32 accumulation: activations and gradients stay f32 in the plan's buffers and are converted
+/// at the primitive; the weights are converted once per step (by the forward, whose copy the
+/// backward-data primitive reads when it wants the same layout); weight and bias gradients are f32.
 struct DNNLTrainConv2d: StepKernel {
     let forwardKernel: DNNLConv2d
     let backwardConv: DNNLConvBackward
@@ -21,11 +25,14 @@ struct DNNLTrainConv2d: StepKernel {
         guard DNNL.isEnabled, r.training, r.exec.node.op == .conv2d, r.exec.fused == .none else { return nil }
         let nhwcIn = r.layout.nhwcInput, nhwcOut = r.layout.nhwcOutput
         let macs = g.n * g.o * g.howo * g.kcol
-        if !nhwcIn && !nhwcOut && (macs > DNNLConv2d.standaloneMaxMACs || macs < minMACs) { return nil }
+        // bf16: large standalone convs too (im2col + GEMM has no bf16 path); tiny ones stay f32 on im2col.
+        let tooLarge = macs > DNNLConv2d.standaloneMaxMACs && !r.layout.bf16
+        if !nhwcIn && !nhwcOut && (tooLarge || macs < minMACs) { return nil }
         let hasBias = r.inputShapes.count > 2 && r.inputShapes[2] != nil
+        let bf16 = r.layout.bf16
         let conv = try DNNLConvolution(g, activation: .none, hasBias: hasBias, layout: .nhwc,
-                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: false)
-        let back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut)
+                                       nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: false, bf16: bf16)
+        let back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut, bf16: bf16)
         return DNNLTrainConv2d(forwardKernel: DNNLConv2d(geometry: g, conv: conv), backwardConv: back)
     }
 
@@ -39,6 +46,8 @@ struct DNNLTrainConv2d: StepKernel {
         if dx == nil && dw == nil && db == nil { return }
         let bytes = backwardConv.stagingBytes
         let scratch = bytes > 0 ? UnsafeMutableRawPointer(c.executor.workspace.get(bytes / 4 + 16)) : nil
-        backwardConv.backward(x: c.input(0)!, weight: c.input(1)!, dy: dy, dx: dx, dw: dw, db: db, scratch: scratch)
+        // bf16: the forward's converted weights, when in the layout backward-data reads.
+        let lent = backwardConv.bf16 ? forwardKernel.conv.convertedWeights.flatMap { $0.desc == backwardConv.weightsDesc ? $0.data : nil } : nil
+        backwardConv.backward(x: c.input(0)!, weight: c.input(1)!, dy: dy, dx: dx, dw: dw, db: db, scratch: scratch, converted: lent)
     }
 }

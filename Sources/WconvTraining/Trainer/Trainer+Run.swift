@@ -84,7 +84,7 @@ extension Trainer {
         var multiLabelMetrics: MultiLabelMetrics?
         // The root reports the final metrics; the other ranks only trained.
         if let val, parallel.isRoot, multiLabel != nil {
-            multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), bestOnData: true)
+            multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), precision: config.precision, bestOnData: true)
         } else if let val, parallel.isRoot, finalEvaluation { metrics = try evaluateValidation(graph: graph, data: val) }
         var out = graph
         if multiLabel != nil { MultiLabelObjective.annotate(&out, labels: classes, thresholds: multiLabelMetrics?.thresholds) }
