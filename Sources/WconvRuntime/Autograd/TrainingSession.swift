@@ -52,6 +52,9 @@ public final class TrainingSession {
     /// Convolutions of the current plan computing in bfloat16 (0 before the first forward or in f32).
     public var bf16Convolutions: Int { executor.dnnlBF16Summary.convolutions }
 
+    /// 2-D convolutions of the current plan (0 before the first forward).
+    public var convolutions: Int { executor.steps.filter { executor.nodes[$0.node].node.op == .conv2d }.count }
+
     /// Changes which parameters receive gradients (progressive unfreezing). Unknown names and
     /// buffers are ignored here; `init` reports them.
     public func setTrainable(_ names: Set<String>) {

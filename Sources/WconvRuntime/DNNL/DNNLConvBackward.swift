@@ -8,78 +8,97 @@ import Foundation
 /// after. Results are added to the gradient buffers (autograd accumulates): a buffer that holds no
 /// gradient yet in the layout the primitive writes is written directly, else the result is staged
 /// and added by a reorder with a sum post-op.
-/// In bf16 (mixed precision) x, dy and the weights are converted to bfloat16 for the primitives,
-/// which accumulate in f32 and write f32 gradients.
+/// In mixed precision either primitive can compute in bfloat16 (`bf16Data`, `bf16Weights`): its
+/// inputs (dy and the weights, or x and dy) are converted to bf16, it accumulates in f32 and writes
+/// f32 gradients.
 final class DNNLConvBackward {
     let geometry: ConvGeometry
     let engine: DNNL.Engine
     /// The caller's x / dx and y / dy buffers are NCHW rather than NHWC.
     let nchwInput: Bool, nchwOutput: Bool
     private let data: DNNLPrimitive, weights: DNNLPrimitive
-    /// Memories of the primitives' arguments (handles bound per call).
-    private let diffDst, src, wPlain, wData: DNNLMemory
+    /// Memories of the primitives' arguments (handles bound per call): dy as each primitive reads it
+    /// (one object when both read the same type).
+    private let diffDstData, diffDstWeights, src, wPlain, wData: DNNLMemory
     private let wDataReorder: DNNLPrimitive?
-    /// x and dy reordered from NCHW when the caller's buffers are NCHW.
-    private let srcIn, diffDstIn: DNNLStagedInput?
+    /// x and dy reordered from NCHW and/or converted to bf16 for the primitive reading them.
+    private let srcIn, diffDstInData, diffDstInWeights: DNNLStagedInput?
     private let diffSrc, diffWeights, diffBias: DNNLGradientSink
     let hasBias: Bool
-    /// Computes in bfloat16 (x, dy and weights converted; gradients f32).
-    let bf16: Bool
-    private let hint: dnnl_primitive_desc_t
+    /// The primitive computes in bfloat16 (backward-data: dy and weights converted; backward-weights:
+    /// x and dy converted); gradients are f32 either way.
+    let bf16Data: Bool, bf16Weights: Bool
+    private let hints: [dnnl_primitive_desc_t]
 
-    deinit { dnnl_primitive_desc_destroy(hint) }
+    deinit { for h in hints { dnnl_primitive_desc_destroy(h) } }
 
-    init(_ g: ConvGeometry, hasBias: Bool, nchwInput: Bool, nchwOutput: Bool, bf16: Bool = false) throws {
+    init(_ g: ConvGeometry, hasBias: Bool, nchwInput: Bool, nchwOutput: Bool, bf16Data: Bool = false, bf16Weights: Bool = false) throws {
         guard let engine = DNNL.engine else { throw DNNLUnavailable() }
         self.engine = engine
         geometry = g
         self.hasBias = hasBias
         self.nchwInput = nchwInput
         self.nchwOutput = nchwOutput
-        self.bf16 = bf16
-        let compute = bf16 ? dnnl_bf16 : dnnl_f32
+        self.bf16Data = bf16Data
+        self.bf16Weights = bf16Weights
         let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
         let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
         let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
-        // x and dy in the compute type; dx, dW and db always f32.
-        var srcMD = try dnnl_memory_desc_t.of(srcDims, dnnl_nhwc, compute), dstMD = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, compute)
+        let dataType = bf16Data ? dnnl_bf16 : dnnl_f32, weightsType = bf16Weights ? dnnl_bf16 : dnnl_f32
+        // x, dy and the weights in each primitive's compute type; dx, dW and db always f32.
+        var srcMD = try dnnl_memory_desc_t.of(srcDims, dnnl_nhwc, weightsType)
+        var dstData = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, dataType), dstWeights = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, weightsType)
         var diffSrcMD = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc)
-        var wAny = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, compute), diffWAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        var wAny = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, dataType), diffWAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
         var bMD = try dnnl_memory_desc_t.f32([g.o], dnnl_x)
         let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
         let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
-        // The forward descriptor only serves as the backward primitives' hint (layout choices).
-        var fwd = dnnl_convolution_desc_t(), bwdData = dnnl_convolution_desc_t(), bwdWeights = dnnl_convolution_desc_t()
+        // A forward descriptor of the primitive's type only serves as its hint (layout choices);
+        // oneDNN's backward descriptors keep a pointer to it, so it lives as long as they do.
+        var hintOf: [UInt32: dnnl_primitive_desc_t] = [:], made: [dnnl_primitive_desc_t] = []
+        func hint(_ type: dnnl_data_type_t) throws -> dnnl_primitive_desc_t {
+            if let h = hintOf[type.rawValue] { return h }
+            var fwd = dnnl_convolution_desc_t()
+            var x = try dnnl_memory_desc_t.of(srcDims, dnnl_nhwc, type), y = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, type)
+            var w = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, type)
+            try withUnsafePointer(to: &bMD) { bp in
+                try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &x, &w, hasBias ? bp : nil, &y,
+                                                                          strides, dil, padL, padR), "convolution_forward_desc_init (training)")
+            }
+            var pd: dnnl_primitive_desc_t?
+            try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&pd, $0, nil, engine.engine, nil) },
+                           "convolution forward (hint) primitive_desc_create \(g)")
+            made.append(pd!)
+            hintOf[type.rawValue] = pd!
+            return pd!
+        }
+        var bwdData = dnnl_convolution_desc_t(), bwdWeights = dnnl_convolution_desc_t()
         try withUnsafePointer(to: &bMD) { bp in
-            let bias = hasBias ? bp : nil
-            try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &srcMD, &wAny, bias, &dstMD,
-                                                                      strides, dil, padL, padR), "convolution_forward_desc_init (training)")
-            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, dnnl_convolution_direct, &diffSrcMD, &wAny, &dstMD,
+            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, dnnl_convolution_direct, &diffSrcMD, &wAny, &dstData,
                                                                             strides, dil, padL, padR), "convolution_backward_data_desc_init")
-            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, dnnl_convolution_direct, &srcMD, &diffWAny, bias, &dstMD,
+            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, dnnl_convolution_direct, &srcMD, &diffWAny, hasBias ? bp : nil, &dstWeights,
                                                                                strides, dil, padL, padR), "convolution_backward_weights_desc_init")
         }
-        var hintPD: dnnl_primitive_desc_t?
-        try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&hintPD, $0, nil, engine.engine, nil) },
-                       "convolution forward (hint) primitive_desc_create \(g)")
-        // oneDNN's backward descriptors keep a pointer to their hint: it lives as long as they do.
-        hint = hintPD!
         // oneDNN 2.6's jit_1x1 backward kernels on AVX-512 corrupt memory for strided 1×1 convs at
         // an odd minibatch (ResNet downsample convs, batch 9: heap corruption, found by the CLI
         // tests); they are passed over there for the next implementation oneDNN offers. Their bf16
         // twins (jit_bf16_1x1) do the same (batch 7: "double free or corruption").
-        let avoid = g.kh == 1 && g.kw == 1 && (g.sh > 1 || g.sw > 1) ? (bf16 ? "jit_bf16_1x1" : "jit_1x1") : nil
+        let strided1x1 = g.kh == 1 && g.kw == 1 && (g.sh > 1 || g.sw > 1)
+        func avoid(_ bf16: Bool) -> String? { strided1x1 ? (bf16 ? "jit_bf16_1x1" : "jit_1x1") : nil }
+        let dataHint = try hint(dataType), weightsHint = try hint(weightsType)
+        hints = made
         data = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdData) {
-            try DNNL.primitiveDesc($0, engine, hint: hintPD, avoiding: avoid, "convolution backward_data \(g)")
+            try DNNL.primitiveDesc($0, engine, hint: dataHint, avoiding: avoid(bf16Data), "convolution backward_data \(g)")
         })
         weights = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdWeights) {
-            try DNNL.primitiveDesc($0, engine, hint: hintPD, avoiding: avoid, "convolution backward_weights \(g)")
+            try DNNL.primitiveDesc($0, engine, hint: weightsHint, avoiding: avoid(bf16Weights), "convolution backward_weights \(g)")
         })
 
         let plainW = try dnnl_memory_desc_t.f32(wDims, wTag)
         let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
         let f32Dst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
-        diffDst = try DNNLMemory(dstMD, engine, own: false)
+        diffDstData = try DNNLMemory(dstData, engine, own: false)
+        diffDstWeights = bf16Data == bf16Weights ? diffDstData : try DNNLMemory(dstWeights, engine, own: false)
         src = try DNNLMemory(srcMD, engine, own: false)
         wPlain = try DNNLMemory(plainW, engine, own: false)
         let chosenW = data.md(dnnl_query_weights_md)
@@ -89,9 +108,11 @@ final class DNNLConvBackward {
             wData = try DNNLMemory(chosenW, engine, own: true)
             wDataReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
         }
-        // The caller's f32 x and dy are converted (and reordered from NCHW) when the primitives differ.
-        srcIn = nchwInput || bf16 ? try DNNLStagedInput(from: nchwInput ? plainSrc : diffSrcMD, to: srcMD, engine) : nil
-        diffDstIn = nchwOutput || bf16 ? try DNNLStagedInput(from: nchwOutput ? plainDst : f32Dst, to: dstMD, engine) : nil
+        // The caller's f32 x and dy are staged when NCHW or read as bf16.
+        srcIn = nchwInput || bf16Weights ? try DNNLStagedInput(from: nchwInput ? plainSrc : diffSrcMD, to: srcMD, engine) : nil
+        let callerDst = nchwOutput ? plainDst : f32Dst
+        diffDstInData = nchwOutput || bf16Data ? try DNNLStagedInput(from: callerDst, to: dstData, engine) : nil
+        diffDstInWeights = bf16Data == bf16Weights ? diffDstInData : nchwOutput || bf16Weights ? try DNNLStagedInput(from: callerDst, to: dstWeights, engine) : nil
         diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: nchwInput ? plainSrc : diffSrcMD, engine)
         diffWeights = try DNNLGradientSink(produced: weights.md(dnnl_query_diff_weights_md), target: plainW, engine)
         diffBias = try DNNLGradientSink(produced: hasBias ? weights.md(dnnl_query_diff_weights_md, 1) : bMD, target: bMD, engine)
@@ -102,7 +123,8 @@ final class DNNLConvBackward {
 
     /// Bytes of staging one call may need (64-byte aligned pieces).
     var stagingBytes: Int {
-        [srcIn?.bytes ?? 0, diffDstIn?.bytes ?? 0, diffSrc.stagingBytes, diffWeights.stagingBytes, diffBias.stagingBytes]
+        let secondDy = diffDstInWeights === diffDstInData ? 0 : diffDstInWeights?.bytes ?? 0
+        return [srcIn?.bytes ?? 0, diffDstInData?.bytes ?? 0, secondDy, diffSrc.stagingBytes, diffWeights.stagingBytes, diffBias.stagingBytes]
             .reduce(0) { $0 + ($1 + 63) / 64 * 64 }
     }
 
@@ -122,10 +144,14 @@ final class DNNLConvBackward {
             defer { next = next! + (bytes + 63) / 64 * 64 }
             return next
         }
-        diffDst.bind(diffDstIn.map { $0.run(dy, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(dy))
+        // dy as the data primitive reads it, then (when it differs) as the weights primitive does.
+        diffDstData.bind(diffDstInData.map { $0.run(dy, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(dy))
         if dw != nil || db != nil {
+            if diffDstWeights !== diffDstData {
+                diffDstWeights.bind(diffDstInWeights.map { $0.run(dy, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(dy))
+            }
             src.bind(srcIn.map { $0.run(x, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(x))
-            var args: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, diffDst)]
+            var args: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, diffDstWeights)]
             // The weights primitive always computes both when it has a bias; a gradient not asked for goes to staging.
             args.append((DNNL_ARG_DIFF_WEIGHTS, diffWeights.prepare(dw, staging: take(diffWeights.stagingBytes(fresh: dw?.fresh ?? false)))))
             if hasBias { args.append((DNNL_ARG_DIFF_BIAS, diffBias.prepare(db, staging: take(diffBias.stagingBytes(fresh: db?.fresh ?? false))))) }
@@ -144,7 +170,7 @@ final class DNNLConvBackward {
                 }
             }
             let out = diffSrc.prepare(dx, staging: take(diffSrc.stagingBytes(fresh: dx.fresh)))
-            data.execute(engine, [(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, wData), (DNNL_ARG_DIFF_SRC, out)])
+            data.execute(engine, [(DNNL_ARG_DIFF_DST, diffDstData), (DNNL_ARG_WEIGHTS, wData), (DNNL_ARG_DIFF_SRC, out)])
             diffSrc.finish(dx, engine)
         }
     }

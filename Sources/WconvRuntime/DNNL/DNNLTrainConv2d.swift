@@ -32,8 +32,19 @@ struct DNNLTrainConv2d: StepKernel {
         let bf16 = r.layout.bf16
         let conv = try DNNLConvolution(g, activation: .none, hasBias: hasBias, layout: .nhwc,
                                        nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: false, bf16: bf16)
-        let back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut, bf16: bf16)
+        let back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut,
+                                        bf16Data: bf16, bf16Weights: bf16 && bf16WeightGradientPays(g))
         return DNNLTrainConv2d(forwardKernel: DNNLConv2d(geometry: g, conv: conv), backwardConv: back)
+    }
+
+    /// Whether oneDNN 2.6.3's bf16 backward-weights kernel (jit_bf16) beats its f32 one for this conv
+    /// (avx512_core_bf16, ResNet-18 b16@224, ms per call bf16 vs f32): at unit stride on ≥ 14×14
+    /// outputs it does (56×56 60 vs 109, 28×28 43 vs 101, 14×14 48 vs 78); strided convs (3×3/2
+    /// ≈ 260 vs 35–70, 1×1/2 ≈ 250 vs 8–11, the 7×7/2 stem 182 vs 141) and 7×7 outputs (255 vs
+    /// 123) run it several times slower, so their weight gradients are computed in f32.
+    static func bf16WeightGradientPays(_ g: ConvGeometry) -> Bool {
+        if let forced = ProcessInfo.processInfo.environment["WCONV_BF16_WEIGHT_GRADIENTS"] { return forced == "1" }
+        return g.sh == 1 && g.sw == 1 && g.howo >= 14 * 14
     }
 
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents { forwardKernel.extents(inputs: inputs, outputs: outputs) }
@@ -47,7 +58,7 @@ struct DNNLTrainConv2d: StepKernel {
         let bytes = backwardConv.stagingBytes
         let scratch = bytes > 0 ? UnsafeMutableRawPointer(c.executor.workspace.get(bytes / 4 + 16)) : nil
         // bf16: the forward's converted weights, when in the layout backward-data reads.
-        let lent = backwardConv.bf16 ? forwardKernel.conv.convertedWeights.flatMap { $0.desc == backwardConv.weightsDesc ? $0.data : nil } : nil
+        let lent = backwardConv.bf16Data ? forwardKernel.conv.convertedWeights.flatMap { $0.desc == backwardConv.weightsDesc ? $0.data : nil } : nil
         backwardConv.backward(x: c.input(0)!, weight: c.input(1)!, dy: dy, dx: dx, dw: dw, db: db, scratch: scratch, converted: lent)
     }
 }

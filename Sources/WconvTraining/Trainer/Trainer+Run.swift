@@ -44,6 +44,9 @@ extension Trainer {
                 break
             }
             history.append(rec)
+            if fresh, config.precision == .bf16, let s = session, s.convolutions > 0 {
+                log("bf16: \(s.bf16Convolutions) of \(s.convolutions) convolutions of the training plan in bfloat16 (smaller ones, below oneDNN's break-even, stay f32 on im2col + GEMM)")
+            }
             let eta = Date().timeIntervalSince(tStart) / Double(e + 1 - startEpoch) * Double(config.epochs - e - 1)
             log(epochLine(rec, eta: eta))
             var improved = false
