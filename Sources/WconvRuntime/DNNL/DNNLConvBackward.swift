@@ -121,6 +121,9 @@ final class DNNLConvBackward {
     /// The kernels oneDNN chose ("brgconv_bwd_d:avx512_core, brgconv_bwd_w:avx512_core"), for reports.
     var implementation: String { "\(data.implementation), \(weights.implementation)" }
 
+    /// The backward-weights kernel oneDNN chose ("jit_bf16_1x1:avx512_core_bf16").
+    var weightsImplementation: String { weights.implementation }
+
     /// Bytes of staging one call may need (64-byte aligned pieces).
     var stagingBytes: Int {
         let secondDy = diffDstInWeights === diffDstInData ? 0 : diffDstInWeights?.bytes ?? 0

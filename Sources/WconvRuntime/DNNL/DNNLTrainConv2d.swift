@@ -32,19 +32,25 @@ struct DNNLTrainConv2d: StepKernel {
         let bf16 = r.layout.bf16
         let conv = try DNNLConvolution(g, activation: .none, hasBias: hasBias, layout: .nhwc,
                                        nchwInput: !nhwcIn, nchwOutput: !nhwcOut, constantWeights: false, bf16: bf16)
-        let back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut,
-                                        bf16Data: bf16, bf16Weights: bf16 && bf16WeightGradientPays(g))
+        var back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut, bf16Data: bf16, bf16Weights: bf16)
+        if bf16 && !bf16WeightGradientPays(g, implementation: back.weightsImplementation) {
+            back = try DNNLConvBackward(g, hasBias: hasBias, nchwInput: !nhwcIn, nchwOutput: !nhwcOut, bf16Data: true, bf16Weights: false)
+        }
         return DNNLTrainConv2d(forwardKernel: DNNLConv2d(geometry: g, conv: conv), backwardConv: back)
     }
 
-    /// Whether oneDNN 2.6.3's bf16 backward-weights kernel (jit_bf16) beats its f32 one for this conv
-    /// (avx512_core_bf16, ResNet-18 b16@224, ms per call bf16 vs f32): at unit stride on ≥ 14×14
-    /// outputs it does (56×56 60 vs 109, 28×28 43 vs 101, 14×14 48 vs 78); strided convs (3×3/2
-    /// ≈ 260 vs 35–70, 1×1/2 ≈ 250 vs 8–11, the 7×7/2 stem 182 vs 141) and 7×7 outputs (255 vs
-    /// 123) run it several times slower, so their weight gradients are computed in f32.
-    static func bf16WeightGradientPays(_ g: ConvGeometry) -> Bool {
+    /// Whether oneDNN 2.6.3's bf16 backward-weights kernel beats its f32 one for this conv, by the
+    /// kernel it picked (avx512_core_bf16, b16@224, ms per call bf16 vs f32): the 1×1 kernel
+    /// (jit_bf16_1x1: EfficientNet-B0's pointwise convs 1.7–11 vs 2–21, all but two faster) and
+    /// the depthwise one (jit_dw: 0.4–16 vs 1.3–38) always; the generic jit_bf16 only at unit stride
+    /// on ≥ 14×14 outputs without groups (ResNet-18 3×3: 56×56 60 vs 109, 28×28 43 vs 101, 14×14
+    /// 48 vs 78), elsewhere it runs several times slower (3×3/2 ≈ 260 vs 35–70, 1×1/2 ≈ 250 vs 8–11,
+    /// 7×7 outputs 255 vs 123, 5×5 depthwise 41–103 vs 19–50), so those weight gradients are f32.
+    /// WCONV_BF16_WEIGHT_GRADIENTS=1 / 0 forces bf16 / f32 (measurements).
+    static func bf16WeightGradientPays(_ g: ConvGeometry, implementation: String) -> Bool {
         if let forced = ProcessInfo.processInfo.environment["WCONV_BF16_WEIGHT_GRADIENTS"] { return forced == "1" }
-        return g.sh == 1 && g.sw == 1 && g.howo >= 14 * 14
+        if implementation.hasPrefix("jit_bf16_1x1") || implementation.hasPrefix("jit_dw") { return true }
+        return implementation.hasPrefix("jit_bf16") && g.groups == 1 && g.sh == 1 && g.sw == 1 && g.howo >= 14 * 14
     }
 
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents { forwardKernel.extents(inputs: inputs, outputs: outputs) }
