@@ -18,8 +18,9 @@ struct DNNLTrainConv2d: StepKernel {
     /// Below this many multiply-adds (forward) a training conv stays on im2col + GEMM: the reorders
     /// of weights and gradients around oneDNN's backward primitives cost more than they gain (the
     /// few-label job at 32×32, batch 10: training 1.7 s with them, 0.2 s without). Tests lower it
-    /// to run their small graphs on oneDNN.
-    nonisolated(unsafe) static var minMACs = 4_000_000
+    /// to run their small graphs on oneDNN; WCONV_DNNL_TRAIN_MIN_MACS=N sets it (measurements, e.g.
+    /// bf16 accuracy on a task whose convs are all below it).
+    nonisolated(unsafe) static var minMACs = ProcessInfo.processInfo.environment["WCONV_DNNL_TRAIN_MIN_MACS"].flatMap { Int($0) } ?? 4_000_000
 
     static func select(_ r: KernelRequest, _ g: ConvGeometry) throws -> DNNLTrainConv2d? {
         guard DNNL.isEnabled, r.training, r.exec.node.op == .conv2d, r.exec.fused == .none else { return nil }
