@@ -72,6 +72,51 @@ final class DNNLConvTests: XCTestCase {
         XCTAssertEqual(r.residual.inPlace, 1)
     }
 
+    /// 3×3 stride-1 convolutions on oneDNN's Winograd kernels (AVX-512): a basic-block ResNet, where
+    /// the second conv of an identity block also takes the residual sum (+ ReLU) through the blocked
+    /// staging, against im2col + BLAS and against the same plan with every conv direct.
+    func testWinogradBasicBlocksMatch() throws {
+        try XCTSkipUnless(DNNL.isEnabled && DNNL.hasWinograd, "oneDNN has no AVX-512 Winograd kernels here")
+        var rng = TestRNG(17)
+        let g = NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 6, bottleneck: false)
+        let x = rng.tensor([3, 3, 48, 40])
+        let r = try both(g, x)
+        DNNL.disabledForTesting = false
+        let on = try InferenceSession(graph: g)
+        XCTAssertEqual(try on.run(["x": x])[g.outputs[0].name]!.floats(), r.dnnl)
+        let wino = on.executor.steps.filter { ($0.kernel as? DNNLConv2d)?.conv.implementation.contains("wino") == true }
+        // Stride-1 3×3 convs: 4 in layer1 (2 blocks, 12×10 maps: 27 tiles of 4×4 over the batch),
+        // 1 in each later stage (6×5 and smaller: under 16 tiles, direct). The residual goes into
+        // the block's last conv: conv2 in layer1's blocks, the 1×1 downsample in the others.
+        XCTAssertEqual(wino.count, 4)
+        XCTAssertEqual(wino.filter { ($0.kernel as! DNNLConv2d).conv.addsResidual }.count, 2)
+        XCTAssertEqual(on.executor.steps.filter { ($0.kernel as? DNNLConv2d).map { DNNLConvolution.mayUseWinograd($0.geometry) } == true }.count, 4)
+        XCTAssertEqual(r.residual.fused, 5)
+        assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
+        DNNLConvolution.winogradEnabled = false
+        defer { DNNLConvolution.winogradEnabled = true }
+        let direct = try InferenceSession(graph: g)
+        let y = try direct.run(["x": x])[g.outputs[0].name]!.floats()
+        XCTAssertFalse(direct.executor.steps.contains { ($0.kernel as? DNNLConv2d)?.conv.implementation.contains("wino") == true })
+        assertClose(r.dnnl, y, rtol: 1e-4, atol: 1e-5)
+    }
+
+    /// Which geometries may take Winograd: 3×3 stride 1 undilated ungrouped, ≥ 16 channels, and
+    /// enough 4×4 output tiles per call to pay for the weights' transform.
+    func testWinogradShapeRule() {
+        func g(n: Int, c: Int = 512, hw: Int, k: Int = 3, s: Int = 1, d: Int = 1, groups: Int = 1) -> ConvGeometry {
+            ConvGeometry(n: n, c: c, h: hw, w: hw, o: c, kh: k, kw: k, sh: s, sw: s, pt: d, pl: d, pb: d, pr: d, dh: d, dw: d, groups: groups)
+        }
+        XCTAssertTrue(DNNLConvolution.mayUseWinograd(g(n: 16, hw: 7)))   // 16 × 2 × 2 tiles
+        XCTAssertFalse(DNNLConvolution.mayUseWinograd(g(n: 1, hw: 7)))   // 4 tiles
+        XCTAssertTrue(DNNLConvolution.mayUseWinograd(g(n: 1, c: 256, hw: 14)))
+        XCTAssertFalse(DNNLConvolution.mayUseWinograd(g(n: 16, hw: 14, s: 2)))
+        XCTAssertFalse(DNNLConvolution.mayUseWinograd(g(n: 16, hw: 14, d: 2)))
+        XCTAssertFalse(DNNLConvolution.mayUseWinograd(g(n: 16, hw: 14, k: 1)))
+        XCTAssertFalse(DNNLConvolution.mayUseWinograd(g(n: 16, hw: 14, groups: 512)))
+        XCTAssertFalse(DNNLConvolution.mayUseWinograd(g(n: 16, c: 8, hw: 56)))
+    }
+
     func testEfficientNetDepthwiseAndSqueezeExciteMatch() throws {
         var rng = TestRNG(13)
         let g = NetBuilder.efficientnetB0(classes: 6, div: 8)

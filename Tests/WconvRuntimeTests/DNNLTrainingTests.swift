@@ -17,6 +17,8 @@ final class DNNLTrainingTests: XCTestCase {
         /// Output, then every trainable parameter's gradient and every BN running statistic, by name.
         var values: [String: [Float]] = [:]
         var convolutionsOnDNNL = 0
+        /// Convolutions whose forward and backward run on oneDNN's Winograd kernels.
+        var winograd = 0
         var nhwcValues = 0
         var backwardNodes = 0
     }
@@ -35,7 +37,11 @@ final class DNNLTrainingTests: XCTestCase {
         for (name, t) in grads { r.values["grad " + name] = t.floats() }
         for name in g.buffers { r.values[name] = Array(s.parameterBuffer(named: name)!) }
         for name in activations { r.values["activation " + name] = s.activation(named: name)!.floats() }
-        r.convolutionsOnDNNL = s.executor.steps.filter { $0.kernel is DNNLTrainConv2d }.count
+        let convs = s.executor.steps.compactMap { $0.kernel as? DNNLTrainConv2d }
+        r.convolutionsOnDNNL = convs.count
+        r.winograd = convs.filter {
+            $0.forwardKernel.conv.implementation.contains("wino") && $0.backwardConv.implementation.components(separatedBy: "wino").count == 3
+        }.count
         r.nhwcValues = s.executor.nhwcValues.count
         r.backwardNodes = s.lastBackwardNodeCount
         return r
@@ -100,6 +106,20 @@ final class DNNLTrainingTests: XCTestCase {
             XCTAssertEqual(on.convolutionsOnDNNL, 2, name)
             XCTAssertGreaterThanOrEqual(on.nhwcValues, 3, name)
         }
+    }
+
+    /// 3×3 stride-1 convs of ≥ 16 channels train on oneDNN's Winograd kernels (AVX-512): forward,
+    /// backward data and weights on its blocked layout, x and dy staged in, dx staged out (added
+    /// to the block input's gradient where the residual also writes it).
+    func testWinogradResNetStepMatches() throws {
+        try XCTSkipUnless(DNNL.isEnabled && DNNL.hasWinograd, "oneDNN has no AVX-512 Winograd kernels here")
+        var rng = TestRNG(23)
+        let g = inputAsParameter(NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 5, bottleneck: false), rng.tensor([3, 3, 64, 48]))
+        let on = try compare(g, [:])
+        XCTAssertEqual(on.convolutionsOnDNNL, 14)
+        // Layer1's four 3×3 convs (16×12 maps, 3 images: 36 tiles of 4×4); later stages have
+        // under 16 tiles per call and stay direct (DNNLConvolution.mayUseWinograd).
+        XCTAssertEqual(on.winograd, 4)
     }
 
     /// oneDNN 2.6's jit_1x1 backward kernels corrupted the heap on strided 1×1 convs at odd batches

@@ -104,14 +104,16 @@ public enum ConvEngineBench {
             let blocked = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .blocked)
             let nhwc = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nhwc, nchwInput: false, nchwOutput: false)
             let nhwcRO = try DNNLConvolution(g, activation: .relu, hasBias: true, layout: .nhwc)
+            // Staging of the NCHW reorders, and of Winograd's blocked layout (also behind NHWC buffers).
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: nhwcRO.srcStagingBytes + nhwcRO.dstStagingBytes + 128, alignment: 64)
-            defer { scratch.deallocate() }
+            let nhwcScratch = UnsafeMutableRawPointer.allocate(byteCount: nhwc.srcStagingBytes + nhwc.dstStagingBytes + 128, alignment: 64)
+            defer { scratch.deallocate(); nhwcScratch.deallocate() }
             let variants: [() -> Void] = [
                 { conv2dForward(x, g, weight: w, bias: b, activation: .relu, y, workspace: ws, staging: st) },
                 { nchw.forward(x, weight: w, bias: b, y2, scratch: nil) },
                 { blocked.forward(x, weight: w, bias: b, y2, scratch: nil) },
                 { blocked.forwardBlockedOnly(weight: w, bias: b) },
-                { nhwc.forward(x, weight: w, bias: b, y2, scratch: nil) },
+                { nhwc.forward(x, weight: w, bias: b, y2, scratch: nhwcScratch) },
                 { nhwcRO.forward(x, weight: w, bias: b, y2, scratch: scratch) },
             ]
             // Enough calls per round for ~20 ms of work at 20 GFLOP/s.

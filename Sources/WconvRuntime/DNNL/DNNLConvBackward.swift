@@ -1,16 +1,18 @@
 import CWconvDNNL
 import Foundation
+import WconvTensor
 
 /// The backward of one convolution of a training plan on oneDNN primitives, created once for its
 /// geometry: input gradient (convolution_backward_data) and weight + bias gradients
-/// (convolution_backward_weights), on NHWC activations. Where the caller's buffers are NCHW (a
-/// boundary of the training layout plan) x and dy are reordered into staging first and dx back
-/// after. Results are added to the gradient buffers (autograd accumulates): a buffer that holds no
-/// gradient yet in the layout the primitive writes is written directly, else the result is staged
-/// and added by a reorder with a sum post-op.
-/// In mixed precision either primitive can compute in bfloat16 (`bf16Data`, `bf16Weights`): its
-/// inputs (dy and the weights, or x and dy) are converted to bf16, it accumulates in f32 and writes
-/// f32 gradients.
+/// (convolution_backward_weights), on NHWC activations (Winograd's blocked layout for f32 3×3
+/// stride-1 convs). Where the caller's buffers are in another layout (NCHW at a boundary of the
+/// training layout plan, or the primitives' blocked one) x and dy are reordered into staging first
+/// and dx back after. Results are added to the gradient buffers (autograd accumulates): a buffer
+/// that holds no gradient yet in the layout the primitive writes is written directly, else the
+/// result is staged and added by a reorder with a sum post-op.
+/// In mixed precision either primitive can compute in bfloat16 (`bf16Data`, `bf16Weights`; direct
+/// algorithm, NHWC): its inputs (dy and the weights, or x and dy) are converted to bf16, it
+/// accumulates in f32 and writes f32 gradients.
 final class DNNLConvBackward {
     let geometry: ConvGeometry
     let engine: DNNL.Engine
@@ -18,10 +20,10 @@ final class DNNLConvBackward {
     let nchwInput: Bool, nchwOutput: Bool
     private let data: DNNLPrimitive, weights: DNNLPrimitive
     /// Memories of the primitives' arguments (handles bound per call): dy as each primitive reads it
-    /// (one object when both read the same type).
+    /// (one object when both read the same layout and type).
     private let diffDstData, diffDstWeights, src, wPlain, wData: DNNLMemory
     private let wDataReorder: DNNLPrimitive?
-    /// x and dy reordered from NCHW and/or converted to bf16 for the primitive reading them.
+    /// x and dy reordered (and converted) from the caller's buffers for the primitive reading them.
     private let srcIn, diffDstInData, diffDstInWeights: DNNLStagedInput?
     private let diffSrc, diffWeights, diffBias: DNNLGradientSink
     let hasBias: Bool
@@ -44,61 +46,39 @@ final class DNNLConvBackward {
         let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
         let wDims = g.groups == 1 ? [g.o, g.c, g.kh, g.kw] : [g.groups, g.og, g.cg, g.kh, g.kw]
         let wTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
-        let dataType = bf16Data ? dnnl_bf16 : dnnl_f32, weightsType = bf16Weights ? dnnl_bf16 : dnnl_f32
-        // x, dy and the weights in each primitive's compute type; dx, dW and db always f32.
-        var srcMD = try dnnl_memory_desc_t.of(srcDims, dnnl_nhwc, weightsType)
-        var dstData = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, dataType), dstWeights = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, weightsType)
-        var diffSrcMD = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc)
-        var wAny = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, dataType), diffWAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+        let nhwcSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nhwc), nhwcDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
+        let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
+        let callerSrc = nchwInput ? plainSrc : nhwcSrc, callerDst = nchwOutput ? plainDst : nhwcDst
         var bMD = try dnnl_memory_desc_t.f32([g.o], dnnl_x)
-        let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
-        let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
-        // A forward descriptor of the primitive's type only serves as its hint (layout choices);
-        // oneDNN's backward descriptors keep a pointer to it, so it lives as long as they do.
-        var hintOf: [UInt32: dnnl_primitive_desc_t] = [:], made: [dnnl_primitive_desc_t] = []
-        func hint(_ type: dnnl_data_type_t) throws -> dnnl_primitive_desc_t {
-            if let h = hintOf[type.rawValue] { return h }
-            var fwd = dnnl_convolution_desc_t()
-            var x = try dnnl_memory_desc_t.of(srcDims, dnnl_nhwc, type), y = try dnnl_memory_desc_t.of(dstDims, dnnl_nhwc, type)
-            var w = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, type)
-            try withUnsafePointer(to: &bMD) { bp in
-                try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &x, &w, hasBias ? bp : nil, &y,
-                                                                          strides, dil, padL, padR), "convolution_forward_desc_init (training)")
-            }
-            var pd: dnnl_primitive_desc_t?
-            try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&pd, $0, nil, engine.engine, nil) },
-                           "convolution forward (hint) primitive_desc_create \(g)")
-            made.append(pd!)
-            hintOf[type.rawValue] = pd!
-            return pd!
-        }
-        var bwdData = dnnl_convolution_desc_t(), bwdWeights = dnnl_convolution_desc_t()
-        try withUnsafePointer(to: &bMD) { bp in
-            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, dnnl_convolution_direct, &diffSrcMD, &wAny, &dstData,
-                                                                            strides, dil, padL, padR), "convolution_backward_data_desc_init")
-            try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, dnnl_convolution_direct, &srcMD, &diffWAny, hasBias ? bp : nil, &dstWeights,
-                                                                               strides, dil, padL, padR), "convolution_backward_weights_desc_init")
-        }
         // oneDNN 2.6's jit_1x1 backward kernels on AVX-512 corrupt memory for strided 1×1 convs at
         // an odd minibatch (ResNet downsample convs, batch 9: heap corruption, found by the CLI
         // tests); they are passed over there for the next implementation oneDNN offers. Their bf16
         // twins (jit_bf16_1x1) do the same (batch 7: "double free or corruption").
         let strided1x1 = g.kh == 1 && g.kw == 1 && (g.sh > 1 || g.sw > 1)
-        func avoid(_ bf16: Bool) -> String? { strided1x1 ? (bf16 ? "jit_bf16_1x1" : "jit_1x1") : nil }
-        let dataHint = try hint(dataType), weightsHint = try hint(weightsType)
-        hints = made
-        data = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdData) {
-            try DNNL.primitiveDesc($0, engine, hint: dataHint, avoiding: avoid(bf16Data), "convolution backward_data \(g)")
-        })
-        weights = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdWeights) {
-            try DNNL.primitiveDesc($0, engine, hint: weightsHint, avoiding: avoid(bf16Weights), "convolution backward_weights \(g)")
-        })
+        let types = (data: bf16Data ? dnnl_bf16 : dnnl_f32, weights: bf16Weights ? dnnl_bf16 : dnnl_f32)
+        // Winograd (as the forward: DNNLConvolution.mayUseWinograd; f32 only) where oneDNN has it, on
+        // its blocked layout with x and dy staged in and dx out; else direct on NHWC.
+        let f32 = !bf16Data && !bf16Weights
+        var chosen: (data: DNNLPrimitive, weights: DNNLPrimitive, hints: [dnnl_primitive_desc_t])?
+        for alg in f32 && DNNLConvolution.mayUseWinograd(g) ? [dnnl_convolution_winograd, dnnl_convolution_direct] : [dnnl_convolution_direct] {
+            do {
+                chosen = try DNNLConvBackward.primitives(g, alg, hasBias: hasBias, wDims: wDims, bias: &bMD,
+                                                         tag: alg == dnnl_convolution_winograd ? dnnl_format_tag_any : dnnl_nhwc,
+                                                         types: types, avoidingOn: strided1x1, engine)
+                break
+            } catch where alg == dnnl_convolution_winograd {
+                continue
+            }
+        }
+        guard let chosen else { throw WconvError(.runtime, "internal: no oneDNN backward convolution for \(g)") }
+        data = chosen.data; weights = chosen.weights; hints = chosen.hints
+        let srcMD = weights.md(dnnl_query_src_md)
+        let dstData = data.md(dnnl_query_diff_dst_md), dstWeights = weights.md(dnnl_query_diff_dst_md)
+        let sharedDy = dstData == dstWeights
 
         let plainW = try dnnl_memory_desc_t.f32(wDims, wTag)
-        let plainSrc = try dnnl_memory_desc_t.f32(srcDims, dnnl_nchw), plainDst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nchw)
-        let f32Dst = try dnnl_memory_desc_t.f32(dstDims, dnnl_nhwc)
         diffDstData = try DNNLMemory(dstData, engine, own: false)
-        diffDstWeights = bf16Data == bf16Weights ? diffDstData : try DNNLMemory(dstWeights, engine, own: false)
+        diffDstWeights = sharedDy ? diffDstData : try DNNLMemory(dstWeights, engine, own: false)
         src = try DNNLMemory(srcMD, engine, own: false)
         wPlain = try DNNLMemory(plainW, engine, own: false)
         let chosenW = data.md(dnnl_query_weights_md)
@@ -108,14 +88,71 @@ final class DNNLConvBackward {
             wData = try DNNLMemory(chosenW, engine, own: true)
             wDataReorder = try DNNLPrimitive.reorder(plainW, chosenW, engine)
         }
-        // The caller's f32 x and dy are staged when NCHW or read as bf16.
-        srcIn = nchwInput || bf16Weights ? try DNNLStagedInput(from: nchwInput ? plainSrc : diffSrcMD, to: srcMD, engine) : nil
-        let callerDst = nchwOutput ? plainDst : f32Dst
-        diffDstInData = nchwOutput || bf16Data ? try DNNLStagedInput(from: callerDst, to: dstData, engine) : nil
-        diffDstInWeights = bf16Data == bf16Weights ? diffDstInData : nchwOutput || bf16Weights ? try DNNLStagedInput(from: callerDst, to: dstWeights, engine) : nil
-        diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: nchwInput ? plainSrc : diffSrcMD, engine)
+        srcIn = srcMD == callerSrc ? nil : try DNNLStagedInput(from: callerSrc, to: srcMD, engine)
+        diffDstInData = dstData == callerDst ? nil : try DNNLStagedInput(from: callerDst, to: dstData, engine)
+        diffDstInWeights = sharedDy ? diffDstInData : dstWeights == callerDst ? nil : try DNNLStagedInput(from: callerDst, to: dstWeights, engine)
+        diffSrc = try DNNLGradientSink(produced: data.md(dnnl_query_diff_src_md), target: callerSrc, engine)
         diffWeights = try DNNLGradientSink(produced: weights.md(dnnl_query_diff_weights_md), target: plainW, engine)
         diffBias = try DNNLGradientSink(produced: hasBias ? weights.md(dnnl_query_diff_weights_md, 1) : bMD, target: bMD, engine)
+    }
+
+    /// Backward-data and backward-weights primitives for one algorithm, activations in `tag` (NHWC,
+    /// or any: the primitives' choice), each computing in its type of `types` (dx, dW, db f32), with
+    /// the forward descriptors they need as hints (one per type; they must outlive the primitives).
+    /// `avoidingOn`: pass over the (bf16) jit_1x1 kernels. Throws when oneDNN has no kernel, or when
+    /// primitives of one type choose different dy layouts (one staging of dy serves both).
+    private static func primitives(_ g: ConvGeometry, _ alg: dnnl_alg_kind_t, hasBias: Bool, wDims: [Int], bias bMD: inout dnnl_memory_desc_t,
+                                   tag: dnnl_format_tag_t, types: (data: dnnl_data_type_t, weights: dnnl_data_type_t), avoidingOn: Bool,
+                                   _ engine: DNNL.Engine) throws -> (data: DNNLPrimitive, weights: DNNLPrimitive, hints: [dnnl_primitive_desc_t]) {
+        let srcDims = [g.n, g.c, g.h, g.w], dstDims = [g.n, g.o, g.ho, g.wo]
+        let strides = [Int64(g.sh), Int64(g.sw)], dil = [Int64(g.dh - 1), Int64(g.dw - 1)]
+        let padL = [Int64(g.pt), Int64(g.pl)], padR = [Int64(g.pb), Int64(g.pr)]
+        var hints: [dnnl_primitive_desc_t] = [], hintOf: [UInt32: dnnl_primitive_desc_t] = [:]
+        // The forward descriptor of a type only serves as the backward primitives' hint (layout choices).
+        func hint(_ type: dnnl_data_type_t) throws -> dnnl_primitive_desc_t {
+            if let h = hintOf[type.rawValue] { return h }
+            var x = try dnnl_memory_desc_t.of(srcDims, tag, type), y = try dnnl_memory_desc_t.of(dstDims, tag, type)
+            var w = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, type)
+            var fwd = dnnl_convolution_desc_t()
+            try withUnsafePointer(to: &bMD) { bp in
+                try DNNL.check(dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, alg, &x, &w, hasBias ? bp : nil, &y,
+                                                                          strides, dil, padL, padR), "convolution_forward_desc_init (training)")
+            }
+            var pd: dnnl_primitive_desc_t?
+            try DNNL.check(withUnsafeMutablePointer(to: &fwd) { dnnl_primitive_desc_create(&pd, $0, nil, engine.engine, nil) },
+                           "convolution forward (hint) primitive_desc_create \(g)")
+            hints.append(pd!)
+            hintOf[type.rawValue] = pd!
+            return pd!
+        }
+        func avoid(_ type: dnnl_data_type_t) -> String? { avoidingOn ? (type == dnnl_bf16 ? "jit_bf16_1x1" : "jit_1x1") : nil }
+        do {
+            // x and dy in each primitive's compute type; dx and dW f32.
+            var diffSrcMD = try dnnl_memory_desc_t.f32(srcDims, tag), srcMD = try dnnl_memory_desc_t.of(srcDims, tag, types.weights)
+            var dyData = try dnnl_memory_desc_t.of(dstDims, tag, types.data), dyWeights = try dnnl_memory_desc_t.of(dstDims, tag, types.weights)
+            var wAny = try dnnl_memory_desc_t.of(wDims, dnnl_format_tag_any, types.data), diffWAny = try dnnl_memory_desc_t.f32(wDims, dnnl_format_tag_any)
+            var bwdData = dnnl_convolution_desc_t(), bwdWeights = dnnl_convolution_desc_t()
+            try withUnsafePointer(to: &bMD) { bp in
+                try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bwdData, alg, &diffSrcMD, &wAny, &dyData,
+                                                                                strides, dil, padL, padR), "convolution_backward_data_desc_init")
+                try DNNL.check(dnnl_dilated_convolution_backward_weights_desc_init(&bwdWeights, alg, &srcMD, &diffWAny, hasBias ? bp : nil, &dyWeights,
+                                                                                   strides, dil, padL, padR), "convolution_backward_weights_desc_init")
+            }
+            let dataHint = try hint(types.data), weightsHint = try hint(types.weights)
+            let data = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdData) {
+                try DNNL.primitiveDesc($0, engine, hint: dataHint, avoiding: avoid(types.data), "convolution backward_data \(g)")
+            })
+            let weights = try DNNLPrimitive(withUnsafeMutablePointer(to: &bwdWeights) {
+                try DNNL.primitiveDesc($0, engine, hint: weightsHint, avoiding: avoid(types.weights), "convolution backward_weights \(g)")
+            })
+            guard types.data != types.weights || data.md(dnnl_query_diff_dst_md) == weights.md(dnnl_query_diff_dst_md) else {
+                throw WconvError(.runtime, "internal: oneDNN's backward convolutions chose different dy layouts for \(g)")
+            }
+            return (data, weights, hints)
+        } catch {
+            for h in hints { dnnl_primitive_desc_destroy(h) }
+            throw error
+        }
     }
 
     /// The kernels oneDNN chose ("brgconv_bwd_d:avx512_core, brgconv_bwd_w:avx512_core"), for reports.
@@ -190,7 +227,7 @@ final class DNNLStagedInput {
         reorder = try DNNLPrimitive.reorder(from, to, engine)
         bytes = staged.byteCount
     }
-    /// Reorders (and converts) `x` into `staging` and returns it.
+    /// Reorders `x` into `staging` and returns it.
     func run(_ x: UnsafePointer<Float>, into staging: UnsafeMutableRawPointer, _ engine: DNNL.Engine) -> UnsafeRawPointer {
         user.bind(x); staged.bind(staging)
         reorder.execute(engine, [(DNNL_ARG_FROM, user), (DNNL_ARG_TO, staged)])

@@ -31,7 +31,14 @@ public enum DNNL {
         }
         let env = ProcessInfo.processInfo.environment
         let policy = env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" } ?? env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" } ?? "default wait policy; wconv's arithmetic commands set OMP_WAIT_POLICY=passive"
-        return "\(version) (OpenMP \(policy), ISA \(isaName(dnnl_get_effective_cpu_isa()))): convolutions"
+        let wino = hasWinograd && DNNLConvolution.winogradEnabled ? " (3×3 stride 1: Winograd)" : ""
+        return "\(version) (OpenMP \(policy), ISA \(isaName(dnnl_get_effective_cpu_isa()))): convolutions\(wino)"
+    }
+
+    /// oneDNN dispatches at AVX-512 (core) or above, where its f32 Winograd kernels exist.
+    static var hasWinograd: Bool {
+        let isa = dnnl_get_effective_cpu_isa().rawValue, core = dnnl_cpu_isa_avx512_core.rawValue
+        return isa & core == core
     }
 
     static func isaName(_ isa: dnnl_cpu_isa_t) -> String {

@@ -31,18 +31,24 @@ final class Workspace {
 
     init() {
         capacity = 0
-        pointer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        pointer = Workspace.allocate(1)
     }
 
-    /// A buffer of at least `count` floats; contents undefined.
+    /// 64-byte aligned: oneDNN's staging lives here, and some of its kernels (Winograd's) use
+    /// aligned vector loads on their blocked buffers (a 16-byte aligned staging crashed them).
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+    }
+
+    /// A buffer of at least `count` floats, 64-byte aligned; contents undefined.
     func get(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity {
-            pointer.deallocate()
-            pointer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            UnsafeMutableRawPointer(pointer).deallocate()
+            pointer = Workspace.allocate(count)
             capacity = count
         }
         return pointer
     }
 
-    deinit { pointer.deallocate() }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }
