@@ -120,11 +120,6 @@ public struct TrainingConfig: Codable, Sendable {
             decode = { c, cfg in if let v = try c.decodeIfPresent(T.self, forKey: key) { cfg[keyPath: path] = v } }
             encode = { cfg, c in try c.encode(cfg[keyPath: path], forKey: key) }
         }
-        /// Left out while it holds `omitted` (configs stay as they were before the member existed).
-        init<T: Codable & Equatable>(_ key: CodingKeys, _ path: WritableKeyPath<TrainingConfig, T>, omitted: T) {
-            decode = { c, cfg in if let v = try c.decodeIfPresent(T.self, forKey: key) { cfg[keyPath: path] = v } }
-            encode = { cfg, c in if cfg[keyPath: path] != omitted { try c.encode(cfg[keyPath: path], forKey: key) } }
-        }
         init<T: Codable>(_ key: CodingKeys, _ path: WritableKeyPath<TrainingConfig, T?>) {
             decode = { c, cfg in cfg[keyPath: path] = try c.decodeIfPresent(T.self, forKey: key) }
             encode = { cfg, c in try c.encodeIfPresent(cfg[keyPath: path], forKey: key) }
@@ -142,7 +137,7 @@ public struct TrainingConfig: Codable, Sendable {
         Field(.keepOptimizerStateOnUnfreeze, \.keepOptimizerStateOnUnfreeze), Field(.beta1, \.betas.0), Field(.beta2, \.betas.1),
         Field(.shuffle, \.shuffle), Field(.patience, \.patience), Field(.restoreBest, \.restoreBest), Field(.trainCrop, \.trainCrop),
         Field(.warmupRatio, \.warmupRatio), Field(.text, \.text), Field(.maxGradNorm, \.maxGradNorm),
-        Field(.precision, \.precision, omitted: .f32),
+        Field(.precision, \.precision),
     ]
 
     public init(from decoder: Decoder) throws {
