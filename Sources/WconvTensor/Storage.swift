@@ -77,6 +77,8 @@ public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawPointer
     public let size: Int
     private let mapping: UnsafeMutableRawPointer?
+    /// Device, inode, size and modification time when mapped (see `reopen`).
+    private let identity: [Int]
 
     /// Maps `path` read-only. An empty file maps to a zero-length buffer.
     public init(path: String) throws {
@@ -94,6 +96,7 @@ public final class MappedFile: @unchecked Sendable {
             throw WconvError(.invalidInput, "is a directory, expected a model file", file: path)
         }
         size = Int(st.st_size)
+        identity = MappedFile.identity(st)
         if size == 0 {
             mapping = nil
             bytes = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64))
@@ -113,6 +116,25 @@ public final class MappedFile: @unchecked Sendable {
     /// is read-only and private: no page holds anything the file does not.
     public func dropResidentPages() {
         if let mapping { _ = madvise(mapping, size, Int32(MADV_DONTNEED)) }
+    }
+
+    /// The mapped file opened again for pread(2) (writers copy large ranges that way instead of
+    /// through the mapping: no page faults, nothing to unmap, nothing resident), or nil when the path
+    /// no longer names the file that was mapped, unchanged. The caller closes the descriptor.
+    /// The descriptor is not kept with the mapping: a model can map thousands of files.
+    public func reopen() -> Int32? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0, MappedFile.identity(st) == identity else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    private static func identity(_ st: stat) -> [Int] {
+        [Int(st.st_dev), Int(st.st_ino), Int(st.st_size), Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec)]
     }
 
     deinit {

@@ -100,11 +100,14 @@ public struct Tensor: @unchecked Sendable {
         isContiguous && offset == 0 && byteCount == storage.byteCount
     }
 
+    /// The tensor's bytes when it is contiguous (valid as long as its storage lives), else nil.
+    public var contiguousBuffer: UnsafeRawBufferPointer? {
+        isContiguous ? UnsafeRawBufferPointer(start: storage.bytes.advanced(by: offset * dtype.byteSize), count: byteCount) : nil
+    }
+
     /// Calls `body` with the tensor's bytes in C order; zero-copy when already contiguous.
     public func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        if isContiguous {
-            return try body(UnsafeRawBufferPointer(start: storage.bytes.advanced(by: offset * dtype.byteSize), count: byteCount))
-        }
+        if let bytes = contiguousBuffer { return try body(bytes) }
         let c = contiguous()
         return try body(c.storage.buffer)
     }

@@ -102,3 +102,36 @@ final class SafetensorsWriterTests: XCTestCase {
         }
     }
 }
+
+extension SafetensorsWriterTests {
+    /// The writer queues contiguous tensors for one gathered write and copies a strided view to C
+    /// order when its turn comes: a bundle larger than one write call (1 MiB), with strided views
+    /// between contiguous tensors, odd sizes and several dtypes, must read back bit for bit, and
+    /// writing it again from the file's mapping (what `convert` does) must give the same bytes.
+    func testGatheredWriteWithStridedViewsBetweenContiguousTensors() throws {
+        let big = Tensor(shape: [300_001], floats: (0..<300_001).map { Float($0) * 0.5 })
+        let grid = Tensor(shape: [513, 700], floats: (0..<(513 * 700)).map { Float($0 % 9973) - 17 })
+        var b = TensorBundle(format: "test")
+        b.tensors["a.big"] = big
+        b.tensors["b.transposed"] = try Tensor(dtype: .f32, shape: [700, 513], strides: [1, 700], storage: grid.storage)
+        b.tensors["c.grid"] = grid
+        b.tensors["d.bytes"] = Tensor(shape: [3], floats: [1, 2, 3]).converted(to: .u8).tensor
+        b.tensors["e.half"] = Tensor(shape: [5, 3], floats: (0..<15).map { Float($0) / 3 }).converted(to: .f16).tensor
+        b.tensors["f.column"] = try Tensor(dtype: .f32, shape: [513], strides: [700], offset: 3, storage: grid.storage)
+        let dir = TempDir()
+        let first = dir.file("first.safetensors")
+        try SafetensorsWriter.write(b, to: first)
+        let back = try SafetensorsReader.read(path: first)
+        XCTAssertEqual(Set(back.tensors.keys), Set(b.tensors.keys))
+        for (name, t) in b.tensors {
+            XCTAssertTrue(back.tensors[name]!.bitwiseEqual(t), name)
+        }
+        let bytes = F.bytes(first)
+        let headerLength = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        XCTAssertEqual(bytes.count, 8 + headerLength + b.tensors.values.reduce(0) { $0 + $1.byteCount })
+
+        let second = dir.file("second.safetensors")
+        try SafetensorsWriter.write(back, to: second)
+        XCTAssertEqual(F.bytes(second), bytes)
+    }
+}

@@ -137,11 +137,23 @@ public enum SafetensorsWriter {
         }
         try AtomicFileWriter.write(to: path) { w in
             try w.reserve(8 + json.count + order.reduce(0) { $0 + plan.byName[$1]!.byteCount })
-            var n = UInt64(json.count).littleEndian
-            try withUnsafeBytes(of: &n) { try w.write($0) }
-            try w.write(json)
-            for name in order {
-                try plan.byName[name]!.withContiguousBytes { try w.write($0) }
+            var head = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
+            head += json
+            // Header and tensors in one gathered write (AtomicFileWriter.write(gathering:)); a strided
+            // view is copied to C order when its turn comes, after what is queued before it.
+            try head.withUnsafeBytes { h in
+                var queued = [WritePiece(h)]
+                for name in order {
+                    let t = plan.byName[name]!
+                    if let bytes = t.contiguousBuffer {
+                        queued.append(WritePiece(bytes, in: t.storage.mappedFile))
+                    } else {
+                        try w.write(gathering: queued)
+                        queued = []
+                        try t.withContiguousBytes { try w.write(gathering: [$0]) }
+                    }
+                }
+                try w.write(gathering: queued)
             }
         }
     }
