@@ -35,7 +35,8 @@ final class Executor {
 
     let workspace = Workspace(), staging = Workspace(), staging2 = Workspace()
     var rng = SplitMix64(seed: 0x5EED)
-    /// Inference only: `.bf16` runs oneDNN convolutions in bfloat16 (set before the first plan).
+    /// `.bf16` runs oneDNN convolutions in bfloat16 (set before the first plan): inference plans keep
+    /// some activations bf16 (DNNLPrecisionPlan), training plans keep every value f32 (autocast-style).
     var precision = Precision.f32
     /// Per BN node name: how it behaves while training.
     var bnMode: [String: BatchNormMode] = [:]
@@ -399,7 +400,7 @@ final class Executor {
 
     /// oneDNN convolutions of the current plan computing in bf16, and those writing bf16 outputs.
     var dnnlBF16Summary: (convolutions: Int, bf16Outputs: Int) {
-        let convs = steps.compactMap { ($0.kernel as? DNNLConv2d)?.conv }.filter(\.computesBF16)
+        let convs = steps.compactMap { ($0.kernel as? DNNLConv2d)?.conv ?? ($0.kernel as? DNNLTrainConv2d)?.forwardKernel.conv }.filter(\.computesBF16)
         return (convs.count, convs.filter(\.writesBF16).count)
     }
 

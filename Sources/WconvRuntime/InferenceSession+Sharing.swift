@@ -20,7 +20,8 @@ extension InferenceSession {
             g.outputs = outputs.map { name in g.outputs.first { $0.name == name } ?? ValueInfo(name: name, shape: []) }
             g.nodes = InferenceSession.needed(g.nodes, for: Set(outputs))
         }
-        try self.init(graph: g, store: ParameterStore(borrowing: training.store), threads: training.threads)
+        // A bf16 training session validates in bf16 too (autocast-style).
+        try self.init(graph: g, store: ParameterStore(borrowing: training.store), threads: training.threads, precision: training.precision)
     }
 
     /// Recomputes what the plan derived from the parameters (folded BN, oneDNN weight layouts) from

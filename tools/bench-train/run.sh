@@ -16,11 +16,15 @@ PY="${WCONV_PY:-$(tools/refenv)}"
 # saved as state dicts into .build/bench/ at bench time and imported by wconv like any user file;
 # bert_base and minilm are BERT sequence classifiers (random weights) at SEQ tokens (default 128).
 ARCHS=${ARCHS:-resnet18}
+# PRECISION=bf16 trains wconv in mixed precision (`--precision bf16`); PyTorch stays f32 eager
+# unless TORCH_AUTOCAST=1 (torch.autocast("cpu", torch.bfloat16) around its steps, for reference).
+PREC=(--precision "${PRECISION:-f32}")
+TORCH_PREC=(); [ "${TORCH_AUTOCAST:-0}" = 1 ] && TORCH_PREC=(--autocast)
 mkdir -p .build/bench
 for ARCH in $ARCHS; do
 SEQ=${SEQ:-128}
 if [ "$ARCH" = resnet18 ]; then
-  W=$("$WCONV" bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" --json)
+  W=$("$WCONV" bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 elif [ "$ARCH" = bert_base ] || [ "$ARCH" = minilm ]; then
   # BERT sequence classifiers of bert-base-uncased's and all-MiniLM-L6-v2's shapes, random weights,
   # saved as Hugging Face folders (model.safetensors + config.json) at bench time.
@@ -33,7 +37,7 @@ cfg = BertConfig(num_labels=10) if sys.argv[1] == "bert_base" else BertConfig(
     hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=10)
 BertForSequenceClassification(cfg).eval().save_pretrained(sys.argv[2])
 GEN
-  W=$("$WCONV" bench train "$D/model.safetensors" --seq-len "$SEQ" --batch-size "$BATCH" --threads "$THREADS" --json)
+  W=$("$WCONV" bench train "$D/model.safetensors" --seq-len "$SEQ" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 else
   F=.build/bench/$ARCH.pth
   [ -f "$F" ] || "$PY" - "$ARCH" "$F" <<'GEN'
@@ -45,15 +49,15 @@ for mod in m.modules():
         mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
 torch.save(m.state_dict(), sys.argv[2])
 GEN
-  W=$("$WCONV" bench train "$F" --batch-size "$BATCH" --threads "$THREADS" --json)
+  W=$("$WCONV" bench train "$F" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 fi
-T=$("$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --seq-len "$SEQ" --batch "$BATCH" --threads "$THREADS")
+T=$("$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --seq-len "$SEQ" --batch "$BATCH" --threads "$THREADS" "${TORCH_PREC[@]}")
 "$PY" - "$W" "$T" "$ARCH" <<'PY'
 import json, sys
 wj = json.loads(sys.argv[1]); w = wj["images_per_second"]; t = json.loads(sys.argv[2]); ti = t["images_per_second"]
 gf = wj.get("gflop_per_image", {}); roof = wj.get("gemm_roof_gflops")
 unit = wj.get("unit", "images")
-print(f"{sys.argv[3]} at {t['size']}{' tokens' if unit == 'sequences' else ''}, batch {t['batch']}, {t['threads']} threads ({unit}/s, higher is better)")
+print(f"{sys.argv[3]} at {t['size']}{' tokens' if unit == 'sequences' else ''}, batch {t['batch']}, {t['threads']} threads ({unit}/s, higher is better; wconv {wj.get('precision', 'f32')}, torch {t.get('precision', 'f32')})")
 rows = [("full fine-tune step", "finetune", ti["finetune"]),
         ("feature-extract step, uncached", "feature-extract (uncached)", ti["feature-extract (usual loop)"]),
         ("frozen forward (cache fill)", "frozen forward (once per image)", ti["frozen forward"])]

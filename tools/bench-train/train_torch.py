@@ -16,6 +16,7 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--steps", type=int, default=3)
 ap.add_argument("--classes", type=int, default=10)
 ap.add_argument("--seq-len", type=int, default=128, help="tokens per sequence for the text models")
+ap.add_argument("--autocast", action="store_true", help="bf16 autocast (torch.autocast('cpu', torch.bfloat16)) around the forward passes")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -64,6 +65,11 @@ def model():
 
 
 def timed(step):
+    if a.autocast:
+        plain = step
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                plain()
     step()
     t0 = time.perf_counter()
     for _ in range(a.steps):
@@ -96,5 +102,5 @@ def fwd():
 res["frozen forward"] = timed(fwd)
 with open("/proc/self/status") as f:
     peak = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
-print(json.dumps({"arch": a.arch, "size": a.seq_len if TEXT else a.size, "batch": a.batch, "threads": a.threads, "images_per_second": res,
+print(json.dumps({"arch": a.arch, "precision": "bf16 autocast" if a.autocast else "f32", "size": a.seq_len if TEXT else a.size, "batch": a.batch, "threads": a.threads, "images_per_second": res,
                   "peak_rss": peak}))

@@ -25,7 +25,13 @@ public final class TrainingSession {
     /// - Parameters:
     ///   - trainable: parameter names that receive gradients (buffers are never trainable).
     ///   - bnMode: per BatchNorm node name (default `.train`); `.frozenAffine` also freezes γ and β.
-    public init(graph: ModelGraph, trainable: Set<String>, bnMode: [String: BatchNormMode] = [:], threads: Int = 2) throws {
+    ///   - precision: `.bf16` is mixed precision, autocast-style: oneDNN convolutions compute forward
+    ///     and backward in bfloat16 with f32 accumulation, while parameters (the master weights),
+    ///     gradients, activations, batch norm and everything else stay f32. Refused (usage error) on a
+    ///     CPU without bfloat16 arithmetic (`Precision.unsupportedReason`).
+    public init(graph: ModelGraph, trainable: Set<String>, bnMode: [String: BatchNormMode] = [:], threads: Int = 2,
+                precision: Precision = .f32) throws {
+        if let why = Precision.unsupportedReason(precision) { throw WconvError(.usage, why) }
         try RuntimeThreads.configure(threads)
         self.graph = graph
         self.threads = threads
@@ -35,8 +41,18 @@ public final class TrainingSession {
             throw WconvError(.usage, "bnMode names '\(name)', which is not a batchNorm node of the graph")
         }
         executor.bnMode = bnMode
+        executor.precision = precision
         try setTrainableChecked(trainable)
     }
+
+    /// The precision the session's convolutions compute in.
+    public var precision: Precision { executor.precision }
+
+    /// Convolutions of the current plan computing in bfloat16 (0 before the first forward or in f32).
+    public var bf16Convolutions: Int { executor.dnnlBF16Summary.convolutions }
+
+    /// 2-D convolutions of the current plan (0 before the first forward).
+    public var convolutions: Int { executor.steps.filter { executor.nodes[$0.node].node.op == .conv2d }.count }
 
     /// Changes which parameters receive gradients (progressive unfreezing). Unknown names and
     /// buffers are ignored here; `init` reports them.

@@ -186,6 +186,12 @@ final class DNNLConvolution {
     /// Computes in bfloat16; writes its (NHWC) output as bfloat16.
     let computesBF16: Bool, writesBF16: Bool
 
+    /// The weights as the primitive reads them (layout, type) and the copy converted on the last
+    /// call, when the primitive converts them (nil: it reads the caller's buffer).
+    var convertedWeights: (desc: dnnl_memory_desc_t, data: UnsafeRawPointer)? {
+        weights.owned.map { (weights.desc, UnsafeRawPointer($0)) }
+    }
+
     /// The kernel oneDNN chose and the layouts, for reports ("jit:avx512_core").
     var implementation: String { conv.implementation }
 

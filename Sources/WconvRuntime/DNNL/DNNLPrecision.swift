@@ -2,8 +2,8 @@ import CWconvDNNL
 import Foundation
 import WconvGraph
 
-/// Arithmetic precision of an inference session's convolutions.
-public enum Precision: String, Sendable, CaseIterable {
+/// Arithmetic precision of a session's convolutions (inference and training).
+public enum Precision: String, Sendable, CaseIterable, Codable {
     /// Everything in f32 (the default).
     case f32
     /// oneDNN convolutions in bfloat16 with f32 accumulation: weights converted once, activations
@@ -31,6 +31,14 @@ public enum Precision: String, Sendable, CaseIterable {
             return "oneDNN runs at ISA \(DNNL.isaName(isa)) here (held below avx512_core_bf16, e.g. by ONEDNN_MAX_CPU_ISA), so it has no bfloat16 arithmetic: drop --precision bf16 to run in f32"
         }
         return nil
+    }
+
+    /// What a training session does in this precision, for plans, logs and bench headers.
+    public var trainingSummary: String {
+        switch self {
+        case .f32: return "f32"
+        case .bf16: return "bf16 (mixed precision: oneDNN convolutions forward and backward in bfloat16 with f32 accumulation; f32 master weights, optimizer state, activations, batch norm and loss)"
+        }
     }
 
     /// "bf16 (oneDNN convolutions in bfloat16, f32 accumulation; other ops f32)" for plan and bench headers.

@@ -97,6 +97,8 @@ public struct TrainingConfig: Codable, Sendable {
     /// Random crop of training augmentation: `auto` (pad-crop for inputs ≤ 64 px, else
     /// random-resized), `random-resized` or `pad` (see `ImageTransform.Crop`).
     public var trainCrop = "auto"
+    /// `--precision bf16`: mixed-precision training, validation and feature caching (TrainingSession).
+    public var precision: Precision = .f32
 
     public init() {}
 
@@ -105,7 +107,7 @@ public struct TrainingConfig: Codable, Sendable {
         case mode, epochs, batchSize, optimizer, momentum, nesterov, eps, lr, backboneLR, layerLR, weightDecay,
              decayNormsAndBiases, bn, schedule, warmupEpochs, stepEpochs, stepGamma, labelSmoothing, classWeights,
              head, dropout, seed, threads, groups, mmdWeight, mmdKind, keepOptimizerStateOnUnfreeze, beta1, beta2, shuffle,
-             patience, restoreBest, trainCrop, warmupRatio, text, maxGradNorm
+             patience, restoreBest, trainCrop, warmupRatio, text, maxGradNorm, precision
     }
 
     /// One member's key and path: the encoder and the decoder walk the one list below, so a new
@@ -135,6 +137,7 @@ public struct TrainingConfig: Codable, Sendable {
         Field(.keepOptimizerStateOnUnfreeze, \.keepOptimizerStateOnUnfreeze), Field(.beta1, \.betas.0), Field(.beta2, \.betas.1),
         Field(.shuffle, \.shuffle), Field(.patience, \.patience), Field(.restoreBest, \.restoreBest), Field(.trainCrop, \.trainCrop),
         Field(.warmupRatio, \.warmupRatio), Field(.text, \.text), Field(.maxGradNorm, \.maxGradNorm),
+        Field(.precision, \.precision),
     ]
 
     public init(from decoder: Decoder) throws {
@@ -357,6 +360,7 @@ public struct TrainingPlan: Sendable {
         let total = grouping.groups.reduce(0) { $0 + $1.parameterCount }
         var s = "plan: \(modelName) → \(classes.count) \(multiLabel ? "labels" : "classes") (\(classes.prefix(6).joined(separator: ", "))\(classes.count > 6 ? ", …" : ""))\n"
         s += "  mode \(config.mode.rawValue), \(config.epochs) epochs, batch \(config.batchSize), \(config.optimizerKind.name) wd \(config.weightDecay)\(config.decayNormsAndBiases ? "" : " (none on norms/biases)"), schedule \(config.schedule)\(config.maxGradNorm.map { ", gradients clipped to norm \($0)" } ?? ""), seed \(config.seed), \(config.threads) threads\n"
+        if config.precision != .f32 { s += "  precision: \(config.precision.trainingSummary)\n" }
         for n in notes { s += "  \(n)\n" }
         s += "  output: \(config.restoreBest ? "the best validation epoch's weights (the last epoch's without validation data)" : "the last epoch's weights (--no-restore-best)")"
         s += config.patience.map { "; early stopping after \($0) epochs without a better validation metric\n" } ?? "\n"

@@ -1,4 +1,5 @@
 import Foundation
+import WconvRuntime
 import WconvGraph
 import WconvTensor
 
@@ -30,7 +31,7 @@ public final class FeatureCacheStore {
     }
 
     /// The key of the features of `front` (cut at `cut`) over the split `name` of `count` samples.
-    static func key(front: ModelGraph, cut: String, name: String, count: Int, preprocessing: Preprocessing) -> String {
+    static func key(front: ModelGraph, cut: String, name: String, count: Int, preprocessing: Preprocessing, precision: Precision = .f32) -> String {
         var h = Fingerprint()
         for n in front.nodes {
             h.add(n.name); h.add(n.op.rawValue)
@@ -41,7 +42,9 @@ public final class FeatureCacheStore {
             h.add(k); h.add(t.shape.description)
             t.withContiguousBytes { h.add($0) }
         }
-        return "\(name)|\(count)|\(cut)|\(String(describing: preprocessing))|\(String(h.value, radix: 16))"
+        // bf16 features differ from f32 ones; f32 keys are those written before precisions existed.
+        let arithmetic = precision == .f32 ? "" : "|\(precision.rawValue)"
+        return "\(name)|\(count)|\(cut)|\(String(describing: preprocessing))|\(String(h.value, radix: 16))\(arithmetic)"
     }
 }
 

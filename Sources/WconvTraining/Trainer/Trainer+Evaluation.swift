@@ -169,7 +169,7 @@ extension Trainer {
         let whole = 0..<val.count
         let decoded = !parallel.isDistributed && (graph.preprocessing ?? .imagenet) == preprocessing && !(val is TokenizedTextSet)
         return try Trainer.evaluate(graph: graph, data: val, classes: classes, threads: config.threads, batchSize: evalBatchSize,
-                                    batches: decoded ? { body in try self.forEachValidationBatch(whole, body) } : nil)
+                                    batches: decoded ? { body in try self.forEachValidationBatch(whole, body) } : nil, precision: config.precision)
     }
 
     /// Source/target MMD of the penultimate features (eval mode, up to 256 samples each).

@@ -44,6 +44,9 @@ extension Trainer {
                 break
             }
             history.append(rec)
+            if fresh, config.precision == .bf16, let s = session, s.convolutions > 0 {
+                log("bf16: \(s.bf16Convolutions) of \(s.convolutions) convolutions of the training plan in bfloat16 (smaller ones, below oneDNN's break-even, stay f32 on im2col + GEMM)")
+            }
             let eta = Date().timeIntervalSince(tStart) / Double(e + 1 - startEpoch) * Double(config.epochs - e - 1)
             log(epochLine(rec, eta: eta))
             var improved = false
@@ -84,7 +87,7 @@ extension Trainer {
         var multiLabelMetrics: MultiLabelMetrics?
         // The root reports the final metrics; the other ranks only trained.
         if let val, parallel.isRoot, multiLabel != nil {
-            multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), bestOnData: true)
+            multiLabelMetrics = try Trainer.evaluateMultiLabel(graph: graph, data: val, threads: config.threads, batchSize: min(64, config.batchSize), precision: config.precision, bestOnData: true)
         } else if let val, parallel.isRoot, finalEvaluation { metrics = try evaluateValidation(graph: graph, data: val) }
         var out = graph
         if multiLabel != nil { MultiLabelObjective.annotate(&out, labels: classes, thresholds: multiLabelMetrics?.thresholds) }

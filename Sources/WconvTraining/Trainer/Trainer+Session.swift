@@ -40,7 +40,7 @@ extension Trainer {
                     var reused = 0
                     func cached(_ data: any LabelledDataset, _ name: String) throws -> FeatureCache {
                         guard let store = featureCaches else { return try buildCache(split.front, data: data, name: name) }
-                        let key = FeatureCacheStore.key(front: split.front, cut: v, name: name, count: data.count, preprocessing: preprocessing)
+                        let key = FeatureCacheStore.key(front: split.front, cut: v, name: name, count: data.count, preprocessing: preprocessing, precision: config.precision)
                         let r = try store.cache(key: key) { try buildCache(split.front, data: data, name: name) }
                         if r.reused { reused += 1 }
                         return r.cache
@@ -60,7 +60,7 @@ extension Trainer {
         let nodeNames = Set(useGraph.nodes.map(\.name))
         validationPlan = nil
         session = try TrainingSession(graph: useGraph, trainable: trainable.filter { useGraph.parameters[$0] != nil },
-                                      bnMode: bn.filter { nodeNames.contains($0.key) }, threads: config.threads)
+                                      bnMode: bn.filter { nodeNames.contains($0.key) }, threads: config.threads, precision: config.precision)
         session?.batchNormSync = parallel.batchNormSync
         sessionKey = key
         let groups = plan.parameterGroups(epoch: e)
@@ -89,7 +89,7 @@ extension Trainer {
     }
 
     func buildCache(_ front: ModelGraph, data: any LabelledDataset, name: String) throws -> FeatureCache {
-        let s = try InferenceSession(graph: front, threads: config.threads)
+        let s = try InferenceSession(graph: front, threads: config.threads, precision: config.precision)
         if let text = data as? TokenizedTextSet { return try buildTextCache(s, front: front, data: text, name: name) }
         // Under data parallelism each rank computes its shard (sample 0 alone, to learn the shape,
         // when its shard is empty) and `shareCache` fills in the rest.

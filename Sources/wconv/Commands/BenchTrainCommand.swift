@@ -15,6 +15,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Timed steps per measurement (after one warm-up step).") var steps: Int = 3
     @Option(help: "Classes of the new head.") var classes: Int = 10
     @OptionGroup var cpu: ThreadsOption
+    @OptionGroup var arithmetic: PrecisionOption
     @Option(help: "Data-parallel ranks: runs itself under `mpirun -np N` and measures fine-tuning with the batch sharded and gradients all-reduced.") var ranks: Int?
     @OptionGroup var stdout: JSONFlag
     @Flag(name: .long, help: "Also print the time per op and kernel (forward and backward) of the timed full fine-tune steps.") var profile = false
@@ -29,6 +30,7 @@ struct BenchTrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        let precision = try arithmetic.checked()
         if let ranks { return try runDataParallel(ranks: ranks) }
         let (graph, label, rep) = try network()
         let (feeds, shapeLabel, unit) = syntheticBatch(graph)
@@ -41,7 +43,7 @@ struct BenchTrainCommand: ParsableCommand {
         var gflop: [String: Double] = [:]  // per image
         var stepProfile: [(label: String, seconds: Double, steps: Int)] = []
         for (name, trainable) in [("finetune", all), ("feature-extract (uncached)", head)] {
-            let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads)
+            let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads, precision: precision)
             let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
                                 groups: [ParamGroup(name: "all", parameters: trainable.sorted(), lr: 1e-4, weightDecay: 0.01)])
             func step() throws {
@@ -64,7 +66,7 @@ struct BenchTrainCommand: ParsableCommand {
         if let split = GraphCut.split(graph, at: rep.featureValue, rank: 2) {
             var front = split.front
             front.outputs = [ValueInfo(name: rep.featureValue, shape: [nil, nil])]
-            let inf = try InferenceSession(graph: front, threads: cpu.threads)
+            let inf = try InferenceSession(graph: front, threads: cpu.threads, precision: precision)
             let t0 = Date()
             let frontFeeds = feeds.filter { f in front.inputs.contains { $0.name == f.key } }
             for _ in 0..<steps { _ = try inf.run(frontFeeds) }
@@ -83,12 +85,13 @@ struct BenchTrainCommand: ParsableCommand {
         let achieved = gflop.reduce(into: [String: Double]()) { $0[$1.key] = $1.value * (results[$1.key] ?? 0) }
         if stdout.json {
             func sorted(_ d: [String: Double]) -> JSONValue { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }) }
-            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("unit", .string(unit)), ("images_per_second", sorted(results)),
+            printJSON(.object([("model", .string(label)), ("batch_size", .int(batchSize)), ("precision", .string(precision.rawValue)), ("unit", .string(unit)), ("images_per_second", sorted(results)),
                                ("gflop_per_image", sorted(gflop)), ("gflops_achieved", sorted(achieved)), ("gemm_roof_gflops", .double(roof)),
                                ("roof_fraction", sorted(achieved.mapValues { $0 / roof })), ("peak_rss_bytes", .int(peak)),
                                ("kernels", KernelReport.json(loadBLAS: true))]))
         } else {
             print(KernelReport.lines(loadBLAS: true).joined(separator: "\n"))
+            print("Precision: \(precision.trainingSummary)")
             print("training throughput, \(label), batch \(batchSize), \(shapeLabel), \(cpu.threads) threads:")
             let perSecond = unit == "images" ? " img/s" : " seq/s"
             for (k, v) in results.sorted(by: { $0.key < $1.key }) {

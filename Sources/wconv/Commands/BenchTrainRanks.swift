@@ -28,7 +28,7 @@ extension BenchTrainCommand {
         let x = Tensor(shape: [part.count, 3, h, w], floats: Array(all[(part.lowerBound * per)..<(part.upperBound * per)]))
         let labels = part.map { $0 % classes }
         let trainable = Set(try LayerGrouping(graph: graph).groups.flatMap(\.parameters))
-        let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads)
+        let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads, precision: arithmetic.checked())
         let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
                             groups: [ParamGroup(name: "all", parameters: trainable.sorted(), lr: 1e-4, weightDecay: 0.01)])
         let layout = DataParallel.GradientLayout(s)

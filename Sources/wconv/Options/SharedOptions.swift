@@ -15,9 +15,9 @@ struct ThreadsOption: ParsableArguments {
     var threads: Int = 2
 }
 
-/// `--precision f32|bf16` of inference commands.
+/// `--precision f32|bf16` of inference and training commands.
 struct PrecisionOption: ParsableArguments {
-    @Option(help: "Convolution arithmetic: f32, or bf16 (bfloat16 on oneDNN with f32 accumulation; CPUs with AVX512_BF16 or AMX only).")
+    @Option(help: "Convolution arithmetic: f32, or bf16 (bfloat16 on oneDNN with f32 accumulation; in training f32 master weights, mixed precision; CPUs with AVX512_BF16 or AMX only).")
     var precision: Precision = .f32
 
     /// The precision, refused (usage error) when this CPU cannot run it.

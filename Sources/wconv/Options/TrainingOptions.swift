@@ -31,6 +31,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Dropout before the new head.") var dropout: Double = 0.2
     @Option(help: "Random seed (same seed + thread count → bit-identical results).") var seed: UInt64 = 0
     @OptionGroup var cpu: ThreadsOption
+    @OptionGroup var arithmetic: PrecisionOption
     @Option(help: "Layer groups as name=pattern|pattern,… (input → output; the last, or the one named head, is the head).") var groups: String?
     @Option(name: .customLong("mmd-weight"), help: "Weight λ of the MMD domain-adaptation term (needs --adapt-target).") var mmdWeight: Double = 0
     @Option(help: "MMD kind: mean (the seed's) | gaussian (multi-bandwidth kernel)") var mmd: String = "mean"
@@ -68,6 +69,7 @@ struct TrainingOptions: ParsableArguments {
         c.classWeights = classWeights; c.head = head; c.dropout = dropout; c.seed = seed; c.threads = cpu.threads; c.groups = groups
         c.mmdWeight = mmdWeight; c.keepOptimizerStateOnUnfreeze = keepOptimizerState; c.shuffle = !noShuffle
         c.patience = patience; c.restoreBest = restoreBest; c.trainCrop = trainCrop
+        c.precision = try arithmetic.checked()
         if let l = layerLR {
             guard l == "geometric" else { throw WconvError(.usage, "--layer-lr '\(l)': only geometric is defined") }
             guard layerDecay == nil else { throw WconvError(.usage, "give --layer-lr geometric or --layer-decay, not both") }
