@@ -117,7 +117,7 @@ public final class TrainingSession {
 
     /// A copy of any value of the last forward (graph input, intermediate, output), by name; nil for
     /// values the plan does not keep: a batch norm's or add's output that a ReLU reads alone
-    /// (TrainingFusion), and a residual branch's last batch norm output, which the add overwrites.
+    /// (TrainingFusion), and a residual add's batch-norm operands, which the add overwrites or frees.
     public func activation(named name: String) -> Tensor? {
         guard forwardDone, let v = executor.id(name), executor.paramName[v] == nil, !executor.overwritten.contains(v) else { return nil }
         return executor.tensor(v)
