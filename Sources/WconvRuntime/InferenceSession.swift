@@ -50,7 +50,7 @@ public final class InferenceSession {
 
     /// Seconds and step count per "op kernel" label since `startProfiling`, slowest first.
     public var stepProfile: [(label: String, seconds: Double, steps: Int)] {
-        (executor.stepSeconds ?? [:]).map { ($0.key, $0.value.seconds, $0.value.count) }.sorted { $0.seconds > $1.seconds }
+        executor.stepProfile
     }
 
     /// Floats held by activation buffers for the last planned shape (the liveness plan's footprint).

@@ -104,7 +104,8 @@ final class DNNLTrainingTests: XCTestCase {
             let g = inputAsParameter(b.finish(h), rng.tensor([7, cs.cin, 16, 16]))
             let on = try compare(g, [:])
             XCTAssertEqual(on.convolutionsOnDNNL, 2, name)
-            XCTAssertGreaterThanOrEqual(on.nhwcValues, 3, name)
+            // conv → BN+ReLU (TrainingFusion) → conv: two NHWC values between the convs.
+            XCTAssertGreaterThanOrEqual(on.nhwcValues, 2, name)
         }
     }
 
@@ -208,7 +209,7 @@ final class DNNLTrainingTests: XCTestCase {
         let s = try TrainingSession(graph: g, trainable: Set(trainable))
         _ = try s.forward(["x": rng.tensor([2, 3, 19, 17])], training: true)
         XCTAssertEqual(s.executor.steps.filter { $0.kernel is DNNLTrainConv2d }.count, 5)
-        XCTAssertGreaterThan(s.executor.nhwcValues.count, 8)
+        XCTAssertGreaterThan(s.executor.nhwcValues.count, 7)
         try checkGradients(g, inputs: ["x": rng.tensor([2, 3, 19, 17])], trainable: trainable, eps: 1e-2, tol: 3e-2, samples: 8)
     }
 }

@@ -29,7 +29,8 @@ final class ExecutorTests: XCTestCase {
         _ = try inf.run(["x": Tensor(zeros: [2, 3, 32, 32])])
         let ts = try TrainingSession(graph: g, trainable: [])
         _ = try ts.forward(["x": Tensor(zeros: [2, 3, 32, 32])], training: false)
-        XCTAssertLessThan(inf.plannedActivationFloats * 3, ts.executor.arenaFloats,
+        // (The training plan keeps what backward reads; TrainingFusion already drops ReLU inputs.)
+        XCTAssertLessThan(inf.plannedActivationFloats * 2, ts.executor.arenaFloats,
                           "liveness plan \(inf.plannedActivationFloats) vs keep-all \(ts.executor.arenaFloats)")
     }
 

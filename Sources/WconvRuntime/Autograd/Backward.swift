@@ -46,6 +46,16 @@ final class GradientState {
         return WritableGradient(pointer: p, fresh: fresh && !zeroed)
     }
 
+    /// Gives the gradient buffer of `from`, which its step passes on unchanged, to `to` when no
+    /// gradient reached `to` yet in this pass and neither holds a parameter's buffer from an
+    /// earlier pass; false (nothing moved) otherwise.
+    func handOver(from: Int, to: Int, count: Int) -> Bool {
+        guard from != to, !touched.contains(to), grad[to] == nil, touched.contains(from), let p = grad[from], gradCount[from] == count else { return false }
+        grad[from] = nil; gradCount[from] = nil; touched.remove(from)
+        grad[to] = p; gradCount[to] = count; touched.insert(to)
+        return true
+    }
+
     /// The gradient of `root` has been propagated to its inputs: its buffer serves later values.
     func recycle(_ root: Int) {
         guard let p = grad.removeValue(forKey: root), let count = gradCount.removeValue(forKey: root) else { return }
@@ -60,6 +70,26 @@ final class GradientState {
 struct WritableGradient {
     let pointer: UnsafeMutablePointer<Float>
     let fresh: Bool
+}
+
+extension BackwardContext {
+    /// dx += dy for the two inputs of an add whose operands have the output's size: the second is
+    /// written when no gradient reached it yet (no zeroing pass), then the first takes dy's own
+    /// buffer when it can (the output's gradient is spent after this step), else likewise.
+    func passAddGradient(_ dy: UnsafePointer<Float>) {
+        let n = executor.shapes[step.outputs[0]]!.reduce(1, *)
+        for k in [1, 0] {
+            let v = step.inputs[k]
+            guard v >= 0, gradients.requiresGrad[v] else { continue }
+            if k == 0 && gradients.grad[executor.root[step.outputs[0]]] == UnsafeMutablePointer(mutating: dy)
+                && gradients.handOver(from: executor.root[step.outputs[0]], to: executor.root[v], count: n) { continue }
+            guard let g = inputGradientForWriting(k) else { continue }
+            let d = g.pointer, fresh = g.fresh
+            Parallel.forRange(n, costPerItem: 2) { r in
+                if fresh { (d + r.lowerBound).update(from: dy + r.lowerBound, count: r.count) } else { for i in r { d[i] += dy[i] } }
+            }
+        }
+    }
 }
 
 extension Executor {
@@ -85,6 +115,8 @@ extension Executor {
         let needs = st.inputs.map { $0 >= 0 && gs.requiresGrad[$0] }
         guard needs.contains(true) else { return }
         gs.stepsRun += 1
+        let t = stepSeconds == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         try st.kernel.backward(BackwardContext(executor: self, step: st, index: si, gradients: gs, lastForwardTraining: lastForwardTraining))
+        if stepSeconds != nil { recordStepTime(si, since: t, prefix: "backward ") }
     }
 }

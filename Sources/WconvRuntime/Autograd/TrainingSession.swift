@@ -36,8 +36,7 @@ public final class TrainingSession {
         self.graph = graph
         self.threads = threads
         store = ParameterStore(graph: graph)
-        let nodes = graph.nodes.map { ExecNode(node: $0) }
-        executor = try Executor(graph: graph, nodes: nodes, params: store, keepAllValues: true)
+        executor = try Executor(graph: graph, nodes: TrainingFusion.nodes(graph), params: store, keepAllValues: true)
         for name in bnMode.keys where !graph.nodes.contains(where: { $0.name == name && $0.op == .batchNorm }) {
             throw WconvError(.usage, "bnMode names '\(name)', which is not a batchNorm node of the graph")
         }
@@ -116,9 +115,11 @@ public final class TrainingSession {
         return out
     }
 
-    /// A copy of any value of the last forward (graph input, intermediate, output), by name.
+    /// A copy of any value of the last forward (graph input, intermediate, output), by name; nil for
+    /// values the plan does not keep: a batch norm's or add's output that a ReLU reads alone
+    /// (TrainingFusion), and a residual add's batch-norm operands, which the add overwrites or frees.
     public func activation(named name: String) -> Tensor? {
-        guard forwardDone, let v = executor.id(name), executor.paramName[v] == nil else { return nil }
+        guard forwardDone, let v = executor.id(name), executor.paramName[v] == nil, !executor.overwritten.contains(v) else { return nil }
         return executor.tensor(v)
     }
 
@@ -166,6 +167,15 @@ public final class TrainingSession {
         }
         // Trainable parameters no gradient reached get zeros, so optimizers see a defined buffer.
         for name in trainable { if let v = ex.id(name), let e = store[name] { _ = grads.buffer(ex.root[v], count: e.count) } }
+    }
+
+    /// Times every forward and backward step of later passes (off by default): `stepProfile` reads the sums.
+    public func startProfiling() { executor.stepSeconds = [:] }
+
+    /// Seconds and step count per "op kernel" label (backward steps prefixed "backward ") since
+    /// `startProfiling`, slowest first.
+    public var stepProfile: [(label: String, seconds: Double, steps: Int)] {
+        executor.stepProfile
     }
 
     /// Number of nodes whose backward ran in the last `backward` (frozen parts contribute none).

@@ -62,22 +62,24 @@ struct NHWCBatchNorm: StepKernel {
             (scale, shift) = foldBatchNorm(weight: ctx.input(1), bias: ctx.input(2), mean: mean, variance: variance, epsilon: epsilon, c: c,
                                            saving: saved)
         }
+        // A fused ReLU (TrainingFusion) in the same pass.
+        let relu = ctx.fused == .relu
         scale.withUnsafeBufferPointer { sb in
             shift.withUnsafeBufferPointer { hb in
                 let sc = sb.baseAddress!, sh = hb.baseAddress!
                 Parallel.forRange(rows, costPerItem: c) { r in
                     for row in r {
                         let p = x + row * c, q = y + row * c
-                        for k in 0..<c { q[k] = p[k] * sc[k] + sh[k] }
+                        if relu { for k in 0..<c { q[k] = max(p[k] * sc[k] + sh[k], 0) } } else { for k in 0..<c { q[k] = p[k] * sc[k] + sh[k] } }
                     }
                 }
             }
         }
-        applyActivation(ctx.fused, y, y, rows * c)
+        if !relu { applyActivation(ctx.fused, y, y, rows * c) }
     }
 
     func backward(_ ctx: BackwardContext) throws {
-        guard let dy = ctx.outputGradient() else { return }
+        guard let dy = try ctx.outputGradientThroughReLU() else { return }
         let name = ctx.executor.nodes[ctx.step.node].node.name
         let batchStats = ctx.lastForwardTraining && (ctx.executor.bnMode[name] ?? .train) == .train
         let x = UnsafePointer(ctx.input(0)!), saved = UnsafePointer(ctx.aux!), c = c
@@ -168,26 +170,53 @@ extension NHWCKernels.MaxPool {
         guard let dy = ctx.outputGradient(), let dx = ctx.inputGradient(0) else { return }
         let g = geometry, x = UnsafePointer(ctx.input(0)!), ch = g.c
         Parallel.forRange(g.n, costPerItem: g.ho * g.wo * g.kh * g.kw * ch) { range in
-            let best = UnsafeMutablePointer<Float>.allocate(capacity: ch), arg = UnsafeMutablePointer<Int>.allocate(capacity: ch)
+            let best = UnsafeMutablePointer<Float>.allocate(capacity: ch), arg = UnsafeMutablePointer<Int32>.allocate(capacity: ch)
             defer { best.deallocate(); arg.deallocate() }
             for img in range {
                 let plane = x + img * g.h * g.w * ch
                 for oh in 0..<g.ho {
                     for ow in 0..<g.wo {
-                        arg.update(repeating: -1, count: ch)
+                        var first = true
                         g.forEachTap(oh, ow) { ih, iw in
                             let pix = ih * g.w + iw, src = plane + pix * ch
-                            for k in 0..<ch {
-                                let v = src[k], b = best[k]
-                                if arg[k] < 0 || v > b || (v.isNaN && !b.isNaN) { best[k] = v; arg[k] = pix }
+                            if first {
+                                best.update(from: src, count: ch)
+                                arg.update(repeating: Int32(pix), count: ch)
+                                first = false
+                                return true
                             }
+                            Self.keepMaxima(src, best, arg, Int32(pix), ch)
                             return true
                         }
+                        if first { continue }
                         let gy = dy + ((img * g.ho + oh) * g.wo + ow) * ch, d = dx + img * g.h * g.w * ch
-                        for k in 0..<ch where arg[k] >= 0 { d[arg[k] * ch + k] += gy[k] }
+                        for k in 0..<ch { d[Int(arg[k]) * ch + k] += gy[k] }
                     }
                 }
             }
+        }
+    }
+
+    /// best[k], arg[k] ← v[k], pix where v[k] > best[k] or v[k] is the first NaN; 16 channels at a
+    /// time (measured: 18–42 ms per ResNet stem pool backward at b16 against 110–170 ms for the
+    /// branchy loop and for a select loop, which did not vectorise inside the window walk).
+    @inline(__always)
+    static func keepMaxima(_ v: UnsafePointer<Float>, _ best: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int32>, _ pix: Int32, _ ch: Int) {
+        let p = SIMD16<Int32>(repeating: pix)
+        var k = 0
+        while k + 16 <= ch {
+            let a = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD16<Float>.self)
+            let b = UnsafeRawPointer(best + k).loadUnaligned(as: SIMD16<Float>.self)
+            let take = (a .> b) .| ((a .!= a) .& (b .== b))
+            UnsafeMutableRawPointer(best + k).storeBytes(of: b.replacing(with: a, where: take), as: SIMD16<Float>.self)
+            let i = UnsafeRawPointer(arg + k).loadUnaligned(as: SIMD16<Int32>.self)
+            UnsafeMutableRawPointer(arg + k).storeBytes(of: i.replacing(with: p, where: take), as: SIMD16<Int32>.self)
+            k += 16
+        }
+        while k < ch {
+            let a = v[k], b = best[k]
+            if a > b || (a.isNaN && !b.isNaN) { best[k] = a; arg[k] = pix }
+            k += 1
         }
     }
 }

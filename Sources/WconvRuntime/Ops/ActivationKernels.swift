@@ -32,18 +32,18 @@ struct ActivationKernel: PointwiseKernel {
     func accumulateGradient(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
         activationBackward(activation, x: x, dy: dy, dx: dx, count)
     }
-    /// ReLU usually is the first to reach its input's gradient: it then writes it (no zeroing
-    /// pass, no read); other activations and later arrivals add (PointwiseKernel).
+    /// ReLU and SiLU usually are the first to reach their input's gradient: they then write it (no
+    /// zeroing pass, no read); other activations and later arrivals add (PointwiseKernel).
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient() else { return }
-        guard activation == .relu, let g = c.inputGradientForWriting(0) else {
+        guard activation == .relu || activation == .silu, let g = c.inputGradientForWriting(0) else {
             if let dx = c.inputGradient(0) { accumulateGradient(x: c.input(0)!, y: c.output(), dy: dy, dx: dx) }
             return
         }
-        let x = UnsafePointer(c.input(0)!), dx = g.pointer
-        if !g.fresh { activationBackward(.relu, x: x, dy: dy, dx: dx, count); return }
-        Parallel.forRange(count, costPerItem: 4) { r in
-            for i in r { dx[i] = x[i] > 0 ? dy[i] : 0 }
+        let x = UnsafePointer(c.input(0)!), dx = g.pointer, fresh = g.fresh, relu = activation == .relu
+        Parallel.forRange(count, costPerItem: relu ? 4 : 20) { r in
+            let (v, gy, d) = (x + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound)
+            if relu { reluGradient(v, dy: gy, dx: d, r.count, accumulate: !fresh) } else { siluGradient(v, dy: gy, dx: d, r.count, accumulate: !fresh) }
         }
     }
 }

@@ -63,7 +63,7 @@ struct View: StepKernel {
     func backward(_ c: BackwardContext) throws { _ = c.inputGradient(0) }
 }
 
-/// Broadcasting binary op with an optional fused activation (inference).
+/// Broadcasting binary op with an optional fused activation (inference; ReLU after an add in training, TrainingFusion).
 struct Binary: StepKernel {
     let kind: BinaryKind
     let plan: BroadcastPlan
@@ -79,7 +79,12 @@ struct Binary: StepKernel {
         if act != .none { applyActivation(act, y, y, plan.count) }
     }
     func backward(_ c: BackwardContext) throws {
-        guard let dy = c.outputGradient() else { return }
+        guard let dy = try c.outputGradientThroughReLU() else { return }
+        // Operands of the output's size (no broadcast): each gets dy itself.
+        if kind == .add, c.step.inputs.allSatisfy({ $0 >= 0 && c.executor.shapes[$0]?.reduce(1, *) == plan.count }) {
+            c.passAddGradient(dy)
+            return
+        }
         binaryBackward(kind, c.input(0)!, c.input(1)!, plan, dy: dy, da: c.inputGradient(0), db: c.inputGradient(1))
     }
 }

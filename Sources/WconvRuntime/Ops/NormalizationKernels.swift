@@ -105,7 +105,7 @@ struct BatchNorm: StepKernel {
     }
 
     func backward(_ ctx: BackwardContext) throws {
-        guard let dy = ctx.outputGradient() else { return }
+        guard let dy = try ctx.outputGradientThroughReLU() else { return }
         let name = ctx.executor.nodes[ctx.step.node].node.name
         let batchStats = ctx.lastForwardTraining && (ctx.executor.bnMode[name] ?? .train) == .train
         let saved = ctx.aux!

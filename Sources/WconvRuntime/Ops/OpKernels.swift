@@ -140,4 +140,21 @@ struct BackwardContext {
         guard gradients.touched.contains(r), let g = gradients.grad[r] else { return nil }
         return UnsafePointer(g)
     }
+    /// The gradient reaching the output of a step with a ReLU fused in (TrainingFusion), masked by
+    /// y > 0 in place: every consumer of the output has run, so the buffer is this step's alone.
+    /// Without a fused activation, the output gradient as it is.
+    func outputGradientThroughReLU() throws -> UnsafePointer<Float>? {
+        let fused = executor.nodes[step.node].fused
+        guard fused != .none else { return outputGradient() }
+        guard fused == .relu else {
+            throw WconvError(.runtime, "internal: node '\(executor.nodes[step.node].node.name)' has a fused \(fused) in a training plan")
+        }
+        let r = executor.root[step.outputs[0]]
+        guard gradients.touched.contains(r), let g = gradients.grad[r] else { return nil }
+        let y = UnsafePointer(output()), n = executor.shapes[step.outputs[0]]!.reduce(1, *)
+        Parallel.forRange(n, costPerItem: 3) { range in
+            reluGradient(y + range.lowerBound, dy: g + range.lowerBound, dx: g + range.lowerBound, range.count, accumulate: false)
+        }
+        return UnsafePointer(g)
+    }
 }

@@ -18,6 +18,7 @@ struct BenchTrainCommand: ParsableCommand {
     @OptionGroup var arithmetic: PrecisionOption
     @Option(help: "Data-parallel ranks: runs itself under `mpirun -np N` and measures fine-tuning with the batch sharded and gradients all-reduced.") var ranks: Int?
     @OptionGroup var stdout: JSONFlag
+    @Flag(name: .long, help: "Also print the time per op and kernel (forward and backward) of the timed full fine-tune steps.") var profile = false
 
     func validate() throws {
         if let syn = synthetic, syn != "resnet18" { throw ValidationError("--synthetic '\(syn)': only resnet18 is built in") }
@@ -40,6 +41,7 @@ struct BenchTrainCommand: ParsableCommand {
         var results: [String: Double] = [:]
         let inputShapes = feeds.mapValues(\.shape)
         var gflop: [String: Double] = [:]  // per image
+        var stepProfile: [(label: String, seconds: Double, steps: Int)] = []
         for (name, trainable) in [("finetune", all), ("feature-extract (uncached)", head)] {
             let s = try TrainingSession(graph: graph, trainable: trainable, threads: cpu.threads, precision: precision)
             let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, decoupled: true),
@@ -53,9 +55,11 @@ struct BenchTrainCommand: ParsableCommand {
                 try opt.step(parameters: s, gradients: s)
             }
             try step()
+            if profile && name == "finetune" { s.startProfiling() }
             let t0 = Date()
             for _ in 0..<steps { try step() }
             results[name] = Double(batchSize * steps) / Date().timeIntervalSince(t0)
+            if profile && name == "finetune" { stepProfile = s.stepProfile }
             gflop[name] = try ModelFLOPs(graph, inputShapes: inputShapes, trainable: trainable).trainingStep / 1e9 / Double(batchSize)
         }
         // Feature extraction with the cache: the frozen forward once, then only the head per epoch.
@@ -97,6 +101,10 @@ struct BenchTrainCommand: ParsableCommand {
             }
             print(String(format: "GEMM roof (sgemm 2048³ here): %.1f GFLOP/s; GFLOP counts conv, linear and matmul work (forward + backward)", roof))
             print("peak memory (VmHWM): \(Fmt.bytes(peak))")
+            if profile {
+                print("full fine-tune step per op and kernel (ms per step, steps per step):")
+                for p in stepProfile { print(String(format: "  %8.1f  %4d  %@", 1000 * p.seconds / Double(steps), p.steps / steps, p.label)) }
+            }
         }
     }
 

@@ -1,0 +1,54 @@
+import XCTest
+@testable import WconvRuntime
+
+/// The 16-lane ReLU-gradient and SiLU kernels against the scalar formulas in double precision:
+/// every count up to 40 (vector body and scalar tail), values over the whole float range, ±∞, NaN.
+final class ActivationVectorTests: XCTestCase {
+    func values(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = TestRNG(seed)
+        let special: [Float] = [0, -0, 1e-30, -1e-30, 87, -87, 88.5, -88.5, 89, -89, 100, -100, .infinity, -.infinity, .nan]
+        let random = rng.floats(n, scale: 20)
+        return (0..<n).map { i in i % 5 == 4 ? special[(i / 5 + Int(seed)) % special.count] : random[i] }
+    }
+
+    func close(_ a: Float, _ b: Double, _ what: String) {
+        if b.isNaN { XCTAssertTrue(a.isNaN, "\(what): \(a), expected NaN"); return }
+        if b.isInfinite { XCTAssertEqual(Double(a), b, what); return }
+        XCTAssertEqual(Double(a), b, accuracy: 2e-6 * max(1, abs(b)), what)
+    }
+
+    func testSiLUForwardAndGradient() {
+        for n in 0...40 {
+            let x = values(n, seed: UInt64(n)), dy = values(n, seed: UInt64(100 + n)).map { $0.isFinite ? $0 : 1 }
+            var y = [Float](repeating: 0, count: n), dx = [Float](repeating: 0.5, count: n), dw = dx
+            siluForward(x, &y, n)
+            siluGradient(x, dy: dy, dx: &dx, n, accumulate: true)
+            siluGradient(x, dy: dy, dx: &dw, n, accumulate: false)
+            for i in 0..<n {
+                let v = Double(x[i]), s = 1 / (1 + exp(-v))
+                close(y[i], v == -.infinity ? .nan : v * s, "silu(\(v))")
+                let g = v == -.infinity ? Double.nan : Double(dy[i]) * s * (1 + v * (1 - s))
+                close(dw[i], g, "silu'(\(v)) written")
+                close(dx[i], 0.5 + g, "silu'(\(v)) added")
+            }
+        }
+    }
+
+    func testReLUGradientWrittenAddedAndInPlace() {
+        for n in 0...40 {
+            let v = values(n, seed: UInt64(200 + n)), dy = values(n, seed: UInt64(300 + n))
+            var written = [Float](repeating: 7, count: n), added = [Float](repeating: 0.25, count: n), inPlace = dy
+            reluGradient(v, dy: dy, dx: &written, n, accumulate: false)
+            reluGradient(v, dy: dy, dx: &added, n, accumulate: true)
+            inPlace.withUnsafeMutableBufferPointer { b in
+                if let p = b.baseAddress { reluGradient(v, dy: p, dx: p, n, accumulate: false) }
+            }
+            for i in 0..<n {
+                let g: Float = v[i] > 0 ? dy[i] : 0
+                XCTAssertEqual(written[i].bitPattern, g.bitPattern, "relu'(\(v[i])) · \(dy[i])")
+                XCTAssertEqual(inPlace[i].bitPattern, g.bitPattern)
+                XCTAssertEqual(added[i].bitPattern, (0.25 + g).bitPattern)
+            }
+        }
+    }
+}
