@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -64,16 +65,21 @@ public final class AtomicFileWriter {
 
     /// pwrite(2) at `offset` until every byte is written.
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        try pwriteAll(bytes, at: offset)
+        offset += bytes.count
+    }
+
+    /// pwrite(2) at `position` until every byte is written (does not move `offset`).
+    private func pwriteAll(_ bytes: UnsafeRawBufferPointer, at position: Int) throws {
         var done = 0
         while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress!.advanced(by: done), bytes.count - done, off_t(offset + done))
+            let n = pwrite(fd, bytes.baseAddress!.advanced(by: done), bytes.count - done, off_t(position + done))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw WconvError(.runtime, "write failed after \(offset + done) bytes: \(String(cString: strerror(errno)))", file: path)
+                throw WconvError(.runtime, "write failed after \(position + done) bytes: \(String(cString: strerror(errno)))", file: path)
             }
             done += n
         }
-        offset += done
     }
 
     /// Appends `pieces` back to back with as few system calls as possible: calls of at most
@@ -83,38 +89,87 @@ public final class AtomicFileWriter {
     /// offsets). Calls stay at 1 MiB because larger page-cache folios made the odd run several times
     /// slower on a VM whose host reclaims freed memory. Memory is written with pwritev(2); a call
     /// holding a large range of a mapped file is staged instead: read from the file with pread(2)
-    /// into a 1 MiB buffer (see `WritePiece`), then written. One thread: a helper reading the next
-    /// call while this one wrote copied 100 MB in 21 ms instead of 34 at best, but took 3–4× longer
-    /// in 5 runs of 12 on a loaded machine (every hand-over waits for the other thread to get a core).
+    /// into a 1 MiB buffer (see `WritePiece`), then written.
+    /// A write of at least `parallelMinimum` bytes on a machine with 2+ cores is cut in two halves of
+    /// whole calls, each copied by its own thread into its own part of the file (the copies into the
+    /// page cache are per-page kernel work that overlaps; ResNet-50's 100 MB: 32 → ≈ 18 ms of pread +
+    /// pwrite). The halves share nothing until the one join at the end — a reader thread handing each
+    /// call to the writer (tried before) waited for a core at every hand-over under load and ran 3–4×
+    /// slower in 5 runs of 12. `WCONV_WRITE_THREADS=1` keeps one thread.
     /// The pointers must stay valid for the duration of the call.
     public func write(gathering pieces: [WritePiece]) throws {
-        var reader = RangeReader()
-        defer { reader.close() }
-        for call in GatherPlan(pieces: pieces, startingAt: offset).calls {
+        let calls = GatherPlan(pieces: pieces, startingAt: offset).calls
+        var end = offset
+        let starts = calls.map { c in defer { end += c.count }; return end }
+        if let split = AtomicFileWriter.parallelSplit(calls, bytes: end - offset) {
+            final class Outcome: @unchecked Sendable { var error: Error? }
+            let second = Outcome(), finished = DispatchSemaphore(value: 0)
+            let worker = Thread { [self] in
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.gatherChunk, alignment: 4096)
+                var reader = RangeReader()
+                do { try writeCalls(calls, split..<calls.count, at: starts, pieces, buffer, &reader) } catch { second.error = error }
+                reader.close()
+                buffer.deallocate()
+                finished.signal()
+            }
+            worker.start()
+            var reader = RangeReader()
+            var firstError: Error?
+            do { try writeCalls(calls, 0..<split, at: starts, pieces, stagingBuffer(), &reader) } catch { firstError = error }
+            reader.close()
+            finished.wait()
+            if let e = firstError ?? second.error { throw e }
+        } else {
+            var reader = RangeReader()
+            defer { reader.close() }
+            try writeCalls(calls, 0..<calls.count, at: starts, pieces, stagingBuffer(), &reader)
+        }
+        offset = end
+    }
+
+    /// Writes at least this many bytes of a gathered write on two threads (see `write(gathering:)`).
+    static let parallelMinimum = 16 << 20
+
+    /// The index of the first call of the second half, or nil when the write stays on one thread.
+    static func parallelSplit(_ calls: [GatherPlan.Call], bytes: Int) -> Int? {
+        guard bytes >= parallelMinimum, calls.count >= 2, ProcessInfo.processInfo.activeProcessorCount >= 2,
+              ProcessInfo.processInfo.environment["WCONV_WRITE_THREADS"] != "1" else { return nil }
+        var sum = 0
+        for (i, c) in calls.enumerated() {
+            if sum >= bytes / 2 { return i }
+            sum += c.count
+        }
+        return nil
+    }
+
+    /// Writes calls `range` of a gathered write, each at its start in the file (`offset` untouched).
+    private func writeCalls(_ calls: [GatherPlan.Call], _ range: Range<Int>, at starts: [Int], _ pieces: [WritePiece],
+                            _ buffer: UnsafeMutableRawPointer, _ reader: inout RangeReader) throws {
+        for k in range {
+            let call = calls[k]
             if call.staged {
-                let buffer = stagingBuffer()
                 try reader.stage(call, pieces, into: buffer)
-                try writeAll(UnsafeRawBufferPointer(start: buffer, count: call.count))
+                try pwriteAll(UnsafeRawBufferPointer(start: buffer, count: call.count), at: starts[k])
             } else {
-                try writeVectors(call, pieces)
+                try writeVectors(call, pieces, at: starts[k])
             }
         }
     }
 
-    /// pwritev(2) of one call's fragments at `offset`, until every byte is written.
-    private func writeVectors(_ call: GatherPlan.Call, _ pieces: [WritePiece]) throws {
+    /// pwritev(2) of one call's fragments at `position`, until every byte is written.
+    private func writeVectors(_ call: GatherPlan.Call, _ pieces: [WritePiece], at position: Int) throws {
         var vecs = call.fragments.map {
             iovec(iov_base: UnsafeMutableRawPointer(mutating: pieces[$0.piece].bytes.baseAddress! + $0.start), iov_len: $0.count)
         }
-        var first = 0
+        var first = 0, at = position
         while first < vecs.count {
-            let n = vecs[first...].withUnsafeBufferPointer { pwritev(fd, $0.baseAddress, Int32($0.count), off_t(offset)) }
+            let n = vecs[first...].withUnsafeBufferPointer { pwritev(fd, $0.baseAddress, Int32($0.count), off_t(at)) }
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
                 let reason = n < 0 ? String(cString: strerror(errno)) : "no progress"
-                throw WconvError(.runtime, "write failed after \(offset) bytes: \(reason)", file: path)
+                throw WconvError(.runtime, "write failed after \(at) bytes: \(reason)", file: path)
             }
-            offset += n
+            at += n
             var advanced = n  // a short write resumes inside the vector it stopped in
             while advanced > 0 {
                 if advanced >= vecs[first].iov_len {

@@ -82,6 +82,45 @@ final class AtomicFileWriterTests: XCTestCase {
         XCTAssertTrue(try run("mapped-few.bin", few), "the mapped bytes, not the new file's")
     }
 
+    /// A gathered write of ≥ 16 MiB is cut in two halves written by two threads into their own parts
+    /// of the file: the file still holds every piece back to back (mapped-file ranges read with
+    /// pread, memory pieces, a piece crossing the split), after an unaligned lead; with
+    /// WCONV_WRITE_THREADS=1 the write stays on one thread and gives the same file.
+    func testLargeGatheredWriteOnTwoThreadsEqualsThePiecesBackToBack() throws {
+        let dir = TempDir()
+        let source = (0..<(22 << 20) + 4321).map { UInt8(truncatingIfNeeded: $0 &* 29 &+ ($0 >> 13)) }
+        let mapped = try MappedFile(path: dir.write("source.bin", source))
+        let memory = (0..<(5 << 20) + 77).map { UInt8(truncatingIfNeeded: $0 &* 5 &+ 3) }
+        let ranges = [(7, 9 << 20), (100, 33), ((9 << 20) + 11, 13 << 20)]
+        func write(_ name: String) throws -> [UInt8] {
+            let path = dir.file(name)
+            try memory.withUnsafeBytes { m in
+                let pieces = ranges.flatMap { r in
+                    [WritePiece(UnsafeRawBufferPointer(rebasing: mapped.buffer[r.0..<(r.0 + r.1)]), in: mapped), WritePiece(m)]
+                }
+                let calls = GatherPlan(pieces: pieces, startingAt: 3).calls
+                let split = AtomicFileWriter.parallelSplit(calls, bytes: calls.reduce(0) { $0 + $1.count })
+                if ProcessInfo.processInfo.activeProcessorCount >= 2 && getenv("WCONV_WRITE_THREADS") == nil {
+                    let half = try XCTUnwrap(split)
+                    XCTAssertTrue(half > 0 && half < calls.count)
+                } else {
+                    XCTAssertNil(split)
+                }
+                try AtomicFileWriter.write(to: path) { w in
+                    try w.write("abc")
+                    try w.write(gathering: pieces)
+                    try w.write("z")
+                }
+            }
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        let expected = Array("abc".utf8) + ranges.flatMap { [UInt8](source[$0.0..<($0.0 + $0.1)]) + memory } + Array("z".utf8)
+        XCTAssertTrue(try write("two.bin") == expected, "two threads")
+        setenv("WCONV_WRITE_THREADS", "1", 1)
+        defer { unsetenv("WCONV_WRITE_THREADS") }
+        XCTAssertTrue(try write("one.bin") == expected, "one thread")
+    }
+
     /// The plan of a gathered write: calls end on 1 MiB file offsets, are staged when they hold a
     /// large range of a mapped file, and cover every byte once.
     func testGatherPlanCutsAtMiBOffsetsAndMarksStagedCalls() throws {
