@@ -36,6 +36,9 @@ let package = Package(
         // libjpeg reports errors by longjmp, which Swift cannot catch: a small C file owns that.
         .target(name: "CWconvImage", dependencies: ["CWconvPNG"], linkerSettings: [.linkedLibrary("jpeg")]),
 
+        // Pointwise kernels with per-function AVX-512 / AVX2 targets, which Swift cannot express (wconv_vector.h).
+        .target(name: "CWconvVector", linkerSettings: [.linkedLibrary("m")]),
+
         // Start-up of the wconv executable only: libgomp's wait policy (wconv_startup.c).
         .target(name: "CWconvStartup"),
 
@@ -48,7 +51,7 @@ let package = Package(
             .product(name: "Collections", package: "swift-collections"),
         ]),
         .target(name: "WconvGraph", dependencies: ["WconvTensor", "WconvFormats", .product(name: "Collections", package: "swift-collections")]),
-        .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", "CWconvDNNL", .product(name: "Collections", package: "swift-collections")]),
+        .target(name: "WconvRuntime", dependencies: ["WconvTensor", "WconvGraph", "CWconvBLAS", "CWconvDNNL", "CWconvVector", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvTraining", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvText", "CWconvImage", "CWconvMPI", .product(name: "Collections", package: "swift-collections")]),
         .target(name: "WconvText", dependencies: ["WconvTensor", "WconvFormats"]),
         .target(name: "Wconv", dependencies: ["WconvTensor", "WconvFormats", "WconvGraph", "WconvRuntime", "WconvTraining", "WconvText"]),

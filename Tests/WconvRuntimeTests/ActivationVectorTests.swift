@@ -1,8 +1,10 @@
+import CWconvVector
 import XCTest
 @testable import WconvRuntime
 
-/// The 16-lane ReLU-gradient and SiLU kernels against the scalar formulas in double precision:
-/// every count up to 40 (vector body and scalar tail), values over the whole float range, ±∞, NaN.
+/// The vectorised ReLU-gradient and SiLU kernels against the scalar formulas in double precision:
+/// every count up to 40 (vector body and scalar tail), values over the whole float range, ±∞, NaN;
+/// the SiLU kernels on each code path the CPU has (AVX-512, AVX2, portable C).
 final class ActivationVectorTests: XCTestCase {
     func values(_ n: Int, seed: UInt64) -> [Float] {
         var rng = TestRNG(seed)
@@ -18,6 +20,20 @@ final class ActivationVectorTests: XCTestCase {
     }
 
     func testSiLUForwardAndGradient() {
+        let chosen = String(cString: wconv_vector_isa())
+        defer { _ = wconv_vector_use(chosen) }
+        var ran: [String] = []
+        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+            ran.append(isa)
+            checkSiLU(isa)
+        }
+        XCTAssertTrue(ran.contains("portable"), "the portable path always runs")
+        #if arch(x86_64)
+        XCTAssertTrue(ran.contains("avx2") || !chosen.hasPrefix("avx"), "paths run: \(ran), chosen \(chosen)")
+        #endif
+    }
+
+    func checkSiLU(_ isa: String) {
         for n in 0...40 {
             let x = values(n, seed: UInt64(n)), dy = values(n, seed: UInt64(100 + n)).map { $0.isFinite ? $0 : 1 }
             var y = [Float](repeating: 0, count: n), dx = [Float](repeating: 0.5, count: n), dw = dx
@@ -26,10 +42,10 @@ final class ActivationVectorTests: XCTestCase {
             siluGradient(x, dy: dy, dx: &dw, n, accumulate: false)
             for i in 0..<n {
                 let v = Double(x[i]), s = 1 / (1 + exp(-v))
-                close(y[i], v == -.infinity ? .nan : v * s, "silu(\(v))")
+                close(y[i], v == -.infinity ? .nan : v * s, "\(isa) silu(\(v))")
                 let g = v == -.infinity ? Double.nan : Double(dy[i]) * s * (1 + v * (1 - s))
-                close(dw[i], g, "silu'(\(v)) written")
-                close(dx[i], 0.5 + g, "silu'(\(v)) added")
+                close(dw[i], g, "\(isa) silu'(\(v)) written")
+                close(dx[i], 0.5 + g, "\(isa) silu'(\(v)) added")
             }
         }
     }

@@ -1,3 +1,4 @@
+import CWconvVector
 import Foundation
 import WconvGraph
 
@@ -156,42 +157,15 @@ func reluGradient(_ v: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: Unsaf
     }
 }
 
-/// e^x without a call, so loops over it vectorise (Cephes' expf: n = round(x·log2 e) by the
-/// 1.5·2^23 trick, e^r by a degree-6 polynomial on |r| ≤ ln2/2, 2^n from exponent bits); relative
-/// error ≤ 3e-7 over [-87.3, 88.3], clamped outside (SiLU and sigmoid no longer depend on it there).
-@inline(__always)
-func expApprox(_ x: Float) -> Float {
-    let v = min(max(x, -87.3), 88.3)
-    let magic: Float = 12_582_912
-    let t = v * 1.442_695_04 + magic
-    let n = t - magic
-    let r = v - n * 0.693_359_375 + n * 2.121_944_4e-4
-    var p: Float = 1.987_569_15e-4
-    p = p * r + 1.398_199_95e-3
-    p = p * r + 8.333_451_9e-3
-    p = p * r + 4.166_579_59e-2
-    p = p * r + 0.166_666_655
-    p = p * r + 0.500_000_01
-    let e = p * (r * r) + r + 1
-    return e * Float(bitPattern: (t.bitPattern &- magic.bitPattern &+ 127) &<< 23)
-}
-
-/// y = x·σ(x) over n values, vectorised through `expApprox` (expf per value took more than
-/// EfficientNet-B0's convolutions in a training step). x = −∞ gives NaN, as −∞ / (1 + e^∞) does.
+/// y = x·σ(x) over n values (C: AVX-512 / AVX2 where the CPU has them, wconv_vector.h). x = −∞
+/// gives NaN, as −∞ / (1 + e^∞) does.
 func siluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { let v = x[i], r = v / (1 + expApprox(-v)); y[i] = v == -.infinity ? .nan : r }
+    wconv_silu(x, y, n)
 }
 
 /// SiLU's gradient dy·σ(x)(1 + x(1 − σ(x))), written into dx or (`accumulate`) added to it.
 func siluGradient(_ x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ n: Int, accumulate: Bool) {
-    if accumulate {
-        for i in 0..<n {
-            let v = x[i], s = 1 / (1 + expApprox(-v)), g = dy[i] * s * (1 + v * (1 - s)), d = dx[i]
-            dx[i] = v == -.infinity ? .nan : d + g
-        }
-    } else {
-        for i in 0..<n { let v = x[i], s = 1 / (1 + expApprox(-v)), g = dy[i] * s * (1 + v * (1 - s)); dx[i] = v == -.infinity ? .nan : g }
-    }
+    wconv_silu_grad(x, dy, dx, n, accumulate ? 1 : 0)
 }
 
 func activationBackward(_ act: Activation, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ n: Int) {

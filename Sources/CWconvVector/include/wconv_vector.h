@@ -1,0 +1,24 @@
+#ifndef WCONV_VECTOR_H
+#define WCONV_VECTOR_H
+// Pointwise kernels in C with per-function ISA targets (wconv_vector.c): Swift compiles for the
+// baseline x86-64 (SSE2) and cannot target AVX-512 or AVX2 per function, so its loops run 4 lanes
+// wide where the CPU has 16. Each kernel picks AVX-512, AVX2+FMA or portable code from CPUID once.
+#include <stddef.h>
+
+/// y = x·σ(x) over n floats (x and y may be the same buffer); −∞ gives NaN, as in PyTorch.
+/// Relative error ≤ 3e-7 against float64.
+void wconv_silu(const float *x, float *y, size_t n);
+
+/// SiLU's gradient dy·σ(x)·(1 + x·(1 − σ(x))) into dx, or added to dx when `accumulate` is non-zero.
+/// dx may be dy.
+void wconv_silu_grad(const float *x, const float *dy, float *dx, size_t n, int accumulate);
+
+/// The code path the kernels run: "avx512", "avx2" or "portable". WCONV_VECTOR_ISA=avx2 or
+/// =portable holds them below the CPU's best (tests of other CPUs).
+const char *wconv_vector_isa(void);
+
+/// Runs the kernels on `name`'s path ("avx512", "avx2", "portable") from now on, for tests of each
+/// path on one machine; returns 0 (and changes nothing) when the CPU lacks it or the name is unknown.
+int wconv_vector_use(const char *name);
+
+#endif

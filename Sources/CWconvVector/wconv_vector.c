@@ -1,0 +1,214 @@
+// Pointwise kernels with per-function ISA targets (see wconv_vector.h for why they are in C).
+// e^x is Cephes' expf: n = round(x·log2 e), e^r by a degree-6 polynomial on |r| ≤ ln2/2 (Cody–Waite split of ln 2), times 2^n. The argument is
+// clamped to [−87.3, 88.3] so 2^n stays a normal float.
+#include "wconv_vector.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define WCONV_X86 1
+#endif
+
+#define EXP_LO (-87.3f)
+#define EXP_HI 88.3f
+#define LOG2E 1.44269504f
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.12194440e-4f)
+#define P0 1.98756915e-4f
+#define P1 1.39819995e-3f
+#define P2 8.3334519e-3f
+#define P3 4.16657959e-2f
+#define P4 0.166666655f
+#define P5 0.50000001f
+
+// Branch-free and without calls, so compilers vectorise it for the CPU the build targets: n by the
+// 1.5·2^23 rounding trick, 2^n from exponent bits.
+static inline float exp_portable(float x) {
+    const float magic = 12582912.0f;
+    float v = x < EXP_LO ? EXP_LO : x;
+    v = v > EXP_HI ? EXP_HI : v;
+    float t = v * LOG2E + magic, n = t - magic;
+    float r = v - n * LN2_HI - n * LN2_LO;
+    float p = P0;
+    p = p * r + P1; p = p * r + P2; p = p * r + P3; p = p * r + P4; p = p * r + P5;
+    union { float f; int i; } tb = { t }, mb = { magic }, sb;
+    sb.i = (tb.i - mb.i + 127) << 23;
+    return (p * (r * r) + r + 1.0f) * sb.f;
+}
+
+static void silu_portable(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = v == -INFINITY ? NAN : v / (1.0f + exp_portable(-v));
+    }
+}
+
+static void silu_grad_portable(const float *x, const float *dy, float *dx, size_t n, int accumulate) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], s = 1.0f / (1.0f + exp_portable(-v)), g = dy[i] * s * (1.0f + v * (1.0f - s));
+        if (v == -INFINITY) g = NAN;
+        dx[i] = accumulate ? dx[i] + g : g;
+    }
+}
+
+#ifdef WCONV_X86
+// AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
+// NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN), masked loads and stores for the tail.
+__attribute__((target("avx512f")))
+static inline __m512 exp512(__m512 x) {
+    __m512 v = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), v);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
+    __m512 e = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(e, n);
+}
+
+__attribute__((target("avx512f")))
+static void silu_avx512(const float *x, float *y, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 s = _mm512_div_ps(v, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        _mm512_mask_storeu_ps(y + i, m, s);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void silu_grad_avx512(const float *x, const float *dy, float *dx, size_t n, int accumulate) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i), g = _mm512_maskz_loadu_ps(m, dy + i);
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        // dy·s·(1 + v·(1 − s)); σ(−∞) is NaN here (e^{−(−∞)} is NaN by the reduction), as wanted.
+        __m512 t = _mm512_fmadd_ps(v, _mm512_sub_ps(one, s), one);
+        g = _mm512_mul_ps(_mm512_mul_ps(g, s), t);
+        if (accumulate) g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g);
+        _mm512_mask_storeu_ps(dx + i, m, g);
+    }
+}
+
+// AVX2 + FMA: 8 lanes; 2^n from the exponent bits; the tail goes to the portable loop.
+__attribute__((target("avx2,fma")))
+static inline __m256 exp256(__m256 x) {
+    __m256 v = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), v);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
+    __m256 e = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(e, _mm256_castsi256_ps(bits));
+}
+
+__attribute__((target("avx2,fma")))
+static void silu_avx2(const float *x, float *y, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), ninf = _mm256_set1_ps(-INFINITY), nan = _mm256_set1_ps(NAN);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        s = _mm256_blendv_ps(s, nan, _mm256_cmp_ps(v, ninf, _CMP_EQ_OQ));
+        _mm256_storeu_ps(y + i, s);
+    }
+    silu_portable(x + i, y + i, n - i);
+}
+
+__attribute__((target("avx2,fma")))
+static void silu_grad_avx2(const float *x, const float *dy, float *dx, size_t n, int accumulate) {
+    const __m256 one = _mm256_set1_ps(1.0f), ninf = _mm256_set1_ps(-INFINITY), nan = _mm256_set1_ps(NAN);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), g = _mm256_loadu_ps(dy + i);
+        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        g = _mm256_mul_ps(_mm256_mul_ps(g, s), _mm256_fmadd_ps(v, _mm256_sub_ps(one, s), one));
+        g = _mm256_blendv_ps(g, nan, _mm256_cmp_ps(v, ninf, _CMP_EQ_OQ));
+        if (accumulate) g = _mm256_add_ps(_mm256_loadu_ps(dx + i), g);
+        _mm256_storeu_ps(dx + i, g);
+    }
+    silu_grad_portable(x + i, dy + i, dx + i, n - i, accumulate);
+}
+#endif
+
+// 0 portable, 1 AVX2+FMA, 2 AVX-512F; -1 not yet decided. Deciding twice is harmless (same answer).
+static int isa_level = -1;
+
+static int cpu_level(void) {
+    int level = 0;
+#ifdef WCONV_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = 1;
+    if (level == 1 && __builtin_cpu_supports("avx512f")) level = 2;
+#endif
+    return level;
+}
+
+static int level_named(const char *name) {
+    return strcmp(name, "avx512") == 0 ? 2 : strcmp(name, "avx2") == 0 ? 1 : strcmp(name, "portable") == 0 ? 0 : -1;
+}
+
+static int decide_isa(void) {
+    int level = cpu_level();
+    const char *cap = getenv("WCONV_VECTOR_ISA");
+    if (cap && strcmp(cap, "portable") == 0) level = 0;
+    else if (cap && strcmp(cap, "avx2") == 0 && level > 1) level = 1;
+    return level;
+}
+
+static inline int isa(void) {
+    int level = __atomic_load_n(&isa_level, __ATOMIC_RELAXED);
+    if (level < 0) {
+        level = decide_isa();
+        __atomic_store_n(&isa_level, level, __ATOMIC_RELAXED);
+    }
+    return level;
+}
+
+int wconv_vector_use(const char *name) {
+    int want = level_named(name);
+    if (want < 0 || want > cpu_level()) return 0;
+    __atomic_store_n(&isa_level, want, __ATOMIC_RELAXED);
+    return 1;
+}
+
+const char *wconv_vector_isa(void) {
+    switch (isa()) {
+    case 2: return "avx512";
+    case 1: return "avx2";
+    default: return "portable";
+    }
+}
+
+void wconv_silu(const float *x, float *y, size_t n) {
+#ifdef WCONV_X86
+    switch (isa()) {
+    case 2: silu_avx512(x, y, n); return;
+    case 1: silu_avx2(x, y, n); return;
+    }
+#endif
+    silu_portable(x, y, n);
+}
+
+void wconv_silu_grad(const float *x, const float *dy, float *dx, size_t n, int accumulate) {
+#ifdef WCONV_X86
+    switch (isa()) {
+    case 2: silu_grad_avx512(x, dy, dx, n, accumulate); return;
+    case 1: silu_grad_avx2(x, dy, dx, n, accumulate); return;
+    }
+#endif
+    silu_grad_portable(x, dy, dx, n, accumulate);
+}
