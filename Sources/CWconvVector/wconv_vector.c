@@ -52,6 +52,27 @@ static void silu_grad_portable(const float *x, const float *dy, float *dx, size_
     }
 }
 
+static void scale_channels_portable(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c) {
+    for (size_t p = p0; p < p1; p++) {
+        const float *src = x + p * c, *sc = s + p / hw * c;
+        float *dst = y + p * c;
+        for (size_t k = 0; k < c; k++) dst[k] = src[k] * sc[k];
+    }
+}
+
+static void channel_means_portable(const float *x, float *y, size_t i0, size_t i1, size_t hw, size_t c) {
+    for (size_t i = i0; i < i1; i++) {
+        float *dst = y + i * c;
+        for (size_t k = 0; k < c; k++) dst[k] = 0;
+        for (size_t p = 0; p < hw; p++) {
+            const float *src = x + (i * hw + p) * c;
+            for (size_t k = 0; k < c; k++) dst[k] += src[k];
+        }
+        float inv = 1.0f / (float)hw;
+        for (size_t k = 0; k < c; k++) dst[k] *= inv;
+    }
+}
+
 #ifdef WCONV_X86
 // AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
 // NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN), masked loads and stores for the tail.
@@ -94,6 +115,48 @@ static void silu_grad_avx512(const float *x, const float *dy, float *dx, size_t 
         g = _mm512_mul_ps(_mm512_mul_ps(g, s), t);
         if (accumulate) g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g);
         _mm512_mask_storeu_ps(dx + i, m, g);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void scale_channels_avx512(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c) {
+    for (size_t p = p0; p < p1; p++) {
+        const float *src = x + p * c, *sc = s + p / hw * c;
+        float *dst = y + p * c;
+        for (size_t k = 0; k < c; k += 16) {
+            __mmask16 m = c - k >= 16 ? 0xffff : (__mmask16)((1u << (c - k)) - 1);
+            _mm512_mask_storeu_ps(dst + k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + k), _mm512_maskz_loadu_ps(m, sc + k)));
+        }
+    }
+}
+
+// Channel blocks of 64 (four accumulators) walk the image's pixels; sums in f32 like the
+// portable loop (PyTorch's mean over a 112×112 map is f32 too).
+__attribute__((target("avx512f")))
+static void channel_means_avx512(const float *x, float *y, size_t i0, size_t i1, size_t hw, size_t c) {
+    const __m512 inv = _mm512_set1_ps(1.0f / (float)hw);
+    for (size_t i = i0; i < i1; i++) {
+        const float *img = x + i * hw * c;
+        for (size_t k = 0; k < c; k += 64) {
+            __mmask16 m[4];
+            for (int j = 0; j < 4; j++) {
+                size_t at = k + 16 * (size_t)j;
+                m[j] = at >= c ? 0 : c - at >= 16 ? 0xffff : (__mmask16)((1u << (c - at)) - 1);
+            }
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t p = 0; p < hw; p++) {
+                const float *src = img + p * c + k;
+                a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m[0], src));
+                a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(m[1], src + 16));
+                a2 = _mm512_add_ps(a2, _mm512_maskz_loadu_ps(m[2], src + 32));
+                a3 = _mm512_add_ps(a3, _mm512_maskz_loadu_ps(m[3], src + 48));
+            }
+            float *dst = y + i * c + k;
+            _mm512_mask_storeu_ps(dst, m[0], _mm512_mul_ps(a0, inv));
+            _mm512_mask_storeu_ps(dst + 16, m[1], _mm512_mul_ps(a1, inv));
+            _mm512_mask_storeu_ps(dst + 32, m[2], _mm512_mul_ps(a2, inv));
+            _mm512_mask_storeu_ps(dst + 48, m[3], _mm512_mul_ps(a3, inv));
+        }
     }
 }
 
@@ -211,4 +274,18 @@ void wconv_silu_grad(const float *x, const float *dy, float *dx, size_t n, int a
     }
 #endif
     silu_grad_portable(x, dy, dx, n, accumulate);
+}
+
+void wconv_scale_channels(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c) {
+#ifdef WCONV_X86
+    if (isa() == 2) { scale_channels_avx512(x, s, y, p0, p1, hw, c); return; }
+#endif
+    scale_channels_portable(x, s, y, p0, p1, hw, c);
+}
+
+void wconv_channel_means(const float *x, float *y, size_t i0, size_t i1, size_t hw, size_t c) {
+#ifdef WCONV_X86
+    if (isa() == 2) { channel_means_avx512(x, y, i0, i1, hw, c); return; }
+#endif
+    channel_means_portable(x, y, i0, i1, hw, c);
 }

@@ -233,6 +233,7 @@ final class Executor {
         }
         for out in graph.outputs { lastUse[rt[valueIds[out.name]!]] = Int.max }
         aliasResiduals(newSteps, rt: &rt, lastUse: &lastUse, constant: Set(known.keys))
+        if !keepAllValues { aliasChannelScales(newSteps, rt: &rt, lastUse: &lastUse, constant: Set(known.keys)) }
         // Assign buffers: params point into the store; activations get slots.
         var p = [UnsafeMutablePointer<Float>?](repeating: nil, count: nValues)
         for (vid, name) in paramName { p[vid] = params[name]!.pointer }

@@ -120,6 +120,13 @@ final class DNNLConvTests: XCTestCase {
     func testEfficientNetDepthwiseAndSqueezeExciteMatch() throws {
         var rng = TestRNG(13)
         let g = NetBuilder.efficientnetB0(classes: 6, div: 8)
+        // Each squeeze-excite scales the depthwise output in place (nothing else reads it after).
+        try XCTSkipUnless(DNNL.isEnabled, "oneDNN is off (WCONV_DNNL=0) or has no CPU engine")
+        let session = try InferenceSession(graph: g)
+        _ = try session.run(["x": rng.tensor([2, 3, 48, 48])])
+        let scales = session.executor.channelScaleSummary
+        XCTAssertEqual(scales.steps, 16)
+        XCTAssertEqual(scales.inPlace, scales.steps)
         let r = try both(g, rng.tensor([2, 3, 48, 48]))
         assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
         XCTAssertGreaterThan(r.summary.convolutions, 20)

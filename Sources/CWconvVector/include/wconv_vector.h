@@ -13,6 +13,14 @@ void wconv_silu(const float *x, float *y, size_t n);
 /// dx may be dy.
 void wconv_silu_grad(const float *x, const float *dy, float *dx, size_t n, int accumulate);
 
+/// NHWC per-image channel scaling: y[p·c + k] = x[p·c + k] · s[(p / hw)·c + k] for the pixels
+/// p in [p0, p1) (images of hw pixels, c channels). y may be x.
+void wconv_scale_channels(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c);
+
+/// NHWC channel means of the images [i0, i1): y[i·c + k] = mean over the image's hw pixels of
+/// x[(i·hw + p)·c + k].
+void wconv_channel_means(const float *x, float *y, size_t i0, size_t i1, size_t hw, size_t c);
+
 /// The code path the kernels run: "avx512", "avx2" or "portable". WCONV_VECTOR_ISA=avx2 or
 /// =portable holds them below the CPU's best (tests of other CPUs).
 const char *wconv_vector_isa(void);

@@ -1,3 +1,4 @@
+import CWconvVector
 import Foundation
 import WconvTensor
 
@@ -82,7 +83,8 @@ enum NHWCKernels {
                         let xb = UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self)
                         for p in 0..<hw { let src = xb + (img * hw + p) * c; for k in 0..<c { dst[k] += DTypeConversion.bf16ToFloat(src[k]) } }
                     } else {
-                        for p in 0..<hw { let src = x + (img * hw + p) * c; for k in 0..<c { dst[k] += src[k] } }
+                        wconv_channel_means(x, y, img, img + 1, hw, c)
+                        continue
                     }
                     let inv = 1 / Float(hw)
                     for k in 0..<c { dst[k] *= inv }
@@ -123,11 +125,8 @@ enum NHWCKernels {
                 return
             }
             Parallel.forRange(n * hw, costPerItem: c) { range in
-                for pix in range {
-                    let img = pix / hw, src = x + pix * c, dst = y + pix * c, sc = s + img * c
-                    for k in 0..<c { dst[k] = src[k] * sc[k] }
-                    if act != .none { act.apply(dst, dst, c) }
-                }
+                wconv_scale_channels(x, s, y, range.lowerBound, range.upperBound, hw, c)
+                if act != .none { act.apply(y + range.lowerBound * c, y + range.lowerBound * c, range.count * c) }
             }
         }
     }
