@@ -73,6 +73,14 @@ static void channel_means_portable(const float *x, float *y, size_t i0, size_t i
     }
 }
 
+static void silu_channel_sums_with(void (*silu)(const float *, float *, size_t), float *y, float *sums, size_t p0, size_t p1, size_t c) {
+    for (size_t p = p0; p < p1; p++) {
+        float *px = y + p * c;
+        silu(px, px, c);
+        for (size_t k = 0; k < c; k++) sums[k] += px[k];
+    }
+}
+
 #ifdef WCONV_X86
 // AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
 // NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN), masked loads and stores for the tail.
@@ -156,6 +164,21 @@ static void channel_means_avx512(const float *x, float *y, size_t i0, size_t i1,
             _mm512_mask_storeu_ps(dst + 16, m[1], _mm512_mul_ps(a1, inv));
             _mm512_mask_storeu_ps(dst + 32, m[2], _mm512_mul_ps(a2, inv));
             _mm512_mask_storeu_ps(dst + 48, m[3], _mm512_mul_ps(a3, inv));
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void silu_channel_sums_avx512(float *y, float *sums, size_t p0, size_t p1, size_t c) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t p = p0; p < p1; p++) {
+        float *px = y + p * c;
+        for (size_t k = 0; k < c; k += 16) {
+            __mmask16 m = c - k >= 16 ? 0xffff : (__mmask16)((1u << (c - k)) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(m, px + k);
+            v = _mm512_div_ps(v, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+            _mm512_mask_storeu_ps(px + k, m, v);
+            _mm512_mask_storeu_ps(sums + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, sums + k), v));
         }
     }
 }
@@ -288,4 +311,14 @@ void wconv_channel_means(const float *x, float *y, size_t i0, size_t i1, size_t 
     if (isa() == 2) { channel_means_avx512(x, y, i0, i1, hw, c); return; }
 #endif
     channel_means_portable(x, y, i0, i1, hw, c);
+}
+
+void wconv_silu_channel_sums(float *y, float *sums, size_t p0, size_t p1, size_t c) {
+#ifdef WCONV_X86
+    switch (isa()) {
+    case 2: silu_channel_sums_avx512(y, sums, p0, p1, c); return;
+    case 1: silu_channel_sums_with(silu_avx2, y, sums, p0, p1, c); return;
+    }
+#endif
+    silu_channel_sums_with(silu_portable, y, sums, p0, p1, c);
 }

@@ -225,6 +225,13 @@ final class Executor {
                 known[v].map { UnsafePointer($0) } ?? self.paramName[v].map { UnsafePointer(self.params[$0]!.pointer) }
             })
         }
+        if !keepAllValues {
+            try foldPoolsIntoConvs(&newSteps, shapes: shp, rt: rt) { st in
+                try checkAccesses(st, shapes: shp, constant: { v in
+                    known[v].map { UnsafePointer($0) } ?? self.paramName[v].map { UnsafePointer(self.params[$0]!.pointer) }
+                })
+            }
+        }
         // Last step reading each root buffer (graph outputs live to the end).
         var lastUse = [Int](repeating: -1, count: nValues)
         for (si, st) in newSteps.enumerated() {

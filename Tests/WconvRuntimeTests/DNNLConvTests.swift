@@ -127,11 +127,35 @@ final class DNNLConvTests: XCTestCase {
         let scales = session.executor.channelScaleSummary
         XCTAssertEqual(scales.steps, 16)
         XCTAssertEqual(scales.inPlace, scales.steps)
+        // Where SiLU runs as wconv's own pass after the conv, that pass also computes the pool.
+        XCTAssertEqual(session.executor.pooledConvolutions, DNNLConvolution.runsAfter(.silu, bf16Output: false) ? 16 : 0)
+        // One image: the pooled pass splits its pixels between the threads.
+        let one = try both(g, rng.tensor([1, 3, 48, 48]))
+        assertClose(one.dnnl, one.reference, rtol: 1e-3, atol: 1e-4)
+        DNNL.disabledForTesting = false
         let r = try both(g, rng.tensor([2, 3, 48, 48]))
         assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
         XCTAssertGreaterThan(r.summary.convolutions, 20)
         // Expand and depthwise outputs stay NHWC through the squeeze-excite (pool and scale read NHWC).
         XCTAssertGreaterThan(r.summary.nhwcValues, 10)
+    }
+
+    /// A conv + BN + SiLU read by a global pool: where SiLU runs as wconv's own pass, that pass
+    /// computes the pool too (by images, or one image's pixels split between the threads).
+    func testGlobalPoolFoldedIntoConvSiLUPass() throws {
+        var rng = TestRNG(15)
+        var b = NetBuilder(inputShape: [nil, 3, nil, nil])
+        let h = b.node(.silu, [b.bn(b.conv("x", "c1", cin: 3, cout: 24, k: 3), "bn1", c: 24)], "act")
+        let g = b.finish(b.node(.globalAvgPool, [h], "gap", attrs: ["keepdims": .int(1)]))
+        for n in [1, 3] {
+            DNNL.disabledForTesting = false
+            let session = try InferenceSession(graph: g)
+            _ = try session.run(["x": rng.tensor([n, 3, 9, 11])])
+            XCTAssertEqual(session.executor.pooledConvolutions, DNNLConvolution.runsAfter(.silu, bf16Output: false) ? 1 : 0)
+            let r = try both(g, rng.tensor([n, 3, 9, 11]))
+            XCTAssertEqual(r.dnnl.count, n * 24)
+            assertClose(r.dnnl, r.reference, rtol: 1e-5, atol: 1e-6)
+        }
     }
 
     /// Scale first (torchvision writes `scale * input`), a max pool between convolutions, and a

@@ -21,6 +21,10 @@ void wconv_scale_channels(const float *x, const float *s, float *y, size_t p0, s
 /// x[(i·hw + p)·c + k].
 void wconv_channel_means(const float *x, float *y, size_t i0, size_t i1, size_t hw, size_t c);
 
+/// SiLU in place over the NHWC pixels [p0, p1) of c channels, adding each channel's SiLU outputs
+/// into sums[0..c) (one pass for a conv's activation and the global pool reading it).
+void wconv_silu_channel_sums(float *y, float *sums, size_t p0, size_t p1, size_t c);
+
 /// The code path the kernels run: "avx512", "avx2" or "portable". WCONV_VECTOR_ISA=avx2 or
 /// =portable holds them below the CPU's best (tests of other CPUs).
 const char *wconv_vector_isa(void);

@@ -7,6 +7,9 @@ import Foundation
 struct DNNLConv2d: StepKernel {
     let geometry: ConvGeometry
     let conv: DNNLConvolution
+    /// Output 1 holds the channel means of output 0 (a global average pool folded into the conv's
+    /// SiLU pass, DNNLPoolFusion).
+    var writesMeans = false
 
     /// A standalone conv (NCHW on both sides) pays two reorders: below this many multiply-adds the
     /// im2col path's copies and GEMM set-up cost more than them (docs/runtime.md, `wconv bench conv`);
@@ -33,6 +36,7 @@ struct DNNLConv2d: StepKernel {
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
         var e = Conv2d(geometry: geometry).extents(inputs: inputs, outputs: outputs)
         if conv.addsResidual { e.read(3, geometry.n * geometry.o * geometry.howo) }
+        if writesMeans { e.write(1, geometry.n * geometry.o) }
         return e
     }
 
@@ -40,7 +44,7 @@ struct DNNLConv2d: StepKernel {
         let bytes = conv.srcStagingBytes + 64 + conv.dstStagingBytes
         let scratch = bytes > 64 ? UnsafeMutableRawPointer(c.executor.workspace.get(bytes / 4 + 16)) : nil
         conv.forward(c.input(0)!, weight: c.input(1)!, bias: c.input(2).map { UnsafePointer($0) }, c.output(), scratch: scratch,
-                     residual: c.input(3).map { UnsafePointer($0) })
+                     residual: c.input(3).map { UnsafePointer($0) }, means: writesMeans ? c.output(1) : nil)
     }
 
     func backward(_ c: BackwardContext) throws { try Conv2d(geometry: geometry).backward(c) }

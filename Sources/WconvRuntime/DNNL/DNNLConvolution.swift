@@ -226,8 +226,10 @@ final class DNNLConvolution {
     /// y = act(conv(x, w) + b), x and y in the caller's layouts (NCHW, or NHWC where declared).
     /// `scratch` holds `srcStagingBytes + dstStagingBytes` bytes (64-byte aligned), or is nil when both are 0.
     /// With `addsResidual`, y = act(conv(x, w) + b + residual); residual may be y itself (in place).
+    /// `means` (N × O floats), with a SiLU run after the primitive on an NHWC f32 output
+    /// (`writesChannelMeans`): the same pass writes each image's channel means of y there.
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
-                 scratch: UnsafeMutableRawPointer?, residual: UnsafePointer<Float>? = nil) {
+                 scratch: UnsafeMutableRawPointer?, residual: UnsafePointer<Float>? = nil, means: UnsafeMutablePointer<Float>? = nil) {
         if addsResidual, let residual, residual != UnsafePointer(y) {
             UnsafeMutableRawPointer(y).copyMemory(from: residual, byteCount: dst.byteCount)
         }
@@ -252,11 +254,50 @@ final class DNNLConvolution {
             userDst.bind(y)
             dstReorder.execute(engine, [(DNNL_ARG_FROM, dst), (DNNL_ARG_TO, userDst)])
         }
-        if trailingActivation != .none {
+        if let means, canWriteChannelMeans {
+            siluWithChannelMeans(y, means)
+        } else if trailingActivation != .none {
             let n = geometry.n * geometry.o * geometry.howo
             Parallel.forRange(n / 4096 + 1, costPerItem: 4096) { r in
                 let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
                 if lo < hi { trailingActivation.apply(y + lo, y + lo, hi - lo) }
+            }
+        }
+    }
+
+    /// The SiLU after the primitive can also produce the global average pool of its output: NHWC f32.
+    var canWriteChannelMeans: Bool { trailingActivation == .silu && !nchwOutput && !writesBF16 }
+
+    /// SiLU in place over y (NHWC) and each image's channel means into `means`, in one pass: images
+    /// split between the threads, or with one image its pixels, each half summing into its own row.
+    private func siluWithChannelMeans(_ y: UnsafeMutablePointer<Float>, _ means: UnsafeMutablePointer<Float>) {
+        let n = geometry.n, c = geometry.o, hw = geometry.howo, inv = 1 / Float(hw)
+        if n >= Parallel.width {
+            Parallel.forRange(n, costPerItem: c * hw * 4) { r in
+                for img in r {
+                    let row = means + img * c
+                    row.update(repeating: 0, count: c)
+                    wconv_silu_channel_sums(y, row, img * hw, (img + 1) * hw, c)
+                    for k in 0..<c { row[k] *= inv }
+                }
+            }
+            return
+        }
+        let parts = max(1, min(Parallel.width, hw))
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: parts * c)
+        defer { partial.deallocate() }
+        partial.update(repeating: 0, count: parts * c)
+        for img in 0..<n {
+            Parallel.forRange(parts, costPerItem: c * hw * 4 / parts) { r in
+                for part in r {
+                    wconv_silu_channel_sums(y, partial + part * c, img * hw + hw * part / parts, img * hw + hw * (part + 1) / parts, c)
+                }
+            }
+            let row = means + img * c
+            for k in 0..<c {
+                var sum: Float = 0
+                for part in 0..<parts { sum += partial[part * c + k]; partial[part * c + k] = 0 }
+                row[k] = sum * inv
             }
         }
     }
