@@ -39,6 +39,19 @@ final class CLIKernelTests: XCTestCase {
         XCTAssertTrue(blas.contains("OpenBLAS") && blas.contains("core ") && blas.contains("threads") && blas.contains("self-check passed"), blas)
     }
 
+    /// wconv's own C kernels run the CPU's widest path (CPUID), and WCONV_VECTOR_ISA holds them lower.
+    func testVectorKernelsLineFollowsCPUAndCap() throws {
+        if let v = ProcessInfo.processInfo.environment["WCONV_VECTOR_ISA"] { throw XCTSkip("WCONV_VECTOR_ISA=\(v) is set here") }
+        let r = try CLI.run(["--version"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("VEC:") }, r.stdout)
+        let level = CPUFeatures.current.level
+        let want = level >= .avx512 ? "avx512" : level >= .avx2 ? "avx2" : "portable"
+        XCTAssertTrue(line.hasPrefix("VEC:  \(want) ("), String(line))
+        let capped = try CLI.run(["--version"], environment: ["WCONV_VECTOR_ISA": "portable"])
+        XCTAssertTrue(capped.stdout.contains("VEC:  portable (") && capped.stdout.contains("stays its post-op"), capped.stdout)
+    }
+
     /// The oneDNN line, its switch, and the passive OpenMP wait policy an arithmetic command re-executes with.
     func testDNNLEngineLineSwitchAndWaitPolicy() throws {
         let on = try CLI.run(["--version"])

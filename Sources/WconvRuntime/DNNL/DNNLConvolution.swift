@@ -81,7 +81,7 @@ final class DNNLConvolution {
     /// it; depthwise 5×5 on 480 channels 0.50 / 0.92 / 0.75 ms. A bf16 output keeps the post-op (the
     /// kernel reads f32), as does a CPU without AVX2.
     static func runsAfter(_ a: Activation, bf16Output: Bool) -> Bool {
-        a == .silu && !bf16Output && String(cString: wconv_vector_isa()).hasPrefix("avx")
+        a == .silu && !bf16Output && VectorKernels.isa.hasPrefix("avx")
     }
 
     /// - Parameters:

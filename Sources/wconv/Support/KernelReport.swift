@@ -17,6 +17,7 @@ enum KernelReport {
             out.append("BLAS: \(k.summary), \(BLASKernels.threads) threads")
             out.append("      \(k.config)" + (k.path.isEmpty ? "" : " — \(k.path)"))
             out.append("DNN:  \(DNNL.summary)")
+            out.append("VEC:  \(VectorKernels.summary)")
             out.append("BF16: " + (Precision.unsupportedReason(.bf16).map { "no — \($0)" } ?? "yes (--precision bf16: oneDNN convolutions in bfloat16)"))
         } catch {
             out.append("BLAS: \(error)")
@@ -35,6 +36,7 @@ enum KernelReport {
             doc += [("blas", .string(k.library)), ("blasPath", .string(k.path)), ("blasCore", .string(k.core)),
                     ("blasCoreChoice", .string(k.choiceDescription)), ("blasSelfCheckPassed", .bool(k.selfCheckPassed)),
                     ("blasThreads", .int(BLASKernels.threads)), ("dnn", .string(DNNL.summary)), ("dnnEnabled", .bool(DNNL.isEnabled)),
+                    ("vectorISA", .string(VectorKernels.isa)),
                     ("bf16Available", .bool(Precision.unsupportedReason(.bf16) == nil))]
         } catch {
             doc.append(("blas", .string("\(error)")))
