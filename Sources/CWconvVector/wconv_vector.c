@@ -81,6 +81,38 @@ static void silu_channel_sums_with(void (*silu)(const float *, float *, size_t),
     }
 }
 
+// Abramowitz–Stegun 7.1.26 for erf(|u|): 1 − t·P(t)·e^{−u²}, t = 1/(1 + p|u|); the caller passes
+// e^{−u²} (GELU's gradient reuses it for φ).
+#define AS_P 0.3275911f
+#define AS_A1 0.254829592f
+#define AS_A2 (-0.284496736f)
+#define AS_A3 1.421413741f
+#define AS_A4 (-1.453152027f)
+#define AS_A5 1.061405429f
+#define INV_SQRT2 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+
+static inline float erf_portable(float u, float e) {
+    float a = u < 0 ? -u : u, t = 1.0f / (1.0f + AS_P * a);
+    float r = (((AS_A5 * t + AS_A4) * t + AS_A3) * t + AS_A2) * t + AS_A1;
+    float v = 1.0f - r * t * e;
+    return u < 0 ? -v : v;
+}
+
+static void gelu_portable(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], u = v * INV_SQRT2;
+        y[i] = 0.5f * v * (1.0f + erf_portable(u, exp_portable(-u * u)));
+    }
+}
+
+static void gelu_grad_portable(const float *x, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], u = v * INV_SQRT2, e = exp_portable(-u * u);
+        dx[i] += dy[i] * (0.5f * (1.0f + erf_portable(u, e)) + v * e * INV_SQRT_2PI);
+    }
+}
+
 #ifdef WCONV_X86
 // AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
 // NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN), masked loads and stores for the tail.
@@ -180,6 +212,45 @@ static void silu_channel_sums_avx512(float *y, float *sums, size_t p0, size_t p1
             _mm512_mask_storeu_ps(px + k, m, v);
             _mm512_mask_storeu_ps(sums + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, sums + k), v));
         }
+    }
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 erf512(__m512 u, __m512 e) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 a = _mm512_abs_ps(u);
+    __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(AS_P), a, one));
+    __m512 r = _mm512_fmadd_ps(_mm512_set1_ps(AS_A5), t, _mm512_set1_ps(AS_A4));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(AS_A3));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(AS_A2));
+    r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(AS_A1));
+    __m512 v = _mm512_fnmadd_ps(_mm512_mul_ps(r, t), e, one);
+    // sign of u onto v
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v),
+                               _mm512_and_si512(_mm512_castps_si512(u), _mm512_set1_epi32((int)0x80000000u))));
+}
+
+__attribute__((target("avx512f")))
+static void gelu_avx512(const float *x, float *y, size_t n) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), k = _mm512_set1_ps(INV_SQRT2);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i), u = _mm512_mul_ps(v, k);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(u, u)));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf512(u, e))));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void gelu_grad_avx512(const float *x, const float *dy, float *dx, size_t n) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), k = _mm512_set1_ps(INV_SQRT2), c = _mm512_set1_ps(INV_SQRT_2PI);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i), u = _mm512_mul_ps(v, k);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(u, u)));
+        __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, erf512(u, e)));
+        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), _mm512_fmadd_ps(_mm512_mul_ps(v, e), c, cdf));
+        _mm512_mask_storeu_ps(dx + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g));
     }
 }
 
@@ -321,4 +392,18 @@ void wconv_silu_channel_sums(float *y, float *sums, size_t p0, size_t p1, size_t
     }
 #endif
     silu_channel_sums_with(silu_portable, y, sums, p0, p1, c);
+}
+
+void wconv_gelu(const float *x, float *y, size_t n) {
+#ifdef WCONV_X86
+    if (isa() == 2) { gelu_avx512(x, y, n); return; }
+#endif
+    gelu_portable(x, y, n);
+}
+
+void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n) {
+#ifdef WCONV_X86
+    if (isa() == 2) { gelu_grad_avx512(x, dy, dx, n); return; }
+#endif
+    gelu_grad_portable(x, dy, dx, n);
 }

@@ -50,6 +50,28 @@ final class ActivationVectorTests: XCTestCase {
         }
     }
 
+    /// GELU (erf) and its gradient on every path against float64: erf's approximation (PyTorch's,
+    /// absolute error ≤ 1.5e-7) bounds GELU's error by 1e-7·|x| + float rounding.
+    func testGELUForwardAndGradient() {
+        let chosen = String(cString: wconv_vector_isa())
+        defer { _ = wconv_vector_use(chosen) }
+        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+            for n in [0, 1, 15, 16, 17, 40, 1000] {
+                let x = (0..<n).map { i in n == 1000 ? Float(i - 500) / 50 : values(n, seed: UInt64(400 + n))[i] }.map { $0.isFinite && abs($0) < 30 ? $0 : 0.5 }
+                let dy = values(n, seed: UInt64(500 + n)).map { $0.isFinite ? $0 : 1 }
+                var y = [Float](repeating: 0, count: n), dx = [Float](repeating: 0.25, count: n)
+                Activation.geluErf.apply(x, &y, n)
+                Activation.geluErf.backward(x: x, dy: dy, dx: &dx, n)
+                for i in 0..<n {
+                    let v = Double(x[i]), cdf = 0.5 * (1 + erf(v / 2.0.squareRoot())), pdf = exp(-0.5 * v * v) / (2 * Double.pi).squareRoot()
+                    XCTAssertEqual(Double(y[i]), v * cdf, accuracy: 2e-7 * abs(v) + 2e-7 * max(1, abs(v * cdf)), "\(isa) gelu(\(v))")
+                    let g = Double(dy[i]) * (cdf + v * pdf)
+                    XCTAssertEqual(Double(dx[i]), 0.25 + g, accuracy: 1e-6 * max(1, abs(Double(dy[i])) * (1 + abs(v))), "\(isa) gelu'(\(v))")
+                }
+            }
+        }
+    }
+
     func testReLUGradientWrittenAddedAndInPlace() {
         for n in 0...40 {
             let v = values(n, seed: UInt64(200 + n)), dy = values(n, seed: UInt64(300 + n))

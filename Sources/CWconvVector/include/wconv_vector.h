@@ -13,6 +13,13 @@ void wconv_silu(const float *x, float *y, size_t n);
 /// dx may be dy.
 void wconv_silu_grad(const float *x, const float *dy, float *dx, size_t n, int accumulate);
 
+/// GELU, y = x·Φ(x) (PyTorch's approximate='none'); erf by Abramowitz–Stegun 7.1.26 (absolute error
+/// ≤ 1.5e-7, the formula PyTorch's own vectorised GELU uses). x and y may be the same buffer.
+void wconv_gelu(const float *x, float *y, size_t n);
+
+/// GELU's gradient dy·(Φ(x) + x·φ(x)) added to dx (dx may be dy only when the caller zeroed nothing else).
+void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n);
+
 /// NHWC per-image channel scaling: y[p·c + k] = x[p·c + k] · s[(p / hw)·c + k] for the pixels
 /// p in [p0, p1) (images of hw pixels, c channels). y may be x.
 void wconv_scale_channels(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c);

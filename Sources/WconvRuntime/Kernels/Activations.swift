@@ -54,7 +54,8 @@ enum Activation: Equatable {
         case .tanh:
             for i in 0..<n { y[i] = tanhf(x[i]) }
         case .geluErf:
-            for i in 0..<n { let v = x[i]; y[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
+            // C (wconv_vector.h): erf as PyTorch's vectorised GELU computes it, 16 lanes on AVX-512.
+            wconv_gelu(x, y, n)
         case .geluTanh:
             for i in 0..<n {
                 let v = x[i]
@@ -95,12 +96,7 @@ enum Activation: Equatable {
         case .tanh:
             for i in 0..<n { let t = tanhf(x[i]); dx[i] += dy[i] * (1 - t * t) }
         case .geluErf:
-            for i in 0..<n {
-                let v = x[i]
-                let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
-                let pdf = expf(-0.5 * v * v) * 0.39894228040143268
-                dx[i] += dy[i] * (cdf + v * pdf)
-            }
+            wconv_gelu_grad(x, dy, dx, n)
         case .geluTanh:
             for i in 0..<n {
                 let v = x[i]
