@@ -113,12 +113,29 @@ static void gelu_grad_portable(const float *x, const float *dy, float *dx, size_
     }
 }
 
+static void softmax_rows_portable(const float *x, float *y, size_t rows, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *px = x + r * n;
+        float *py = y + r * n, mx = -INFINITY, sum = 0;
+        for (size_t i = 0; i < n; i++) mx = px[i] > mx ? px[i] : mx;
+        for (size_t i = 0; i < n; i++) {
+            float d = px[i] - mx, e = d < EXP_LO ? 0.0f : exp_portable(d);
+            if (d != d) e = d;  // NaN (a row without a finite maximum) stays NaN
+            py[i] = e; sum += e;
+        }
+        float inv = 1.0f / sum;
+        for (size_t i = 0; i < n; i++) py[i] *= inv;
+    }
+}
+
 #ifdef WCONV_X86
 // AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
-// NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN), masked loads and stores for the tail.
+// NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN) and underflows through the denormals to 0
+// (the lower clamp, −106, is where e^x rounds to 0: softmax's −∞ entries get exactly 0); masked
+// loads and stores for the tail.
 __attribute__((target("avx512f")))
 static inline __m512 exp512(__m512 x) {
-    __m512 v = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    __m512 v = _mm512_max_ps(_mm512_set1_ps(-106.0f), x);  // NaN x stays NaN (max returns its second operand)
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), v);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
@@ -251,6 +268,33 @@ static void gelu_grad_avx512(const float *x, const float *dy, float *dx, size_t 
         __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, erf512(u, e)));
         __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), _mm512_fmadd_ps(_mm512_mul_ps(v, e), c, cdf));
         _mm512_mask_storeu_ps(dx + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *px = x + r * n;
+        float *py = y + r * n;
+        __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, px + i));
+        }
+        // A NaN entry makes its exp, the sum and so the whole row NaN, whatever the max became.
+        __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, px + i), top));
+            e = _mm512_maskz_mov_ps(m, e);
+            _mm512_mask_storeu_ps(py + i, m, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            _mm512_mask_storeu_ps(py + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, py + i), inv));
+        }
     }
 }
 
@@ -406,4 +450,11 @@ void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n) {
     if (isa() == 2) { gelu_grad_avx512(x, dy, dx, n); return; }
 #endif
     gelu_grad_portable(x, dy, dx, n);
+}
+
+void wconv_softmax_rows(const float *x, float *y, size_t rows, size_t n) {
+#ifdef WCONV_X86
+    if (isa() == 2) { softmax_rows_avx512(x, y, rows, n); return; }
+#endif
+    softmax_rows_portable(x, y, rows, n);
 }

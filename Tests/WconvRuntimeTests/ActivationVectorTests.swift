@@ -72,6 +72,36 @@ final class ActivationVectorTests: XCTestCase {
         }
     }
 
+    /// Row softmax on every path against float64: masked (−∞) entries get exactly 0, a NaN entry or a
+    /// row without a finite maximum gives a NaN row (as PyTorch), large logits do not overflow.
+    func testSoftmaxRows() {
+        let chosen = String(cString: wconv_vector_isa())
+        defer { _ = wconv_vector_use(chosen) }
+        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+            for n in [1, 7, 16, 17, 128, 131] {
+                var rng = TestRNG(UInt64(600 + n))
+                var x = rng.floats(4 * n, scale: 8)
+                if n > 1 { x[0] = -.infinity }                            // row 0: one masked entry
+                if n > 1 { x[n + 1] = 1e30 }                              // row 1: a huge logit
+                for j in 0..<n { x[2 * n + j] = -.infinity }              // row 2: fully masked
+                x[3 * n + n / 2] = .nan                                   // row 3: a NaN
+                var y = [Float](repeating: 7, count: 4 * n)
+                softmaxForward(x, outer: 4, axisLen: n, inner: 1, &y)
+                for r in [0, 1] {
+                    let row = (0..<n).map { Double(x[r * n + $0]) }, mx = row.max()!
+                    let e = row.map { exp($0 - mx) }, s = e.reduce(0, +)
+                    for j in 0..<n {
+                        let want = e[j] / s
+                        if x[r * n + j] == -.infinity { XCTAssertEqual(y[r * n + j], 0, "\(isa) masked entry") }
+                        XCTAssertEqual(Double(y[r * n + j]), want, accuracy: 1e-6 * max(want, 1e-3), "\(isa) row \(r) [\(j)] of \(n)")
+                    }
+                }
+                XCTAssertTrue((0..<n).allSatisfy { y[2 * n + $0].isNaN }, "\(isa): a fully masked row is NaN")
+                XCTAssertTrue((0..<n).allSatisfy { y[3 * n + $0].isNaN }, "\(isa): a NaN entry makes the row NaN")
+            }
+        }
+    }
+
     func testReLUGradientWrittenAddedAndInPlace() {
         for n in 0...40 {
             let v = values(n, seed: UInt64(200 + n)), dy = values(n, seed: UInt64(300 + n))

@@ -20,6 +20,10 @@ void wconv_gelu(const float *x, float *y, size_t n);
 /// GELU's gradient dy·(Φ(x) + x·φ(x)) added to dx (dx may be dy only when the caller zeroed nothing else).
 void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n);
 
+/// Softmax of each of `rows` contiguous rows of n values, y may be x. A −∞ entry gets exactly 0; a row
+/// with no finite maximum gives NaN (as PyTorch). exp's relative error ≤ 2e-7.
+void wconv_softmax_rows(const float *x, float *y, size_t rows, size_t n);
+
 /// NHWC per-image channel scaling: y[p·c + k] = x[p·c + k] · s[(p / hw)·c + k] for the pixels
 /// p in [p0, p1) (images of hw pixels, c channels). y may be x.
 void wconv_scale_channels(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c);

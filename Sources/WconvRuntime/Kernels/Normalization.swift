@@ -1,3 +1,4 @@
+import CWconvVector
 import Foundation
 
 /// Layer norm over the trailing `inner` values of each of `rows` rows; saves mean and 1/σ per row.
@@ -60,6 +61,13 @@ func layerNormBackward(_ x: UnsafePointer<Float>, rows: Int, inner: Int, weight:
 
 /// Softmax along an axis: data viewed as [outer, axisLen, inner].
 func softmaxForward(_ x: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: Int, _ y: UnsafeMutablePointer<Float>) {
+    if inner == 1 {
+        // Contiguous rows (attention, classifier heads): C, 16 lanes with AVX-512 (wconv_vector.h).
+        Parallel.forRange(outer, costPerItem: axisLen * 8) { r in
+            wconv_softmax_rows(x + r.lowerBound * axisLen, y + r.lowerBound * axisLen, r.count, axisLen)
+        }
+        return
+    }
     Parallel.forRange(outer * inner, costPerItem: axisLen * 3) { range in
         for idx in range {
             let o = idx / inner, i = idx % inner
