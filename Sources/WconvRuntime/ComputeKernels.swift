@@ -194,6 +194,16 @@ public struct BLASKernels: Sendable {
     }
 }
 
+/// Runs `body` with each OpenBLAS call on one thread (the caller's), restoring the count after: for
+/// many small, independent GEMMs spread over the runtime's own workers (attention heads), where
+/// OpenBLAS's own threads would wake and sync for every 1-MFLOP call.
+func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+    let before = wconv_blas_threads()
+    if before > 1 { wconv_blas_set_threads(1) }
+    defer { if before > 1 { wconv_blas_set_threads(before) } }
+    return try body()
+}
+
 /// Row-major C[M,N] = alpha·op(A)·op(B) + beta·C (OpenBLAS, loaded on first use).
 @inline(__always)
 func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,

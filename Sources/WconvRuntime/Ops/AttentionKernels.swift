@@ -42,19 +42,19 @@ struct Attention: StepKernel {
         let g = geometry, e = c.executor
         // Probabilities: kept per step for backward in training plans, scratch otherwise.
         let probs = e.keepAllValues ? c.aux! : e.staging2.get(full)
-        var drop: Dropped?
+        var drop: UnsafePointer<Float>?
         if c.training && dropout > 0, let aux = c.aux {
             dropoutMask(aux + full, count: full, ratio: dropout, rng: &c.executor.rng)
-            drop = Dropped(mask: aux + full, scratch: e.staging.get(g.probsPerHead))
+            drop = UnsafePointer(aux + full)
         }
         attentionForward(c.input(0)!, c.input(1)!, c.input(2)!, mask: maskShape == nil ? nil : c.input(3), maskStrides: maskStrides,
-                         g, probs: probs, dropout: drop, c.output())
+                         g, probs: probs, dropoutMask: drop, c.output())
     }
 
     func backward(_ c: BackwardContext) throws {
         guard let dy = c.outputGradient() else { return }
         let mask = c.lastForwardTraining && dropout > 0 ? UnsafePointer(c.aux! + full) : nil
         attentionBackward(c.input(0)!, c.input(1)!, c.input(2)!, geometry, probs: c.aux!, dropoutMask: mask, dy: dy,
-                          dq: c.inputGradient(0), dk: c.inputGradient(1), dv: c.inputGradient(2), scratch: c.executor.staging)
+                          dq: c.inputGradient(0), dk: c.inputGradient(1), dv: c.inputGradient(2))
     }
 }
