@@ -136,6 +136,27 @@ static void softmax_rows_portable(const float *x, float *y, size_t rows, size_t 
     }
 }
 
+static void layer_norm_rows_portable(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps,
+                                     float *mo, float *io) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = x + r * n;
+        float *q = y + r * n;
+        double s = 0, sq = 0;
+        for (size_t i = 0; i < n; i++) s += (double)p[i];
+        double mean = s / (double)n;
+        for (size_t i = 0; i < n; i++) { double d = (double)p[i] - mean; sq += d * d; }
+        float inv = (float)(1.0 / sqrt(sq / (double)n + (double)eps)), mf = (float)mean;
+        if (mo) mo[r] = mf;
+        if (io) io[r] = inv;
+        for (size_t i = 0; i < n; i++) {
+            float v = (p[i] - mf) * inv;
+            if (w) v *= w[i];
+            if (b) v += b[i];
+            q[i] = v;
+        }
+    }
+}
+
 #ifdef WCONV_X86
 // AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
 // NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN) and underflows through the denormals to 0
@@ -306,6 +327,50 @@ static void softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n)
     }
 }
 
+// Sums in double, 8 lanes per half of each 16-float load (the same terms as the portable loop,
+// added in another order: the totals agree to double rounding).
+__attribute__((target("avx512f")))
+static void layer_norm_rows_avx512(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps,
+                                   float *mo, float *io) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = x + r * n;
+        float *q = y + r * n;
+        __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(m, p + i);
+            s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+            s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+        }
+        double mean = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n;
+        __m512d mv = _mm512_set1_pd(mean);
+        s0 = _mm512_setzero_pd(); s1 = _mm512_setzero_pd();
+        for (size_t i = 0; i < n; i += 16) {
+            size_t left = n - i;
+            __mmask8 m0 = left >= 8 ? 0xff : (__mmask8)((1u << left) - 1);
+            __mmask8 m1 = left >= 16 ? 0xff : left > 8 ? (__mmask8)((1u << (left - 8)) - 1) : 0;
+            __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(m, p + i);
+            __m512d d0 = _mm512_maskz_sub_pd(m0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)), mv);
+            __m512d d1 = _mm512_maskz_sub_pd(m1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), mv);
+            s0 = _mm512_fmadd_pd(d0, d0, s0);
+            s1 = _mm512_fmadd_pd(d1, d1, s1);
+        }
+        double sq = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+        float inv = (float)(1.0 / sqrt(sq / (double)n + (double)eps)), mf = (float)mean;
+        if (mo) mo[r] = mf;
+        if (io) io[r] = inv;
+        __m512 mfv = _mm512_set1_ps(mf), iv = _mm512_set1_ps(inv);
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mfv), iv);
+            if (w) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i));
+            if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + i));
+            _mm512_mask_storeu_ps(q + i, m, v);
+        }
+    }
+}
+
 // AVX2 + FMA: 8 lanes; 2^n from the exponent bits; the tail goes to the portable loop.
 __attribute__((target("avx2,fma")))
 static inline __m256 exp256(__m256 x) {
@@ -471,4 +536,12 @@ void wconv_softmax_rows(const float *x, float *y, size_t rows, size_t n) {
     if (isa() == 2) { softmax_rows_avx512(x, y, rows, n); return; }
 #endif
     softmax_rows_portable(x, y, rows, n);
+}
+
+void wconv_layer_norm_rows(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float epsilon,
+                           float *mean_out, float *inv_std_out) {
+#ifdef WCONV_X86
+    if (isa() == 2) { layer_norm_rows_avx512(x, y, rows, n, w, b, epsilon, mean_out, inv_std_out); return; }
+#endif
+    layer_norm_rows_portable(x, y, rows, n, w, b, epsilon, mean_out, inv_std_out);
 }

@@ -102,6 +102,41 @@ final class ActivationVectorTests: XCTestCase {
         }
     }
 
+    /// Layer norm rows on every path against float64, with and without weight and bias, a constant
+    /// row (variance 0) and rows far from 0 (no cancellation: two passes in double).
+    func testLayerNormRows() {
+        let chosen = String(cString: wconv_vector_isa())
+        defer { _ = wconv_vector_use(chosen) }
+        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+            for n in [1, 7, 16, 17, 384, 385] {
+                var rng = TestRNG(UInt64(700 + n))
+                var x = rng.floats(3 * n, scale: 2)
+                for j in 0..<n { x[n + j] = 2.5; x[2 * n + j] += 1000 }
+                let w = rng.floats(n, scale: 1), b = rng.floats(n, scale: 1)
+                for affine in [false, true] {
+                    var y = [Float](repeating: 0, count: 3 * n), mean = [Float](repeating: 0, count: 3), inv = mean
+                    w.withUnsafeBufferPointer { wp in
+                        b.withUnsafeBufferPointer { bp in
+                            layerNormForward(x, rows: 3, inner: n, weight: affine ? wp.baseAddress : nil, bias: affine ? bp.baseAddress : nil,
+                                             epsilon: 1e-5, &y, savedMean: &mean, savedInvStd: &inv)
+                        }
+                    }
+                    for r in 0..<3 {
+                        let row = (0..<n).map { Double(x[r * n + $0]) }, m = row.reduce(0, +) / Double(n)
+                        let v = row.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(n), s = 1 / (v + 1e-5).squareRoot()
+                        XCTAssertEqual(Double(mean[r]), m, accuracy: 1e-6 * max(1, abs(m)), "\(isa) mean")
+                        XCTAssertEqual(Double(inv[r]), s, accuracy: 1e-5 * s, "\(isa) 1/σ")
+                        for j in 0..<n {
+                            var want = (row[j] - m) * s
+                            if affine { want = want * Double(w[j]) + Double(b[j]) }
+                            XCTAssertEqual(Double(y[r * n + j]), want, accuracy: 2e-4 * max(1, abs(want)), "\(isa) n \(n) row \(r) [\(j)] affine \(affine)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testReLUGradientWrittenAddedAndInPlace() {
         for n in 0...40 {
             let v = values(n, seed: UInt64(200 + n)), dy = values(n, seed: UInt64(300 + n))

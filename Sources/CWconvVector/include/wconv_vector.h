@@ -24,6 +24,12 @@ void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n);
 /// with no finite maximum gives NaN (as PyTorch). exp's relative error ≤ 2e-7.
 void wconv_softmax_rows(const float *x, float *y, size_t rows, size_t n);
 
+/// Layer norm of `rows` contiguous rows of n values: mean and variance summed in double (two passes),
+/// y = (x − mean)·invStd·w + b in float (w, b may be NULL); mean and invStd per row into `mean_out`,
+/// `inv_std_out` when not NULL. y may be x.
+void wconv_layer_norm_rows(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float epsilon,
+                           float *mean_out, float *inv_std_out);
+
 /// NHWC per-image channel scaling: y[p·c + k] = x[p·c + k] · s[(p / hw)·c + k] for the pixels
 /// p in [p0, p1) (images of hw pixels, c channels). y may be x.
 void wconv_scale_channels(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c);

@@ -5,25 +5,11 @@ import Foundation
 func layerNormForward(_ x: UnsafePointer<Float>, rows: Int, inner: Int, weight: UnsafePointer<Float>?,
                       bias: UnsafePointer<Float>?, epsilon: Float, _ y: UnsafeMutablePointer<Float>,
                       savedMean: UnsafeMutablePointer<Float>?, savedInvStd: UnsafeMutablePointer<Float>?) {
+    // C (wconv_vector.h): the double sums 8 lanes wide with AVX-512 (the scalar double loops took
+    // 1 ns per value: 12 ms of a MiniLM-L6 b16×128 forward).
     Parallel.forRange(rows, costPerItem: inner * 3) { range in
-        for r in range {
-            let p = x + r * inner, q = y + r * inner
-            var s = 0.0
-            for i in 0..<inner { s += Double(p[i]) }
-            let mean = s / Double(inner)
-            var sq = 0.0
-            for i in 0..<inner { let d = Double(p[i]) - mean; sq += d * d }
-            let inv = Float(1 / (sq / Double(inner) + Double(epsilon)).squareRoot())
-            let mf = Float(mean)
-            savedMean?[r] = mf
-            savedInvStd?[r] = inv
-            for i in 0..<inner {
-                var v = (p[i] - mf) * inv
-                if let weight { v *= weight[i] }
-                if let bias { v += bias[i] }
-                q[i] = v
-            }
-        }
+        wconv_layer_norm_rows(x + range.lowerBound * inner, y + range.lowerBound * inner, range.count, inner, weight, bias, epsilon,
+                              savedMean.map { $0 + range.lowerBound }, savedInvStd.map { $0 + range.lowerBound })
     }
 }
 
