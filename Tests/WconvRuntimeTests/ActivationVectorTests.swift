@@ -13,6 +13,20 @@ final class ActivationVectorTests: XCTestCase {
         return (0..<n).map { i in i % 5 == 4 ? special[(i / 5 + Int(seed)) % special.count] : random[i] }
     }
 
+    /// Runs `body` on each code path of the C kernels this CPU has (AVX-512, AVX2, portable), then
+    /// restores the path chosen at start-up; returns the paths run.
+    @discardableResult
+    func forEachPath(_ body: (String) -> Void) -> [String] {
+        let chosen = String(cString: wconv_vector_isa())
+        defer { _ = wconv_vector_use(chosen) }
+        var ran: [String] = []
+        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+            ran.append(isa)
+            body(isa)
+        }
+        return ran
+    }
+
     func close(_ a: Float, _ b: Double, _ what: String) {
         if b.isNaN { XCTAssertTrue(a.isNaN, "\(what): \(a), expected NaN"); return }
         if b.isInfinite { XCTAssertEqual(Double(a), b, what); return }
@@ -21,12 +35,7 @@ final class ActivationVectorTests: XCTestCase {
 
     func testSiLUForwardAndGradient() {
         let chosen = String(cString: wconv_vector_isa())
-        defer { _ = wconv_vector_use(chosen) }
-        var ran: [String] = []
-        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
-            ran.append(isa)
-            checkSiLU(isa)
-        }
+        let ran = forEachPath(checkSiLU)
         XCTAssertTrue(ran.contains("portable"), "the portable path always runs")
         #if arch(x86_64)
         XCTAssertTrue(ran.contains("avx2") || !chosen.hasPrefix("avx"), "paths run: \(ran), chosen \(chosen)")
@@ -53,9 +62,7 @@ final class ActivationVectorTests: XCTestCase {
     /// GELU (erf) and its gradient on every path against float64: erf's approximation (PyTorch's,
     /// absolute error ≤ 1.5e-7) bounds GELU's error by 1e-7·|x| + float rounding.
     func testGELUForwardAndGradient() {
-        let chosen = String(cString: wconv_vector_isa())
-        defer { _ = wconv_vector_use(chosen) }
-        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+        forEachPath { isa in
             for n in [0, 1, 15, 16, 17, 40, 1000] {
                 let x = (0..<n).map { i in n == 1000 ? Float(i - 500) / 50 : values(n, seed: UInt64(400 + n))[i] }.map { $0.isFinite && abs($0) < 30 ? $0 : 0.5 }
                 let dy = values(n, seed: UInt64(500 + n)).map { $0.isFinite ? $0 : 1 }
@@ -75,9 +82,7 @@ final class ActivationVectorTests: XCTestCase {
     /// Row softmax on every path against float64: masked (−∞) entries get exactly 0, a NaN entry or a
     /// row without a finite maximum gives a NaN row (as PyTorch), large logits do not overflow.
     func testSoftmaxRows() {
-        let chosen = String(cString: wconv_vector_isa())
-        defer { _ = wconv_vector_use(chosen) }
-        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+        forEachPath { isa in
             for n in [1, 7, 16, 17, 128, 131] {
                 var rng = TestRNG(UInt64(600 + n))
                 var x = rng.floats(4 * n, scale: 8)
@@ -105,9 +110,7 @@ final class ActivationVectorTests: XCTestCase {
     /// Layer norm rows on every path against float64, with and without weight and bias, a constant
     /// row (variance 0) and rows far from 0 (no cancellation: two passes in double).
     func testLayerNormRows() {
-        let chosen = String(cString: wconv_vector_isa())
-        defer { _ = wconv_vector_use(chosen) }
-        for isa in ["avx512", "avx2", "portable"] where wconv_vector_use(isa) != 0 {
+        forEachPath { isa in
             for n in [1, 7, 16, 17, 384, 385] {
                 var rng = TestRNG(UInt64(700 + n))
                 var x = rng.floats(3 * n, scale: 2)
