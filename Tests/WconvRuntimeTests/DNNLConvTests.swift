@@ -180,6 +180,34 @@ final class DNNLConvTests: XCTestCase {
         XCTAssertEqual(r.summary.nhwcValues, 3)
     }
 
+    /// bf16 linear layers (oneDNN matmul, f32 accumulation) in a bf16 inference plan: an MLP with a
+    /// fused GELU and a bias-free layer, against the f32 plan (bf16's ~3 significant digits); every
+    /// linear step runs on oneDNN in bf16, and the f32 plan keeps them on OpenBLAS.
+    func testBF16LinearLayersMatchF32WithinTolerance() throws {
+        try XCTSkipIf(Precision.unsupportedReason(.bf16) != nil, Precision.unsupportedReason(.bf16) ?? "")
+        var rng = TestRNG(21)
+        var b = NetBuilder(inputShape: [nil, 5, 48])
+        b.param("fc1.weight", [96, 48], scale: 0.25); b.param("fc1.bias", [96], scale: 0.1)
+        b.param("fc2.weight", [33, 96], scale: 0.2)
+        var h = b.node(.linear, ["x", "fc1.weight", "fc1.bias"], "fc1")
+        h = b.node(.gelu, [h], "act")
+        let g = b.finish(b.node(.linear, [h, "fc2.weight", ""], "fc2"))
+        let x = rng.tensor([3, 5, 48])
+        let f32Session = try InferenceSession(graph: g)
+        let f32 = try f32Session.run(["x": x])[g.outputs[0].name]!.floats()
+        XCTAssertFalse(f32Session.executor.steps.contains { $0.kernel is DNNLLinearBF16 })
+        let session = try InferenceSession(graph: g, precision: .bf16)
+        let bf16 = try session.run(["x": x])[g.outputs[0].name]!.floats()
+        XCTAssertEqual(bf16.count, 3 * 5 * 33)
+        XCTAssertEqual(session.executor.steps.filter { $0.kernel is DNNLLinearBF16 }.count, 2)
+        let scale = f32.map { abs($0) }.max()!, worst = zip(bf16, f32).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 0.02 * scale, "max |bf16 − f32| \(worst) vs max |f32| \(scale)")
+        XCTAssertGreaterThan(worst, 0, "bf16 arithmetic should differ from f32 somewhere")
+        // A second run reuses the converted weights; new inputs give new outputs.
+        let again = try session.run(["x": x])[g.outputs[0].name]!.floats()
+        XCTAssertEqual(again, bf16)
+    }
+
     /// bf16 convolutions (f32 accumulation) against the f32 plan: every conv computes in bf16 and the
     /// values between them are bf16; outputs agree to bf16's ~3 significant digits, accumulated over
     /// the layers (tolerance: 3 % of the largest |output|).

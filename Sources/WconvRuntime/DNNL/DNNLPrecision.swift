@@ -45,7 +45,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     public var summary: String {
         switch self {
         case .f32: return "f32"
-        case .bf16: return "bf16 (oneDNN convolutions in bfloat16 with f32 accumulation, weights converted once; other ops, inputs and outputs f32)"
+        case .bf16: return "bf16 (oneDNN convolutions and linear layers in bfloat16 with f32 accumulation, weights converted once; other ops, inputs and outputs f32)"
         }
     }
 }

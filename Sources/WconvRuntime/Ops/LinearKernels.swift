@@ -10,7 +10,9 @@ enum LinearKernels {
         let x = try r.shape(0), wt = try r.shape(1)
         if r.inputShapes.count > 2, let b = r.inputShapes[2], b.reduce(1, *) != wt[0] { throw r.fail("bias shape \(b) must be [\(wt[0])]") }
         try r.agree(Array(x.dropLast()) + [wt[0]])
-        return Linear(rows: x.dropLast().reduce(1, *), inF: wt[1], outF: wt[0])
+        let rows = x.dropLast().reduce(1, *)
+        if let bf16 = try DNNLLinearBF16.select(r, rows: rows, inF: wt[1], outF: wt[0]) { return bf16 }
+        return Linear(rows: rows, inF: wt[1], outF: wt[0])
     }
 
     static let matmul = OpKernels(.matmul) { r in
