@@ -126,6 +126,35 @@ final class DNNLBF16TrainingTests: XCTestCase {
     }
 
     /// A CPU without AVX512_BF16 / AMX (simulated) refuses a bf16 training session with a usage error.
+    /// Linear layers (a GELU MLP with a bias-free layer, as in a transformer's feed-forward) train in
+    /// bf16 on oneDNN matmuls: loss within 0.1 %, every parameter's gradient within cos 0.99 of the
+    /// f32 step's (the earlier layers' through the later ones' input gradients); every linear step
+    /// runs the bf16 kernel.
+    func testLinearLayersStepMatchesF32() throws {
+        try XCTSkipIf(Precision.unsupportedReason(.bf16) != nil, Precision.unsupportedReason(.bf16) ?? "")
+        var b = NetBuilder(inputShape: [nil, 40])
+        b.param("fc1.weight", [64, 40], scale: 0.3); b.param("fc1.bias", [64], scale: 0.1)
+        b.param("fc2.weight", [48, 64], scale: 0.25)
+        b.param("fc3.weight", [5, 48], scale: 0.3); b.param("fc3.bias", [5], scale: 0.1)
+        var h = b.node(.linear, ["x", "fc1.weight", "fc1.bias"], "fc1")
+        h = b.node(.gelu, [h], "act1")
+        h = b.node(.linear, [h, "fc2.weight", ""], "fc2")
+        h = b.node(.gelu, [h], "act2")
+        let g = b.finish(b.node(.linear, [h, "fc3.weight", "fc3.bias"], "fc3"))
+        var rng = TestRNG(31)
+        let x = rng.tensor([24, 40]), labels = (0..<24).map { $0 % 5 }
+        let f32 = try train(g, x, labels: labels, precision: .f32, steps: 1, lr: 0.05)
+        let bf16 = try train(g, x, labels: labels, precision: .bf16, steps: 1, lr: 0.05)
+        XCTAssertEqual(bf16.losses[0], f32.losses[0], accuracy: 1e-3 * f32.losses[0], "loss")
+        for name in f32.grads.keys.sorted() {
+            XCTAssertNotEqual(bf16.grads[name]!, f32.grads[name]!, "\(name): bf16 arithmetic should change it")
+            XCTAssertGreaterThan(cosine(bf16.grads[name]!, f32.grads[name]!), 0.99, "gradient of \(name)")
+        }
+        let session = try TrainingSession(graph: g, trainable: Set(g.parameters.keys), precision: .bf16)
+        _ = try session.forward(["x": x], training: true)
+        XCTAssertEqual(session.executor.steps.filter { $0.kernel is DNNLLinearBF16Training }.count, 3)
+    }
+
     func testBF16TrainingRefusedWithoutCPUSupport() throws {
         setenv("WCONV_DNNL_SIMULATE_NO_BF16", "1", 1)
         defer { unsetenv("WCONV_DNNL_SIMULATE_NO_BF16") }

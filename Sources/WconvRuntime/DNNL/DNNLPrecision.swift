@@ -37,7 +37,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     public var trainingSummary: String {
         switch self {
         case .f32: return "f32"
-        case .bf16: return "bf16 (mixed precision: oneDNN convolutions forward and backward in bfloat16 with f32 accumulation; f32 master weights, optimizer state, activations, batch norm and loss)"
+        case .bf16: return "bf16 (mixed precision: oneDNN convolutions and linear layers forward and backward in bfloat16 with f32 accumulation; f32 master weights, optimizer state, activations, batch norm and loss)"
         }
     }
 

@@ -18,7 +18,7 @@ enum KernelReport {
             out.append("      \(k.config)" + (k.path.isEmpty ? "" : " — \(k.path)"))
             out.append("DNN:  \(DNNL.summary)")
             out.append("VEC:  \(VectorKernels.summary)")
-            out.append("BF16: " + (Precision.unsupportedReason(.bf16).map { "no — \($0)" } ?? "yes (--precision bf16: oneDNN convolutions in bfloat16; linear layers too in inference)"))
+            out.append("BF16: " + (Precision.unsupportedReason(.bf16).map { "no — \($0)" } ?? "yes (--precision bf16: oneDNN convolutions and linear layers in bfloat16)"))
         } catch {
             out.append("BLAS: \(error)")
         }
