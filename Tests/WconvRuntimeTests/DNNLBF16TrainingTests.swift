@@ -152,7 +152,7 @@ final class DNNLBF16TrainingTests: XCTestCase {
         }
         let session = try TrainingSession(graph: g, trainable: Set(g.parameters.keys), precision: .bf16)
         _ = try session.forward(["x": x], training: true)
-        XCTAssertEqual(session.executor.steps.filter { $0.kernel is DNNLLinearBF16Training }.count, 3)
+        XCTAssertEqual(session.executor.steps.filter { $0.kernel is DNNLLinearBF16 }.count, 3)
     }
 
     func testBF16TrainingRefusedWithoutCPUSupport() throws {

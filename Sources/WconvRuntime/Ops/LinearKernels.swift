@@ -12,7 +12,6 @@ enum LinearKernels {
         try r.agree(Array(x.dropLast()) + [wt[0]])
         let rows = x.dropLast().reduce(1, *)
         if let bf16 = try DNNLLinearBF16.select(r, rows: rows, inF: wt[1], outF: wt[0]) { return bf16 }
-        if let bf16 = try DNNLLinearBF16Training.select(r, rows: rows, inF: wt[1], outF: wt[0]) { return bf16 }
         return Linear(rows: rows, inF: wt[1], outF: wt[0])
     }
 
