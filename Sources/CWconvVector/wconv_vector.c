@@ -1,6 +1,7 @@
 // Pointwise kernels with per-function ISA targets (see wconv_vector.h for why they are in C).
-// e^x is Cephes' expf: n = round(x·log2 e), e^r by a degree-6 polynomial on |r| ≤ ln2/2 (Cody–Waite split of ln 2), times 2^n. The argument is
-// clamped to [−87.3, 88.3] so 2^n stays a normal float.
+// e^x is Cephes' expf: n = round(x·log2 e), e^r by a degree-6 polynomial on |r| ≤ ln2/2 (Cody–Waite
+// split of ln 2), times 2^n. The portable version clamps its argument to [−87.3, 88.3] so 2^n built
+// from exponent bits stays a normal float; the AVX-512 one (exp512) needs only a lower clamp.
 #include "wconv_vector.h"
 #include <math.h>
 #include <stdlib.h>
@@ -56,7 +57,7 @@ static inline __attribute__((always_inline)) void silu_grad_body(const float *x,
 // AVX-512 has hand-written kernels below, with vscalefps and masked tails).
 static void silu_portable(const float *x, float *y, size_t n) { silu_body(x, y, n); }
 static void silu_grad_portable(const float *x, const float *dy, float *dx, size_t n, int accumulate) { silu_grad_body(x, dy, dx, n, accumulate); }
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef WCONV_X86
 __attribute__((target("avx2,fma"))) static void silu_avx2(const float *x, float *y, size_t n) { silu_body(x, y, n); }
 __attribute__((target("avx2,fma"))) static void silu_grad_avx2(const float *x, const float *dy, float *dx, size_t n, int accumulate) {
     silu_grad_body(x, dy, dx, n, accumulate);
@@ -126,7 +127,7 @@ static inline __attribute__((always_inline)) void gelu_grad_body(const float *x,
 
 static void gelu_portable(const float *x, float *y, size_t n) { gelu_body(x, y, n); }
 static void gelu_grad_portable(const float *x, const float *dy, float *dx, size_t n) { gelu_grad_body(x, dy, dx, n); }
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef WCONV_X86
 __attribute__((target("avx2,fma"))) static void gelu_avx2(const float *x, float *y, size_t n) { gelu_body(x, y, n); }
 __attribute__((target("avx2,fma"))) static void gelu_grad_avx2(const float *x, const float *dy, float *dx, size_t n) { gelu_grad_body(x, dy, dx, n); }
 #endif
@@ -168,6 +169,9 @@ static void layer_norm_rows_portable(const float *x, float *y, size_t rows, size
 }
 
 #ifdef WCONV_X86
+/// Lanes of a 16-float step with `left` values still to go (all 16, or the tail's).
+static inline __mmask16 tail16(size_t left) { return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1); }
+
 // AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
 // NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN) and underflows through the denormals to 0
 // (the lower clamp, −106, is where e^x rounds to 0: softmax's −∞ entries get exactly 0); masked
@@ -188,14 +192,24 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(e, n);
 }
 
+/// σ(v) = 1 / (1 + e^{−v}).
+__attribute__((target("avx512f")))
+static inline __m512 sigmoid512(__m512 v) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+}
+
+/// v · σ(v), as v / (1 + e^{−v}) (one division).
+__attribute__((target("avx512f")))
+static inline __m512 silu512(__m512 v) {
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+}
+
 __attribute__((target("avx512f")))
 static void silu_avx512(const float *x, float *y, size_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 s = _mm512_div_ps(v, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-        _mm512_mask_storeu_ps(y + i, m, s);
+        __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, silu512(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 
@@ -203,9 +217,9 @@ __attribute__((target("avx512f")))
 static void silu_grad_avx512(const float *x, const float *dy, float *dx, size_t n, int accumulate) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tail16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i), g = _mm512_maskz_loadu_ps(m, dy + i);
-        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        __m512 s = sigmoid512(v);
         // dy·s·(1 + v·(1 − s)); σ(−∞) is NaN here (e^{−(−∞)} is NaN by the reduction), as wanted.
         __m512 t = _mm512_fmadd_ps(v, _mm512_sub_ps(one, s), one);
         g = _mm512_mul_ps(_mm512_mul_ps(g, s), t);
@@ -220,7 +234,7 @@ static void scale_channels_avx512(const float *x, const float *s, float *y, size
         const float *src = x + p * c, *sc = s + p / hw * c;
         float *dst = y + p * c;
         for (size_t k = 0; k < c; k += 16) {
-            __mmask16 m = c - k >= 16 ? 0xffff : (__mmask16)((1u << (c - k)) - 1);
+            __mmask16 m = tail16(c - k);
             _mm512_mask_storeu_ps(dst + k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + k), _mm512_maskz_loadu_ps(m, sc + k)));
         }
     }
@@ -237,7 +251,7 @@ static void channel_means_avx512(const float *x, float *y, size_t i0, size_t i1,
             __mmask16 m[4];
             for (int j = 0; j < 4; j++) {
                 size_t at = k + 16 * (size_t)j;
-                m[j] = at >= c ? 0 : c - at >= 16 ? 0xffff : (__mmask16)((1u << (c - at)) - 1);
+                m[j] = at >= c ? 0 : tail16(c - at);
             }
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (size_t p = 0; p < hw; p++) {
@@ -258,13 +272,11 @@ static void channel_means_avx512(const float *x, float *y, size_t i0, size_t i1,
 
 __attribute__((target("avx512f")))
 static void silu_channel_sums_avx512(float *y, float *sums, size_t p0, size_t p1, size_t c) {
-    const __m512 one = _mm512_set1_ps(1.0f);
     for (size_t p = p0; p < p1; p++) {
         float *px = y + p * c;
         for (size_t k = 0; k < c; k += 16) {
-            __mmask16 m = c - k >= 16 ? 0xffff : (__mmask16)((1u << (c - k)) - 1);
-            __m512 v = _mm512_maskz_loadu_ps(m, px + k);
-            v = _mm512_div_ps(v, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+            __mmask16 m = tail16(c - k);
+            __m512 v = silu512(_mm512_maskz_loadu_ps(m, px + k));
             _mm512_mask_storeu_ps(px + k, m, v);
             _mm512_mask_storeu_ps(sums + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, sums + k), v));
         }
@@ -290,7 +302,7 @@ __attribute__((target("avx512f")))
 static void gelu_avx512(const float *x, float *y, size_t n) {
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), k = _mm512_set1_ps(INV_SQRT2);
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tail16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i), u = _mm512_mul_ps(v, k);
         __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(u, u)));
         _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf512(u, e))));
@@ -301,7 +313,7 @@ __attribute__((target("avx512f")))
 static void gelu_grad_avx512(const float *x, const float *dy, float *dx, size_t n) {
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), k = _mm512_set1_ps(INV_SQRT2), c = _mm512_set1_ps(INV_SQRT_2PI);
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tail16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i), u = _mm512_mul_ps(v, k);
         __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(u, u)));
         __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, erf512(u, e)));
@@ -317,13 +329,13 @@ static void softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n)
         float *py = y + r * n;
         __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
         for (size_t i = 0; i < n; i += 16) {
-            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __mmask16 m = tail16(n - i);
             mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, px + i));
         }
         // A NaN entry makes its exp, the sum and so the whole row NaN, whatever the max became.
         __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
         for (size_t i = 0; i < n; i += 16) {
-            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __mmask16 m = tail16(n - i);
             __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, px + i), top));
             e = _mm512_maskz_mov_ps(m, e);
             _mm512_mask_storeu_ps(py + i, m, e);
@@ -331,7 +343,7 @@ static void softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n)
         }
         __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
         for (size_t i = 0; i < n; i += 16) {
-            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __mmask16 m = tail16(n - i);
             _mm512_mask_storeu_ps(py + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, py + i), inv));
         }
     }
@@ -347,7 +359,7 @@ static void layer_norm_rows_avx512(const float *x, float *y, size_t rows, size_t
         float *q = y + r * n;
         __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
         for (size_t i = 0; i < n; i += 16) {
-            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __mmask16 m = tail16(n - i);
             __m512 v = _mm512_maskz_loadu_ps(m, p + i);
             s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
             s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
@@ -359,7 +371,7 @@ static void layer_norm_rows_avx512(const float *x, float *y, size_t rows, size_t
             size_t left = n - i;
             __mmask8 m0 = left >= 8 ? 0xff : (__mmask8)((1u << left) - 1);
             __mmask8 m1 = left >= 16 ? 0xff : left > 8 ? (__mmask8)((1u << (left - 8)) - 1) : 0;
-            __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 m = tail16(left);
             __m512 v = _mm512_maskz_loadu_ps(m, p + i);
             __m512d d0 = _mm512_maskz_sub_pd(m0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)), mv);
             __m512d d1 = _mm512_maskz_sub_pd(m1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), mv);
@@ -372,7 +384,7 @@ static void layer_norm_rows_avx512(const float *x, float *y, size_t rows, size_t
         if (io) io[r] = inv;
         __m512 mfv = _mm512_set1_ps(mf), iv = _mm512_set1_ps(inv);
         for (size_t i = 0; i < n; i += 16) {
-            __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __mmask16 m = tail16(n - i);
             __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mfv), iv);
             if (w) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i));
             if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + i));
@@ -403,9 +415,8 @@ static int level_named(const char *name) {
 static int decide_isa(void) {
     int level = cpu_level();
     const char *cap = getenv("WCONV_VECTOR_ISA");
-    if (cap && strcmp(cap, "portable") == 0) level = 0;
-    else if (cap && strcmp(cap, "avx2") == 0 && level > 1) level = 1;
-    return level;
+    int capped = cap ? level_named(cap) : -1;
+    return capped >= 0 && capped < level ? capped : level;
 }
 
 static inline int isa(void) {

@@ -35,7 +35,7 @@ final class Executor {
 
     let workspace = Workspace(), staging = Workspace(), staging2 = Workspace()
     var rng = SplitMix64(seed: 0x5EED)
-    /// `.bf16` runs oneDNN convolutions in bfloat16 (set before the first plan): inference plans keep
+    /// `.bf16` runs oneDNN convolutions and linear layers in bfloat16 (set before the first plan): inference plans keep
     /// some activations bf16 (DNNLPrecisionPlan), training plans keep every value f32 (autocast-style).
     var precision = Precision.f32
     /// Per BN node name: how it behaves while training.
@@ -172,6 +172,10 @@ final class Executor {
             known[v] = b
             shp[v] = t.shape
         }
+        // The buffer of a value known before running (folded constant or parameter), for access checks.
+        func constantBuffer(_ v: Int) -> UnsafePointer<Float>? {
+            known[v].map { UnsafePointer($0) } ?? paramName[v].map { UnsafePointer(params[$0]!.pointer) }
+        }
         let layouts = DNNL.isEnabled ? layoutPlan(spec, known: Set(known.keys), training: keepAllValues) : nil
         // Residual adds run inside the conv before them in inference plans (DNNLResidualFusion): conv node → add node.
         let fusedAdds = keepAllValues ? [:] : layouts.map { residualAdds(spec, layouts: $0) } ?? [:]
@@ -221,16 +225,10 @@ final class Executor {
             if kernel.isView { rt[outs[0]] = rt[ins[0]] }
             newSteps.append(Step(node: ni, kernel: kernel, inputs: ins, outputs: outs))
             // The step's accesses are proved against its planned buffers before anything runs.
-            try checkAccesses(newSteps[newSteps.count - 1], shapes: shp, constant: { v in
-                known[v].map { UnsafePointer($0) } ?? self.paramName[v].map { UnsafePointer(self.params[$0]!.pointer) }
-            })
+            try checkAccesses(newSteps[newSteps.count - 1], shapes: shp, constant: constantBuffer)
         }
         if !keepAllValues {
-            try foldPoolsIntoConvs(&newSteps, shapes: shp, rt: rt) { st in
-                try checkAccesses(st, shapes: shp, constant: { v in
-                    known[v].map { UnsafePointer($0) } ?? self.paramName[v].map { UnsafePointer(self.params[$0]!.pointer) }
-                })
-            }
+            try foldPoolsIntoConvs(&newSteps, shapes: shp, rt: rt) { try checkAccesses($0, shapes: shp, constant: constantBuffer) }
         }
         // Last step reading each root buffer (graph outputs live to the end).
         var lastUse = [Int](repeating: -1, count: nValues)
@@ -239,8 +237,7 @@ final class Executor {
             for v in st.outputs { lastUse[rt[v]] = max(lastUse[rt[v]], si) }
         }
         for out in graph.outputs { lastUse[rt[valueIds[out.name]!]] = Int.max }
-        aliasResiduals(newSteps, rt: &rt, lastUse: &lastUse, constant: Set(known.keys))
-        if !keepAllValues { aliasChannelScales(newSteps, rt: &rt, lastUse: &lastUse, constant: Set(known.keys)) }
+        aliasOverwrittenInputs(newSteps, rt: &rt, lastUse: &lastUse, constant: Set(known.keys))
         // Assign buffers: params point into the store; activations get slots.
         var p = [UnsafeMutablePointer<Float>?](repeating: nil, count: nValues)
         for (vid, name) in paramName { p[vid] = params[name]!.pointer }

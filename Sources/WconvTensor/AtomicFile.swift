@@ -7,11 +7,10 @@ import Darwin
 
 /// Writes a file atomically (design.md §4): bytes go straight to a temporary file beside the target
 /// (pwrite(2)/pwritev(2) at the running offset, nothing buffered in the process), which is then
-/// renamed over it. An interrupted or
-/// failed write never leaves a half-written file where a good one was; on any error the temporary
-/// file is removed. No fsync: like torch.save and safetensors, durability across a power cut is left
-/// to the filesystem (ext4 flushes a file renamed over another); forcing it cost a 100 MB convert
-/// more than the whole rest of the work.
+/// renamed over it. An interrupted or failed write never leaves a half-written file where a good
+/// one was; on any error the temporary file is removed. No fsync: like torch.save and safetensors,
+/// durability across a power cut is left to the filesystem (ext4 flushes a file renamed over
+/// another); forcing it cost a 100 MB convert more than the whole rest of the work.
 public final class AtomicFileWriter {
     public let path: String
     private let tempPath: String

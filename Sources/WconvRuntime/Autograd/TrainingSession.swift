@@ -25,8 +25,8 @@ public final class TrainingSession {
     /// - Parameters:
     ///   - trainable: parameter names that receive gradients (buffers are never trainable).
     ///   - bnMode: per BatchNorm node name (default `.train`); `.frozenAffine` also freezes γ and β.
-    ///   - precision: `.bf16` is mixed precision, autocast-style: oneDNN convolutions compute forward
-    ///     and backward in bfloat16 with f32 accumulation, while parameters (the master weights),
+    ///   - precision: `.bf16` is mixed precision, autocast-style: oneDNN convolutions and linear layers
+    ///     compute forward and backward in bfloat16 with f32 accumulation, while parameters (the master weights),
     ///     gradients, activations, batch norm and everything else stay f32. Refused (usage error) on a
     ///     CPU without bfloat16 arithmetic (`Precision.unsupportedReason`).
     public init(graph: ModelGraph, trainable: Set<String>, bnMode: [String: BatchNormMode] = [:], threads: Int = 2,

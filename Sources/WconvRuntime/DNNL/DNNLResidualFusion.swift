@@ -49,35 +49,29 @@ extension Executor {
         return m
     }
 
-    /// Lets each fused conv write into its residual's buffer when nothing reads the residual later
-    /// (not a graph input, parameter or constant, and not the conv's own input): `rt` maps values to
-    /// the root buffer they share, `lastUse` is per root and is updated.
-    func aliasResiduals(_ steps: [Step], rt: inout [Int], lastUse: inout [Int], constant: Set<Int>) {
+    /// Lets a step write its output over one of its inputs when nothing reads that input later (not
+    /// a graph input, parameter or constant, and no other input of the step shares its buffer):
+    /// - a conv with a fused residual add (DNNLResidualFusion) writes into the residual's buffer;
+    /// - an inference plan's NHWC channel scaling (squeeze-excite's x · s) writes over x: it then moves
+    ///   2 bytes per byte of x instead of 3, and the plan holds one buffer fewer (EfficientNet-B0: 16).
+    /// `rt` maps values to the root buffer they share, `lastUse` is per root and is updated.
+    func aliasOverwrittenInputs(_ steps: [Step], rt: inout [Int], lastUse: inout [Int], constant: Set<Int>) {
         let inputs = Set(graph.inputs.compactMap { valueIds[$0.name] })
         for (si, st) in steps.enumerated() {
-            guard let k = st.kernel as? DNNLConv2d, k.conv.addsResidual, st.inputs.count > 3, st.inputs[3] >= 0 else { continue }
-            let r = rt[st.inputs[3]], out = st.outputs[0]
+            guard st.outputs.count >= 1, let k = overwritableInput(st), k < st.inputs.count, st.inputs[k] >= 0 else { continue }
+            let r = rt[st.inputs[k]], out = st.outputs[0]
             guard rt[out] == out, lastUse[r] == si, paramName[r] == nil, !constant.contains(r), !inputs.contains(r),
-                  rt[st.inputs[0]] != r else { continue }
+                  !st.inputs.indices.contains(where: { $0 != k && st.inputs[$0] >= 0 && rt[st.inputs[$0]] == r }) else { continue }
             for v in rt.indices where rt[v] == out { rt[v] = r }
             lastUse[r] = max(lastUse[r], lastUse[out])
         }
     }
 
-    /// Lets an inference plan's NHWC channel scaling (squeeze-excite's x · s) write over x when
-    /// nothing reads x later: the step then moves 2 bytes per byte of x instead of 3 (no separate
-    /// output to fill), and the plan holds one buffer fewer (EfficientNet-B0 b16: 16 such steps).
-    func aliasChannelScales(_ steps: [Step], rt: inout [Int], lastUse: inout [Int], constant: Set<Int>) {
-        let inputs = Set(graph.inputs.compactMap { valueIds[$0.name] })
-        for (si, st) in steps.enumerated() {
-            guard let k = st.kernel as? NHWCKernels.ChannelScale, st.inputs.count == 2, st.outputs.count == 1,
-                  st.inputs.allSatisfy({ $0 >= 0 }) else { continue }
-            let r = rt[st.inputs[k.full]], out = st.outputs[0]
-            guard rt[out] == out, lastUse[r] == si, paramName[r] == nil, !constant.contains(r), !inputs.contains(r),
-                  rt[st.inputs[1 - k.full]] != r else { continue }
-            for v in rt.indices where rt[v] == out { rt[v] = r }
-            lastUse[r] = max(lastUse[r], lastUse[out])
-        }
+    /// The input a step may overwrite with its output 0, if any (see `aliasOverwrittenInputs`).
+    private func overwritableInput(_ st: Step) -> Int? {
+        if let conv = st.kernel as? DNNLConv2d, conv.conv.addsResidual { return 3 }
+        if !keepAllValues, let scale = st.kernel as? NHWCKernels.ChannelScale, st.inputs.count == 2 { return scale.full }
+        return nil
     }
 
     /// NHWC channel scalings of the current plan, and how many write over their input (tests, reports).

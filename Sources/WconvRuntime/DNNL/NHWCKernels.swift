@@ -75,17 +75,16 @@ enum NHWCKernels {
         }
         func forward(_ ctx: StepContext) throws {
             let x = UnsafePointer(ctx.input(0)!), y = ctx.output(), c = c, hw = hw
+            guard bf16 else {
+                Parallel.forRange(n, costPerItem: c * hw) { wconv_channel_means(x, y, $0.lowerBound, $0.upperBound, hw, c) }
+                return
+            }
+            let xb = UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self)
             Parallel.forRange(n, costPerItem: c * hw) { range in
                 for img in range {
                     let dst = y + img * c
                     dst.update(repeating: 0, count: c)
-                    if bf16 {
-                        let xb = UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self)
-                        for p in 0..<hw { let src = xb + (img * hw + p) * c; for k in 0..<c { dst[k] += DTypeConversion.bf16ToFloat(src[k]) } }
-                    } else {
-                        wconv_channel_means(x, y, img, img + 1, hw, c)
-                        continue
-                    }
+                    for p in 0..<hw { let src = xb + (img * hw + p) * c; for k in 0..<c { dst[k] += DTypeConversion.bf16ToFloat(src[k]) } }
                     let inv = 1 / Float(hw)
                     for k in 0..<c { dst[k] *= inv }
                 }

@@ -91,12 +91,7 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
                           beta: 0, c: dp, ldc: g.tk)
                     // through the dropout: dP = dP' ⊙ mask
                     if let dm { for i in 0..<g.probsPerHead { dp[i] *= dm[i] } }
-                    for i in 0..<g.tq {
-                        let pr = p + i * g.tk, dpr = dp + i * g.tk, dsr = ds + i * g.tk
-                        var s: Float = 0
-                        for j in 0..<g.tk { s += dpr[j] * pr[j] }
-                        for j in 0..<g.tk { dsr[j] = pr[j] * (dpr[j] - s) }
-                    }
+                    softmaxGradientRows(p, dy: dp, rows: g.tq, n: g.tk, dx: ds, accumulate: false)
                     if let dq {
                         sgemm(transA: false, transB: false, m: g.tq, n: dh, k: g.tk, alpha: g.scale, a: ds, lda: g.tk, b: k + koff, ldb: g.d,
                               beta: 1, c: dq + off, ldc: g.d)

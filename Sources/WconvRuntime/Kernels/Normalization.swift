@@ -68,9 +68,28 @@ func softmaxForward(_ x: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: 
     }
 }
 
+/// dx = y ⊙ (dy − Σ dy·y) (or `accumulate`: dx +=) over `rows` contiguous rows of n values, on the
+/// calling thread (attention's heads run this inside their own workers).
+func softmaxGradientRows(_ y: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Int, n: Int, dx: UnsafeMutablePointer<Float>,
+                         accumulate: Bool) {
+    for r in 0..<rows {
+        let yr = y + r * n, gr = dy + r * n, dr = dx + r * n
+        var s: Float = 0
+        for j in 0..<n { s += gr[j] * yr[j] }
+        if accumulate { for j in 0..<n { dr[j] += yr[j] * (gr[j] - s) } } else { for j in 0..<n { dr[j] = yr[j] * (gr[j] - s) } }
+    }
+}
+
 /// dx += y ⊙ (dy − Σ dy·y) from the saved output y.
 func softmaxBackward(_ y: UnsafePointer<Float>, dy: UnsafePointer<Float>, outer: Int, axisLen: Int, inner: Int,
                      dx: UnsafeMutablePointer<Float>) {
+    if inner == 1 {
+        Parallel.forRange(outer, costPerItem: axisLen * 3) { r in
+            let at = r.lowerBound * axisLen
+            softmaxGradientRows(y + at, dy: dy + at, rows: r.count, n: axisLen, dx: dx + at, accumulate: true)
+        }
+        return
+    }
     Parallel.forRange(outer * inner, costPerItem: axisLen * 3) { range in
         for idx in range {
             let o = idx / inner, i = idx % inner

@@ -17,7 +17,7 @@ struct ThreadsOption: ParsableArguments {
 
 /// `--precision f32|bf16` of inference and training commands.
 struct PrecisionOption: ParsableArguments {
-    @Option(help: "Convolution arithmetic: f32, or bf16 (bfloat16 on oneDNN with f32 accumulation; in training f32 master weights, mixed precision; CPUs with AVX512_BF16 or AMX only).")
+    @Option(help: "Arithmetic of convolutions and linear layers: f32, or bf16 (bfloat16 on oneDNN with f32 accumulation; in training f32 master weights, mixed precision; CPUs with AVX512_BF16 or AMX only).")
     var precision: Precision = .f32
 
     /// The precision, refused (usage error) when this CPU cannot run it.
