@@ -251,4 +251,17 @@ final class DNNLConvTests: XCTestCase {
         }
         XCTAssertNoThrow(try InferenceSession(graph: g))
     }
+
+    /// bf16 against f32 is measured, not assumed from CPUID: the probe times real convolutions both
+    /// ways, and only a bf16 slower than f32 (AVX512_BF16 without AMX on Intel) draws the warning.
+    func testBF16SpeedProbeMeasuresBothPrecisions() throws {
+        try XCTSkipIf(Precision.unsupportedReason(.bf16) != nil, Precision.unsupportedReason(.bf16) ?? "")
+        let m = try XCTUnwrap(BF16SpeedProbe.measurement)
+        XCTAssertTrue(m.f32 > 0 && m.f32.isFinite && m.bf16 > 0 && m.bf16.isFinite, "\(m)")
+        XCTAssertEqual(BF16SpeedProbe.advice(m) == nil, m.speedup >= 0.9)
+        let slow = try XCTUnwrap(BF16SpeedProbe.advice(.init(f32: 8.4, bf16: 17.1)))
+        XCTAssertTrue(slow.contains("0.49×") && slow.contains("17.1 ms in bf16") && slow.contains("8.4 ms in f32")
+                      && slow.contains("drop --precision bf16"), slow)
+        XCTAssertNil(BF16SpeedProbe.advice(.init(f32: 10, bf16: 6)))
+    }
 }

@@ -20,9 +20,13 @@ struct PrecisionOption: ParsableArguments {
     @Option(help: "Arithmetic of convolutions and linear layers: f32, or bf16 (bfloat16 on oneDNN with f32 accumulation; in training f32 master weights, mixed precision; CPUs with AVX512_BF16 or AMX only).")
     var precision: Precision = .f32
 
-    /// The precision, refused (usage error) when this CPU cannot run it.
+    /// The precision, refused (usage error) when this CPU cannot run it; bf16 on a CPU where it is
+    /// slower than f32 runs as asked, with a warning that gives the measured figures.
     func checked() throws -> Precision {
         if let why = Precision.unsupportedReason(precision) { throw WconvError(.usage, why) }
+        if precision == .bf16, let m = BF16SpeedProbe.measurement, let advice = BF16SpeedProbe.advice(m) {
+            stderrLine("warning: " + advice)
+        }
         return precision
     }
 }
