@@ -32,11 +32,14 @@ enum ConvolutionKernels {
     }
 
     /// conv2d runs on oneDNN where that is faster (inference: DNNLConv2d.select, training plans:
-    /// DNNLTrainConv2d.select, forward and backward), else im2col + GEMM.
+    /// DNNLTrainConv2d.select, forward and backward), else im2col + GEMM; in inference a 1×1 conv of
+    /// a 1×1 map (squeeze-excite) is one small GEMM (MapVectorConv2d).
     static let conv2d = OpKernels(.conv2d) { r in
         let g = try convGeometry(r, spatial: 2)
         if r.training {
             if let k = try DNNLTrainConv2d.select(r, g) { return k }
+        } else if let k = MapVectorConv2d.select(r, g) {
+            return k
         } else if let k = try DNNLConv2d.select(r, g) { return k }
         return Conv2d(geometry: g)
     }
