@@ -55,16 +55,16 @@ public enum BF16SpeedProbe {
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
             defer { scratch.deallocate() }
             // Alternated, so a busy moment of the machine hits both; the best of four after a warm-up.
-            var best = (Double.infinity, Double.infinity)
+            let runs = [(a, x), (b, xb)]
+            var best = [Double.infinity, .infinity]
             for rep in 0..<5 {
-                for (i, conv) in [a, b].enumerated() {
+                for (i, (conv, input)) in runs.enumerated() {
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    conv.forward(i == 0 ? x : xb, weight: w, bias: bias, &y, scratch: scratch)
-                    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-                    if rep > 0 { if i == 0 { best.0 = min(best.0, ms) } else { best.1 = min(best.1, ms) } }
+                    conv.forward(input, weight: w, bias: bias, &y, scratch: scratch)
+                    if rep > 0 { best[i] = min(best[i], Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6) }
                 }
             }
-            f32 += best.0; bf16 += best.1
+            f32 += best[0]; bf16 += best[1]
         }
         return Measurement(f32: f32, bf16: bf16)
     }

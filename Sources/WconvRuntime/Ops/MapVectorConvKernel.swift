@@ -8,7 +8,9 @@
 /// them, 2.9 ms a batch. The whole set is ≈ 10 M multiply-adds, so OpenBLAS runs them on the
 /// calling thread (its thread pool would wake and sync for each).
 struct MapVectorConv2d: StepKernel {
-    let geometry: ConvGeometry
+    /// The same arithmetic as a linear layer's (rows = images, in = channels, out = filters; OIHW
+    /// weights of a 1×1 kernel are the [out, in] matrix).
+    let linear: Linear
 
     /// The kernel for `g` in an inference plan, or nil when `g` is not a 1×1 conv of a 1×1 map
     /// (or the plan computes convolutions in bf16, or adds a residual in the conv).
@@ -16,25 +18,12 @@ struct MapVectorConv2d: StepKernel {
         guard !r.training, !r.layout.bf16, g.h == 1, g.w == 1, g.kh == 1, g.kw == 1, g.groups == 1,
               g.pt == 0, g.pl == 0, g.pb == 0, g.pr == 0, g.sh == 1, g.sw == 1,
               r.inputShapes.count <= 3 else { return nil }
-        return MapVectorConv2d(geometry: g)
+        return MapVectorConv2d(linear: Linear(rows: g.n, inF: g.c, outF: g.o))
     }
 
-    func extents(inputs: [Int], outputs: [Int]) -> StepExtents {
-        Conv2d(geometry: geometry).extents(inputs: inputs, outputs: outputs)
-    }
+    func extents(inputs: [Int], outputs: [Int]) -> StepExtents { linear.extents(inputs: inputs, outputs: outputs) }
 
-    func forward(_ c: StepContext) throws {
-        let g = geometry, y = c.output()
-        withSingleThreadedBLAS {
-            sgemm(transA: false, transB: true, m: g.n, n: g.o, k: g.c, a: c.input(0)!, lda: g.c,
-                  b: c.input(1)!, ldb: g.c, beta: 0, c: y, ldc: g.o)
-        }
-        if let bias = c.input(2) {
-            for i in 0..<g.n { for o in 0..<g.o { y[i * g.o + o] += bias[o] } }
-        }
-        let act = c.fused
-        if act != .none { act.apply(y, y, g.n * g.o) }
-    }
+    func forward(_ c: StepContext) throws { try withSingleThreadedBLAS { try linear.forward(c) } }
 
-    func backward(_ c: BackwardContext) throws { try Conv2d(geometry: geometry).backward(c) }
+    func backward(_ c: BackwardContext) throws { try linear.backward(c) }
 }
