@@ -80,6 +80,21 @@ final class ZipArchiveTests: XCTestCase {
         XCTAssertNoThrow(try { let z = try ZipArchive(file: try MappedFile(path: nocrc)); _ = try z.data(of: z.entries[0]) }())
     }
 
+    /// The byte-level name check against the rule it implements, written out with Swift strings:
+    /// empty, absolute, a `..` component, a backslash or a NUL is unsafe; dots inside a name are not.
+    func testMemberNameRuleMatchesItsDefinition() {
+        func expected(_ n: String) -> Bool {
+            n.isEmpty || n.hasPrefix("/") || n.unicodeScalars.contains("\\") || n.unicodeScalars.contains("\0")
+                || n.split(separator: "/", omittingEmptySubsequences: false).contains("..")
+        }
+        let names = ["archive/data.pkl", "..", "../a", "a/..", "a/../b", "a/..b", "a/b..", "a/...", ".../a", "./a", "a/./b",
+                     ".", "a//b", "a/", "", "/", "/a", "a\\b", "a\0b", "é/ü..", "a/.. /b", "a/.../b", "a/../"]
+        for n in names {
+            let refused = (try? ZipArchive.validate(name: n, index: 0)) == nil
+            XCTAssertEqual(refused, expected(n), "name \(n.debugDescription)")
+        }
+    }
+
     func testHostileArchivesAreRefused() throws {
         refuses(try craft([Member(name: "x/a", data: [1]), Member(name: "x/a", data: [2])], "dup.zip"), "two members named")
         refuses(try craft([Member(name: "x/../etc/passwd", data: [1])], "dots.zip"), "unsafe name")

@@ -39,10 +39,10 @@ public enum PyTorchReader {
         }
     }
 
-    /// Reads one mapped file; errors name it.
-    static func read(mapped file: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
+    /// Reads one mapped file; errors name it. `zip` is its directory when the caller has walked it already.
+    static func read(mapped file: MappedFile, zip: ZipArchive? = nil, options: PyTorchReadOptions) throws -> TensorBundle {
         do {
-            return try read(file: file, options: options)
+            return try read(file: file, zip: zip, options: options)
         } catch let e as WconvError {
             throw e.inFile(file.path)
         }
@@ -66,11 +66,11 @@ public enum PyTorchReader {
         }
     }
 
-    static func read(file: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
+    static func read(file: MappedFile, zip: ZipArchive? = nil, options: PyTorchReadOptions) throws -> TensorBundle {
         let head = UnsafeRawBufferPointer(rebasing: file.buffer.prefix(4096))
         let kind = FileKind.detect(head, fileSize: file.size)
         switch kind {
-        case .zip: return try readZip(file: file, options: options)
+        case .zip: return try readZip(file: file, zip: zip, options: options)
         case .legacyPickle: return try LegacyPyTorch.read(file: file, options: options)
         case .plainPickle: return try PlainPickle.read(file: file, options: options)
         case _ where kind.isRefusedEverywhere: throw kind.refusal(path: file.path, size: file.size, head: head)
@@ -78,8 +78,8 @@ public enum PyTorchReader {
         }
     }
 
-    static func readZip(file: MappedFile, options: PyTorchReadOptions) throws -> TensorBundle {
-        let zip = try ZipArchive(file: file)
+    static func readZip(file: MappedFile, zip walked: ZipArchive? = nil, options: PyTorchReadOptions) throws -> TensorBundle {
+        let zip = try walked ?? ZipArchive(file: file)
         guard let first = zip.entries.first else {
             throw WconvError.invalid("empty zip archive: no data.pkl, not a PyTorch file", file: file.path)
         }

@@ -242,9 +242,20 @@ public final class ZipArchive {
         byName = names
     }
 
+    /// Refuses absolute names, `..` components, backslashes and NULs. Works on the UTF-8 bytes: one
+    /// pass, no Foundation substring search (which cost ≈ 1 ms per 300-member checkpoint, issue 9).
     static func validate(name: String, index: Int) throws {
-        if name.isEmpty || name.hasPrefix("/") || name.contains("\\") || name.contains("\0")
-            || name.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." }) {
+        let bytes = name.utf8
+        var unsafe = bytes.isEmpty || bytes.first == 0x2F     // empty or absolute
+        var length = 0, dotsOnly = true                       // the current '/'-separated component
+        for b in bytes where !unsafe {
+            switch b {
+            case 0x5C, 0: unsafe = true                       // backslash, NUL
+            case 0x2F: unsafe = length == 2 && dotsOnly; length = 0; dotsOnly = true
+            default: length += 1; dotsOnly = dotsOnly && b == 0x2E
+            }
+        }
+        if unsafe || (length == 2 && dotsOnly) {
             throw WconvError.invalid("zip entry \(index) has an unsafe name '\(name)' (absolute, '..', backslash or NUL)")
         }
     }
