@@ -89,81 +89,57 @@ public final class AtomicFileWriter {
     /// slower on a VM whose host reclaims freed memory. Memory is written with pwritev(2); a call
     /// holding a large range of a mapped file is staged instead: read from the file with pread(2)
     /// into a 1 MiB buffer (see `WritePiece`), then written.
-    /// A write of at least `parallelMinimum` bytes on a machine with 2+ cores runs on two threads: a
-    /// reader stages the staged calls into a ring of buffers while this thread writes (see
-    /// `writePipelined`; ResNet-50's 100 MB: 32 ms of pread + pwrite on one thread, ≈ 16 on two).
-    /// `WCONV_WRITE_THREADS=1` keeps one thread.
+    /// A write of at least `parallelMinimum` bytes on a machine with 2+ cores is cut in two halves of
+    /// whole calls, each copied by its own thread into its own part of the file (the copies into the
+    /// page cache are per-page kernel work that overlaps; ResNet-50's 100 MB: 32 → ≈ 18 ms of pread +
+    /// pwrite). The halves share nothing until the one join at the end — a reader thread handing each
+    /// call to the writer (tried before) waited for a core at every hand-over under load and ran 3–4×
+    /// slower in 5 runs of 12. `WCONV_WRITE_THREADS=1` keeps one thread.
     /// The pointers must stay valid for the duration of the call.
     public func write(gathering pieces: [WritePiece]) throws {
         let calls = GatherPlan(pieces: pieces, startingAt: offset).calls
         var end = offset
         let starts = calls.map { c in defer { end += c.count }; return end }
-        #if os(Linux)
-        if AtomicFileWriter.usesTwoThreads(calls, bytes: end - offset) {
-            try writePipelined(calls, at: starts, pieces)
-            offset = end
-            return
+        if let split = AtomicFileWriter.parallelSplit(calls, bytes: end - offset) {
+            final class Outcome: @unchecked Sendable { var error: Error? }
+            let second = Outcome(), finished = DispatchSemaphore(value: 0)
+            let worker = Thread { [self] in
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.gatherChunk, alignment: 4096)
+                var reader = RangeReader()
+                do { try writeCalls(calls, split..<calls.count, at: starts, pieces, buffer, &reader) } catch { second.error = error }
+                reader.close()
+                buffer.deallocate()
+                finished.signal()
+            }
+            worker.start()
+            var reader = RangeReader()
+            var firstError: Error?
+            do { try writeCalls(calls, 0..<split, at: starts, pieces, stagingBuffer(), &reader) } catch { firstError = error }
+            reader.close()
+            finished.wait()
+            if let e = firstError ?? second.error { throw e }
+        } else {
+            var reader = RangeReader()
+            defer { reader.close() }
+            try writeCalls(calls, 0..<calls.count, at: starts, pieces, stagingBuffer(), &reader)
         }
-        #endif
-        var reader = RangeReader()
-        defer { reader.close() }
-        try writeCalls(calls, 0..<calls.count, at: starts, pieces, stagingBuffer(), &reader)
         offset = end
     }
 
     /// Writes at least this many bytes of a gathered write on two threads (see `write(gathering:)`).
     static let parallelMinimum = 16 << 20
 
-    /// True when a gathered write of `bytes` runs on two threads: reader and writer.
-    static func usesTwoThreads(_ calls: [GatherPlan.Call], bytes: Int) -> Bool {
-        bytes >= parallelMinimum && calls.contains(where: \.staged) && ProcessInfo.processInfo.activeProcessorCount >= 2
-            && ProcessInfo.processInfo.environment["WCONV_WRITE_THREADS"] != "1"
+    /// The index of the first call of the second half, or nil when the write stays on one thread.
+    static func parallelSplit(_ calls: [GatherPlan.Call], bytes: Int) -> Int? {
+        guard bytes >= parallelMinimum, calls.count >= 2, ProcessInfo.processInfo.activeProcessorCount >= 2,
+              ProcessInfo.processInfo.environment["WCONV_WRITE_THREADS"] != "1" else { return nil }
+        var sum = 0
+        for (i, c) in calls.enumerated() {
+            if sum >= bytes / 2 { return i }
+            sum += c.count
+        }
+        return nil
     }
-
-    #if os(Linux)
-    /// The two-thread gathered write: a reader thread stages the staged calls, in file order, into a
-    /// ring of `StagingRing.slots` buffers; this thread writes every call in order, each staged one as
-    /// soon as its slot is full. Buffered writes to one file serialise on the inode's lock, so two
-    /// threads each reading and writing half the file (the design before this one) mostly took turns
-    /// at the lock; one writer that never waits for a read copies ResNet-50's 100 MB in 16–17 ms
-    /// instead of 20 (C harness, best of 9, on the Intel Xeon of issue 9).
-    private func writePipelined(_ calls: [GatherPlan.Call], at starts: [Int], _ pieces: [WritePiece]) throws {
-        let staged = calls.indices.filter { calls[$0].staged }
-        let ring = StagingRing()
-        let finished = DispatchSemaphore(value: 0)
-        let reader = Thread {
-            var files = RangeReader()
-            for (j, k) in staged.enumerated() {
-                guard ring.waitForFreeSlot(j) else { break }
-                do {
-                    try files.stage(calls[k], pieces, into: ring.buffer(j))
-                } catch {
-                    ring.fail(error)
-                    break
-                }
-                ring.publish(j)
-            }
-            files.close()
-            finished.signal()
-        }
-        reader.start()
-        defer {
-            ring.stop()
-            finished.wait()
-        }
-        var j = 0
-        for k in calls.indices {
-            if calls[k].staged {
-                try ring.waitForStaged(j)
-                try pwriteAll(UnsafeRawBufferPointer(start: ring.buffer(j), count: calls[k].count), at: starts[k])
-                ring.release(j)
-                j += 1
-            } else {
-                try writeVectors(calls[k], pieces, at: starts[k])
-            }
-        }
-    }
-    #endif
 
     /// Writes calls `range` of a gathered write, each at its start in the file (`offset` untouched).
     private func writeCalls(_ calls: [GatherPlan.Call], _ range: Range<Int>, at starts: [Int], _ pieces: [WritePiece],
