@@ -21,9 +21,13 @@ ARCHS=${ARCHS:-resnet18}
 PREC=(--precision "${PRECISION:-f32}")
 TORCH_PREC=(); [ "${TORCH_AUTOCAST:-0}" = 1 ] && TORCH_PREC=(--autocast)
 mkdir -p .build/bench
+# PyTorch runs before and after wconv and its two runs are averaged: this VM's speed moves by the
+# minute, and a slow minute on one side alone would decide the ratio.
+torch_run() { "$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --seq-len "$SEQ" --batch "$BATCH" --threads "$THREADS" "${TORCH_PREC[@]}"; }
 for ARCH in $ARCHS; do
 SEQ=${SEQ:-128}
 if [ "$ARCH" = resnet18 ]; then
+  T0=$(torch_run)
   W=$("$WCONV" bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 elif [ "$ARCH" = bert_base ] || [ "$ARCH" = minilm ]; then
   # BERT sequence classifiers of bert-base-uncased's and all-MiniLM-L6-v2's shapes, random weights,
@@ -37,6 +41,7 @@ cfg = BertConfig(num_labels=10) if sys.argv[1] == "bert_base" else BertConfig(
     hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=10)
 BertForSequenceClassification(cfg).eval().save_pretrained(sys.argv[2])
 GEN
+  T0=$(torch_run)
   W=$("$WCONV" bench train "$D/model.safetensors" --seq-len "$SEQ" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 else
   F=.build/bench/$ARCH.pth
@@ -49,12 +54,17 @@ for mod in m.modules():
         mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
 torch.save(m.state_dict(), sys.argv[2])
 GEN
+  T0=$(torch_run)
   W=$("$WCONV" bench train "$F" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 fi
-T=$("$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --seq-len "$SEQ" --batch "$BATCH" --threads "$THREADS" "${TORCH_PREC[@]}")
-"$PY" - "$W" "$T" "$ARCH" <<'PY'
+T=$(torch_run)
+"$PY" - "$W" "$T" "$ARCH" "$T0" <<'PY'
 import json, sys
-wj = json.loads(sys.argv[1]); w = wj["images_per_second"]; t = json.loads(sys.argv[2]); ti = t["images_per_second"]
+wj = json.loads(sys.argv[1]); w = wj["images_per_second"]; t = json.loads(sys.argv[2])
+runs = [t] + [json.loads(a) for a in sys.argv[4:] if a]
+# PyTorch's figures: the mean of its runs before and after wconv's; its peak the larger.
+ti = {k: sum(r["images_per_second"][k] for r in runs) / len(runs) for k in t["images_per_second"]}
+t["peak_rss"] = max(r.get("peak_rss", 0) for r in runs)
 gf = wj.get("gflop_per_image", {}); roof = wj.get("gemm_roof_gflops")
 unit = wj.get("unit", "images")
 print(f"{sys.argv[3]} at {t['size']}{' tokens' if unit == 'sequences' else ''}, batch {t['batch']}, {t['threads']} threads ({unit}/s, higher is better; wconv {wj.get('precision', 'f32')}, torch {t.get('precision', 'f32')})")
@@ -74,6 +84,6 @@ print(f"  10-epoch feature extraction, s per 1000 {unit}: wconv cached {1000 / w
 if roof:
     print(f"  GEMM roof (OpenBLAS sgemm 2048³, measured by wconv in this run) {roof:.1f} GFLOP/s; GFLOP = conv/linear/matmul multiply-adds ×2, forward + backward")
 MiB = 1024 * 1024
-print(f"  peak memory (VmHWM, whole process): wconv {wj.get('peak_rss_bytes', 0) / MiB:.0f} MiB   torch {t.get('peak_rss', 0) / MiB:.0f} MiB")
+print(f"  peak memory (VmHWM, whole process; PyTorch's rates are the mean of a run before and after wconv's): wconv {wj.get('peak_rss_bytes', 0) / MiB:.0f} MiB   torch {t.get('peak_rss', 0) / MiB:.0f} MiB")
 PY
 done
