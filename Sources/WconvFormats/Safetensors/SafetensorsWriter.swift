@@ -105,10 +105,10 @@ public enum SafetensorsWriter {
 
     /// Header JSON, unpadded, and each tensor's (name, begin, end) in write order.
     static func header(plan: Plan, names: [String], aliases: [(String, String)]) -> (json: [UInt8], order: [String]) {
-        let order = names.sorted { a, b in
-            let ra = SafetensorsDType.rank(plan.byName[a]!.dtype), rb = SafetensorsDType.rank(plan.byName[b]!.dtype)
-            return ra != rb ? ra > rb : byteOrder(a, b)
-        }
+        // Ranks looked up once per name, not twice per comparison.
+        let order = names.map { (rank: SafetensorsDType.rank(plan.byName[$0]!.dtype), name: $0) }
+            .sorted { $0.rank != $1.rank ? $0.rank > $1.rank : byteOrder($0.name, $1.name) }
+            .map(\.name)
         var meta = plan.metadata
         for (alias, kept) in aliases { meta[alias] = kept }
         var members: [(String, JSONValue)] = []
