@@ -26,8 +26,8 @@ mkdir -p .build/bench
 torch_run() { "$PY" tools/bench-train/train_torch.py --arch "$ARCH" --size "$SIZE" --seq-len "$SEQ" --batch "$BATCH" --threads "$THREADS" "${TORCH_PREC[@]}"; }
 for ARCH in $ARCHS; do
 SEQ=${SEQ:-128}
+T0=$(torch_run)
 if [ "$ARCH" = resnet18 ]; then
-  T0=$(torch_run)
   W=$("$WCONV" bench train --synthetic resnet18 --size "$SIZE" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 elif [ "$ARCH" = bert_base ] || [ "$ARCH" = minilm ]; then
   # BERT sequence classifiers of bert-base-uncased's and all-MiniLM-L6-v2's shapes, random weights,
@@ -41,7 +41,6 @@ cfg = BertConfig(num_labels=10) if sys.argv[1] == "bert_base" else BertConfig(
     hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=10)
 BertForSequenceClassification(cfg).eval().save_pretrained(sys.argv[2])
 GEN
-  T0=$(torch_run)
   W=$("$WCONV" bench train "$D/model.safetensors" --seq-len "$SEQ" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 else
   F=.build/bench/$ARCH.pth
@@ -54,7 +53,6 @@ for mod in m.modules():
         mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
 torch.save(m.state_dict(), sys.argv[2])
 GEN
-  T0=$(torch_run)
   W=$("$WCONV" bench train "$F" --batch-size "$BATCH" --threads "$THREADS" "${PREC[@]}" --json)
 fi
 T=$(torch_run)

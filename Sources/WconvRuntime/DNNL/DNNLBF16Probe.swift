@@ -46,8 +46,7 @@ public enum BF16SpeedProbe {
             // The bf16 input as a bf16 plan holds it: each value's upper half, two to a Float slot.
             var xb = [Float](repeating: 0, count: (x.count + 1) / 2)
             xb.withUnsafeMutableBytes { raw in
-                let h = raw.bindMemory(to: UInt16.self)
-                for i in x.indices { h[i] = UInt16(x[i].bitPattern >> 16) }
+                BF16Vector.narrow(x, raw.baseAddress!.assumingMemoryBound(to: UInt16.self), x.count)
             }
             let w = [Float](repeating: 0.01, count: g.o * g.kcol), bias = [Float](repeating: 0, count: g.o)
             var y = [Float](repeating: 0, count: g.n * g.o * g.howo)
