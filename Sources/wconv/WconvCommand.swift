@@ -28,8 +28,12 @@ struct WconvCommand: ParsableCommand {
     /// Entry point: the one place where errors become messages and exit codes (design.md §4).
     static func main() {
         do {
-            var command = try parseAsRoot()
-            try command.run()
+            if let job = ConvertJob(plainArguments: Array(CommandLine.arguments.dropFirst())) {
+                try job.run()
+            } else {
+                var command = try parseAsRoot()
+                try command.run()
+            }
             Console.rank?.finalize()
         } catch let error as WconvError {
             FileHandle.standardError.write(Data("wconv\(Console.tag): \(label(error.kind)): \(error.description)\n".utf8))

@@ -47,6 +47,28 @@ final class CLISafetensorsTests: XCTestCase {
         XCTAssertEqual(try CLI.json(d)["bit_exact"] as? Bool, true)
     }
 
+    /// `convert IN OUT` skips ArgumentParser (ConvertJob.init?(plainArguments:)); the same call with
+    /// a flag that changes nothing goes through it. Both must print and write the same, and fail the same.
+    func testPlainConvertMatchesTheParsedForm() throws {
+        let src = CLI.fixture("pytorch/state_dict.pt")
+        let plain = try CLI.run(["convert", src, dir + "/plain.safetensors"])
+        let parsed = try CLI.run(["convert", src, dir + "/parsed.safetensors", "--to", "safetensors"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertEqual(parsed.status, 0, parsed.stderr)
+        XCTAssertEqual(plain.stdout.replacingOccurrences(of: "plain.", with: "parsed."), parsed.stdout)
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/plain.safetensors"),
+                       FileManager.default.contents(atPath: dir + "/parsed.safetensors"))
+        // Errors: a missing input is refused as invalid input naming the file; an output whose format cannot
+        // be told is a usage error with the usage line, from the full parser.
+        let missing = try CLI.run(["convert", dir + "/none.pth", dir + "/x.safetensors"])
+        XCTAssertEqual(missing.status, 3, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains(dir + "/none.pth"), missing.stderr)
+        let unknown = try CLI.run(["convert", src, dir + "/x.unknown"])
+        XCTAssertEqual(unknown.status, 2)
+        XCTAssertTrue(unknown.stderr.contains("Usage: wconv convert"), unknown.stderr)
+        XCTAssertEqual(try CLI.run(["convert", "--help"]).status, 0)
+    }
+
     func testDiffOfDifferentFilesExits4() throws {
         let a = CLI.fixture("safetensors/valid/all_dtypes.safetensors")
         let out = dir + "/half.safetensors"
