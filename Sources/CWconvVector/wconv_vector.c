@@ -1,7 +1,8 @@
 // Pointwise kernels with per-function ISA targets (see wconv_vector.h for why they are in C).
 // e^x is Cephes' expf: n = round(x·log2 e), e^r by a degree-6 polynomial on |r| ≤ ln2/2 (Cody–Waite
 // split of ln 2), times 2^n. The portable version clamps its argument to [−87.3, 88.3] so 2^n built
-// from exponent bits stays a normal float; the AVX-512 one (exp512) needs only a lower clamp.
+// from exponent bits stays a normal float; the AVX-512 one (exp512) gives 0 below −87.3 and
+// saturates above. Neither returns a denormal (see exp512).
 #include "wconv_vector.h"
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +24,17 @@
 #define P4 0.166666655f
 #define P5 0.50000001f
 
+// The loops below run in place (y == x) as often as not. Without this the vectoriser guards each
+// loop with a run-time overlap test that sends y == x to its scalar copy: in place, the AVX2 SiLU ran
+// at 4.7 ns a value inside EfficientNet-B0 against 0.55 for the AVX-512 kernel (8 values a vector, so
+// ≈ 1 ns was due). Safe because every loop reads element i before it writes element i, and callers
+// pass the same buffer or disjoint ones, never a shifted one.
+#if defined(__clang__)
+#define VECTORISE_IN_PLACE _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define VECTORISE_IN_PLACE _Pragma("GCC ivdep")
+#endif
+
 // Branch-free and without calls, so compilers vectorise it for the CPU the build targets: n by the
 // 1.5·2^23 rounding trick, 2^n from exponent bits.
 static inline float exp_portable(float x) {
@@ -39,15 +51,19 @@ static inline float exp_portable(float x) {
 }
 
 static inline __attribute__((always_inline)) void silu_body(const float *x, float *y, size_t n) {
+    VECTORISE_IN_PLACE
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        y[i] = v == -INFINITY ? NAN : v / (1.0f + exp_portable(-v));
+        // Below −EXP_HI e^{−v} would be clamped to e^{88.3}, leaving a tiny non-zero value that turns
+        // into denormals downstream (60× slower arithmetic in every later layer): −0, as e^{−v} = ∞ gives.
+        y[i] = v == -INFINITY ? NAN : v < -EXP_HI ? -0.0f : v / (1.0f + exp_portable(-v));
     }
 }
 
 static inline __attribute__((always_inline)) void silu_grad_body(const float *x, const float *dy, float *dx, size_t n, int accumulate) {
+    VECTORISE_IN_PLACE
     for (size_t i = 0; i < n; i++) {
-        float v = x[i], s = 1.0f / (1.0f + exp_portable(-v)), g = dy[i] * s * (1.0f + v * (1.0f - s));
+        float v = x[i], s = v < -EXP_HI ? 0.0f : 1.0f / (1.0f + exp_portable(-v)), g = dy[i] * s * (1.0f + v * (1.0f - s));
         if (v == -INFINITY) g = NAN;
         dx[i] = accumulate ? dx[i] + g : g;
     }
@@ -112,6 +128,7 @@ static inline float erf_portable(float u, float e) {
 }
 
 static inline __attribute__((always_inline)) void gelu_body(const float *x, float *y, size_t n) {
+    VECTORISE_IN_PLACE
     for (size_t i = 0; i < n; i++) {
         float v = x[i], u = v * INV_SQRT2;
         y[i] = 0.5f * v * (1.0f + erf_portable(u, exp_portable(-u * u)));
@@ -119,6 +136,7 @@ static inline __attribute__((always_inline)) void gelu_body(const float *x, floa
 }
 
 static inline __attribute__((always_inline)) void gelu_grad_body(const float *x, const float *dy, float *dx, size_t n) {
+    VECTORISE_IN_PLACE
     for (size_t i = 0; i < n; i++) {
         float v = x[i], u = v * INV_SQRT2, e = exp_portable(-u * u);
         dx[i] += dy[i] * (0.5f * (1.0f + erf_portable(u, e)) + v * e * INV_SQRT_2PI);
@@ -173,12 +191,14 @@ static void layer_norm_rows_portable(const float *x, float *y, size_t rows, size
 static inline __mmask16 tail16(size_t left) { return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1); }
 
 // AVX-512: 2^n by vscalefps, which saturates to +∞ itself (no upper clamp; +∞ gives +∞ and NaN
-// NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN) and underflows through the denormals to 0
-// (the lower clamp, −106, is where e^x rounds to 0: softmax's −∞ entries get exactly 0); masked
-// loads and stores for the tail.
+// NaN, so σ(−∞) needs no special case: −∞ / ∞ is NaN). Below EXP_LO, where e^x is no longer a normal
+// float, the result is 0 (softmax's −∞ entries get exactly 0): a denormal result costs a microcode
+// assist, and each later operation on it another (SiLU of inputs ≥ 88: 6 against 0.45 ns a value
+// here), for a value that only ever meets 1 + e^x or a product. Masked loads and stores for the tail.
 __attribute__((target("avx512f")))
 static inline __m512 exp512(__m512 x) {
-    __m512 v = _mm512_max_ps(_mm512_set1_ps(-106.0f), x);  // NaN x stays NaN (max returns its second operand)
+    __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_LO), _CMP_NLT_UQ);  // NaN lanes kept
+    __m512 v = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);  // NaN x stays NaN (max returns its second operand)
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), v);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
@@ -189,7 +209,7 @@ static inline __m512 exp512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
     __m512 e = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(e, n);
+    return _mm512_maskz_scalef_ps(normal, e, n);
 }
 
 /// σ(v) = 1 / (1 + e^{−v}).
