@@ -42,11 +42,11 @@ enum Activation: Equatable {
         case .none:
             if UnsafePointer(y) != x { y.update(from: x, count: n) }
         case .relu:
-            for i in 0..<n { y[i] = max(x[i], 0) }
+            mapFloats(x, y, n) { max($0, 0) }
         case .relu6:
-            for i in 0..<n { y[i] = min(max(x[i], 0), 6) }
+            mapFloats(x, y, n) { min(max($0, 0), 6) }
         case .clip(let lo, let hi):
-            for i in 0..<n { y[i] = min(max(x[i], lo), hi) }
+            mapFloats(x, y, n) { min(max($0, lo), hi) }
         case .silu:
             siluForward(x, y, n)
         case .sigmoid:
@@ -62,18 +62,18 @@ enum Activation: Equatable {
                 y[i] = 0.5 * v * (1 + tanhf(0.79788456080286536 * (v + 0.044715 * v * v * v)))
             }
         case .hardSwish:
-            for i in 0..<n { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) / 6 }
+            mapFloats(x, y, n) { $0 * min(max($0 + 3, 0), 6) / 6 }
         case .leakyRelu(let a):
-            for i in 0..<n { let v = x[i]; y[i] = v >= 0 ? v : a * v }
+            mapFloats(x, y, n) { $0 >= 0 ? $0 : a * $0 }
         case .mish:
             // softplus with torch's threshold (x > 20: softplus(x) = x) keeps exp from overflowing.
             for i in 0..<n { let v = x[i]; y[i] = v * tanhf(v > 20 ? v : log1pf(expf(v))) }
         case .hardSigmoid(let a, let b):
             if a == 1.0 / 6.0 && b == 0.5 {
                 // PyTorch's exact formula: relu6(x + 3) / 6.
-                for i in 0..<n { y[i] = min(max(x[i] + 3, 0), 6) / 6 }
+                mapFloats(x, y, n) { min(max($0 + 3, 0), 6) / 6 }
             } else {
-                for i in 0..<n { y[i] = min(max(a * x[i] + b, 0), 1) }
+                mapFloats(x, y, n) { min(max(a * $0 + b, 0), 1) }
             }
         }
     }
@@ -133,6 +133,18 @@ enum Activation: Equatable {
 }
 
 /// Applies `act` over a buffer in parallel chunks.
+/// y[i] = f(x[i]) for i < n, x and y the same buffer or disjoint. In place it loops over one pointer:
+/// with two equal pointers the vectoriser's run-time overlap test fails and the scalar copy of the
+/// loop runs (a ResNet-18 training step's in-place add + ReLU ran at 1.5 ns a value that way).
+@inline(__always)
+func mapFloats(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ f: (Float) -> Float) {
+    if UnsafePointer(y) == x {
+        for i in 0..<n { y[i] = f(y[i]) }
+    } else {
+        for i in 0..<n { y[i] = f(x[i]) }
+    }
+}
+
 func applyActivation(_ act: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
     if act == .none && UnsafePointer(y) == x { return }
     Parallel.forRange(n, costPerItem: 4) { r in
