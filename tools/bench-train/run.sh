@@ -10,7 +10,6 @@ SIZE=${1:-224}; BATCH=${2:-16}; THREADS=${3:-2}
 # WCONV_BIN=path runs another wconv binary (e.g. an older build for before/after figures).
 if [ -z "${WCONV_BIN:-}" ]; then swift build -c release --product wconv >/dev/null; WCONV=.build/release/wconv; else WCONV="$WCONV_BIN"; fi
 PY="${WCONV_PY:-$(tools/refenv)}"
-"$WCONV" --version | sed 1d || true
 # Models: ARCHS="resnet18 resnet50 efficientnet_b0 bert_base minilm" (default resnet18). resnet18 is wconv's built-in
 # synthetic network; the others are torchvision models (weights=None, random BatchNorm statistics)
 # saved as state dicts into .build/bench/ at bench time and imported by wconv like any user file;
@@ -20,6 +19,14 @@ ARCHS=${ARCHS:-resnet18}
 # unless TORCH_AUTOCAST=1 (torch.autocast("cpu", torch.bfloat16) around its steps, for reference).
 PREC=(--precision "${PRECISION:-f32}")
 TORCH_PREC=(); [ "${TORCH_AUTOCAST:-0}" = 1 ] && TORCH_PREC=(--autocast)
+# ISA=avx2 holds both sides to AVX2 + FMA, as on a CPU without AVX-512 (the same variables as
+# tools/bench-run --isa avx2: oneDNN, OpenBLAS's core and wconv's vector kernels; ATen and MKL).
+case "${ISA:-native}" in
+  native) ;;
+  avx2) export ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell WCONV_VECTOR_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
+  *) echo "tools/bench-train/run.sh: ISA takes avx2 (or native, the default)" >&2; exit 2 ;;
+esac
+"$WCONV" --version | sed 1d || true
 mkdir -p .build/bench
 # PyTorch runs before and after wconv and its two runs are averaged: this VM's speed moves by the
 # minute, and a slow minute on one side alone would decide the ratio.
