@@ -83,6 +83,20 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(JSONValue.quoted(s), "\"é😀\u{7f}\\u0001\\b\\f\\\"\\\\\\n\"")
     }
 
+    /// Strings without a character to escape take the whole-string path; each character that needs
+    /// one sends the string through the scalar loop. Both paths agree with Python's json.dumps.
+    func testQuotingFastPathAndEscapes() {
+        XCTAssertEqual(JSONValue.quoted("layer4.1.bn2.running_var"), #""layer4.1.bn2.running_var""#)
+        XCTAssertEqual(JSONValue.quoted("é.weight"), "\"é.weight\"")
+        XCTAssertEqual(JSONValue.quoted("é.weight", asciiOnly: true), #""\u00e9.weight""#)
+        XCTAssertEqual(JSONValue.quoted("a\u{7f}", asciiOnly: true), #""a\u007f""#)
+        XCTAssertEqual(JSONValue.quoted("a\u{7f}"), "\"a\u{7f}\"")
+        for (raw, want) in [("a\"b", #""a\"b""#), ("a\\b", #""a\\b""#), ("a\u{1f}", #""a\u001f""#), ("", #""""#)] {
+            XCTAssertEqual(JSONValue.quoted(raw), want)
+            XCTAssertEqual(JSONValue.quoted(raw, asciiOnly: true), want)
+        }
+    }
+
     func testLayouts() throws {
         let v: JSONValue = ["a": "é", "b": [1, 2.5, nil, true], "c": [:], "d": [[1, 2], ["x"]], "e": .double(.nan)]
         XCTAssertEqual(v.serialized, #"{"a":"é","b":[1,2.5,null,true],"c":{},"d":[[1,2],["x"]],"e":NaN}"#)

@@ -8,7 +8,11 @@ enum Fmt {
         var v = Double(n)
         var u = 0
         while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-        return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+        if u == 0 { return "\(n) B" }
+        // One decimal without String(format:), whose first call sets up Foundation's locale
+        // formatting (≈ 0.3 ms of every convert).
+        let tenths = Int((v * 10).rounded(.toNearestOrEven))
+        return "\(tenths / 10).\(tenths % 10) \(units[u])"
     }
 
     /// 25557032 → "25,557,032".
