@@ -6,15 +6,19 @@ import WconvTensor
 /// their graph), and the output format follows `format` or the extension.
 public enum ModelIO {
     /// Reads any supported model file into a graph (a weights-only graph when no structure is found).
-    public static func load(path: String, key: String? = nil, arch: String? = nil, toolVersion: String? = nil) throws -> ModelGraph {
-        try GraphImporter.importGraph(path: path, key: key, arch: arch, toolVersion: toolVersion).graph
+    /// `hashSource: false` leaves the file's SHA-256 out of the provenance, for callers that write no
+    /// model from the graph (see `GraphImporter.importGraph(path:…)`).
+    public static func load(path: String, key: String? = nil, arch: String? = nil, toolVersion: String? = nil,
+                            hashSource: Bool = true) throws -> ModelGraph {
+        try GraphImporter.importGraph(path: path, key: key, arch: arch, toolVersion: toolVersion, hashSource: hashSource).graph
     }
 
     /// Reads a model file as a graph that can run (`run`, `verify`, `bench run`): canonical files
     /// restore their graph, state dicts go through architecture recognition (`arch` forces a
-    /// family). A file with weights but no graph is refused with the recogniser's reason.
+    /// family). A file with weights but no graph is refused with the recogniser's reason. Running
+    /// writes no model, so the source file is not hashed.
     public static func loadRunnable(path: String, arch: String? = nil, toolVersion: String? = nil) throws -> ModelGraph {
-        let graph = try load(path: path, arch: arch, toolVersion: toolVersion)
+        let graph = try load(path: path, arch: arch, toolVersion: toolVersion, hashSource: false)
         if graph.isWeightsOnly {
             let why = graph.provenance.notes["weightsOnlyReason"].map { ": \($0)" } ?? ""
             throw WconvError(.invalidInput, "has weights but no graph, so it cannot run\(why). Try `wconv import --arch NAME` to force a family", file: path)

@@ -8,6 +8,20 @@ import WconvTestSupport
 /// The import dispatch and report: every tensor accounted for, weights-only fallback with the
 /// reason, canonical bundles restored, layer groups, provenance hashing.
 final class ImportTests: XCTestCase {
+    /// The source file's SHA-256 is recorded when a model may be written from the graph (import,
+    /// load), and skipped when it is only run (loadRunnable): hashing reads the whole file.
+    func testSourceHashOnlyWhereAModelIsWritten() throws {
+        let path = Repo.fixture("models/resnet_basic.safetensors")
+        let want = try SHA256.hex(ofFile: path)
+        XCTAssertEqual(try GraphImporter.importGraph(path: path).graph.provenance.sourceSHA256, want)
+        XCTAssertEqual(try GraphImporter.importGraph(path: path).report.sourceSHA256, want)
+        XCTAssertEqual(try ModelIO.load(path: path).provenance.sourceSHA256, want)
+        XCTAssertNil(try ModelIO.load(path: path, hashSource: false).provenance.sourceSHA256)
+        let runnable = try ModelIO.loadRunnable(path: path)
+        XCTAssertNil(runnable.provenance.sourceSHA256)
+        XCTAssertEqual(runnable.provenance.sourceFile, path)
+    }
+
     func testReportAccountsForEveryTensor() throws {
         var src = try Fixtures.readSafetensors("resnet_basic.safetensors")
         var wrapped = TensorBundle(format: "pytorch-zip")

@@ -129,7 +129,7 @@ struct BenchTrainCommand: ParsableCommand {
         let graph: ModelGraph
         let label: String
         if let model, synthetic == nil {
-            graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+            graph = try ModelIO.load(path: model, toolVersion: wconvVersion, hashSource: false)
             label = modelName(model)
         } else {
             graph = SyntheticModels.resnet18(classes: 1000, input: size)

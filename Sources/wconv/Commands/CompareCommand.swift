@@ -48,7 +48,8 @@ struct CompareCommand: ParsableCommand {
         var graphs: [(name: String, graph: ModelGraph)] = []
         var config = flags
         for (path, name) in zip(sourcePaths, display) {
-            var g = try ModelIO.load(path: path, toolVersion: wconvVersion)
+            // Hashed for the provenance of the models --save-dir writes, only then.
+            var g = try ModelIO.load(path: path, toolVersion: wconvVersion, hashSource: saveDir != nil)
             let fit = try DataFit.resolve(graph: g, config: flags, defaulted: training.defaulted, augment: training.augment, request: training.preprocessing.request(), train: train)
             g.preprocessing = fit.preprocessing
             if graphs.isEmpty { config = fit.config }

@@ -18,7 +18,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let precision = try arithmetic.checked()
         if TextTrainingModel.isFolder(model) { return try runText(TextTrainingModel.load(model, toolVersion: wconvVersion)) }
-        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion, hashSource: false)
         if TextTrainingModel.isTextGraph(graph) { return try runText(TextTrainingModel(graph: graph, weights: model)) }
         let ds = try TrainingJob.dataset(data, classes: graph.labels, multiLabel: Trainer.isMultiLabelModel(graph) ? true : nil)
         let request = try preprocessing.request()

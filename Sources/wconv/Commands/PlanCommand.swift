@@ -15,7 +15,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let flags = try training.config()
         if TextTrainingModel.isFolder(model) { return try runText(TextTrainingModel.load(model, toolVersion: wconvVersion), flags) }
-        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion)
+        var graph = try ModelIO.load(path: model, toolVersion: wconvVersion, hashSource: false)
         if TextTrainingModel.isTextGraph(graph) { return try runText(TextTrainingModel(graph: graph, weights: model), flags) }
         let classNames: [String]
         var trainSet: (any LabelledDataset)?
