@@ -18,6 +18,7 @@ let package = Package(
     targets: [
         // C libraries from Debian's packages, one wrapper target each.
         .systemLibrary(name: "CWconvZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CWconvCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CWconvProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
         // HDF5 is loaded with dlopen on first use (wconv_hdf5.h); its headers come from libhdf5-dev.
         .target(name: "CWconvHDF5", linkerSettings: [.linkedLibrary("dl")]),
@@ -44,6 +45,7 @@ let package = Package(
 
         // Core Library
         .target(name: "WconvTensor", dependencies: [
+            "CWconvCrypto",
             .product(name: "Collections", package: "swift-collections"),
         ]),
         .target(name: "WconvFormats", dependencies: [

@@ -147,6 +147,13 @@ final class ImportTests: XCTestCase {
         var s = SHA256()
         var i = 0
         for step in [1, 63, 64, 65, 3, 200, 604] { s.update(data[i..<(i + step)]); i += step }
+        // A copy taken mid-stream is a value of its own.
+        var half = SHA256()
+        half.update(data[0..<500])
+        var other = half
+        other.update(data[500...])
+        XCTAssertEqual(SHA256.hex(half.finalize()), SHA256.hex(of: data[0..<500]))
+        XCTAssertEqual(SHA256.hex(other.finalize()), SHA256.hex(of: data))
         XCTAssertEqual(SHA256.hex(s.finalize()), SHA256.hex(of: data))
         let tmp = TempDir("sha")
         let path = tmp.file("data")
