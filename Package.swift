@@ -18,10 +18,11 @@ let package = Package(
     targets: [
         // C libraries from Debian's packages, one wrapper target each.
         .systemLibrary(name: "CWconvZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CWconvCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CWconvProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
         // HDF5 is loaded with dlopen on first use (wconv_hdf5.h); its headers come from libhdf5-dev.
         .target(name: "CWconvHDF5", linkerSettings: [.linkedLibrary("dl")]),
+        // OpenSSL's libcrypto for SHA-256, also loaded with dlopen on first use (wconv_crypto.h).
+        .target(name: "CWconvCrypto", linkerSettings: [.linkedLibrary("dl")]),
         // protoc-c output for schemas/onnx.proto, committed (tools/regenerate-onnx rebuilds it).
         .target(name: "CWconvONNX", dependencies: ["CWconvProtobufC"]),
         // OpenBLAS is opened with dlopen on first use, with the kernels chosen from CPUID (wconv_blas.c).

@@ -7,31 +7,31 @@ import Darwin
 
 /// Streaming SHA-256 (FIPS 180-4) for provenance: the hash of a source model file is computed in
 /// fixed-size chunks so a multi-gigabyte file never has to sit in memory. OpenSSL's libcrypto does
-/// the compression (its EVP digest uses the CPU's SHA extensions where they exist): a scalar Swift
-/// version hashed at ≈ 220 MB/s, 0.45 s of every `wconv import` of a ResNet-50 .pth.
+/// the work (its EVP digest uses the CPU's SHA extensions where they exist), loaded on first use
+/// (wconv_crypto.h): the scalar Swift version it replaced hashed at ≈ 220 MB/s, 0.45 s of every
+/// `wconv import` of a ResNet-50 .pth.
 public struct SHA256: Sendable {
     /// The EVP context; copied on write, so a SHA256 value behaves as a value.
     private final class Context: @unchecked Sendable {
-        let ctx: OpaquePointer
-        init() {
-            guard let c = EVP_MD_CTX_new(), EVP_DigestInit_ex(c, EVP_sha256(), nil) == 1 else {
-                fatalError("libcrypto: EVP_DigestInit_ex(sha256) failed")
+        let ctx: UnsafeMutableRawPointer
+        init(copying other: Context? = nil) {
+            let made = other.map { wconv_sha256_copy($0.ctx) } ?? wconv_sha256_new()
+            guard let made else {
+                // libcrypto is one of wconv's listed dependencies (tools/install-deps).
+                fatalError("SHA-256: \(SHA256.unavailable ?? "libcrypto failed to make a digest context")")
             }
-            ctx = c
+            ctx = made
         }
-        init(copying other: Context) {
-            guard let c = EVP_MD_CTX_new(), EVP_MD_CTX_copy_ex(c, other.ctx) == 1 else {
-                fatalError("libcrypto: EVP_MD_CTX_copy_ex failed")
-            }
-            ctx = c
-        }
-        deinit { EVP_MD_CTX_free(ctx) }
+        deinit { wconv_sha256_free(ctx) }
     }
     private var context = Context()
 
+    /// Why SHA-256 cannot run here (libcrypto missing), or nil.
+    public static var unavailable: String? { wconv_crypto_load_error().map { String(cString: $0) } }
+
     public init() {}
 
-    private mutating func unique() -> OpaquePointer {
+    private mutating func unique() -> UnsafeMutableRawPointer {
         if !isKnownUniquelyReferenced(&context) { context = Context(copying: context) }
         return context.ctx
     }
@@ -39,7 +39,7 @@ public struct SHA256: Sendable {
     /// Feeds bytes.
     public mutating func update(_ data: UnsafeRawBufferPointer) {
         guard data.count > 0, let base = data.baseAddress else { return }
-        EVP_DigestUpdate(unique(), base, data.count)
+        wconv_sha256_update(unique(), base, data.count)
     }
 
     public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
@@ -49,10 +49,8 @@ public struct SHA256: Sendable {
     /// The digest; the value starts over afterwards.
     public mutating func finalize() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        var n: UInt32 = 0
         let ctx = unique()
-        _ = out.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(ctx, $0.baseAddress, &n) }
-        context = Context()
+        out.withUnsafeMutableBufferPointer { wconv_sha256_final(ctx, $0.baseAddress!) }
         return out
     }
 
@@ -70,6 +68,7 @@ public struct SHA256: Sendable {
 
     /// Hex digest of a file, read in 1 MiB chunks.
     public static func hex(ofFile path: String) throws -> String {
+        if let why = unavailable { throw WconvError(.runtime, why, file: path) }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw WconvError(.invalidInput, "cannot open for hashing: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }
