@@ -26,8 +26,8 @@
 
 // The loops below run in place (y == x) as often as not. Without this the vectoriser guards each
 // loop with a run-time overlap test that sends y == x to its scalar copy: in place, the AVX2 SiLU ran
-// at 4.7 ns a value inside EfficientNet-B0 against 0.55 for the AVX-512 kernel (8 values a vector, so
-// ≈ 1 ns was due). Safe because every loop reads element i before it writes element i, and callers
+// at 4.7 ns a value inside EfficientNet-B0, against 0.77 for the same loop in a C harness with
+// disjoint buffers (0.55 for the AVX-512 kernel). Safe because every loop reads element i before it writes element i, and callers
 // pass the same buffer or disjoint ones, never a shifted one.
 #if defined(__clang__)
 #define VECTORISE_IN_PLACE _Pragma("clang loop vectorize(assume_safety)")

@@ -46,7 +46,8 @@ public enum GraphImporter {
     /// `arch` forces a recogniser family; `configJSON` overrides a `config.json` found beside the file.
     /// `hashSource` records the file's SHA-256 in the graph's provenance (and the import report), which
     /// files written from the graph carry; a caller that only runs the model passes false: hashing
-    /// reads the whole file at ≈ 330 MB/s, 0.3 s of every `wconv run` of a ResNet-50 .pth.
+    /// reads the whole file once more (with the former Swift SHA-256, 0.47 s of a one-image `wconv run`
+    /// of a ResNet-50 .pth).
     public static func importGraph(path: String, key: String? = nil, arch: String? = nil,
                                    configJSON: JSONValue? = nil, toolVersion: String? = nil,
                                    hashSource: Bool = true) throws -> ImportResult {

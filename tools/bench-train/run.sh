@@ -21,11 +21,8 @@ PREC=(--precision "${PRECISION:-f32}")
 TORCH_PREC=(); [ "${TORCH_AUTOCAST:-0}" = 1 ] && TORCH_PREC=(--autocast)
 # ISA=avx2 holds both sides to AVX2 + FMA, as on a CPU without AVX-512 (the same variables as
 # tools/bench-run --isa avx2: oneDNN, OpenBLAS's core and wconv's vector kernels; ATen and MKL).
-case "${ISA:-native}" in
-  native) ;;
-  avx2) export ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell WCONV_VECTOR_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
-  *) echo "tools/bench-train/run.sh: ISA takes avx2 (or native, the default)" >&2; exit 2 ;;
-esac
+. tools/bench.d/isa.sh
+bench_isa "${ISA:-native}"
 "$WCONV" --version | sed 1d || true
 mkdir -p .build/bench
 # PyTorch runs before and after wconv and its two runs are averaged: this VM's speed moves by the

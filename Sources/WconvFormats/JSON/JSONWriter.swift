@@ -108,7 +108,7 @@ extension JSONValue {
     public static func quote(_ s: String, asciiOnly: Bool = false, into out: inout String) {
         out += "\""
         // Most strings (tensor names, dtypes, paths) need no escape: appended whole, not scalar by
-        // scalar (a ResNet-50 safetensors header spent ≈ 1 ms here, 2.5 % of a convert).
+        // scalar (the scalar loop was ≈ 1 % of a ResNet-50 convert's `perf` samples, for its header).
         if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && (!asciiOnly || $0 < 0x7F) }) {
             out += s
             out += "\""

@@ -93,17 +93,10 @@ func binaryForward(_ kind: BinaryKind, _ a: UnsafePointer<Float>, _ b: UnsafePoi
             let (oa, ob) = p.rowOffsets(row)
             let pa = a + oa, pb = b + ob, py = y + row * inner
             switch (kind, ia, ib) {
-            // In place (training's residual adds write over an operand) each loop reads the other
-            // operand alone: see mapFloats for why two equal pointers would run the scalar loop.
-            case (.add, 1, 1):
-                if UnsafePointer(py) == pa { for i in 0..<inner { py[i] += pb[i] } }
-                else if UnsafePointer(py) == pb { for i in 0..<inner { py[i] += pa[i] } }
-                else { for i in 0..<inner { py[i] = pa[i] + pb[i] } }
+            // Training's residual adds write over an operand: mapFloats / zipFloats keep those loops vectorised.
+            case (.add, 1, 1): zipFloats(pa, pb, py, inner, +)
             case (.add, 1, 0): let v = pb[0]; mapFloats(pa, py, inner) { $0 + v }
-            case (.mul, 1, 1):
-                if UnsafePointer(py) == pa { for i in 0..<inner { py[i] *= pb[i] } }
-                else if UnsafePointer(py) == pb { for i in 0..<inner { py[i] *= pa[i] } }
-                else { for i in 0..<inner { py[i] = pa[i] * pb[i] } }
+            case (.mul, 1, 1): zipFloats(pa, pb, py, inner, *)
             case (.mul, 1, 0): let v = pb[0]; mapFloats(pa, py, inner) { $0 * v }
             case (.mul, 0, 1): let v = pa[0]; mapFloats(pb, py, inner) { v * $0 }
             case (.add, _, _): for i in 0..<inner { py[i] = pa[i * ia] + pb[i * ib] }

@@ -18,9 +18,9 @@ struct ConvertJob {
     /// The plain form `convert IN OUT` (two names, no flag), recognised without ArgumentParser; nil
     /// for anything else, which then goes through the full parser and its messages. Why: the
     /// parser builds every argument set by reflection, and each first conformance lookup scans
-    /// all of the static runtime's conformance records. `perf record` of a ResNet-50 convert put
-    /// the parse at ≈ 3 ms of CPU on the main thread before any byte is read, against a ≈ 38 ms
-    /// process (issue 9: convert ≤ 0.5× torch.load + save_file). A plain call whose output
+    /// all of the static runtime's conformance records: it was a third of the `perf` samples of a
+    /// convert of a missing file (10–12.7 ms, 5.1 without it), on the main thread before any byte
+    /// is read (issue 9: convert ≤ 0.5× torch.load + save_file). A plain call whose output
     /// format cannot be told from its extension also goes to the full parser, for its usage line.
     init?(plainArguments args: [String]) {
         guard args.count == 3, args[0] == "convert",

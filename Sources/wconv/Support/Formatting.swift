@@ -10,7 +10,7 @@ enum Fmt {
         while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
         if u == 0 { return "\(n) B" }
         // One decimal without String(format:), whose first call sets up Foundation's locale
-        // formatting (≈ 0.3 ms of every convert).
+        // formatting (0.45 % of a ResNet-50 convert's `perf` samples).
         let tenths = Int((v * 10).rounded(.toNearestOrEven))
         return "\(tenths / 10).\(tenths % 10) \(units[u])"
     }
