@@ -4,6 +4,7 @@
 // from exponent bits stays a normal float; the AVX-512 one (exp512) gives 0 below −87.3 and
 // saturates above. Neither returns a denormal (see exp512).
 #include "wconv_vector.h"
+#include "isa_level.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,6 +467,8 @@ static inline int isa(void) {
     }
     return level;
 }
+
+int wconv_vector_level(void) { return isa(); }
 
 int wconv_vector_use(const char *name) {
     int want = level_named(name);

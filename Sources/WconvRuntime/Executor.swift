@@ -493,7 +493,8 @@ final class Executor {
     /// Adds the time since `t` (uptime ns) to step si's "op kernel" label.
     func recordStepTime(_ si: Int, since t: UInt64, prefix: String = "") {
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
-        let label = "\(prefix)\(nodes[steps[si].node].node.op) \(type(of: steps[si].kernel))"
+        let kernel = steps[si].kernel
+        let label = "\(prefix)\(nodes[steps[si].node].node.op) \(type(of: kernel))" + (kernel.profileDetail.map { " " + $0 } ?? "")
         let old = stepSeconds![label] ?? (0, 0)
         stepSeconds![label] = (old.seconds + dt, old.count + 1)
     }

@@ -101,6 +101,27 @@ final class DNNLConvTests: XCTestCase {
         assertClose(r.dnnl, y, rtol: 1e-4, atol: 1e-5)
     }
 
+    /// wconv's Winograd (the path of CPUs without AVX-512, forced here on any CPU) in an inference
+    /// plan: NHWC chain, ReLU in its output transform, the identity blocks' residual summed in place.
+    func testWconvWinogradInPlansMatches() throws {
+        try XCTSkipUnless(DNNL.isEnabled, "oneDNN is off (WCONV_DNNL=0) or has no CPU engine")
+        DNNLConvolution.preferOwnWinograd = true
+        defer { DNNLConvolution.preferOwnWinograd = false }
+        var rng = TestRNG(19)
+        let g = NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 6, bottleneck: false)
+        let x = rng.tensor([4, 3, 64, 60])
+        let r = try both(g, x)
+        DNNL.disabledForTesting = false
+        let on = try InferenceSession(graph: g)
+        XCTAssertEqual(try on.run(["x": x])[g.outputs[0].name]!.floats(), r.dnnl)
+        let own = on.executor.steps.compactMap { $0.kernel as? DNNLConv2d }.filter { $0.conv.implementation.hasPrefix("wconv:wino") }
+        // Layer1's four 3×3 convs (16×15 maps, 4 images: 64 tiles of 4×4); later stages have fewer
+        // tiles than WinogradConvolution.minTiles. Two of them add their block's residual.
+        XCTAssertEqual(own.count, 4)
+        XCTAssertEqual(own.filter { $0.conv.addsResidual }.count, 2)
+        assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
+    }
+
     /// Which geometries may take Winograd: 3×3 stride 1 undilated ungrouped, ≥ 16 channels, and
     /// enough 4×4 output tiles per call to pay for the weights' transform.
     func testWinogradShapeRule() {

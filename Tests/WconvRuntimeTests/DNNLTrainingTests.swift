@@ -123,6 +123,21 @@ final class DNNLTrainingTests: XCTestCase {
         XCTAssertEqual(on.winograd, 4)
     }
 
+    /// wconv's Winograd forward (CPUs without AVX-512; forced here) in a training step: weights
+    /// transformed every call, backward on oneDNN's direct kernels; every gradient must agree.
+    func testWconvWinogradForwardInTrainingStepMatches() throws {
+        DNNLConvolution.preferOwnWinograd = true
+        defer { DNNLConvolution.preferOwnWinograd = false }
+        var rng = TestRNG(29)
+        let g = inputAsParameter(NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 5, bottleneck: false), rng.tensor([4, 3, 64, 60]))
+        DNNL.disabledForTesting = false
+        let s = try TrainingSession(graph: g, trainable: Set(g.parameters.keys).subtracting(g.buffers))
+        _ = try s.forward([:], training: true)
+        let own = s.executor.steps.compactMap { $0.kernel as? DNNLTrainConv2d }.filter { $0.forwardKernel.conv.implementation.hasPrefix("wconv:wino") }
+        XCTAssertEqual(own.count, 4)
+        _ = try compare(g, [:])
+    }
+
     /// oneDNN 2.6's jit_1x1 backward kernels corrupted the heap on strided 1×1 convs at odd batches
     /// (ResNet downsample convs at batch 9 crashed `wconv finetune`): they are passed over there,
     /// and kept for unit-stride 1×1 convs.

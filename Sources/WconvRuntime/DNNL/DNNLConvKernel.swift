@@ -48,6 +48,8 @@ struct DNNLConv2d: StepKernel {
     }
 
     func backward(_ c: BackwardContext) throws { try Conv2d(geometry: geometry).backward(c) }
+
+    var profileDetail: String? { conv.implementation }
 }
 
 /// What the layout plan decided for one step (KernelRequest.layout).

@@ -46,6 +46,11 @@ final class DNNLConvolution {
     /// convolutions get ahead. `WCONV_DNNL_WINOGRAD=0` keeps every conv direct (tests set it too).
     nonisolated(unsafe) static var winogradEnabled = ProcessInfo.processInfo.environment["WCONV_DNNL_WINOGRAD"] != "0"
 
+    /// wconv's Winograd (WinogradConvolution) even where oneDNN has its own: `WCONV_DNNL_WINOGRAD=wconv`,
+    /// to measure one against the other on an AVX-512 CPU, and for tests of the plans on any CPU.
+    /// Elsewhere it runs only where oneDNN has no Winograd kernel.
+    nonisolated(unsafe) static var preferOwnWinograd = ProcessInfo.processInfo.environment["WCONV_DNNL_WINOGRAD"] == "wconv"
+
     /// Shapes Winograd may take: 3×3, stride 1, no dilation, no groups, ≥ 16 channels each side
     /// (its 16-channel blocks; fewer would be mostly padding), and ≥ 16 output tiles of 4×4 over
     /// the batch: the weights' transform, paid per call, is amortised over the tiles (batch 1 on a
@@ -122,7 +127,6 @@ final class DNNLConvolution {
             if let e = eltwise { try DNNL.check(dnnl_post_ops_append_eltwise(po, 1, e.alg, e.alpha, e.beta), "post_ops_append_eltwise") }
             try DNNL.check(dnnl_primitive_attr_set_post_ops(attr, po), "primitive_attr_set_post_ops")
         }
-        trailingActivation = eltwise == nil ? activation : .none
         addsResidual = residual
         computesBF16 = bf16
         writesBF16 = bf16Output
@@ -155,6 +159,18 @@ final class DNNLConvolution {
             }
         }
         conv = try DNNLPrimitive(pd!)
+        // Where oneDNN has no Winograd kernel for it (a CPU without AVX-512), wconv's own, on the
+        // caller's NHWC f32 buffers; ReLU runs in its output transform, another activation after it.
+        if winograd && (!conv.implementation.contains("wino") || DNNLConvolution.preferOwnWinograd) && !self.nchwInput && !self.nchwOutput && !bf16Input && !bf16Output
+            && WinogradConvolution.applies(to: g) {
+            ownWinograd = WinogradConvolution(g, constantWeights: constantWeights)
+            winogradReLU = activation == .relu
+            trailingActivation = activation == .relu ? .none : activation
+        } else {
+            ownWinograd = nil
+            winogradReLU = false
+            trailingActivation = eltwise == nil ? activation : .none
+        }
 
         let chosenSrc = conv.md(dnnl_query_src_md), chosenDst = conv.md(dnnl_query_dst_md), chosenW = conv.md(dnnl_query_weights_md)
         let plainW = try dnnl_memory_desc_t.f32(wDims, wTag)
@@ -176,7 +192,7 @@ final class DNNLConvolution {
         // plan's convolutions share it; blocked buffers are the primitive's own.
         src = try DNNLMemory(chosenSrc, engine, own: layout == .blocked)
         dst = try DNNLMemory(chosenDst, engine, own: layout == .blocked)
-        srcStagingBytes = srcNeedsReorder && layout != .blocked ? src.byteCount : 0
+        srcStagingBytes = ownWinograd?.scratchBytes ?? (srcNeedsReorder && layout != .blocked ? src.byteCount : 0)
         dstStagingBytes = dstNeedsReorder && layout != .blocked ? dst.byteCount : 0
         userSrc = srcNeedsReorder ? try DNNLMemory(plainSrc, engine, own: false) : nil
         userDst = dstNeedsReorder ? try DNNLMemory(plainDst, engine, own: false) : nil
@@ -191,6 +207,10 @@ final class DNNLConvolution {
         }
     }
     private let constantWeights: Bool
+    /// wconv's Winograd, run instead of `conv` (which oneDNN made direct); its scratch is the staging's.
+    private let ownWinograd: WinogradConvolution?
+    /// Its output transform applies the (ReLU) activation.
+    private let winogradReLU: Bool
     /// `forward` adds `residual` (sum post-op) before the activation.
     let addsResidual: Bool
     /// Computes in bfloat16; writes its (NHWC) output as bfloat16.
@@ -203,7 +223,7 @@ final class DNNLConvolution {
     }
 
     /// The kernel oneDNN chose and the layouts, for reports ("jit:avx512_core").
-    var implementation: String { conv.implementation }
+    var implementation: String { ownWinograd == nil ? conv.implementation : "wconv:wino_4x3+sgemm" }
 
     /// The reorders' implementations ("simple:any", "jit:uni", …), for reports.
     var reorderImplementations: String {
@@ -212,7 +232,7 @@ final class DNNLConvolution {
 
     /// The constant weights' values changed (a trainer's validation plan after an epoch): the next
     /// call reorders them again.
-    func weightsChanged() { reorderedFrom = nil }
+    func weightsChanged() { reorderedFrom = nil; ownWinograd?.weightsChanged() }
 
     /// Reorders the weights when they are not constant or not yet reordered from this buffer.
     private func bindWeights(_ w: UnsafePointer<Float>) {
@@ -230,6 +250,12 @@ final class DNNLConvolution {
     /// (`writesChannelMeans`): the same pass writes each image's channel means of y there.
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
                  scratch: UnsafeMutableRawPointer?, residual: UnsafePointer<Float>? = nil, means: UnsafeMutablePointer<Float>? = nil) {
+        if let ownWinograd {
+            ownWinograd.forward(x, weight: weight, bias: b, y, scratch: scratch!, residual: addsResidual ? residual : nil,
+                                relu: winogradReLU)
+            finish(y, means: means)
+            return
+        }
         if addsResidual, let residual, residual != UnsafePointer(y) {
             UnsafeMutableRawPointer(y).copyMemory(from: residual, byteCount: dst.byteCount)
         }
@@ -254,6 +280,11 @@ final class DNNLConvolution {
             userDst.bind(y)
             dstReorder.execute(engine, [(DNNL_ARG_FROM, dst), (DNNL_ARG_TO, userDst)])
         }
+        finish(y, means: means)
+    }
+
+    /// The activation oneDNN did not fuse, with the channel means where asked.
+    private func finish(_ y: UnsafeMutablePointer<Float>, means: UnsafeMutablePointer<Float>?) {
         if let means, canWriteChannelMeans {
             siluWithChannelMeans(y, means)
         } else if trailingActivation != .none {

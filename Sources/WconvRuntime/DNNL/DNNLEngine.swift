@@ -31,7 +31,8 @@ public enum DNNL {
         }
         let env = ProcessInfo.processInfo.environment
         let policy = env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" } ?? env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" } ?? "default wait policy; wconv's arithmetic commands set OMP_WAIT_POLICY=passive"
-        let wino = hasWinograd && DNNLConvolution.winogradEnabled ? " (3×3 stride 1: Winograd)" : ""
+        let wino = !DNNLConvolution.winogradEnabled ? ""
+            : hasWinograd ? " (3×3 stride 1: Winograd)" : " (3×3 stride 1: Winograd F(4×4, 3×3), wconv's transforms on oneDNN's sgemm)"
         return "\(version) (OpenMP \(policy), ISA \(isaName(dnnl_get_effective_cpu_isa()))): convolutions\(wino)"
     }
 

@@ -12,6 +12,9 @@ struct DNNLTrainConv2d: StepKernel {
     let forwardKernel: DNNLConv2d
     let backwardConv: DNNLConvBackward
 
+    /// Forward | backward data, weights.
+    var profileDetail: String? { "\(forwardKernel.conv.implementation) | \(backwardConv.implementation)" }
+
     /// The oneDNN kernel for a training plan's conv2d, or nil when im2col + GEMM should run: oneDNN
     /// off, an activation fused into the conv (training plans fuse none), or a large conv with NCHW
     /// on both sides (reorders around it cost more than oneDNN gains: DNNLConv2d.standaloneMaxMACs).

@@ -82,9 +82,12 @@ protocol StepKernel {
     /// Elements read from each input and written to each output, from the kernel's own parameters,
     /// given the planned element counts (AccessCheck.swift); the planner refuses any excess.
     func extents(inputs: [Int], outputs: [Int]) -> StepExtents
+    /// The library kernel underneath, for `--profile` ("jit_1x1:avx2"); nil: the type name says it.
+    var profileDetail: String? { get }
 }
 
 extension StepKernel {
+    var profileDetail: String? { nil }
     func backward(_ c: BackwardContext) throws {}
     func auxFloats(training: Bool) -> Int { 0 }
     var isView: Bool { false }

@@ -1,0 +1,76 @@
+import CWconvDNNL
+import CWconvVector
+import Foundation
+
+/// Winograd F(4×4, 3×3) for f32 3×3 stride-1 convolutions on NHWC buffers where oneDNN has no
+/// Winograd kernel (oneDNN 2.6.3 has one for AVX-512 only): wconv's tile transforms
+/// (wconv_winograd.c) around 36 GEMMs in oneDNN's sgemm. 2.25× fewer multiplies than the direct
+/// kernel, which already runs at ≈ 91 % of the AVX2 FMA roof, so on an AVX2 CPU this is the only way
+/// further on ResNet's 3×3 layers (figures in docs/runtime.md, "Winograd on AVX2").
+/// Error against a float64 reference is of the direct kernel's order on ResNet's shapes (tests).
+final class WinogradConvolution {
+    let geometry: ConvGeometry
+    private var shape: wconv_wino_geom
+    /// 4×4 output tiles over the batch.
+    let tiles: Int
+    /// Transformed weights, 36 × C × O floats, and the weight buffer they were made from.
+    private let u: UnsafeMutablePointer<Float>
+    private var transformedFrom: UnsafeRawPointer?
+    private let constantWeights: Bool
+
+    /// Fewest 4×4 tiles over the batch for which this beats the direct kernel: below it the 36 GEMMs
+    /// are too short to run near the roof.
+    static let minTiles = 64
+
+    /// The shapes it takes: 3×3, stride 1, no dilation or groups, ≥ 16 channels each side, and
+    /// `minTiles` tiles.
+    static func applies(to g: ConvGeometry) -> Bool {
+        g.groups == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1
+            && g.c >= 16 && g.o >= 16 && g.n * ((g.ho + 3) / 4) * ((g.wo + 3) / 4) >= minTiles
+    }
+
+    init(_ g: ConvGeometry, constantWeights: Bool) {
+        geometry = g
+        self.constantWeights = constantWeights
+        shape = wconv_wino_geom(n: g.n, h: g.h, w: g.w, c: g.c, o: g.o, ho: g.ho, wo: g.wo, pt: g.pt, pl: g.pl,
+                                tiles_h: (g.ho + 3) / 4, tiles_w: (g.wo + 3) / 4)
+        tiles = g.n * shape.tiles_h * shape.tiles_w
+        u = .allocate(capacity: 36 * g.c * g.o)
+    }
+
+    deinit { u.deallocate() }
+
+    /// Scratch `forward` needs: the transformed input (36 × T × C) and the products (36 × T × O), in bytes.
+    var scratchBytes: Int { 36 * tiles * (geometry.c + geometry.o) * 4 + 64 }
+
+    /// The constant weights' values changed: the next call transforms them again.
+    func weightsChanged() { transformedFrom = nil }
+
+    /// y = conv(x, w) + b (+ residual), max(0, ·) when `relu`; x, y, residual NHWC f32, weights OIHW.
+    /// `scratch` holds `scratchBytes`.
+    func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+                 scratch: UnsafeMutableRawPointer, residual: UnsafePointer<Float>?, relu: Bool) {
+        let c = geometry.c, o = geometry.o, t = tiles
+        if !constantWeights || transformedFrom != UnsafeRawPointer(weight) {
+            Parallel.forRange(c, costPerItem: o * 400) { r in
+                wconv_wino43_weights(weight, u, r.lowerBound, r.upperBound, o, c)
+            }
+            transformedFrom = UnsafeRawPointer(weight)
+        }
+        let v = scratch.bindMemory(to: Float.self, capacity: 36 * t * c)
+        let m = (scratch + (36 * t * c * 4 + 63) / 64 * 64).bindMemory(to: Float.self, capacity: 36 * t * o)
+        withUnsafePointer(to: &shape) { gp in
+            Parallel.forRange(t, costPerItem: c * 36 * 8) { r in wconv_wino43_input(x, v, r.lowerBound, r.upperBound, gp) }
+            for xi in 0..<36 {
+                // Row-major: M[ξ] (T × O) = V[ξ] (T × C) · U[ξ] (C × O).
+                let status = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(t), Int64(o), Int64(c), 1,
+                               v + xi * t * c, Int64(c), u + xi * c * o, Int64(o), 0, m + xi * t * o, Int64(o))
+                // Only invalid arguments fail, and the shapes come from one geometry.
+                assert(status == dnnl_success, "dnnl_sgemm \(t)×\(c)·\(c)×\(o): \(status)")
+            }
+            Parallel.forRange(t, costPerItem: o * 36 * 8) { r in
+                wconv_wino43_output(m, y, bias, residual, relu ? 1 : 0, r.lowerBound, r.upperBound, gp)
+            }
+        }
+    }
+}
