@@ -119,30 +119,29 @@ static inline __attribute__((always_inline)) void output_body(const float *m, fl
 }
 
 // U[ξ][c][o] = (G g Gᵀ)[ξ] for the weights OIHW, input channels [c0, c1); across output channels in
-// blocks so each store is contiguous.
-static inline __attribute__((always_inline)) void weights_body(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c) {
+// blocks so each store is contiguous. In training this runs every call: vector types here too.
+#define G_ROWS(g0, g1, g2, o0, o1, o2, o3, o4, o5) do { \
+    vf s02 = g0 + g2; o0 = g0 * 0.25f; o1 = (s02 + g1) * (-1.0f / 6); o2 = (s02 - g1) * (-1.0f / 6); \
+    vf q = g0 * (1.0f / 24) + g2 * (1.0f / 6); o3 = q + g1 * (1.0f / 12); o4 = q - g1 * (1.0f / 12); o5 = g2; } while (0)
+
+static inline __attribute__((always_inline)) void weights_body(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
     for (size_t ci = c0; ci < c1; ci++) {
         for (size_t o0 = 0; o0 < o; o0 += CB) {
             const size_t ob = o - o0 < CB ? o - o0 : CB;
-            float gk[9][CB], t[6][3][CB];
-            for (int e = 0; e < 9; e++)
-                for (size_t k = 0; k < CB; k++) gk[e][k] = k < ob ? w[((o0 + k) * c + ci) * 9 + (size_t)e] : 0;
-            for (int j = 0; j < 3; j++)
-                for (int k = 0; k < CB; k++) {
-                    float g0 = gk[j][k], g1 = gk[3 + j][k], g2 = gk[6 + j][k];
-                    t[0][j][k] = g0 / 4; t[1][j][k] = -(g0 + g1 + g2) / 6; t[2][j][k] = -(g0 - g1 + g2) / 6;
-                    t[3][j][k] = g0 / 24 + g1 / 12 + g2 / 6; t[4][j][k] = g0 / 24 - g1 / 12 + g2 / 6; t[5][j][k] = g2;
-                }
+            vf gk[9], t[6][3];
+            for (int e = 0; e < 9; e++) {
+                float lane[CB] = {0};
+                for (size_t k = 0; k < ob; k++)
+                    lane[k] = flipped ? w[(ci * o + o0 + k) * 9 + 8 - (size_t)e] : w[((o0 + k) * c + ci) * 9 + (size_t)e];
+                gk[e] = load_vf(lane);
+            }
+            for (int j = 0; j < 3; j++) G_ROWS(gk[j], gk[3 + j], gk[6 + j], t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]);
             for (int i = 0; i < 6; i++) {
-                float r[6][CB];
-                for (int k = 0; k < CB; k++) {
-                    float g0 = t[i][0][k], g1 = t[i][1][k], g2 = t[i][2][k];
-                    r[0][k] = g0 / 4; r[1][k] = -(g0 + g1 + g2) / 6; r[2][k] = -(g0 - g1 + g2) / 6;
-                    r[3][k] = g0 / 24 + g1 / 12 + g2 / 6; r[4][k] = g0 / 24 - g1 / 12 + g2 / 6; r[5][k] = g2;
-                }
+                vf r[6];
+                G_ROWS(t[i][0], t[i][1], t[i][2], r[0], r[1], r[2], r[3], r[4], r[5]);
                 for (int j = 0; j < 6; j++) {
                     float *q = u + ((size_t)(i * 6 + j) * c + ci) * o + o0;
-                    for (size_t k = 0; k < ob; k++) q[k] = r[j][k];
+                    if (ob == CB) store_vf(q, r[j]); else store_part(q, r[j], ob);
                 }
             }
         }
@@ -153,12 +152,18 @@ static void input_portable(const float *x, float *v, size_t t0, size_t t1, const
 static void output_portable(const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
     output_body(m, y, b, r, relu, t0, t1, g);
 }
-static void weights_portable(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c) { weights_body(w, u, c0, c1, o, c); }
+static void weights_portable(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) { weights_body(w, u, c0, c1, o, c, flipped); }
 #if defined(__x86_64__) || defined(__i386__)
 #define WINO_X86 1
 __attribute__((target("avx2,fma"))) static void input_avx2(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { input_body(x, v, t0, t1, g); }
 __attribute__((target("avx2,fma"))) static void output_avx2(const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
     output_body(m, y, b, r, relu, t0, t1, g);
+}
+__attribute__((target("avx2,fma"))) static void weights_avx2(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
+    weights_body(w, u, c0, c1, o, c, flipped);
+}
+__attribute__((target("avx512f"))) static void weights_avx512(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
+    weights_body(w, u, c0, c1, o, c, flipped);
 }
 __attribute__((target("avx512f"))) static void input_avx512(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { input_body(x, v, t0, t1, g); }
 __attribute__((target("avx512f"))) static void output_avx512(const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
@@ -169,23 +174,35 @@ __attribute__((target("avx512f"))) static void output_avx512(const float *m, flo
 void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) {
 #ifdef WINO_X86
     switch (wconv_vector_level()) {
-    case 2: input_avx512(x, v, t0, t1, g); return;
-    case 1: input_avx2(x, v, t0, t1, g); return;
+    case 2: input_avx512(x, v, t0, t1, g); break;
+    case 1: input_avx2(x, v, t0, t1, g); break;
+    default: input_portable(x, v, t0, t1, g);
     }
-#endif
+#else
     input_portable(x, v, t0, t1, g);
+#endif
 }
 
 void wconv_wino43_output(const float *m, float *y, const float *bias, const float *residual, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
 #ifdef WINO_X86
     switch (wconv_vector_level()) {
-    case 2: output_avx512(m, y, bias, residual, relu, t0, t1, g); return;
-    case 1: output_avx2(m, y, bias, residual, relu, t0, t1, g); return;
+    case 2: output_avx512(m, y, bias, residual, relu, t0, t1, g); break;
+    case 1: output_avx2(m, y, bias, residual, relu, t0, t1, g); break;
+    default: output_portable(m, y, bias, residual, relu, t0, t1, g);
     }
-#endif
+#else
     output_portable(m, y, bias, residual, relu, t0, t1, g);
+#endif
 }
 
-void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c) {
-    weights_portable(w, u, c0, c1, o, c);
+void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
+#ifdef WINO_X86
+    switch (wconv_vector_level()) {
+    case 2: weights_avx512(w, u, c0, c1, o, c, flipped); break;
+    case 1: weights_avx2(w, u, c0, c1, o, c, flipped); break;
+    default: weights_portable(w, u, c0, c1, o, c, flipped);
+    }
+#else
+    weights_portable(w, u, c0, c1, o, c, flipped);
+#endif
 }

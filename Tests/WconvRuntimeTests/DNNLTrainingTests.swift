@@ -123,8 +123,8 @@ final class DNNLTrainingTests: XCTestCase {
         XCTAssertEqual(on.winograd, 4)
     }
 
-    /// wconv's Winograd forward (CPUs without AVX-512; forced here) in a training step: weights
-    /// transformed every call, backward on oneDNN's direct kernels; every gradient must agree.
+    /// wconv's Winograd (CPUs without AVX-512; forced here) in a training step, forward and input
+    /// gradient: weights transformed every call; every gradient must agree.
     func testWconvWinogradForwardInTrainingStepMatches() throws {
         DNNLConvolution.preferOwnWinograd = true
         defer { DNNLConvolution.preferOwnWinograd = false }
@@ -135,6 +135,8 @@ final class DNNLTrainingTests: XCTestCase {
         _ = try s.forward([:], training: true)
         let own = s.executor.steps.compactMap { $0.kernel as? DNNLTrainConv2d }.filter { $0.forwardKernel.conv.implementation.hasPrefix("wconv:wino") }
         XCTAssertEqual(own.count, 4)
+        // Their input gradients too (a Winograd convolution of dy); weight gradients stay on oneDNN.
+        XCTAssertEqual(own.filter { $0.backwardConv.implementation.hasPrefix("wconv:wino") }.count, 4)
         _ = try compare(g, [:])
     }
 

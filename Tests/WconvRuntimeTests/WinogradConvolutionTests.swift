@@ -94,6 +94,44 @@ final class WinogradConvolutionTests: XCTestCase {
         }
     }
 
+    /// The input gradient as a Winograd convolution of dy with the forward weights rotated (training
+    /// on CPUs without AVX-512): dx[c][y][x] = Σ dy[o][y + pt − i][x + pl − j] · w[o][c][i][j], added to
+    /// what dx holds, on every vector path.
+    func testInputGradientMatchesTheDefinition() throws {
+        for pads in [[1, 1, 1, 1], [1, 0, 2, 1], [0, 0, 0, 0]] {
+            let (n, c, o, h, w) = (4, 17, 20, 17, 15)   // ≥ 64 tiles of 4×4
+            let g = ConvGeometry(n: n, c: c, h: h, w: w, o: o, kh: 3, kw: 3, sh: 1, sw: 1, pt: pads[0], pl: pads[1], pb: pads[2], pr: pads[3], dh: 1, dw: 1, groups: 1)
+            guard let t = WinogradConvolution.inputGradient(of: g) else { return XCTFail("no input-gradient geometry for pads \(pads)") }
+            XCTAssertEqual([t.c, t.o, t.h, t.w, t.ho, t.wo], [o, c, g.ho, g.wo, h, w])
+            var rng = TestRNG(41)
+            let dy = rng.tensor([n, g.ho, g.wo, o]).floats(), wt = rng.tensor([o, c, 3, 3]).floats(), prior = rng.tensor([n * h * w * c]).floats()
+            var want = prior
+            for i in 0..<n { for y in 0..<h { for x in 0..<w { for k in 0..<c {
+                var s = 0.0
+                for ki in 0..<3 { for kj in 0..<3 {
+                    let oy = y + pads[0] - ki, ox = x + pads[1] - kj
+                    guard oy >= 0, oy < g.ho, ox >= 0, ox < g.wo else { continue }
+                    for j in 0..<o { s += Double(dy[((i * g.ho + oy) * g.wo + ox) * o + j]) * Double(wt[((j * c + k) * 3 + ki) * 3 + kj]) }
+                } }
+                want[((i * h + y) * w + x) * c + k] += Float(s)
+            } } } }
+            for path in paths {
+                XCTAssertEqual(wconv_vector_use(path), 1)
+                let conv = WinogradConvolution(t, constantWeights: false, flippedWeights: true)
+                let scratch = UnsafeMutableRawPointer.allocate(byteCount: conv.scratchBytes, alignment: 64)
+                defer { scratch.deallocate() }
+                var dx = prior
+                dy.withUnsafeBufferPointer { dp in wt.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { xp in
+                    conv.forward(dp.baseAddress!, weight: wp.baseAddress!, bias: nil, xp.baseAddress!, scratch: scratch,
+                                 residual: UnsafePointer(xp.baseAddress!), relu: false)
+                } } }
+                assertClose(dx, want, rtol: 1e-4, atol: 2e-4, "pads \(pads) at \(path)")
+            }
+        }
+        // Padding over 2 has no such geometry.
+        XCTAssertNil(WinogradConvolution.inputGradient(of: ConvGeometry(n: 16, c: 16, h: 14, w: 14, o: 16, kh: 3, kw: 3, sh: 1, sw: 1, pt: 3, pl: 3, pb: 3, pr: 3, dh: 1, dw: 1, groups: 1)))
+    }
+
     /// The shape rule: 3×3 stride 1, no dilation or groups, ≥ 16 channels, ≥ 64 tiles of 4×4.
     func testShapeRule() {
         func g(n: Int, c: Int = 256, hw: Int, s: Int = 1, groups: Int = 1) -> ConvGeometry {

@@ -62,8 +62,10 @@ typedef struct {
 void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g);
 
 /// Weight transform of the input channels [c0, c1): u[ξ][k][j] = (G w[j][k] Gᵀ)[ξ] for OIHW 3×3
-/// weights w of o outputs and c inputs; u holds 36 × c × o floats.
-void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c);
+/// weights w of o outputs and c inputs; u holds 36 × c × o floats. With `flipped`, w is the forward
+/// convolution's weights (c outputs × o inputs) and the transform is of its input gradient's
+/// convolution: w'[j][k] = w[k][j] rotated by 180°.
+void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped);
 
 /// Output transform of the tiles [t0, t1): y = Aᵀ m A + bias (+ residual), then max(0, ·) when `relu`,
 /// for the output pixels inside ho × wo; m holds 36 × T × o floats (the 36 GEMMs' products).

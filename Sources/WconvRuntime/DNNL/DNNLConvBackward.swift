@@ -31,6 +31,9 @@ final class DNNLConvBackward {
     /// x and dy converted); gradients are f32 either way.
     let bf16Data: Bool, bf16Weights: Bool
     private let hints: [dnnl_primitive_desc_t]
+    /// The input gradient by wconv's Winograd (a 3×3 stride-1 conv of dy with the rotated weights),
+    /// run instead of `data` where oneDNN has no Winograd kernel, as the forward (DNNLConvolution).
+    private let ownData: WinogradConvolution?
 
     deinit { for h in hints { dnnl_primitive_desc_destroy(h) } }
 
@@ -72,6 +75,9 @@ final class DNNLConvBackward {
         }
         guard let chosen else { throw WconvError(.runtime, "internal: no oneDNN backward convolution for \(g)") }
         data = chosen.data; weights = chosen.weights; hints = chosen.hints
+        ownData = f32 && !nchwInput && !nchwOutput && DNNLConvolution.mayUseWinograd(g)
+            && (!chosen.data.implementation.contains("wino") || DNNLConvolution.preferOwnWinograd)
+            ? WinogradConvolution.inputGradient(of: g).map { WinogradConvolution($0, constantWeights: false, flippedWeights: true) } : nil
         let srcMD = weights.md(dnnl_query_src_md)
         let dstData = data.md(dnnl_query_diff_dst_md), dstWeights = weights.md(dnnl_query_diff_dst_md)
         let sharedDy = dstData == dstWeights
@@ -156,7 +162,7 @@ final class DNNLConvBackward {
     }
 
     /// The kernels oneDNN chose ("brgconv_bwd_d:avx512_core, brgconv_bwd_w:avx512_core"), for reports.
-    var implementation: String { "\(data.implementation), \(weights.implementation)" }
+    var implementation: String { "\(ownData == nil ? data.implementation : "wconv:wino_4x3+sgemm"), \(weights.implementation)" }
 
     /// The backward-weights kernel oneDNN chose ("jit_bf16_1x1:avx512_core_bf16").
     var weightsImplementation: String { weights.implementation }
@@ -164,7 +170,8 @@ final class DNNLConvBackward {
     /// Bytes of staging one call may need (64-byte aligned pieces).
     var stagingBytes: Int {
         let secondDy = diffDstInWeights === diffDstInData ? 0 : diffDstInWeights?.bytes ?? 0
-        return [srcIn?.bytes ?? 0, diffDstInData?.bytes ?? 0, secondDy, diffSrc.stagingBytes, diffWeights.stagingBytes, diffBias.stagingBytes]
+        return [srcIn?.bytes ?? 0, diffDstInData?.bytes ?? 0, secondDy, diffSrc.stagingBytes, diffWeights.stagingBytes, diffBias.stagingBytes,
+                ownData?.scratchBytes ?? 0]
             .reduce(0) { $0 + ($1 + 63) / 64 * 64 }
     }
 
@@ -199,7 +206,11 @@ final class DNNLConvBackward {
             if let dw { diffWeights.finish(dw, engine) }
             if hasBias, let db { diffBias.finish(db, engine) }
         }
-        if let dx {
+        if let dx, let ownData {
+            // dx = conv(dy, rot180(wᵀ)), added in the output transform where dx already holds a gradient.
+            ownData.forward(dy, weight: weight, bias: nil, dx.pointer, scratch: take(ownData.scratchBytes)!,
+                            residual: dx.fresh ? nil : UnsafePointer(dx.pointer), relu: false)
+        } else if let dx {
             if let converted {
                 wData.bind(converted)
             } else {

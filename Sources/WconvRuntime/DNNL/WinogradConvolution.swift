@@ -17,6 +17,9 @@ final class WinogradConvolution {
     private let u: UnsafeMutablePointer<Float>
     private var transformedFrom: UnsafeRawPointer?
     private let constantWeights: Bool
+    /// The weights passed are the forward convolution's, and this is its input gradient's
+    /// convolution (output channels and input channels swapped, kernel rotated by 180°).
+    private let flippedWeights: Bool
 
     /// Fewest 4×4 tiles over the batch for which this beats the direct kernel: below it the 36 GEMMs
     /// are too short to run near the roof.
@@ -29,9 +32,10 @@ final class WinogradConvolution {
             && g.c >= 16 && g.o >= 16 && g.n * ((g.ho + 3) / 4) * ((g.wo + 3) / 4) >= minTiles
     }
 
-    init(_ g: ConvGeometry, constantWeights: Bool) {
+    init(_ g: ConvGeometry, constantWeights: Bool, flippedWeights: Bool = false) {
         geometry = g
         self.constantWeights = constantWeights
+        self.flippedWeights = flippedWeights
         shape = wconv_wino_geom(n: g.n, h: g.h, w: g.w, c: g.c, o: g.o, ho: g.ho, wo: g.wo, pt: g.pt, pl: g.pl,
                                 tiles_h: (g.ho + 3) / 4, tiles_w: (g.wo + 3) / 4)
         tiles = g.n * shape.tiles_h * shape.tiles_w
@@ -39,6 +43,16 @@ final class WinogradConvolution {
     }
 
     deinit { u.deallocate() }
+
+    /// The input gradient of the 3×3 stride-1 convolution `g` as a convolution of dy (the same kind,
+    /// padding 2 − p on each side so its output is x's size), or nil when that is not one
+    /// `applies(to:)` takes (padding over 2).
+    static func inputGradient(of g: ConvGeometry) -> ConvGeometry? {
+        guard applies(to: g), [g.pt, g.pl, g.pb, g.pr].allSatisfy({ $0 <= 2 }) else { return nil }
+        let t = ConvGeometry(n: g.n, c: g.o, h: g.ho, w: g.wo, o: g.c, kh: 3, kw: 3, sh: 1, sw: 1,
+                             pt: 2 - g.pt, pl: 2 - g.pl, pb: 2 - g.pb, pr: 2 - g.pr, dh: 1, dw: 1, groups: 1)
+        return applies(to: t) && t.ho == g.h && t.wo == g.w ? t : nil
+    }
 
     /// Scratch `forward` needs: the transformed input (36 × T × C) and the products (36 × T × O), in bytes.
     var scratchBytes: Int { 36 * tiles * (geometry.c + geometry.o) * 4 + 64 }
@@ -53,7 +67,7 @@ final class WinogradConvolution {
         let c = geometry.c, o = geometry.o, t = tiles
         if !constantWeights || transformedFrom != UnsafeRawPointer(weight) {
             Parallel.forRange(c, costPerItem: o * 400) { r in
-                wconv_wino43_weights(weight, u, r.lowerBound, r.upperBound, o, c)
+                wconv_wino43_weights(weight, u, r.lowerBound, r.upperBound, o, c, flippedWeights ? 1 : 0)
             }
             transformedFrom = UnsafeRawPointer(weight)
         }
