@@ -13,8 +13,11 @@ final class WinogradConvolution {
     private var shape: wconv_wino_geom
     /// 4×4 output tiles over the batch.
     let tiles: Int
-    /// Transformed weights, 36 × C × O floats, and the weight buffer they were made from.
-    private let u: UnsafeMutablePointer<Float>
+    /// Transformed constant weights, 36 × C × O floats (4× the weights), and the weight buffer they
+    /// were made from. Weights that change (training) are transformed every call into the scratch
+    /// instead: kept per conv, they are 362 MB for the 16 convs of ResNet-50, forward and backward
+    /// (training peak 2416 MiB against PyTorch's 2408).
+    private let u: UnsafeMutablePointer<Float>?
     private var transformedFrom: UnsafeRawPointer?
     private let constantWeights: Bool
     /// The weights passed are the forward convolution's, and this is its input gradient's
@@ -39,10 +42,10 @@ final class WinogradConvolution {
         shape = wconv_wino_geom(n: g.n, h: g.h, w: g.w, c: g.c, o: g.o, ho: g.ho, wo: g.wo, pt: g.pt, pl: g.pl,
                                 tiles_h: (g.ho + 3) / 4, tiles_w: (g.wo + 3) / 4)
         tiles = g.n * shape.tiles_h * shape.tiles_w
-        u = .allocate(capacity: 36 * g.c * g.o)
+        u = constantWeights ? .allocate(capacity: 36 * g.c * g.o) : nil
     }
 
-    deinit { u.deallocate() }
+    deinit { u?.deallocate() }
 
     /// The input gradient of the 3×3 stride-1 convolution `g` as a convolution of dy (the same kind,
     /// padding 2 − p on each side so its output is x's size), or nil when that is not one
@@ -54,8 +57,12 @@ final class WinogradConvolution {
         return applies(to: t) && t.ho == g.h && t.wo == g.w ? t : nil
     }
 
-    /// Scratch `forward` needs: the transformed input (36 × T × C) and the products (36 × T × O), in bytes.
-    var scratchBytes: Int { 36 * tiles * (geometry.c + geometry.o) * 4 + 64 }
+    private var vBytes: Int { (36 * tiles * geometry.c * 4 + 63) / 64 * 64 }
+    private var mBytes: Int { (36 * tiles * geometry.o * 4 + 63) / 64 * 64 }
+
+    /// Scratch `forward` needs: the transformed input (36 × T × C), the products (36 × T × O) and,
+    /// for weights that change, their transform (36 × C × O), in bytes.
+    var scratchBytes: Int { vBytes + mBytes + (u == nil ? 36 * geometry.c * geometry.o * 4 : 0) }
 
     /// The constant weights' values changed: the next call transforms them again.
     func weightsChanged() { transformedFrom = nil }
@@ -65,14 +72,15 @@ final class WinogradConvolution {
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
                  scratch: UnsafeMutableRawPointer, residual: UnsafePointer<Float>?, relu: Bool) {
         let c = geometry.c, o = geometry.o, t = tiles
+        let v = scratch.bindMemory(to: Float.self, capacity: 36 * t * c)
+        let m = (scratch + vBytes).bindMemory(to: Float.self, capacity: 36 * t * o)
+        let u = self.u ?? (scratch + vBytes + mBytes).bindMemory(to: Float.self, capacity: 36 * c * o)
         if !constantWeights || transformedFrom != UnsafeRawPointer(weight) {
             Parallel.forRange(c, costPerItem: o * 400) { r in
                 wconv_wino43_weights(weight, u, r.lowerBound, r.upperBound, o, c, flippedWeights ? 1 : 0)
             }
             transformedFrom = UnsafeRawPointer(weight)
         }
-        let v = scratch.bindMemory(to: Float.self, capacity: 36 * t * c)
-        let m = (scratch + (36 * t * c * 4 + 63) / 64 * 64).bindMemory(to: Float.self, capacity: 36 * t * o)
         withUnsafePointer(to: &shape) { gp in
             Parallel.forRange(t, costPerItem: c * 36 * 8) { r in wconv_wino43_input(x, v, r.lowerBound, r.upperBound, gp) }
             for xi in 0..<36 {
