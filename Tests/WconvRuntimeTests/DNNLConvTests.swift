@@ -106,7 +106,8 @@ final class DNNLConvTests: XCTestCase {
     func testWconvWinogradInPlansMatches() throws {
         try XCTSkipUnless(DNNL.isEnabled, "oneDNN is off (WCONV_DNNL=0) or has no CPU engine")
         DNNLConvolution.preferOwnWinograd = true
-        defer { DNNLConvolution.preferOwnWinograd = false }
+        WinogradConvolution.minMACsPerProduct = 16_384
+        defer { DNNLConvolution.preferOwnWinograd = false; WinogradConvolution.minMACsPerProduct = 3_000_000 }
         var rng = TestRNG(19)
         let g = NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 6, bottleneck: false)
         let x = rng.tensor([4, 3, 64, 60])
@@ -115,9 +116,10 @@ final class DNNLConvTests: XCTestCase {
         let on = try InferenceSession(graph: g)
         XCTAssertEqual(try on.run(["x": x])[g.outputs[0].name]!.floats(), r.dnnl)
         let own = on.executor.steps.compactMap { $0.kernel as? DNNLConv2d }.filter { $0.conv.implementation.hasPrefix("wconv:wino") }
-        // Layer1's four 3×3 convs (16×15 maps, 4 images: 64 tiles of 4×4); later stages have fewer
-        // tiles than WinogradConvolution.minTiles. Two of them add their block's residual.
-        XCTAssertEqual(own.count, 4)
+        // Layer1's four 3×3 convs (16×15 maps, 4 images: 64 tiles × 16 × 16 channels, the lowered
+        // minMACsPerProduct) and layer2's stride-1 one (8×8: 16 tiles × 32 × 32); later stages have
+        // fewer than 16 tiles. Two of them (layer1's) add their block's residual.
+        XCTAssertEqual(own.count, 5)
         XCTAssertEqual(own.filter { $0.conv.addsResidual }.count, 2)
         assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
     }

@@ -127,16 +127,18 @@ final class DNNLTrainingTests: XCTestCase {
     /// gradient: weights transformed every call; every gradient must agree.
     func testWconvWinogradForwardInTrainingStepMatches() throws {
         DNNLConvolution.preferOwnWinograd = true
-        defer { DNNLConvolution.preferOwnWinograd = false }
+        WinogradConvolution.minMACsPerProduct = 16_384
+        defer { DNNLConvolution.preferOwnWinograd = false; WinogradConvolution.minMACsPerProduct = 3_000_000 }
         var rng = TestRNG(29)
         let g = inputAsParameter(NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 5, bottleneck: false), rng.tensor([4, 3, 64, 60]))
         DNNL.disabledForTesting = false
         let s = try TrainingSession(graph: g, trainable: Set(g.parameters.keys).subtracting(g.buffers))
         _ = try s.forward([:], training: true)
         let own = s.executor.steps.compactMap { $0.kernel as? DNNLTrainConv2d }.filter { $0.forwardKernel.conv.implementation.hasPrefix("wconv:wino") }
-        XCTAssertEqual(own.count, 4)
+        // Layer1's four 3×3 convs and layer2's stride-1 one (as in DNNLConvTests.testWconvWinogradInPlansMatches).
+        XCTAssertEqual(own.count, 5)
         // Their input gradients too (a Winograd convolution of dy); weight gradients stay on oneDNN.
-        XCTAssertEqual(own.filter { $0.backwardConv.implementation.hasPrefix("wconv:wino") }.count, 4)
+        XCTAssertEqual(own.filter { $0.backwardConv.implementation.hasPrefix("wconv:wino") }.count, 5)
         _ = try compare(g, [:])
     }
 

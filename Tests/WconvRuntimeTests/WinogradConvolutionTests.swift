@@ -98,6 +98,8 @@ final class WinogradConvolutionTests: XCTestCase {
     /// on CPUs without AVX-512): dx[c][y][x] = Σ dy[o][y + pt − i][x + pl − j] · w[o][c][i][j], added to
     /// what dx holds, on every vector path.
     func testInputGradientMatchesTheDefinition() throws {
+        WinogradConvolution.minMACsPerProduct = 0
+        defer { WinogradConvolution.minMACsPerProduct = 3_000_000 }
         for pads in [[1, 1, 1, 1], [1, 0, 2, 1], [0, 0, 0, 0]] {
             let (n, c, o, h, w) = (4, 17, 20, 17, 15)   // ≥ 64 tiles of 4×4
             let g = ConvGeometry(n: n, c: c, h: h, w: w, o: o, kh: 3, kw: 3, sh: 1, sw: 1, pt: pads[0], pl: pads[1], pb: pads[2], pr: pads[3], dh: 1, dw: 1, groups: 1)
@@ -132,14 +134,17 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertNil(WinogradConvolution.inputGradient(of: ConvGeometry(n: 16, c: 16, h: 14, w: 14, o: 16, kh: 3, kw: 3, sh: 1, sw: 1, pt: 3, pl: 3, pb: 3, pr: 3, dh: 1, dw: 1, groups: 1)))
     }
 
-    /// The shape rule: 3×3 stride 1, no dilation or groups, ≥ 16 channels, ≥ 64 tiles of 4×4.
+    /// The shape rule: 3×3 stride 1, no dilation or groups, ≥ 16 channels, ≥ 16 tiles of 4×4 and
+    /// 3 M multiply-adds in each of the 36 GEMMs.
     func testShapeRule() {
         func g(n: Int, c: Int = 256, hw: Int, s: Int = 1, groups: Int = 1) -> ConvGeometry {
             ConvGeometry(n: n, c: c, h: hw, w: hw, o: c, kh: 3, kw: 3, sh: s, sw: s, pt: 1, pl: 1, pb: 1, pr: 1, dh: 1, dw: 1, groups: groups)
         }
-        XCTAssertTrue(WinogradConvolution.applies(to: g(n: 16, hw: 7)))   // 64 tiles
-        XCTAssertFalse(WinogradConvolution.applies(to: g(n: 8, hw: 7)))   // 32
-        XCTAssertTrue(WinogradConvolution.applies(to: g(n: 1, hw: 56)))   // 196
+        XCTAssertTrue(WinogradConvolution.applies(to: g(n: 16, hw: 7)))           // 64 tiles × 256²: 4.2 M
+        XCTAssertFalse(WinogradConvolution.applies(to: g(n: 8, hw: 7)))           // 2.1 M
+        XCTAssertTrue(WinogradConvolution.applies(to: g(n: 4, c: 64, hw: 56)))    // 784 tiles × 64²: 3.2 M
+        XCTAssertFalse(WinogradConvolution.applies(to: g(n: 1, c: 64, hw: 56)))   // 0.8 M (batch 1 ran slower)
+        XCTAssertFalse(WinogradConvolution.applies(to: g(n: 1, c: 1024, hw: 7)))  // 4 tiles
         XCTAssertFalse(WinogradConvolution.applies(to: g(n: 16, hw: 14, s: 2)))
         XCTAssertFalse(WinogradConvolution.applies(to: g(n: 16, hw: 14, groups: 256)))
         XCTAssertFalse(WinogradConvolution.applies(to: g(n: 16, c: 8, hw: 56)))

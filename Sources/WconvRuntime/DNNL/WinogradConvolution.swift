@@ -24,15 +24,20 @@ final class WinogradConvolution {
     /// convolution (output channels and input channels swapped, kernel rotated by 180°).
     private let flippedWeights: Bool
 
-    /// Fewest 4×4 tiles over the batch for which this beats the direct kernel: below it the 36 GEMMs
-    /// are too short to run near the roof.
-    static let minTiles = 64
+    /// Fewest multiply-adds in each of the 36 GEMMs (tiles × C × O) for which this beats the direct
+    /// kernel: below it the GEMMs are too short for their set-up and thread hand-offs. ResNet-50 held
+    /// to AVX2: at batch 1 (only 64 channels on 56×56 qualified by tile count: 196 × 64 × 64 = 0.8 M)
+    /// a batch took 61–62 ms against 57–58 direct; at batch 4 (3.2–4.2 M) 194–204 against 205–207;
+    /// at batch 16 (12.8–16.8 M) 0.70 against 0.84 s. Tests lower it to run small graphs through here
+    /// (`WCONV_WINOGRAD_MIN_MACS=N` for a process).
+    nonisolated(unsafe) static var minMACsPerProduct = ProcessInfo.processInfo.environment["WCONV_WINOGRAD_MIN_MACS"].flatMap { Int($0) } ?? 3_000_000
 
-    /// The shapes it takes: 3×3, stride 1, no dilation or groups, ≥ 16 channels each side, and
-    /// `minTiles` tiles.
+    /// The shapes it takes: 3×3, stride 1, no dilation or groups, ≥ 16 channels each side, ≥ 16
+    /// tiles of 4×4 over the batch and `minMACsPerProduct`.
     static func applies(to g: ConvGeometry) -> Bool {
-        g.groups == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1
-            && g.c >= 16 && g.o >= 16 && g.n * ((g.ho + 3) / 4) * ((g.wo + 3) / 4) >= minTiles
+        let tiles = g.n * ((g.ho + 3) / 4) * ((g.wo + 3) / 4)
+        return g.groups == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1
+            && g.c >= 16 && g.o >= 16 && tiles >= 16 && tiles * g.c * g.o >= minMACsPerProduct
     }
 
     init(_ g: ConvGeometry, constantWeights: Bool, flippedWeights: Bool = false) {
