@@ -33,7 +33,8 @@ final class DNNLConvolution {
     private let srcReorder, dstReorder, weightsReorder: DNNLPrimitive?
     /// The residual (in the caller's output buffer) into the primitive's output layout.
     private let residualReorder: DNNLPrimitive?
-    /// Bytes of scratch `forward` needs for the NCHW ↔ NHWC staging of input and output (0: none).
+    /// Bytes of scratch `forward` needs for the NCHW ↔ NHWC staging of input and output (0: none); with
+    /// wconv's Winograd, its transforms' scratch (as `srcStagingBytes`).
     let srcStagingBytes: Int, dstStagingBytes: Int
     /// Weights pointer already reordered into `weights` (constant weights only).
     private var reorderedFrom: UnsafeRawPointer?
