@@ -46,7 +46,7 @@ static inline __attribute__((always_inline)) void store_part(float *p, vf v, siz
     o0 = m0 + a12 + a34; o1 = s12 + 2.0f * s34; o2 = a12 + 4.0f * a34; o3 = s12 + 8.0f * s34 + m5; } while (0)
 
 static inline __attribute__((always_inline)) void input_body(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) {
-    const size_t c = g->c, tiles = g->n * g->tiles_h * g->tiles_w;
+    const size_t c = g->c, tiles = g->chunk_tiles, base = g->chunk_start;
     const vf zero = {0};
     for (size_t t = t0; t < t1; t++) {
         size_t n, ty, tx;
@@ -73,7 +73,7 @@ static inline __attribute__((always_inline)) void input_body(const float *x, flo
                 vf r[6];
                 BT_ROWS(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5], r[0], r[1], r[2], r[3], r[4], r[5]);
                 for (int j = 0; j < 6; j++) {
-                    float *q = v + ((size_t)(i * 6 + j) * tiles + t) * c + c0;
+                    float *q = v + ((size_t)(i * 6 + j) * tiles + t - base) * c + c0;
                     if (cb == CB) store_vf(q, r[j]); else store_part(q, r[j], cb);
                 }
             }
@@ -83,7 +83,7 @@ static inline __attribute__((always_inline)) void input_body(const float *x, flo
 
 static inline __attribute__((always_inline)) void output_body(const float *m, float *y, const float *bias, const float *residual, int relu,
                                                               size_t t0, size_t t1, const wconv_wino_geom *g) {
-    const size_t o = g->o, tiles = g->n * g->tiles_h * g->tiles_w;
+    const size_t o = g->o, tiles = g->chunk_tiles, base = g->chunk_start;
     const vf zero = {0};
     for (size_t t = t0; t < t1; t++) {
         size_t n, ty, tx;
@@ -92,7 +92,7 @@ static inline __attribute__((always_inline)) void output_body(const float *m, fl
             const size_t ob = o - o0 < CB ? o - o0 : CB;
             vf s[6][6], u[4][6];
             for (int i = 0; i < 36; i++) {
-                const float *p = m + ((size_t)i * tiles + t) * o + o0;
+                const float *p = m + ((size_t)i * tiles + t - base) * o + o0;
                 s[i / 6][i % 6] = ob == CB ? load_vf(p) : load_part(p, ob);
             }
             const vf b = bias ? (ob == CB ? load_vf(bias + o0) : load_part(bias + o0, ob)) : zero;

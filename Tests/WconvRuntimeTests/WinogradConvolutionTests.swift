@@ -68,6 +68,16 @@ final class WinogradConvolutionTests: XCTestCase {
         try check(n: 1, c: 16, o: 16, h: 6, w: 6, pads: [2, 2, 2, 2], bias: true, residual: false, relu: false)
     }
 
+    /// Tiles transformed in chunks (the scratch cap; VGG's 224×224 maps): 36 tiles in chunks of 20
+    /// and 16, and the input gradient likewise.
+    func testChunksOfTiles() throws {
+        WinogradConvolution.chunkScratchBytes = 36 * (17 + 21) * 4 * 20
+        defer { WinogradConvolution.chunkScratchBytes = 64 << 20 }
+        let g = ConvGeometry(n: 3, c: 17, h: 13, w: 11, o: 21, kh: 3, kw: 3, sh: 1, sw: 1, pt: 1, pl: 1, pb: 1, pr: 1, dh: 1, dw: 1, groups: 1)
+        XCTAssertEqual(WinogradConvolution(g, constantWeights: true).chunkTiles, 20)
+        try check(n: 3, c: 17, o: 21, h: 13, w: 11, pads: [1, 1, 1, 1], bias: true, residual: true, relu: true)
+    }
+
     /// Training weights change in place between calls: without constant weights each call
     /// transforms them again; with constant weights `weightsChanged` does.
     func testWeightsTransformedAgainWhenTheyChange() throws {

@@ -53,12 +53,14 @@ int wconv_vector_use(const char *name);
 /// Geometry of a Winograd F(4×4, 3×3) convolution (3×3, stride 1, no dilation or groups) on NHWC
 /// buffers: n images of h×w×c in, ho×wo×o out, padding pt (top) and pl (left); the output is cut
 /// into tiles_h × tiles_w tiles of 4×4 (tiles_h = ⌈ho/4⌉, tiles_w = ⌈wo/4⌉), T = n·tiles_h·tiles_w.
+/// The transformed buffers hold the chunk of tiles [chunk_start, chunk_start + chunk_tiles).
 typedef struct {
     size_t n, h, w, c, o, ho, wo, pt, pl, tiles_h, tiles_w;
+    size_t chunk_start, chunk_tiles;
 } wconv_wino_geom;
 
-/// Input transform of the tiles [t0, t1): v[ξ][t][k] = (Bᵀ d B)[ξ] of tile t's 6×6 input window,
-/// channel k (zero outside the image); v holds 36 × T × c floats.
+/// Input transform of the tiles [t0, t1) (inside the chunk): v[ξ][t − chunk_start][k] = (Bᵀ d B)[ξ]
+/// of tile t's 6×6 input window, channel k (zero outside the image); v holds 36 × chunk_tiles × c floats.
 void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g);
 
 /// Weight transform of the input channels [c0, c1): u[ξ][k][j] = (G w[j][k] Gᵀ)[ξ] for OIHW 3×3
@@ -67,8 +69,9 @@ void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wc
 /// convolution: w'[j][k] = w[k][j] rotated by 180°.
 void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped);
 
-/// Output transform of the tiles [t0, t1): y = Aᵀ m A + bias (+ residual), then max(0, ·) when `relu`,
-/// for the output pixels inside ho × wo; m holds 36 × T × o floats (the 36 GEMMs' products).
+/// Output transform of the tiles [t0, t1) (inside the chunk): y = Aᵀ m A + bias (+ residual), then
+/// max(0, ·) when `relu`, for the output pixels inside ho × wo; m holds 36 × chunk_tiles × o floats
+/// (the 36 GEMMs' products).
 /// bias and residual may be NULL; residual (NHWC like y) may be y itself.
 void wconv_wino43_output(const float *m, float *y, const float *bias, const float *residual, int relu,
                          size_t t0, size_t t1, const wconv_wino_geom *g);

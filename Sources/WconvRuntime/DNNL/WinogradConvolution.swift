@@ -11,8 +11,13 @@ import Foundation
 final class WinogradConvolution {
     let geometry: ConvGeometry
     private var shape: wconv_wino_geom
-    /// 4×4 output tiles over the batch.
-    let tiles: Int
+    /// 4×4 output tiles over the batch, and how many are transformed at once (`chunkScratchBytes`).
+    let tiles: Int, chunkTiles: Int
+
+    /// The transformed tiles' and products' scratch stays under this: the whole batch at once took
+    /// 36 × T × (C + O) floats, 925 MB for VGG's 64-channel convs on 224×224 at batch 16 (58 MB for
+    /// ResNet-50's largest, 64 channels on 56×56: one chunk). Tests lower it.
+    nonisolated(unsafe) static var chunkScratchBytes = 64 << 20
     /// Transformed constant weights, 36 × C × O floats (4× the weights), and the weight buffer they
     /// were made from. Weights that change (training) are transformed every call into the scratch
     /// instead: kept per conv, they are 362 MB for the 16 convs of ResNet-50, forward and backward
@@ -44,9 +49,11 @@ final class WinogradConvolution {
         geometry = g
         self.constantWeights = constantWeights
         self.flippedWeights = flippedWeights
+        let tilesH = (g.ho + 3) / 4, tilesW = (g.wo + 3) / 4, t = g.n * tilesH * tilesW
+        tiles = t
+        chunkTiles = min(t, max(16, WinogradConvolution.chunkScratchBytes / (36 * (g.c + g.o) * 4)))
         shape = wconv_wino_geom(n: g.n, h: g.h, w: g.w, c: g.c, o: g.o, ho: g.ho, wo: g.wo, pt: g.pt, pl: g.pl,
-                                tiles_h: (g.ho + 3) / 4, tiles_w: (g.wo + 3) / 4)
-        tiles = g.n * shape.tiles_h * shape.tiles_w
+                                tiles_h: tilesH, tiles_w: tilesW, chunk_start: 0, chunk_tiles: chunkTiles)
         u = constantWeights ? .allocate(capacity: 36 * g.c * g.o) : nil
     }
 
@@ -62,10 +69,10 @@ final class WinogradConvolution {
         return applies(to: t) && t.ho == g.h && t.wo == g.w ? t : nil
     }
 
-    private var vBytes: Int { (36 * tiles * geometry.c * 4 + 63) / 64 * 64 }
-    private var mBytes: Int { (36 * tiles * geometry.o * 4 + 63) / 64 * 64 }
+    private var vBytes: Int { (36 * chunkTiles * geometry.c * 4 + 63) / 64 * 64 }
+    private var mBytes: Int { (36 * chunkTiles * geometry.o * 4 + 63) / 64 * 64 }
 
-    /// Scratch `forward` needs: the transformed input (36 × T × C), the products (36 × T × O) and,
+    /// Scratch `forward` needs: a chunk's transformed input (36 × chunk × C) and products (36 × chunk × O) and,
     /// for weights that change, their transform (36 × C × O), in bytes.
     var scratchBytes: Int { vBytes + mBytes + (u == nil ? 36 * geometry.c * geometry.o * 4 : 0) }
 
@@ -76,9 +83,9 @@ final class WinogradConvolution {
     /// `scratch` holds `scratchBytes`.
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
                  scratch: UnsafeMutableRawPointer, residual: UnsafePointer<Float>?, relu: Bool) {
-        let c = geometry.c, o = geometry.o, t = tiles
-        let v = scratch.bindMemory(to: Float.self, capacity: 36 * t * c)
-        let m = (scratch + vBytes).bindMemory(to: Float.self, capacity: 36 * t * o)
+        let c = geometry.c, o = geometry.o
+        let v = scratch.bindMemory(to: Float.self, capacity: 36 * chunkTiles * c)
+        let m = (scratch + vBytes).bindMemory(to: Float.self, capacity: 36 * chunkTiles * o)
         let u = self.u ?? (scratch + vBytes + mBytes).bindMemory(to: Float.self, capacity: 36 * c * o)
         if !constantWeights || transformedFrom != UnsafeRawPointer(weight) {
             Parallel.forRange(c, costPerItem: o * 400) { r in
@@ -86,17 +93,22 @@ final class WinogradConvolution {
             }
             transformedFrom = UnsafeRawPointer(weight)
         }
-        withUnsafePointer(to: &shape) { gp in
-            Parallel.forRange(t, costPerItem: c * 36 * 8) { r in wconv_wino43_input(x, v, r.lowerBound, r.upperBound, gp) }
-            for xi in 0..<36 {
-                // Row-major: M[ξ] (T × O) = V[ξ] (T × C) · U[ξ] (C × O).
-                let status = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(t), Int64(o), Int64(c), 1,
-                               v + xi * t * c, Int64(c), u + xi * c * o, Int64(o), 0, m + xi * t * o, Int64(o))
-                // Only invalid arguments fail, and the shapes come from one geometry.
-                assert(status == dnnl_success, "dnnl_sgemm \(t)×\(c)·\(c)×\(o): \(status)")
-            }
-            Parallel.forRange(t, costPerItem: o * 36 * 8) { r in
-                wconv_wino43_output(m, y, bias, residual, relu ? 1 : 0, r.lowerBound, r.upperBound, gp)
+        for start in stride(from: 0, to: tiles, by: chunkTiles) {
+            let t = min(chunkTiles, tiles - start)
+            shape.chunk_start = start
+            shape.chunk_tiles = t
+            withUnsafePointer(to: &shape) { gp in
+                Parallel.forRange(t, costPerItem: c * 36 * 8) { r in wconv_wino43_input(x, v, start + r.lowerBound, start + r.upperBound, gp) }
+                for xi in 0..<36 {
+                    // Row-major: M[ξ] (t × O) = V[ξ] (t × C) · U[ξ] (C × O).
+                    let status = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(t), Int64(o), Int64(c), 1,
+                                            v + xi * t * c, Int64(c), u + xi * c * o, Int64(o), 0, m + xi * t * o, Int64(o))
+                    // Only invalid arguments fail, and the shapes come from one geometry.
+                    assert(status == dnnl_success, "dnnl_sgemm \(t)×\(c)·\(c)×\(o): \(status)")
+                }
+                Parallel.forRange(t, costPerItem: o * 36 * 8) { r in
+                    wconv_wino43_output(m, y, bias, residual, relu ? 1 : 0, start + r.lowerBound, start + r.upperBound, gp)
+                }
             }
         }
     }
