@@ -23,6 +23,15 @@ final class DNNLConvTests: XCTestCase {
         return (y, ref, summary, residual)
     }
 
+    /// Plans `g` again with oneDNN on (after `both`), checks it gives `expected` exactly, and returns
+    /// its oneDNN convolutions.
+    func convolutions(_ g: ModelGraph, _ x: Tensor, giving expected: [Float]) throws -> [DNNLConv2d] {
+        DNNL.disabledForTesting = false
+        let on = try InferenceSession(graph: g)
+        XCTAssertEqual(try on.run(["x": x])[g.outputs[0].name]!.floats(), expected)
+        return on.executor.steps.compactMap { $0.kernel as? DNNLConv2d }
+    }
+
     func testFewLabelResNetKeepsNHWCBetweenConvolutions() throws {
         var rng = TestRNG(11)
         let g = NetBuilder.resnet(blocks: [1, 1, 1, 1], width: 8, classes: 5, bottleneck: false)
@@ -81,16 +90,14 @@ final class DNNLConvTests: XCTestCase {
         let g = NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 6, bottleneck: false)
         let x = rng.tensor([3, 3, 48, 40])
         let r = try both(g, x)
-        DNNL.disabledForTesting = false
-        let on = try InferenceSession(graph: g)
-        XCTAssertEqual(try on.run(["x": x])[g.outputs[0].name]!.floats(), r.dnnl)
-        let wino = on.executor.steps.filter { ($0.kernel as? DNNLConv2d)?.conv.implementation.contains("wino") == true }
+        let convs = try convolutions(g, x, giving: r.dnnl)
+        let wino = convs.filter { $0.conv.implementation.contains("wino") }
         // Stride-1 3×3 convs: 4 in layer1 (2 blocks, 12×10 maps: 27 tiles of 4×4 over the batch),
         // 1 in each later stage (6×5 and smaller: under 16 tiles, direct). The residual goes into
         // the block's last conv: conv2 in layer1's blocks, the 1×1 downsample in the others.
         XCTAssertEqual(wino.count, 4)
-        XCTAssertEqual(wino.filter { ($0.kernel as! DNNLConv2d).conv.addsResidual }.count, 2)
-        XCTAssertEqual(on.executor.steps.filter { ($0.kernel as? DNNLConv2d).map { DNNLConvolution.mayUseWinograd($0.geometry) } == true }.count, 4)
+        XCTAssertEqual(wino.filter { $0.conv.addsResidual }.count, 2)
+        XCTAssertEqual(convs.filter { DNNLConvolution.mayUseWinograd($0.geometry) }.count, 4)
         XCTAssertEqual(r.residual.fused, 5)
         assertClose(r.dnnl, r.reference, rtol: 1e-3, atol: 1e-4)
         DNNLConvolution.winogradEnabled = false
@@ -105,17 +112,15 @@ final class DNNLConvTests: XCTestCase {
     /// plan: NHWC chain, ReLU in its output transform, the identity blocks' residual summed in place.
     func testWconvWinogradInPlansMatches() throws {
         try XCTSkipUnless(DNNL.isEnabled, "oneDNN is off (WCONV_DNNL=0) or has no CPU engine")
+        let minMACs = WinogradConvolution.minMACsPerProduct
         DNNLConvolution.preferOwnWinograd = true
         WinogradConvolution.minMACsPerProduct = 16_384
-        defer { DNNLConvolution.preferOwnWinograd = false; WinogradConvolution.minMACsPerProduct = 3_000_000 }
+        defer { DNNLConvolution.preferOwnWinograd = false; WinogradConvolution.minMACsPerProduct = minMACs }
         var rng = TestRNG(19)
         let g = NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 6, bottleneck: false)
         let x = rng.tensor([4, 3, 64, 60])
         let r = try both(g, x)
-        DNNL.disabledForTesting = false
-        let on = try InferenceSession(graph: g)
-        XCTAssertEqual(try on.run(["x": x])[g.outputs[0].name]!.floats(), r.dnnl)
-        let own = on.executor.steps.compactMap { $0.kernel as? DNNLConv2d }.filter { $0.conv.implementation.hasPrefix("wconv:wino") }
+        let own = try convolutions(g, x, giving: r.dnnl).filter { $0.conv.implementation == WinogradConvolution.implementation }
         // Layer1's four 3×3 convs (16×15 maps, 4 images: 64 tiles × 16 × 16 channels, the lowered
         // minMACsPerProduct) and layer2's stride-1 one (8×8: 16 tiles × 32 × 32); later stages have
         // fewer than 16 tiles. Two of them (layer1's) add their block's residual.

@@ -126,19 +126,20 @@ final class DNNLTrainingTests: XCTestCase {
     /// wconv's Winograd (CPUs without AVX-512; forced here) in a training step, forward and input
     /// gradient: weights transformed every call; every gradient must agree.
     func testWconvWinogradForwardInTrainingStepMatches() throws {
+        let minMACs = WinogradConvolution.minMACsPerProduct
         DNNLConvolution.preferOwnWinograd = true
         WinogradConvolution.minMACsPerProduct = 16_384
-        defer { DNNLConvolution.preferOwnWinograd = false; WinogradConvolution.minMACsPerProduct = 3_000_000 }
+        defer { DNNLConvolution.preferOwnWinograd = false; WinogradConvolution.minMACsPerProduct = minMACs }
         var rng = TestRNG(29)
         let g = inputAsParameter(NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 16, classes: 5, bottleneck: false), rng.tensor([4, 3, 64, 60]))
         DNNL.disabledForTesting = false
         let s = try TrainingSession(graph: g, trainable: Set(g.parameters.keys).subtracting(g.buffers))
         _ = try s.forward([:], training: true)
-        let own = s.executor.steps.compactMap { $0.kernel as? DNNLTrainConv2d }.filter { $0.forwardKernel.conv.implementation.hasPrefix("wconv:wino") }
+        let own = s.executor.steps.compactMap { $0.kernel as? DNNLTrainConv2d }.filter { $0.forwardKernel.conv.implementation == WinogradConvolution.implementation }
         // Layer1's four 3×3 convs and layer2's stride-1 one (as in DNNLConvTests.testWconvWinogradInPlansMatches).
         XCTAssertEqual(own.count, 5)
         // Their input gradients too (a Winograd convolution of dy); weight gradients stay on oneDNN.
-        XCTAssertEqual(own.filter { $0.backwardConv.implementation.hasPrefix("wconv:wino") }.count, 5)
+        XCTAssertEqual(own.filter { $0.backwardConv.implementation.hasPrefix(WinogradConvolution.implementation) }.count, 5)
         _ = try compare(g, [:])
     }
 

@@ -71,8 +71,9 @@ final class WinogradConvolutionTests: XCTestCase {
     /// Tiles transformed in chunks (the scratch cap; VGG's 224×224 maps): 36 tiles in chunks of 20
     /// and 16, and the input gradient likewise.
     func testChunksOfTiles() throws {
+        let cap = WinogradConvolution.chunkScratchBytes
         WinogradConvolution.chunkScratchBytes = 36 * (17 + 21) * 4 * 20
-        defer { WinogradConvolution.chunkScratchBytes = 64 << 20 }
+        defer { WinogradConvolution.chunkScratchBytes = cap }
         let g = ConvGeometry(n: 3, c: 17, h: 13, w: 11, o: 21, kh: 3, kw: 3, sh: 1, sw: 1, pt: 1, pl: 1, pb: 1, pr: 1, dh: 1, dw: 1, groups: 1)
         XCTAssertEqual(WinogradConvolution(g, constantWeights: true).chunkTiles, 20)
         try check(n: 3, c: 17, o: 21, h: 13, w: 11, pads: [1, 1, 1, 1], bias: true, residual: true, relu: true)
@@ -108,8 +109,9 @@ final class WinogradConvolutionTests: XCTestCase {
     /// on CPUs without AVX-512): dx[c][y][x] = Σ dy[o][y + pt − i][x + pl − j] · w[o][c][i][j], added to
     /// what dx holds, on every vector path.
     func testInputGradientMatchesTheDefinition() throws {
+        let minMACs = WinogradConvolution.minMACsPerProduct
         WinogradConvolution.minMACsPerProduct = 0
-        defer { WinogradConvolution.minMACsPerProduct = 3_000_000 }
+        defer { WinogradConvolution.minMACsPerProduct = minMACs }
         for pads in [[1, 1, 1, 1], [1, 0, 2, 1], [0, 0, 0, 0]] {
             let (n, c, o, h, w) = (4, 17, 20, 17, 15)   // ≥ 64 tiles of 4×4
             let g = ConvGeometry(n: n, c: c, h: h, w: w, o: o, kh: 3, kw: 3, sh: 1, sw: 1, pt: pads[0], pl: pads[1], pb: pads[2], pr: pads[3], dh: 1, dw: 1, groups: 1)

@@ -75,8 +75,7 @@ final class DNNLConvBackward {
         }
         guard let chosen else { throw WconvError(.runtime, "internal: no oneDNN backward convolution for \(g)") }
         data = chosen.data; weights = chosen.weights; hints = chosen.hints
-        ownData = f32 && !nchwInput && !nchwOutput && DNNLConvolution.mayUseWinograd(g)
-            && (!chosen.data.implementation.contains("wino") || DNNLConvolution.preferOwnWinograd)
+        ownData = f32 && !nchwInput && !nchwOutput && WinogradConvolution.runsInstead(of: chosen.data.implementation, for: g)
             ? WinogradConvolution.inputGradient(of: g).map { WinogradConvolution($0, constantWeights: false, flippedWeights: true) } : nil
         let srcMD = weights.md(dnnl_query_src_md)
         let dstData = data.md(dnnl_query_diff_dst_md), dstWeights = weights.md(dnnl_query_diff_dst_md)
@@ -162,7 +161,7 @@ final class DNNLConvBackward {
     }
 
     /// The kernels oneDNN chose ("brgconv_bwd_d:avx512_core, brgconv_bwd_w:avx512_core"), for reports.
-    var implementation: String { "\(ownData == nil ? data.implementation : "wconv:wino_4x3+sgemm"), \(weights.implementation)" }
+    var implementation: String { "\(ownData == nil ? data.implementation : WinogradConvolution.implementation), \(weights.implementation)" }
 
     /// The backward-weights kernel oneDNN chose ("jit_bf16_1x1:avx512_core_bf16").
     var weightsImplementation: String { weights.implementation }

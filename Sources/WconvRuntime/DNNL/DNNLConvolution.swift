@@ -162,8 +162,8 @@ final class DNNLConvolution {
         conv = try DNNLPrimitive(pd!)
         // Where oneDNN has no Winograd kernel for it (a CPU without AVX-512), wconv's own, on the
         // caller's NHWC f32 buffers; ReLU runs in its output transform, another activation after it.
-        if winograd && (!conv.implementation.contains("wino") || DNNLConvolution.preferOwnWinograd) && !self.nchwInput && !self.nchwOutput && !bf16Input && !bf16Output
-            && WinogradConvolution.applies(to: g) {
+        if winograd && WinogradConvolution.runsInstead(of: conv.implementation, for: g) && !self.nchwInput && !self.nchwOutput
+            && !bf16Input && !bf16Output && WinogradConvolution.applies(to: g) {
             ownWinograd = WinogradConvolution(g, constantWeights: constantWeights)
             winogradReLU = activation == .relu
             trailingActivation = activation == .relu ? .none : activation
@@ -224,7 +224,7 @@ final class DNNLConvolution {
     }
 
     /// The kernel oneDNN chose and the layouts, for reports ("jit:avx512_core").
-    var implementation: String { ownWinograd == nil ? conv.implementation : "wconv:wino_4x3+sgemm" }
+    var implementation: String { ownWinograd == nil ? conv.implementation : WinogradConvolution.implementation }
 
     /// The reorders' implementations ("simple:any", "jit:uni", …), for reports.
     var reorderImplementations: String {

@@ -7,8 +7,18 @@ import Foundation
 /// (wconv_winograd.c) around 36 GEMMs in oneDNN's sgemm. 2.25× fewer multiplies than the direct
 /// kernel, which already runs at ≈ 91 % of the AVX2 FMA roof, so on an AVX2 CPU this is the only way
 /// further on ResNet's 3×3 layers (figures in docs/runtime.md, "Winograd on AVX2").
-/// Error against a float64 reference is of the direct kernel's order on ResNet's shapes (tests).
+/// Tests hold it to rtol 1e-4 / atol 2e-4 of a float64 reference (WinogradConvolutionTests).
 final class WinogradConvolution {
+    /// How reports name it (`--profile`, `bench conv`).
+    static let implementation = "wconv:wino_4x3+sgemm"
+
+    /// It runs instead of oneDNN's kernel `implementation` for `g`: oneDNN may take Winograd there
+    /// but has no Winograd kernel (a CPU without AVX-512), or wconv's is asked for
+    /// (`DNNLConvolution.preferOwnWinograd`). The caller checks layouts and types.
+    static func runsInstead(of implementation: String, for g: ConvGeometry) -> Bool {
+        DNNLConvolution.mayUseWinograd(g) && (!implementation.contains("wino") || DNNLConvolution.preferOwnWinograd)
+    }
+
     let geometry: ConvGeometry
     private var shape: wconv_wino_geom
     /// 4×4 output tiles over the batch, and how many are transformed at once (`chunkScratchBytes`).
@@ -20,7 +30,7 @@ final class WinogradConvolution {
     nonisolated(unsafe) static var chunkScratchBytes = 64 << 20
     /// Transformed constant weights, 36 × C × O floats (4× the weights), and the weight buffer they
     /// were made from. Weights that change (training) are transformed every call into the scratch
-    /// instead: kept per conv, they are 362 MB for the 16 convs of ResNet-50, forward and backward
+    /// instead: kept per conv, they are 362 MB (counted) for the 16 convs of ResNet-50, forward and backward
     /// (training peak 2416 MiB against PyTorch's 2408).
     private let u: UnsafeMutablePointer<Float>?
     private var transformedFrom: UnsafeRawPointer?
