@@ -1,6 +1,7 @@
 // Winograd F(4×4, 3×3) transforms for 3×3 stride-1 convolutions on NHWC buffers (Lavin & Gray,
 // "Fast Algorithms for Convolutional Neural Networks", 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 6×6
-// input tile and channel. The 36 element-wise products summed over channels are 36 GEMMs, which
+// input tile and channel. The weight gradient is that bilinear form transposed:
+// dg = Gᵀ[Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)]G, the sum over tiles again 36 GEMMs. The 36 element-wise products summed over channels are 36 GEMMs, which
 // the caller runs (oneDNN's sgemm); these loops only move tiles in and out, vectorised across
 // channels (the contiguous NHWC dimension) in blocks of 16.
 // Why ours: oneDNN 2.6.3 (Debian 12) has Winograd kernels for AVX-512 only, so on AVX2 CPUs every 3×3
@@ -148,6 +149,83 @@ static inline __attribute__((always_inline)) void weights_body(const float *w, f
     }
 }
 
+// A q for four values into six (A = (Aᵀ)ᵀ, 6×4): the weight gradient's transform of output-gradient tiles.
+#define A_ROWS(q0, q1, q2, q3, o0, o1, o2, o3, o4, o5) do { \
+    vf a02 = q0 + q2, a13 = q1 + q3, b_ = q0 + 4.0f * q2, e_ = 2.0f * q1 + 8.0f * q3; \
+    o0 = q0; o1 = a02 + a13; o2 = a02 - a13; o3 = b_ + e_; o4 = b_ - e_; o5 = q3; } while (0)
+
+// Gᵀ s for six values into three (Gᵀ is 3×6): the weight gradient's inverse transform.
+#define GT_ROWS(s0, s1, s2, s3, s4, s5, o0, o1, o2) do { \
+    vf a12 = s1 + s2, a34 = s3 + s4; \
+    o0 = s0 * 0.25f - a12 * (1.0f / 6) + a34 * (1.0f / 24); \
+    o1 = (s2 - s1) * (1.0f / 6) + (s3 - s4) * (1.0f / 12); \
+    o2 = (a34 - a12) * (1.0f / 6) + s5; } while (0)
+
+// W[ξ][t − base][k] = (A dY Aᵀ)[ξ] of tile t's 4×4 output gradient (zero outside ho × wo).
+static inline __attribute__((always_inline)) void dy_body(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) {
+    const size_t o = g->o, tiles = g->chunk_tiles, base = g->chunk_start;
+    const vf zero = {0};
+    for (size_t t = t0; t < t1; t++) {
+        size_t n, ty, tx;
+        tile_of(g, t, &n, &ty, &tx);
+        for (size_t o0 = 0; o0 < o; o0 += CB) {
+            const size_t ob = o - o0 < CB ? o - o0 : CB;
+            vf q[4][4], u[6][4];
+            for (int i = 0; i < 4; i++) {
+                const size_t yy = ty * 4 + (size_t)i;
+                for (int j = 0; j < 4; j++) {
+                    const size_t xx = tx * 4 + (size_t)j;
+                    if (yy < g->ho && xx < g->wo) {
+                        const float *p = dy + ((n * g->ho + yy) * g->wo + xx) * o + o0;
+                        q[i][j] = ob == CB ? load_vf(p) : load_part(p, ob);
+                    } else {
+                        q[i][j] = zero;
+                    }
+                }
+            }
+            for (int j = 0; j < 4; j++) A_ROWS(q[0][j], q[1][j], q[2][j], q[3][j], u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
+            for (int i = 0; i < 6; i++) {
+                vf r[6];
+                A_ROWS(u[i][0], u[i][1], u[i][2], u[i][3], r[0], r[1], r[2], r[3], r[4], r[5]);
+                for (int j = 0; j < 6; j++) {
+                    float *p = w + ((size_t)(i * 6 + j) * tiles + t - base) * o + o0;
+                    if (ob == CB) store_vf(p, r[j]); else store_part(p, r[j], ob);
+                }
+            }
+        }
+    }
+}
+
+// dW[j][k] (OIHW, input channels [c0, c1)) = Gᵀ M[·][k][j] G, written or added.
+static inline __attribute__((always_inline)) void weight_grad_body(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int accumulate) {
+    for (size_t ci = c0; ci < c1; ci++) {
+        for (size_t o0 = 0; o0 < o; o0 += CB) {
+            const size_t ob = o - o0 < CB ? o - o0 : CB;
+            vf s[6][6], t[3][6];
+            for (int e = 0; e < 36; e++) {
+                const float *p = m + ((size_t)e * c + ci) * o + o0;
+                s[e / 6][e % 6] = ob == CB ? load_vf(p) : load_part(p, ob);
+            }
+            for (int j = 0; j < 6; j++) GT_ROWS(s[0][j], s[1][j], s[2][j], s[3][j], s[4][j], s[5][j], t[0][j], t[1][j], t[2][j]);
+            for (int a = 0; a < 3; a++) {
+                vf r[3];
+                GT_ROWS(t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5], r[0], r[1], r[2]);
+                for (int b = 0; b < 3; b++) {
+                    float lane[CB];
+                    store_vf(lane, r[b]);
+                    for (size_t k = 0; k < ob; k++) {
+                        float *d = dw + ((o0 + k) * c + ci) * 9 + (size_t)(a * 3 + b);
+                        *d = accumulate ? *d + lane[k] : lane[k];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void dy_portable(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { dy_body(dy, w, t0, t1, g); }
+static void weight_grad_portable(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int acc) { weight_grad_body(m, dw, c0, c1, o, c, acc); }
+
 static void input_portable(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { input_body(x, v, t0, t1, g); }
 static void output_portable(const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
     output_body(m, y, b, r, relu, t0, t1, g);
@@ -161,6 +239,14 @@ __attribute__((target("avx2,fma"))) static void output_avx2(const float *m, floa
 }
 __attribute__((target("avx2,fma"))) static void weights_avx2(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
     weights_body(w, u, c0, c1, o, c, flipped);
+}
+__attribute__((target("avx2,fma"))) static void dy_avx2(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { dy_body(dy, w, t0, t1, g); }
+__attribute__((target("avx2,fma"))) static void weight_grad_avx2(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int acc) {
+    weight_grad_body(m, dw, c0, c1, o, c, acc);
+}
+__attribute__((target("avx512f"))) static void dy_avx512(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { dy_body(dy, w, t0, t1, g); }
+__attribute__((target("avx512f"))) static void weight_grad_avx512(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int acc) {
+    weight_grad_body(m, dw, c0, c1, o, c, acc);
 }
 __attribute__((target("avx512f"))) static void weights_avx512(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
     weights_body(w, u, c0, c1, o, c, flipped);
@@ -204,5 +290,29 @@ void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t
     }
 #else
     weights_portable(w, u, c0, c1, o, c, flipped);
+#endif
+}
+
+void wconv_wino43_dy(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) {
+#ifdef WINO_X86
+    switch (wconv_vector_level()) {
+    case 2: dy_avx512(dy, w, t0, t1, g); break;
+    case 1: dy_avx2(dy, w, t0, t1, g); break;
+    default: dy_portable(dy, w, t0, t1, g);
+    }
+#else
+    dy_portable(dy, w, t0, t1, g);
+#endif
+}
+
+void wconv_wino43_weight_grad(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int accumulate) {
+#ifdef WINO_X86
+    switch (wconv_vector_level()) {
+    case 2: weight_grad_avx512(m, dw, c0, c1, o, c, accumulate); break;
+    case 1: weight_grad_avx2(m, dw, c0, c1, o, c, accumulate); break;
+    default: weight_grad_portable(m, dw, c0, c1, o, c, accumulate);
+    }
+#else
+    weight_grad_portable(m, dw, c0, c1, o, c, accumulate);
 #endif
 }

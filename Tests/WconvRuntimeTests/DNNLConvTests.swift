@@ -43,6 +43,17 @@ final class DNNLConvTests: XCTestCase {
         XCTAssertGreaterThan(r.summary.nhwcValues, 3)
     }
 
+    /// A global average pool reads NHWC whether it keeps its 1×1 dims or not ([N, C, 1, 1] and [N, C]
+    /// are the same memory either way); with keepdims 0 it used to count as an NCHW reader, which sent
+    /// the last block of wconv's synthetic nets (and Keras' GlobalAveragePooling2D) back to NCHW.
+    func testGlobalPoolReadsNHWCWithOrWithoutItsUnitDims() {
+        XCTAssertEqual(DNNLLayoutPlan.kind(.globalAvgPool, inputShapes: [[2, 8, 4, 4]], outputShape: [2, 8]), .nhwcReader)
+        XCTAssertEqual(DNNLLayoutPlan.kind(.globalAvgPool, inputShapes: [[2, 8, 4, 4]], outputShape: [2, 8, 1, 1]), .nhwcReader)
+        XCTAssertEqual(DNNLLayoutPlan.kind(.adaptiveAvgPool2d, inputShapes: [[2, 8, 4, 4]], outputShape: [2, 8, 1, 1]), .nhwcReader)
+        XCTAssertEqual(DNNLLayoutPlan.kind(.adaptiveAvgPool2d, inputShapes: [[2, 8, 4, 4]], outputShape: [2, 8, 2, 2]), .other)
+        XCTAssertEqual(DNNLLayoutPlan.kind(.globalAvgPool, inputShapes: [[2, 8, 16]], outputShape: [2, 8]), .other)
+    }
+
     func testBottleneckResNetMatches() throws {
         var rng = TestRNG(12)
         let g = NetBuilder.resnet(blocks: [2, 1, 1, 1], width: 8, classes: 7)
@@ -155,8 +166,9 @@ final class DNNLConvTests: XCTestCase {
         let scales = session.executor.channelScaleSummary
         XCTAssertEqual(scales.steps, 16)
         XCTAssertEqual(scales.inPlace, scales.steps)
-        // Where SiLU runs as wconv's own pass after the conv, that pass also computes the pool.
-        XCTAssertEqual(session.executor.pooledConvolutions, DNNLConvolution.runsAfter(.silu, bf16Output: false) ? 16 : 0)
+        // Where SiLU runs as wconv's own pass after the conv, that pass also computes the pool: the 16
+        // squeeze-excite pools and the head's (keepdims 0, an [N, C] output read from NHWC too).
+        XCTAssertEqual(session.executor.pooledConvolutions, DNNLConvolution.runsAfter(.silu, bf16Output: false) ? 17 : 0)
         // One image: the pooled pass splits its pixels between the threads.
         let one = try both(g, rng.tensor([1, 3, 48, 48]))
         assertClose(one.dnnl, one.reference, rtol: 1e-3, atol: 1e-4)

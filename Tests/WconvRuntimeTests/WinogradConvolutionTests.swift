@@ -146,6 +146,47 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertNil(WinogradConvolution.inputGradient(of: ConvGeometry(n: 16, c: 16, h: 14, w: 14, o: 16, kh: 3, kw: 3, sh: 1, sw: 1, pt: 3, pl: 3, pb: 3, pr: 3, dh: 1, dw: 1, groups: 1)))
     }
 
+    /// The weight gradient (training on CPUs without AVX-512): dW[o][c][i][j] = Σ dy[o][y][x] ·
+    /// x[c][y + i − pt][x + j − pl], written into a fresh buffer or added to what it holds, with the
+    /// tiles in one chunk and in several (the sums then accumulate across chunks), on every vector path.
+    func testWeightGradientMatchesTheDefinition() throws {
+        let minMACs = WinogradConvolution.minMACsPerProduct, cap = WinogradConvolution.chunkScratchBytes
+        WinogradConvolution.minMACsPerProduct = 0
+        defer { WinogradConvolution.minMACsPerProduct = minMACs; WinogradConvolution.chunkScratchBytes = cap }
+        for (pads, chunk) in [([1, 1, 1, 1], cap), ([1, 0, 2, 1], 36 * (17 + 20) * 4 * 24), ([0, 0, 0, 0], cap)] {
+            WinogradConvolution.chunkScratchBytes = chunk
+            let (n, c, o, h, w) = (4, 17, 20, 17, 15)
+            let g = ConvGeometry(n: n, c: c, h: h, w: w, o: o, kh: 3, kw: 3, sh: 1, sw: 1, pt: pads[0], pl: pads[1], pb: pads[2], pr: pads[3], dh: 1, dw: 1, groups: 1)
+            var rng = TestRNG(43)
+            let x = rng.tensor([n, h, w, c]).floats(), dy = rng.tensor([n, g.ho, g.wo, o]).floats(), prior = rng.tensor([o * c * 9]).floats()
+            var want = [Float](repeating: 0, count: o * c * 9)
+            for j in 0..<o { for k in 0..<c { for ki in 0..<3 { for kj in 0..<3 {
+                var s = 0.0
+                for i in 0..<n { for oy in 0..<g.ho { for ox in 0..<g.wo {
+                    let iy = oy + ki - pads[0], ix = ox + kj - pads[1]
+                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                    s += Double(dy[((i * g.ho + oy) * g.wo + ox) * o + j]) * Double(x[((i * h + iy) * w + ix) * c + k])
+                } } }
+                want[((j * c + k) * 3 + ki) * 3 + kj] = Float(s)
+            } } } }
+            for path in paths {
+                XCTAssertEqual(wconv_vector_use(path), 1)
+                let conv = WinogradConvolution(g, constantWeights: false)
+                if chunk != cap { XCTAssertLessThan(conv.chunkTiles, conv.tiles) }
+                let scratch = UnsafeMutableRawPointer.allocate(byteCount: conv.scratchBytes, alignment: 64)
+                defer { scratch.deallocate() }
+                for accumulate in [false, true] {
+                    var dw = accumulate ? prior : [Float](repeating: .nan, count: prior.count)
+                    x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { dp in dw.withUnsafeMutableBufferPointer { wp in
+                        conv.weightGradient(x: xp.baseAddress!, dy: dp.baseAddress!, wp.baseAddress!, accumulate: accumulate, scratch: scratch)
+                    } } }
+                    let expected = accumulate ? zip(want, prior).map { $0 + $1 } : want
+                    assertClose(dw, expected, rtol: 1e-4, atol: 1e-3, "pads \(pads), chunks of \(conv.chunkTiles) of \(conv.tiles) tiles, accumulate \(accumulate) at \(path)")
+                }
+            }
+        }
+    }
+
     /// The shape rule: 3×3 stride 1, no dilation or groups, ≥ 16 channels, ≥ 16 tiles of 4×4 and
     /// 3 M multiply-adds in each of the 36 GEMMs.
     func testShapeRule() {

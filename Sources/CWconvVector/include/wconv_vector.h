@@ -76,4 +76,13 @@ void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t
 void wconv_wino43_output(const float *m, float *y, const float *bias, const float *residual, int relu,
                          size_t t0, size_t t1, const wconv_wino_geom *g);
 
+/// Output-gradient transform of the tiles [t0, t1) (inside the chunk), for the weight gradient:
+/// w[ξ][t − chunk_start][k] = (A dY Aᵀ)[ξ] of tile t's 4×4 window of dy (NHWC, o channels, zero
+/// outside ho × wo); w holds 36 × chunk_tiles × o floats.
+void wconv_wino43_dy(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g);
+
+/// Weight gradient of the input channels [c0, c1) from m[ξ][k][j] = Σ_tiles v[ξ][·][k]·w[ξ][·][j]
+/// (36 × c × o floats): dw[j][k] = Gᵀ m[·][k][j] G, OIHW 3×3, written or added (`accumulate`).
+void wconv_wino43_weight_grad(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int accumulate);
+
 #endif

@@ -34,6 +34,9 @@ final class DNNLConvBackward {
     /// The input gradient by wconv's Winograd (a 3×3 stride-1 conv of dy with the rotated weights),
     /// run instead of `data` where oneDNN has no Winograd kernel, as the forward (DNNLConvolution).
     private let ownData: WinogradConvolution?
+    /// The weight gradient by wconv's Winograd (`WinogradConvolution.weightGradient`), where oneDNN
+    /// has no Winograd kernel and the conv has no bias (whose gradient the primitive would compute).
+    private let ownWeights: WinogradConvolution?
 
     deinit { for h in hints { dnnl_primitive_desc_destroy(h) } }
 
@@ -77,6 +80,8 @@ final class DNNLConvBackward {
         data = chosen.data; weights = chosen.weights; hints = chosen.hints
         ownData = f32 && !nchwInput && !nchwOutput && WinogradConvolution.runsInstead(of: chosen.data.implementation, for: g)
             ? WinogradConvolution.inputGradient(of: g).map { WinogradConvolution($0, constantWeights: false, flippedWeights: true) } : nil
+        ownWeights = f32 && !hasBias && !nchwInput && !nchwOutput && WinogradConvolution.runsInstead(of: chosen.weights.implementation, for: g)
+            && WinogradConvolution.applies(to: g) ? WinogradConvolution(g, constantWeights: false) : nil
         let srcMD = weights.md(dnnl_query_src_md)
         let dstData = data.md(dnnl_query_diff_dst_md), dstWeights = weights.md(dnnl_query_diff_dst_md)
         let sharedDy = dstData == dstWeights
@@ -161,7 +166,9 @@ final class DNNLConvBackward {
     }
 
     /// The kernels oneDNN chose ("brgconv_bwd_d:avx512_core, brgconv_bwd_w:avx512_core"), for reports.
-    var implementation: String { "\(ownData == nil ? data.implementation : WinogradConvolution.implementation), \(weights.implementation)" }
+    var implementation: String {
+        "\(ownData == nil ? data.implementation : WinogradConvolution.implementation), \(ownWeights == nil ? weights.implementation : WinogradConvolution.implementation)"
+    }
 
     /// The backward-weights kernel oneDNN chose ("jit_bf16_1x1:avx512_core_bf16").
     var weightsImplementation: String { weights.implementation }
@@ -169,8 +176,9 @@ final class DNNLConvBackward {
     /// Bytes of staging one call may need (64-byte aligned pieces).
     var stagingBytes: Int {
         let secondDy = diffDstInWeights === diffDstInData ? 0 : diffDstInWeights?.bytes ?? 0
+        // wconv's Winograd weight gradient is done before the input gradient starts: they share scratch.
         return [srcIn?.bytes ?? 0, diffDstInData?.bytes ?? 0, secondDy, diffSrc.stagingBytes, diffWeights.stagingBytes, diffBias.stagingBytes,
-                ownData?.scratchBytes ?? 0]
+                max(ownData?.scratchBytes ?? 0, ownWeights?.scratchBytes ?? 0)]
             .reduce(0) { $0 + ($1 + 63) / 64 * 64 }
     }
 
@@ -192,7 +200,13 @@ final class DNNLConvBackward {
         }
         // dy as the data primitive reads it, then (when it differs) as the weights primitive does.
         diffDstData.bind(diffDstInData.map { $0.run(dy, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(dy))
-        if dw != nil || db != nil {
+        if let dw, let ownWeights {
+            // No bias here (ownWeights needs none), so dW is the primitive's whole work. Its scratch
+            // is free again once it returns (the input gradient's Winograd takes the same bytes).
+            let shared = next
+            ownWeights.weightGradient(x: x, dy: dy, dw.pointer, accumulate: !dw.fresh, scratch: take(ownWeights.scratchBytes)!)
+            next = shared
+        } else if dw != nil || db != nil {
             if diffDstWeights !== diffDstData {
                 diffDstWeights.bind(diffDstInWeights.map { $0.run(dy, into: take($0.bytes)!, engine) } ?? UnsafeRawPointer(dy))
             }

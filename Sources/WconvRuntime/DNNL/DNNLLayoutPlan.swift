@@ -12,7 +12,7 @@ import WconvGraph
 ///   identity) — a flat loop gives the same result in any layout, as long as all operands share it —
 ///   and max pooling and the squeeze-excite scale x · s[N,C,1,1], which have NHWC kernels
 ///   (NHWCKernels) and write the layout they read;
-/// - global average pooling reads either layout (its [N,C,1,1] output is the same memory in both).
+/// - global average pooling reads either layout (its [N,C,1,1] or [N,C] output is the same memory in both).
 /// Values with one spatial element are the same memory in both layouts and constrain nothing.
 /// Everything else (other pooling, reductions, reshapes, graph outputs, parameters) sees NCHW: a
 /// conv next to it converts at its boundary (a oneDNN reorder inside DNNLConvolution).
@@ -32,9 +32,12 @@ struct DNNLLayoutPlan {
 
     /// How the layout pass treats a non-conv node (see the type's comment).
     static func kind(_ op: Op, inputShapes: [[Int]?], outputShape: [Int]?) -> Node.Kind {
-        guard let out = outputShape, out.count == 4, let x = inputShapes.first ?? nil, x.count == 4 else { return .other }
+        guard let out = outputShape, let x = inputShapes.first ?? nil, x.count == 4 else { return .other }
+        // [N, C, 1, 1] or [N, C] (Keras' GlobalAveragePooling2D, wconv's synthetic nets): N × C values
+        // in the same order whichever layout the input has.
+        if op == .globalAvgPool || op == .adaptiveAvgPool2d { return out.reduce(1, *) == x[0] * x[1] ? .nhwcReader : .other }
+        guard out.count == 4 else { return .other }
         if op == .maxPool2d { return .layoutFree }
-        if op == .globalAvgPool || op == .adaptiveAvgPool2d { return out[2] * out[3] == 1 ? .nhwcReader : .other }
         if op == .mul, inputShapes.count == 2, isChannelScale(inputShapes, out) != nil { return .layoutFree }
         let pointwise: Set<Op> = [.relu, .relu6, .silu, .sigmoid, .tanh, .gelu, .hardSwish, .hardSigmoid, .leakyRelu, .mish, .identity, .dropout]
         let binary: Set<Op> = [.add, .sub, .mul, .div, .minimum, .maximum]

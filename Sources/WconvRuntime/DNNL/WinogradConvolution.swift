@@ -122,4 +122,38 @@ final class WinogradConvolution {
             }
         }
     }
+
+    /// dW (OIHW) of this convolution for input x and output gradient dy (NHWC f32), written, or
+    /// added when `accumulate`: dW = Gᵀ[Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ x B)]G, the sum over tiles as 36
+    /// GEMMs (C × O, K = tiles of a chunk) that accumulate across chunks. `scratch` holds
+    /// `scratchBytes` of an instance made with `constantWeights: false` (a chunk's transformed x and
+    /// dy, and the 36 × C × O sums).
+    func weightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, accumulate: Bool,
+                        scratch: UnsafeMutableRawPointer) {
+        precondition(u == nil, "internal: the weight gradient's sums live where changing weights' transform does")
+        let c = geometry.c, o = geometry.o
+        let v = scratch.bindMemory(to: Float.self, capacity: 36 * chunkTiles * c)
+        let w = (scratch + vBytes).bindMemory(to: Float.self, capacity: 36 * chunkTiles * o)
+        let m = (scratch + vBytes + mBytes).bindMemory(to: Float.self, capacity: 36 * c * o)
+        for start in stride(from: 0, to: tiles, by: chunkTiles) {
+            let t = min(chunkTiles, tiles - start)
+            shape.chunk_start = start
+            shape.chunk_tiles = t
+            withUnsafePointer(to: &shape) { gp in
+                Parallel.forRange(t, costPerItem: (c + o) * 36 * 8) { r in
+                    wconv_wino43_input(x, v, start + r.lowerBound, start + r.upperBound, gp)
+                    wconv_wino43_dy(dy, w, start + r.lowerBound, start + r.upperBound, gp)
+                }
+            }
+            for xi in 0..<36 {
+                // Row-major: M[ξ] (C × O) (+)= V[ξ]ᵀ (C × t) · W[ξ] (t × O).
+                let status = dnnl_sgemm(CChar(UInt8(ascii: "T")), CChar(UInt8(ascii: "N")), Int64(c), Int64(o), Int64(t), 1,
+                                        v + xi * t * c, Int64(c), w + xi * t * o, Int64(o), start == 0 ? 0 : 1, m + xi * c * o, Int64(o))
+                assert(status == dnnl_success, "dnnl_sgemm \(c)×\(t)·\(t)×\(o): \(status)")
+            }
+        }
+        Parallel.forRange(c, costPerItem: o * 400) { r in
+            wconv_wino43_weight_grad(m, dw, r.lowerBound, r.upperBound, o, c, accumulate ? 1 : 0)
+        }
+    }
 }
