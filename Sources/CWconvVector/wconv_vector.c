@@ -167,6 +167,12 @@ static inline __attribute__((always_inline)) void softmax_rows_body(const float 
     }
 }
 
+// y = x + mask over one row (attention scores plus an additive mask), vectorised like the others.
+static inline __attribute__((always_inline)) void add_row_body(const float *x, const float *m, float *y, size_t n) {
+    VECTORISE_IN_PLACE
+    for (size_t i = 0; i < n; i++) y[i] = x[i] + m[i];
+}
+
 static inline __attribute__((always_inline)) void layer_norm_rows_body(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps,
                                      float *mo, float *io) {
     for (size_t r = 0; r < rows; r++) {
@@ -194,6 +200,7 @@ static inline __attribute__((always_inline)) void layer_norm_rows_body(const flo
 static void scale_channels_portable(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c) { scale_channels_body(x, s, y, p0, p1, hw, c); }
 static void channel_means_portable(const float *x, float *y, size_t i0, size_t i1, size_t hw, size_t c) { channel_means_body(x, y, i0, i1, hw, c); }
 static void softmax_rows_portable(const float *x, float *y, size_t rows, size_t n) { softmax_rows_body(x, y, rows, n); }
+static void add_row_portable(const float *x, const float *m, float *y, size_t n) { add_row_body(x, m, y, n); }
 static void layer_norm_rows_portable(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps, float *mo, float *io) {
     layer_norm_rows_body(x, y, rows, n, w, b, eps, mo, io);
 }
@@ -201,6 +208,8 @@ static void layer_norm_rows_portable(const float *x, float *y, size_t rows, size
 __attribute__((target("avx2,fma"))) static void scale_channels_avx2(const float *x, const float *s, float *y, size_t p0, size_t p1, size_t hw, size_t c) { scale_channels_body(x, s, y, p0, p1, hw, c); }
 __attribute__((target("avx2,fma"))) static void channel_means_avx2(const float *x, float *y, size_t i0, size_t i1, size_t hw, size_t c) { channel_means_body(x, y, i0, i1, hw, c); }
 __attribute__((target("avx2,fma"))) static void softmax_rows_avx2(const float *x, float *y, size_t rows, size_t n) { softmax_rows_body(x, y, rows, n); }
+__attribute__((target("avx2,fma"))) static void add_row_avx2(const float *x, const float *m, float *y, size_t n) { add_row_body(x, m, y, n); }
+__attribute__((target("avx512f"))) static void add_row_avx512(const float *x, const float *m, float *y, size_t n) { add_row_body(x, m, y, n); }
 __attribute__((target("avx2,fma"))) static void layer_norm_rows_avx2(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps, float *mo, float *io) {
     layer_norm_rows_body(x, y, rows, n, w, b, eps, mo, io);
 }
@@ -563,6 +572,23 @@ void wconv_softmax_rows(const float *x, float *y, size_t rows, size_t n) {
     }
 #endif
     softmax_rows_portable(x, y, rows, n);
+}
+
+void wconv_softmax_rows_masked(const float *x, const float *mask, size_t mask_row_stride, float *y, size_t rows, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *px = x + r * n, *pm = mask + r * mask_row_stride;
+        float *py = y + r * n;
+#ifdef WCONV_X86
+        switch (isa()) {
+        case 2: add_row_avx512(px, pm, py, n); break;
+        case 1: add_row_avx2(px, pm, py, n); break;
+        default: add_row_portable(px, pm, py, n);
+        }
+#else
+        add_row_portable(px, pm, py, n);
+#endif
+        wconv_softmax_rows(py, py, 1, n);  // the row is in L1 now: a second pass costs little
+    }
 }
 
 void wconv_layer_norm_rows(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float epsilon,

@@ -25,4 +25,13 @@ final class CLIBenchRunShapeTests: XCTestCase {
         let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(doc["inputShapes"] as? [String: [Int]], ["a": [2, 3, 4], "b": [3, 1], "ids": [2, 4]])
     }
+
+    func testInputsDeclaredLikeTheFirstTakeItsShape() throws {
+        // A BERT export with input_ids and attention_mask both declared [batch, sequence]: the mask
+        // must be [2, 12] too, not a [2, 1] that broadcasts (another model's timing).
+        let r = try CLI.run(["bench", "run", CLI.fixture("onnx/bert_ts_op17_dynamic.onnx"), "--input-shape", "2,12", "--iters", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(doc["inputShapes"] as? [String: [Int]], ["input_ids": [2, 12], "attention_mask": [2, 12]])
+    }
 }

@@ -24,6 +24,10 @@ void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n);
 /// with no finite maximum gives NaN (as PyTorch). exp's relative error ≤ 2e-7.
 void wconv_softmax_rows(const float *x, float *y, size_t rows, size_t n);
 
+/// softmax(x + mask) of each row, mask row r at mask + r·mask_row_stride (0: one row for all), y may
+/// be x: attention scores with an additive padding or causal mask, in one call per head.
+void wconv_softmax_rows_masked(const float *x, const float *mask, size_t mask_row_stride, float *y, size_t rows, size_t n);
+
 /// Layer norm of `rows` contiguous rows of n values: mean and variance summed in double (two passes),
 /// y = (x − mean)·invStd·w + b in float (w, b may be NULL); mean and invStd per row into `mean_out`,
 /// `inv_std_out` when not NULL. y may be x.

@@ -33,15 +33,20 @@ func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v:
                 let vh = v + kb * g.tk * g.d + h * dh
                 sgemm(transA: false, transB: true, m: g.tq, n: g.tk, k: dh, alpha: g.scale, a: qh, lda: g.d, b: kh, ldb: g.d,
                       beta: 0, c: p, ldc: g.tk)
-                if let mask {
-                    let m = mask + bi * maskStrides[0] + h * maskStrides[1]
-                    let (si, sj) = (maskStrides[2], maskStrides[3])
-                    for i in 0..<g.tq {
-                        let row = p + i * g.tk, mrow = m + i * si
-                        if sj == 1 { for j in 0..<g.tk { row[j] += mrow[j] } } else { for j in 0..<g.tk { row[j] += mrow[j * sj] } }
+                if let mask, maskStrides[3] == 1 {
+                    // A padding mask [B, 1, 1, Tk] (row stride 0) or a full one: added in C, vectorised (the
+                    // Swift loop here took ≈ 3 % of MiniLM-L6's inference samples).
+                    wconv_softmax_rows_masked(p, mask + bi * maskStrides[0] + h * maskStrides[1], maskStrides[2], p, g.tq, g.tk)
+                } else {
+                    if let mask {
+                        let m = mask + bi * maskStrides[0] + h * maskStrides[1], (si, sj) = (maskStrides[2], maskStrides[3])
+                        for i in 0..<g.tq {
+                            let row = p + i * g.tk, mrow = m + i * si
+                            for j in 0..<g.tk { row[j] += mrow[j * sj] }
+                        }
                     }
+                    wconv_softmax_rows(p, p, g.tq, g.tk)
                 }
-                wconv_softmax_rows(p, p, g.tq, g.tk)
                 var weights = UnsafePointer(p)
                 if let dropoutMask, let dropped {
                     let m = dropoutMask + pair * g.probsPerHead

@@ -10,7 +10,7 @@ struct BenchRunCommand: ParsableCommand {
     @Argument(help: "Model file (any supported format).") var model: String
     @Option(name: .long, help: "Batch size.") var batch: Int = 16
     @Option(name: .long, help: "Image height and width (image models).") var size: Int?
-    @Option(name: .long, help: "Shape of the first input, comma-separated (e.g. 1,3,48,320 for a non-square image); overrides --batch and --size for it.") var inputShape: String?
+    @Option(name: .long, help: "Shape of the first input, comma-separated (e.g. 1,3,48,320 for a non-square image; 16,128 for a text model's tokens); overrides --batch and --size for it, and for inputs declared with the same shape (attention mask, token types).") var inputShape: String?
     @Option(name: .long, help: "Timed iterations.") var iters: Int = 5
     @Option(name: .long, help: "Untimed warm-up iterations.") var warmup: Int = 1
     @Flag(name: .long, help: "Also print the time per op and kernel over the timed iterations.") var profile = false
@@ -42,7 +42,11 @@ struct BenchRunCommand: ParsableCommand {
             // The batch goes into the first dim unless another input declares it (an RNN state [2, 1, 128]).
             if !s.isEmpty, info.name == graph.inputs.first?.name || info.shape.first.map({ $0 == nil }) ?? true { s[0] = batch }
             if s.count == 4, let size { s[2] = size; s[3] = size }
-            if let inputShape, info.name == graph.inputs.first?.name { s = inputShape.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+            // Inputs declared like the first (a text model's attention mask and token types beside its
+            // token ids) take its shape too: a [B, 1] mask would broadcast and time another model.
+            if let inputShape, let first = graph.inputs.first, info.name == first.name || info.shape == first.shape {
+                s = inputShape.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            }
             shapes[info.name] = s
             let n = s.reduce(1, *)
             inputs[info.name] = info.dtype.isFloatingPoint
