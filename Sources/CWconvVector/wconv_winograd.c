@@ -36,6 +36,10 @@ static inline __attribute__((always_inline)) void store_part(float *p, vf v, siz
     memcpy(p, t, n * sizeof(float));
 }
 
+// A block of n ≤ 16 channels: whole vectors where n is 16, through a buffer at a block's tail.
+static inline __attribute__((always_inline)) vf load_n(const float *p, size_t n) { return n == CB ? load_vf(p) : load_part(p, n); }
+static inline __attribute__((always_inline)) void store_n(float *p, vf v, size_t n) { if (n == CB) store_vf(p, v); else store_part(p, v, n); }
+
 // Bᵀ d for one column of six values.
 #define BT_ROWS(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5) do { \
     vf a_ = d4 - 4.0f * d2, b_ = d3 - 4.0f * d1, c_ = d4 - d2, e_ = 2.0f * (d3 - d1); \
@@ -46,9 +50,23 @@ static inline __attribute__((always_inline)) void store_part(float *p, vf v, siz
     vf a12 = m1 + m2, s12 = m1 - m2, a34 = m3 + m4, s34 = m3 - m4; \
     o0 = m0 + a12 + a34; o1 = s12 + 2.0f * s34; o2 = a12 + 4.0f * a34; o3 = s12 + 8.0f * s34 + m5; } while (0)
 
+// One block of cb channels (from c0) of the size × size window at (y0, x0) of image n of an NHWC map
+// (h × w, c channels) into d[i·size + j], zero outside the map.
+static inline __attribute__((always_inline)) void load_window(vf *d, int size, const float *map, size_t n, long y0, long x0,
+                                                              size_t h, size_t w, size_t c, size_t c0, size_t cb) {
+    const vf zero = {0};
+    for (int i = 0; i < size; i++) {
+        const long yy = y0 + i;
+        for (int j = 0; j < size; j++) {
+            const long xx = x0 + j;
+            d[i * size + j] = yy >= 0 && yy < (long)h && xx >= 0 && xx < (long)w
+                ? load_n(map + ((n * h + (size_t)yy) * w + (size_t)xx) * c + c0, cb) : zero;
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void input_body(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) {
     const size_t c = g->c, tiles = g->chunk_tiles, base = g->chunk_start;
-    const vf zero = {0};
     for (size_t t = t0; t < t1; t++) {
         size_t n, ty, tx;
         tile_of(g, t, &n, &ty, &tx);
@@ -56,18 +74,7 @@ static inline __attribute__((always_inline)) void input_body(const float *x, flo
         for (size_t c0 = 0; c0 < c; c0 += CB) {
             const size_t cb = c - c0 < CB ? c - c0 : CB;
             vf d[6][6], u[6][6];
-            for (int i = 0; i < 6; i++) {
-                const long yy = y0 + i;
-                for (int j = 0; j < 6; j++) {
-                    const long xx = x0 + j;
-                    if (yy >= 0 && yy < (long)g->h && xx >= 0 && xx < (long)g->w) {
-                        const float *p = x + ((n * g->h + (size_t)yy) * g->w + (size_t)xx) * c + c0;
-                        d[i][j] = cb == CB ? load_vf(p) : load_part(p, cb);
-                    } else {
-                        d[i][j] = zero;
-                    }
-                }
-            }
+            load_window(&d[0][0], 6, x, n, y0, x0, g->h, g->w, c, c0, cb);
             for (int j = 0; j < 6; j++)
                 BT_ROWS(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
             for (int i = 0; i < 6; i++) {
@@ -75,7 +82,7 @@ static inline __attribute__((always_inline)) void input_body(const float *x, flo
                 BT_ROWS(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5], r[0], r[1], r[2], r[3], r[4], r[5]);
                 for (int j = 0; j < 6; j++) {
                     float *q = v + ((size_t)(i * 6 + j) * tiles + t - base) * c + c0;
-                    if (cb == CB) store_vf(q, r[j]); else store_part(q, r[j], cb);
+                    store_n(q, r[j], cb);
                 }
             }
         }
@@ -94,9 +101,9 @@ static inline __attribute__((always_inline)) void output_body(const float *m, fl
             vf s[6][6], u[4][6];
             for (int i = 0; i < 36; i++) {
                 const float *p = m + ((size_t)i * tiles + t - base) * o + o0;
-                s[i / 6][i % 6] = ob == CB ? load_vf(p) : load_part(p, ob);
+                s[i / 6][i % 6] = load_n(p, ob);
             }
-            const vf b = bias ? (ob == CB ? load_vf(bias + o0) : load_part(bias + o0, ob)) : zero;
+            const vf b = bias ? load_n(bias + o0, ob) : zero;
             for (int j = 0; j < 6; j++)
                 AT_ROWS(s[0][j], s[1][j], s[2][j], s[3][j], s[4][j], s[5][j], u[0][j], u[1][j], u[2][j], u[3][j]);
             for (int i = 0; i < 4; i++) {
@@ -110,9 +117,9 @@ static inline __attribute__((always_inline)) void output_body(const float *m, fl
                     const size_t at = ((n * g->ho + yy) * g->wo + xx) * o + o0;
                     vf val = r[j] + b;
                     // The residual may be y itself: each element is read once, before it is written.
-                    if (residual) val += ob == CB ? load_vf(residual + at) : load_part(residual + at, ob);
+                    if (residual) val += load_n(residual + at, ob);
                     if (relu) val = (vf)((vi)val & ~(val < zero)); // NaN stays NaN, as in PyTorch
-                    if (ob == CB) store_vf(y + at, val); else store_part(y + at, val, ob);
+                    store_n(y + at, val, ob);
                 }
             }
         }
@@ -142,7 +149,7 @@ static inline __attribute__((always_inline)) void weights_body(const float *w, f
                 G_ROWS(t[i][0], t[i][1], t[i][2], r[0], r[1], r[2], r[3], r[4], r[5]);
                 for (int j = 0; j < 6; j++) {
                     float *q = u + ((size_t)(i * 6 + j) * c + ci) * o + o0;
-                    if (ob == CB) store_vf(q, r[j]); else store_part(q, r[j], ob);
+                    store_n(q, r[j], ob);
                 }
             }
         }
@@ -164,32 +171,19 @@ static inline __attribute__((always_inline)) void weights_body(const float *w, f
 // W[ξ][t − base][k] = (A dY Aᵀ)[ξ] of tile t's 4×4 output gradient (zero outside ho × wo).
 static inline __attribute__((always_inline)) void dy_body(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) {
     const size_t o = g->o, tiles = g->chunk_tiles, base = g->chunk_start;
-    const vf zero = {0};
     for (size_t t = t0; t < t1; t++) {
         size_t n, ty, tx;
         tile_of(g, t, &n, &ty, &tx);
         for (size_t o0 = 0; o0 < o; o0 += CB) {
             const size_t ob = o - o0 < CB ? o - o0 : CB;
-            vf q[4][4], u[6][4];
-            for (int i = 0; i < 4; i++) {
-                const size_t yy = ty * 4 + (size_t)i;
-                for (int j = 0; j < 4; j++) {
-                    const size_t xx = tx * 4 + (size_t)j;
-                    if (yy < g->ho && xx < g->wo) {
-                        const float *p = dy + ((n * g->ho + yy) * g->wo + xx) * o + o0;
-                        q[i][j] = ob == CB ? load_vf(p) : load_part(p, ob);
-                    } else {
-                        q[i][j] = zero;
-                    }
-                }
-            }
+            vf q[4][4], u[6][4], r[6];
+            load_window(&q[0][0], 4, dy, n, (long)(ty * 4), (long)(tx * 4), g->ho, g->wo, o, o0, ob);
             for (int j = 0; j < 4; j++) A_ROWS(q[0][j], q[1][j], q[2][j], q[3][j], u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
             for (int i = 0; i < 6; i++) {
-                vf r[6];
                 A_ROWS(u[i][0], u[i][1], u[i][2], u[i][3], r[0], r[1], r[2], r[3], r[4], r[5]);
                 for (int j = 0; j < 6; j++) {
                     float *p = w + ((size_t)(i * 6 + j) * tiles + t - base) * o + o0;
-                    if (ob == CB) store_vf(p, r[j]); else store_part(p, r[j], ob);
+                    store_n(p, r[j], ob);
                 }
             }
         }
@@ -204,7 +198,7 @@ static inline __attribute__((always_inline)) void weight_grad_body(const float *
             vf s[6][6], t[3][6];
             for (int e = 0; e < 36; e++) {
                 const float *p = m + ((size_t)e * c + ci) * o + o0;
-                s[e / 6][e % 6] = ob == CB ? load_vf(p) : load_part(p, ob);
+                s[e / 6][e % 6] = load_n(p, ob);
             }
             for (int j = 0; j < 6; j++) GT_ROWS(s[0][j], s[1][j], s[2][j], s[3][j], s[4][j], s[5][j], t[0][j], t[1][j], t[2][j]);
             for (int a = 0; a < 3; a++) {
@@ -257,62 +251,29 @@ __attribute__((target("avx512f"))) static void output_avx512(const float *m, flo
 }
 #endif
 
-void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) {
+// Each entry point runs the build for the CPU's vector level (wconv_vector_level: CPUID, capped by
+// WCONV_VECTOR_ISA), as the other C kernels do.
 #ifdef WINO_X86
-    switch (wconv_vector_level()) {
-    case 2: input_avx512(x, v, t0, t1, g); break;
-    case 1: input_avx2(x, v, t0, t1, g); break;
-    default: input_portable(x, v, t0, t1, g);
-    }
+#define WINO_DISPATCH(fn, ...) do { switch (wconv_vector_level()) { \
+    case 2: fn##_avx512(__VA_ARGS__); break; \
+    case 1: fn##_avx2(__VA_ARGS__); break; \
+    default: fn##_portable(__VA_ARGS__); } } while (0)
 #else
-    input_portable(x, v, t0, t1, g);
+#define WINO_DISPATCH(fn, ...) fn##_portable(__VA_ARGS__)
 #endif
-}
+
+void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { WINO_DISPATCH(input, x, v, t0, t1, g); }
 
 void wconv_wino43_output(const float *m, float *y, const float *bias, const float *residual, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
-#ifdef WINO_X86
-    switch (wconv_vector_level()) {
-    case 2: output_avx512(m, y, bias, residual, relu, t0, t1, g); break;
-    case 1: output_avx2(m, y, bias, residual, relu, t0, t1, g); break;
-    default: output_portable(m, y, bias, residual, relu, t0, t1, g);
-    }
-#else
-    output_portable(m, y, bias, residual, relu, t0, t1, g);
-#endif
+    WINO_DISPATCH(output, m, y, bias, residual, relu, t0, t1, g);
 }
 
 void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
-#ifdef WINO_X86
-    switch (wconv_vector_level()) {
-    case 2: weights_avx512(w, u, c0, c1, o, c, flipped); break;
-    case 1: weights_avx2(w, u, c0, c1, o, c, flipped); break;
-    default: weights_portable(w, u, c0, c1, o, c, flipped);
-    }
-#else
-    weights_portable(w, u, c0, c1, o, c, flipped);
-#endif
+    WINO_DISPATCH(weights, w, u, c0, c1, o, c, flipped);
 }
 
-void wconv_wino43_dy(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) {
-#ifdef WINO_X86
-    switch (wconv_vector_level()) {
-    case 2: dy_avx512(dy, w, t0, t1, g); break;
-    case 1: dy_avx2(dy, w, t0, t1, g); break;
-    default: dy_portable(dy, w, t0, t1, g);
-    }
-#else
-    dy_portable(dy, w, t0, t1, g);
-#endif
-}
+void wconv_wino43_dy(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { WINO_DISPATCH(dy, dy, w, t0, t1, g); }
 
 void wconv_wino43_weight_grad(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int accumulate) {
-#ifdef WINO_X86
-    switch (wconv_vector_level()) {
-    case 2: weight_grad_avx512(m, dw, c0, c1, o, c, accumulate); break;
-    case 1: weight_grad_avx2(m, dw, c0, c1, o, c, accumulate); break;
-    default: weight_grad_portable(m, dw, c0, c1, o, c, accumulate);
-    }
-#else
-    weight_grad_portable(m, dw, c0, c1, o, c, accumulate);
-#endif
+    WINO_DISPATCH(weight_grad, m, dw, c0, c1, o, c, accumulate);
 }
