@@ -3,12 +3,15 @@
 // By default libgomp's idle workers spin ~3 ms after each parallel region. Between wconv's many
 // primitives, beside OpenBLAS's and the runtime's own threads, that spinning takes the cores the next
 // step needs (docs/runtime.md: EfficientNet-B0 inference used 4.0–4.5 s of user CPU instead of 2.2–2.4
-// for the same work). libgomp reads OMP_WAIT_POLICY in its constructor from the environment the
-// process started with (a setenv from .preinit_array is lost: libc installs `environ` after it), so a
-// command that does arithmetic re-executes itself
-// once with OMP_WAIT_POLICY=passive, before any library constructor or Swift code has run. A policy or
-// spin count the user set is kept, and commands without arithmetic (convert, inspect, --version, …)
-// are not re-executed.
+// for the same work). Not spinning at all (OMP_WAIT_POLICY=passive, until this was measured) makes
+// every primitive a futex wake-up of a sleeping worker instead: at batch 1 on small real-world models
+// that was most of the time (PaddleOCR's angle classifier 6.2 → 2.1 ms, MTCNN's PNet 0.70 → 0.10 ms
+// with a short spin), while batch 16 ran the same either way. So a command that does arithmetic
+// re-executes itself once with GOMP_SPINCOUNT=10000 (workers spin about that many rounds, then sleep),
+// before any library constructor or Swift code has run: libgomp reads it in its constructor from the
+// environment the process started with (a setenv from .preinit_array is lost: libc installs `environ`
+// after it). A policy or spin count the user set is kept, and commands without arithmetic (convert,
+// inspect, --version, …) are not re-executed.
 #include "wconv_startup.h"
 #include <string.h>
 #include <unistd.h>
@@ -31,7 +34,7 @@ static void wconv_startup(int argc, char **argv, char **envp) {
     while (envp && envp[count]) count++;
     char *env[count + 2];
     for (size_t i = 0; i < count; i++) env[i] = envp[i];
-    env[count] = "OMP_WAIT_POLICY=passive";
+    env[count] = WCONV_GOMP_SPINCOUNT;
     env[count + 1] = 0;
     execve("/proc/self/exe", argv, env);
     // exec failed (no /proc): carry on with libgomp's default.

@@ -30,7 +30,7 @@ public enum DNNL {
             return "\(version) off (\(env != nil ? "WCONV_DNNL=\(env!)" : "no CPU engine")): convolutions on im2col + BLAS"
         }
         let env = ProcessInfo.processInfo.environment
-        let policy = env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" } ?? env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" } ?? "default wait policy; wconv's arithmetic commands set OMP_WAIT_POLICY=passive"
+        let policy = env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" } ?? env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" } ?? "default wait policy; wconv's arithmetic commands set GOMP_SPINCOUNT=10000"
         let wino = !DNNLConvolution.winogradEnabled ? ""
             : hasWinograd ? " (3×3 stride 1: Winograd)" : " (3×3 stride 1: Winograd F(4×4, 3×3), wconv's transforms on oneDNN's sgemm)"
         return "\(version) (OpenMP \(policy), ISA \(isaName(dnnl_get_effective_cpu_isa()))): convolutions\(wino)"
