@@ -59,6 +59,46 @@ final class ActivationVectorTests: XCTestCase {
         }
     }
 
+    /// tanh, the sigmoid and GELU's tanh form (C kernels, wconv_tanh_sigmoid.c), forward and backward,
+    /// on every path against float64: whole float range, ±∞, NaN, the region |x| < 4e-4 where tanh
+    /// returns x, and counts that leave a scalar tail.
+    func testTanhSigmoidAndGELUTanhForwardAndGradient() {
+        forEachPath { isa in
+            for n in [0, 1, 15, 16, 17, 40, 1001] {
+                let x: [Float] = n == 1001 ? (0..<n).map { Float($0 - 500) / 60 } + [] : values(n, seed: UInt64(700 + n))
+                let small = x.enumerated().map { $0.offset % 7 == 3 ? $0.element * 1e-5 : $0.element }
+                let dy = values(n, seed: UInt64(800 + n)).map { $0.isFinite ? $0 : 1 }
+                for act in [Activation.tanh, .sigmoid, .geluTanh] {
+                    var y = [Float](repeating: 0, count: n), dx = [Float](repeating: 0.25, count: n)
+                    act.apply(small, &y, n)
+                    act.backward(x: small, dy: dy, dx: &dx, n)
+                    for i in 0..<n {
+                        let v = Double(small[i])
+                        // tanh's value near ±1 carries float's unit in the last place (2.4e-7 at most, as libm's
+                        // tanhf): what follows from it (1 − t², GELU's 1 + t) gets that much absolute slack.
+                        let ulp1 = 2.4e-7, g = abs(Double(dy[i]))
+                        let want: Double, grad: Double, slack: Double, gradSlack: Double
+                        switch act {
+                        case .tanh: want = tanh(v); grad = 1 - want * want; slack = 0; gradSlack = 2 * ulp1 * g
+                        case .sigmoid: want = v.isNaN ? .nan : 1 / (1 + exp(-v)); grad = want * (1 - want); slack = 0; gradSlack = ulp1 * g
+                        default:
+                            let k = (2 / Double.pi).squareRoot(), t = tanh(k * (v + 0.044715 * v * v * v)), d = k * (1 + 3 * 0.044715 * v * v)
+                            want = v.isInfinite ? (v > 0 ? v : .nan) : 0.5 * v * (1 + t)
+                            grad = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * d
+                            slack = 0.5 * abs(v) * ulp1; gradSlack = g * (0.5 + abs(v) * d) * 2 * ulp1
+                        }
+                        let what = "\(isa) \(act)(\(v))"
+                        if want.isNaN { XCTAssertTrue(y[i].isNaN, "\(what): \(y[i])"); continue }
+                        if want.isInfinite { XCTAssertEqual(Double(y[i]), want, what); continue }
+                        XCTAssertEqual(Double(y[i]), want, accuracy: 5e-7 * abs(want) + slack + 1e-37, what)
+                        guard grad.isFinite, abs(v) < 1e4 else { continue }
+                        XCTAssertEqual(Double(dx[i]), 0.25 + Double(dy[i]) * grad, accuracy: 2e-6 * max(1, abs(Double(dy[i]) * grad)) + gradSlack, "\(what)′")
+                    }
+                }
+            }
+        }
+    }
+
     /// GELU (erf) and its gradient on every path against float64: erf's approximation (PyTorch's,
     /// absolute error ≤ 1.5e-7) bounds GELU's error by 1e-7·|x| + float rounding.
     func testGELUForwardAndGradient() {

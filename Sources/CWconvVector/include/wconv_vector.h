@@ -20,6 +20,21 @@ void wconv_gelu(const float *x, float *y, size_t n);
 /// GELU's gradient dy·(Φ(x) + x·φ(x)) added to dx (dx may be dy only when the caller zeroed nothing else).
 void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n);
 
+/// tanh over n floats (y may be x): Eigen's rational approximation, relative error ≤ 4e-7 against
+/// float64 (x itself for |x| < 4e-4, ±1 beyond ±7.905); NaN stays NaN.
+void wconv_tanh(const float *x, float *y, size_t n);
+
+/// σ(x) = 1 / (1 + e^{−x}) over n floats (y may be x); exactly 0 below −88.3, NaN stays NaN.
+void wconv_sigmoid(const float *x, float *y, size_t n);
+
+/// GELU's tanh form, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (PyTorch's approximate='tanh').
+void wconv_gelu_tanh(const float *x, float *y, size_t n);
+
+/// The gradients of the three, dy·f′(x), added to dx.
+void wconv_tanh_grad(const float *x, const float *dy, float *dx, size_t n);
+void wconv_sigmoid_grad(const float *x, const float *dy, float *dx, size_t n);
+void wconv_gelu_tanh_grad(const float *x, const float *dy, float *dx, size_t n);
+
 /// Softmax of each of `rows` contiguous rows of n values, y may be x. A −∞ entry gets exactly 0; a row
 /// with no finite maximum gives NaN (as PyTorch). exp's relative error ≤ 2e-7.
 void wconv_softmax_rows(const float *x, float *y, size_t rows, size_t n);

@@ -50,17 +50,14 @@ enum Activation: Equatable {
         case .silu:
             siluForward(x, y, n)
         case .sigmoid:
-            for i in 0..<n { y[i] = 1 / (1 + expf(-x[i])) }
+            wconv_sigmoid(x, y, n)
         case .tanh:
-            for i in 0..<n { y[i] = tanhf(x[i]) }
+            wconv_tanh(x, y, n)
         case .geluErf:
             // C (wconv_vector.h): erf as PyTorch's vectorised GELU computes it, 16 lanes on AVX-512.
             wconv_gelu(x, y, n)
         case .geluTanh:
-            for i in 0..<n {
-                let v = x[i]
-                y[i] = 0.5 * v * (1 + tanhf(0.79788456080286536 * (v + 0.044715 * v * v * v)))
-            }
+            wconv_gelu_tanh(x, y, n)
         case .hardSwish:
             mapFloats(x, y, n) { $0 * min(max($0 + 3, 0), 6) / 6 }
         case .leakyRelu(let a):
@@ -92,20 +89,13 @@ enum Activation: Equatable {
         case .silu:
             siluGradient(x, dy: dy, dx: dx, n, accumulate: true)
         case .sigmoid:
-            for i in 0..<n { let s = 1 / (1 + expf(-x[i])); dx[i] += dy[i] * s * (1 - s) }
+            wconv_sigmoid_grad(x, dy, dx, n)
         case .tanh:
-            for i in 0..<n { let t = tanhf(x[i]); dx[i] += dy[i] * (1 - t * t) }
+            wconv_tanh_grad(x, dy, dx, n)
         case .geluErf:
             wconv_gelu_grad(x, dy, dx, n)
         case .geluTanh:
-            for i in 0..<n {
-                let v = x[i]
-                let k: Float = 0.79788456080286536
-                let inner = k * (v + 0.044715 * v * v * v)
-                let t = tanhf(inner)
-                let dinner = k * (1 + 3 * 0.044715 * v * v)
-                dx[i] += dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * dinner)
-            }
+            wconv_gelu_tanh_grad(x, dy, dx, n)
         case .hardSwish:
             // PyTorch: 0 below -3, 1 above 3, (2x+3)/6 between (the boundary points take the inner formula's neighbours as torch does).
             for i in 0..<n {
