@@ -110,6 +110,47 @@ public final class InferenceSession {
                 for o in node.outputs { producerIndex[o] = pi }
                 continue
             }
+            // A constant scale or shift over a conv's sole output, one value or one per channel (Paddle's
+            // learnable affine after each conv of PP-LCNet: ×a + b with scalars): folded into the conv's
+            // weight and bias, so the activation after it can fuse too.
+            if [.mul, .div, .add, .sub].contains(node.op), node.inputs.count == 2,
+               let xi = node.inputs.firstIndex(where: { v in producerIndex[v].map { [.conv1d, .conv2d].contains(out[$0].node.op) } ?? false }),
+               xi == 0 || node.op == .mul || node.op == .add, isParam(node.inputs[1 - xi]), readers[node.inputs[xi]] == 1,
+               let pi = producerIndex[node.inputs[xi]], out[pi].fused == .none, isParam(out[pi].node.inputs[1]),
+               out[pi].node.inputs.count < 3 || out[pi].node.inputs[2].isEmpty || isParam(out[pi].node.inputs[2]) {
+                var conv = out[pi]
+                let w = store[conv.node.inputs[1]]!, k = store[node.inputs[1 - xi]]!
+                let o = w.shape[0], outRank = conv.node.op == .conv2d ? 4 : 3
+                // One value, or o values on the channel axis of the conv's output ([o, 1, 1], [1, o, 1, 1], …).
+                let s = k.shape, perChannel = k.count == o && s.count <= outRank && s.count >= outRank - 1
+                    && s[s.count - (outRank - 1)] == o && s.filter { $0 != 1 }.count <= 1
+                if k.count == 1 && s.count <= outRank || perChannel {
+                    let value = { (c: Int) in k.pointer[k.count == 1 ? 0 : c] }
+                    let hasBias = conv.node.inputs.count > 2 && !conv.node.inputs[2].isEmpty
+                    var b = (0..<o).map { hasBias ? store[conv.node.inputs[2]]!.pointer[$0] : 0 }
+                    var wName = conv.node.inputs[1]
+                    if node.op == .mul || node.op == .div {
+                        let per = w.count / max(o, 1)
+                        var fw = [Float](repeating: 0, count: w.count)
+                        for c in 0..<o {
+                            let f = value(c)
+                            for j in 0..<per { fw[c * per + j] = node.op == .mul ? w.pointer[c * per + j] * f : w.pointer[c * per + j] / f }
+                            b[c] = node.op == .mul ? b[c] * f : b[c] / f
+                        }
+                        wName = "\(node.name)::folded.weight"
+                        store.add(wName, values: fw, shape: w.shape)
+                    } else {
+                        for c in 0..<o { b[c] = node.op == .add ? b[c] + value(c) : b[c] - value(c) }
+                    }
+                    let bName = "\(node.name)::folded.bias"
+                    store.add(bName, values: b, shape: [o])
+                    conv.node.inputs = [conv.node.inputs[0], wName, bName]
+                    conv.node.outputs = node.outputs
+                    out[pi] = conv
+                    for v in node.outputs { producerIndex[v] = pi }
+                    continue
+                }
+            }
             // Standalone eval BN: per-channel scale/shift computed once.
             if node.op == .batchNorm, node.inputs.count >= 5, node.inputs[3...4].allSatisfy(isParam),
                node.inputs[1...2].allSatisfy({ $0.isEmpty || isParam($0) }) {

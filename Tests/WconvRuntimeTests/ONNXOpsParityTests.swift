@@ -124,6 +124,26 @@ final class ONNXOpsParityTests: XCTestCase {
         XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
     }
 
+    /// fusion_op13 (gen_ops.py `fusions`): hard-swish written out becomes one op at import, and constant
+    /// scales and shifts after convs fold into their weights, except where an intermediate value has
+    /// another reader; the numbers stay onnxruntime's (testEveryONNXOpMatchesOnnxruntime runs the probe).
+    func testWrittenOutHardSwishAndConstantAffinesFold() throws {
+        let g = try GraphImporter.importGraph(path: Self.modelPath("fusion_op13", dir: "/ops")).graph
+        let ops = g.nodes.map(\.op)
+        // Two chains fused (÷ 6 and · 1/6); the third keeps its Add(x, 3), read twice, and so its chain.
+        XCTAssertEqual(ops.filter { $0 == .hardSwish }.count, 2, "\(ops)")
+        XCTAssertEqual(ops.filter { $0 == .relu6 }.count, 1, "\(ops)")
+        let session = try InferenceSession(graph: g)
+        let probe = try Self.loadProbe("fusion_op13", dir: "/ops")
+        _ = try session.run(probe.inputs)
+        // Left to run: 4 convs (the affines folded in, the activations fused), the twice-read conv's
+        // scale, and the unfused chain's add, relu6, mul and div.
+        let kinds = session.executor.nodes.map(\.node.op)
+        XCTAssertEqual(kinds.filter { $0 == .conv2d }.count, 4, "\(kinds)")
+        XCTAssertEqual(kinds.filter { [.mul, .div, .add, .sub].contains($0) }.count, 4, "\(kinds)")
+        XCTAssertEqual(session.executedNodeCount, 4 + 4 + 1, "\(kinds)")
+    }
+
     func testDynamicShapeChainsRefoldForEveryInputShape() throws {
         // The same session planned for a second shape: shape chains are re-evaluated, not frozen.
         let g = try GraphImporter.importGraph(path: Self.modelPath("dynamic_op18", dir: "/ops")).graph

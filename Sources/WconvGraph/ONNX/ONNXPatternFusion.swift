@@ -1,8 +1,10 @@
 import WconvTensor
 
 /// Recognises what exporters decompose below the opset that has the op, on the canonical nodes:
-/// GELU as 0.5·x·(1 + erf(x/√2)) (Gelu exists only from opset 20) and LayerNorm as the
-/// ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add chain (LayerNormalization arrived in opset 17).
+/// GELU as 0.5·x·(1 + erf(x/√2)) (Gelu exists only from opset 20), LayerNorm as the
+/// ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add chain (LayerNormalization arrived in opset 17)
+/// and hard-swish as x·relu6(x + 3)/6 (HardSwish arrived in opset 14; Paddle2ONNX writes the chain:
+/// four passes over the tensor where the fused op is one, or none when a conv's post-op takes it).
 /// A pattern is fused only when every intermediate value has no other reader.
 extension ONNXBuildContext {
     mutating func fusePatterns() {
@@ -78,6 +80,20 @@ extension ONNXBuildContext {
             removed.formUnion([mi, si, pi, vi, ei, qi, dvi])
             replacements[last.0] = GraphNode(name: last.1.name, op: .layerNorm, inputs: inputs, outputs: last.1.outputs,
                                              attributes: ["epsilon": .float(eps), "axis": .int(-1)])
+        }
+
+        // Hard-swish: div(mul(x, relu6(add(x, 3))), 6), or mul(·, 1/6), the mul's operands in either order.
+        for (di, d) in nodes.enumerated() where (d.op == .div || d.op == .mul) && !removed.contains(di) && d.inputs.count == 2 {
+            let sixth = d.op == .div ? scalar(d.inputs[1]) == 6 : scalar(d.inputs[1]).map { abs($0 - 1.0 / 6) < 1e-7 } ?? false
+            guard sixth, let (mi, m) = single(d.inputs[0]), m.op == .mul, m.inputs.count == 2 else { continue }
+            for (xIdx, gateIdx) in [(0, 1), (1, 0)] {
+                let x = m.inputs[xIdx]
+                guard let (ri, r) = single(m.inputs[gateIdx]), r.op == .relu6, let (ai, a) = single(r.inputs[0]), a.op == .add,
+                      let three = other(a, x), scalar(three) == 3 else { continue }
+                removed.formUnion([mi, ri, ai])
+                replacements[di] = GraphNode(name: d.name, op: .hardSwish, inputs: [x], outputs: d.outputs)
+                break
+            }
         }
 
         guard !removed.isEmpty else { return }
