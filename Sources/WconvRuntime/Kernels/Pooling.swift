@@ -159,9 +159,32 @@ func maxWindowArgument(_ src: UnsafePointer<Float>, _ g: PoolGeometry, _ oh: Int
 }
 
 func maxPoolForward(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _ y: UnsafeMutablePointer<Float>) {
+    if g.dh == 1 && g.dw == 1 { return maxPoolForwardContiguous(x, g, y) }
     g.forEachOutput { i, o, oh, ow in
         let a = maxWindowArgument(x + i, g, oh, ow)
         y[o] = a >= 0 ? x[i + a] : -.infinity
+    }
+}
+
+/// Without dilation a window is a clipped rectangle: plain loops over it, the maximum kept with a
+/// select (a NaN wins). The per-tap closure walk took 1.3 ms for MTCNN ONet's three pools at batch 1.
+private func maxPoolForwardContiguous(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _ y: UnsafeMutablePointer<Float>) {
+    let c0 = (0..<g.wo).map { max($0 * g.sw - g.pl, 0) }, c1 = (0..<g.wo).map { min($0 * g.sw - g.pl + g.kw, g.w) }
+    Parallel.forRange(g.planes, costPerItem: g.costPerPlane) { range in
+        for plane in range {
+            let src = x + plane * g.h * g.w, dst = y + plane * g.ho * g.wo
+            for oh in 0..<g.ho {
+                let r0 = max(oh * g.sh - g.pt, 0), r1 = min(oh * g.sh - g.pt + g.kh, g.h)
+                for ow in 0..<g.wo {
+                    var m = -Float.infinity  // a window wholly in the padding
+                    for ih in r0..<max(r0, r1) {
+                        let row = src + ih * g.w
+                        for iw in c0[ow]..<max(c0[ow], c1[ow]) { let v = row[iw]; m = v > m || v != v ? v : m }
+                    }
+                    dst[oh * g.wo + ow] = m
+                }
+            }
+        }
     }
 }
 
