@@ -120,6 +120,7 @@ int wconv_blas_core_tier(const char *core) {
 // ---- loading ----
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef void (*set_threads_fn)(int);
 typedef int (*get_threads_fn)(void);
 typedef char *(*string_fn)(void);
@@ -127,6 +128,7 @@ typedef char *(*string_fn)(void);
 static wconv_blas_state state;
 static void *handle;
 static sgemm_fn p_sgemm;
+static sgemv_fn p_sgemv;
 static set_threads_fn p_set_threads;
 static get_threads_fn p_get_threads;
 static atomic_bool loaded;
@@ -162,6 +164,7 @@ static bool open_library(const char *coretype) {
         return false;
     }
     p_sgemm = (sgemm_fn)dlsym(handle, "cblas_sgemm");
+    p_sgemv = (sgemv_fn)dlsym(handle, "cblas_sgemv");
     p_set_threads = (set_threads_fn)dlsym(handle, "openblas_set_num_threads");
     p_get_threads = (get_threads_fn)dlsym(handle, "openblas_get_num_threads");
     string_fn corename = (string_fn)dlsym(handle, "openblas_get_corename");
@@ -306,6 +309,18 @@ void wconv_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     require();
     p_sgemm(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void wconv_sgemv(bool trans, int m, int n, float alpha, const float *a, int lda, const float *x, float beta, float *y) {
+    require();
+    if (!p_sgemv) {  // every OpenBLAS has it; a GEMM of one column otherwise
+        if (trans) p_sgemm(ROW_MAJOR, TRANS, NO_TRANS, n, 1, m, alpha, a, lda, x, 1, beta, y, 1);
+        else p_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, 1, n, alpha, a, lda, x, 1, beta, y, 1);
+        return;
+    }
+    // β = 0 must not read y (it may hold anything, NaN included); some ?scal kernels scale by 0.
+    if (beta == 0.0f) memset(y, 0, (size_t)(trans ? n : m) * sizeof(float));
+    p_sgemv(ROW_MAJOR, trans ? TRANS : NO_TRANS, m, n, alpha, a, lda, x, 1, beta, y, 1);
 }
 
 void wconv_blas_set_threads(int threads) {

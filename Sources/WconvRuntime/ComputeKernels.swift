@@ -209,5 +209,12 @@ func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
 func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    // One row of A and C (batch-1 recurrences, single-row linears): c = alpha·op(B)ᵀ·a as a GEMV,
+    // which reads B once instead of packing it (see wconv_sgemv).
+    if m == 1 && !transA && n > 1 && k > 1 {
+        // op(B) is k × n; cᵀ = op(B)ᵀ · aᵀ: with B stored n × k (transB) that is B · a, else Bᵀ · a.
+        return transB ? wconv_sgemv(false, Int32(n), Int32(k), alpha, b, Int32(ldb), a, beta, c)
+                      : wconv_sgemv(true, Int32(k), Int32(n), alpha, b, Int32(ldb), a, beta, c)
+    }
     wconv_sgemm(transA, transB, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

@@ -71,6 +71,11 @@ bool wconv_blas_is_loaded(void);
 void wconv_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/// Row-major y[·] = alpha·op(A)·x + beta·y through cblas_sgemv, A m × n (y has m values, or n with
+/// `trans`). A GEMM of one row packs all of B on every call (OpenBLAS's sgemm_incopy: 40 % of an
+/// LSTM recogniser at batch 1, whose recurrent weights are 4 MB a step); GEMV reads A once.
+void wconv_sgemv(bool trans, int m, int n, float alpha, const float *a, int lda, const float *x, float beta, float *y);
+
 void wconv_blas_set_threads(int threads);
 int wconv_blas_threads(void);
 
