@@ -1,3 +1,4 @@
+import CWconvVector
 import Foundation
 import WconvGraph
 import WconvTensor
@@ -87,9 +88,9 @@ struct Recurrent: StepKernel {
             }
             for row in 0..<rows { for k in 0..<cols { proj[row * cols + k] += add[k] } }
         }
-        let scratch = e.staging.get(batch * (gh + 3 * h + saved))
+        let scratch = e.staging.get(batch * (gh + 3 * h + saved) + 5 * h)
         let rec = scratch, state = scratch + batch * gh, cell = state + batch * h, rh = cell + batch * h
-        let stepSave = rh + batch * h
+        let stepSave = rh + batch * h, cellScratch = stepSave + batch * saved
         let y = c.output(0)
         for dir in 0..<d {
             let r = UnsafePointer(rw + dir * gh * h), peep = c.input(7).map { UnsafePointer($0 + dir * 3 * h) }
@@ -117,7 +118,9 @@ struct Recurrent: StepKernel {
                         continue
                     }
                     let p = UnsafePointer(proj + xRow(t, b) * cols + dir * gh), q = UnsafePointer(rec + b * gh)
-                    if g.isLSTM {
+                    if g.isLSTM && peep == nil && !g.inputForget && gates.isDefaultLSTM {
+                        lstmCellVectorised(p, q, state: state + b * h, cell: cell + b * h, save: sv, h: h, scratch: cellScratch)
+                    } else if g.isLSTM {
                         lstmCell(p, q, peep, gates, coupled: g.inputForget, state: state + b * h, cell: cell + b * h, save: sv, h: h)
                     } else {
                         gruGates(p, q, rbh, gates, linearBeforeReset: g.linearBeforeReset, state: state + b * h, rh: rh + b * h, save: sv, h: h)
@@ -309,6 +312,33 @@ struct CellActivations {
         g = ClippedActivation(acts[1], clip: clip)
         h = ClippedActivation(acts.count > 2 ? acts[2] : RecurrentActivation(.tanh))
     }
+}
+
+extension CellActivations {
+    /// σ for the gates, tanh for the candidate and the cell output, no clip: ONNX's default LSTM.
+    var isDefaultLSTM: Bool {
+        f.a.kind == .sigmoid && g.a.kind == .tanh && h.a.kind == .tanh && !f.clip.isFinite && !g.clip.isFinite && !h.clip.isFinite
+    }
+}
+
+/// `lstmCell` for the default activations without peepholes or coupling, with the gates' σ and tanh
+/// in wconv's vectorised C kernels over whole gate rows (libm's expf and tanhf one value at a time
+/// took half of a batch-1 LSTM recogniser's step). `scratch` holds 5·h floats.
+private func lstmCellVectorised(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
+                                cell: UnsafeMutablePointer<Float>, save sv: UnsafeMutablePointer<Float>, h: Int, scratch: UnsafeMutablePointer<Float>) {
+    let gate = scratch, out = scratch + 4 * h
+    for k in 0..<(4 * h) { gate[k] = p[k] + q[k] }
+    wconv_sigmoid(gate, gate, 3 * h)                 // i, o, f
+    wconv_tanh(gate + 3 * h, gate + 3 * h, h)        // c̃
+    for j in 0..<h {
+        let i = gate[j], o = gate[h + j], f = gate[2 * h + j], cc = gate[3 * h + j], cp = cell[j]
+        let cn = f * cp + i * cc
+        sv[j] = i; sv[h + j] = o; sv[2 * h + j] = f; sv[3 * h + j] = cc
+        sv[4 * h + j] = cp; sv[5 * h + j] = state[j]; sv[6 * h + j] = cn
+        cell[j] = cn
+    }
+    wconv_tanh(cell, out, h)
+    for j in 0..<h { state[j] = gate[h + j] * out[j] }
 }
 
 /// One LSTM step of one sequence: p (x·Wᵀ + biases) and q (h_prev·Rᵀ) hold the gate
