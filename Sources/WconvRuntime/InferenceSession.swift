@@ -69,6 +69,14 @@ public final class InferenceSession {
         var out: [ExecNode] = []
         var removed = Set<Int>()
         func isParam(_ s: String) -> Bool { !s.isEmpty && store[s] != nil }
+        /// The conv at `pi` now reads folded parameters and writes the outputs of the node folded into it.
+        func replace(_ pi: Int, _ conv: ExecNode, weight: String, bias: String, outputs: [String]) {
+            var conv = conv
+            conv.node.inputs = [conv.node.inputs[0], weight, bias]
+            conv.node.outputs = outputs
+            out[pi] = conv
+            for v in outputs { producerIndex[v] = pi }
+        }
 
         for (idx, node) in graph.nodes.enumerated() {
             if removed.contains(idx) { continue }
@@ -81,7 +89,7 @@ public final class InferenceSession {
                node.inputs[1...2].allSatisfy({ $0.isEmpty || isParam($0) }),
                let pi = producerIndex[node.inputs[0]], [.conv1d, .conv2d].contains(out[pi].node.op), out[pi].fused == .none,
                readers[node.inputs[0]] == 1, isParam(out[pi].node.inputs[1]) {
-                var conv = out[pi]
+                let conv = out[pi]
                 let w = store[conv.node.inputs[1]]!
                 let c = w.shape[0]
                 let mean = store[node.inputs[3]]!, variance = store[node.inputs[4]]!
@@ -104,10 +112,7 @@ public final class InferenceSession {
                 let wName = "\(conv.node.name)::folded.weight", bName = "\(conv.node.name)::folded.bias"
                 store.add(wName, values: fw, shape: w.shape)
                 store.add(bName, values: fb, shape: [c])
-                conv.node.inputs = [conv.node.inputs[0], wName, bName]
-                conv.node.outputs = node.outputs
-                out[pi] = conv
-                for o in node.outputs { producerIndex[o] = pi }
+                replace(pi, conv, weight: wName, bias: bName, outputs: node.outputs)
                 continue
             }
             // A constant scale or shift over a conv's sole output, one value or one per channel (Paddle's
@@ -118,7 +123,7 @@ public final class InferenceSession {
                xi == 0 || node.op == .mul || node.op == .add, isParam(node.inputs[1 - xi]), readers[node.inputs[xi]] == 1,
                let pi = producerIndex[node.inputs[xi]], out[pi].fused == .none, isParam(out[pi].node.inputs[1]),
                out[pi].node.inputs.count < 3 || out[pi].node.inputs[2].isEmpty || isParam(out[pi].node.inputs[2]) {
-                var conv = out[pi]
+                let conv = out[pi]
                 let w = store[conv.node.inputs[1]]!, k = store[node.inputs[1 - xi]]!
                 let o = w.shape[0], outRank = conv.node.op == .conv2d ? 4 : 3
                 // One value, or o values on the channel axis of the conv's output ([o, 1, 1], [1, o, 1, 1], …).
@@ -144,10 +149,7 @@ public final class InferenceSession {
                     }
                     let bName = "\(node.name)::folded.bias"
                     store.add(bName, values: b, shape: [o])
-                    conv.node.inputs = [conv.node.inputs[0], wName, bName]
-                    conv.node.outputs = node.outputs
-                    out[pi] = conv
-                    for v in node.outputs { producerIndex[v] = pi }
+                    replace(pi, conv, weight: wName, bias: bName, outputs: node.outputs)
                     continue
                 }
             }
