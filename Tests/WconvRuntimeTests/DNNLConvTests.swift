@@ -43,6 +43,21 @@ final class DNNLConvTests: XCTestCase {
         XCTAssertGreaterThan(r.summary.nhwcValues, 3)
     }
 
+    /// A large standalone conv (NCHW on both sides) stays on im2col + GEMM, unless it is 3×3 stride 1
+    /// where oneDNN has Winograd (AVX-512): fewer multiplies than either path pays for the reorders.
+    func testLargeStandaloneConvsTakeOneDNNOnlyForWinograd() {
+        func g(k: Int, s: Int = 1, groups: Int = 1) -> ConvGeometry {
+            ConvGeometry(n: 1, c: 96, h: 80, w: 80, o: 96, kh: k, kw: k, sh: s, sw: s, pt: k / 2, pl: k / 2, pb: k / 2, pr: k / 2,
+                         dh: 1, dw: 1, groups: groups)
+        }
+        let big = DNNLConv2d.standaloneMaxMACs + 1
+        XCTAssertEqual(DNNLConv2d.standaloneStaysOnIm2col(g(k: 3), macs: big), !DNNL.hasWinograd)
+        XCTAssertTrue(DNNLConv2d.standaloneStaysOnIm2col(g(k: 1), macs: big))
+        XCTAssertTrue(DNNLConv2d.standaloneStaysOnIm2col(g(k: 3, s: 2), macs: big))
+        XCTAssertTrue(DNNLConv2d.standaloneStaysOnIm2col(g(k: 3, groups: 2), macs: big))
+        XCTAssertFalse(DNNLConv2d.standaloneStaysOnIm2col(g(k: 1), macs: DNNLConv2d.standaloneMaxMACs))
+    }
+
     /// A global average pool reads NHWC whether it keeps its 1×1 dims or not ([N, C, 1, 1] and [N, C]
     /// are the same memory either way); with keepdims 0 it used to count as an NCHW reader, which sent
     /// the last block of wconv's synthetic nets (and Keras' GlobalAveragePooling2D) back to NCHW.

@@ -13,8 +13,16 @@ struct DNNLConv2d: StepKernel {
 
     /// A standalone conv (NCHW on both sides) pays two reorders: below this many multiply-adds the
     /// im2col path's copies and GEMM set-up cost more than them (docs/runtime.md, `wconv bench conv`);
-    /// above it im2col + GEMM is kept.
+    /// above it im2col + GEMM is kept — except for a 3×3 stride-1 conv where oneDNN has Winograd
+    /// (AVX-512), which does 2.25× fewer multiplies than either: PaddleOCR's detector at batch 1
+    /// (three such convs of its head, 10.4 ms on im2col, 2.7 ms in Winograd with the reorders) 28 →
+    /// 19–23 ms. Other large standalone convs stay: magika's grouped 1-D conv ran 16 → 23 ms on oneDNN.
     static let standaloneMaxMACs = 20_000_000
+
+    /// Whether a standalone conv (NCHW on both sides) of `macs` multiply-adds stays on im2col + GEMM.
+    static func standaloneStaysOnIm2col(_ g: ConvGeometry, macs: Int) -> Bool {
+        macs > standaloneMaxMACs && !(DNNL.hasWinograd && DNNLConvolution.mayUseWinograd(g))
+    }
 
     /// The oneDNN kernel for a conv2d, or nil when the im2col path should run: oneDNN off, or a
     /// large conv with NCHW on both sides (always the case in training plans).
@@ -22,7 +30,7 @@ struct DNNLConv2d: StepKernel {
         guard DNNL.isEnabled, r.exec.node.op == .conv2d else { return nil }
         let nhwcIn = r.layout.nhwcInput, nhwcOut = r.layout.nhwcOutput
         // A bf16 plan runs every conv on oneDNN (im2col + GEMM has no bf16 path).
-        if !nhwcIn && !nhwcOut && !r.layout.bf16 && g.n * g.o * g.howo * g.kcol > standaloneMaxMACs { return nil }
+        if !nhwcIn && !nhwcOut && !r.layout.bf16 && standaloneStaysOnIm2col(g, macs: g.n * g.o * g.howo * g.kcol) { return nil }
         let hasBias = r.inputShapes.count > 2 && r.inputShapes[2] != nil
         // Input 3: a residual added before the activation (DNNLResidualFusion), in the output's layout.
         let residual = r.inputShapes.count > 3 && r.inputShapes[3] != nil
