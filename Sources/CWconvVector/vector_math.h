@@ -1,4 +1,5 @@
-// Shared by the C kernels (not public): e^x for vectorised loops and the in-place vectorising pragma.
+// Shared by the C kernels (not public): e^x for vectorised loops, the in-place vectorising pragma,
+// and the per-ISA builds of a kernel body with their dispatch.
 // e^x is Cephes' expf: n = round(x·log2 e), e^r by a degree-6 polynomial on |r| ≤ ln2/2 (Cody–Waite
 // split of ln 2), times 2^n; the argument is clamped to [−87.3, 88.3] so 2^n built from exponent bits
 // stays a normal float.
@@ -41,5 +42,24 @@ static inline float exp_portable(float x) {
     sb.i = (tb.i - mb.i + 127) << 23;
     return (p * (r * r) + r + 1.0f) * sb.f;
 }
+
+// KERNEL_BUILDS(name, (params), (args)) compiles name##_body three times: name##_portable (the build's
+// baseline), name##_avx2 (AVX2 + FMA) and name##_avx512; DISPATCH(name, args…) runs the one for the
+// CPU's vector level (wconv_vector_level: CPUID, capped by WCONV_VECTOR_ISA).
+#define KERNEL_BUILDS(name, params, args) \
+    static void name##_portable params { name##_body args; } \
+    KERNEL_BUILDS_X86(name, params, args)
+#if defined(__x86_64__) || defined(__i386__)
+#define KERNEL_BUILDS_X86(name, params, args) \
+    __attribute__((target("avx2,fma"))) static void name##_avx2 params { name##_body args; } \
+    __attribute__((target("avx512f"))) static void name##_avx512 params { name##_body args; }
+#define DISPATCH(fn, ...) do { switch (wconv_vector_level()) { \
+    case 2: fn##_avx512(__VA_ARGS__); break; \
+    case 1: fn##_avx2(__VA_ARGS__); break; \
+    default: fn##_portable(__VA_ARGS__); } } while (0)
+#else
+#define KERNEL_BUILDS_X86(name, params, args)
+#define DISPATCH(fn, ...) fn##_portable(__VA_ARGS__)
+#endif
 
 #endif

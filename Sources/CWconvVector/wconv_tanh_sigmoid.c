@@ -81,24 +81,6 @@ static inline __attribute__((always_inline)) void gelu_tanh_grad_body(const floa
     }
 }
 
-// Each body compiled three times: portable (the build's baseline), AVX2 + FMA and AVX-512.
-#define KERNEL_BUILDS(name, params, args) \
-    static void name##_portable params { name##_body args; } \
-    KERNEL_BUILDS_X86(name, params, args)
-#if defined(__x86_64__) || defined(__i386__)
-#define ACT_X86 1
-#define KERNEL_BUILDS_X86(name, params, args) \
-    __attribute__((target("avx2,fma"))) static void name##_avx2 params { name##_body args; } \
-    __attribute__((target("avx512f"))) static void name##_avx512 params { name##_body args; }
-#define DISPATCH(fn, ...) do { switch (wconv_vector_level()) { \
-    case 2: fn##_avx512(__VA_ARGS__); break; \
-    case 1: fn##_avx2(__VA_ARGS__); break; \
-    default: fn##_portable(__VA_ARGS__); } } while (0)
-#else
-#define KERNEL_BUILDS_X86(name, params, args)
-#define DISPATCH(fn, ...) fn##_portable(__VA_ARGS__)
-#endif
-
 KERNEL_BUILDS(tanh, (const float *x, float *y, size_t n), (x, y, n))
 KERNEL_BUILDS(sigmoid, (const float *x, float *y, size_t n), (x, y, n))
 KERNEL_BUILDS(gelu_tanh, (const float *x, float *y, size_t n), (x, y, n))

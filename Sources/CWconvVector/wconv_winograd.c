@@ -1,13 +1,14 @@
 // Winograd F(4×4, 3×3) transforms for 3×3 stride-1 convolutions on NHWC buffers (Lavin & Gray,
 // "Fast Algorithms for Convolutional Neural Networks", 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 6×6
-// input tile and channel. The weight gradient is that bilinear form transposed:
-// dg = Gᵀ[Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)]G, the sum over tiles again 36 GEMMs. The 36 element-wise products summed over channels are 36 GEMMs, which
-// the caller runs (oneDNN's sgemm); these loops only move tiles in and out, vectorised across
-// channels (the contiguous NHWC dimension) in blocks of 16.
+// input tile and channel; the 36 element-wise products summed over channels are 36 GEMMs. The weight
+// gradient is that bilinear form transposed, dg = Gᵀ[Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)]G, the sums over
+// tiles again 36 GEMMs. The caller runs the GEMMs (oneDNN's sgemm); these loops only move tiles in
+// and out, vectorised across channels (the contiguous NHWC dimension) in blocks of 16.
 // Why ours: oneDNN 2.6.3 (Debian 12) has Winograd kernels for AVX-512 only, so on AVX2 CPUs every 3×3
 // convolution ran direct, at ≈ 91 % of the AVX2 FMA roof yet 2.25–4× more multiplies than needed.
 #include "wconv_vector.h"
 #include "isa_level.h"
+#include "vector_math.h"
 #include <string.h>
 
 #define CB 16
@@ -217,63 +218,26 @@ static inline __attribute__((always_inline)) void weight_grad_body(const float *
     }
 }
 
-static void dy_portable(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { dy_body(dy, w, t0, t1, g); }
-static void weight_grad_portable(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int acc) { weight_grad_body(m, dw, c0, c1, o, c, acc); }
 
-static void input_portable(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { input_body(x, v, t0, t1, g); }
-static void output_portable(const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
-    output_body(m, y, b, r, relu, t0, t1, g);
-}
-static void weights_portable(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) { weights_body(w, u, c0, c1, o, c, flipped); }
-#if defined(__x86_64__) || defined(__i386__)
-#define WINO_X86 1
-__attribute__((target("avx2,fma"))) static void input_avx2(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { input_body(x, v, t0, t1, g); }
-__attribute__((target("avx2,fma"))) static void output_avx2(const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
-    output_body(m, y, b, r, relu, t0, t1, g);
-}
-__attribute__((target("avx2,fma"))) static void weights_avx2(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
-    weights_body(w, u, c0, c1, o, c, flipped);
-}
-__attribute__((target("avx2,fma"))) static void dy_avx2(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { dy_body(dy, w, t0, t1, g); }
-__attribute__((target("avx2,fma"))) static void weight_grad_avx2(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int acc) {
-    weight_grad_body(m, dw, c0, c1, o, c, acc);
-}
-__attribute__((target("avx512f"))) static void dy_avx512(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { dy_body(dy, w, t0, t1, g); }
-__attribute__((target("avx512f"))) static void weight_grad_avx512(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int acc) {
-    weight_grad_body(m, dw, c0, c1, o, c, acc);
-}
-__attribute__((target("avx512f"))) static void weights_avx512(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
-    weights_body(w, u, c0, c1, o, c, flipped);
-}
-__attribute__((target("avx512f"))) static void input_avx512(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { input_body(x, v, t0, t1, g); }
-__attribute__((target("avx512f"))) static void output_avx512(const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
-    output_body(m, y, b, r, relu, t0, t1, g);
-}
-#endif
+KERNEL_BUILDS(input, (const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g), (x, v, t0, t1, g))
+KERNEL_BUILDS(output, (const float *m, float *y, const float *b, const float *r, int relu, size_t t0, size_t t1, const wconv_wino_geom *g),
+              (m, y, b, r, relu, t0, t1, g))
+KERNEL_BUILDS(weights, (const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped), (w, u, c0, c1, o, c, flipped))
+KERNEL_BUILDS(dy, (const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g), (dy, w, t0, t1, g))
+KERNEL_BUILDS(weight_grad, (const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int acc), (m, dw, c0, c1, o, c, acc))
 
-// Each entry point runs the build for the CPU's vector level (wconv_vector_level: CPUID, capped by
-// WCONV_VECTOR_ISA), as the other C kernels do.
-#ifdef WINO_X86
-#define WINO_DISPATCH(fn, ...) do { switch (wconv_vector_level()) { \
-    case 2: fn##_avx512(__VA_ARGS__); break; \
-    case 1: fn##_avx2(__VA_ARGS__); break; \
-    default: fn##_portable(__VA_ARGS__); } } while (0)
-#else
-#define WINO_DISPATCH(fn, ...) fn##_portable(__VA_ARGS__)
-#endif
-
-void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { WINO_DISPATCH(input, x, v, t0, t1, g); }
+void wconv_wino43_input(const float *x, float *v, size_t t0, size_t t1, const wconv_wino_geom *g) { DISPATCH(input, x, v, t0, t1, g); }
 
 void wconv_wino43_output(const float *m, float *y, const float *bias, const float *residual, int relu, size_t t0, size_t t1, const wconv_wino_geom *g) {
-    WINO_DISPATCH(output, m, y, bias, residual, relu, t0, t1, g);
+    DISPATCH(output, m, y, bias, residual, relu, t0, t1, g);
 }
 
 void wconv_wino43_weights(const float *w, float *u, size_t c0, size_t c1, size_t o, size_t c, int flipped) {
-    WINO_DISPATCH(weights, w, u, c0, c1, o, c, flipped);
+    DISPATCH(weights, w, u, c0, c1, o, c, flipped);
 }
 
-void wconv_wino43_dy(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { WINO_DISPATCH(dy, dy, w, t0, t1, g); }
+void wconv_wino43_dy(const float *dy, float *w, size_t t0, size_t t1, const wconv_wino_geom *g) { DISPATCH(dy, dy, w, t0, t1, g); }
 
 void wconv_wino43_weight_grad(const float *m, float *dw, size_t c0, size_t c1, size_t o, size_t c, int accumulate) {
-    WINO_DISPATCH(weight_grad, m, dw, c0, c1, o, c, accumulate);
+    DISPATCH(weight_grad, m, dw, c0, c1, o, c, accumulate);
 }

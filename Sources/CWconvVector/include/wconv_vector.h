@@ -20,8 +20,8 @@ void wconv_gelu(const float *x, float *y, size_t n);
 /// GELU's gradient dy·(Φ(x) + x·φ(x)) added to dx (dx may be dy only when the caller zeroed nothing else).
 void wconv_gelu_grad(const float *x, const float *dy, float *dx, size_t n);
 
-/// tanh over n floats (y may be x): Eigen's rational approximation, relative error ≤ 4e-7 against
-/// float64 (x itself for |x| < 4e-4, ±1 beyond ±7.905); NaN stays NaN.
+/// tanh over n floats (y may be x): Eigen's rational approximation below |x| = 0.625 (x itself for
+/// |x| < 4e-4), 1 − 2/(e^{2|x|} + 1) above; relative error ≤ 5e-7 against float64; NaN stays NaN.
 void wconv_tanh(const float *x, float *y, size_t n);
 
 /// σ(x) = 1 / (1 + e^{−x}) over n floats (y may be x); exactly 0 below −88.3, NaN stays NaN.

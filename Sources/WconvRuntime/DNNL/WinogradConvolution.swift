@@ -103,24 +103,32 @@ final class WinogradConvolution {
             }
             transformedFrom = UnsafeRawPointer(weight)
         }
-        for start in stride(from: 0, to: tiles, by: chunkTiles) {
-            let t = min(chunkTiles, tiles - start)
-            shape.chunk_start = start
-            shape.chunk_tiles = t
-            withUnsafePointer(to: &shape) { gp in
-                Parallel.forRange(t, costPerItem: c * 36 * 8) { r in wconv_wino43_input(x, v, start + r.lowerBound, start + r.upperBound, gp) }
-                for xi in 0..<36 {
-                    // Row-major: M[ξ] (t × O) = V[ξ] (t × C) · U[ξ] (C × O).
-                    let status = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(t), Int64(o), Int64(c), 1,
-                                            v + xi * t * c, Int64(c), u + xi * c * o, Int64(o), 0, m + xi * t * o, Int64(o))
-                    // Only invalid arguments fail, and the shapes come from one geometry.
-                    assert(status == dnnl_success, "dnnl_sgemm \(t)×\(c)·\(c)×\(o): \(status)")
-                }
-                Parallel.forRange(t, costPerItem: o * 36 * 8) { r in
-                    wconv_wino43_output(m, y, bias, residual, relu ? 1 : 0, start + r.lowerBound, start + r.upperBound, gp)
-                }
+        forEachChunk { start, t, gp in
+            Parallel.forRange(t, costPerItem: c * 36 * 8) { r in wconv_wino43_input(x, v, start + r.lowerBound, start + r.upperBound, gp) }
+            // Row-major: M[ξ] (t × O) = V[ξ] (t × C) · U[ξ] (C × O).
+            for xi in 0..<36 { Self.gemm(false, m: t, n: o, k: c, v + xi * t * c, u + xi * c * o, beta: 0, m + xi * t * o) }
+            Parallel.forRange(t, costPerItem: o * 36 * 8) { r in
+                wconv_wino43_output(m, y, bias, residual, relu ? 1 : 0, start + r.lowerBound, start + r.upperBound, gp)
             }
         }
+    }
+
+    /// Runs `body(first tile, tile count, geometry)` for each chunk of tiles, the geometry's chunk set to it.
+    private func forEachChunk(_ body: (Int, Int, UnsafePointer<wconv_wino_geom>) -> Void) {
+        for start in stride(from: 0, to: tiles, by: chunkTiles) {
+            shape.chunk_start = start
+            shape.chunk_tiles = min(chunkTiles, tiles - start)
+            withUnsafePointer(to: &shape) { body(start, $0.pointee.chunk_tiles, $0) }
+        }
+    }
+
+    /// Row-major C (m × n) = op(A)·B + β·C with A m × k (k × m stored when `transA`), B k × n, all
+    /// dense, in oneDNN's sgemm. Only invalid arguments fail, and the shapes come from one geometry.
+    private static func gemm(_ transA: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                             beta: Float, _ c: UnsafeMutablePointer<Float>) {
+        let status = dnnl_sgemm(CChar(UInt8(ascii: transA ? "T" : "N")), CChar(UInt8(ascii: "N")), Int64(m), Int64(n), Int64(k), 1,
+                                a, Int64(transA ? m : k), b, Int64(n), beta, c, Int64(n))
+        assert(status == dnnl_success, "dnnl_sgemm \(m)×\(k)·\(k)×\(n): \(status)")
     }
 
     /// dW (OIHW) of this convolution for input x and output gradient dy (NHWC f32), written, or
@@ -135,22 +143,13 @@ final class WinogradConvolution {
         let v = scratch.bindMemory(to: Float.self, capacity: 36 * chunkTiles * c)
         let w = (scratch + vBytes).bindMemory(to: Float.self, capacity: 36 * chunkTiles * o)
         let m = (scratch + vBytes + mBytes).bindMemory(to: Float.self, capacity: 36 * c * o)
-        for start in stride(from: 0, to: tiles, by: chunkTiles) {
-            let t = min(chunkTiles, tiles - start)
-            shape.chunk_start = start
-            shape.chunk_tiles = t
-            withUnsafePointer(to: &shape) { gp in
-                Parallel.forRange(t, costPerItem: (c + o) * 36 * 8) { r in
-                    wconv_wino43_input(x, v, start + r.lowerBound, start + r.upperBound, gp)
-                    wconv_wino43_dy(dy, w, start + r.lowerBound, start + r.upperBound, gp)
-                }
+        forEachChunk { start, t, gp in
+            Parallel.forRange(t, costPerItem: (c + o) * 36 * 8) { r in
+                wconv_wino43_input(x, v, start + r.lowerBound, start + r.upperBound, gp)
+                wconv_wino43_dy(dy, w, start + r.lowerBound, start + r.upperBound, gp)
             }
-            for xi in 0..<36 {
-                // Row-major: M[ξ] (C × O) (+)= V[ξ]ᵀ (C × t) · W[ξ] (t × O).
-                let status = dnnl_sgemm(CChar(UInt8(ascii: "T")), CChar(UInt8(ascii: "N")), Int64(c), Int64(o), Int64(t), 1,
-                                        v + xi * t * c, Int64(c), w + xi * t * o, Int64(o), start == 0 ? 0 : 1, m + xi * c * o, Int64(o))
-                assert(status == dnnl_success, "dnnl_sgemm \(c)×\(t)·\(t)×\(o): \(status)")
-            }
+            // Row-major: M[ξ] (C × O) (+)= V[ξ]ᵀ (C × t) · W[ξ] (t × O).
+            for xi in 0..<36 { Self.gemm(true, m: c, n: o, k: t, v + xi * t * c, w + xi * t * o, beta: start == 0 ? 0 : 1, m + xi * c * o) }
         }
         Parallel.forRange(c, costPerItem: o * 400) { r in
             wconv_wino43_weight_grad(m, dw, r.lowerBound, r.upperBound, o, c, accumulate ? 1 : 0)
